@@ -1,0 +1,117 @@
+"""Classic controllers as policies with Stable-Baselines3's ``predict`` signature.
+
+A baseline acts on the environment's state snapshot (the same information a practitioner's rule
+uses), so it works unchanged on a single env, a native vector env or an SB3 ``VecEnv``, and it is
+unaffected by observation normalisation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from envs.core.env import LeptonEnv
+from envs.core.registry import Registry
+from envs.core.sim import Snapshot
+
+
+def find_lepton_env(env: Any) -> LeptonEnv:
+    """Return the :class:`LeptonEnv` that configures ``env`` (through any wrappers)."""
+    seen = 0
+    while seen < 64:
+        if isinstance(env, LeptonEnv):
+            return env
+        inner = getattr(env, "env", None)
+        if isinstance(inner, LeptonEnv):
+            return inner
+        nxt = getattr(env, "venv", None) or inner
+        if nxt is None:
+            unwrapped = getattr(env, "unwrapped", None)
+            if isinstance(unwrapped, LeptonEnv):
+                return unwrapped
+            break
+        env = nxt
+        seen += 1
+    raise TypeError(f"{type(env).__name__} does not wrap a Lepton Gym environment")
+
+
+def find_snapshot_source(env: Any) -> Any:
+    """Return the innermost object of ``env`` exposing ``snapshot()`` of all its replicas."""
+    seen = 0
+    while seen < 64:
+        if hasattr(env, "snapshot") and not _is_plain_wrapper(env):
+            return env
+        nxt = getattr(env, "venv", None) or getattr(env, "env", None)
+        if nxt is None:
+            break
+        env = nxt
+        seen += 1
+    unwrapped = getattr(env, "unwrapped", None)
+    if unwrapped is not None and hasattr(unwrapped, "snapshot"):
+        return unwrapped
+    raise TypeError(f"{type(env).__name__} exposes no state snapshot for a baseline")
+
+
+def _is_plain_wrapper(env: Any) -> bool:
+    # gymnasium wrappers forward attribute access; only the env itself is the source
+    import gymnasium as gym
+
+    return isinstance(env, gym.Wrapper)
+
+
+class Baseline(ABC):
+    """Base class of the classic controllers.
+
+    Args:
+        env: the environment the baseline acts in (single, vector or SB3 ``VecEnv``, wrapped or
+            not). It provides the state snapshot and the action encoding.
+        seed: seed of the baseline's own generator (only random baselines use it).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, env: Any, seed: int | None = None) -> None:
+        self.env = env
+        self.lepton = find_lepton_env(env)
+        self.source = find_snapshot_source(env)
+        self.rng = np.random.default_rng(seed)
+
+    def fit(self, seeds: list[int]) -> Baseline:
+        """Tune the baseline's parameters on training episodes ``seeds`` (default: nothing)."""
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The baseline's parameters, for reports."""
+        return {}
+
+    @abstractmethod
+    def act(self, snapshot: Snapshot) -> np.ndarray:
+        """Return the actions of all replicas ``[B, *action_shape]`` for ``snapshot``."""
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """SB3-style ``predict``: a single action for a single observation, else a batch."""
+        actions = self.act(self.source.snapshot())
+        obs_shape = self.lepton.observation_space.shape
+        single = obs_shape is not None and np.shape(observation) == obs_shape
+        return (actions[0] if single else actions), None
+
+
+def baseline_registry(env: Any) -> Registry[type[Baseline]]:
+    """The baseline registry of ``env``'s family (from ``LeptonEnv.baselines``)."""
+    lepton = env if isinstance(env, type) else type(find_lepton_env(env))
+    path = getattr(lepton, "baselines", "")
+    if not path:
+        raise ValueError(f"{lepton.__name__} declares no baselines")
+    module, _, attr = path.partition(":")
+    registry: Registry[type[Baseline]] = getattr(importlib.import_module(module), attr)
+    return registry

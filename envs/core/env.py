@@ -1,0 +1,286 @@
+"""Gymnasium adapter over a batched simulation core, and the batch runner all adapters share."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+
+from envs.core.features import ObservationBuilder, RewardFunction, RewardTerm
+from envs.core.registry import Registry
+from envs.core.scenario import ScenarioSource, as_source
+from envs.core.sim import BatchedSim, Snapshot
+from envs.core.spaces import check_batch_actions
+
+
+@dataclasses.dataclass
+class BatchStep:
+    """One step of a batch, already encoded for an adapter.
+
+    ``final_obs`` and ``final_metrics`` hold, for replicas with ``done``, the observation and
+    metrics of the step that ended their episode (the batch arrays hold the reset ones).
+    """
+
+    obs: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    terms: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray]
+    done: np.ndarray
+    final_obs: np.ndarray | None
+
+
+class BatchRunner:
+    """Drives ``B`` replicas of an env's core: seeding, scenario draws, encoding, autoreset.
+
+    The single env is a runner with ``B = 1``; vector adapters use the same runner with ``B``
+    replicas, which is why replica ``i`` seeded ``s + i`` equals a single env seeded ``s + i``.
+
+    Args:
+        env: the environment whose configuration (scenario source, observation builder, reward
+            weights, action space) the runner uses.
+        batch_size: number of replicas.
+        autoreset: reset finished replicas inside :meth:`step` (SAME_STEP semantics).
+        max_episode_steps: truncate episodes after this many steps (``None``: never).
+    """
+
+    def __init__(
+        self,
+        env: LeptonEnv,
+        batch_size: int,
+        *,
+        autoreset: bool,
+        max_episode_steps: int | None = None,
+    ) -> None:
+        self.env = env
+        self.batch_size = batch_size
+        self.autoreset = autoreset
+        self.max_episode_steps = max_episode_steps
+        self.sim = env.make_sim(batch_size)
+        self.rngs: list[np.random.Generator | None] = [None] * batch_size
+        self.episode_steps = np.zeros(batch_size, dtype=np.int64)
+        self.obs: np.ndarray | None = None
+
+    def seed(self, seeds: Sequence[int | None]) -> None:
+        """Give every replica a fresh generator made from its seed (``None``: OS entropy)."""
+        for i, s in enumerate(seeds):
+            self.rngs[i] = seeding.np_random(s)[0]
+
+    def reset(self, mask: np.ndarray | None = None, scenarios: Sequence[Any] | None = None) -> np.ndarray:
+        """Reset the replicas in ``mask`` (all by default) and return all observations."""
+        if mask is None:
+            mask = np.ones(self.batch_size, dtype=bool)
+        for i in np.flatnonzero(mask):
+            if self.rngs[i] is None:
+                self.rngs[i] = seeding.np_random(None)[0]
+        drawn: list[Any] = [None] * self.batch_size
+        for i in np.flatnonzero(mask):
+            rng = self.rngs[i]
+            assert rng is not None
+            drawn[i] = scenarios[i] if scenarios is not None else self.env.source.sample(rng)
+        self.sim.reset(mask, self.rngs, drawn)
+        self.episode_steps[mask] = 0
+        self.obs = self.env.encode_obs(self.sim.snapshot())
+        return self.obs
+
+    def step(self, actions: np.ndarray) -> BatchStep:
+        """Validate and apply ``actions`` (``[B, ...]``), then autoreset finished replicas."""
+        actions = check_batch_actions(self.env.action_space, actions, self.batch_size)
+        result = self.sim.step(self.env.actions_to_sim(actions))
+        terms = self.env.reward.terms(result)
+        rewards = self.env.reward.total(terms)
+        self.episode_steps += 1
+        terminated = np.asarray(result.terminated, dtype=bool)
+        truncated = np.asarray(result.truncated, dtype=bool)
+        if self.max_episode_steps is not None:
+            truncated = truncated | ((self.episode_steps >= self.max_episode_steps) & ~terminated)
+        obs = self.env.encode_obs(self.sim.snapshot())
+        done = terminated | truncated
+        final_obs = None
+        metrics = {k: np.asarray(v) for k, v in result.metrics.items()}
+        if self.autoreset and done.any():
+            final_obs = obs.copy()
+            obs = self.reset(done)
+        self.obs = obs
+        return BatchStep(obs, rewards, terminated, truncated, terms, metrics, done, final_obs)
+
+    def snapshot(self) -> Snapshot:
+        """Read-only state of all replicas (for baselines and renderers)."""
+        return self.sim.snapshot()
+
+
+class LeptonEnv(gym.Env[np.ndarray, Any]):
+    """Base class of Lepton Gym environments: a Gymnasium ``Env`` over a batched core with B = 1.
+
+    Family subclasses set the class attributes below and implement :meth:`make_sim`,
+    :meth:`make_action_space`, :meth:`actions_to_sim` and :meth:`coerce_scenario`. The same
+    instance configures the vector adapters (:class:`envs.core.vector.LeptonVectorEnv` and
+    :class:`envs.core.sb3.LeptonVecEnv`), so every adapter shares one definition.
+
+    Args:
+        scenario: a scenario dataclass, a preset name, a mapping of scenario fields, a list of
+            those (one drawn per reset) or a :class:`~envs.core.scenario.ScenarioSource`.
+        observation: name of a registered observation builder.
+        reward_weights: ``{term: weight}`` overriding the family defaults (missing terms keep
+            their default weight).
+        render_mode: ``"human"``, ``"rgb_array"`` or ``None``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 4}
+
+    observation_builders: ClassVar[Registry[type[ObservationBuilder]]]
+    reward_terms: ClassVar[Registry[RewardTerm]]
+    default_reward_weights: ClassVar[Mapping[str, float]] = {}
+    scenario_type: ClassVar[type]
+    renderer: ClassVar[str] = ""
+    """``"module:Class"`` of the pygame renderer, imported on first :meth:`render`."""
+    baselines: ClassVar[str] = ""
+    """``"module:REGISTRY"`` of the family's classic controllers (see ``envs.core.baselines``)."""
+
+    def __init__(
+        self,
+        scenario: Any = None,
+        *,
+        observation: str = "default",
+        reward_weights: Mapping[str, float] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode: {render_mode!r} is not supported; allowed values: "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.render_mode = render_mode
+        self.source: ScenarioSource[Any] = as_source(
+            scenario, self.coerce_scenario, self.scenario_type
+        )
+        self.structure = self.source.structure
+        self.observation_name = observation
+        self.observation_builder = self.observation_builders.get(observation)(self.structure)
+        self.observation_space = self.observation_builder.space
+        self.action_space = self.make_action_space()
+        weights = dict(self.default_reward_weights)
+        weights.update(dict(reward_weights or {}))
+        self.reward = RewardFunction(self.reward_terms, weights)
+        self._runner: BatchRunner | None = None
+        self._view: Any = None
+        self._last_info: dict[str, Any] = {}
+
+    # --- hooks for family subclasses -------------------------------------------------------
+    def coerce_scenario(self, obj: Any) -> Any:
+        """Turn ``None``, a preset name or a mapping of fields into the family's scenario."""
+        raise NotImplementedError
+
+    def make_sim(self, batch_size: int) -> BatchedSim[Any, Any]:
+        """Build the family's core for ``batch_size`` replicas of ``self.structure``."""
+        raise NotImplementedError
+
+    def make_action_space(self) -> gym.spaces.Space:
+        """Return the single-env action space for ``self.structure``."""
+        raise NotImplementedError
+
+    def actions_to_sim(self, actions: np.ndarray) -> np.ndarray:
+        """Map validated actions ``[B, ...]`` to what the core's ``step`` takes."""
+        return actions
+
+    def encode_obs(self, snapshot: Snapshot) -> np.ndarray:
+        """Encode all replicas' observations with the configured builder."""
+        return self.observation_builder.encode(snapshot)
+
+    # --- Gymnasium API ---------------------------------------------------------------------
+    @property
+    def runner(self) -> BatchRunner:
+        if self._runner is None:
+            self._runner = BatchRunner(self, 1, autoreset=False)
+        return self._runner
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode; ``options={"scenario": ...}`` forces the episode's scenario."""
+        super().reset(seed=seed)
+        runner = self.runner
+        runner.rngs[0] = self.np_random
+        scenarios = None
+        if options and "scenario" in options:
+            scenarios = [self.coerce_scenario(options["scenario"])]
+        obs = runner.reset(scenarios=scenarios)
+        self._last_info = {}
+        if self.render_mode == "human":
+            self.render()
+        return obs[0], {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._runner is None or self._runner.obs is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        out = self._runner.step(np.asarray(action)[None])
+        info = step_info(out.terms, out.metrics, 0)
+        self._last_info = info
+        if self.render_mode == "human":
+            self.render()
+        return (
+            out.obs[0],
+            float(out.rewards[0]),
+            bool(out.terminated[0]),
+            bool(out.truncated[0]),
+            info,
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Read-only state of the current episode (batch axis of one)."""
+        return self.runner.snapshot()
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode='rgb_array' or 'human'"
+            )
+            return None
+        if self._runner is None or self._runner.obs is None:
+            raise gym.error.ResetNeeded("call reset() before render()")
+        return self.draw(self._runner.snapshot().replica(0), self._last_info)
+
+    def draw(self, snapshot: Snapshot, info: Mapping[str, Any]) -> np.ndarray | None:
+        """Draw one replica's ``snapshot`` with the family renderer (pygame, imported lazily)."""
+        if self._view is None:
+            module, _, cls = self.renderer.partition(":")
+            try:
+                view_cls = getattr(importlib.import_module(module), cls)
+            except ImportError as exc:  # pragma: no cover - depends on the installation
+                raise gym.error.DependencyNotInstalled(
+                    f'rendering needs pygame ({exc}); run `pip install "pygame==2.6.1"`'
+                ) from exc
+            self._view = view_cls(
+                self.structure, self.render_mode, self.metadata.get("render_fps", 4)
+            )
+        return self._view.draw(snapshot, info)
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.close()
+            self._view = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_view"] = None
+        return state
+
+
+def step_info(
+    terms: Mapping[str, np.ndarray], metrics: Mapping[str, np.ndarray], i: int
+) -> dict[str, Any]:
+    """The ``info`` dict of replica ``i``: every metric plus ``reward_terms``."""
+    info: dict[str, Any] = {k: _item(v[i]) for k, v in metrics.items()}
+    info["reward_terms"] = {k: float(v[i]) for k, v in terms.items()}
+    return info
+
+
+def _item(value: np.ndarray) -> Any:
+    return value.item() if value.ndim == 0 else value.copy()
+

@@ -1,0 +1,130 @@
+"""Native Stable-Baselines3 ``VecEnv`` over a batched core (no subprocesses, no copies per env)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from envs.core.env import BatchRunner, LeptonEnv, step_info
+
+
+class LeptonVecEnv(VecEnv):
+    """SB3 vector env: every sub-env is a replica of one batched core stepped in one call.
+
+    Semantics match SB3's ``DummyVecEnv``: finished replicas are reset inside ``step_wait``,
+    the last observation is in ``info["terminal_observation"]`` and ``TimeLimit.truncated``
+    marks truncations; ``seed(s)`` makes the next reset give replica ``i`` the seed ``s + i``.
+
+    Args:
+        env: a configured :class:`LeptonEnv` (its own core is not used).
+        num_envs: number of replicas.
+        max_episode_steps: truncate episodes after this many steps.
+    """
+
+    def __init__(self, env: LeptonEnv, num_envs: int, max_episode_steps: int | None = None):
+        self.env = env
+        self.runner = BatchRunner(env, num_envs, autoreset=True, max_episode_steps=max_episode_steps)
+        self._actions: np.ndarray | None = None
+        super().__init__(num_envs, env.observation_space, env.action_space)
+
+    def reset(self) -> VecEnvObs:
+        seeds = list(self._seeds)
+        if any(s is not None for s in seeds) or any(r is None for r in self.runner.rngs):
+            self.runner.seed(seeds)
+        scenarios = None
+        if any("scenario" in o for o in self._options):
+            scenarios = [
+                self.env.coerce_scenario(o["scenario"]) if "scenario" in o else None
+                for o in self._options
+            ]
+            for i, s in enumerate(scenarios):
+                if s is None:
+                    rng = self.runner.rngs[i]
+                    assert rng is not None
+                    scenarios[i] = self.env.source.sample(rng)
+        obs = self.runner.reset(scenarios=scenarios)
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        assert self._actions is not None, "step_async must be called before step_wait"
+        out = self.runner.step(self._actions)
+        self._actions = None
+        infos = [step_info(out.terms, out.metrics, i) for i in range(self.num_envs)]
+        if out.final_obs is not None:
+            for i in np.flatnonzero(out.done):
+                infos[i]["terminal_observation"] = out.final_obs[i]
+                infos[i]["TimeLimit.truncated"] = bool(out.truncated[i] and not out.terminated[i])
+        return out.obs.copy(), out.rewards.astype(np.float32), out.done.copy(), infos
+
+    def snapshot(self) -> Any:
+        """Read-only state of all replicas (for baselines)."""
+        return self.runner.snapshot()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.env, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        return [
+            getattr(self.env, method_name)(*method_args, **method_kwargs)
+            for _ in self._get_indices(indices)
+        ]
+
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+
+def make_sb3_vec_env(
+    env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any
+) -> VecEnv:
+    """Build an SB3 ``VecEnv`` for a registered id: native for Lepton envs, else ``DummyVecEnv``.
+
+    Args:
+        env_id: a registered id (``lepton/Inventory-v0``).
+        num_envs: number of replicas.
+        seed: if given, the first reset gives replica ``i`` the seed ``seed + i``.
+        **kwargs: env constructor arguments.
+    """
+    from envs.registration import env_class, spec
+
+    env_spec = spec(env_id)
+    cls = env_class(env_id)
+    if cls is not None and issubclass(cls, LeptonEnv):
+        venv: VecEnv = LeptonVecEnv(
+            cls(**{**env_spec.kwargs, **kwargs}), num_envs, env_spec.max_episode_steps
+        )
+    else:
+        venv = DummyVecEnv([lambda: gym.make(env_id, **kwargs) for _ in range(num_envs)])
+    if seed is not None:
+        venv.seed(seed)
+    return venv
