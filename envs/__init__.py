@@ -16,9 +16,9 @@ from envs.registration import (
     resolve_id,
     spec,
 )
-from envs.registration import _register_builtin as _register_builtin
+from envs.registration import register_builtin
 
-_register_builtin()
+register_builtin()
 load_plugins()
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "make",
     "make_vec",
     "register",
+    "register_builtin",
     "resolve_id",
     "spec",
 ]

@@ -150,19 +150,24 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> gym.vector.Vector
     return gym.make_vec(resolve_id(env_id), num_envs=num_envs, **kwargs)
 
 
-def _register_builtin() -> None:
-    register(
-        "lepton/Inventory-v0",
-        "envs.ops.inventory.env:InventoryEnv",
-        vector_entry_point="envs.ops.inventory.env:InventoryVectorEnv",
-        family="ops",
-        description="Serial multi-echelon supply chain: order at every stage under stochastic demand.",
-    )
-    register(
-        "lepton/InventoryORGym-v0",
-        "envs.ops.inventory.env:InventoryEnv",
-        vector_entry_point="envs.ops.inventory.env:InventoryVectorEnv",
-        family="ops",
-        kwargs={"scenario": "orgym"},
-        description="OR-Gym InvManagement-v0 defaults (4 stages, 30 periods, backlog, discounted profit).",
-    )
+def register_builtin() -> list[str]:
+    """Register the envs of every family package of ``envs`` (each defines ``register_envs()``).
+
+    A family package (``envs/<family>/__init__.py``) registers its ids in a ``register_envs``
+    function; this keeps ``import envs`` free of gymnasium-heavy imports of the adapters (entry
+    points stay lazy strings) and lets ``lepton-new-env`` add a family without editing this file.
+    """
+    import pkgutil
+
+    import envs
+
+    found = []
+    for mod in pkgutil.iter_modules(envs.__path__):
+        if not mod.ispkg or mod.name.startswith("_") or mod.name == "core":
+            continue
+        package = importlib.import_module(f"envs.{mod.name}")
+        hook = getattr(package, "register_envs", None)
+        if callable(hook):
+            hook()
+            found.append(mod.name)
+    return found
