@@ -13,10 +13,10 @@ from envs.registration import (
     make,
     make_vec,
     register,
+    register_builtin,
     resolve_id,
     spec,
 )
-from envs.registration import register_builtin
 
 register_builtin()
 load_plugins()

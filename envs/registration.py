@@ -121,7 +121,9 @@ def resolve_id(env_id: str) -> str:
         return prefixed
     known = env_ids()
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.4)
-    close += [k for k in difflib.get_close_matches(prefixed, known, n=3, cutoff=0.4) if k not in close]
+    close += [
+        k for k in difflib.get_close_matches(prefixed, known, n=3, cutoff=0.4) if k not in close
+    ]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise gym.error.UnregisteredEnv(
         f"unknown env id {env_id!r}.{hint} Registered ids: {known} (list them with `lepton-envs`)"

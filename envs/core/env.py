@@ -72,15 +72,16 @@ class BatchRunner:
         for i, s in enumerate(seeds):
             self.rngs[i] = seeding.np_random(s)[0]
 
-    def reset(self, mask: np.ndarray | None = None, scenarios: Sequence[Any] | None = None) -> np.ndarray:
+    def reset(
+        self, mask: np.ndarray | None = None, scenarios: Sequence[Any] | None = None
+    ) -> np.ndarray:
         """Reset the replicas in ``mask`` (all by default) and return all observations."""
         if mask is None:
             mask = np.ones(self.batch_size, dtype=bool)
-        for i in np.flatnonzero(mask):
+        drawn: list[Any] = [None] * self.batch_size
+        for i in np.flatnonzero(mask).tolist():
             if self.rngs[i] is None:
                 self.rngs[i] = seeding.np_random(None)[0]
-        drawn: list[Any] = [None] * self.batch_size
-        for i in np.flatnonzero(mask):
             rng = self.rngs[i]
             assert rng is not None
             drawn[i] = scenarios[i] if scenarios is not None else self.env.source.sample(rng)
@@ -132,7 +133,7 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
         render_mode: ``"human"``, ``"rgb_array"`` or ``None``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 4}
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 4}  # noqa: RUF012
 
     observation_builders: ClassVar[Registry[type[ObservationBuilder]]]
     reward_terms: ClassVar[Registry[RewardTerm]]
@@ -283,4 +284,3 @@ def step_info(
 
 def _item(value: np.ndarray) -> Any:
     return value.item() if value.ndim == 0 else value.copy()
-

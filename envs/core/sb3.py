@@ -28,7 +28,9 @@ class LeptonVecEnv(VecEnv):
 
     def __init__(self, env: LeptonEnv, num_envs: int, max_episode_steps: int | None = None):
         self.env = env
-        self.runner = BatchRunner(env, num_envs, autoreset=True, max_episode_steps=max_episode_steps)
+        self.runner = BatchRunner(
+            env, num_envs, autoreset=True, max_episode_steps=max_episode_steps
+        )
         self._actions: np.ndarray | None = None
         super().__init__(num_envs, env.observation_space, env.action_space)
 
@@ -84,7 +86,11 @@ class LeptonVecEnv(VecEnv):
         setattr(self.env, attr_name, value)
 
     def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
     ) -> list[Any]:
         return [
             getattr(self.env, method_name)(*method_args, **method_kwargs)

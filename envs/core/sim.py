@@ -100,7 +100,7 @@ class BatchedSim(ABC, Generic[ScenarioT, SnapshotT]):
         if mask.shape != (self.batch_size,):
             raise ValueError(f"mask must have shape ({self.batch_size},), got {mask.shape}")
         idx = np.flatnonzero(mask)
-        for i in idx:
+        for i in idx.tolist():
             rng = rngs[i]
             if rng is None:
                 raise ValueError(f"replica {i} is reset without a random generator")

@@ -28,7 +28,7 @@ def check_batch_actions(space: spaces.Space, actions: np.ndarray, batch_size: in
                 f"allowed values are integers {lo}..{hi - 1}"
             )
         return actions
-    shape = (batch_size, *space.shape)
+    shape = (batch_size, *(space.shape or ()))
     if actions.shape != shape:
         if actions.size == int(np.prod(shape)):
             actions = actions.reshape(shape)

@@ -101,4 +101,3 @@ class LeptonVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.env.close()
-

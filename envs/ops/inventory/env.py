@@ -192,7 +192,9 @@ class InventoryEnv(LeptonEnv):
         render_mode: str | None = None,
     ) -> None:
         if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode: {action_mode!r} is not allowed; allowed: {ACTION_MODES}")
+            raise ValueError(
+                f"action_mode: {action_mode!r} is not allowed; allowed: {ACTION_MODES}"
+            )
         if order_levels < 2:
             raise ValueError(f"order_levels: must be >= 2, got {order_levels}")
         self.action_mode = action_mode

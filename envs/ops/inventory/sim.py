@@ -151,7 +151,9 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
             self.is_backlog[i] = sc.backlog
             self.discount[i] = sc.discount
             self.demand_mean[i] = (
-                float(np.mean(sc.demand.series[:h])) if sc.demand.kind == "series" else sc.demand.mean
+                float(np.mean(sc.demand.series[:h]))
+                if sc.demand.kind == "series"
+                else sc.demand.mean
             )
             self.on_hand[i] = sc.initial_inventory
         self.pipe[idx] = 0.0
@@ -205,7 +207,7 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
         shortage = (self.short_cost * unmet).sum(axis=1)
         holding = (self.hold_cost * on_hand).sum(axis=1)
         profit = revenue - procurement - shortage - holding
-        disc = self.discount ** self.t
+        disc = self.discount**self.t
         # records
         immediate = np.minimum(new_demand, np.maximum(sales - prior_backlog, 0.0))
         self.cum_profit += profit
