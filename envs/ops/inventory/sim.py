@@ -13,15 +13,19 @@ Each period, in OR-Gym ``InvManagement``'s order of events:
 Period profit = sum over stages of sales revenue - replenishment cost - shortage cost - holding
 cost, discounted by ``discount ** t`` (exactly OR-Gym's reward for its default parameters).
 Stock is conserved: on hand + in transit = initial + produced by the top supplier - retail sales.
+
+The period update of all replicas is one compiled kernel (numba): at small batch sizes a
+numpy version spends its time dispatching some fifty tiny array operations per period.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 
-from envs.core.sim import BatchedSim, Snapshot, StepResult
+from envs.core.sim import BatchedSim, Snapshot, StepResult, readonly
 from envs.ops.inventory.scenario import InventoryScenario
 
 
@@ -29,10 +33,13 @@ from envs.ops.inventory.scenario import InventoryScenario
 class InventoryState(Snapshot):
     """State of all replicas after the last step (arrays ``[B, ...]``).
 
+    The arrays are read-only views of the simulator's state, valid until its next ``step`` or
+    ``reset``; :meth:`~envs.core.sim.Snapshot.replica` returns an independent copy.
+
     Attributes:
         on_hand: stock on hand per stage, ``[B, N]`` units.
         pipeline: units in transit to each stage by periods until arrival, ``[B, N, W]``
-            (index 0 arrives at the next step).
+            (index ``d`` arrives ``d + 1`` periods from now).
         owed: unfilled demand (index 0) and unfilled orders of stage ``i - 1`` at supplier ``i``
             carried into the next period, ``[B, N + 1]`` (zero with lost sales).
         t: periods elapsed, ``[B]``.
@@ -79,6 +86,140 @@ def sample_demand(scenario: InventoryScenario, rng: np.random.Generator) -> np.n
     return np.asarray(d.series[:h], dtype=np.float64)
 
 
+Q_REVENUE, Q_PROCUREMENT, Q_SHORTAGE, Q_HOLDING, Q_PRODUCED, Q_SALES = range(6)
+QUANTITIES = ("revenue", "procurement_cost", "shortage_cost", "holding_cost", "produced", "sales")
+METRICS = (
+    "profit",
+    "episode_profit",
+    "fill_rate",
+    "service_level",
+    "on_hand",
+    "in_transit",
+    "backlog",
+    "lost_sales",
+    "demand",
+    "sales",
+)
+
+
+@numba.njit(cache=True)
+def _period(
+    raw: np.ndarray,
+    on_hand: np.ndarray,
+    pipe: np.ndarray,
+    owed: np.ndarray,
+    t: np.ndarray,
+    demand: np.ndarray,
+    horizon: np.ndarray,
+    cap: np.ndarray,
+    lead: np.ndarray,
+    stage_price: np.ndarray,
+    unit_cost: np.ndarray,
+    short_cost: np.ndarray,
+    hold_cost: np.ndarray,
+    is_backlog: np.ndarray,
+    discount: np.ndarray,
+    action_log: np.ndarray,
+    acc: np.ndarray,
+    last_orders: np.ndarray,
+    last_arrivals: np.ndarray,
+    last: np.ndarray,
+    quantities: np.ndarray,
+    metrics: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Advance every replica by one period, in place (see the module docstring)."""
+    b_size, n = on_hand.shape
+    width = pipe.shape[2]
+    n_log = action_log.shape[1]
+    max_h = demand.shape[1]
+    for b in range(b_size):
+        prior = owed[b, 0]
+        backlog = is_backlog[b]
+        shortage = 0.0
+        revenue = 0.0
+        procurement = 0.0
+        # 1. orders (re-requesting backlogged ones), capped by capacity and supplier stock
+        for i in range(n):
+            order = raw[b, i]
+            if order < 0.0:
+                order = 0.0
+            order = np.floor(order)
+            requested = order + owed[b, i + 1]
+            shipped = min(requested, cap[b, i])
+            if i < n - 1 and on_hand[b, i + 1] < shipped:
+                shipped = on_hand[b, i + 1]
+            last_orders[b, i] = shipped
+            unfilled = requested - shipped
+            shortage += short_cost[b, i + 1] * unfilled
+            owed[b, i + 1] = unfilled if backlog else 0.0
+            pipe[b, i, lead[b, i]] += shipped
+            revenue += stage_price[b, i + 1] * shipped
+            procurement += unit_cost[b, i] * shipped
+            if n_log > 0:
+                for k in range(n_log - 1):
+                    action_log[b, k, i] = action_log[b, k + 1, i]
+                action_log[b, n_log - 1, i] = order
+        procurement += unit_cost[b, n] * last_orders[b, n - 1]
+        # 2. arrivals; the pipeline moves one period closer
+        in_transit = 0.0
+        for i in range(n):
+            arrived = pipe[b, i, 0]
+            for d in range(width - 1):
+                pipe[b, i, d] = pipe[b, i, d + 1]
+                in_transit += pipe[b, i, d]
+            pipe[b, i, width - 1] = 0.0
+            last_arrivals[b, i] = arrived
+            on_hand[b, i] += arrived
+        # 3. customer demand, backlog served first
+        period = t[b] if t[b] < max_h else max_h - 1
+        new_demand = demand[b, period]
+        wanted = new_demand + prior
+        sales = min(on_hand[b, 0], wanted)
+        on_hand[b, 0] -= sales
+        for i in range(1, n):
+            on_hand[b, i] -= last_orders[b, i - 1]
+        revenue += stage_price[b, 0] * sales
+        # 4. unmet demand
+        unmet = wanted - sales
+        shortage += short_cost[b, 0] * unmet
+        owed[b, 0] = unmet if backlog else 0.0
+        lost = 0.0 if backlog else unmet
+        # 5. holding cost and records
+        holding = 0.0
+        stock = 0.0
+        for i in range(n):
+            holding += hold_cost[b, i] * on_hand[b, i]
+            stock += on_hand[b, i]
+        profit = revenue - procurement - shortage - holding
+        disc = discount[b] ** t[b]
+        immediate = min(new_demand, max(sales - prior, 0.0))
+        acc[b, 0] += profit
+        acc[b, 1] += new_demand
+        acc[b, 2] += immediate
+        if unmet <= 0.0:
+            acc[b, 3] += 1.0
+        t[b] += 1
+        last[b, 0] = new_demand
+        last[b, 1] = sales
+        last[b, 2] = lost
+        quantities[b, 0] = revenue * disc
+        quantities[b, 1] = procurement * disc
+        quantities[b, 2] = shortage * disc
+        quantities[b, 3] = holding * disc
+        quantities[b, 4] = last_orders[b, n - 1]
+        quantities[b, 5] = sales
+        metrics[b, 0] = profit
+        metrics[b, 1] = acc[b, 0]
+        metrics[b, 2] = acc[b, 2] / acc[b, 1] if acc[b, 1] > 0.0 else 1.0
+        metrics[b, 3] = acc[b, 3] / t[b]
+        metrics[b, 4] = stock
+        metrics[b, 5] = in_transit
+        metrics[b, 6] = owed[b, 0]
+        metrics[b, 7] = lost
+        metrics[b, 8] = new_demand
+        metrics[b, 9] = sales
+
+
 class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
     """``B`` replicas of a serial supply chain; actions are order quantities ``[B, N]``."""
 
@@ -89,9 +230,6 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
         self.max_lead = int(max(scenario.lead_times))
         self.width = self.max_lead + 1
         self.max_horizon = scenario.horizon
-        self._b = np.arange(b)[:, None]
-        self._s = np.arange(n)[None, :]
-        self.head = 0
         self.on_hand = np.zeros((b, n))
         self.pipe = np.zeros((b, n, self.width))
         self.owed = np.zeros((b, n + 1))
@@ -106,19 +244,35 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
         self.unit_cost = np.zeros((b, n + 1))
         self.short_cost = np.zeros((b, n + 1))
         self.hold_cost = np.zeros((b, n))
-        self.is_backlog = np.zeros(b, dtype=bool)
+        self.is_backlog = np.zeros(b, dtype=np.bool_)
         self.discount = np.ones(b)
         self.demand_mean = np.zeros(b)
-        # episode accumulators and last-period records
-        self.cum_profit = np.zeros(b)
-        self.cum_demand = np.zeros(b)
-        self.cum_immediate = np.zeros(b)
-        self.stockout_free = np.zeros(b)
-        self.last_demand = np.zeros(b)
-        self.last_sales = np.zeros(b)
-        self.last_lost = np.zeros(b)
+        # episode accumulators (profit, demand, met on arrival, periods without stock-out)
+        self.acc = np.zeros((b, 4))
+        # last period: demand, sales, lost sales; shipments and arrivals per stage
+        self.last = np.zeros((b, 3))
         self.last_orders = np.zeros((b, n))
         self.last_arrivals = np.zeros((b, n))
+        self._loaded: list[InventoryScenario | None] = [None] * b
+        # every state array is updated in place, so one set of views stays current
+        self._snapshot = InventoryState(
+            on_hand=readonly(self.on_hand),
+            pipeline=readonly(self.pipe),
+            owed=readonly(self.owed),
+            t=readonly(self.t),
+            horizon=readonly(self.horizon),
+            capacities=readonly(self.cap),
+            lead_times=readonly(self.lead),
+            backlog=readonly(self.is_backlog),
+            demand_mean=readonly(self.demand_mean),
+            action_log=readonly(self.action_log),
+            last_demand=readonly(self.last[:, 0]),
+            last_sales=readonly(self.last[:, 1]),
+            last_lost=readonly(self.last[:, 2]),
+            last_orders=readonly(self.last_orders),
+            last_arrivals=readonly(self.last_arrivals),
+            episode_profit=readonly(self.acc[:, 0]),
+        )
 
     def check_compatible(self, scenario: InventoryScenario) -> None:
         if scenario.num_stages != self.n:
@@ -133,13 +287,17 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
             )
 
     def _reset(self, idx: np.ndarray) -> None:
-        for i in idx:
+        for i in idx.tolist():
             sc = self.scenarios[i]
             rng = self.rngs[i]
             assert rng is not None
             h = sc.horizon
-            self.demand[i] = 0.0
             self.demand[i, :h] = sample_demand(sc, rng)
+            self.demand[i, h:] = 0.0
+            self.on_hand[i] = sc.initial_inventory
+            if self._loaded[i] is sc:
+                continue
+            self._loaded[i] = sc
             self.horizon[i] = h
             self.cap[i] = sc.capacities
             self.lead[i] = sc.lead_times
@@ -155,119 +313,46 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
                 if sc.demand.kind == "series"
                 else sc.demand.mean
             )
-            self.on_hand[i] = sc.initial_inventory
-        self.pipe[idx] = 0.0
-        self.owed[idx] = 0.0
-        self.t[idx] = 0
-        self.action_log[idx] = 0.0
-        for arr in (self.cum_profit, self.cum_demand, self.cum_immediate, self.stockout_free):
-            arr[idx] = 0.0
-        for arr in (self.last_demand, self.last_sales, self.last_lost):
-            arr[idx] = 0.0
+        for arr in (self.pipe, self.owed, self.t, self.action_log, self.acc, self.last):
+            arr[idx] = 0
         self.last_orders[idx] = 0.0
         self.last_arrivals[idx] = 0.0
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Advance one period; ``actions`` are order quantities ``[B, N]`` (floored, >= 0)."""
-        raw = np.floor(np.maximum(np.asarray(actions, dtype=np.float64), 0.0))
-        on_hand = self.on_hand
-        owed = self.owed
-        # 1. orders, re-requesting backlogged ones, capped by capacity and supplier stock
-        requested = raw + owed[:, 1:]
-        shipped = np.minimum(requested, self.cap)
-        np.minimum(shipped[:, :-1], on_hand[:, 1:], out=shipped[:, :-1])
-        slot = (self.head + self.lead) % self.width
-        self.pipe[self._b, self._s, slot] += shipped
-        # 2. arrivals
-        arrivals = self.pipe[:, :, self.head].copy()
-        self.pipe[:, :, self.head] = 0.0
-        self.head = (self.head + 1) % self.width
-        on_hand += arrivals
-        # 3. demand at the retailer, backlog first
-        rows = np.arange(self.batch_size)
-        t = np.minimum(self.t, self.max_horizon - 1)
-        new_demand = self.demand[rows, t]
-        prior_backlog = owed[:, 0]
-        wanted = new_demand + prior_backlog
-        sales = np.minimum(on_hand[:, 0], wanted)
-        on_hand[:, 0] -= sales
-        on_hand[:, 1:] -= shipped[:, :-1]
-        # 4. unfulfilled demand and orders
-        unmet = np.empty_like(owed)
-        unmet[:, 0] = wanted - sales
-        unmet[:, 1:] = requested - shipped
-        backlog = self.is_backlog[:, None]
-        self.owed = np.where(backlog, unmet, 0.0)
-        lost = np.where(self.is_backlog, 0.0, unmet[:, 0])
-        # 5. profit terms (OR-Gym's accounting)
-        sold = np.concatenate([sales[:, None], shipped], axis=1)
-        bought = np.concatenate([shipped, shipped[:, -1:]], axis=1)
-        revenue = (self.stage_price * sold).sum(axis=1)
-        procurement = (self.unit_cost * bought).sum(axis=1)
-        shortage = (self.short_cost * unmet).sum(axis=1)
-        holding = (self.hold_cost * on_hand).sum(axis=1)
-        profit = revenue - procurement - shortage - holding
-        disc = self.discount**self.t
-        # records
-        immediate = np.minimum(new_demand, np.maximum(sales - prior_backlog, 0.0))
-        self.cum_profit += profit
-        self.cum_demand += new_demand
-        self.cum_immediate += immediate
-        self.stockout_free += unmet[:, 0] <= 0.0
-        self.action_log[:, :-1] = self.action_log[:, 1:]
-        if self.max_lead > 0:
-            self.action_log[:, -1] = raw
-        self.last_demand = new_demand
-        self.last_sales = sales
-        self.last_lost = lost
-        self.last_orders = shipped
-        self.last_arrivals = arrivals
-        self.t += 1
-        terminated = self.t >= self.horizon
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fill_rate = np.where(self.cum_demand > 0, self.cum_immediate / self.cum_demand, 1.0)
+        raw = np.ascontiguousarray(actions, dtype=np.float64).reshape(self.batch_size, self.n)
+        quantities = np.empty((self.batch_size, len(QUANTITIES)))
+        metrics = np.empty((self.batch_size, len(METRICS)))
+        _period(
+            raw,
+            self.on_hand,
+            self.pipe,
+            self.owed,
+            self.t,
+            self.demand,
+            self.horizon,
+            self.cap,
+            self.lead,
+            self.stage_price,
+            self.unit_cost,
+            self.short_cost,
+            self.hold_cost,
+            self.is_backlog,
+            self.discount,
+            self.action_log,
+            self.acc,
+            self.last_orders,
+            self.last_arrivals,
+            self.last,
+            quantities,
+            metrics,
+        )
         return StepResult(
-            quantities={
-                "revenue": revenue * disc,
-                "procurement_cost": procurement * disc,
-                "shortage_cost": shortage * disc,
-                "holding_cost": holding * disc,
-                "produced": shipped[:, -1].copy(),
-                "sales": sales,
-            },
-            metrics={
-                "profit": profit,
-                "episode_profit": self.cum_profit.copy(),
-                "fill_rate": fill_rate,
-                "service_level": self.stockout_free / self.t,
-                "on_hand": on_hand.sum(axis=1),
-                "in_transit": self.pipe.sum(axis=(1, 2)),
-                "backlog": self.owed[:, 0].copy(),
-                "lost_sales": lost,
-                "demand": new_demand,
-                "sales": sales,
-            },
-            terminated=terminated,
+            quantities={name: quantities[:, k] for k, name in enumerate(QUANTITIES)},
+            metrics={name: metrics[:, k] for k, name in enumerate(METRICS)},
+            terminated=self.t >= self.horizon,
             truncated=np.zeros(self.batch_size, dtype=bool),
         )
 
     def snapshot(self) -> InventoryState:
-        order = (self.head + np.arange(self.width)) % self.width
-        return InventoryState(
-            on_hand=self.on_hand.copy(),
-            pipeline=self.pipe[:, :, order],
-            owed=self.owed.copy(),
-            t=self.t.copy(),
-            horizon=self.horizon.copy(),
-            capacities=self.cap.copy(),
-            lead_times=self.lead.copy(),
-            backlog=self.is_backlog.copy(),
-            demand_mean=self.demand_mean.copy(),
-            action_log=self.action_log.copy(),
-            last_demand=self.last_demand.copy(),
-            last_sales=self.last_sales.copy(),
-            last_lost=self.last_lost.copy(),
-            last_orders=self.last_orders.copy(),
-            last_arrivals=self.last_arrivals.copy(),
-            episode_profit=self.cum_profit.copy(),
-        )
+        return self._snapshot
