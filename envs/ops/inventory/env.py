@@ -16,6 +16,25 @@ from envs.ops.inventory.scenario import InventoryScenario, make_scenario
 from envs.ops.inventory.sim import InventorySim, InventoryState
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
+
+
+def stock_bound(scenario: InventoryScenario) -> float:
+    """An upper bound on any stock, order or backlog quantity over one episode, units.
+
+    Orders are at most the capacity per period; backlog at most the episode's demand, bounded
+    per period by the largest series value or by the mean plus ten standard deviations.
+    """
+    d = scenario.demand
+    if d.kind == "series":
+        per_period = max(d.series[: scenario.horizon], default=0.0)
+    else:
+        peak = d.mean * (1.0 + (d.amplitude if d.kind == "seasonal" else 0.0))
+        spread = d.std if d.kind == "normal" else float(np.sqrt(peak))
+        per_period = peak + 10.0 * spread + 10.0
+    total_in = scenario.horizon * (max(scenario.capacities) + per_period)
+    return float(sum(scenario.initial_inventory) + total_in)
+
+
 REWARDS: Registry[RewardTerm] = Registry("reward term")
 ACTION_MODES = ("continuous", "discrete", "quantity")
 
@@ -38,9 +57,9 @@ class ScaledObservation(ObservationBuilder):
 
     @property
     def space(self) -> spaces.Box:
-        low = np.full(self.size, -np.inf, dtype=np.float32)
-        low[-1] = 0.0
-        return spaces.Box(low=low, high=np.inf, shape=(self.size,), dtype=np.float32)
+        high = np.full(self.size, stock_bound(self.structure) / self.scale, dtype=np.float32)
+        high[-1] = 1.0
+        return spaces.Box(low=0.0, high=high, shape=(self.size,), dtype=np.float32)
 
     def encode(self, snapshot: InventoryState) -> np.ndarray:  # type: ignore[override]
         b = snapshot.on_hand.shape[0]
@@ -68,7 +87,7 @@ class ORGymObservation(ObservationBuilder):
 
     @property
     def space(self) -> spaces.Box:
-        return spaces.Box(-np.inf, np.inf, shape=(self.size,), dtype=np.float32)
+        return spaces.Box(0.0, stock_bound(self.structure), shape=(self.size,), dtype=np.float32)
 
     def encode(self, snapshot: InventoryState) -> np.ndarray:  # type: ignore[override]
         b = snapshot.on_hand.shape[0]
