@@ -33,9 +33,9 @@ def check_batch_actions(space: spaces.Space, actions: np.ndarray, batch_size: in
         if actions.size == int(np.prod(shape)):
             actions = actions.reshape(shape)
         else:
+            got = actions.shape[1:] if actions.ndim > len(shape) - 1 else actions.shape
             raise ValueError(
-                f"action has shape {actions.shape[1:] if batch_size > 1 else actions.shape}, "
-                f"expected {space.shape} for the action space {space}"
+                f"action has shape {got}, expected {space.shape} for the action space {space}"
             )
     if isinstance(space, spaces.MultiDiscrete):
         nvec = space.nvec

@@ -187,7 +187,7 @@ class InventoryEnv(LeptonEnv):
     - v0: initial release.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 4}
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 4}  # noqa: RUF012
     observation_builders = OBSERVATIONS
     reward_terms = REWARDS
     default_reward_weights: ClassVar[Mapping[str, float]] = {
