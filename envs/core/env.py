@@ -100,7 +100,7 @@ class BatchRunner:
         terminated = np.asarray(result.terminated, dtype=bool)
         truncated = np.asarray(result.truncated, dtype=bool)
         if self.max_episode_steps is not None:
-            truncated = truncated | ((self.episode_steps >= self.max_episode_steps) & ~terminated)
+            truncated = truncated | (self.episode_steps >= self.max_episode_steps)
         obs = self.env.encode_obs(self.sim.snapshot())
         done = terminated | truncated
         final_obs = None
@@ -270,7 +270,14 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_view"] = None
+        # reward terms may be closures; keep the weights and rebind the class's registry
+        state["reward"] = dict(self.reward.weights)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("reward")
+        self.__dict__.update(state)
+        self.reward = RewardFunction(self.reward_terms, weights)
 
 
 def step_info(

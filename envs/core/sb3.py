@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -10,7 +10,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.core.env import BatchRunner, LeptonEnv, step_info
+from envs.core.env import BatchRunner, LeptonEnv
 
 
 class LeptonVecEnv(VecEnv):
@@ -62,7 +62,7 @@ class LeptonVecEnv(VecEnv):
         assert self._actions is not None, "step_async must be called before step_wait"
         out = self.runner.step(self._actions)
         self._actions = None
-        infos = [step_info(out.terms, out.metrics, i) for i in range(self.num_envs)]
+        infos = _step_infos(out.terms, out.metrics, self.num_envs)
         if out.final_obs is not None:
             for i in np.flatnonzero(out.done):
                 infos[i]["terminal_observation"] = out.final_obs[i]
@@ -108,6 +108,24 @@ class LeptonVecEnv(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return indices
+
+
+def _step_infos(
+    terms: Mapping[str, np.ndarray], metrics: Mapping[str, np.ndarray], num_envs: int
+) -> list[dict[str, Any]]:
+    """``[step_info(terms, metrics, i) for i in range(num_envs)]``, converting each array once.
+
+    Same keys, values and Python types as :func:`envs.core.env.step_info`, at a fraction of the
+    cost: one ``tolist()`` per array instead of one numpy scalar per replica and key.
+    """
+    cols = {k: v.tolist() if v.ndim == 1 else [row.copy() for row in v] for k, v in metrics.items()}
+    term_cols = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in terms.items()}
+    infos = []
+    for i in range(num_envs):
+        info: dict[str, Any] = {k: col[i] for k, col in cols.items()}
+        info["reward_terms"] = {k: col[i] for k, col in term_cols.items()}
+        infos.append(info)
+    return infos
 
 
 def make_sb3_vec_env(

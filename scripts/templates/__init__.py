@@ -1,0 +1,1 @@
+"""Templates rendered by ``lepton-new-env`` (``*.tmpl`` files, ``string.Template`` syntax)."""

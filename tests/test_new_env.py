@@ -1,0 +1,304 @@
+"""``lepton-new-env``: the scaffolded family works, lints, trains and passes its own tests.
+
+The family is generated once per module into a copy of the repository layout under a temporary
+folder, with a unique name. It is made importable by extending ``envs.__path__`` for the
+duration of the module only, and every registration it makes is undone afterwards, so the rest
+of the suite never sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from test_envs_registry import (
+    check_gymnasium_api,
+    check_pickle_roundtrip,
+    check_ppo_smoke,
+    check_render_rgb_array,
+    check_sb3_api,
+    check_sb3_vec_equivalence,
+    check_seeded_determinism,
+    check_vector_equivalence,
+    registry_restored,
+)
+
+import envs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Cli:
+    """The two command-line modules under test."""
+
+    new_env: Any
+    lepton_envs: Any
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Cli]:
+    """``scripts.new_env`` and ``scripts.envs`` imported from this checkout."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(ROOT))
+        yield Cli(
+            importlib.import_module("scripts.new_env"), importlib.import_module("scripts.envs")
+        )
+
+
+@dataclass(frozen=True)
+class Family:
+    """A scaffolded family: its name, id, destination root and the files written."""
+
+    name: str
+    env_id: str
+    root: Path
+    files: tuple[Path, ...]
+    stdout: str
+
+
+def copy_layout(dest: Path) -> None:
+    """Copy what a checkout needs to run the family's tests: envs/, conftest, pyproject."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "envs", dest / "envs", ignore=ignore)
+    (dest / "tests").mkdir()
+    shutil.copy2(ROOT / "tests" / "conftest.py", dest / "tests" / "conftest.py")
+    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+@contextlib.contextmanager
+def family_importable(root: Path, name: str) -> Iterator[None]:
+    """Make ``envs.<name>`` importable from ``root/envs`` and register it, then undo both."""
+    extra = str(root / "envs")
+    envs.__path__.append(extra)
+    try:
+        with registry_restored():
+            importlib.import_module(f"envs.{name}").register_envs()
+            yield
+    finally:
+        envs.__path__.remove(extra)
+        for module in [
+            m for m in sys.modules if m == f"envs.{name}" or m.startswith(f"envs.{name}.")
+        ]:
+            del sys.modules[module]
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory: pytest.TempPathFactory, cli: Cli) -> Iterator[Family]:
+    new_env = cli.new_env
+    root = tmp_path_factory.mktemp("checkout")
+    copy_layout(root)
+    name = f"tank_{uuid.uuid4().hex[:8]}"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert new_env.main([name, "--dest", str(root)]) == 0
+    names = new_env.Names.of(name)
+    files = tuple(new_env.planned_files(names, root))
+    with family_importable(root, name):
+        yield Family(name, names.env_id, root, files, out.getvalue())
+    assert names.env_id not in gym.registry
+    assert names.env_id not in envs.env_ids()
+
+
+# --- what the scaffold writes ----------------------------------------------------------------
+
+
+def test_scaffold_writes_the_family_preset_and_tests(family, cli):
+    new_env = cli.new_env
+    fam = family.root / "envs" / family.name
+    expected = {fam / m for m in new_env.FAMILY_MODULES}
+    expected |= {family.root / "conf" / "env" / f"{family.name}.yaml"}
+    expected |= {family.root / "tests" / f"test_{family.name}.py"}
+    assert set(family.files) == expected
+    for path in expected:
+        assert path.is_file() and path.stat().st_size > 0
+        assert str(path.relative_to(family.root)) in family.stdout
+    assert "Next steps" in family.stdout
+    camel = family.env_id.removeprefix("lepton/").removesuffix("-v0")
+    assert family.env_id == f"lepton/{camel}-v0" and camel.startswith("Tank")
+    text = (fam / "__init__.py").read_text()
+    assert f'"envs.{family.name}.env:{camel}Env"' in text
+    assert f'vector_entry_point="envs.{family.name}.env:{camel}VectorEnv"' in text
+    sim = (fam / "sim.py").read_text()
+    assert "gymnasium" not in sim and "pygame" not in sim
+
+
+def test_generated_preset_composes_with_hydra(family):
+    from hydra import compose, initialize_config_dir
+
+    import conf  # noqa: F401 - stores the schemas the preset starts from
+
+    with initialize_config_dir(config_dir=str(family.root / "conf"), version_base=None):
+        cfg = compose(config_name=f"env/{family.name}")
+    assert cfg.env.id == family.env_id
+    assert cfg.env.name == family.name
+    env = gym.make(cfg.env.id, **cfg.env.kwargs)
+    info = env.reset(seed=0)[1]
+    _, _, _, _, info = env.step(env.action_space.sample())
+    assert set(cfg.env.metrics) <= set(info)
+    env.close()
+
+
+def assert_ruff_clean(files: list[str], cwd: Path) -> None:
+    for args in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, *files],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_code_passes_ruff(family):
+    assert_ruff_clean([str(p) for p in family.files if p.suffix == ".py"], family.root)
+
+
+def test_generated_code_passes_ruff_with_the_longest_name(tmp_path, cli):
+    copy_layout(tmp_path)  # ruff tells first-party imports by the envs/ package at the root
+    name = "water_" + "x" * (cli.new_env.MAX_NAME_LENGTH - 6)
+    written = cli.new_env.scaffold(name, tmp_path)
+    assert_ruff_clean([str(p) for p in written if p.suffix == ".py"], tmp_path)
+
+
+def test_generated_family_is_listed_by_lepton_envs(family, cli):
+    lepton_envs = cli.lepton_envs
+    out = io.StringIO()
+    assert lepton_envs.main(["--json", "--family", family.name], out=out) == 0
+    rows = json.loads(out.getvalue())
+    assert [r["id"] for r in rows] == [family.env_id]
+    assert rows[0]["vector_entry_point"].endswith("VectorEnv")
+    table = io.StringIO()
+    assert lepton_envs.main([], out=table) == 0
+    assert family.env_id in table.getvalue()
+
+
+# --- the registry-wide checks on the new id --------------------------------------------------
+
+CHECKS = {
+    "gymnasium_check_env": check_gymnasium_api,
+    "sb3_check_env": check_sb3_api,
+    "seeded_determinism": check_seeded_determinism,
+    "pickle_roundtrip": check_pickle_roundtrip,
+    "render_rgb_array": check_render_rgb_array,
+    "vector_equivalence": check_vector_equivalence,
+    "sb3_vec_equivalence": check_sb3_vec_equivalence,
+}
+
+
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_registry_wide_checks_pass_on_the_generated_env(family, check):
+    CHECKS[check](family.env_id)
+
+
+def test_generated_env_autoresets_like_single_envs_across_truncations(family):
+    assert check_vector_equivalence(family.env_id, steps=20, max_episode_steps=7) >= 4
+    assert check_sb3_vec_equivalence(family.env_id, steps=20, max_episode_steps=7) >= 4
+
+
+def test_generated_env_renders_and_trains(family):
+    env = gym.make(family.env_id, render_mode="rgb_array")
+    env.reset(seed=1)
+    first = env.render()
+    for _ in range(5):
+        env.step(np.array([1.0], dtype=np.float32))
+    assert not np.array_equal(first, env.render()), "the frame does not follow the state"
+    env.close()
+    check_ppo_smoke(family.env_id, total_timesteps=384)
+
+
+def test_generated_family_tests_pass(family):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"tests/test_{family.name}.py",
+        ],
+        cwd=family.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+# --- names and overwrites --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Reservoir", "snake_case"),
+        ("1tank", "snake_case"),
+        ("water-tank", "snake_case"),
+        ("water__tank", "snake_case"),
+        ("tank_", "snake_case"),
+        ("t" * 40, "at most 32"),
+        ("class", "Python keyword"),
+        ("core", "reserved"),
+        ("envs_registry", "reserved"),
+        ("ops", "existing family"),
+        ("inventory", "already registered"),
+    ],
+)
+def test_bad_names_are_refused(tmp_path, capsys, cli, name, reason):
+    new_env = cli.new_env
+    assert new_env.main([name, "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert reason in err
+    if reason == "snake_case":
+        assert new_env.NAME_PATTERN in err
+    assert not any(tmp_path.iterdir()), "nothing may be written for a refused name"
+
+
+def test_existing_family_needs_force(tmp_path, capsys, cli):
+    new_env = cli.new_env
+    written = new_env.scaffold("basin", tmp_path)
+    sim = tmp_path / "envs" / "basin" / "sim.py"
+    sim.write_text("# edited\n")
+    assert new_env.main(["basin", "--dest", str(tmp_path)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert sim.read_text() == "# edited\n"
+    assert new_env.main(["basin", "--dest", str(tmp_path), "--force"]) == 0
+    assert sim.read_text().startswith('"""Batched simulation core')
+    assert written == new_env.scaffold("basin", tmp_path, force=True)
+
+
+def test_force_never_overwrites_a_family_of_another_layout(tmp_path, capsys, cli):
+    new_env = cli.new_env
+    other = tmp_path / "envs" / "lake"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text('"""A hand-written family."""\n')
+    assert new_env.main(["lake", "--dest", str(tmp_path), "--force"]) == 2
+    assert "not a family with the scaffold's layout" in capsys.readouterr().err
+    assert (other / "__init__.py").read_text() == '"""A hand-written family."""\n'
+
+
+def test_repo_root_is_found_from_a_subfolder(tmp_path, cli):
+    new_env = cli.new_env
+    assert new_env.find_repo_root(ROOT / "envs" / "core") == ROOT
+    copy = tmp_path / "checkout"
+    (copy / "envs").mkdir(parents=True)
+    (copy / "envs" / "registration.py").write_text("")
+    (copy / "docs" / "deep").mkdir(parents=True)
+    assert new_env.find_repo_root(copy / "docs" / "deep") == copy.resolve()
