@@ -1,0 +1,202 @@
+"""Smoke tests of ``scripts.bench``: tiny budgets, schema and sanity only (speed is never asserted)."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+bench = importlib.import_module("scripts.bench")
+
+TINY = bench.Settings(
+    seconds=0.02,
+    repeats=1,
+    warmup_s=0.01,
+    episodes=4,
+    exact_cases=2,
+    reference=False,
+    ppo=bench.PPOSettings(n_envs=2, n_steps=16, batch_size=16, n_epochs=1, total_timesteps=64),
+)
+
+
+def _positive(x):
+    return isinstance(x, float) and np.isfinite(x) and x > 0
+
+
+def test_measurements_are_positive():
+    single = bench.measure_single("lepton/InventoryORGym-v0", {}, TINY)
+    assert _positive(single["best"]) and single["median"] <= single["best"]
+    assert single["adapter"] == "InventoryEnv"
+    batch = bench.measure_vector("lepton/InventoryORGym-v0", {}, 4, TINY)
+    assert _positive(batch["best"]) and len(batch["runs"]) == TINY.repeats
+    assert batch["adapter"] == "InventoryVectorEnv"
+    assert bench.episode_length("lepton/InventoryORGym-v0", {}, seed=0) == 30
+
+
+def test_run_family_schema_without_reference(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["inventory", "--no-reference", "--workload", "InventoryORGym-v0", "--out", str(out)]
+    argv += ["--seconds", "0.02", "--repeats", "1", "--warmup", "0.01"]
+    argv += ["--ppo-envs", "2", "--ppo-n-steps", "16", "--ppo-batch-size", "16"]
+    argv += ["--ppo-epochs", "1", "--ppo-timesteps", "64"]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["family"] == "inventory"
+    meta = report["metadata"]
+    for key in ("git", "python", "numpy", "cpu_count", "date", "seconds_per_measurement"):
+        assert key in meta
+    assert meta["seconds_per_measurement"] == 0.02
+    assert list(report["workloads"]) == ["InventoryORGym-v0"]
+    w = report["workloads"]["InventoryORGym-v0"]
+    assert set(w["ours_steps_per_s"]) == {"1", "16", "256"}
+    assert all(_positive(v) for v in w["ours_steps_per_s"].values())
+    assert w["reference_steps_per_s"] is None and w["reference"] is None
+    for key in ("ratio_single", "ratio_b16", "ratio_b256"):
+        assert key in w and w[key] is None
+    assert _positive(w["ppo_overhead_ratio"])
+    assert _positive(w["ppo"]["env_frames_per_s"]["best"])
+    assert _positive(w["ppo"]["zero_cost_frames_per_s"]["best"])
+    assert w["ppo"]["episode_length"] == 30
+    assert w["targets_met"]["ratio_b256"] is None
+    table = capsys.readouterr().out
+    assert "| workload | ours B=1 | ours B=16 | ours B=256 | reference |" in table
+    assert "ppo_overhead_ratio" in table and "InventoryORGym-v0" in table
+
+
+def test_zero_cost_vec_env_follows_sb3_semantics():
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from envs.core.sb3 import make_sb3_vec_env
+
+    real = make_sb3_vec_env("lepton/InventoryORGym-v0", 3)
+    zero = bench.ZeroCostVecEnv(real.observation_space, real.action_space, 3, episode_length=4)
+    assert isinstance(zero, VecEnv) and zero.render_mode is None
+    obs = zero.reset()
+    assert obs.shape == (3, *real.observation_space.shape)
+    assert obs.dtype == real.observation_space.dtype
+    actions = np.stack([real.action_space.sample() for _ in range(3)])
+    for t in range(1, 9):
+        zero.step_async(actions)
+        obs, rewards, dones, infos = zero.step_wait()
+        assert rewards.shape == (3,) and not rewards.any()
+        assert dones.all() == (t % 4 == 0)
+        assert ("terminal_observation" in infos[0]) == (t % 4 == 0)
+    real.close()
+
+
+def test_reference_unavailable_is_reported_not_raised(tmp_path):
+    settings = bench.Settings(reference_python=str(tmp_path / "missing" / "python"))
+    result = bench.run_reference(bench.ORGYM, settings, log=lambda message: None)
+    assert result["available"] is False
+    assert "does not exist" in result["reason"]
+
+
+def test_orgym_parameters_match_our_preset():
+    import gymnasium as gym
+
+    params = {
+        "periods": 30,
+        "I0": [100, 100, 200],
+        "p": 2,
+        "r": [1.5, 1.0, 0.75, 0.5],
+        "k": [0.1, 0.075, 0.05, 0.025],
+        "h": [0.15, 0.1, 0.05],
+        "c": [100, 90, 80],
+        "L": [3, 5, 10],
+        "backlog": True,
+        "dist": 1,
+        "dist_param": {"mu": 20},
+        "alpha": 0.97,
+    }
+    env = gym.make("lepton/InventoryORGym-v0")
+    assert bench.check_orgym_params(env, params) == []
+    wrong = bench.check_orgym_params(env, {**params, "L": [3, 5, 9], "alpha": 1.0})
+    assert len(wrong) == 2 and wrong[0].startswith("L / lead_times")
+    env.close()
+
+
+def test_our_side_of_the_faithfulness_check():
+    workload = bench.WORKLOADS["inventory"][0]
+    policy = bench.ORGYM.policies[0]
+    stats = bench.our_policy_returns(workload, policy, episodes=4, seed=1)
+    assert stats["episodes"] == 4 and np.isfinite(stats["mean"]) and stats["sem"] >= 0
+    (ours_kwargs, ref_kwargs), *_ = bench.orgym_exact_cases(2, seed=0)
+    assert ref_kwargs["dist"] == 5 and len(ref_kwargs["user_D"]) == 30
+    assert ours_kwargs["scenario"]["demand"]["series"] == ref_kwargs["user_D"]
+    assert np.isfinite(bench.our_episode_return(workload, ours_kwargs, policy))
+    fake = {
+        "policies": [{"name": policy.name, "episodes": 4, "mean": stats["mean"], "sem": 1.0}],
+        "exact": [],
+    }
+    report = bench.faithfulness(workload, fake, TINY)
+    assert report["agree"] and report["policies"][0]["z"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_unknown_family_and_workload_are_rejected():
+    with pytest.raises(ValueError, match="family"):
+        bench.run_family("nope", TINY)
+    with pytest.raises(ValueError, match="workload"):
+        bench.run_family("inventory", TINY, workloads=["Nope-v0"])
+
+
+def test_worker_base_stock_rule_matches_ours():
+    from types import SimpleNamespace
+
+    worker = importlib.import_module("scripts.bench_ref.orgym_worker")
+    n = 2
+    orgym = SimpleNamespace(
+        period=n,
+        I=np.array([[0, 0, 0], [0, 0, 0], [30, 50, 70]], dtype=float),
+        T=np.array([[0, 0, 0], [0, 0, 0], [40, 10, 100]], dtype=float),
+        B=np.array([[0, 0, 0, 0], [5, 3, 0, 2], [0, 0, 0, 0]], dtype=float),
+        supply_capacity=np.array([100, 90, 80]),
+    )
+    theirs = worker.base_stock_orders(orgym, [100, 220, 440])
+    pipeline = np.zeros((1, 3, 11))
+    pipeline[0, :, 4] = [40, 10, 100]
+    snapshot = SimpleNamespace(
+        on_hand=np.array([[30.0, 50.0, 70.0]]),
+        pipeline=pipeline,
+        owed=np.array([[5.0, 3.0, 0.0, 2.0]]),
+        capacities=np.array([[100.0, 90.0, 80.0]]),
+    )
+    policy = bench.Policy("bs", "base_stock", (100.0, 220.0, 440.0))
+    ours = bench.inventory_policy_actions(None, snapshot, policy)
+    np.testing.assert_allclose(theirs, [35, 70, 80])
+    np.testing.assert_allclose(ours[0], theirs)
+
+
+def test_report_formats_reference_and_faithfulness_rows():
+    settings = bench.Settings(seconds=0.02, repeats=1, warmup_s=0.01, reference=False, ppo=None)
+    workload = bench.WORKLOADS["inventory"][0]
+    result = bench.run_workload(workload, settings, log=lambda message: None)
+    result["reference"] = {
+        "name": "OR-Gym InvManagement-v0",
+        "available": True,
+        "api": "gym",
+        "versions": {"or-gym": "0.5.0", "gym": "0.26.2", "numpy": "1.26.4"},
+        "params_match": False,
+        "param_mismatches": ["L / lead_times: reference [3, 5, 9], ours (3, 5, 10)"],
+    }
+    stats = {"episodes": 4, "mean": 1.0, "sem": 0.1}
+    result["faithfulness"] = {
+        "agree": False,
+        "threshold_z": 3.0,
+        "policies": [{"policy": "p", "ours": stats, "reference": stats, "z": 0.0, "agree": True}],
+        "exact": [{"policy": "p", "cases": 2, "max_abs_difference": 1.5, "agree": False}],
+    }
+    report = {
+        "settings": {"batch_sizes": list(settings.batch_sizes)},
+        "metadata": bench.metadata(settings),
+        "targets": dict(bench.TARGETS),
+        "workloads": {workload.name: result},
+    }
+    text = bench.format_report(report)
+    assert "same parameters: NO: L / lead_times" in text
+    assert "DIFFERENT" in text and "WARNING" in text
+    assert "per CPU-second" in text
