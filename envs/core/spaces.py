@@ -50,11 +50,12 @@ def check_batch_actions(space: spaces.Space, actions: np.ndarray, batch_size: in
             )
         return actions.astype(np.int64, copy=False)
     if isinstance(space, spaces.Box):
-        if not np.all(np.isfinite(actions)):
-            raise ValueError(f"action contains NaN or inf: {actions!r}")
-        bad = (actions < space.low) | (actions > space.high)
-        if bad.any():
-            i = int(np.flatnonzero(bad.reshape(batch_size, -1).any(axis=1))[0])
+        # one pass: NaN fails both comparisons, so it is caught here too
+        inside = (actions >= space.low) & (actions <= space.high)
+        if not inside.all():
+            if not np.all(np.isfinite(actions)):
+                raise ValueError(f"action contains NaN or inf: {actions!r}")
+            i = int(np.flatnonzero(~inside.reshape(batch_size, -1).all(axis=1))[0])
             raise ValueError(
                 f"action {actions[i].tolist()} (replica {i}) is outside the action space {space}: "
                 f"allowed range is low={space.low.tolist()} to high={space.high.tolist()}"
