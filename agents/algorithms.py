@@ -1,0 +1,233 @@
+"""Stable-Baselines3 algorithms built from agent configs, with action-space checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from conf.schema import (
+    Activation,
+    AgentConfig,
+    OffPolicyConfig,
+    SACConfig,
+    SB3AgentConfig,
+    Schedule,
+    TD3Config,
+)
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO,
+    "a2c": A2C,
+    "dqn": DQN,
+    "sac": SAC,
+    "td3": TD3,
+}
+"""SB3 algorithm class of every ``agent.algo``."""
+
+ACTION_SPACES: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
+    "ppo": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "a2c": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "dqn": (spaces.Discrete,),
+    "sac": (spaces.Box,),
+    "td3": (spaces.Box,),
+}
+"""Action spaces each algorithm supports."""
+
+ACTIVATIONS: dict[Activation, type[nn.Module]] = {
+    Activation.tanh: nn.Tanh,
+    Activation.relu: nn.ReLU,
+    Activation.elu: nn.ELU,
+    Activation.leaky_relu: nn.LeakyReLU,
+}
+
+_ON_POLICY = ("ppo", "a2c")
+_NOT_ALGORITHM_ARGS = {"name", "algo", "policy", "normalize", "policy_kwargs", "lr_schedule"}
+
+
+class IncompatibleAgentError(ValueError):
+    """The agent cannot act in the environment's action space."""
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of ``algo``; raises naming ``agent.algo`` and the allowed values."""
+    try:
+        return ALGORITHMS[algo]
+    except KeyError:
+        raise ValueError(
+            f"agent.algo: unknown algorithm {algo!r}; allowed values: {sorted(ALGORITHMS)}"
+        ) from None
+
+
+def agents_that_fit(action_space: spaces.Space[Any]) -> list[str]:
+    """The algorithms that support ``action_space``."""
+    return [name for name, kinds in ACTION_SPACES.items() if isinstance(action_space, kinds)]
+
+
+def check_action_space(
+    agent: SB3AgentConfig,
+    action_space: spaces.Space[Any],
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+) -> None:
+    """Raise :class:`IncompatibleAgentError` if ``agent`` cannot act in ``action_space``.
+
+    The message names the algorithm, the space, the algorithms that fit, and the env's
+    ``action_mode`` when it has one (it decides the action space of the supply chain).
+    """
+    cls = algorithm_class(agent.algo)
+    kinds = ACTION_SPACES[agent.algo]
+    if isinstance(action_space, kinds):
+        return
+    needs = " or ".join(k.__name__ for k in kinds)
+    fits = agents_that_fit(action_space)
+    mode = (env_kwargs or {}).get("action_mode")
+    hint = f" (env.kwargs.action_mode={mode!r})" if mode is not None else ""
+    raise IncompatibleAgentError(
+        f"agent {agent.name!r} ({cls.__name__}) needs a {needs} action space, but {env_id}"
+        f"{hint} has {action_space}; agents that fit this env: "
+        f"{', '.join(fits) if fits else 'none of the SB3 algorithms'} "
+        "(the family's baselines act in any action mode)"
+    )
+
+
+def _learning_rate(agent: SB3AgentConfig) -> Any:
+    if agent.lr_schedule == Schedule.linear:
+        return LinearSchedule(agent.learning_rate, 0.0, 1.0)
+    return agent.learning_rate
+
+
+def _number_or_auto(field: str, value: str) -> float | str:
+    if value == "auto" or value.startswith("auto_"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(
+            f"agent.{field}: expected a number, 'auto' or 'auto_<initial value>', got {value!r}"
+        ) from None
+
+
+def algorithm_kwargs(agent: SB3AgentConfig, action_space: spaces.Space[Any]) -> dict[str, Any]:
+    """Constructor arguments of the SB3 algorithm for ``agent`` (besides policy, env, seed).
+
+    Every hyperparameter field of the agent's schema is passed under its own name; the
+    network goes into ``policy_kwargs``, the schedule into ``learning_rate``, SAC's
+    ``ent_coef``/``target_entropy`` become numbers unless ``auto`` and TD3's
+    ``action_noise_std`` becomes Gaussian action noise.
+    """
+    kwargs = {
+        f.name: getattr(agent, f.name)
+        for f in dataclasses.fields(agent)
+        if f.name not in _NOT_ALGORITHM_ARGS
+    }
+    kwargs["learning_rate"] = _learning_rate(agent)
+    net = agent.policy_kwargs
+    policy_kwargs: dict[str, Any] = {
+        "net_arch": list(net.net_arch),
+        "activation_fn": ACTIVATIONS[net.activation_fn],
+    }
+    if agent.algo in _ON_POLICY:
+        policy_kwargs["ortho_init"] = net.ortho_init
+        if isinstance(action_space, spaces.Box):
+            policy_kwargs["log_std_init"] = net.log_std_init
+    kwargs["policy_kwargs"] = policy_kwargs
+    if isinstance(agent, SACConfig):
+        kwargs["ent_coef"] = _number_or_auto("ent_coef", agent.ent_coef)
+        kwargs["target_entropy"] = _number_or_auto("target_entropy", agent.target_entropy)
+    if isinstance(agent, TD3Config):
+        std = kwargs.pop("action_noise_std")
+        if std < 0:
+            raise ValueError(f"agent.action_noise_std: must be >= 0, got {std}")
+        if std > 0:
+            shape = action_space.shape or (1,)
+            kwargs["action_noise"] = NormalActionNoise(np.zeros(shape), np.full(shape, std))
+    if isinstance(agent, OffPolicyConfig) and agent.buffer_size < agent.batch_size:
+        raise ValueError(
+            f"agent.buffer_size: must be >= agent.batch_size={agent.batch_size}, "
+            f"got {agent.buffer_size}"
+        )
+    return kwargs
+
+
+def as_sb3_agent(agent: AgentConfig, purpose: str) -> SB3AgentConfig:
+    """``agent`` as an SB3 agent config, or a clear error when it is a baseline.
+
+    Args:
+        agent: the composed agent.
+        purpose: what needs an SB3 agent, for the message (``"training"``).
+    """
+    if not isinstance(agent, SB3AgentConfig):
+        raise ValueError(
+            f"agent={agent.name}: {purpose} needs an SB3 algorithm "
+            f"({', '.join(sorted(ALGORITHMS))}); baselines are fitted, not trained "
+            f"(evaluate them with `lepton-evaluate agent={agent.name}`)"
+        )
+    return agent
+
+
+def build_model(
+    agent: SB3AgentConfig,
+    venv: VecEnv,
+    *,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int,
+    device: str = "cpu",
+    verbose: int = 0,
+) -> BaseAlgorithm:
+    """Build the SB3 algorithm of ``agent`` on ``venv``.
+
+    Args:
+        agent: the agent config (``agent.algo`` selects the class).
+        venv: the training env.
+        env_id: id of the env, for error messages.
+        env_kwargs: the env's constructor arguments, for error messages.
+        seed: seeds the algorithm (networks, action sampling) and the env's replicas.
+        device: torch device.
+        verbose: SB3 verbosity.
+
+    Raises:
+        IncompatibleAgentError: if the algorithm does not support the env's action space.
+    """
+    check_action_space(agent, venv.action_space, env_id, env_kwargs)
+    cls = algorithm_class(agent.algo)
+    return cls(
+        agent.policy,
+        venv,
+        seed=seed,
+        device=device,
+        verbose=verbose,
+        **algorithm_kwargs(agent, venv.action_space),
+    )
+
+
+def load_model(
+    agent: SB3AgentConfig, model_path: str | Path, venv: VecEnv | None, device: str = "cpu"
+) -> BaseAlgorithm:
+    """Load a model saved by ``lepton-train`` with the class of ``agent.algo``.
+
+    Raises:
+        FileNotFoundError: naming ``model_path`` when there is no such file.
+        ValueError: when the model's spaces differ from ``venv``'s, naming both.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model_path: no model at {str(path)!r}")
+    cls = algorithm_class(agent.algo)
+    try:
+        return cls.load(str(path), env=venv, device=device)
+    except ValueError as exc:
+        raise ValueError(
+            f"model_path: {str(path)!r} does not fit the configured env "
+            f"(trained on another env or observation/action mode?): {exc}"
+        ) from exc

@@ -1,0 +1,120 @@
+"""Training callbacks: the learning curve on evaluation seeds."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from agents.envs import sync_normalization
+from agents.evaluation import run_episodes
+
+
+class LearningCurveCallback(BaseCallback):
+    """Evaluates the model on fixed evaluation seeds every ``eval_freq`` environment steps.
+
+    Like SB3's ``EvalCallback`` but every point runs the same seeded episodes (in one batched
+    env), so points are comparable and disjoint from training. Points are logged under
+    ``eval/`` (TensorBoard), kept in :attr:`points` and appended to ``csv_path``. One point is
+    taken before training and one at its end.
+
+    Args:
+        eval_env: batched evaluation env with raw rewards (frozen ``VecNormalize`` when the
+            training env normalises; its statistics are synced before each point).
+        first_seed: seed of the first evaluation episode.
+        episodes: episodes per point.
+        eval_freq: environment steps (all replicas together) between points; 0: start and end.
+        metrics: final-info keys logged next to the return.
+        deterministic: act deterministically.
+        csv_path: file receiving ``timesteps,mean,std`` rows (``None``: none).
+    """
+
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        first_seed: int,
+        episodes: int,
+        eval_freq: int,
+        *,
+        metrics: Sequence[str] = (),
+        deterministic: bool = True,
+        csv_path: Path | None = None,
+    ) -> None:
+        super().__init__()
+        if eval_freq < 0:
+            raise ValueError(f"eval.eval_freq: must be >= 0, got {eval_freq}")
+        self.eval_env = eval_env
+        self.first_seed = first_seed
+        self.episodes = episodes
+        self.eval_freq = eval_freq
+        self.metrics = tuple(metrics)
+        self.deterministic = deterministic
+        self.csv_path = csv_path
+        self.points: list[dict[str, float]] = []
+        """``{timesteps, mean, std, <metric>...}`` per point, in order."""
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        self._rewrite_csv()
+        self._evaluate()
+        self._next = self.num_timesteps + self.eval_freq
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.num_timesteps >= self._next:
+            self._evaluate()
+            while self._next <= self.num_timesteps:
+                self._next += self.eval_freq
+        return True
+
+    def _on_training_end(self) -> None:
+        # a point taken at the last step precedes the final update: take it again
+        if self.points and self.points[-1]["timesteps"] == self.num_timesteps:
+            self.points.pop()
+            self._rewrite_csv()
+        self._evaluate()
+
+    def _evaluate(self) -> None:
+        training_env = self.model.get_env()
+        if isinstance(self.eval_env, VecNormalize) and isinstance(training_env, VecNormalize):
+            sync_normalization(training_env, self.eval_env)
+        result = run_episodes(
+            self.model,
+            self.eval_env,
+            self.first_seed,
+            self.episodes,
+            metrics=self.metrics,
+            deterministic=self.deterministic,
+        )
+        summary = result.summary()
+        point = {
+            "timesteps": self.num_timesteps,
+            "mean": summary["return"]["mean"],
+            "std": summary["return"]["std"],
+            **{m: summary[m]["mean"] for m in self.metrics},
+        }
+        self.points.append(point)
+        self.logger.record("eval/mean_return", point["mean"])
+        self.logger.record("eval/std_return", point["std"])
+        self.logger.record("eval/mean_length", summary["length"]["mean"])
+        for m in self.metrics:
+            self.logger.record(f"eval/{m}", summary[m]["mean"])
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        if self.csv_path is not None:
+            with self.csv_path.open("a", newline="") as fh:
+                csv.writer(fh).writerow([point[k] for k in self._columns()])
+
+    def _columns(self) -> list[str]:
+        return ["timesteps", "mean", "std", *self.metrics]
+
+    def _rewrite_csv(self) -> None:
+        """Write the header and the points so far to ``csv_path``."""
+        if self.csv_path is None:
+            return
+        with self.csv_path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(self._columns())
+            writer.writerows([point[k] for k in self._columns()] for point in self.points)

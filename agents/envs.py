@@ -1,0 +1,119 @@
+"""Environment construction for training, evaluation and rendering from an env config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+import envs as lepton_envs
+from agents.config import env_kwargs
+from conf.schema import EnvConfig, NormalizeConfig
+from envs.core.sb3 import make_sb3_vec_env
+
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+"""Name of the normalisation statistics saved next to a model."""
+
+
+def resolve_env_id(env: EnvConfig) -> str:
+    """The registered id of ``env.id`` (raises with the closest ids when unknown)."""
+    return lepton_envs.resolve_id(env.id)
+
+
+def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None = None) -> VecEnv:
+    """A batched SB3 ``VecEnv`` of ``n_envs`` replicas (native for Lepton envs).
+
+    Args:
+        env: the environment config.
+        n_envs: number of replicas.
+        seed: the first reset gives replica ``i`` the seed ``seed + i``.
+    """
+    return make_sb3_vec_env(resolve_env_id(env), n_envs, seed=seed, **env_kwargs(env))
+
+
+def wants_normalization(normalize: NormalizeConfig | None) -> bool:
+    """Whether ``normalize`` asks for a ``VecNormalize`` wrapper."""
+    return normalize is not None and (normalize.obs or normalize.reward)
+
+
+def make_training_env(
+    env: EnvConfig,
+    n_envs: int,
+    seed: int,
+    normalize: NormalizeConfig | None,
+    gamma: float,
+) -> VecEnv:
+    """Training env: the batched env in ``VecMonitor`` (raw episode returns for the logs).
+
+    With observation or reward normalisation the monitor is wrapped in ``VecNormalize``
+    (statistics updated during training, saved next to the model).
+
+    Args:
+        env: the environment config.
+        n_envs: number of replicas.
+        seed: replica ``i`` starts with seed ``seed + i``.
+        normalize: normalisation settings of the agent (``None``: none).
+        gamma: discount of the agent (for reward scaling).
+    """
+    venv: VecEnv = VecMonitor(make_vec_env(env, n_envs, seed=seed))
+    if normalize is not None and wants_normalization(normalize):
+        venv = VecNormalize(
+            venv,
+            training=True,
+            norm_obs=normalize.obs,
+            norm_reward=normalize.reward,
+            clip_obs=normalize.clip_obs,
+            clip_reward=normalize.clip_reward,
+            gamma=gamma,
+        )
+    return venv
+
+
+def frozen_normalization(venv: VecEnv, like: VecNormalize) -> VecNormalize:
+    """Wrap ``venv`` in a ``VecNormalize`` that applies ``like``'s settings without updating.
+
+    Rewards stay raw so evaluation reports true returns; :func:`sync_normalization` copies the
+    running statistics in before each evaluation.
+    """
+    frozen = VecNormalize(
+        venv,
+        training=False,
+        norm_obs=like.norm_obs,
+        norm_reward=False,
+        clip_obs=like.clip_obs,
+        clip_reward=like.clip_reward,
+        gamma=like.gamma,
+        epsilon=like.epsilon,
+    )
+    sync_normalization(like, frozen)
+    return frozen
+
+
+def sync_normalization(source: VecNormalize, target: VecNormalize) -> None:
+    """Copy the observation statistics of ``source`` into ``target``."""
+    target.obs_rms = source.obs_rms.copy()
+    target.ret_rms = source.ret_rms.copy()
+
+
+def load_normalization(path: str | Path, venv: VecEnv) -> VecNormalize:
+    """Load saved ``VecNormalize`` statistics around ``venv``, frozen and with raw rewards.
+
+    Raises:
+        ValueError: if the statistics were saved for another observation space.
+    """
+    stats = VecNormalize.load(str(path), venv)
+    stats.training = False
+    stats.norm_reward = False
+    return stats
+
+
+def normalization_path(model_path: str | Path) -> Path:
+    """Where the normalisation statistics of the model at ``model_path`` are stored."""
+    return Path(model_path).with_name(VECNORMALIZE_FILE)
+
+
+def make_single_env(env: EnvConfig, render_mode: str | None = None) -> gym.Env[Any, Any]:
+    """A single Gymnasium env (with the registered wrappers), e.g. for rendering."""
+    return lepton_envs.make(resolve_env_id(env), render_mode=render_mode, **env_kwargs(env))

@@ -1,0 +1,164 @@
+"""Seeded evaluation of a policy: N episodes in parallel across the replicas of a batched env."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.policies import Policy
+
+
+@dataclasses.dataclass(frozen=True)
+class Episodes:
+    """Per-episode results of one policy.
+
+    Attributes:
+        seeds: seed of every episode.
+        returns: undiscounted sum of the env's rewards, per episode.
+        lengths: steps per episode.
+        metrics: the requested keys of each episode's final ``info``, per episode.
+    """
+
+    seeds: tuple[int, ...]
+    returns: np.ndarray
+    lengths: np.ndarray
+    metrics: dict[str, np.ndarray]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """``return``, ``length`` and every metric, each ``[episodes]``."""
+        return {"return": self.returns, "length": self.lengths, **self.metrics}
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean, standard deviation (population) and count of every column."""
+        return {name: summarise(values) for name, values in self.columns().items()}
+
+    def rows(self, policy: str) -> list[dict[str, Any]]:
+        """One row per episode: policy, episode index, seed and every column."""
+        cols = self.columns()
+        return [
+            {
+                "policy": policy,
+                "episode": k,
+                "seed": seed,
+                **{name: _scalar(values[k]) for name, values in cols.items()},
+            }
+            for k, seed in enumerate(self.seeds)
+        ]
+
+
+def summarise(values: np.ndarray) -> dict[str, float]:
+    """``{"mean", "std", "n"}`` of ``values`` (population std, like SB3's ``evaluate_policy``)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "n": int(arr.size)}
+
+
+def run_episodes(
+    policy: Policy,
+    venv: VecEnv,
+    first_seed: int,
+    episodes: int,
+    *,
+    metrics: Sequence[str] = (),
+    deterministic: bool = True,
+    max_steps: int = 1_000_000,
+) -> Episodes:
+    """Run ``episodes`` seeded episodes of ``policy``, ``venv.num_envs`` of them at a time.
+
+    Episode ``k`` runs on a replica seeded ``first_seed + k``: the replicas of a chunk are
+    seeded together through ``venv.seed`` (replica ``i`` gets ``seed + i``) and reset; a
+    replica's first episode is recorded and what follows its end (autoreset) is ignored. The
+    results do not depend on ``venv.num_envs``.
+
+    Args:
+        policy: acts on the batched observations of ``venv``.
+        venv: an SB3 ``VecEnv``; rewards must be raw (no reward normalisation).
+        first_seed: seed of episode 0.
+        episodes: number of episodes.
+        metrics: keys of the final ``info`` to record (e.g. ``episode_profit``).
+        deterministic: passed to ``policy.predict``.
+        max_steps: most steps of one chunk before giving up (episodes that never end).
+
+    Raises:
+        KeyError: naming ``env.metrics`` when a metric is missing from the final ``info``.
+        RuntimeError: when episodes do not end within ``max_steps``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes: must be >= 1, got {episodes}")
+    n = venv.num_envs
+    returns: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    finals: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    for start in range(0, episodes, n):
+        count = min(n, episodes - start)
+        ret, length, final = _run_chunk(
+            policy, venv, first_seed + start, count, metrics, deterministic, max_steps
+        )
+        returns.append(ret)
+        lengths.append(length)
+        for m in metrics:
+            finals[m].append(final[m])
+    return Episodes(
+        seeds=tuple(range(first_seed, first_seed + episodes)),
+        returns=np.concatenate(returns),
+        lengths=np.concatenate(lengths),
+        metrics={m: np.concatenate(v) for m, v in finals.items()},
+    )
+
+
+def _run_chunk(
+    policy: Policy,
+    venv: VecEnv,
+    seed: int,
+    count: int,
+    metrics: Sequence[str],
+    deterministic: bool,
+    max_steps: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    n = venv.num_envs
+    venv.seed(seed)
+    obs = venv.reset()
+    returns = np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    final = {m: np.full(n, np.nan) for m in metrics}
+    done = np.zeros(n, dtype=bool)
+    done[count:] = True  # spare replicas of the last chunk are not recorded
+    state: Any = None
+    episode_start = np.ones(n, dtype=bool)
+    steps = 0
+    while not done.all():
+        if steps >= max_steps:
+            raise RuntimeError(
+                f"episodes did not end within {max_steps} steps; give the env a time limit"
+            )
+        actions, state = policy.predict(
+            obs, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+        obs, rewards, dones, infos = venv.step(actions)
+        active = ~done
+        returns[active] += rewards[active]
+        lengths[active] += 1
+        for i in np.flatnonzero(dones & active):
+            _record(final, infos[i], int(i))
+        done |= dones
+        episode_start = dones
+        steps += 1
+    return returns[:count], lengths[:count], {m: v[:count] for m, v in final.items()}
+
+
+def _record(final: dict[str, np.ndarray], info: Mapping[str, Any], i: int) -> None:
+    for key in final:
+        if key not in info:
+            available = sorted(k for k, v in info.items() if np.isscalar(v))
+            raise KeyError(
+                f"env.metrics: {key!r} is not in the final info of an episode; "
+                f"available: {available}"
+            )
+        final[key][i] = float(info[key])
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

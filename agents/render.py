@@ -1,0 +1,154 @@
+"""Show or record episodes of a saved model or a baseline in a single environment.
+
+``mode=human`` opens the environment's window (``render_mode="human"``); ``mode=video`` draws
+``rgb_array`` frames and writes ``out`` as ``.mp4`` (imageio with ffmpeg) or ``.gif`` (Pillow).
+Episodes use the evaluation seeds, like ``lepton-evaluate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from stable_baselines3.common.utils import set_random_seed
+
+from agents.algorithms import as_sb3_agent, load_model
+from agents.config import as_config, make_seeds
+from agents.envs import load_normalization, make_single_env, make_vec_env, normalization_path
+from agents.policies import make_baseline
+from agents.runs import run_folder, save_command, save_config
+from conf.schema import RenderConfig, RenderMode, SB3AgentConfig
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+Act = Callable[[np.ndarray], np.ndarray]
+
+
+def run(cfg: DictConfig) -> Path | None:
+    """Render ``episodes`` episodes of the configured policy.
+
+    Args:
+        cfg: a configuration composed from ``conf/render.yaml``.
+
+    Returns:
+        The video file for ``mode=video``, ``None`` for ``mode=human``.
+    """
+    config = as_config(cfg, RenderConfig)
+    seeds = make_seeds(config.seed, config.n_envs, config.eval, config.episodes)
+    if config.out is not None:
+        _check_suffix(Path(config.out))
+
+    set_random_seed(config.seed)
+    torch.set_num_threads(config.torch_threads)
+
+    render_mode = "human" if config.mode == RenderMode.human else "rgb_array"
+    env = make_single_env(config.env, render_mode=render_mode)
+    act = _policy(config, env, seeds.fit)
+    folder = run_folder(cfg)
+    out = _video_path(config, folder) if config.mode == RenderMode.video else None
+    save_config(folder, cfg)
+    save_command(folder)
+    frames: list[np.ndarray] = []
+    for seed in seeds.eval:
+        obs, _ = env.reset(seed=seed)
+        frames += _frame(env, out)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            done = terminated or truncated
+            frames += _frame(env, out)
+        log.info("episode seed %d: return %.2f", seed, total)
+    fps = config.fps or int(env.metadata.get("render_fps", 4))
+    env.close()
+    if out is None:
+        return None
+    write_video(out, frames, fps)
+    print(f"wrote {out} ({len(frames)} frames at {fps} fps)")
+    return out
+
+
+def _video_path(config: RenderConfig, folder: Path) -> Path:
+    return _check_suffix(Path(config.out) if config.out else folder / f"{config.agent.name}.mp4")
+
+
+def _check_suffix(out: Path) -> Path:
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"out: {str(out)!r} has an unsupported suffix; allowed: {VIDEO_SUFFIXES}")
+    return out
+
+
+def _frame(env: Any, out: Path | None) -> list[np.ndarray]:
+    if out is None:
+        return []
+    frame = env.render()
+    if frame is None:
+        raise RuntimeError(f"{env.spec.id if env.spec else env}: render() returned no frame")
+    return [np.asarray(frame, dtype=np.uint8)]
+
+
+def _policy(config: RenderConfig, env: Any, fit_seeds: Sequence[int]) -> Act:
+    """A function from one observation to one action, for the baseline or the saved model."""
+    if not isinstance(config.agent, SB3AgentConfig):
+        if config.model_path is not None:
+            raise ValueError(
+                f"model_path: a saved model needs an SB3 agent, but agent={config.agent.name} "
+                "is a baseline"
+            )
+        baseline = make_baseline(config.agent.name, env, seed=config.seed, fit_seeds=fit_seeds)
+        return lambda obs: baseline.predict(obs, deterministic=True)[0]
+    agent = as_sb3_agent(config.agent, "rendering a model")
+    if config.model_path is None:
+        raise ValueError(
+            f"model_path: agent={agent.name} needs model_path=<run folder>/model.zip; or render a "
+            "baseline, e.g. agent=base_stock"
+        )
+    venv = make_vec_env(config.env, 1)  # checks the model's spaces against the env's
+    model = load_model(agent, config.model_path, venv, device=config.device)
+    stats_path = normalization_path(config.model_path)
+    if not stats_path.is_file():
+        return lambda obs: model.predict(obs, deterministic=config.eval.deterministic)[0]
+    stats = load_normalization(stats_path, venv)
+    return lambda obs: model.predict(
+        stats.normalize_obs(obs), deterministic=config.eval.deterministic
+    )[0]
+
+
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
+    """Write ``frames`` (``[H, W, 3]`` uint8) to ``path``: ``.gif`` with Pillow, ``.mp4`` with imageio.
+
+    Raises:
+        ValueError: naming ``out`` for another suffix, or when there are no frames.
+    """
+    _check_suffix(path)
+    if not frames:
+        raise ValueError("no frames to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(
+            path,
+            save_all=True,
+            append_images=images[1:],
+            duration=max(int(round(1000 / fps)), 20),
+            loop=0,
+        )
+        return
+    import imageio.v2 as imageio  # H.264 through the ffmpeg binary of imageio-ffmpeg
+
+    imageio.mimwrite(path, [_even(f) for f in frames], fps=fps, codec="libx264", macro_block_size=1)
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad a frame to even height and width (H.264 with 4:2:0 chroma needs them)."""
+    h, w = frame.shape[:2]
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")

@@ -1,0 +1,48 @@
+"""Run folders: where a run writes, and the files that make it reproducible."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+
+def run_folder(cfg: DictConfig) -> Path:
+    """The run folder: Hydra's job folder in a multirun, else ``cfg.run_dir``.
+
+    ``cfg.run_dir`` is updated to the folder actually used, so the saved config names it.
+    """
+    folder = Path(cfg.run_dir)
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            folder = Path(hydra_cfg.runtime.output_dir)
+    with open_dict(cfg):
+        cfg.run_dir = str(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_config(folder: Path, cfg: DictConfig) -> Path:
+    """Write the resolved configuration to ``config.yaml``."""
+    path = folder / "config.yaml"
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def command_line() -> str:
+    """The exact command line of this process, shell-quoted (interpreter and flags included)."""
+    argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
+    return shlex.join(argv)
+
+
+def save_command(folder: Path) -> Path:
+    """Write ``command.txt``: the working directory and the exact command line."""
+    path = folder / "command.txt"
+    path.write_text(f"cd {shlex.quote(os.getcwd())}\n{command_line()}\n")
+    return path

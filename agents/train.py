@@ -1,0 +1,207 @@
+"""Train an SB3 agent on a Lepton env and compare it with the env family's baselines.
+
+``run(cfg)`` reads top to bottom: configuration and seeds, one seeding block, environments,
+model and callbacks, training, evaluation of the model and of every baseline on the same
+evaluation seeds, and the run folder::
+
+    <run_dir>/config.yaml        resolved configuration
+    <run_dir>/command.txt        working directory and exact command line
+    <run_dir>/model.zip          the trained model
+    <run_dir>/vecnormalize.pkl   normalisation statistics (agents with ``normalize``)
+    <run_dir>/metrics.json       policy -> metric -> mean, std, n
+    <run_dir>/eval.csv           one row per policy and evaluation episode
+    <run_dir>/table.md           the comparison table
+    <run_dir>/baselines.json     fitted parameters of every baseline
+    <run_dir>/curve.csv          learning curve (evaluation return vs environment steps)
+    <run_dir>/curve.png          the curve with the baselines as horizontal lines
+    <run_dir>/progress.csv       SB3's training log
+    <run_dir>/tb/                TensorBoard logs (charts from SB3, eval/ from the curve)
+    <run_dir>/checkpoints/       periodic checkpoints (with normalisation statistics)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from agents.algorithms import as_sb3_agent, build_model
+from agents.callbacks import LearningCurveCallback
+from agents.config import as_config, env_kwargs, make_seeds
+from agents.envs import (
+    VECNORMALIZE_FILE,
+    frozen_normalization,
+    make_training_env,
+    make_vec_env,
+    resolve_env_id,
+)
+from agents.evaluation import Episodes, run_episodes
+from agents.policies import baseline_names, make_baseline
+from agents.report import (
+    Metrics,
+    markdown_table,
+    metrics_of,
+    plot_curve,
+    print_table,
+    write_episodes,
+    write_json,
+    write_metrics,
+)
+from agents.runs import run_folder, save_command, save_config
+from conf.schema import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> Metrics:
+    """Train, evaluate against the baselines and write the run folder.
+
+    Args:
+        cfg: a configuration composed from ``conf/config.yaml``.
+
+    Returns:
+        ``{policy: {metric: {"mean", "std", "n"}}}`` over the evaluation episodes, for the
+        agent and every configured baseline.
+    """
+    # --- configuration and seeds -------------------------------------------------------------
+    config = as_config(cfg, TrainConfig)
+    agent = as_sb3_agent(config.agent, "training")
+    env_id = resolve_env_id(config.env)
+    kwargs = env_kwargs(config.env)
+    seeds = make_seeds(config.seed, config.n_envs, config.eval)
+    curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
+
+    # --- seeding: the only place global generators are set -------------------------------
+    set_random_seed(config.seed)  # python, numpy and torch
+    torch.set_num_threads(config.torch_threads)
+
+    # --- environments -----------------------------------------------------------------------
+    venv = make_training_env(config.env, config.n_envs, config.seed, agent.normalize, agent.gamma)
+    baselines = baseline_names(venv, config.baselines)
+    curve_env = _evaluation_env(config, curve_episodes, venv)
+
+    # --- model and callbacks ----------------------------------------------------------------
+    model = build_model(
+        agent,
+        venv,
+        env_id=env_id,
+        env_kwargs=kwargs,
+        seed=config.seed,
+        device=config.device,
+        verbose=config.verbose,
+    )
+    folder = run_folder(cfg)  # written once everything is known to fit together
+    save_config(folder, cfg)
+    save_command(folder)
+    model.set_logger(_logger(folder, config))
+    curve = LearningCurveCallback(
+        curve_env,
+        seeds.eval_start,
+        curve_episodes,
+        config.eval.eval_freq,
+        metrics=config.env.metrics,
+        deterministic=config.eval.deterministic,
+        csv_path=folder / "curve.csv",
+    )
+    callbacks: list[BaseCallback] = [curve]
+    if config.checkpoint_freq > 0:
+        callbacks.append(
+            CheckpointCallback(
+                save_freq=max(config.checkpoint_freq // config.n_envs, 1),
+                save_path=str(folder / "checkpoints"),
+                name_prefix="model",
+                save_vecnormalize=True,
+            )
+        )
+
+    # --- training ---------------------------------------------------------------------------
+    log.info(
+        "training %s on %s for %d steps -> %s", agent.name, env_id, config.total_timesteps, folder
+    )
+    model.learn(
+        total_timesteps=config.total_timesteps,
+        callback=callbacks,
+        progress_bar=config.progress_bar and _progress_bar_available(),
+    )
+    model.save(folder / "model.zip")
+    if isinstance(venv, VecNormalize):
+        venv.save(str(folder / VECNORMALIZE_FILE))
+
+    # --- evaluation of the agent and the baselines on the evaluation seeds ----------------
+    results: dict[str, Episodes] = {}
+    eval_env = _evaluation_env(config, config.eval.episodes, venv)
+    results[agent.name] = run_episodes(
+        model,
+        eval_env,
+        seeds.eval_start,
+        seeds.episodes,
+        metrics=config.env.metrics,
+        deterministic=config.eval.deterministic,
+    )
+    baseline_env = make_vec_env(config.env, min(config.eval.episodes, config.eval.batch_size))
+    fitted = {}
+    for name in baselines:
+        log.info("fitting baseline %s on %d training seeds", name, len(seeds.fit))
+        baseline = make_baseline(
+            name, baseline_env, seed=config.seed, fit_seeds=seeds.fit, field="baselines"
+        )
+        fitted[name] = baseline.params()
+        results[name] = run_episodes(
+            baseline,
+            baseline_env,
+            seeds.eval_start,
+            seeds.episodes,
+            metrics=config.env.metrics,
+            deterministic=config.eval.deterministic,
+        )
+
+    # --- run folder -------------------------------------------------------------------------
+    metrics = metrics_of(results)
+    columns = ["return", *config.env.metrics]
+    write_metrics(folder / "metrics.json", metrics)
+    write_episodes(folder / "eval.csv", results)
+    write_json(folder / "baselines.json", fitted)
+    (folder / "table.md").write_text(markdown_table(metrics, columns))
+    plot_curve(
+        folder / "curve.png",
+        curve.points,
+        {name: metrics[name]["return"]["mean"] for name in baselines},
+        title=f"{agent.name} on {env_id} (seed {config.seed})",
+        agent=agent.name,
+        episodes=curve_episodes,
+    )
+    title = f"{env_id}: {seeds.episodes} evaluation episodes (seeds {seeds.eval_start}..)"
+    print_table(metrics, columns, title)
+    log.info("run folder: %s", folder)
+    for env in (venv, curve_env, eval_env, baseline_env):
+        env.close()
+    return metrics
+
+
+def _evaluation_env(config: TrainConfig, episodes: int, training_env: VecEnv) -> VecEnv:
+    """A batched env for ``episodes`` evaluation episodes, normalised like ``training_env``."""
+    venv = make_vec_env(config.env, min(episodes, config.eval.batch_size))
+    if isinstance(training_env, VecNormalize):
+        return frozen_normalization(venv, training_env)
+    return venv
+
+
+def _logger(folder: Path, config: TrainConfig) -> Logger:
+    """SB3 logger: ``progress.csv`` in the run folder, TensorBoard in ``tb/``, stdout if verbose."""
+    formats = [make_output_format("csv", str(folder))]
+    if config.tensorboard:
+        formats.append(make_output_format("tensorboard", str(folder / "tb")))
+    if config.verbose > 0:
+        formats.append(make_output_format("stdout", str(folder)))
+    return Logger(str(folder), formats)
+
+
+def _progress_bar_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("tqdm", "rich"))

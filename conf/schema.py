@@ -1,0 +1,467 @@
+"""Dataclass schemas of the Hydra configuration, registered in Hydra's ConfigStore.
+
+Every YAML preset starts from one of these schemas (``defaults: [/schema/<group>/<name>@_here_]``),
+so a misspelt key or a value of the wrong type fails when the configuration is composed, with
+the full key in the message, long before an environment or a model is built::
+
+    lepton-train agent.learning_rat=1e-3   # Key 'learning_rat' not in 'PPOConfig'
+    lepton-train total_timesteps=abc       # Value 'abc' ... could not be converted to Integer
+
+The schemas live under the ``schema`` group of the ConfigStore (``schema/env/inventory``,
+``schema/agent/ppo``, ``schema/train``...), so the ``env`` and ``agent`` groups list only the
+YAML presets. :func:`register_configs` is called when the ``conf`` package is imported, which
+Hydra does before it reads ``pkg://conf``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# --- environments ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EnvConfig:
+    """An environment: a registered id, a short name and the constructor arguments.
+
+    Attributes:
+        id: registered Gymnasium id, e.g. ``lepton/Inventory-v0`` (see ``lepton-envs``).
+        name: short label used in run-folder names and reports.
+        metrics: keys of the final ``info`` of an episode reported next to the return.
+    """
+
+    id: str = MISSING
+    name: str = MISSING
+    metrics: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class GenericEnvConfig(EnvConfig):
+    """Any registered environment; ``kwargs`` are passed to its constructor unchecked.
+
+    Attributes:
+        kwargs: constructor arguments of the environment.
+    """
+
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class InventoryActionMode(enum.Enum):
+    """How actions encode order quantities (see ``envs.ops.inventory.env.InventoryEnv``)."""
+
+    continuous = "continuous"
+    discrete = "discrete"
+    quantity = "quantity"
+
+
+@dataclasses.dataclass
+class InventoryKwargs:
+    """Constructor arguments of ``lepton/Inventory-v0`` and its variants.
+
+    Attributes:
+        scenario: a preset name (``serial4``, ``orgym``, ``lost_sales``, ...) or a mapping of
+            scenario fields, optionally starting from ``preset``.
+        observation: observation builder (``default`` or ``orgym``).
+        action_mode: ``continuous`` (Box in [-1, 1]), ``discrete`` (MultiDiscrete levels) or
+            ``quantity`` (Box of raw order quantities).
+        order_levels: order levels per stage in ``discrete`` mode.
+        reward_weights: weight per reward term (``revenue``, ``procurement_cost``,
+            ``shortage_cost``, ``holding_cost``); ``null`` keeps the defaults (all 1).
+    """
+
+    scenario: Any = "serial4"
+    observation: str = "default"
+    action_mode: InventoryActionMode = InventoryActionMode.continuous
+    order_levels: int = 11
+    reward_weights: dict[str, float] | None = None
+
+
+@dataclasses.dataclass
+class InventoryEnvConfig(EnvConfig):
+    """The serial supply chain (``lepton/Inventory-v0`` and ``lepton/InventoryORGym-v0``).
+
+    Attributes:
+        kwargs: typed constructor arguments.
+    """
+
+    id: str = "lepton/Inventory-v0"
+    metrics: list[str] = dataclasses.field(
+        default_factory=lambda: ["episode_profit", "fill_rate", "service_level"]
+    )
+    kwargs: InventoryKwargs = dataclasses.field(default_factory=InventoryKwargs)
+
+
+# --- agents ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class AgentConfig:
+    """Something that acts: a Stable-Baselines3 algorithm or one of the family's baselines.
+
+    Attributes:
+        name: snake_case name of the agent (row label in reports, part of run names).
+    """
+
+    name: str = MISSING
+
+
+@dataclasses.dataclass
+class BaselineAgentConfig(AgentConfig):
+    """A classic controller of the environment's family, looked up by ``name`` in its registry.
+
+    Controllers are fitted on ``eval.fit_episodes`` training seeds before they act.
+    """
+
+
+class Activation(enum.Enum):
+    """Hidden-layer activation of the policy and value networks."""
+
+    tanh = "tanh"
+    relu = "relu"
+    elu = "elu"
+    leaky_relu = "leaky_relu"
+
+
+class Schedule(enum.Enum):
+    """Learning-rate schedule over training progress."""
+
+    constant = "constant"
+    linear = "linear"
+
+
+@dataclasses.dataclass
+class NormalizeConfig:
+    """Running normalisation of observations and rewards (SB3 ``VecNormalize``).
+
+    The statistics are saved next to the model as ``vecnormalize.pkl`` and frozen for
+    evaluation.
+
+    Attributes:
+        obs: normalise observations.
+        reward: scale rewards by a running estimate of the discounted return's std.
+        clip_obs: clip normalised observations to ``[-clip_obs, clip_obs]``.
+        clip_reward: clip scaled rewards to ``[-clip_reward, clip_reward]``.
+    """
+
+    obs: bool = False
+    reward: bool = False
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+
+
+@dataclasses.dataclass
+class PolicyKwargsConfig:
+    """Network of the policy (and value function / critics).
+
+    Attributes:
+        net_arch: hidden-layer sizes, used for the actor and for the critic.
+        activation_fn: hidden-layer activation.
+        ortho_init: orthogonal initialisation (PPO and A2C only).
+        log_std_init: initial log standard deviation of Gaussian actions (PPO and A2C).
+    """
+
+    net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+    activation_fn: Activation = Activation.tanh
+    ortho_init: bool = True
+    log_std_init: float = 0.0
+
+
+@dataclasses.dataclass
+class SB3AgentConfig(AgentConfig):
+    """Hyperparameters shared by every Stable-Baselines3 algorithm.
+
+    Attributes:
+        algo: algorithm (``ppo``, ``a2c``, ``dqn``, ``sac``, ``td3``); fixed by each schema.
+        policy: SB3 policy class name.
+        learning_rate: optimiser step size (initial value with a ``linear`` schedule).
+        lr_schedule: ``constant`` or ``linear`` decay to zero.
+        gamma: discount factor.
+        normalize: observation and reward normalisation.
+        policy_kwargs: network architecture.
+    """
+
+    algo: str = MISSING
+    policy: str = "MlpPolicy"
+    learning_rate: float = 3e-4
+    lr_schedule: Schedule = Schedule.constant
+    gamma: float = 0.99
+    normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
+    policy_kwargs: PolicyKwargsConfig = dataclasses.field(default_factory=PolicyKwargsConfig)
+
+
+@dataclasses.dataclass
+class PPOConfig(SB3AgentConfig):
+    """Proximal Policy Optimisation (any action space).
+
+    Attributes:
+        n_steps: steps per environment per rollout (rollout size ``n_steps * n_envs``).
+        batch_size: minibatch size.
+        n_epochs: passes over each rollout.
+        gae_lambda: GAE bias/variance trade-off.
+        clip_range: policy ratio clipping.
+        ent_coef: entropy bonus.
+        vf_coef: value-loss weight.
+        max_grad_norm: gradient clipping.
+        normalize_advantage: normalise advantages per minibatch.
+        target_kl: stop an update early above this KL divergence (``null``: never).
+    """
+
+    algo: str = "ppo"
+    n_steps: int = 2048
+    batch_size: int = 64
+    n_epochs: int = 10
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    target_kl: float | None = None
+
+
+@dataclasses.dataclass
+class A2CConfig(SB3AgentConfig):
+    """Advantage Actor-Critic (any action space).
+
+    Attributes:
+        n_steps: steps per environment per update.
+        gae_lambda: GAE bias/variance trade-off (1: classic advantage).
+        ent_coef: entropy bonus.
+        vf_coef: value-loss weight.
+        max_grad_norm: gradient clipping.
+        use_rms_prop: RMSprop (``True``) or Adam.
+        rms_prop_eps: RMSprop epsilon.
+        normalize_advantage: normalise advantages.
+    """
+
+    algo: str = "a2c"
+    learning_rate: float = 7e-4
+    n_steps: int = 5
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    use_rms_prop: bool = True
+    rms_prop_eps: float = 1e-5
+    normalize_advantage: bool = False
+
+
+@dataclasses.dataclass
+class OffPolicyConfig(SB3AgentConfig):
+    """Hyperparameters shared by the replay-buffer algorithms.
+
+    Attributes:
+        buffer_size: replay buffer capacity, transitions.
+        learning_starts: transitions collected before learning starts.
+        batch_size: minibatch size.
+        tau: soft target-update coefficient (1: hard update).
+        train_freq: environment steps between updates.
+        gradient_steps: gradient steps per update (-1: as many as environment steps).
+    """
+
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    batch_size: int = 256
+    tau: float = 0.005
+    train_freq: int = 1
+    gradient_steps: int = 1
+
+
+@dataclasses.dataclass
+class DQNConfig(OffPolicyConfig):
+    """Deep Q-Network (``Discrete`` action spaces only).
+
+    Attributes:
+        target_update_interval: environment steps between target-network updates.
+        exploration_fraction: share of training over which epsilon decays.
+        exploration_initial_eps: initial epsilon.
+        exploration_final_eps: final epsilon.
+        max_grad_norm: gradient clipping.
+    """
+
+    algo: str = "dqn"
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    tau: float = 1.0
+    train_freq: int = 4
+    target_update_interval: int = 1000
+    exploration_fraction: float = 0.1
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.05
+    max_grad_norm: float = 10.0
+
+
+@dataclasses.dataclass
+class SACConfig(OffPolicyConfig):
+    """Soft Actor-Critic (``Box`` action spaces only).
+
+    Attributes:
+        ent_coef: entropy coefficient: a number, ``auto`` or ``auto_<initial value>``.
+        target_entropy: ``auto`` (minus the action dimension) or a number.
+        target_update_interval: gradient steps between target-network updates.
+    """
+
+    algo: str = "sac"
+    ent_coef: str = "auto"
+    target_entropy: str = "auto"
+    target_update_interval: int = 1
+
+
+@dataclasses.dataclass
+class TD3Config(OffPolicyConfig):
+    """Twin Delayed DDPG (``Box`` action spaces only).
+
+    Attributes:
+        learning_rate: step size of actor and critics.
+        policy_delay: critic updates per actor update.
+        target_policy_noise: std of the smoothing noise on target actions.
+        target_noise_clip: clipping of that noise.
+        action_noise_std: std of the Gaussian exploration noise, in action units (0: none).
+    """
+
+    algo: str = "td3"
+    learning_rate: float = 1e-3
+    policy_delay: int = 2
+    target_policy_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    action_noise_std: float = 0.1
+
+
+# --- root configs ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Evaluation protocol shared by training, evaluation and rendering.
+
+    Evaluation episode ``k`` uses seed ``seed + seed_offset + k``; training replicas use seeds
+    ``seed + i`` (``i < n_envs``) and baselines are fitted on seeds ``seed + i``
+    (``i < fit_episodes``), so ``seed_offset`` must exceed both counts.
+
+    Attributes:
+        episodes: evaluation episodes per policy.
+        seed_offset: distance of the first evaluation seed from the training seed.
+        eval_freq: environment steps between points of the learning curve (0: only at the
+            start and the end of training).
+        curve_episodes: episodes per point of the learning curve.
+        fit_episodes: training episodes each baseline is fitted on.
+        deterministic: act deterministically (the mode of stochastic policies).
+        batch_size: most episodes simulated at once (replicas of one batched env).
+    """
+
+    episodes: int = 64
+    seed_offset: int = 1_000_000
+    eval_freq: int = 25_000
+    curve_episodes: int = 32
+    fit_episodes: int = 32
+    deterministic: bool = True
+    batch_size: int = 256
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Root configuration of ``lepton-train``.
+
+    Attributes:
+        env: the environment.
+        agent: the agent (an SB3 algorithm for training).
+        experiment_name: label of the run (an experiment preset sets it; default: agent name).
+        seed: master seed (training seeds ``seed + i``, evaluation seeds after an offset).
+        total_timesteps: environment steps of training, summed over the ``n_envs`` replicas.
+        n_envs: parallel training replicas (one batched env).
+        eval: evaluation protocol.
+        baselines: baselines compared in the report (``null``: all of the family's).
+        run_dir: the run folder (Hydra's output directory).
+        device: torch device (``cpu``, ``cuda``, ``auto``).
+        torch_threads: CPU threads torch may use.
+        progress_bar: show a progress bar while training (needs tqdm and rich).
+        tensorboard: write TensorBoard logs to ``<run_dir>/tb``.
+        checkpoint_freq: environment steps between checkpoints (0: none).
+        verbose: 0 quiet, 1 SB3's training tables on stdout.
+    """
+
+    env: EnvConfig = MISSING
+    agent: AgentConfig = MISSING
+    experiment_name: str = "${agent.name}"
+    seed: int = 0
+    total_timesteps: int = 300_000
+    n_envs: int = 16
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    baselines: list[str] | None = None
+    run_dir: str = MISSING
+    device: str = "cpu"
+    torch_threads: int = 1
+    progress_bar: bool = True
+    tensorboard: bool = True
+    checkpoint_freq: int = 100_000
+    verbose: int = 0
+
+
+@dataclasses.dataclass
+class EvaluateConfig(TrainConfig):
+    """Root configuration of ``lepton-evaluate``.
+
+    Attributes:
+        model_path: a saved SB3 model (``model.zip``); with a baseline agent leave it ``null``.
+        episodes: evaluation episodes.
+    """
+
+    model_path: str | None = None
+    episodes: int = MISSING
+
+
+class RenderMode(enum.Enum):
+    """``human`` opens a window; ``video`` writes ``out`` from ``rgb_array`` frames."""
+
+    human = "human"
+    video = "video"
+
+
+@dataclasses.dataclass
+class RenderConfig(EvaluateConfig):
+    """Root configuration of ``lepton-render``.
+
+    Attributes:
+        mode: ``human`` or ``video``.
+        out: video file (``.mp4`` or ``.gif``); ``null``: ``<run_dir>/<agent>.mp4``.
+        fps: frames per second of the video (``null``: the environment's ``render_fps``).
+    """
+
+    mode: RenderMode = RenderMode.video
+    out: str | None = None
+    fps: int | None = None
+
+
+ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
+    "generic": GenericEnvConfig,
+    "inventory": InventoryEnvConfig,
+}
+AGENT_SCHEMAS: dict[str, type[AgentConfig]] = {
+    "ppo": PPOConfig,
+    "a2c": A2CConfig,
+    "dqn": DQNConfig,
+    "sac": SACConfig,
+    "td3": TD3Config,
+    "baseline": BaselineAgentConfig,
+}
+ROOT_SCHEMAS: dict[str, type[TrainConfig]] = {
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "render": RenderConfig,
+}
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore under ``schema/`` (idempotent)."""
+    cs = ConfigStore.instance()
+    for name, node in ROOT_SCHEMAS.items():
+        cs.store(group="schema", name=name, node=node)
+    for name, env_node in ENV_SCHEMAS.items():
+        cs.store(group="schema/env", name=name, node=env_node)
+    for name, agent_node in AGENT_SCHEMAS.items():
+        cs.store(group="schema/agent", name=name, node=agent_node)

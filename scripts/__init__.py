@@ -1,0 +1,1 @@
+"""Command-line entry points (``lepton-train``, ``lepton-evaluate``, ``lepton-render``, ...)."""
