@@ -281,10 +281,92 @@ ORGYM = Reference(
     exact_cases=orgym_exact_cases,
 )
 
+
+def check_recsim_params(env: Any, params: Mapping[str, Any]) -> list[str]:
+    """Compare our ``recsim_ie`` scenario with RecSim ``interest_evolution``'s parameters.
+
+    Args:
+        env: our single env (its ``structure`` is the scenario).
+        params: the RecSim worker's ``params`` (user, document and choice-model constants).
+
+    Returns:
+        One line per differing parameter (empty when the two run the same task).
+    """
+    sc = env.unwrapped.structure
+    pairs = {
+        "num_candidates": (params.get("num_candidates"), sc.num_candidates),
+        "slate_size": (params.get("slate_size"), sc.slate_size),
+        "num_topics": (params.get("num_topics"), sc.num_topics),
+        "time_budget / budget": (params.get("time_budget"), sc.budget),
+        "step_penalty / skip_penalty": (params.get("step_penalty"), sc.skip_penalty),
+        "no_click_mass": (params.get("no_click_mass"), sc.no_click_mass),
+        "min_normalizer": (params.get("min_normalizer"), sc.min_normalizer),
+        "user_update_alpha / budget_quality_gain": (
+            params.get("user_update_alpha"),
+            sc.budget_quality_gain,
+        ),
+        "alpha_y_intercept / drift_rate": (params.get("alpha_y_intercept"), sc.drift_rate),
+        "cluster_means / quality_means": (params.get("cluster_means"), sc.quality_means),
+        "video_length / length_mean": (params.get("video_length"), sc.length_mean),
+    }
+    out = []
+    for name, (theirs, ours) in pairs.items():
+        a = np.atleast_1d(np.asarray(theirs, dtype=float)) if theirs is not None else None
+        b = np.atleast_1d(np.asarray(ours, dtype=float))
+        if a is None or a.shape != b.shape or not np.allclose(a, b):
+            out.append(f"{name}: reference {theirs!r}, ours {ours!r}")
+    if params.get("choice_model") != "MultinomialProportionalChoiceModel":
+        out.append(f"choice model: reference {params.get('choice_model')!r}, ours proportional")
+    if sc.choice_model != "proportional" or sc.length_std != 0 or sc.topic_kind != "onehot":
+        out.append("ours: needs proportional choice, one-hot topics and fixed lengths")
+    return out
+
+
+_RECSYS_POLICY_RNG = np.random.default_rng(0)
+"""Generator of the ``random`` recommender of the faithfulness check."""
+
+
+def recsys_policy_actions(env: Any, snapshot: Any, policy: Policy) -> np.ndarray:
+    """Slates ``[B, k]`` of a fixed recommender, chosen as RecSim's worker chooses them.
+
+    ``random`` shows ``k`` distinct candidates uniformly at random; ``quality_first`` the ``k``
+    candidates of highest true quality (ties: lower position).
+    """
+    quality = np.asarray(snapshot.candidate_quality)
+    k = env.structure.slate_size
+    if policy.kind == "random":
+        keys = _RECSYS_POLICY_RNG.random(quality.shape)
+    elif policy.kind == "quality_first":
+        keys = -quality
+    else:
+        raise ValueError(f"policy.kind: unknown {policy.kind!r}; allowed: random, quality_first")
+    return env.slates_to_actions(np.argsort(keys, axis=1, kind="stable")[:, :k])
+
+
+RECSIM = Reference(
+    name="RecSim interest_evolution",
+    env_id="interest_evolution",
+    venv="recsim",
+    # TensorFlow imports jax when present; the worker blocks that import instead of relying on
+    # an uninstall step
+    install=(("recsim==0.2.4", "tensorflow==2.15.1", "pandas<2.3"),),
+    worker="recsim_worker.py",
+    check_params=check_recsim_params,
+    policies=(
+        Policy("random", "random", ()),
+        Policy("quality_first", "quality_first", ()),
+    ),
+    policy_actions=recsys_policy_actions,
+)
+
 WORKLOADS: dict[str, tuple[Workload, ...]] = {
     "inventory": (
         Workload("InventoryORGym-v0", "lepton/InventoryORGym-v0", reference=ORGYM),
         Workload("Inventory-v0", "lepton/Inventory-v0"),
+    ),
+    "recsys": (
+        Workload("RecSimIE-v0", "lepton/RecSimIE-v0", reference=RECSIM),
+        Workload("RecLongTerm-v0", "lepton/RecLongTerm-v0"),
     ),
 }
 """Workloads per family; a new family adds its entry here."""

@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 import pygame
 
+from envs.core.render import BACKGROUND, INK, MUTED, PygameView
 from envs.ops.inventory.scenario import InventoryScenario
 from envs.ops.inventory.sim import InventoryState
 
 WIDTH, HEIGHT = 800, 450
 
-BACKGROUND = (246, 246, 242)
-INK = (40, 40, 48)
-MUTED = (120, 120, 128)
 BOX = (255, 255, 255)
 BOX_EDGE = (70, 80, 100)
 STOCK = (70, 140, 200)
@@ -35,7 +33,7 @@ GOOD = (60, 150, 90)
 CUSTOMER = (120, 120, 120)
 
 
-class InventoryRenderer:
+class InventoryRenderer(PygameView):
     """Draws one replica of the supply chain for ``human`` or ``rgb_array`` rendering.
 
     Args:
@@ -45,14 +43,9 @@ class InventoryRenderer:
     """
 
     def __init__(self, structure: InventoryScenario, render_mode: str, fps: int) -> None:
-        if render_mode not in ("human", "rgb_array"):
-            raise ValueError(
-                f"render_mode: {render_mode!r} is not supported; allowed: 'human', 'rgb_array'"
-            )
-        self.structure = structure
-        self.render_mode = render_mode
-        self.fps = int(fps)
-        self.size = (WIDTH, HEIGHT)
+        super().__init__(
+            structure, render_mode, fps, size=(WIDTH, HEIGHT), caption="Lepton Gym - supply chain"
+        )
         n = structure.num_stages
         self.num_stages = n
         self.width = int(max(structure.lead_times)) + 1
@@ -65,13 +58,6 @@ class InventoryRenderer:
         self.stock_scale = np.maximum.reduce(
             [initial, 2.0 * caps, mean * (leads + 1.0), np.ones(n)]
         )
-        self.window: Any = None
-        self.clock: Any = None
-        self.surface: Any = None
-        pygame.font.init()
-        self.font = pygame.font.Font(None, 20)
-        self.small = pygame.font.Font(None, 16)
-        self.big = pygame.font.Font(None, 26)
         # geometry: customers on the left, the supplier on the right, the stages in between,
         # each stage's box followed by the link from the stage above it
         self.margin = 20
@@ -86,70 +72,24 @@ class InventoryRenderer:
         self.box_top, self.box_h = 150, 200
         self.link_y = self.box_top + self.box_h / 2
 
-    def draw(self, snapshot: InventoryState, info: Mapping[str, Any]) -> np.ndarray | None:
-        """Draw replica 0 of ``snapshot``; return the frame in ``rgb_array`` mode.
-
-        Args:
-            snapshot: state with a batch axis of one.
-            info: the last step's ``info`` (for the period profit), possibly empty.
-
-        Returns:
-            An ``(H, W, 3)`` uint8 array in ``rgb_array`` mode, ``None`` in ``human`` mode.
-        """
-        if self.surface is None:
-            self.surface = pygame.Surface(self.size)
-        canvas = self.surface
-        canvas.fill(BACKGROUND)
+    def paint(self, canvas: Any, snapshot: InventoryState, info: Mapping[str, Any]) -> None:
+        """Draw replica 0 of ``snapshot`` (a batch axis of one)."""
         self._draw_header(canvas, snapshot, info)
         self._draw_chain(canvas, snapshot)
         self._draw_customers(canvas, snapshot)
         self._draw_legend(canvas)
-        if self.render_mode == "human":
-            if self.window is None:
-                pygame.display.init()
-                pygame.display.set_caption("Lepton Gym - supply chain")
-                self.window = pygame.display.set_mode(self.size)
-                self.clock = pygame.time.Clock()
-            self.window.blit(canvas, (0, 0))
-            pygame.event.pump()
-            pygame.display.flip()
-            self.clock.tick(self.fps)
-            return None
-        return np.transpose(pygame.surfarray.pixels3d(canvas), (1, 0, 2)).copy()
-
-    def close(self) -> None:
-        """Close the window (if any); safe to call more than once."""
-        if self.window is not None:
-            pygame.display.quit()
-            self.window = None
-            self.clock = None
-        self.surface = None
 
     # --- parts ------------------------------------------------------------------------------
-    def _text(
-        self,
-        canvas: Any,
-        text: str,
-        pos: tuple[float, float],
-        *,
-        color: tuple[int, int, int] = INK,
-        font: Any = None,
-        anchor: str = "topleft",
-    ) -> None:
-        image = (font or self.font).render(text, True, color)
-        rect = image.get_rect(**{anchor: (int(pos[0]), int(pos[1]))})
-        canvas.blit(image, rect)
-
     def _draw_header(self, canvas: Any, s: InventoryState, info: Mapping[str, Any]) -> None:
         t, horizon = int(s.t[0]), int(s.horizon[0])
-        self._text(canvas, f"Period {t} / {horizon}", (self.margin, 14), font=self.big)
+        self.text(canvas, f"Period {t} / {horizon}", (self.margin, 14), font=self.big)
         profit = float(s.episode_profit[0])
         color = GOOD if profit >= 0 else SHORT
-        self._text(canvas, f"Episode profit {profit:,.1f}", (260, 14), font=self.big, color=color)
+        self.text(canvas, f"Episode profit {profit:,.1f}", (260, 14), font=self.big, color=color)
         if "profit" in info:
-            self._text(canvas, f"period {float(info['profit']):+,.1f}", (500, 18), color=MUTED)
+            self.text(canvas, f"period {float(info['profit']):+,.1f}", (500, 18), color=MUTED)
         mode = "backlog" if bool(s.backlog[0]) else "lost sales"
-        self._text(canvas, mode, (WIDTH - self.margin, 18), color=MUTED, anchor="topright")
+        self.text(canvas, mode, (WIDTH - self.margin, 18), color=MUTED, anchor="topright")
         # progress bar of the episode
         x0, y0, w = self.margin, 46, WIDTH - 2 * self.margin
         pygame.draw.rect(canvas, LINK, (x0, y0, w, 6), border_radius=3)
@@ -162,9 +102,9 @@ class InventoryRenderer:
         sup = pygame.Rect(0, 0, int(self.supplier_w), 90)
         sup.center = (int(self.supplier_x), int(y))
         pygame.draw.rect(canvas, SUPPLIER, sup, border_radius=8)
-        self._text(canvas, "Supplier", (self.supplier_x, sup.top - 4), anchor="midbottom")
-        self._text(canvas, "raw", (self.supplier_x, sup.centery - 9), color=BOX, anchor="center")
-        self._text(
+        self.text(canvas, "Supplier", (self.supplier_x, sup.top - 4), anchor="midbottom")
+        self.text(canvas, "raw", (self.supplier_x, sup.centery - 9), color=BOX, anchor="center")
+        self.text(
             canvas, "material", (self.supplier_x, sup.centery + 9), color=BOX, anchor="center"
         )
         for i in range(n):
@@ -182,7 +122,7 @@ class InventoryRenderer:
         mid = (x_from + x_to) / 2
         lead = int(s.lead_times[0, i])
         cap = max(float(s.capacities[0, i]), 1.0)
-        self._text(
+        self.text(
             canvas,
             f"L={lead}  cap {cap:g}",
             (mid, y + 8),
@@ -191,7 +131,7 @@ class InventoryRenderer:
             anchor="midtop",
         )
         shipped = float(s.last_orders[0, i])
-        self._text(
+        self.text(
             canvas,
             f"shipped {shipped:g}",
             (mid, y + 22),
@@ -201,7 +141,7 @@ class InventoryRenderer:
         )
         owed = float(s.owed[0, i + 1])
         if owed > 0:
-            self._text(
+            self.text(
                 canvas,
                 f"owed {owed:g}",
                 (mid, y + 36),
@@ -211,7 +151,7 @@ class InventoryRenderer:
             )
         pipeline = np.asarray(s.pipeline[0, i], dtype=np.float64)
         total = float(pipeline.sum())
-        self._text(
+        self.text(
             canvas,
             f"in transit {total:g}",
             (mid, y - 44),
@@ -235,7 +175,7 @@ class InventoryRenderer:
             rect.midbottom = (int(cx), int(y - 4))
             pygame.draw.rect(canvas, TRANSIT, rect, border_radius=2)
             if label:
-                self._text(
+                self.text(
                     canvas, f"{qty:g}", (cx, rect.top - 1), font=self.small, anchor="midbottom"
                 )
 
@@ -246,7 +186,7 @@ class InventoryRenderer:
         pygame.draw.rect(canvas, BOX, box, border_radius=8)
         pygame.draw.rect(canvas, BOX_EDGE, box, width=2, border_radius=8)
         name = "Retailer" if i == 0 else f"Stage {i}"
-        self._text(canvas, name, (cx, box.top - 4), anchor="midbottom")
+        self.text(canvas, name, (cx, box.top - 4), anchor="midbottom")
         on_hand = float(s.on_hand[0, i])
         scale = float(self.stock_scale[i])
         frac = min(max(on_hand, 0.0) / scale, 1.0)
@@ -258,8 +198,8 @@ class InventoryRenderer:
         fill = pygame.Rect(bar.left, bar.bottom - filled, bar.width, filled)
         pygame.draw.rect(canvas, STOCK_OVER if on_hand > scale else STOCK, fill)
         pygame.draw.rect(canvas, BOX_EDGE, bar, width=1)
-        self._text(canvas, f"{on_hand:g}", (cx, bar.bottom + 4), anchor="midtop")
-        self._text(
+        self.text(canvas, f"{on_hand:g}", (cx, bar.bottom + 4), anchor="midtop")
+        self.text(
             canvas,
             "on hand",
             (cx, bar.bottom + 22),
@@ -267,7 +207,7 @@ class InventoryRenderer:
             font=self.small,
             anchor="midtop",
         )
-        self._text(
+        self.text(
             canvas,
             f"scale {scale:g}",
             (cx, box.bottom + 6),
@@ -279,14 +219,14 @@ class InventoryRenderer:
     def _draw_customers(self, canvas: Any, s: InventoryState) -> None:
         cx = self.customer_x
         top = self.box_top
-        self._text(canvas, "Customers", (cx, top - 4), anchor="midbottom")
+        self.text(canvas, "Customers", (cx, top - 4), anchor="midbottom")
         pygame.draw.circle(canvas, CUSTOMER, (int(cx), int(top + 22)), 11)
         pygame.draw.rect(canvas, CUSTOMER, (int(cx - 13), int(top + 35), 26, 28), border_radius=6)
         y = top + 76
         demand = float(s.last_demand[0])
         sales = float(s.last_sales[0])
-        self._text(canvas, f"demand {demand:g}", (cx, y), anchor="midtop")
-        self._text(canvas, f"sales {sales:g}", (cx, y + 20), color=GOOD, anchor="midtop")
+        self.text(canvas, f"demand {demand:g}", (cx, y), anchor="midtop")
+        self.text(canvas, f"sales {sales:g}", (cx, y + 20), color=GOOD, anchor="midtop")
         if bool(s.backlog[0]):
             shortfall = float(s.owed[0, 0])
             label = f"backlog {shortfall:g}"
@@ -294,7 +234,7 @@ class InventoryRenderer:
             shortfall = float(s.last_lost[0])
             label = f"lost {shortfall:g}"
         color = SHORT if shortfall > 0 else MUTED
-        self._text(canvas, label, (cx, y + 40), color=color, anchor="midtop")
+        self.text(canvas, label, (cx, y + 40), color=color, anchor="midtop")
         # what customers wanted this period (new demand and backlog), split into sales and
         # shortfall: sales + new backlog (or lost units) = demand + previous backlog
         wanted = sales + shortfall
@@ -321,7 +261,7 @@ class InventoryRenderer:
         x = float(self.margin)
         for color, label in items:
             pygame.draw.rect(canvas, color, (int(x), y, 12, 12))
-            self._text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
+            self.text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
             x += 30 + self.small.size(label)[0]
 
 

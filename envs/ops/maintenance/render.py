@@ -17,14 +17,12 @@ from typing import Any
 import numpy as np
 import pygame
 
+from envs.core.render import INK, MUTED, PygameView
 from envs.ops.maintenance.scenario import MaintenanceScenario
 from envs.ops.maintenance.sim import DOWN, REPAIR, REPLACE, MaintenanceState
 
 WIDTH, HEIGHT = 800, 450
 
-BACKGROUND = (246, 246, 242)
-INK = (40, 40, 48)
-MUTED = (120, 120, 128)
 TILE_EDGE = (70, 80, 100)
 FAILED = (60, 60, 66)
 ALERT = (210, 50, 50)
@@ -46,7 +44,7 @@ def condition_colour(condition: int, num_conditions: int) -> tuple[int, int, int
     return tuple(int(round(a + (b - a) * f)) for a, b in zip(lo, hi, strict=True))  # type: ignore[return-value]
 
 
-class MaintenanceRenderer:
+class MaintenanceRenderer(PygameView):
     """Draws one replica of the fleet for ``human`` or ``rgb_array`` rendering.
 
     Args:
@@ -56,24 +54,12 @@ class MaintenanceRenderer:
     """
 
     def __init__(self, structure: MaintenanceScenario, render_mode: str, fps: int) -> None:
-        if render_mode not in ("human", "rgb_array"):
-            raise ValueError(
-                f"render_mode: {render_mode!r} is not supported; allowed: 'human', 'rgb_array'"
-            )
-        self.structure = structure
-        self.render_mode = render_mode
-        self.fps = int(fps)
-        self.size = (WIDTH, HEIGHT)
+        super().__init__(
+            structure, render_mode, fps, size=(WIDTH, HEIGHT), caption="Lepton Gym - maintenance"
+        )
         self.n = structure.num_machines
         self.k = structure.num_conditions
         self.labels = structure.labels
-        self.window: Any = None
-        self.clock: Any = None
-        self.surface: Any = None
-        pygame.font.init()
-        self.font = pygame.font.Font(None, 20)
-        self.small = pygame.font.Font(None, 16)
-        self.big = pygame.font.Font(None, 26)
         # grid of tiles below the header and above the legend
         self.margin = 20
         self.top, self.bottom = 70, HEIGHT - 40
@@ -84,71 +70,25 @@ class MaintenanceRenderer:
         self.tile_w = min(self.cell_w - 16, 220.0)
         self.tile_h = min(self.cell_h - 16, 200.0, max(self.tile_w, 100.0))
 
-    def draw(self, snapshot: MaintenanceState, info: Mapping[str, Any]) -> np.ndarray | None:
-        """Draw replica 0 of ``snapshot``; return the frame in ``rgb_array`` mode.
-
-        Args:
-            snapshot: state with a batch axis of one.
-            info: the last step's ``info`` (for the step profit), possibly empty.
-
-        Returns:
-            An ``(H, W, 3)`` uint8 array in ``rgb_array`` mode, ``None`` in ``human`` mode.
-        """
-        if self.surface is None:
-            self.surface = pygame.Surface(self.size)
-        canvas = self.surface
-        canvas.fill(BACKGROUND)
+    def paint(self, canvas: Any, snapshot: MaintenanceState, info: Mapping[str, Any]) -> None:
+        """Draw replica 0 of ``snapshot`` (a batch axis of one)."""
         self._draw_header(canvas, snapshot, info)
         for i in range(self.n):
             self._draw_machine(canvas, snapshot, i)
         self._draw_legend(canvas)
-        if self.render_mode == "human":
-            if self.window is None:
-                pygame.display.init()
-                pygame.display.set_caption("Lepton Gym - maintenance")
-                self.window = pygame.display.set_mode(self.size)
-                self.clock = pygame.time.Clock()
-            self.window.blit(canvas, (0, 0))
-            pygame.event.pump()
-            pygame.display.flip()
-            self.clock.tick(self.fps)
-            return None
-        return np.transpose(pygame.surfarray.pixels3d(canvas), (1, 0, 2)).copy()
-
-    def close(self) -> None:
-        """Close the window (if any); safe to call more than once."""
-        if self.window is not None:
-            pygame.display.quit()
-            self.window = None
-            self.clock = None
-        self.surface = None
 
     # --- parts ------------------------------------------------------------------------------
-    def _text(
-        self,
-        canvas: Any,
-        text: str,
-        pos: tuple[float, float],
-        *,
-        color: tuple[int, int, int] = INK,
-        font: Any = None,
-        anchor: str = "topleft",
-    ) -> None:
-        image = (font or self.font).render(text, True, color)
-        rect = image.get_rect(**{anchor: (int(pos[0]), int(pos[1]))})
-        canvas.blit(image, rect)
-
     def _draw_header(self, canvas: Any, s: MaintenanceState, info: Mapping[str, Any]) -> None:
         t, horizon = int(s.t[0]), int(s.horizon[0])
-        self._text(canvas, f"Step {t} / {horizon}", (self.margin, 14), font=self.big)
+        self.text(canvas, f"Step {t} / {horizon}", (self.margin, 14), font=self.big)
         profit = float(s.episode_profit[0])
         color = GOOD if profit >= 0 else ALERT
-        self._text(canvas, f"Episode profit {profit:,.1f}", (220, 14), font=self.big, color=color)
+        self.text(canvas, f"Episode profit {profit:,.1f}", (220, 14), font=self.big, color=color)
         if "profit" in info:
-            self._text(canvas, f"step {float(info['profit']):+,.2f}", (470, 18), color=MUTED)
+            self.text(canvas, f"step {float(info['profit']):+,.2f}", (470, 18), color=MUTED)
         crews = int(s.crews[0])
         busy = int(np.sum((s.work[0] == REPAIR) & (s.downtime[0] > 0)))
-        self._text(
+        self.text(
             canvas,
             f"crews busy {busy} / {crews}",
             (WIDTH - self.margin, 18),
@@ -187,9 +127,9 @@ class MaintenanceRenderer:
             inner = tile.inflate(-24, -24)
             pygame.draw.line(canvas, ALERT, inner.topleft, inner.bottomright, 3)
             pygame.draw.line(canvas, ALERT, inner.bottomleft, inner.topright, 3)
-        self._text(canvas, f"Machine {i}", (cx, tile.top + 8), color=ink, anchor="midtop")
+        self.text(canvas, f"Machine {i}", (cx, tile.top + 8), color=ink, anchor="midtop")
         label = self.labels[c] if down == 0 else f"{self.labels[c]} next"
-        self._text(canvas, label, (cx, tile.top + 26), color=ink, font=self.big, anchor="midtop")
+        self.text(canvas, label, (cx, tile.top + 26), color=ink, font=self.big, anchor="midtop")
         # status row
         status_y = tile.bottom - 38
         if down > 0:
@@ -205,7 +145,7 @@ class MaintenanceRenderer:
                 pygame.draw.circle(canvas, (250, 250, 250), (hx, hy - 4), 4)
                 pygame.draw.rect(canvas, (250, 250, 250), (hx - 4, hy + 1, 8, 6), border_radius=2)
                 shift = 8
-            self._text(
+            self.text(
                 canvas,
                 f"{name}: {down} left",
                 (badge.centerx + shift, badge.centery),
@@ -219,7 +159,7 @@ class MaintenanceRenderer:
                 text = "no crew: ran"
             if broke:
                 text = "BROKE DOWN"
-            self._text(
+            self.text(
                 canvas,
                 text,
                 (cx, status_y),
@@ -239,9 +179,9 @@ class MaintenanceRenderer:
         x = float(self.margin)
         for c, label in enumerate(self.labels):
             pygame.draw.rect(canvas, condition_colour(c, self.k), (int(x), y, 12, 12))
-            self._text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
+            self.text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
             x += 26 + self.small.size(label)[0]
         for colour, label in ((CREW, "repair crew"), (REPLACING, "replacement"), (ALERT, "broke")):
             pygame.draw.rect(canvas, colour, (int(x), y, 12, 12))
-            self._text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
+            self.text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
             x += 26 + self.small.size(label)[0]

