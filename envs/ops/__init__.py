@@ -20,3 +20,18 @@ def register_envs() -> None:
         kwargs={"scenario": "orgym"},
         description="OR-Gym InvManagement-v0 exactly (4 stages, 30 periods, backlog, discounted profit).",
     )
+    register(
+        "lepton/Maintenance-v0",
+        "envs.ops.maintenance.env:MaintenanceEnv",
+        vector_entry_point="envs.ops.maintenance.env:MaintenanceVectorEnv",
+        family="ops",
+        description="Five machines degrading by Markov chains: run, repair (crew-limited) or replace each.",
+    )
+    register(
+        "lepton/MaintenanceSingle-v0",
+        "envs.ops.maintenance.env:MaintenanceEnv",
+        vector_entry_point="envs.ops.maintenance.env:MaintenanceVectorEnv",
+        family="ops",
+        kwargs={"scenario": "single"},
+        description="One degrading machine with run/repair/replace, exactly solvable by value iteration.",
+    )
