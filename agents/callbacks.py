@@ -30,6 +30,8 @@ class LearningCurveCallback(BaseCallback):
         metrics: final-info keys logged next to the return.
         deterministic: act deterministically.
         csv_path: file receiving ``timesteps,mean,std`` rows (``None``: none).
+        points: points taken before (a run resumed from a checkpoint); the run then takes no
+            point at its first step, only the next ones of the ``eval_freq`` grid.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class LearningCurveCallback(BaseCallback):
         metrics: Sequence[str] = (),
         deterministic: bool = True,
         csv_path: Path | None = None,
+        points: Sequence[dict[str, float]] = (),
     ) -> None:
         super().__init__()
         if eval_freq < 0:
@@ -53,14 +56,16 @@ class LearningCurveCallback(BaseCallback):
         self.metrics = tuple(metrics)
         self.deterministic = deterministic
         self.csv_path = csv_path
-        self.points: list[dict[str, float]] = []
+        self.points: list[dict[str, float]] = [dict(p) for p in points]
         """``{timesteps, mean, std, <metric>...}`` per point, in order."""
         self._next = 0
 
     def _on_training_start(self) -> None:
         self._rewrite_csv()
-        self._evaluate()
-        self._next = self.num_timesteps + self.eval_freq
+        if not self.points:  # a resumed run keeps the grid of points it started with
+            self._evaluate()
+        if self.eval_freq > 0:
+            self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.num_timesteps >= self._next:

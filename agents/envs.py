@@ -109,6 +109,13 @@ def load_normalization(path: str | Path, venv: VecEnv) -> VecNormalize:
     return stats
 
 
+def load_normalization_stats(path: str | Path, into: VecNormalize) -> None:
+    """Load the statistics saved at ``path`` into the training wrapper ``into`` (resume)."""
+    saved = VecNormalize.load(str(path), into.venv)
+    into.obs_rms = saved.obs_rms
+    into.ret_rms = saved.ret_rms
+
+
 def normalization_path(model_path: str | Path) -> Path:
     """Where the normalisation statistics of the model at ``model_path`` are stored."""
     return Path(model_path).with_name(VECNORMALIZE_FILE)

@@ -12,16 +12,24 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 
-def run_folder(cfg: DictConfig) -> Path:
-    """The run folder: Hydra's job folder in a multirun, else ``cfg.run_dir``.
+def job_folder(cfg: DictConfig) -> Path:
+    """The run folder of ``cfg``: Hydra's job folder in a multirun, else ``cfg.run_dir``.
 
-    ``cfg.run_dir`` is updated to the folder actually used, so the saved config names it.
+    Unlike :func:`run_folder` this neither creates the folder nor changes ``cfg``.
     """
-    folder = Path(cfg.run_dir)
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            folder = Path(hydra_cfg.runtime.output_dir)
+            return Path(hydra_cfg.runtime.output_dir)
+    return Path(cfg.run_dir)
+
+
+def run_folder(cfg: DictConfig) -> Path:
+    """The run folder (see :func:`job_folder`), created.
+
+    ``cfg.run_dir`` is updated to the folder actually used, so the saved config names it.
+    """
+    folder = job_folder(cfg)
     with open_dict(cfg):
         cfg.run_dir = str(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,28 +16,42 @@ evaluation seeds, and the run folder::
     <run_dir>/curve.png          the curve with the baselines as horizontal lines
     <run_dir>/progress.csv       SB3's training log
     <run_dir>/tb/                TensorBoard logs (charts from SB3, eval/ from the curve)
-    <run_dir>/checkpoints/       periodic checkpoints (with normalisation statistics)
+    <run_dir>/checkpoints/       periodic checkpoints: model, normalisation statistics, replay
+                                 buffer, learning curve (see :mod:`agents.checkpoints`)
+
+With ``resume=true`` a run continues from the latest checkpoint in its folder (after a crash or
+``kill -9``) and trains up to the same ``total_timesteps``; without a checkpoint it starts afresh.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.algorithms import as_sb3_agent, build_model
+from agents.algorithms import algorithm_class, as_sb3_agent, build_model
 from agents.callbacks import LearningCurveCallback
+from agents.checkpoints import (
+    Checkpoint,
+    ResumableCheckpoint,
+    clear_checkpoints,
+    continuation_seed,
+    latest_checkpoint,
+)
 from agents.config import as_config, env_kwargs, make_seeds
 from agents.envs import (
     VECNORMALIZE_FILE,
     frozen_normalization,
+    load_normalization_stats,
     make_training_env,
     make_vec_env,
     resolve_env_id,
@@ -54,8 +68,8 @@ from agents.report import (
     write_json,
     write_metrics,
 )
-from agents.runs import run_folder, save_command, save_config
-from conf.schema import TrainConfig
+from agents.runs import job_folder, run_folder, save_command, save_config
+from conf.schema import SB3AgentConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -78,28 +92,45 @@ def run(cfg: DictConfig) -> Metrics:
     seeds = make_seeds(config.seed, config.n_envs, config.eval)
     curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
 
+    checkpoint = latest_checkpoint(job_folder(cfg)) if config.resume else None
+    if config.resume and checkpoint is None:
+        log.info("resume: no checkpoint in %s; training from the start", job_folder(cfg))
+
     # --- seeding: the only place global generators are set -------------------------------
-    set_random_seed(config.seed)  # python, numpy and torch
+    # a resumed run continues with a new stream derived from the seed and the step count
+    train_seed = config.seed
+    if checkpoint is not None:
+        train_seed = continuation_seed(config.seed, checkpoint.num_timesteps)
+    set_random_seed(train_seed)  # python, numpy and torch
     torch.set_num_threads(config.torch_threads)
 
     # --- environments -----------------------------------------------------------------------
-    venv = make_training_env(config.env, config.n_envs, config.seed, agent.normalize, agent.gamma)
+    venv = make_training_env(config.env, config.n_envs, train_seed, agent.normalize, agent.gamma)
     baselines = baseline_names(venv, config.baselines)
     curve_env = _evaluation_env(config, curve_episodes, venv)
 
     # --- model and callbacks ----------------------------------------------------------------
-    model = build_model(
-        agent,
-        venv,
-        env_id=env_id,
-        env_kwargs=kwargs,
-        seed=config.seed,
-        device=config.device,
-        verbose=config.verbose,
-    )
+    if checkpoint is None:
+        model = build_model(
+            agent,
+            venv,
+            env_id=env_id,
+            env_kwargs=kwargs,
+            seed=config.seed,
+            device=config.device,
+            verbose=config.verbose,
+        )
+    else:
+        model = _restore(checkpoint, agent, venv, config, train_seed)
     folder = run_folder(cfg)  # written once everything is known to fit together
+    if checkpoint is None:
+        clear_checkpoints(folder)  # of an earlier run in this folder
     save_config(folder, cfg)
     save_command(folder)
+    if checkpoint is not None and (folder / "progress.csv").is_file():  # keep the earlier log
+        os.replace(
+            folder / "progress.csv", folder / f"progress_until_{checkpoint.num_timesteps}.csv"
+        )
     model.set_logger(_logger(folder, config))
     curve = LearningCurveCallback(
         curve_env,
@@ -109,26 +140,29 @@ def run(cfg: DictConfig) -> Metrics:
         metrics=config.env.metrics,
         deterministic=config.eval.deterministic,
         csv_path=folder / "curve.csv",
+        points=checkpoint.curve if checkpoint is not None else (),
     )
     callbacks: list[BaseCallback] = [curve]
     if config.checkpoint_freq > 0:
         callbacks.append(
-            CheckpointCallback(
-                save_freq=max(config.checkpoint_freq // config.n_envs, 1),
-                save_path=str(folder / "checkpoints"),
-                name_prefix="model",
-                save_vecnormalize=True,
-            )
+            ResumableCheckpoint(folder, config.checkpoint_freq, curve_points=lambda: curve.points)
         )
 
     # --- training ---------------------------------------------------------------------------
+    done = model.num_timesteps
     log.info(
-        "training %s on %s for %d steps -> %s", agent.name, env_id, config.total_timesteps, folder
+        "training %s on %s for %d steps%s -> %s",
+        agent.name,
+        env_id,
+        config.total_timesteps,
+        f" (resumed at {done})" if checkpoint is not None else "",
+        folder,
     )
     model.learn(
-        total_timesteps=config.total_timesteps,
+        total_timesteps=max(config.total_timesteps - done, 0),
         callback=callbacks,
         progress_bar=config.progress_bar and _progress_bar_available(),
+        reset_num_timesteps=checkpoint is None,
     )
     model.save(folder / "model.zip")
     if isinstance(venv, VecNormalize):
@@ -183,6 +217,25 @@ def run(cfg: DictConfig) -> Metrics:
     for env in (venv, curve_env, eval_env, baseline_env):
         env.close()
     return metrics
+
+
+def _restore(
+    checkpoint: Checkpoint, agent: SB3AgentConfig, venv: VecEnv, config: TrainConfig, seed: int
+) -> BaseAlgorithm:
+    """The model of ``checkpoint`` on ``venv``, with its normalisation and replay buffer."""
+    if isinstance(venv, VecNormalize):
+        if checkpoint.vecnormalize is None:
+            raise ValueError(
+                f"resume: the checkpoint {checkpoint.model} has no normalisation statistics but "
+                f"agent.normalize asks for them; resume with the run's own configuration"
+            )
+        load_normalization_stats(checkpoint.vecnormalize, venv)
+    model = algorithm_class(agent.algo).load(str(checkpoint.model), env=venv, device=config.device)
+    if checkpoint.replay_buffer is not None:
+        model.load_replay_buffer(str(checkpoint.replay_buffer))  # type: ignore[attr-defined]
+    model.set_random_seed(seed)
+    log.info("resuming from %s (%d steps)", checkpoint.model, checkpoint.num_timesteps)
+    return model
 
 
 def _evaluation_env(config: TrainConfig, episodes: int, training_env: VecEnv) -> VecEnv:

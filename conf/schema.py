@@ -381,8 +381,17 @@ class TrainConfig:
         torch_threads: CPU threads torch may use.
         progress_bar: show a progress bar while training (needs tqdm and rich).
         tensorboard: write TensorBoard logs to ``<run_dir>/tb``.
-        checkpoint_freq: environment steps between checkpoints (0: none).
+        checkpoint_freq: environment steps between checkpoints (0: none); a checkpoint holds
+            the model, the normalisation statistics, the replay buffer (off-policy agents)
+            and the learning curve so far, so ``resume`` can continue from it.
         verbose: 0 quiet, 1 SB3's training tables on stdout.
+        sweep_dir: folder of a multirun (``-m``); each job gets ``<sweep_dir>/<env>__<agent>__
+            <seed>[__<hash of other overrides>]``, so the same sweep maps to the same folders.
+        resume: continue from the run folder's latest checkpoint (model, normalisation
+            statistics, replay buffer) up to ``total_timesteps``; starts afresh when there is
+            none.
+        force: run a job again although its folder records it as finished (otherwise it is
+            skipped).
     """
 
     env: EnvConfig = MISSING
@@ -400,6 +409,9 @@ class TrainConfig:
     tensorboard: bool = True
     checkpoint_freq: int = 100_000
     verbose: int = 0
+    sweep_dir: str = "runs/sweeps/${now:%Y%m%d-%H%M%S}"
+    resume: bool = False
+    force: bool = False
 
 
 @dataclasses.dataclass
@@ -437,6 +449,81 @@ class RenderConfig(EvaluateConfig):
     fps: int | None = None
 
 
+class ParamType(enum.Enum):
+    """Kind of a tuned hyperparameter."""
+
+    float = "float"
+    int = "int"
+    categorical = "categorical"
+
+
+@dataclasses.dataclass
+class ParamSpec:
+    """The range of one tuned hyperparameter (an Optuna distribution).
+
+    Attributes:
+        type: ``float``, ``int`` or ``categorical``.
+        low: lower bound (``float`` and ``int``).
+        high: upper bound, inclusive (``float`` and ``int``).
+        log: sample on a log scale (``float`` and ``int``).
+        step: grid step (``float`` and ``int``; ``null``: continuous or 1).
+        choices: the values of a ``categorical`` parameter (any YAML values, e.g. lists).
+    """
+
+    type: ParamType = ParamType.float
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+
+@dataclasses.dataclass
+class PrunerConfig:
+    """Median pruning on the intermediate evaluations of a trial (the learning curve).
+
+    Attributes:
+        startup_trials: trials completed before any is pruned.
+        warmup_steps: environment steps of a trial before it can be pruned.
+    """
+
+    startup_trials: int = 3
+    warmup_steps: int = 0
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """An Optuna study shared by every worker that names the same ``storage`` and ``name``.
+
+    Attributes:
+        name: study name in the storage.
+        storage: RDB URL (``sqlite:///tune.db``, ``postgresql://...``); workers started with
+            the same URL and name share the study.
+        n_trials: trials of the whole study (all workers together; complete or pruned).
+        timeout: seconds after which this worker starts no new trial (``null``: none).
+        startup_trials: random trials before TPE models the search space.
+        sampler_seed: seed of this worker's TPE sampler (``null``: from ``seed`` and the
+            process id, so concurrent workers explore differently).
+        pruner: median pruning.
+        enqueue_defaults: evaluate the agent preset's own values as the first trial, so the
+            study compares the tuned values with the defaults.
+        preset: name of the agent preset written with the best values (``conf/agent/<preset>
+            .yaml``; use it as ``agent=<preset>``).
+        preset_dir: folder of that preset (``null``: this package's ``conf/agent``).
+    """
+
+    name: str = "${agent.name}_${env.name}"
+    storage: str = "sqlite:///runs/tune/${tune.name}.db"
+    n_trials: int = 20
+    timeout: float | None = None
+    startup_trials: int = 5
+    sampler_seed: int | None = None
+    pruner: PrunerConfig = dataclasses.field(default_factory=PrunerConfig)
+    enqueue_defaults: bool = True
+    preset: str = "${agent.name}_tuned_${env.name}"
+    preset_dir: str | None = None
+
+
 ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
     "generic": GenericEnvConfig,
     "inventory": InventoryEnvConfig,
@@ -449,10 +536,30 @@ AGENT_SCHEMAS: dict[str, type[AgentConfig]] = {
     "td3": TD3Config,
     "baseline": BaselineAgentConfig,
 }
+
+
+@dataclasses.dataclass
+class TuneConfig(TrainConfig):
+    """Root configuration of ``lepton-tune``: a trial trains like ``lepton-train``.
+
+    Each trial trains the agent with sampled values for ``total_timesteps``, reports every
+    point of its learning curve to the pruner and scores the mean return over ``eval.episodes``
+    evaluation episodes.
+
+    Attributes:
+        search_space: agent field (``learning_rate``, ``policy_kwargs.net_arch``...) -> range.
+        tune: the study, its storage, sampler and pruner, and the preset written.
+    """
+
+    search_space: dict[str, ParamSpec] = dataclasses.field(default_factory=dict)
+    tune: StudyConfig = dataclasses.field(default_factory=StudyConfig)
+
+
 ROOT_SCHEMAS: dict[str, type[TrainConfig]] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "render": RenderConfig,
+    "tune": TuneConfig,
 }
 
 

@@ -1,0 +1,164 @@
+"""Checkpoints a killed training run resumes from: model, normalisation, replay buffer, curve.
+
+Every ``checkpoint_freq`` environment steps, at the start of a rollout (after the previous
+update, so parameters and step count agree), :class:`ResumableCheckpoint` writes::
+
+    checkpoints/model_<n>_steps.zip                 the model (optimiser state included)
+    checkpoints/model_vecnormalize_<n>_steps.pkl    normalisation statistics (if normalised)
+    checkpoints/model_replay_buffer_<n>_steps.pkl   replay buffer (off-policy; latest only)
+    checkpoints/latest.json                         the newest complete checkpoint
+
+Each file is written to a temporary name and renamed, and ``latest.json`` is renamed into place
+last, so a process killed at any moment (even ``kill -9``) leaves ``latest.json`` naming a
+complete checkpoint; :func:`latest_checkpoint` reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from agents.jobs import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST_FILE = "latest.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A complete checkpoint of a training run.
+
+    Attributes:
+        num_timesteps: environment steps trained when it was written.
+        model: the saved model.
+        vecnormalize: normalisation statistics (``None``: the run does not normalise).
+        replay_buffer: the replay buffer (``None``: on-policy agent).
+        curve: the learning-curve points taken up to ``num_timesteps``.
+    """
+
+    num_timesteps: int
+    model: Path
+    vecnormalize: Path | None
+    replay_buffer: Path | None
+    curve: list[dict[str, float]]
+
+
+def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """The newest complete checkpoint of the run in ``run_dir`` (``None`` if it has none)."""
+    folder = run_dir / CHECKPOINT_DIR
+    path = folder / LATEST_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+
+    def file(key: str) -> Path | None:
+        return folder / data[key] if data.get(key) else None
+
+    checkpoint = Checkpoint(
+        num_timesteps=int(data["num_timesteps"]),
+        model=folder / data["model"],
+        vecnormalize=file("vecnormalize"),
+        replay_buffer=file("replay_buffer"),
+        curve=list(data.get("curve", [])),
+    )
+    for part in (checkpoint.model, checkpoint.vecnormalize, checkpoint.replay_buffer):
+        if part is not None and not part.is_file():
+            raise FileNotFoundError(f"resume: {path} names {part}, which is missing")
+    return checkpoint
+
+
+def clear_checkpoints(run_dir: Path) -> None:
+    """Remove the checkpoints of an earlier run in ``run_dir`` (a fresh run replaces them)."""
+    folder = run_dir / CHECKPOINT_DIR
+    if folder.is_dir():
+        shutil.rmtree(folder)
+
+
+def continuation_seed(seed: int, num_timesteps: int) -> int:
+    """Seed of the part of a run resumed at ``num_timesteps`` (a new, reproducible stream).
+
+    The training replicas restart from fresh episodes seeded ``continuation_seed + i``; the
+    seed is drawn from ``numpy.random.SeedSequence([seed, num_timesteps])``.
+    """
+    return int(np.random.SeedSequence([seed, num_timesteps]).generate_state(1)[0] >> 1)
+
+
+class ResumableCheckpoint(BaseCallback):
+    """Write a complete checkpoint every ``save_freq`` environment steps (see the module).
+
+    Args:
+        run_dir: the run folder (checkpoints go to ``run_dir/checkpoints``).
+        save_freq: environment steps (all replicas together) between checkpoints.
+        curve_points: returns the learning-curve points so far (stored with the checkpoint).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        save_freq: int,
+        curve_points: Callable[[], list[dict[str, float]]] | None = None,
+    ) -> None:
+        super().__init__()
+        if save_freq < 1:
+            raise ValueError(
+                f"checkpoint_freq: must be >= 1 (0 disables checkpoints), got {save_freq}"
+            )
+        self.folder = run_dir / CHECKPOINT_DIR
+        self.save_freq = save_freq
+        self.curve_points = curve_points
+        self._next = save_freq
+
+    def _on_training_start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps >= self._next:
+            self.save()
+            while self._next <= self.num_timesteps:
+                self._next += self.save_freq
+
+    def _on_step(self) -> bool:
+        return True
+
+    def save(self) -> Checkpoint:
+        """Write a checkpoint of the model now and make it the latest."""
+        n = self.num_timesteps
+        previous = latest_checkpoint(self.folder.parent)
+        entry: dict[str, Any] = {"num_timesteps": n, "model": f"model_{n}_steps.zip"}
+        self._atomic(entry["model"], self.model.save)
+        vec_normalize = self.model.get_vec_normalize_env()
+        if isinstance(vec_normalize, VecNormalize):
+            entry["vecnormalize"] = f"model_vecnormalize_{n}_steps.pkl"
+            self._atomic(entry["vecnormalize"], vec_normalize.save)
+        if isinstance(self.model, OffPolicyAlgorithm):
+            entry["replay_buffer"] = f"model_replay_buffer_{n}_steps.pkl"
+            self._atomic(entry["replay_buffer"], self.model.save_replay_buffer)
+        entry["curve"] = list(self.curve_points()) if self.curve_points is not None else []
+        write_json_atomic(self.folder / LATEST_FILE, entry)
+        # only the newest replay buffer is kept (they are large); models are small
+        stale = previous.replay_buffer if previous is not None else None
+        if stale is not None and stale.name != entry.get("replay_buffer"):
+            stale.unlink(missing_ok=True)
+        log.debug("checkpoint at %d steps in %s", n, self.folder)
+        checkpoint = latest_checkpoint(self.folder.parent)
+        assert checkpoint is not None
+        return checkpoint
+
+    def _atomic(self, name: str, save: Callable[[str], Any]) -> None:
+        tmp = self.folder / f".{name}.tmp"
+        save(str(tmp))
+        os.replace(tmp, self.folder / name)

@@ -1,0 +1,186 @@
+"""Jobs that leave a record: ``status.json`` in every run folder, skipping finished jobs.
+
+Every ``lepton-train`` run, alone or as one job of a sweep, goes through :func:`run_job`::
+
+    <run folder>/status.json   {"state": "running" | "finished" | "failed", "started", "ended",
+                                "attempt", "host", "pid", "overrides", "job": {env, agent, seed},
+                                "error", "traceback"}
+
+A job whose record says ``finished`` is skipped (its saved metrics are returned) unless
+``force=true``; a failed or killed job runs again. The record is written atomically, so a
+job killed at any moment leaves either the previous record or the new one; a ``running``
+record whose process no longer exists on this host reads as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from agents.runs import job_folder
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+"""Name of the status record in a run folder."""
+
+RUNNING = "running"
+FINISHED = "finished"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+"""States of a job (``interrupted``: ``running`` but its process is gone)."""
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class JobStatus:
+    """The status record of one job.
+
+    Attributes:
+        state: ``running``, ``finished`` or ``failed`` (as written; see :func:`read_status`).
+        started: ISO time the current attempt started.
+        ended: ISO time it ended (``None`` while running).
+        attempt: 1 for the first attempt, +1 for every rerun or resume.
+        host: machine the attempt runs on.
+        pid: its process id.
+        overrides: the job's command-line overrides.
+        job: ``env``, ``agent`` and ``seed`` of the job (for reports of failed jobs).
+        error: ``Type: message`` of the exception of a failed job.
+        traceback: the full traceback of a failed job.
+    """
+
+    state: str
+    started: str
+    ended: str | None = None
+    attempt: int = 1
+    host: str = ""
+    pid: int = 0
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    job: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_status(folder: Path, status: JobStatus) -> None:
+    """Write ``status.json`` into ``folder`` atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / STATUS_FILE, dataclasses.asdict(status))
+
+
+def read_status(folder: Path) -> JobStatus | None:
+    """The status record of the job in ``folder`` (``None`` if it has none).
+
+    A ``running`` record whose process is gone (same host, no such pid) comes back with state
+    ``interrupted``: the job was killed and can be run again or resumed.
+    """
+    path = folder / STATUS_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(JobStatus)}
+    status = JobStatus(**{k: v for k, v in data.items() if k in known})
+    if status.state == RUNNING and status.host == socket.gethostname() and not _alive(status.pid):
+        status.state = INTERRUPTED
+    return status
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _overrides() -> list[str]:
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return []
+
+
+def _identity(cfg: DictConfig) -> dict[str, Any]:
+    out = {}
+    for key, path in (("env", "env.name"), ("agent", "agent.name"), ("seed", "seed")):
+        try:
+            out[key] = OmegaConf.select(cfg, path, throw_on_missing=False)
+        except Exception:  # an interpolation that cannot resolve: the job will fail on it
+            out[key] = None
+    out["env_id"] = OmegaConf.select(cfg, "env.id", default=None)
+    return out
+
+
+def run_job(cfg: DictConfig, task: Callable[[DictConfig], T]) -> T | dict[str, Any]:
+    """Run ``task(cfg)`` as a recorded job in its run folder.
+
+    Args:
+        cfg: the composed configuration (``force`` is read from it).
+        task: the work, e.g. :func:`agents.train.run`.
+
+    Returns:
+        What ``task`` returns, or for a job skipped as finished the ``metrics.json`` it wrote
+        (``{}`` if there is none).
+
+    Raises:
+        Exception: whatever ``task`` raises, after the record says ``failed`` with the
+            traceback (a sweep's launcher records it and goes on with the other jobs).
+    """
+    folder = job_folder(cfg)
+    force = bool(OmegaConf.select(cfg, "force", default=False))
+    previous = read_status(folder)
+    if previous is not None and previous.state == FINISHED and not force:
+        log.info(
+            "%s: finished earlier (%s); skipped (force=true runs it again)", folder, previous.ended
+        )
+        metrics = folder / "metrics.json"
+        return json.loads(metrics.read_text()) if metrics.is_file() else {}
+    status = JobStatus(
+        state=RUNNING,
+        started=_now(),
+        attempt=(previous.attempt + 1) if previous is not None else 1,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        overrides=_overrides(),
+        job=_identity(cfg),
+    )
+    write_status(folder, status)
+    try:
+        result = task(cfg)
+    except BaseException as exc:
+        status.state = FAILED
+        status.ended = _now()
+        status.error = f"{type(exc).__name__}: {exc}"
+        status.traceback = traceback.format_exc()
+        write_status(folder, status)
+        log.error("%s failed: %s (traceback in %s)", folder, status.error, folder / STATUS_FILE)
+        raise
+    status.state = FINISHED
+    status.ended = _now()
+    write_status(folder, status)
+    return result

@@ -1,0 +1,416 @@
+"""Report of a sweep: per-environment tables over seeds, learning curves, performance profiles.
+
+``lepton-report SWEEP_DIR`` reads every finished job folder of the sweep (``config.yaml``,
+``metrics.json``, ``eval.csv``, ``curve.csv``) and writes into ``SWEEP_DIR/report/``::
+
+    report.md              per environment: one row per agent and baseline, and the job states
+    summary.csv            the same numbers, one row per environment and policy
+    jobs.csv               every job: state, attempt, error
+    curves_<env>.png       learning curves: mean over seeds with a 95 % bootstrap band
+    profile_<env>.png      performance profiles: fraction of evaluation episodes above a return
+
+A run's score is its mean evaluation return; the table gives, over the seeds of every policy,
+the mean and the interquartile mean (IQM) with 95 % stratified-bootstrap confidence intervals
+(:mod:`agents.stats`) and the number of seeds behind them. Baselines are evaluated by every job
+on that job's seed; jobs sharing an environment and a seed share the baseline scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from agents.jobs import FINISHED
+from agents.report import format_number
+from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
+from agents.sweeps import Job, describe, jobs, progress_line
+from conf.resolvers import IDENTITY_KEYS, RUNTIME_KEYS, override_key
+
+REPORT_DIR = "report"
+
+
+@dataclasses.dataclass
+class Run:
+    """One policy evaluated in one job (an agent trained on a seed, or a baseline).
+
+    Attributes:
+        env: ``env.name`` of the job.
+        env_id: registered id of the environment.
+        policy: row label (agent name, with the job's distinguishing overrides if any).
+        kind: ``agent`` or ``baseline``.
+        seed: the job's seed.
+        score: mean evaluation return.
+        returns: evaluation return of every episode.
+        metrics: mean of every reported metric.
+        curve: learning-curve points (agents only).
+    """
+
+    env: str
+    env_id: str
+    policy: str
+    kind: str
+    seed: int
+    score: float
+    returns: np.ndarray
+    metrics: dict[str, float]
+    curve: list[dict[str, float]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of an environment's table."""
+
+    env: str
+    policy: str
+    kind: str
+    seeds: int
+    episodes: int
+    mean: float
+    mean_low: float
+    mean_high: float
+    iqm: float
+    iqm_low: float
+    iqm_high: float
+    metrics: dict[str, float]
+
+
+def _variant_labels(finished: list[Job]) -> dict[Path, str]:
+    """Overrides that tell jobs of the same env, agent and seed apart (those not shared)."""
+    extras: dict[Path, set[str]] = {}
+    for job in finished:
+        overrides = job.status.overrides if job.status is not None else []
+        extras[job.folder] = {
+            o for o in overrides if override_key(o) not in IDENTITY_KEYS | RUNTIME_KEYS
+        }
+    common = set.intersection(*extras.values()) if extras else set()
+    return {folder: ", ".join(sorted(e - common)) for folder, e in extras.items()}
+
+
+def collect(sweep_dir: Path) -> list[Run]:
+    """Every policy's results in the finished jobs of ``sweep_dir``."""
+    finished = [
+        j
+        for j in jobs(sweep_dir)
+        if j.status is not None
+        and j.status.state == FINISHED
+        and (j.folder / "metrics.json").is_file()
+    ]
+    labels = _variant_labels(finished)
+    runs: list[Run] = []
+    seen_baselines: set[tuple[str, str, int, str]] = set()
+    for job in finished:
+        cfg: Any = OmegaConf.load(job.folder / "config.yaml")
+        env, env_id, agent, seed = cfg.env.name, cfg.env.id, cfg.agent.name, int(cfg.seed)
+        variant = labels[job.folder]
+        metrics = json.loads((job.folder / "metrics.json").read_text())
+        episodes = _episode_returns(job.folder / "eval.csv")
+        curve = _curve(job.folder / "curve.csv")
+        for policy, summary in metrics.items():
+            kind = "agent" if policy == agent else "baseline"
+            label = f"{policy} ({variant})" if variant and kind == "agent" else policy
+            if kind == "baseline":
+                key = (env, policy, seed, str(cfg.eval))
+                if key in seen_baselines:
+                    continue
+                seen_baselines.add(key)
+            runs.append(
+                Run(
+                    env=env,
+                    env_id=env_id,
+                    policy=label,
+                    kind=kind,
+                    seed=seed,
+                    score=float(summary["return"]["mean"]),
+                    returns=episodes.get(policy, np.array([summary["return"]["mean"]])),
+                    metrics={
+                        k: float(v["mean"]) for k, v in summary.items() if k not in ("return",)
+                    },
+                    curve=curve if kind == "agent" else [],
+                )
+            )
+    return runs
+
+
+def _episode_returns(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    out: dict[str, list[float]] = defaultdict(list)
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            out[row["policy"]].append(float(row["return"]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _curve(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def summarise(runs: list[Run], *, reps: int = 2000, seed: int = 0) -> list[Row]:
+    """One row per environment and policy: mean and IQM over seeds with bootstrap CIs."""
+    groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.env, run.kind, run.policy)].append(run)
+    rows = []
+    for (env, kind, policy), members in groups.items():
+        scores = np.array([r.score for r in members])
+        m, m_lo, m_hi = stratified_bootstrap([scores], mean, reps=reps, seed=seed)
+        q, q_lo, q_hi = stratified_bootstrap([scores], iqm, reps=reps, seed=seed)
+        keys = members[0].metrics.keys()
+        rows.append(
+            Row(
+                env=env,
+                policy=policy,
+                kind=kind,
+                seeds=len({r.seed for r in members}),
+                episodes=int(np.median([r.returns.size for r in members])),
+                mean=m,
+                mean_low=m_lo,
+                mean_high=m_hi,
+                iqm=q,
+                iqm_low=q_lo,
+                iqm_high=q_hi,
+                metrics={
+                    k: float(np.mean([r.metrics.get(k, np.nan) for r in members])) for k in keys
+                },
+            )
+        )
+    rows.sort(key=lambda r: (r.env, r.kind != "agent", -r.iqm))
+    return rows
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{format_number(value)} [{format_number(low)}, {format_number(high)}]"
+
+
+def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of one environment's table."""
+    metric_keys = [k for k in rows[0].metrics if k != "length"] if rows else []
+    header = [
+        "policy",
+        "kind",
+        "seeds",
+        "IQM return [95% CI]",
+        "mean return [95% CI]",
+        *metric_keys,
+    ]
+    cells = [
+        [
+            r.policy,
+            r.kind,
+            str(r.seeds),
+            _interval(r.iqm, r.iqm_low, r.iqm_high),
+            _interval(r.mean, r.mean_low, r.mean_high),
+            *[format_number(r.metrics[k]) for k in metric_keys],
+        ]
+        for r in rows
+    ]
+    return header, cells
+
+
+def _markdown(header: list[str], cells: list[list[str]]) -> str:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
+    ]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(path: Path, runs: list[Run], title: str, *, reps: int = 1000) -> None:
+    """Learning curves of the agents (mean over seeds, 95 % bootstrap band), baselines as lines."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    agents: dict[str, list[Run]] = defaultdict(list)
+    baselines: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.kind == "agent" and run.curve:
+            agents[run.policy].append(run)
+        elif run.kind == "baseline":
+            baselines[run.policy].append(run.score)
+    for k, (policy, members) in enumerate(sorted(agents.items())):
+        grid = np.array(sorted({p["timesteps"] for p in members[0].curve}))
+        ys = np.stack(
+            [
+                np.interp(grid, [p["timesteps"] for p in r.curve], [p["mean"] for p in r.curve])
+                for r in members
+            ]
+        )  # [seeds, points]
+        bands = [stratified_bootstrap([ys[:, j]], mean, reps=reps) for j in range(grid.size)]
+        est, lo, hi = (np.array(v) for v in zip(*bands, strict=True))
+        ax.plot(
+            grid,
+            est,
+            color=f"C{k}",
+            marker="o",
+            markersize=3,
+            label=f"{policy} (n={len(members)} seeds)",
+        )
+        ax.fill_between(grid, lo, hi, color=f"C{k}", alpha=0.2)
+    styles = ("--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)))
+    for k, (name, scores) in enumerate(sorted(baselines.items())):
+        value = float(iqm(np.array(scores)))
+        ax.axhline(
+            value,
+            color=f"C{len(agents) + k}",
+            linestyle=styles[k % len(styles)],
+            linewidth=1.3,
+            label=f"{name} (IQM {format_number(value)}, n={len(scores)})",
+        )
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("evaluation return (mean over seeds, 95% CI)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.savefig(path, dpi=110)
+
+
+def plot_profiles(path: Path, runs: list[Run], title: str, *, reps: int = 1000) -> None:
+    """Performance profiles: fraction of evaluation episodes with a return above ``tau``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    by_policy: dict[str, list[np.ndarray]] = defaultdict(list)
+    for run in runs:
+        by_policy[run.policy].append(run.returns)
+    every = np.concatenate([r for rs in by_policy.values() for r in rs])
+    taus = np.linspace(every.min(), every.max(), 200)
+    for k, (policy, returns) in enumerate(sorted(by_policy.items())):
+        profile, lo, hi = performance_profile(returns, taus, reps=reps)
+        ax.plot(taus, profile, color=f"C{k}", label=f"{policy} (n={len(returns)} seeds)")
+        ax.fill_between(taus, lo, hi, color=f"C{k}", alpha=0.15)
+    ax.set_xlabel(r"evaluation return $\tau$")
+    ax.set_ylabel(r"fraction of episodes with return > $\tau$")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.savefig(path, dpi=110)
+
+
+def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> dict[str, Any]:
+    """Write ``SWEEP_DIR/report/`` and print the tables; returns what was written.
+
+    Args:
+        sweep_dir: a sweep folder (``sweep_dir`` of ``lepton-train -m``).
+        reps: bootstrap resamples of the confidence intervals.
+        plots: also draw the learning curves and performance profiles.
+
+    Returns:
+        ``{"rows": [Row...], "files": [Path...], "jobs": [...]}``.
+
+    Raises:
+        FileNotFoundError: if ``sweep_dir`` is not a folder or holds no job folder.
+    """
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"SWEEP_DIR: {str(sweep_dir)!r} is not a folder")
+    all_jobs = jobs(sweep_dir)
+    if not all_jobs:
+        raise FileNotFoundError(
+            f"SWEEP_DIR: {str(sweep_dir)!r} holds no job folders (with status.json or config.yaml); "
+            "pass the sweep_dir of a `lepton-train -m ...` run"
+        )
+    out = sweep_dir / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    runs = collect(sweep_dir)
+    rows = summarise(runs, reps=reps)
+    files: list[Path] = []
+    job_rows = describe(all_jobs)
+
+    md = [f"# Sweep report: {sweep_dir}", "", progress_line(sweep_dir), ""]
+    envs = sorted({r.env for r in rows})
+    for env in envs:
+        env_rows = [r for r in rows if r.env == env]
+        env_runs = [r for r in runs if r.env == env]
+        env_id = env_runs[0].env_id
+        seeds = sorted({r.seed for r in env_runs})
+        caption = (
+            f"{env} ({env_id}): score = mean evaluation return of a run over "
+            f"{env_rows[0].episodes} episodes; IQM and mean over the seeds in `seeds` "
+            f"(here {len(seeds)}: {', '.join(map(str, seeds))}), 95% stratified-bootstrap CIs "
+            f"({reps} resamples)"
+        )
+        header, cells = table_cells(env_rows)
+        md += [f"## {env}", "", caption, "", _markdown(header, cells)]
+        _print_table(header, cells, caption)
+        if plots:
+            curves = out / f"curves_{env}.png"
+            plot_curves(curves, env_runs, f"{env_id}: learning curves")
+            profile = out / f"profile_{env}.png"
+            plot_profiles(profile, env_runs, f"{env_id}: performance profiles")
+            files += [curves, profile]
+            md += [
+                f"![learning curves]({curves.name})",
+                "",
+                f"![performance profiles]({profile.name})",
+                "",
+            ]
+    md += [
+        "## Jobs",
+        "",
+        _markdown(
+            ["job", "state", "attempt", "error"], [[str(v) for v in j.values()] for j in job_rows]
+        ),
+    ]
+    md += ["", f"TensorBoard: `tensorboard --logdir {sweep_dir}` (one run per job)", ""]
+
+    (out / "report.md").write_text("\n".join(md))
+    _write_csv(out / "summary.csv", [_row_dict(r) for r in rows])
+    _write_csv(out / "jobs.csv", job_rows)
+    files = [out / "report.md", out / "summary.csv", out / "jobs.csv", *files]
+    print(progress_line(sweep_dir))
+    for j in job_rows:
+        if j["state"] != FINISHED:
+            print(f"  {j['job']}: {j['state']} {j['error']}")
+    print(f"report: {out / 'report.md'}")
+    return {"rows": rows, "files": files, "jobs": job_rows}
+
+
+def _row_dict(row: Row) -> dict[str, Any]:
+    data = dataclasses.asdict(row)
+    data.update({f"metric_{k}": v for k, v in data.pop("metrics").items()})
+    return data
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _print_table(header: list[str], cells: list[list[str]], title: str) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - rich is a dependency
+        print(title)
+        print(_markdown(header, cells))
+        return
+    table = Table(title=title, title_justify="left")
+    for k, col in enumerate(header):
+        table.add_column(col, justify="left" if k < 2 else "right", no_wrap=k < 2)
+    for row in cells:
+        table.add_row(*row)
+    console = Console()
+    console.width = max(console.width, 160)
+    console.print(table)

@@ -1,0 +1,160 @@
+"""Sweeps: the jobs of a sweep folder, their states, and progress lines while a sweep runs.
+
+A sweep (``lepton-train -m ...``) puts every job in ``<sweep_dir>/<job name>/`` (see
+``conf/resolvers.py``) with a ``status.json`` (see :mod:`agents.jobs`). :class:`SweepProgress`
+is a Hydra callback (configured in ``conf/config.yaml``) that records the number of jobs in
+``<sweep_dir>/sweep.json`` when the sweep starts and logs a progress line after every job::
+
+    sweep runs/sweeps/bench [########----------] 5/12 done: 4 finished, 1 failed, 2 running, 5 pending
+
+This module is imported by Hydra to build the callback, so it stays light (no torch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from agents.jobs import FAILED, FINISHED, INTERRUPTED, RUNNING, JobStatus, read_status
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "sweep.json"
+"""Written into the sweep folder when a sweep starts: number of jobs and the overrides."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job folder of a sweep and its status record (``None``: not started yet)."""
+
+    folder: Path
+    status: JobStatus | None
+
+
+def count_jobs(overrides: Iterable[str]) -> int | None:
+    """Jobs of a basic sweep over ``overrides`` (``None`` when a sweep cannot be counted).
+
+    Args:
+        overrides: command-line overrides, e.g. ``["agent=ppo,a2c", "seed=range(3)"]``.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    total = 1
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if not override.is_sweep_override():
+            continue
+        if not override.is_discrete_sweep():
+            return None
+        try:
+            total *= len(list(override.sweep_string_iterator()))
+        except Exception:  # e.g. glob() needs the config loader
+            return None
+    return total
+
+
+def jobs(sweep_dir: Path) -> list[Job]:
+    """The job folders of ``sweep_dir`` (every sub-folder with a status record or a config)."""
+    found = []
+    for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        status = read_status(folder)
+        if status is not None or (folder / "config.yaml").is_file():
+            found.append(Job(folder, status))
+    return found
+
+
+def sweep_total(sweep_dir: Path) -> int | None:
+    """Number of jobs recorded in ``sweep.json`` when the sweep started (``None``: unknown)."""
+    path = sweep_dir / SWEEP_FILE
+    if not path.is_file():
+        return None
+    total = json.loads(path.read_text()).get("total")
+    return int(total) if total is not None else None
+
+
+def state_counts(sweep_dir: Path) -> dict[str, int]:
+    """Jobs per state (``finished``, ``failed``, ``running``, ``interrupted``, ``pending``)."""
+    counts = Counter(j.status.state if j.status is not None else "pending" for j in jobs(sweep_dir))
+    out = {s: counts.get(s, 0) for s in (FINISHED, FAILED, RUNNING, INTERRUPTED)}
+    total = sweep_total(sweep_dir)
+    started = sum(out.values())
+    out["pending"] = max((total or started) - started, 0)
+    out["total"] = total if total is not None else started
+    return out
+
+
+def progress_line(sweep_dir: Path, width: int = 20) -> str:
+    """One line: a bar of done jobs and the count of every state."""
+    c = state_counts(sweep_dir)
+    done = c[FINISHED] + c[FAILED]
+    total = max(c["total"], 1)
+    filled = math.floor(width * done / total)
+    parts = [f"{c[FINISHED]} finished", f"{c[FAILED]} failed", f"{c[RUNNING]} running"]
+    if c[INTERRUPTED]:
+        parts.append(f"{c[INTERRUPTED]} interrupted")
+    parts.append(f"{c['pending']} pending")
+    bar = "#" * filled + "-" * (width - filled)
+    return f"sweep {sweep_dir} [{bar}] {done}/{c['total']} done: {', '.join(parts)}"
+
+
+def failed_jobs(sweep_dir: Path) -> list[Job]:
+    """The jobs whose record says ``failed``."""
+    return [j for j in jobs(sweep_dir) if j.status is not None and j.status.state == FAILED]
+
+
+class SweepProgress(Callback):
+    """Hydra callback: counts the jobs of a sweep and logs progress after every job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = list(config.hydra.overrides.task)
+        params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+        overrides += [f"{k}={v}" for k, v in params.items()]
+        total = count_jobs(overrides)
+        data = {"total": total, "overrides": overrides}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        log.info("sweep %s: %s jobs", sweep_dir, total if total is not None else "?")
+
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if sweep_dir.is_dir():
+            log.info(progress_line(sweep_dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.is_dir():
+            return
+        log.info(progress_line(sweep_dir))
+        for job in failed_jobs(sweep_dir):
+            assert job.status is not None
+            log.error("failed: %s: %s", job.folder, job.status.error)
+        log.info("report: lepton-report %s", sweep_dir)
+
+
+def describe(jobs_: Sequence[Job]) -> list[dict[str, Any]]:
+    """One row per job: folder name, state, attempt, error (for reports)."""
+    rows = []
+    for job in jobs_:
+        s = job.status
+        rows.append(
+            {
+                "job": job.folder.name,
+                "state": s.state if s is not None else "pending",
+                "attempt": s.attempt if s is not None else 0,
+                "error": (s.error or "") if s is not None else "",
+            }
+        )
+    return rows

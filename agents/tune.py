@@ -1,0 +1,430 @@
+"""Hyperparameter search with Optuna: TPE sampling, median pruning, a shared RDB study.
+
+``run(cfg)`` joins (or creates) the study ``tune.name`` in ``tune.storage`` and runs trials
+until the study holds ``tune.n_trials`` complete or pruned ones, so any number of workers
+(processes on one machine, Ray tasks, machines sharing a database) started with the same
+storage URL and name share the work. A trial:
+
+1. samples every field of ``search_space`` (keys are fields of the agent, dotted for nested
+   ones: ``learning_rate``, ``policy_kwargs.net_arch``) with the TPE sampler;
+2. trains the agent like ``lepton-train`` for ``total_timesteps`` and reports each point of its
+   learning curve (``eval.curve_episodes`` episodes every ``eval.eval_freq`` steps) to the median
+   pruner, which stops trials below the median of earlier trials at the same step;
+3. scores the mean return over ``eval.episodes`` evaluation episodes.
+
+The agent preset's own values are the first trial (``tune.enqueue_defaults``), so the study
+measures the defaults exactly like every other trial. At the end the best values are written as
+a complete agent preset, ``conf/agent/<tune.preset>.yaml``, usable as ``agent=<tune.preset>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.utils import set_random_seed
+
+from agents.algorithms import as_sb3_agent, build_model
+from agents.callbacks import LearningCurveCallback
+from agents.config import as_config, env_kwargs, make_seeds, plain
+from agents.envs import frozen_normalization, make_training_env, make_vec_env, resolve_env_id
+from agents.evaluation import run_episodes
+from conf.schema import ParamSpec, ParamType, SB3AgentConfig, TuneConfig
+from envs.core.registry import suggest
+
+log = logging.getLogger(__name__)
+
+
+# --- search space ----------------------------------------------------------------------------
+
+
+def agent_fields(schema: type[Any], prefix: str = "") -> dict[str, type[Any] | Any]:
+    """Every leaf field of an agent schema by dotted path (``policy_kwargs.net_arch``...)."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(schema):
+        ftype = field.type
+        default = (
+            field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+        )
+        if dataclasses.is_dataclass(default):
+            out.update(agent_fields(type(default), f"{prefix}{field.name}."))
+        else:
+            out[f"{prefix}{field.name}"] = ftype
+    return out
+
+
+NOT_TUNABLE = frozenset({"name", "algo", "policy"})
+
+
+def parse_search_space(
+    space: dict[str, ParamSpec], schema: type[SB3AgentConfig]
+) -> dict[str, ParamSpec]:
+    """Check a search space against the agent schema; returns it in sorted key order.
+
+    Raises:
+        ValueError: naming ``search_space.<key>`` for an unknown field (with the allowed
+            ones), a missing or inverted bound, ``log`` with ``step``, a non-positive bound
+            on a log scale, or a categorical parameter without choices.
+    """
+    if not space:
+        raise ValueError(
+            "search_space: empty; pick one, e.g. search_space=ppo (conf/search_space/)"
+        )
+    fields = sorted(k for k in agent_fields(schema) if k not in NOT_TUNABLE)
+    checked = {}
+    for key in sorted(space):
+        spec = space[key]
+        where = f"search_space.{key}"
+        if key not in fields:
+            raise ValueError(
+                f"{where}: not a tunable field of {schema.__name__}; allowed: {fields}."
+                f"{suggest(key, fields)}"
+            )
+        if spec.type == ParamType.categorical:
+            if not spec.choices:
+                raise ValueError(
+                    f"{where}: a categorical parameter needs a non-empty 'choices' list"
+                )
+        else:
+            if spec.low is None or spec.high is None:
+                raise ValueError(f"{where}: type {spec.type.value} needs 'low' and 'high'")
+            if spec.low >= spec.high:
+                raise ValueError(f"{where}: needs low < high, got low={spec.low}, high={spec.high}")
+            if spec.log and spec.step is not None:
+                raise ValueError(f"{where}: 'log' and 'step' cannot be combined")
+            if spec.log and spec.low <= 0:
+                raise ValueError(f"{where}: a log scale needs low > 0, got {spec.low}")
+        checked[key] = spec
+    return checked
+
+
+def suggest_values(trial: Any, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Sample one value per parameter from an Optuna trial (categorical choices decoded)."""
+    values: dict[str, Any] = {}
+    for key, spec in space.items():
+        if spec.type == ParamType.categorical:
+            assert spec.choices is not None
+            encoded = [json.dumps(plain(c)) for c in spec.choices]
+            values[key] = json.loads(trial.suggest_categorical(key, encoded))
+        elif spec.type == ParamType.int:
+            assert spec.low is not None and spec.high is not None
+            step = int(spec.step) if spec.step is not None else 1
+            values[key] = trial.suggest_int(
+                key, int(spec.low), int(spec.high), step=step, log=spec.log
+            )
+        else:
+            assert spec.low is not None and spec.high is not None
+            values[key] = trial.suggest_float(
+                key, spec.low, spec.high, step=spec.step, log=spec.log
+            )
+    return values
+
+
+def trial_params(values: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Values as Optuna stores them (categorical ones JSON-encoded), e.g. to enqueue a trial."""
+    return {
+        k: json.dumps(plain(v)) if space[k].type == ParamType.categorical else v
+        for k, v in values.items()
+    }
+
+
+def decode_params(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Inverse of :func:`trial_params`."""
+    return {
+        k: json.loads(v) if k in space and space[k].type == ParamType.categorical else v
+        for k, v in params.items()
+    }
+
+
+def default_values(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """The preset's own value of every parameter that lies inside the search space."""
+    current = plain(agent)
+    values = {}
+    for key, spec in space.items():
+        value: Any = current
+        for part in key.split("."):
+            value = value[part]
+        if spec.type == ParamType.categorical:
+            assert spec.choices is not None
+            if json.dumps(value) in [json.dumps(plain(c)) for c in spec.choices]:
+                values[key] = value
+        elif (
+            value is not None
+            and spec.low is not None
+            and spec.high is not None
+            and spec.low <= value <= spec.high
+        ):
+            values[key] = value
+    return values
+
+
+def apply_values(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
+    """A copy of ``cfg`` with ``agent.<key>`` set to each value (validated by the schema)."""
+    out = cfg.copy()
+    for key, value in values.items():
+        OmegaConf.update(out, f"agent.{key}", value, merge=False)
+    return out
+
+
+# --- presets -----------------------------------------------------------------------------------
+
+
+def preset_dir(config: TuneConfig) -> Path:
+    """Folder of the preset written with the best values (``conf/agent`` by default)."""
+    if config.tune.preset_dir is not None:
+        return Path(config.tune.preset_dir)
+    import conf
+
+    return Path(conf.__file__).resolve().parent / "agent"
+
+
+def write_preset(
+    path: Path, agent: SB3AgentConfig, values: dict[str, Any], name: str, header: str
+) -> Path:
+    """Write an agent preset: ``agent`` with ``values`` applied and ``name``, as YAML.
+
+    The preset starts from the algorithm's schema like the hand-written ones, so it is
+    validated when composed (``agent=<name>``).
+    """
+    data = plain(agent)
+    for key, value in values.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    data["name"] = name
+    algo = data.pop("algo")
+    body = OmegaConf.to_yaml(OmegaConf.create(data))
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    text = f"{comment}defaults:\n  - /schema/agent/{algo}@_here_\n  - _self_\n\n{body}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# --- trials ------------------------------------------------------------------------------------
+
+
+class PruningCurve(LearningCurveCallback):
+    """The learning curve, with every point reported to an Optuna trial that may prune it."""
+
+    def __init__(self, trial: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trial = trial
+        self.pruned = False
+        self._reported: set[int] = set()
+
+    def _evaluate(self) -> None:
+        super()._evaluate()
+        point = self.points[-1]
+        step = int(point["timesteps"])
+        if step in self._reported:  # the final point retaken at the same step
+            return
+        self._reported.add(step)
+        self.trial.report(point["mean"], step=step)
+        if self.trial.should_prune():
+            self.pruned = True
+
+    def _on_step(self) -> bool:
+        return super()._on_step() and not self.pruned
+
+    def _on_training_end(self) -> None:
+        if not self.pruned:  # a pruned trial needs no final point
+            super()._on_training_end()
+
+
+def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dict[str, float]]]:
+    """Train the configured agent and return its mean evaluation return and learning curve.
+
+    Raises:
+        optuna.TrialPruned: when ``trial`` is given and the pruner stops it.
+    """
+    config = as_config(cfg, TuneConfig)
+    agent = as_sb3_agent(config.agent, "tuning")
+    seeds = make_seeds(config.seed, config.n_envs, config.eval)
+    curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
+
+    set_random_seed(config.seed)
+    torch.set_num_threads(config.torch_threads)
+
+    venv = make_training_env(config.env, config.n_envs, config.seed, agent.normalize, agent.gamma)
+    model = build_model(
+        agent,
+        venv,
+        env_id=resolve_env_id(config.env),
+        env_kwargs=env_kwargs(config.env),
+        seed=config.seed,
+        device=config.device,
+    )
+    curve_env = make_vec_env(config.env, min(curve_episodes, config.eval.batch_size))
+    eval_env = make_vec_env(config.env, min(config.eval.episodes, config.eval.batch_size))
+    if hasattr(venv, "obs_rms"):
+        curve_env = frozen_normalization(curve_env, venv)  # type: ignore[arg-type]
+        eval_env = frozen_normalization(eval_env, venv)  # type: ignore[arg-type]
+    args = (curve_env, seeds.eval_start, curve_episodes, config.eval.eval_freq)
+    kwargs: dict[str, Any] = {"metrics": (), "deterministic": config.eval.deterministic}
+    curve = (
+        PruningCurve(trial, *args, **kwargs)
+        if trial is not None
+        else LearningCurveCallback(*args, **kwargs)
+    )
+    try:
+        model.learn(total_timesteps=config.total_timesteps, callback=curve)
+        if isinstance(curve, PruningCurve) and curve.pruned:
+            import optuna
+
+            raise optuna.TrialPruned(f"pruned at {curve.points[-1]['timesteps']:.0f} steps")
+        if hasattr(venv, "obs_rms"):
+            from agents.envs import sync_normalization
+
+            sync_normalization(venv, eval_env)  # type: ignore[arg-type]
+        result = run_episodes(
+            model,
+            eval_env,
+            seeds.eval_start,
+            seeds.episodes,
+            deterministic=config.eval.deterministic,
+        )
+    finally:
+        for env in (venv, curve_env, eval_env):
+            env.close()
+    return float(result.returns.mean()), curve.points
+
+
+def _storage(url: str) -> Any:
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if str(path) not in ("", ":memory:"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {}
+    with warnings.catch_warnings():  # heartbeats are marked experimental
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        # a worker killed mid-trial stops beating; its trial is marked failed after the grace
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120
+        )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Tune the configured agent (see the module) and write the best values as a preset.
+
+    Args:
+        cfg: a configuration composed from ``conf/tune.yaml``.
+
+    Returns:
+        ``{"best_value", "best_params", "default_value", "preset", "trials"}``.
+    """
+    import optuna
+
+    config = as_config(cfg, TuneConfig)
+    agent = as_sb3_agent(config.agent, "tuning")
+    space = parse_search_space(config.search_space, type(agent))
+    make_seeds(config.seed, config.n_envs, config.eval)  # fail early on a bad protocol
+    sampler_seed = config.tune.sampler_seed
+    if sampler_seed is None:
+        sampler_seed = config.seed * 100_003 + os.getpid()
+    study = optuna.create_study(
+        study_name=config.tune.name,
+        storage=_storage(config.tune.storage),
+        sampler=optuna.samplers.TPESampler(
+            seed=sampler_seed, n_startup_trials=config.tune.startup_trials
+        ),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=config.tune.pruner.startup_trials,
+            n_warmup_steps=config.tune.pruner.warmup_steps,
+        ),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    defaults = default_values(agent, space)
+    if config.tune.enqueue_defaults and defaults:
+        study.enqueue_trial(
+            trial_params(defaults, space), user_attrs={"defaults": True}, skip_if_exists=True
+        )
+
+    def objective(trial: optuna.Trial) -> float:
+        values = suggest_values(trial, space)
+        trial.set_user_attr("worker", os.getpid())
+        value, points = train_and_score(apply_values(cfg, values), trial)
+        trial.set_user_attr("curve", points)
+        log.info("trial %d: %.2f with %s", trial.number, value, values)
+        return value
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    log.info(
+        "study %r in %s: %d trials so far; this worker runs until it holds %d",
+        config.tune.name,
+        config.tune.storage,
+        len(study.trials),
+        config.tune.n_trials,
+    )
+    study.optimize(
+        objective,
+        callbacks=[optuna.study.MaxTrialsCallback(config.tune.n_trials, states=finished)],
+        timeout=config.tune.timeout,
+        gc_after_trial=True,
+    )
+    return _summarise(study, config, agent, space)
+
+
+def _summarise(
+    study: Any, config: TuneConfig, agent: SB3AgentConfig, space: dict[str, ParamSpec]
+) -> dict[str, Any]:
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"study {config.tune.name!r}: no complete trial yet; nothing to write")
+    best = study.best_trial
+    best_values = decode_params(best.params, space)
+    default_trials = [t for t in complete if t.user_attrs.get("defaults")]
+    default_value = default_trials[0].value if default_trials else None
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    header = (
+        f"{agent.name} tuned by lepton-tune on {config.env.id} ({config.env.name}): study "
+        f"{config.tune.name!r},\ntrial {best.number} of {len(trials)}: mean evaluation return "
+        f"{best.value:.2f} over {config.eval.episodes} episodes after {config.total_timesteps} "
+        f"steps (seed {config.seed})"
+        + (
+            f";\nthe preset's own values scored {default_value:.2f}"
+            if default_value is not None
+            else ""
+        )
+        + f".\nUse it with `lepton-train agent={config.tune.preset}`."
+    )
+    path = write_preset(
+        preset_dir(config) / f"{config.tune.preset}.yaml",
+        agent,
+        best_values,
+        config.tune.preset,
+        header,
+    )
+    print(
+        f"study {config.tune.name!r}: {len(complete)} complete, {pruned} pruned, "
+        f"{len(trials)} trials in all"
+    )
+    if default_value is not None:
+        print(f"defaults ({agent.name}): {default_value:.2f}")
+    print(f"best (trial {best.number}): {best.value:.2f} with {best_values}")
+    print(f"preset: {path} (agent={config.tune.preset})")
+    return {
+        "best_value": best.value,
+        "best_params": best_values,
+        "default_value": default_value,
+        "preset": path,
+        "trials": len(trials),
+        "pruned": pruned,
+    }

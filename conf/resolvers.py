@@ -1,0 +1,62 @@
+"""OmegaConf resolvers used by the configuration (registered when ``conf`` is imported).
+
+``lepton.job_name`` names the folder of a multirun job after the job itself, so that running the
+same sweep again finds every job's earlier folder (to skip finished jobs or resume killed ones)
+whatever the launcher, the order of the jobs or the time::
+
+    hydra.sweep.subdir: ${lepton.job_name:${env.name},${agent.name},${seed},${hydra.overrides.task}}
+    -> inventory__ppo__3                  (only env, agent and seed overridden)
+    -> inventory__ppo__3__5f1c2a9e        (plus other overrides: a hash of them, sorted)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from omegaconf import OmegaConf
+
+IDENTITY_KEYS = frozenset({"env", "agent", "seed"})
+"""Overrides named in clear in the job's folder name (as ``env.name``, ``agent.name``, seed)."""
+
+RUNTIME_KEYS = frozenset(
+    {"force", "resume", "sweep_dir", "run_dir", "progress_bar", "verbose", "device"}
+)
+"""Overrides that change how a job runs, not what it computes: left out of its identity."""
+
+
+def override_key(override: str) -> str:
+    """The config key of a command-line override (``+a.b=1`` -> ``a.b``, ``~a`` -> ``a``)."""
+    key = override.split("=", 1)[0]
+    return key.lstrip("+~")
+
+
+def job_name(env_name: str, agent_name: str, seed: int, overrides: Iterable[str]) -> str:
+    """The folder name of a sweep job: ``<env>__<agent>__<seed>[__<hash of other overrides>]``.
+
+    Args:
+        env_name: ``env.name`` of the job.
+        agent_name: ``agent.name`` of the job.
+        seed: the job's seed.
+        overrides: the job's command-line overrides (``hydra.overrides.task``).
+
+    Returns:
+        A name that depends only on what the job computes: overrides of :data:`RUNTIME_KEYS`
+        are ignored and the others are sorted, so the launcher and the job order do not matter.
+    """
+    rest = sorted(
+        str(o) for o in overrides if override_key(str(o)) not in IDENTITY_KEYS | RUNTIME_KEYS
+    )
+    name = f"{env_name}__{agent_name}__{seed}"
+    if rest:
+        name += "__" + hashlib.sha1("\n".join(rest).encode()).hexdigest()[:8]
+    return name
+
+
+def register_resolvers() -> None:
+    """Register the ``lepton.*`` resolvers (idempotent)."""
+    OmegaConf.register_new_resolver(
+        "lepton.job_name",
+        lambda env, agent, seed, overrides: job_name(env, agent, int(seed), list(overrides)),
+        replace=True,
+    )

@@ -1,0 +1,371 @@
+"""Sweeps at scale: job folders, status records, skipping, failure isolation, resume, reports."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from agents import train
+from agents.checkpoints import latest_checkpoint
+from agents.jobs import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    JobStatus,
+    read_status,
+    run_job,
+    write_status,
+)
+from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
+from agents.sweep_report import write_report
+from agents.sweeps import count_jobs, progress_line, state_counts
+from conf.resolvers import job_name
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "1"}
+TINY_CLI = [
+    "n_envs=4",
+    "eval.episodes=4",
+    "eval.curve_episodes=4",
+    "eval.fit_episodes=4",
+    "baselines=[base_stock]",
+    "progress_bar=false",
+    "tensorboard=false",
+]
+
+
+# --- job folders -----------------------------------------------------------------------------
+
+
+def test_job_name_depends_only_on_what_the_job_computes():
+    base = job_name("inventory", "ppo", 3, ["env=inventory", "agent=ppo", "seed=3"])
+    assert base == "inventory__ppo__3"
+    a = job_name("inventory", "ppo", 3, ["seed=3", "total_timesteps=1000", "agent.gamma=0.9"])
+    b = job_name("inventory", "ppo", 3, ["agent.gamma=0.9", "force=true", "total_timesteps=1000"])
+    assert a == b and a.startswith("inventory__ppo__3__") and len(a.split("__")[-1]) == 8
+    assert a != job_name("inventory", "ppo", 3, ["total_timesteps=2000", "agent.gamma=0.9"])
+    # runtime switches never change the folder
+    assert job_name("e", "a", 0, ["resume=true", "progress_bar=false", "sweep_dir=x"]) == "e__a__0"
+
+
+def test_sweep_config_maps_jobs_to_stable_folders():
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        overrides = [
+            "env=inventory_lost_sales",
+            "agent=a2c",
+            "seed=4",
+            "sweep_dir=/s",
+            "force=true",
+        ]
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        assert cfg.hydra.sweep.dir == "/s"
+        assert cfg.hydra.sweep.subdir == "inventory_lost_sales__a2c__4"
+        cfg = compose("config", overrides=[*overrides, "n_envs=2"], return_hydra_config=True)
+        assert cfg.hydra.sweep.subdir.startswith("inventory_lost_sales__a2c__4__")
+    GlobalHydra.instance().clear()
+
+
+def test_count_jobs_of_a_sweep():
+    assert count_jobs(["env=a,b", "agent=ppo,a2c", "seed=range(3)", "n_envs=4"]) == 12
+    assert count_jobs(["seed=0"]) == 1
+
+
+# --- status records and skipping ---------------------------------------------------------------
+
+
+def test_run_job_records_finished_and_skips_it_unless_forced(make_cfg):
+    cfg = make_cfg("config")
+    folder = Path(cfg.run_dir)
+    calls = []
+
+    def task(c):
+        calls.append(1)
+        (folder / "metrics.json").write_text(json.dumps({"ppo": {"return": {"mean": 1.0}}}))
+        return {"done": True}
+
+    assert run_job(cfg, task) == {"done": True}
+    status = read_status(folder)
+    assert status is not None and status.state == FINISHED and status.attempt == 1
+    assert status.job["env"] == "inventory" and status.job["agent"] == "ppo"
+    assert run_job(cfg, task) == {"ppo": {"return": {"mean": 1.0}}}  # skipped: saved metrics
+    assert len(calls) == 1
+    cfg.force = True
+    run_job(cfg, task)
+    assert len(calls) == 2
+    assert read_status(folder).attempt == 2
+
+
+def test_run_job_records_failure_with_traceback_and_reruns_it(make_cfg):
+    cfg = make_cfg("config")
+    folder = Path(cfg.run_dir)
+
+    def failing(c):
+        raise ValueError("agent.gamma: broken on purpose")
+
+    with pytest.raises(ValueError, match="broken on purpose"):
+        run_job(cfg, failing)
+    status = read_status(folder)
+    assert status.state == FAILED
+    assert status.error == "ValueError: agent.gamma: broken on purpose"
+    assert "Traceback" in status.traceback and "failing" in status.traceback
+    assert run_job(cfg, lambda c: "ok") == "ok"  # a failed job runs again
+    assert read_status(folder).state == FINISHED and read_status(folder).attempt == 2
+
+
+def test_running_record_of_a_dead_process_reads_interrupted(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    import socket
+
+    write_status(
+        tmp_path, JobStatus(state=RUNNING, started="t", host=socket.gethostname(), pid=proc.pid)
+    )
+    assert read_status(tmp_path).state == INTERRUPTED
+    write_status(
+        tmp_path, JobStatus(state=RUNNING, started="t", host=socket.gethostname(), pid=os.getpid())
+    )
+    assert read_status(tmp_path).state == RUNNING
+
+
+def test_failing_job_does_not_stop_the_sweep_and_only_it_reruns(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "scripts.train", "-m", "eval.seed_offset=1000000,2"]
+    cmd += ["total_timesteps=128", "agent.n_steps=32", "agent.n_epochs=1", "checkpoint_freq=0"]
+    cmd += [*TINY_CLI, f"sweep_dir={sweep}"]
+    first = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert first.returncode != 0  # the sweep reports its failed job ...
+    folders = {p.name: p for p in sweep.iterdir() if p.is_dir()}
+    states = {name: read_status(p) for name, p in folders.items()}
+    assert sorted(s.state for s in states.values()) == [FAILED, FINISHED]  # ... after both ran
+    failed = next(s for s in states.values() if s.state == FAILED)
+    assert "eval.seed_offset: must be >= max" in failed.error
+    assert "Traceback" in failed.traceback and "make_seeds" in failed.traceback
+    assert "eval.seed_offset=2" in failed.overrides
+    assert state_counts(sweep)["total"] == 2
+    assert "1 finished, 1 failed" in progress_line(sweep)
+
+    second = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert second.returncode != 0
+    again = {name: read_status(p) for name, p in folders.items()}
+    for name, status in again.items():
+        if status.state == FINISHED:
+            assert status.attempt == 1 and status.started == states[name].started  # skipped
+        else:
+            assert status.attempt == 2  # redone
+    assert "skipped" in second.stdout + second.stderr
+
+
+# --- resume ---------------------------------------------------------------------------------
+
+
+def test_resume_continues_from_the_latest_checkpoint(make_cfg):
+    cfg = make_cfg("config", ["total_timesteps=384", "checkpoint_freq=128", "eval.eval_freq=128"])
+    folder = Path(cfg.run_dir)
+    train.run(cfg)
+    checkpoint = latest_checkpoint(folder)
+    assert checkpoint is not None and checkpoint.num_timesteps == 256
+    assert checkpoint.vecnormalize is not None and checkpoint.replay_buffer is None
+    assert [p["timesteps"] for p in checkpoint.curve] == [0, 128, 256]
+    (folder / "model.zip").unlink()  # as if killed after the checkpoint
+
+    resumed = make_cfg(
+        "config",
+        ["total_timesteps=384", "checkpoint_freq=128", "eval.eval_freq=128", "resume=true"],
+    )
+    resumed.run_dir = str(folder)
+    train.run(resumed)
+    from stable_baselines3 import PPO
+
+    assert PPO.load(folder / "model.zip").num_timesteps == 384
+    with (folder / "curve.csv").open() as fh:
+        steps = [int(float(r["timesteps"])) for r in csv.DictReader(fh)]
+    assert steps == [0, 128, 256, 384]  # the grid goes on, nothing doubled
+    assert (folder / "progress_until_256.csv").is_file()
+
+
+def _kill_and_resume(tmp_path, overrides, total):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.train", *overrides, f"total_timesteps={total}"]
+    cmd += [*TINY_CLI, f"run_dir={run_dir}"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    latest = run_dir / "checkpoints" / "latest.json"
+    deadline = time.time() + 300
+    while not latest.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed; raise total_timesteps"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = latest_checkpoint(run_dir).num_timesteps
+    assert 0 < killed_at < total
+    assert read_status(run_dir).state == INTERRUPTED
+    assert not (run_dir / "model.zip").exists()
+    subprocess.run([*cmd, "resume=true"], cwd=ROOT, env=ENV, check=True, capture_output=True)
+    status = read_status(run_dir)
+    assert status.state == FINISHED and status.attempt == 2
+    return run_dir, killed_at
+
+
+@pytest.mark.slow
+def test_ppo_killed_with_sigkill_resumes_to_the_requested_steps(tmp_path):
+    from stable_baselines3 import PPO
+
+    total = 8192  # a multiple of the rollout (32 steps x 4 envs)
+    run_dir, _ = _kill_and_resume(
+        tmp_path, ["agent.n_steps=32", "agent.n_epochs=2", "checkpoint_freq=512"], total
+    )
+    assert PPO.load(run_dir / "model.zip").num_timesteps == total
+    assert (run_dir / "vecnormalize.pkl").is_file()
+
+
+@pytest.mark.slow
+def test_sac_killed_with_sigkill_resumes_with_its_replay_buffer(tmp_path):
+    from stable_baselines3 import SAC
+
+    total = 3000
+    overrides = ["agent=sac", "agent.learning_starts=200", "agent.batch_size=64"]
+    overrides += [
+        "agent.buffer_size=5000",
+        "agent.policy_kwargs.net_arch=[64,64]",
+        "checkpoint_freq=400",
+    ]
+    run_dir, killed_at = _kill_and_resume(tmp_path, overrides, total)
+    model = SAC.load(run_dir / "model.zip")
+    assert model.num_timesteps == total
+    buffers = list((run_dir / "checkpoints").glob("model_replay_buffer_*_steps.pkl"))
+    assert len(buffers) == 1  # only the newest is kept
+    model.load_replay_buffer(buffers[0])
+    assert model.replay_buffer.size() * 4 >= killed_at  # the transitions before the kill
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def test_iqm_cuts_a_quarter_from_each_end():
+    assert iqm(np.arange(1, 9)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert iqm(np.array([1.0, 2.0, 3.0])) == pytest.approx(2.0)  # fewer than 4: the mean
+    assert iqm(np.array([100.0, 1.0, 2.0, -50.0])) == pytest.approx(1.5)
+    assert iqm(np.array([[1.0, 2, 3, 4], [0, 0, 0, 8]])).tolist() == [2.5, 0.0]
+
+
+def test_bootstrap_intervals_match_hand_computed_cases():
+    # two runs 0 and 1: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4
+    point, low, high = stratified_bootstrap([np.array([0.0, 1.0])], mean, reps=4000)
+    assert (point, low, high) == (0.5, 0.0, 1.0)
+    assert stratified_bootstrap([np.full(5, 7.0)], iqm) == (7.0, 7.0, 7.0)
+    assert stratified_bootstrap([np.array([3.0])], mean) == (3.0, 3.0, 3.0)
+
+
+def test_bootstrap_is_stratified_by_task():
+    # each task keeps its own number of runs in every resample: task a is constant 0, task b
+    # constant 10, so every resampled mean over [a, a, b] is exactly 10/3
+    point, low, high = stratified_bootstrap([np.zeros(2), np.full(1, 10.0)], mean, reps=500)
+    assert point == low == high == pytest.approx(10 / 3)
+
+
+def test_performance_profile_counts_episodes_above_each_threshold():
+    runs = [np.array([1.0, 2.0, 3.0]), np.array([2.0, 3.0, 4.0])]
+    profile, low, high = performance_profile(runs, np.array([0.0, 2.5, 5.0]), reps=2000)
+    np.testing.assert_allclose(profile, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(low, [1.0, 1 / 3, 0.0])
+    np.testing.assert_allclose(high, [1.0, 2 / 3, 0.0])
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _fake_job(sweep, env, agent, seed, score, state=FINISHED, baseline=100.0):
+    folder = sweep / f"{env}__{agent}__{seed}"
+    folder.mkdir(parents=True)
+    write_status(
+        folder,
+        JobStatus(
+            state=state,
+            started="2026-01-01T00:00:00",
+            overrides=[f"env={env}", f"agent={agent}", f"seed={seed}", "total_timesteps=100"],
+            error=None if state == FINISHED else "ValueError: boom",
+            traceback=None if state == FINISHED else "Traceback ...",
+        ),
+    )
+    if state != FINISHED:
+        return
+    cfg = {
+        "env": {"name": env, "id": f"lepton/{env}-v0"},
+        "agent": {"name": agent},
+        "seed": seed,
+        "eval": {"episodes": 2},
+    }
+    OmegaConf.save(OmegaConf.create(cfg), folder / "config.yaml")
+    metrics = {
+        agent: {
+            "return": {"mean": score, "std": 1.0, "n": 2},
+            "fill_rate": {"mean": 0.5, "std": 0, "n": 2},
+        },
+        "base_stock": {
+            "return": {"mean": baseline, "std": 0.0, "n": 2},
+            "fill_rate": {"mean": 0.9, "std": 0, "n": 2},
+        },
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with (folder / "eval.csv").open("w") as fh:
+        fh.write("policy,episode,seed,return,length,fill_rate\n")
+        for k, d in enumerate((-1.0, 1.0)):
+            fh.write(f"{agent},{k},{k},{score + d},30,0.5\nbase_stock,{k},{k},{baseline},30,0.9\n")
+    with (folder / "curve.csv").open("w") as fh:
+        fh.write(f"timesteps,mean,std\n0,0,1\n50,{score / 2},1\n100,{score},1\n")
+
+
+def test_report_on_a_synthetic_sweep(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    scores = {0: 10.0, 1: 20.0, 2: 30.0, 3: 1000.0}
+    for seed, score in scores.items():
+        _fake_job(sweep, "chain", "ppo", seed, score)
+        _fake_job(sweep, "chain", "a2c", seed, score / 10)
+    _fake_job(sweep, "chain", "dqn", 0, 0.0, state=FAILED)
+    (sweep / "sweep.json").write_text(json.dumps({"total": 10}))
+
+    result = write_report(sweep, reps=500)
+    out = sweep / "report"
+    for name in ("report.md", "summary.csv", "jobs.csv", "curves_chain.png", "profile_chain.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "curves_chain.png").read_bytes()[:4] == b"\x89PNG"
+    with (out / "summary.csv").open() as fh:
+        rows = {r["policy"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"ppo", "a2c", "base_stock"}
+    assert float(rows["ppo"]["iqm"]) == pytest.approx(25.0)  # middle two of 10, 20, 30, 1000
+    assert float(rows["ppo"]["mean"]) == pytest.approx(265.0)
+    assert int(rows["ppo"]["seeds"]) == 4 and int(rows["ppo"]["episodes"]) == 2
+    assert float(rows["ppo"]["iqm_low"]) <= 25.0 <= float(rows["ppo"]["iqm_high"])
+    assert int(rows["base_stock"]["seeds"]) == 4  # shared by the jobs of a seed, counted once
+    assert float(rows["base_stock"]["iqm"]) == 100.0 and rows["base_stock"]["kind"] == "baseline"
+    with (out / "jobs.csv").open() as fh:
+        jobs = {r["job"]: r for r in csv.DictReader(fh)}
+    assert jobs["chain__dqn__0"]["state"] == FAILED and "boom" in jobs["chain__dqn__0"]["error"]
+    report = (out / "report.md").read_text()
+    assert "here 4: 0, 1, 2, 3" in report and "| ppo | agent | 4 |" in report
+    assert "8 finished, 1 failed, 0 running, 1 pending" in report
+    printed = capsys.readouterr().out
+    assert "IQM return" in printed and "chain__dqn__0: failed ValueError: boom" in printed
+    assert result["rows"][0].policy == "ppo"
+
+
+def test_report_explains_an_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SWEEP_DIR: .* holds no job folders"):
+        write_report(tmp_path)
+    from scripts.report import main
+
+    assert main([str(tmp_path / "missing")]) == 2

@@ -1,0 +1,137 @@
+"""lepton-tune: search spaces from config, Optuna sampling, the shared study, preset writing."""
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+
+from agents import tune
+from agents.config import as_config
+from conf.schema import ParamSpec, ParamType, PPOConfig, SACConfig, TrainConfig, TuneConfig
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_tune_config_composes_with_every_search_space(make_cfg):
+    for space in sorted(p.stem for p in (CONF / "search_space").glob("*.yaml")):
+        cfg = make_cfg("tune", [f"agent={space}", f"search_space={space}"])
+        config = as_config(cfg, TuneConfig)
+        parsed = tune.parse_search_space(config.search_space, type(config.agent))
+        assert parsed and list(parsed) == sorted(parsed)
+        assert config.tune.name == f"{space}_inventory"
+        assert config.tune.preset == f"{space}_tuned_inventory"
+        assert config.tune.storage == f"sqlite:///runs/tune/{space}_inventory.db"
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        (
+            {"learning_rat": ParamSpec(low=1e-4, high=1e-3)},
+            r"search_space.learning_rat: not a tunable field of PPOConfig.*Did you mean: learning_rate",
+        ),
+        ({"learning_rate": ParamSpec(low=1e-3, high=1e-4)}, "needs low < high"),
+        ({"learning_rate": ParamSpec(high=1e-4)}, "needs 'low' and 'high'"),
+        (
+            {"learning_rate": ParamSpec(low=1e-5, high=1e-3, log=True, step=1e-5)},
+            "cannot be combined",
+        ),
+        ({"ent_coef": ParamSpec(low=0.0, high=0.1, log=True)}, "a log scale needs low > 0"),
+        ({"n_steps": ParamSpec(type=ParamType.categorical, choices=[])}, "non-empty 'choices'"),
+        ({"algo": ParamSpec(type=ParamType.categorical, choices=["a2c"])}, "not a tunable field"),
+        ({}, "search_space: empty"),
+    ],
+)
+def test_bad_search_spaces_name_the_field(space, match):
+    with pytest.raises(ValueError, match=match):
+        tune.parse_search_space(space, PPOConfig)
+
+
+def test_nested_fields_and_categorical_lists_round_trip():
+    space = tune.parse_search_space(
+        {
+            "policy_kwargs.net_arch": ParamSpec(
+                type=ParamType.categorical, choices=[[64, 64], [8]]
+            ),
+            "n_epochs": ParamSpec(type=ParamType.int, low=2, high=6),
+            "learning_rate": ParamSpec(low=1e-4, high=1e-2, log=True),
+        },
+        PPOConfig,
+    )
+    trial = optuna.trial.FixedTrial(
+        {"policy_kwargs.net_arch": "[8]", "n_epochs": 4, "learning_rate": 1e-3}
+    )
+    values = tune.suggest_values(trial, space)
+    assert values == {"learning_rate": 1e-3, "n_epochs": 4, "policy_kwargs.net_arch": [8]}
+    assert tune.decode_params(tune.trial_params(values, space), space) == values
+    # the preset's own values are enqueued only where they lie inside the space
+    assert tune.default_values(PPOConfig(name="ppo"), space) == {
+        "policy_kwargs.net_arch": [64, 64],
+        "learning_rate": 3e-4,
+    }
+
+
+def test_written_preset_composes_as_an_agent(tmp_path, make_cfg):
+    base = as_config(make_cfg("config", ["agent=sac"], tiny=False), TrainConfig).agent
+    assert isinstance(base, SACConfig)
+    values = {"learning_rate": 1e-3, "policy_kwargs.net_arch": [32, 32], "train_freq": 4}
+    path = tune.write_preset(
+        tmp_path / "agent" / "sac_tuned_test.yaml",
+        base,
+        values,
+        "sac_tuned_test",
+        "a header\nline two",
+    )
+    text = path.read_text()
+    assert text.startswith("# a header\n# line two\ndefaults:\n  - /schema/agent/sac@_here_")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[f"hydra.searchpath=[file://{tmp_path}]", "agent=sac_tuned_test"],
+        )
+    GlobalHydra.instance().clear()
+    agent = as_config(cfg, TrainConfig).agent
+    assert isinstance(agent, SACConfig) and agent.name == "sac_tuned_test"
+    assert agent.learning_rate == 1e-3 and agent.train_freq == 4
+    assert list(agent.policy_kwargs.net_arch) == [32, 32]
+    assert agent.buffer_size == base.buffer_size  # everything else as in the base preset
+
+
+def test_two_runs_share_one_study_and_write_the_best_preset(make_cfg, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    overrides = [
+        f"tune.storage={storage}",
+        f"tune.preset_dir={tmp_path / 'agent'}",
+        "tune.n_trials=2",
+        "tune.sampler_seed=0",
+        "total_timesteps=128",
+        "eval.eval_freq=64",
+    ]
+
+    def worker(*extra):
+        cfg = make_cfg("tune", [*overrides, *extra])
+        with open_dict(cfg):  # a one-parameter space keeps the trials short
+            for key in [k for k in cfg.search_space if k != "learning_rate"]:
+                del cfg.search_space[key]
+        return tune.run(cfg)
+
+    first = worker()
+    assert first["trials"] == 2 and first["default_value"] is not None
+    second = worker("tune.n_trials=3")  # joins the study
+    assert second["trials"] == 3
+    study = optuna.load_study(study_name="ppo_inventory", storage=storage)
+    assert len(study.trials) == 3
+    assert study.trials[0].params == {"learning_rate": 3e-4}  # the preset's own value first
+    assert all(t.user_attrs["curve"] for t in study.trials)
+    preset = tmp_path / "agent" / "ppo_tuned_inventory.yaml"
+    assert second["preset"] == preset
+    saved = OmegaConf.load(preset)
+    assert saved.name == "ppo_tuned_inventory"
+    assert saved.learning_rate == pytest.approx(study.best_params["learning_rate"])
+    assert second["best_value"] == pytest.approx(study.best_value)
+    assert json.dumps(second["best_params"])
