@@ -17,11 +17,11 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from envs.core.env import BatchRunner, LeptonEnv
-from envs.core.features import ObservationBuilder, RewardFunction, RewardTerm
+from envs.core.features import ObservationBuilder, QuantityTerm, RewardFunction, RewardTerm
 from envs.core.registry import Registry, suggest
 from envs.core.sb3 import LeptonVecEnv
 from envs.core.scenario import FixedScenario, ScenarioFamily, ScenarioList, as_source
-from envs.core.sim import BatchedSim, Snapshot, StepResult, readonly
+from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
 from envs.core.spaces import check_batch_actions
 
 # --- a small batched core: a noisy random walk towards a goal --------------------------------
@@ -260,6 +260,26 @@ def test_reward_unknown_term_names_the_allowed_ones():
 def test_reward_weights_must_be_finite():
     with pytest.raises(ValueError, match=r"reward_weights\.effort: weight must be finite"):
         RewardFunction(WALK_REWARDS, {"effort": float("nan")})
+
+
+def test_quantity_terms_over_columns_match_the_mapping_path():
+    registry: Registry[RewardTerm] = Registry("reward term")
+    registry.register("gain", QuantityTerm("gain"))
+    registry.register("cost", QuantityTerm("cost", -1.0))
+    fn = RewardFunction(registry, {"cost": 0.3, "gain": 2.0})
+    values = np.random.default_rng(0).normal(size=(5, 3))
+    names = ("cost", "other", "gain")
+    columns = Columns(names, values)
+    assert list(columns) == list(names) and len(columns) == 3 and "gain" in columns
+    np.testing.assert_array_equal(columns["gain"], values[:, 2])
+    assert columns.row(1) == {n: float(v) for n, v in zip(names, values[1], strict=True)}
+    fast = fn.terms(StepResult(columns, {}, np.zeros(5, bool), np.zeros(5, bool)))
+    plain = fn.terms(StepResult(dict(columns), {}, np.zeros(5, bool), np.zeros(5, bool)))
+    assert isinstance(fast, Columns) and not isinstance(plain, Columns)
+    for name in ("gain", "cost"):
+        np.testing.assert_array_equal(fast[name], plain[name])
+    np.testing.assert_array_equal(fn.total(fast), fn.total(plain))
+    assert pickle.loads(pickle.dumps(registry.get("cost"))).sign == -1.0
 
 
 def test_reward_is_the_weighted_sum_and_every_term_is_reported():

@@ -14,7 +14,7 @@ from gymnasium.utils import seeding
 from envs.core.features import ObservationBuilder, RewardFunction, RewardTerm
 from envs.core.registry import Registry
 from envs.core.scenario import ScenarioSource, as_source
-from envs.core.sim import BatchedSim, Snapshot
+from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult
 from envs.core.spaces import check_batch_actions
 
 
@@ -30,8 +30,8 @@ class BatchStep:
     rewards: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
-    terms: dict[str, np.ndarray]
-    metrics: dict[str, np.ndarray]
+    terms: Mapping[str, np.ndarray]
+    metrics: Mapping[str, np.ndarray]
     done: np.ndarray
     final_obs: np.ndarray | None
 
@@ -66,6 +66,7 @@ class BatchRunner:
         self.rngs: list[np.random.Generator | None] = [None] * batch_size
         self.episode_steps = np.zeros(batch_size, dtype=np.int64)
         self.obs: np.ndarray | None = None
+        self._drawn: list[Any] = [None] * batch_size
 
     def seed(self, seeds: Sequence[int | None]) -> None:
         """Give every replica a fresh generator made from its seed (``None``: OS entropy)."""
@@ -90,10 +91,21 @@ class BatchRunner:
         self.obs = self.env.encode_obs(self.sim.snapshot())
         return self.obs
 
+    def _reset_rows(self, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Reset the replicas in ``mask`` and write their new observations into ``obs``."""
+        for i in mask.nonzero()[0].tolist():
+            rng = self.rngs[i]
+            assert rng is not None
+            self._drawn[i] = self.env.source.sample(rng)
+        self.sim.reset(mask, self.rngs, self._drawn)
+        self.episode_steps[mask] = 0
+        self.env.encode_obs_rows(self.sim.snapshot(), mask, obs)
+        return obs
+
     def step(self, actions: np.ndarray) -> BatchStep:
         """Validate and apply ``actions`` (``[B, ...]``), then autoreset finished replicas."""
         actions = check_batch_actions(self.env.action_space, actions, self.batch_size)
-        result = self.sim.step(self.env.actions_to_sim(actions))
+        result, obs = self.env.sim_step(self.sim, actions)
         terms = self.env.reward.terms(result)
         rewards = self.env.reward.total(terms)
         self.episode_steps += 1
@@ -101,13 +113,16 @@ class BatchRunner:
         truncated = np.asarray(result.truncated, dtype=bool)
         if self.max_episode_steps is not None:
             truncated = truncated | (self.episode_steps >= self.max_episode_steps)
-        obs = self.env.encode_obs(self.sim.snapshot())
         done = terminated | truncated
         final_obs = None
-        metrics = {k: np.asarray(v) for k, v in result.metrics.items()}
+        metrics = result.metrics
+        if not isinstance(metrics, Columns):
+            metrics = {k: np.asarray(v) for k, v in metrics.items()}
         if self.autoreset and done.any():
-            final_obs = obs.copy()
-            obs = self.reset(done)
+            # the encoder returns a fresh array: keep it as the final observations and write
+            # the first observations of the new episodes into a copy
+            final_obs = obs
+            obs = self._reset_rows(done, obs.copy())
         self.obs = obs
         return BatchStep(obs, rewards, terminated, truncated, terms, metrics, done, final_obs)
 
@@ -190,9 +205,24 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
         """Map validated actions ``[B, ...]`` to what the core's ``step`` takes."""
         return actions
 
+    def sim_step(
+        self, sim: BatchedSim[Any, Any], actions: np.ndarray
+    ) -> tuple[StepResult, np.ndarray]:
+        """Advance ``sim`` by validated ``actions`` and encode the new observations.
+
+        One hook for both, so that a family can fuse them into one compiled call; the result
+        must equal ``sim.step(self.actions_to_sim(actions))`` followed by :meth:`encode_obs`.
+        """
+        result = sim.step(self.actions_to_sim(actions))
+        return result, self.encode_obs(sim.snapshot())
+
     def encode_obs(self, snapshot: Snapshot) -> np.ndarray:
         """Encode all replicas' observations with the configured builder."""
         return self.observation_builder.encode(snapshot)
+
+    def encode_obs_rows(self, snapshot: Snapshot, mask: np.ndarray, out: np.ndarray) -> None:
+        """Encode the replicas in ``mask`` into ``out`` (override with :meth:`encode_obs`)."""
+        self.observation_builder.encode_rows(snapshot, mask, out)
 
     # --- Gymnasium API ---------------------------------------------------------------------
     @property
@@ -284,8 +314,15 @@ def step_info(
     terms: Mapping[str, np.ndarray], metrics: Mapping[str, np.ndarray], i: int
 ) -> dict[str, Any]:
     """The ``info`` dict of replica ``i``: every metric plus ``reward_terms``."""
-    info: dict[str, Any] = {k: _item(v[i]) for k, v in metrics.items()}
-    info["reward_terms"] = {k: float(v[i]) for k, v in terms.items()}
+    info: dict[str, Any]
+    if isinstance(metrics, Columns):
+        info = metrics.row(i)
+    else:
+        info = {k: _item(v[i]) for k, v in metrics.items()}
+    if isinstance(terms, Columns):
+        info["reward_terms"] = terms.row(i)
+    else:
+        info["reward_terms"] = {k: float(v[i]) for k, v in terms.items()}
     return info
 
 

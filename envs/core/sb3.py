@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from envs.core.env import BatchRunner, LeptonEnv
+from envs.core.sim import Columns
 
 
 class LeptonVecEnv(VecEnv):
@@ -67,7 +68,8 @@ class LeptonVecEnv(VecEnv):
             for i in np.flatnonzero(out.done):
                 infos[i]["terminal_observation"] = out.final_obs[i]
                 infos[i]["TimeLimit.truncated"] = bool(out.truncated[i] and not out.terminated[i])
-        return out.obs.copy(), out.rewards.astype(np.float32), out.done.copy(), infos
+        # the runner hands out a fresh observation array every step and never writes to it again
+        return out.obs, out.rewards.astype(np.float32), out.done, infos
 
     def snapshot(self) -> Any:
         """Read-only state of all replicas (for baselines)."""
@@ -118,14 +120,25 @@ def _step_infos(
     Same keys, values and Python types as :func:`envs.core.env.step_info`, at a fraction of the
     cost: one ``tolist()`` per array instead of one numpy scalar per replica and key.
     """
-    cols = {k: v.tolist() if v.ndim == 1 else [row.copy() for row in v] for k, v in metrics.items()}
-    term_cols = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in terms.items()}
+    cols = _columns(metrics)
+    term_cols = (
+        _columns(terms)
+        if isinstance(terms, Columns)
+        else {k: np.asarray(v, dtype=np.float64).tolist() for k, v in terms.items()}
+    )
     infos = []
     for i in range(num_envs):
         info: dict[str, Any] = {k: col[i] for k, col in cols.items()}
         info["reward_terms"] = {k: col[i] for k, col in term_cols.items()}
         infos.append(info)
     return infos
+
+
+def _columns(values: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+    """``{name: per-replica values as Python objects}``, one conversion per array."""
+    if isinstance(values, Columns):
+        return dict(zip(values.names, values.array.T.tolist(), strict=True))
+    return {k: v.tolist() if v.ndim == 1 else [row.copy() for row in v] for k, v in values.items()}
 
 
 def make_sb3_vec_env(

@@ -9,8 +9,9 @@ one :class:`numpy.random.Generator` per replica, handed in by the adapter at res
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -44,6 +45,53 @@ def readonly(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+@functools.cache
+def _column_index(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: j for j, name in enumerate(names)}
+
+
+class Columns(Mapping[str, np.ndarray]):
+    """Named columns of one ``[B, M]`` array, read as a mapping of ``[B]`` column views.
+
+    Cores that produce their per-replica quantities or metrics in one array return them this
+    way: the mapping costs nothing to build, and adapters convert a whole replica's row to
+    Python numbers at once (:meth:`row`) instead of one numpy scalar per name.
+
+    Args:
+        names: one name per column of ``array``.
+        array: ``[B, len(names)]`` values.
+    """
+
+    __slots__ = ("_index", "array", "names")
+
+    def __init__(self, names: tuple[str, ...], array: np.ndarray) -> None:
+        if array.ndim != 2 or array.shape[1] != len(names):
+            raise ValueError(f"Columns: expected an array [B, {len(names)}], got {array.shape}")
+        self.names = names
+        self.array = array
+        self._index = _column_index(names)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.array[:, self._index[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def column(self, key: str) -> int:
+        """The column number of ``key``."""
+        return self._index[key]
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Replica ``i``'s values as ``{name: Python number}``."""
+        return dict(zip(self.names, self.array[i].tolist(), strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,14 +147,14 @@ class BatchedSim(ABC, Generic[ScenarioT, SnapshotT]):
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.batch_size,):
             raise ValueError(f"mask must have shape ({self.batch_size},), got {mask.shape}")
-        idx = np.flatnonzero(mask)
+        idx = mask.nonzero()[0]
         for i in idx.tolist():
             rng = rngs[i]
             if rng is None:
                 raise ValueError(f"replica {i} is reset without a random generator")
             self.rngs[i] = rng
             scenario = scenarios[i]
-            if scenario is not None:
+            if scenario is not None and scenario is not self.scenarios[i]:
                 self.check_compatible(scenario)
                 self.scenarios[i] = scenario
         self._reset(idx)

@@ -13,6 +13,17 @@ def check_batch_actions(space: spaces.Space, actions: np.ndarray, batch_size: in
         ValueError: naming the offending replica, the value and the allowed range.
     """
     actions = np.asarray(actions)
+    if isinstance(space, spaces.MultiDiscrete) and actions.dtype.kind in "iu":
+        # the common case, in as few array operations as possible: integer positions of the
+        # right shape, all in range
+        nvec = space.nvec
+        if (
+            actions.shape == (batch_size, *nvec.shape)
+            and not space.start.any()
+            and actions.min() >= 0
+            and (actions < nvec).all()
+        ):
+            return actions.astype(np.int64, copy=False)
     if isinstance(space, spaces.Discrete):
         actions = actions.reshape(batch_size)
         if not np.issubdtype(actions.dtype, np.integer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,6 +10,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.core.env import BatchRunner, LeptonEnv
+from envs.core.sim import Columns
 
 
 class LeptonVectorEnv(VectorEnv):
@@ -73,20 +75,22 @@ class LeptonVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         out = self.runner.step(np.asarray(actions))
         ones = np.ones(self.num_envs, dtype=bool)
+        metrics = _named_columns(out.metrics)
         infos: dict[str, Any] = {}
-        for key, value in out.metrics.items():
+        for key, value in metrics.items():
             infos[key] = value
             infos[f"_{key}"] = ones
-        infos["reward_terms"] = out.terms
+        infos["reward_terms"] = _named_columns(out.terms)
         infos["_reward_terms"] = ones
         if out.final_obs is not None:
             infos["final_obs"] = out.final_obs
             infos["_final_obs"] = out.done.copy()
-            final_info: dict[str, Any] = {k: v for k, v in out.metrics.items()}
-            final_info.update({f"_{k}": out.done for k in out.metrics})
+            final_info: dict[str, Any] = dict(metrics)
+            final_info.update({f"_{k}": out.done for k in metrics})
             infos["final_info"] = final_info
             infos["_final_info"] = out.done.copy()
-        return out.obs.copy(), out.rewards.copy(), out.terminated, out.truncated, infos
+        # the runner hands out a fresh observation array every step and never writes to it again
+        return out.obs, out.rewards.copy(), out.terminated, out.truncated, infos
 
     def snapshot(self) -> Any:
         """Read-only state of all replicas (for baselines)."""
@@ -101,3 +105,10 @@ class LeptonVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.env.close()
+
+
+def _named_columns(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``values`` as a plain dict of ``[B, ...]`` arrays (one C-level pass for ``Columns``)."""
+    if isinstance(values, Columns):
+        return dict(zip(values.names, values.array.T, strict=True))
+    return dict(values)

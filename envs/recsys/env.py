@@ -10,20 +10,30 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.core.env import LeptonEnv
-from envs.core.features import ObservationBuilder, RewardTerm
+from envs.core.features import ObservationBuilder, QuantityTerm, RewardTerm
 from envs.core.registry import Registry
 from envs.core.vector import LeptonVectorEnv
 from envs.recsys.scenario import RecScenario, make_scenario
-from envs.recsys.sim import P_BUDGET0, P_LENGTH_SCALE, P_MAX_STEPS, RecSim, RecState
+from envs.recsys.sim import (
+    A_LAST_WATCH,
+    FEATURE_BOUND,
+    I_T,
+    LINEAR_FEATURES,
+    METRICS,
+    P_BUDGET0,
+    P_LENGTH_SCALE,
+    P_MAX_STEPS,
+    QUALITY_SCALE,
+    QUANTITIES,
+    RecSim,
+    RecState,
+    _step,
+)
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
 REWARDS: Registry[RewardTerm] = Registry("reward term")
-ACTION_MODES = ("slate", "scores")
-
-QUALITY_SCALE = 3.4
-"""Quality is divided by this in observations (RecSim's utility range)."""
-FEATURE_BOUND = 4.0
-"""Observable user features are clipped to ``[-FEATURE_BOUND, FEATURE_BOUND]``."""
+ACTION_MODES = ("slate", "scores", "linear")
+_ROW0 = np.zeros(1, dtype=np.int64)
 USER_EXTRA = ("budget_left", "satisfaction", "last_click", "last_watch", "time")
 CANDIDATE_EXTRA = ("quality", "clickbait", "length", "popularity")
 
@@ -38,12 +48,13 @@ def _encode_flat(
     t: np.ndarray,
     params: np.ndarray,
     feats: np.ndarray,
+    rows: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """The ``default`` observation of every replica into ``out`` (same maths as the numpy path)."""
-    b_size, n_topics = features.shape
+    """The ``default`` observation of the replicas ``rows`` into ``out`` (as the numpy path)."""
+    n_topics = features.shape[1]
     c, f = feats.shape[1], feats.shape[2]
-    for b in range(b_size):
+    for b in rows:
         budget0 = max(params[b, P_BUDGET0], 1e-9)
         scale = max(params[b, P_LENGTH_SCALE], 1e-9)
         for d in range(n_topics):
@@ -62,6 +73,70 @@ def _encode_flat(
             out[b, o + n_topics + 1] = feats[b, j, n_topics + 1]
             out[b, o + n_topics + 2] = min(max(feats[b, j, n_topics + 2] / scale, 0.0), 5.0)
             out[b, o + n_topics + 3] = feats[b, j, n_topics + 3]
+
+
+@numba.njit(cache=True)
+def _step_encode(
+    slate: np.ndarray,
+    params: np.ndarray,
+    ints: np.ndarray,
+    u: np.ndarray,
+    perm: np.ndarray,
+    cdfs: np.ndarray,
+    cands: np.ndarray,
+    corpus_f: np.ndarray,
+    feats: np.ndarray,
+    user: np.ndarray,
+    shown: np.ndarray,
+    acc: np.ndarray,
+    slots: np.ndarray,
+    slate_feats: np.ndarray,
+    left: np.ndarray,
+    out: np.ndarray,
+    flags: np.ndarray,
+    rows: np.ndarray,
+    obs: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """One core step (:func:`envs.recsys.sim._step`) and the ``default`` observation, fused.
+
+    Reads the observation from the core's packed state exactly as :meth:`FlatObservation.encode`
+    reads it from the snapshot (whose fields are views of the same arrays).
+    """
+    status = _step(
+        slate,
+        params,
+        ints,
+        u,
+        perm,
+        cdfs,
+        cands,
+        corpus_f,
+        feats,
+        user,
+        shown,
+        acc,
+        slots,
+        slate_feats,
+        left,
+        out,
+        flags,
+    )
+    if status >= 0:
+        t = (user.shape[1] - 2) // 3
+        k = slate.shape[1]
+        _encode_flat(
+            user[:, 2 * t : 3 * t],
+            user[:, 3 * t],
+            user[:, 3 * t + 1],
+            slots[:, 2 * k],
+            acc[:, A_LAST_WATCH],
+            ints[:, I_T],
+            params,
+            feats,
+            rows,
+            obs,
+        )
+    return status
 
 
 def _user_block(snapshot: RecState) -> np.ndarray:
@@ -127,8 +202,16 @@ class FlatObservation(ObservationBuilder):
         return spaces.Box(self.low, self.high, dtype=np.float32)
 
     def encode(self, snapshot: RecState) -> np.ndarray:  # type: ignore[override]
-        s = snapshot
-        out = np.empty((s.budget.shape[0], self.low.size), dtype=np.float32)
+        b = snapshot.budget.shape[0]
+        out = np.empty((b, self.low.size), dtype=np.float32)
+        self._encode(snapshot, np.arange(b), out)
+        return out
+
+    def encode_rows(self, snapshot: RecState, mask: np.ndarray, out: np.ndarray) -> None:  # type: ignore[override]
+        self._encode(snapshot, np.asarray(mask).nonzero()[0], out)
+
+    @staticmethod
+    def _encode(s: RecState, rows: np.ndarray, out: np.ndarray) -> None:
         _encode_flat(
             s.features,
             s.budget,
@@ -138,9 +221,9 @@ class FlatObservation(ObservationBuilder):
             s.t,
             s.params,
             s.candidate_features,
+            rows,
             out,
         )
-        return out
 
     def encode_numpy(self, snapshot: RecState) -> np.ndarray:
         """The same observation with numpy operations (the reference of the compiled path)."""
@@ -168,19 +251,11 @@ class UserObservation(ObservationBuilder):
         return _user_block(snapshot).astype(np.float32)
 
 
-def _term(name: str, sign: float) -> RewardTerm:
-    def term(result: Any) -> np.ndarray:
-        return sign * result.quantities[name]
-
-    term.__name__ = f"{name}_term"
-    return term
-
-
-REWARDS.register("watch_time", _term("watch_time", 1.0))
-REWARDS.register("click", _term("click", 1.0))
-REWARDS.register("rating", _term("rating", 1.0))
-REWARDS.register("satisfaction", _term("satisfaction_change", 1.0))
-REWARDS.register("leave", _term("left", -1.0))
+REWARDS.register("watch_time", QuantityTerm("watch_time"))
+REWARDS.register("click", QuantityTerm("click"))
+REWARDS.register("rating", QuantityTerm("rating"))
+REWARDS.register("satisfaction", QuantityTerm("satisfaction_change"))
+REWARDS.register("leave", QuantityTerm("left", -1.0))
 
 
 class RecSlateEnv(LeptonEnv):
@@ -204,6 +279,14 @@ class RecSlateEnv(LeptonEnv):
     |----------|-----------------------------|---------------------------------------------------|
     | `slate`  | `MultiDiscrete([C] * k)`    | position ``j`` shows candidate ``a_j``            |
     | `scores` | `Box(-1, 1, (C,), float32)` | the ``k`` highest-scored candidates, best first   |
+    | `linear` | `Box(-1, 1, (T + 5 + C,))`  | a linear ranking rule: weights ``w`` of the       |
+    |          |                             | candidate features plus one score per candidate   |
+
+    ``linear`` (see :meth:`envs.recsys.sim.RecSim.linear_slates`) ranks candidate ``j`` by
+    ``4 w . x_j + s_j`` with ``x_j = [interest match, topic (T), quality / 3.4, clickbait,
+    length / mean length, popularity]``: one set of weights scores every candidate, so a policy
+    learns how to rank items rather than which position to pick, and the per-candidate scores
+    ``s`` express any slate (the baselines set ``w = 0``).
 
     Repeated picks (``slate`` mode): unless the scenario sets ``allow_repeats``, a candidate
     picked by an earlier position is replaced by the lowest-numbered candidate that no position
@@ -257,7 +340,7 @@ class RecSlateEnv(LeptonEnv):
     |------------------|-------------|----------------------------------------------------------|
     | `scenario`       | `"slate"`   | preset name, mapping of fields, scenario, list or source |
     | `observation`    | `"default"` | observation builder (`default`, `user`)                  |
-    | `action_mode`    | `"slate"`   | `slate` or `scores`                                      |
+    | `action_mode`    | `"slate"`   | `slate`, `scores` or `linear`                            |
     | `reward_weights` | watch time  | weight per reward term                                   |
     | `render_mode`    | `None`      | `human` or `rgb_array`                                   |
 
@@ -297,11 +380,18 @@ class RecSlateEnv(LeptonEnv):
                 f"action_mode: {action_mode!r} is not allowed; allowed values: {ACTION_MODES}"
             )
         self.action_mode = action_mode
+        self._plan: Any = None
+        self._plan_for: Any = None
         super().__init__(
             scenario,
             observation=observation,
             reward_weights=reward_weights,
             render_mode=render_mode,
+        )
+        self._obs_size = int(np.prod(self.observation_space.shape or (1,)))
+        self._buffers = (
+            np.empty((1, len(QUANTITIES) + len(METRICS))),
+            np.empty((1, 2), dtype=np.bool_),
         )
 
     def coerce_scenario(self, obj: Any) -> RecScenario:
@@ -314,14 +404,159 @@ class RecSlateEnv(LeptonEnv):
         c, k = self.structure.num_candidates, self.structure.slate_size
         if self.action_mode == "slate":
             return spaces.MultiDiscrete(np.full(k, c))
+        if self.action_mode == "linear":
+            size = self.structure.num_topics + LINEAR_FEATURES + c
+            return spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         return spaces.Box(-1.0, 1.0, shape=(c,), dtype=np.float32)
 
     def actions_to_sim(self, actions: np.ndarray) -> np.ndarray:
         if self.action_mode == "slate":
             return actions
+        if self.action_mode == "linear":
+            # the core ranks the candidates by the rule (it holds their features)
+            return actions.astype(np.float64)
         k = self.structure.slate_size
         # stable sort of the negated scores: ties go to the lower candidate index
         return np.argsort(-actions.astype(np.float64), axis=1, kind="stable")[:, :k]
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Take one step; see :meth:`LeptonEnv.step`.
+
+        With the ``default`` observation, reward terms that are signed quantities and a slate
+        of integer positions, the core step and the encoding run as one compiled call and the
+        ``info`` dict is built from one row of numbers: the same values, bit for bit, as the
+        generic path, which handles every other case (and reports invalid actions).
+        """
+        runner = self._runner
+        a = np.asarray(action)
+        plan = self._fused_plan()
+        if (
+            plan is None
+            or runner is None
+            or runner.obs is None
+            or a.shape != (self.structure.slate_size,)
+            or a.dtype.kind not in "iu"
+        ):
+            return super().step(action)
+        slate = a.reshape(1, -1) if a.dtype == np.int64 else a.astype(np.int64).reshape(1, -1)
+        # the single env reuses its result buffers: they are read into Python numbers below
+        fused = self._fused_step(runner.sim, slate, self._buffers)  # type: ignore[arg-type]
+        if fused is None:
+            return super().step(action)  # nothing changed; raises naming the position
+        out, flags, obs = fused
+        runner.episode_steps += 1
+        runner.obs = obs
+        values = out[0].tolist()
+        names, columns, weighted = plan
+        terms = [values[j] * sign for j, sign in columns]
+        reward = 0.0
+        if weighted:
+            j, w = weighted[0]
+            reward = w * terms[j]
+            for j, w in weighted[1:]:
+                reward = reward + w * terms[j]
+        info: dict[str, Any] = dict(zip(METRICS, values[len(QUANTITIES) :], strict=True))
+        info["reward_terms"] = dict(zip(names, terms, strict=True))
+        self._last_info = info
+        terminated, truncated = flags[0].tolist()
+        if self.render_mode == "human":
+            self.render()
+        return obs[0], reward, terminated, truncated, info
+
+    def sim_step(self, sim: Any, actions: np.ndarray) -> tuple[Any, np.ndarray]:
+        """Step the core and encode the ``default`` observation in one compiled call.
+
+        Applies to slates of integer positions with the ``default`` observation; every other
+        case (and an invalid slate, for its error message) takes the generic path.
+        """
+        fused = None
+        if (
+            self.action_mode == "slate"
+            and type(self.observation_builder) is FlatObservation
+            and actions.dtype == np.int64
+            and actions.ndim == 2
+            and actions.flags.c_contiguous
+        ):
+            fused = self._fused_step(sim, actions)
+        if fused is None:
+            return super().sim_step(sim, actions)
+        out, flags, obs = fused
+        return sim.result(out, flags), obs
+
+    def _fused_step(
+        self,
+        sim: RecSim,
+        slates: np.ndarray,
+        buffers: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Run :func:`_step_encode` on ``slates[B, k]``.
+
+        Args:
+            sim: the core.
+            slates: candidate positions, int64.
+            buffers: ``(out, flags)`` to write the results into (fresh arrays by default).
+
+        Returns:
+            ``(out, flags, obs)``, or ``None`` (nothing changed) when a position is outside the
+            candidates.
+        """
+        b = slates.shape[0]
+        if sim._refills:
+            sim.refill_due()
+        if buffers is None:
+            out = np.empty((b, len(QUANTITIES) + len(METRICS)))
+            flags = np.empty((b, 2), dtype=np.bool_)
+        else:
+            out, flags = buffers
+        obs = np.empty((b, self._obs_size), dtype=np.float32)
+        rows = _ROW0 if b == 1 else np.arange(b)
+        status = _step_encode(
+            slates,
+            sim.params,
+            sim.ints,
+            sim.u,
+            sim.perm,
+            sim.cdfs,
+            sim.cands,
+            sim.corpus_f,
+            sim.feats,
+            sim.user,
+            sim.shown,
+            sim.acc,
+            sim.slots,
+            sim.slate_feats,
+            sim.left,
+            out,
+            flags,
+            rows,
+            obs,
+        )
+        if status < 0:
+            return None
+        sim._refills = status
+        return out, flags, obs
+
+    def _fused_plan(
+        self,
+    ) -> tuple[tuple[str, ...], list[tuple[int, float]], list[tuple[int, float]]] | None:
+        """How the fused step computes the reward terms, or ``None`` when it does not apply."""
+        reward = self.reward
+        if self._plan_for is reward:
+            return self._plan
+        plan = None
+        fns = list(reward.fns.values())
+        if (
+            type(self.observation_builder) is FlatObservation
+            and self.action_mode == "slate"
+            and all(isinstance(fn, QuantityTerm) for fn in fns)
+            and all(fn.quantity in QUANTITIES for fn in fns)  # type: ignore[attr-defined]
+        ):
+            names = tuple(reward.fns)
+            columns = [(QUANTITIES.index(fn.quantity), fn.sign) for fn in fns]  # type: ignore[attr-defined]
+            weighted = [(names.index(n), w) for n, w in reward.weights.items() if w != 0.0]
+            plan = (names, columns, weighted)
+        self._plan, self._plan_for = plan, reward
+        return plan
 
     def slates_to_actions(self, slates: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`actions_to_sim`: the action showing candidate positions ``[B, k]``."""
@@ -333,6 +568,9 @@ class RecSlateEnv(LeptonEnv):
         scores = np.full((b, c), -1.0, dtype=np.float32)
         rank = np.linspace(1.0, 0.0, k, endpoint=False, dtype=np.float32)
         np.put_along_axis(scores, slates, rank[None, :], axis=1)
+        if self.action_mode == "linear":
+            weights = np.zeros((b, self.structure.num_topics + LINEAR_FEATURES), np.float32)
+            return np.concatenate([weights, scores], axis=1)
         return scores
 
 

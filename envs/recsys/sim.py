@@ -22,7 +22,11 @@ The budget never increases. Every random number comes from the replica's generat
 and whenever a replica has used up its buffer, the core draws a block of uniforms from that
 generator, and every step consumes a fixed number of them (choice, drift direction, leaving,
 rating noise, then one per sampled candidate), so replica ``i`` of a batch is bit for bit a
-single env with the same generator. The per-step update of all replicas is one numba kernel.
+single env with the same generator. The per-step update of all replicas is one numba kernel;
+the state lives in a few packed arrays (``user``, ``ints``, ``acc``, ``slots``, whose columns are
+also bound as named views) so that the kernel's calls stay cheap, and the recommender may give a
+slate as positions or as a linear ranking rule over the candidates' features
+(:meth:`RecSim.linear_slates`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import dataclasses
 import numba
 import numpy as np
 
-from envs.core.sim import BatchedSim, Snapshot, StepResult, readonly
+from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
 from envs.recsys.catalogue import Catalogue, load_catalogue
 from envs.recsys.scenario import CANDIDATE_SAMPLING, CHOICE_MODELS, RecScenario
 
@@ -66,10 +70,25 @@ UNIFORM, POPULARITY, ALL = range(3)
     P_SAMPLING,
     P_REPEATS,
     P_LENGTH_SCALE,
-) = range(25)
-NUM_PARAMS = 25
+    P_SAT0,
+) = range(26)
+NUM_PARAMS = 26
+LINEAR_FEATURES = 5
+"""Features of the linear ranking rule besides the topic vector: interest match, quality,
+clickbait, length and popularity (see :meth:`RecSim.linear_slates`)."""
+LINEAR_GAIN = 4.0
+"""Scale of the linear ranking rule's weighted features against its per-candidate scores."""
+QUALITY_SCALE = 3.4
+"""Quality is divided by this in observations and ranking features (RecSim's utility range)."""
+FEATURE_BOUND = 4.0
+"""Observable user features are clipped to ``[-FEATURE_BOUND, FEATURE_BOUND]``."""
 MIN_SPEND = 0.05
 """Smallest share of its watch time a click spends from the budget."""
+# columns of RecSim.ints (cursor into the uniforms, steps taken, catalogue), of RecSim.acc
+# (episode sums, last response) and of a candidate's features after its topic vector
+I_CURSOR, I_T, I_CORPUS = range(3)
+A_WATCH, A_CLICKS, A_SAT, A_DIV, A_SHOWN, A_LAST_WATCH, A_LAST_RATING = range(7)
+F_QUALITY, F_CLICKBAIT, F_LENGTH, F_POPULARITY = range(4)
 DRAWS_FIXED = 4
 """Uniforms every step consumes before the candidates: choice, drift, leave, rating."""
 BUFFER_STEPS = 64
@@ -296,102 +315,110 @@ def _sample_candidates(
 
 @numba.njit(cache=True)
 def _fill_features(
-    b: int,
-    corpus: int,
-    cands: np.ndarray,
-    topics: np.ndarray,
-    quality: np.ndarray,
-    clickbait: np.ndarray,
-    length: np.ndarray,
-    pop: np.ndarray,
-    feats: np.ndarray,
+    b: int, corpus: int, cands: np.ndarray, corpus_f: np.ndarray, feats: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    t = topics.shape[2]
+    """Copy the features of replica ``b``'s candidates from the corpus into ``feats[b]``."""
+    f = corpus_f.shape[2]
     for j in range(cands.shape[1]):
         item = cands[b, j]
-        for d in range(t):
-            feats[b, j, d] = topics[corpus, item, d]
-        feats[b, j, t] = quality[corpus, item]
-        feats[b, j, t + 1] = clickbait[corpus, item]
-        feats[b, j, t + 2] = length[corpus, item]
-        feats[b, j, t + 3] = pop[corpus, item]
+        for d in range(f):
+            feats[b, j, d] = corpus_f[corpus, item, d]
 
 
 @numba.njit(cache=True)
-def _refresh(
+def _start(
     idx: np.ndarray,
     params: np.ndarray,
-    corpus_id: np.ndarray,
+    ints: np.ndarray,
     u: np.ndarray,
-    cursor: np.ndarray,
     perm: np.ndarray,
     cdfs: np.ndarray,
     cands: np.ndarray,
-    topics: np.ndarray,
-    quality: np.ndarray,
-    clickbait: np.ndarray,
-    length: np.ndarray,
-    pop: np.ndarray,
+    corpus_f: np.ndarray,
     feats: np.ndarray,
+    user: np.ndarray,
+    shown: np.ndarray,
+    acc: np.ndarray,
+    slots: np.ndarray,
+    slate_feats: np.ndarray,
+    left: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Draw the first candidate set of the replicas ``idx`` (after a reset)."""
+    """Start the episodes of the replicas ``idx`` whose interests, noise and uniforms are drawn.
+
+    Sets the observable features, budget and satisfaction, clears the episode's counters and
+    draws the first candidate set from the replica's uniforms.
+    """
     c = cands.shape[1]
+    n_topics = (user.shape[1] - 2) // 3
     for b in idx:
+        for d in range(n_topics):
+            user[b, 2 * n_topics + d] = user[b, d] + user[b, n_topics + d]
+        user[b, 3 * n_topics] = params[b, P_BUDGET0]
+        user[b, 3 * n_topics + 1] = params[b, P_SAT0]
+        for j in range(perm.shape[1]):
+            perm[b, j] = j
+            shown[b, j] = False
+        acc[b, :] = 0.0
+        slots[b, :] = -1
+        slate_feats[b, :, :] = 0.0
+        left[b] = False
+        ints[b, I_CURSOR] = 0
+        ints[b, I_T] = 0
         sampling = int(params[b, P_SAMPLING])
-        k = corpus_id[b]
-        _sample_candidates(b, sampling, u, cursor[b], perm, cdfs[k], cands)
+        k = ints[b, I_CORPUS]
+        _sample_candidates(b, sampling, u, 0, perm, cdfs[k], cands)
         if sampling != ALL:
-            cursor[b] += c
-        _fill_features(b, k, cands, topics, quality, clickbait, length, pop, feats)
+            ints[b, I_CURSOR] += c
+        _fill_features(b, k, cands, corpus_f, feats)
 
 
 @numba.njit(cache=True)
 def _step(
     slate_in: np.ndarray,
     params: np.ndarray,
-    corpus_id: np.ndarray,
+    ints: np.ndarray,
     u: np.ndarray,
-    cursor: np.ndarray,
     perm: np.ndarray,
     cdfs: np.ndarray,
     cands: np.ndarray,
-    topics: np.ndarray,
-    quality: np.ndarray,
-    clickbait: np.ndarray,
-    length: np.ndarray,
-    pop: np.ndarray,
+    corpus_f: np.ndarray,
     feats: np.ndarray,
-    interests: np.ndarray,
-    noise: np.ndarray,
-    features: np.ndarray,
-    budget: np.ndarray,
-    sat: np.ndarray,
-    t: np.ndarray,
+    user: np.ndarray,
     shown: np.ndarray,
     acc: np.ndarray,
-    last_slate: np.ndarray,
-    last_items: np.ndarray,
+    slots: np.ndarray,
     slate_feats: np.ndarray,
-    last_int: np.ndarray,
-    last: np.ndarray,
     left: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    quantities: np.ndarray,
-    metrics: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """Advance every replica by one step, in place (see the module docstring)."""
+    out: np.ndarray,
+    flags: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """Advance every replica by one step, in place (see the module docstring).
+
+    Returns:
+        ``-1 - b`` when replica ``b``'s slate holds a position outside the candidates (nothing
+        is changed then); otherwise the number of replicas whose buffer of uniforms cannot
+        cover the next step.
+    """
     b_size, k = slate_in.shape
     c = cands.shape[1]
     n_items = perm.shape[1]
-    n_topics = interests.shape[1]
+    n_topics = (user.shape[1] - 2) // 3
+    width = u.shape[1]
+    draws = DRAWS_FIXED + c
+    for b in range(b_size):
+        for j in range(k):
+            if slate_in[b, j] < 0 or slate_in[b, j] >= c:
+                return -1 - b
     scores = np.empty(k)
     probs = np.empty(k)
     picked = np.empty(c, dtype=np.bool_)
+    o_int, o_feat = 0, 2 * n_topics
+    o_budget, o_sat = 3 * n_topics, 3 * n_topics + 1
+    refills = 0
     for b in range(b_size):
         p = params[b]
-        corpus = corpus_id[b]
-        cur = cursor[b]
+        corpus = ints[b, I_CORPUS]
+        cur = ints[b, I_CURSOR]
         # 1. slate repair
         for j in range(c):
             picked[j] = False
@@ -401,7 +428,7 @@ def _step(
             pos = slate_in[b, j]
             if p[P_REPEATS] == 0.0:
                 for i in range(j):
-                    if last_slate[b, i] == pos:
+                    if slots[b, i] == pos:
                         pos = -1
                         break
                 if pos < 0:
@@ -410,17 +437,20 @@ def _step(
                             pos = free
                             picked[free] = True
                             break
-            last_slate[b, j] = pos
-            last_items[b, j] = cands[b, pos]
+            slots[b, j] = pos
+            slots[b, k + j] = cands[b, pos]
             for d in range(feats.shape[2]):
                 slate_feats[b, j, d] = feats[b, pos, d]
         # 2. scores and choice
         for j in range(k):
-            item = last_items[b, j]
+            item = slots[b, k + j]
             dot = 0.0
             for d in range(n_topics):
-                dot += interests[b, d] * topics[corpus, item, d]
-            scores[j] = p[P_SCORE_SCALE] * dot + p[P_CLICKBAIT_APPEAL] * clickbait[corpus, item]
+                dot += user[b, o_int + d] * corpus_f[corpus, item, d]
+            scores[j] = (
+                p[P_SCORE_SCALE] * dot
+                + p[P_CLICKBAIT_APPEAL] * corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+            )
         choice_probabilities(
             int(p[P_MODEL]),
             scores,
@@ -442,22 +472,25 @@ def _step(
         watch = 0.0
         rating = 0.0
         q = 0.0
-        sat_before = sat[b]
+        sat_before = user[b, o_sat]
         if chosen >= 0:
-            item = last_items[b, chosen]
-            q = quality[corpus, item]
-            cb = clickbait[corpus, item]
-            frac = p[P_WATCH_BASE] + p[P_WATCH_QUALITY] * q + p[P_WATCH_SAT] * (sat[b] - 0.5)
+            item = slots[b, k + chosen]
+            q = corpus_f[corpus, item, n_topics + F_QUALITY]
+            cb = corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+            frac = (
+                p[P_WATCH_BASE] + p[P_WATCH_QUALITY] * q + p[P_WATCH_SAT] * (user[b, o_sat] - 0.5)
+            )
             frac = min(max(frac, 0.0), 1.0)
-            watch = min(budget[b], length[corpus, item] * frac)
+            watch = min(user[b, o_budget], corpus_f[corpus, item, n_topics + F_LENGTH] * frac)
             match = 0.0
             mask_sum = 0.0
             pos_prob = 0.0
             for d in range(n_topics):
-                match += interests[b, d] * topics[corpus, item, d]
-                m = abs(topics[corpus, item, d])
+                topic = corpus_f[corpus, item, d]
+                match += user[b, o_int + d] * topic
+                m = abs(topic)
                 mask_sum += m
-                pos_prob += (interests[b, d] + 1.0) * 0.5 * m
+                pos_prob += (user[b, o_int + d] + 1.0) * 0.5 * m
             latent = 3.0 + 0.75 * q + 1.5 * match + p[P_RATING_NOISE] * (2.0 * u[b, cur + 3] - 1.0)
             rating = min(max(np.floor(latent + 0.5), 1.0), 5.0)
             # interest drift towards (or away from) the consumed topic
@@ -466,43 +499,44 @@ def _step(
                 pos_prob /= mask_sum
             sign = 1.0 if u[b, cur + 1] < pos_prob else -1.0
             for d in range(n_topics):
-                x_d = interests[b, d]
+                x_d = user[b, o_int + d]
                 alpha = scale * max(1.0 - abs(x_d), 0.0)
-                mask = abs(topics[corpus, item, d])
-                v = x_d + sign * alpha * mask * (topics[corpus, item, d] - x_d)
-                interests[b, d] = min(max(v, -1.0), 1.0)
+                topic = corpus_f[corpus, item, d]
+                v = x_d + sign * alpha * abs(topic) * (topic - x_d)
+                user[b, o_int + d] = min(max(v, -1.0), 1.0)
             spend = watch * max(1.0 - p[P_BUDGET_GAIN] * q, MIN_SPEND)
-            budget[b] = max(budget[b] - spend, 0.0)
-            s = sat[b] + p[P_SAT_QUALITY] * q - p[P_SAT_CLICKBAIT] * cb
-            sat[b] = min(max(s, 0.0), 1.0)
+            user[b, o_budget] = max(user[b, o_budget] - spend, 0.0)
+            s = user[b, o_sat] + p[P_SAT_QUALITY] * q - p[P_SAT_CLICKBAIT] * cb
+            user[b, o_sat] = min(max(s, 0.0), 1.0)
         else:
-            budget[b] = max(budget[b] - p[P_SKIP], 0.0)
-            sat[b] = max(sat[b] - p[P_SAT_SKIP], 0.0)
+            user[b, o_budget] = max(user[b, o_budget] - p[P_SKIP], 0.0)
+            user[b, o_sat] = max(user[b, o_sat] - p[P_SAT_SKIP], 0.0)
         for d in range(n_topics):
-            features[b, d] = interests[b, d] + noise[b, d]
+            user[b, o_feat + d] = user[b, o_int + d] + user[b, n_topics + d]
         # 4. leaving
-        leave_p = p[P_LEAVE_BASE] + p[P_LEAVE_SCALE] * (1.0 - sat[b])
+        sat = user[b, o_sat]
+        leave_p = p[P_LEAVE_BASE] + p[P_LEAVE_SCALE] * (1.0 - sat)
         gone = u[b, cur + 2] < leave_p
         left[b] = gone
-        t[b] += 1
+        ints[b, I_T] += 1
         # coverage and intra-list diversity
         for j in range(k):
-            item = last_items[b, j]
+            item = slots[b, k + j]
             if not shown[b, item]:
                 shown[b, item] = True
-                acc[b, 4] += 1.0
+                acc[b, A_SHOWN] += 1.0
         div = 0.0
         pairs = 0
         for i in range(k):
-            a = last_items[b, i]
+            a = slots[b, k + i]
             for j in range(i + 1, k):
-                e = last_items[b, j]
+                e = slots[b, k + j]
                 dot = 0.0
                 na = 0.0
                 ne = 0.0
                 for d in range(n_topics):
-                    ta = topics[corpus, a, d]
-                    te = topics[corpus, e, d]
+                    ta = corpus_f[corpus, a, d]
+                    te = corpus_f[corpus, e, d]
                     dot += ta * te
                     na += ta * ta
                     ne += te * te
@@ -511,47 +545,53 @@ def _step(
                 pairs += 1
         if pairs > 0:
             div /= pairs
-        acc[b, 0] += watch
-        acc[b, 1] += 1.0 if chosen >= 0 else 0.0
-        acc[b, 2] += sat[b]
-        acc[b, 3] += div
-        steps = float(t[b])
-        last_int[b, 0] = chosen
-        last_int[b, 1] = last_items[b, chosen] if chosen >= 0 else -1
-        last[b, 0] = watch
-        last[b, 1] = rating
+        clicked = 1.0 if chosen >= 0 else 0.0
+        acc[b, A_WATCH] += watch
+        acc[b, A_CLICKS] += clicked
+        acc[b, A_SAT] += sat
+        acc[b, A_DIV] += div
+        acc[b, A_LAST_WATCH] = watch
+        acc[b, A_LAST_RATING] = rating
+        steps = float(ints[b, I_T])
+        slots[b, 2 * k] = chosen
+        slots[b, 2 * k + 1] = slots[b, k + chosen] if chosen >= 0 else -1
         # 5. episode end, then a fresh candidate set
-        term = budget[b] <= 0.0 or gone
-        terminated[b] = term
-        truncated[b] = (not term) and steps >= p[P_MAX_STEPS]
+        term = user[b, o_budget] <= 0.0 or gone
+        trunc = (not term) and steps >= p[P_MAX_STEPS]
+        flags[b, 0] = term
+        flags[b, 1] = trunc
         cur += DRAWS_FIXED
         sampling = int(p[P_SAMPLING])
-        if not (terminated[b] or truncated[b]):
+        if not (term or trunc):
             _sample_candidates(b, sampling, u, cur, perm, cdfs[corpus], cands)
-            _fill_features(b, corpus, cands, topics, quality, clickbait, length, pop, feats)
+            _fill_features(b, corpus, cands, corpus_f, feats)
         if sampling != ALL:
             cur += c
-        cursor[b] = cur
-        quantities[b, 0] = watch
-        quantities[b, 1] = 1.0 if chosen >= 0 else 0.0
-        quantities[b, 2] = rating
-        quantities[b, 3] = sat[b] - sat_before
-        quantities[b, 4] = 1.0 if gone else 0.0
-        metrics[b, 0] = watch
-        metrics[b, 1] = quantities[b, 1]
-        metrics[b, 2] = rating
-        metrics[b, 3] = q
-        metrics[b, 4] = acc[b, 0]
-        metrics[b, 5] = acc[b, 1]
-        metrics[b, 6] = acc[b, 1] / steps
-        metrics[b, 7] = steps
-        metrics[b, 8] = quantities[b, 4]
-        metrics[b, 9] = budget[b]
-        metrics[b, 10] = sat[b]
-        metrics[b, 11] = acc[b, 2] / steps
-        metrics[b, 12] = acc[b, 4] / n_items
-        metrics[b, 13] = div
-        metrics[b, 14] = acc[b, 3] / steps
+        ints[b, I_CURSOR] = cur
+        if cur + draws > width:
+            refills += 1
+        # quantities (QUANTITIES), then metrics (METRICS)
+        out[b, 0] = watch
+        out[b, 1] = clicked
+        out[b, 2] = rating
+        out[b, 3] = sat - sat_before
+        out[b, 4] = 1.0 if gone else 0.0
+        out[b, 5] = watch
+        out[b, 6] = clicked
+        out[b, 7] = rating
+        out[b, 8] = q
+        out[b, 9] = acc[b, A_WATCH]
+        out[b, 10] = acc[b, A_CLICKS]
+        out[b, 11] = acc[b, A_CLICKS] / steps
+        out[b, 12] = steps
+        out[b, 13] = out[b, 4]
+        out[b, 14] = user[b, o_budget]
+        out[b, 15] = sat
+        out[b, 16] = acc[b, A_SAT] / steps
+        out[b, 17] = acc[b, A_SHOWN] / n_items
+        out[b, 18] = div
+        out[b, 19] = acc[b, A_DIV] / steps
+    return refills
 
 
 def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
@@ -582,6 +622,7 @@ def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
     p[P_SAMPLING] = CANDIDATE_SAMPLING.index(scenario.candidate_sampling)
     p[P_REPEATS] = 1.0 if scenario.allow_repeats else 0.0
     p[P_LENGTH_SCALE] = scenario.length_mean
+    p[P_SAT0] = scenario.initial_satisfaction
     return p
 
 
@@ -603,32 +644,47 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self.draws = DRAWS_FIXED + c
         self.width = self.draws * BUFFER_STEPS
         self.params = np.zeros((b, NUM_PARAMS))
-        self.corpus_id = np.zeros(b, dtype=np.int64)
         self.u = np.zeros((b, self.width))
-        self.cursor = np.full(b, self.width, dtype=np.int64)
         self.perm = np.tile(np.arange(n, dtype=np.int64), (b, 1))
         self.cands = np.zeros((b, c), dtype=np.int64)
         self.feats = np.zeros((b, c, t + 4))
-        self.interests = np.zeros((b, t))
-        self.noise = np.zeros((b, t))
-        self.features = np.zeros((b, t))
-        self.budget = np.zeros(b)
-        self.sat = np.zeros(b)
-        self.t = np.zeros(b, dtype=np.int64)
         self.shown = np.zeros((b, n), dtype=np.bool_)
-        # episode accumulators: watch, clicks, satisfaction sum, diversity sum, items shown
-        self.acc = np.zeros((b, 5))
-        self.last_slate = np.full((b, k), -1, dtype=np.int64)
-        self.last_items = np.full((b, k), -1, dtype=np.int64)
         self.slate_feats = np.zeros((b, k, t + 4))
-        self.last_int = np.full((b, 2), -1, dtype=np.int64)
-        self.last = np.zeros((b, 2))
         self.left = np.zeros(b, dtype=np.bool_)
+        # packed state (few arrays keep the kernels' calls cheap; see _bind for the views):
+        # user floats: interests, feature noise, observable features, budget, satisfaction
+        self.user = np.zeros((b, 3 * t + 2))
+        # integers: cursor into the uniforms, steps taken, catalogue (columns I_*)
+        self.ints = np.zeros((b, 3), dtype=np.int64)
+        self.ints[:, I_CURSOR] = self.width
+        # episode sums and the last response (columns A_*)
+        self.acc = np.zeros((b, 7))
+        # last slate positions, their items, the clicked position and item (-1: none)
+        self.slots = np.full((b, 2 * k + 2), -1, dtype=np.int64)
         self.catalogues: list[Catalogue] = []
         self.exponents: list[float] = []
-        self._stack: tuple[np.ndarray, ...] = ()
+        self.corpus_f = np.zeros((0, n, t + 4))
+        self.cdfs = np.zeros((0, n))
         self._loaded: list[RecScenario | None] = [None] * b
+        self._refills = 0
+        self._bind()
         self._add_catalogue(load_catalogue(scenario), scenario.popularity_exponent)
+
+    def _bind(self) -> None:
+        """Name the columns of the packed state arrays (views) and build the snapshot."""
+        t, k = self.num_topics, self.slate_size
+        self.interests = self.user[:, :t]
+        self.noise = self.user[:, t : 2 * t]
+        self.features = self.user[:, 2 * t : 3 * t]
+        self.budget = self.user[:, 3 * t]
+        self.sat = self.user[:, 3 * t + 1]
+        self.cursor = self.ints[:, I_CURSOR]
+        self.t = self.ints[:, I_T]
+        self.corpus_id = self.ints[:, I_CORPUS]
+        self.last_slate = self.slots[:, :k]
+        self.last_items = self.slots[:, k : 2 * k]
+        self.last_int = self.slots[:, 2 * k :]
+        self.last = self.acc[:, A_LAST_WATCH:]
         self._snapshot = self._views()
 
     # --- catalogues ------------------------------------------------------------------------
@@ -646,14 +702,16 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         weights = [
             np.power(c.popularity, e) + 1e-12 for c, e in zip(cats, self.exponents, strict=True)
         ]
-        self._stack = (
-            np.stack([c.topics for c in cats]),
-            np.stack([c.quality for c in cats]),
-            np.stack([c.clickbait for c in cats]),
-            np.stack([c.length for c in cats]),
-            np.stack([c.popularity_feature for c in cats]),
-            np.stack([np.cumsum(w) / w.sum() for w in weights]),
+        # every item's features laid out like a candidate's: topic vector, then F_* columns
+        extra = [
+            np.stack([c.quality, c.clickbait, c.length, c.popularity_feature], axis=1) for c in cats
+        ]
+        self.corpus_f = np.ascontiguousarray(
+            np.stack(
+                [np.concatenate([c.topics, e], axis=1) for c, e in zip(cats, extra, strict=True)]
+            )
         )
+        self.cdfs = np.stack([np.cumsum(w) / w.sum() for w in weights])
 
     def _views(self) -> RecState:
         t = self.num_topics
@@ -681,19 +739,36 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             last_watch=readonly(self.last[:, 0]),
             last_rating=readonly(self.last[:, 1]),
             left=readonly(self.left),
-            episode_watch=readonly(self.acc[:, 0]),
-            clicks=readonly(self.acc[:, 1]),
+            episode_watch=readonly(self.acc[:, A_WATCH]),
+            clicks=readonly(self.acc[:, A_CLICKS]),
             params=readonly(self.params),
         )
 
+    _VIEWS = (
+        "interests",
+        "noise",
+        "features",
+        "budget",
+        "sat",
+        "cursor",
+        "t",
+        "corpus_id",
+        "last_slate",
+        "last_items",
+        "last_int",
+        "last",
+        "_snapshot",
+    )
+
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
-        del state["_snapshot"]
+        for name in self._VIEWS:
+            del state[name]
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self._snapshot = self._views()
+        self._bind()
 
     def catalogue(self, i: int) -> Catalogue:
         """The catalogue replica ``i`` draws its candidates from."""
@@ -709,14 +784,21 @@ class RecSim(BatchedSim[RecScenario, RecState]):
                 f"{(*mine, self.slate_size)}"
             )
 
+    def refill_due(self) -> None:
+        """Draw fresh uniforms for the replicas whose buffer cannot cover the next step."""
+        for i in (self.cursor > self.width - self.draws).nonzero()[0].tolist():
+            self._refill(i)
+        self._refills = 0
+
     def _refill(self, i: int) -> None:
         rng = self.rngs[i]
         assert rng is not None
-        self.u[i] = rng.random(self.width)
+        rng.random(out=self.u[i])
         self.cursor[i] = 0
 
     def _reset(self, idx: np.ndarray) -> None:
         t = self.num_topics
+        interests, noise = self.interests, self.noise
         for i in idx.tolist():
             sc = self.scenarios[i]
             rng = self.rngs[i]
@@ -726,42 +808,34 @@ class RecSim(BatchedSim[RecScenario, RecState]):
                 self.corpus_id[i] = self._add_catalogue(cat, sc.popularity_exponent)
                 self.params[i] = scenario_params(sc, cat)
                 self._loaded[i] = sc
-            cat = self.catalogues[int(self.corpus_id[i])]
+            # the replica's draws, in a fixed order: interests, feature noise, uniforms
             if sc.interest_kind == "uniform":
-                self.interests[i] = rng.uniform(-1.0, 1.0, t)
+                interests[i] = rng.uniform(-1.0, 1.0, t)
             else:
+                cat = self.catalogues[int(self.corpus_id[i])]
                 z = rng.standard_normal(t)
-                self.interests[i] = np.clip(cat.interest_mean + cat.interest_chol @ z, -1.0, 1.0)
+                interests[i] = np.clip(cat.interest_mean + cat.interest_chol @ z, -1.0, 1.0)
             if sc.feature_noise > 0:
-                self.noise[i] = sc.feature_noise * rng.standard_normal(t)
+                noise[i] = sc.feature_noise * rng.standard_normal(t)
             else:
-                self.noise[i] = 0.0
-            self._refill(i)
-            self.budget[i] = sc.budget
-            self.sat[i] = sc.initial_satisfaction
-        self.features[idx] = self.interests[idx] + self.noise[idx]
-        self.perm[idx] = np.arange(self.num_items)
-        for arr in (self.t, self.acc, self.last, self.left, self.shown, self.slate_feats):
-            arr[idx] = 0
-        self.last_slate[idx] = -1
-        self.last_items[idx] = -1
-        self.last_int[idx] = -1
-        topics, quality, clickbait, length, pop, cdfs = self._stack
-        _refresh(
+                noise[i] = 0.0
+            rng.random(out=self.u[i])
+        _start(
             np.ascontiguousarray(idx, dtype=np.int64),
             self.params,
-            self.corpus_id,
+            self.ints,
             self.u,
-            self.cursor,
             self.perm,
-            cdfs,
+            self.cdfs,
             self.cands,
-            topics,
-            quality,
-            clickbait,
-            length,
-            pop,
+            self.corpus_f,
             self.feats,
+            self.user,
+            self.shown,
+            self.acc,
+            self.slots,
+            self.slate_feats,
+            self.left,
         )
 
     def check_slate(self, actions: np.ndarray) -> np.ndarray:
@@ -785,57 +859,95 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             )
         return np.ascontiguousarray(a)
 
+    @property
+    def linear_size(self) -> int:
+        """Length ``T + 5 + C`` of a linear ranking rule (see :meth:`linear_slates`)."""
+        return self.num_topics + LINEAR_FEATURES + self.num_candidates
+
+    def linear_slates(self, rules: np.ndarray) -> np.ndarray:
+        """Slates ``[B, k]`` ranked by linear scoring rules ``rules[B, T + 5 + C]``.
+
+        A rule holds weights ``w`` for the features ``x_j`` every candidate ``j`` shares in
+        meaning: ``[match, topic (T), quality / 3.4, clickbait, length / mean length,
+        popularity]`` with ``match`` the dot product of the user's observable features (clipped
+        to +-4) and the candidate's topic vector, then one score ``s_j`` per candidate. The score
+        ``LINEAR_GAIN * w . x_j + s_j`` ranks the candidates; the ``k`` best fill the slate, best
+        first, ties going to the lower position. The same weights therefore score any candidate,
+        wherever it appears in the candidate set.
+        """
+        r = np.asarray(rules, dtype=np.float64).reshape(self.batch_size, self.linear_size)
+        if not np.all(np.isfinite(r)):
+            raise ValueError(f"linear rule: entries must be finite, got {r.tolist()}")
+        t = self.num_topics
+        f = self.feats
+        w = r[:, : t + LINEAR_FEATURES]
+        user = np.clip(self.features, -FEATURE_BOUND, FEATURE_BOUND)
+        scale = np.maximum(self.params[:, P_LENGTH_SCALE], 1e-9)[:, None]
+        topics = f[:, :, :t]
+        score = w[:, :1] * np.einsum("bt,bct->bc", user, topics)
+        score += np.einsum("bt,bct->bc", w[:, 1 : t + 1], topics)
+        score += w[:, t + 1, None] * np.clip(f[:, :, t] / QUALITY_SCALE, -3.0, 3.0)
+        score += w[:, t + 2, None] * f[:, :, t + 1]
+        score += w[:, t + 3, None] * np.clip(f[:, :, t + 2] / scale, 0.0, 5.0)
+        score += w[:, t + 4, None] * f[:, :, t + 3]
+        score = LINEAR_GAIN * score + r[:, t + LINEAR_FEATURES :]
+        return np.argsort(-score, axis=1, kind="stable")[:, : self.slate_size]
+
     def step(self, actions: np.ndarray) -> StepResult:
-        """Show the slates ``actions`` (candidate positions ``[B, k]``) and advance one step."""
-        slate = self.check_slate(actions)
-        need = np.flatnonzero(self.cursor + self.draws > self.width)
-        for i in need.tolist():
-            self._refill(i)
+        """Advance one step showing ``actions``: slates or linear ranking rules.
+
+        Args:
+            actions: candidate positions ``[B, k]``, or linear ranking rules ``[B, T + 5 + C]``
+                (floats, see :meth:`linear_slates`); the sizes differ since ``k <= C``.
+        """
+        a = np.asarray(actions)
         b = self.batch_size
-        quantities = np.empty((b, len(QUANTITIES)))
-        metrics = np.empty((b, len(METRICS)))
-        terminated = np.empty(b, dtype=np.bool_)
-        truncated = np.empty(b, dtype=np.bool_)
-        topics, quality, clickbait, length, pop, cdfs = self._stack
-        _step(
-            slate,
+        if a.dtype != np.int64 or a.shape != (b, self.slate_size) or not a.flags.c_contiguous:
+            if a.size == b * self.linear_size and a.dtype.kind == "f":
+                a = self.linear_slates(a)
+            a = self.check_slate(a)
+        if self._refills:
+            self.refill_due()
+        out = np.empty((b, len(QUANTITIES) + len(METRICS)))
+        flags = np.empty((b, 2), dtype=np.bool_)
+        status = _step(
+            a,
             self.params,
-            self.corpus_id,
+            self.ints,
             self.u,
-            self.cursor,
             self.perm,
-            cdfs,
+            self.cdfs,
             self.cands,
-            topics,
-            quality,
-            clickbait,
-            length,
-            pop,
+            self.corpus_f,
             self.feats,
-            self.interests,
-            self.noise,
-            self.features,
-            self.budget,
-            self.sat,
-            self.t,
+            self.user,
             self.shown,
             self.acc,
-            self.last_slate,
-            self.last_items,
+            self.slots,
             self.slate_feats,
-            self.last_int,
-            self.last,
             self.left,
-            terminated,
-            truncated,
-            quantities,
-            metrics,
+            out,
+            flags,
         )
+        if status < 0:
+            self.check_slate(a)  # raises, naming the position
+        self._refills = status
+        return self.result(out, flags)
+
+    @staticmethod
+    def result(out: np.ndarray, flags: np.ndarray) -> StepResult:
+        """The step result of the kernel's outputs.
+
+        Args:
+            out: ``[B, QUANTITIES + METRICS]`` values.
+            flags: ``[B, 2]`` terminated, truncated.
+        """
+        n = len(QUANTITIES)
         return StepResult(
-            quantities={name: quantities[:, j] for j, name in enumerate(QUANTITIES)},
-            metrics={name: metrics[:, j] for j, name in enumerate(METRICS)},
-            terminated=terminated,
-            truncated=truncated,
+            quantities=Columns(QUANTITIES, out[:, :n]),
+            metrics=Columns(METRICS, out[:, n:]),
+            terminated=flags[:, 0],
+            truncated=flags[:, 1],
         )
 
     def snapshot(self) -> RecState:
