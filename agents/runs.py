@@ -50,7 +50,18 @@ def command_line() -> str:
 
 
 def save_command(folder: Path) -> Path:
-    """Write ``command.txt``: the working directory and the exact command line."""
+    """Write ``command.txt``: the working directory and the exact command line.
+
+    In a multirun the process may be a launcher's worker, so the file also gets the command
+    that reruns this job alone (the job's own overrides).
+    """
     path = folder / "command.txt"
-    path.write_text(f"cd {shlex.quote(os.getcwd())}\n{command_line()}\n")
+    lines = [f"cd {shlex.quote(os.getcwd())}", command_line()]
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            job = [sys.executable, "-m", f"scripts.{hydra_cfg.job.name}"]
+            lines.append("# this job alone:")
+            lines.append(shlex.join([*job, *hydra_cfg.overrides.task]))
+    path.write_text("\n".join(lines) + "\n")
     return path
