@@ -35,3 +35,18 @@ def register_envs() -> None:
         kwargs={"scenario": "single"},
         description="One degrading machine with run/repair/replace, exactly solvable by value iteration.",
     )
+    register(
+        "lepton/Autoscale-v0",
+        "envs.ops.autoscale.env:AutoscaleEnv",
+        vector_entry_point="envs.ops.autoscale.env:AutoscaleVectorEnv",
+        family="ops",
+        description="Autoscale a service's replicas under diurnal load: start-up delay, failures, M/M/c latency SLO.",
+    )
+    register(
+        "lepton/AutoscaleCluster-v0",
+        "envs.ops.autoscale.env:AutoscaleEnv",
+        vector_entry_point="envs.ops.autoscale.env:AutoscaleVectorEnv",
+        family="ops",
+        kwargs={"scenario": "cluster3"},
+        description="Autoscale three services with different rates, SLOs and prices on shared zones.",
+    )

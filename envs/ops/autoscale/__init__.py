@@ -1,0 +1,1 @@
+"""Service autoscaling: replicas, queues and latency objectives under diurnal and bursty load."""
