@@ -364,6 +364,12 @@ WORKLOADS: dict[str, tuple[Workload, ...]] = {
         Workload("InventoryORGym-v0", "lepton/InventoryORGym-v0", reference=ORGYM),
         Workload("Inventory-v0", "lepton/Inventory-v0"),
     ),
+    "ops": (
+        Workload("Autoscale-v0 (bursty)", "lepton/Autoscale-v0", {"scenario": "bursty"}),
+        Workload("AutoscaleCluster-v0", "lepton/AutoscaleCluster-v0"),
+        Workload("MaintenanceSingle-v0", "lepton/MaintenanceSingle-v0"),
+        Workload("Maintenance-v0", "lepton/Maintenance-v0"),
+    ),
     "recsys": (
         Workload("RecSimIE-v0", "lepton/RecSimIE-v0", reference=RECSIM),
         Workload("RecLongTerm-v0", "lepton/RecLongTerm-v0"),
