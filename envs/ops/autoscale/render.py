@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pygame
 
+from envs.core.render import MUTED, PygameView
 from envs.ops.autoscale.scenario import AutoscaleScenario
 from envs.ops.autoscale.sim import (
     A_PENALTY,
@@ -33,11 +34,8 @@ from envs.ops.autoscale.sim import (
 WIDTH, HEIGHT = 800, 450
 MAX_ROWS = 3
 
-BACKGROUND = (246, 246, 242)
 PANEL = (255, 255, 255)
 EDGE = (200, 200, 206)
-INK = (40, 40, 48)
-MUTED = (120, 120, 128)
 LOAD = (220, 120, 40)
 CAPACITY = (60, 120, 200)
 READY = (70, 150, 90)
@@ -48,7 +46,7 @@ LATENCY = (120, 80, 180)
 SLO = (210, 70, 60)
 
 
-class AutoscaleRenderer:
+class AutoscaleRenderer(PygameView):
     """Draws one replica of the cluster for ``human`` or ``rgb_array`` rendering.
 
     Args:
@@ -58,22 +56,10 @@ class AutoscaleRenderer:
     """
 
     def __init__(self, structure: AutoscaleScenario, render_mode: str, fps: int) -> None:
-        if render_mode not in ("human", "rgb_array"):
-            raise ValueError(
-                f"render_mode: {render_mode!r} is not supported; allowed: 'human', 'rgb_array'"
-            )
-        self.structure = structure
-        self.render_mode = render_mode
-        self.fps = int(fps)
-        self.size = (WIDTH, HEIGHT)
+        super().__init__(
+            structure, render_mode, fps, size=(WIDTH, HEIGHT), caption="Lepton Gym - autoscaling"
+        )
         self.rows = min(structure.num_services, MAX_ROWS)
-        self.window: Any = None
-        self.clock: Any = None
-        self.surface: Any = None
-        pygame.font.init()
-        self.font = pygame.font.Font(None, 20)
-        self.small = pygame.font.Font(None, 16)
-        self.big = pygame.font.Font(None, 26)
         self.margin = 14
         self.top = 58
         self.bottom = HEIGHT - 26
@@ -81,71 +67,25 @@ class AutoscaleRenderer:
         self.row_h = (self.bottom - self.top) / self.rows
         self.chart_w = (WIDTH - 2 * self.margin - self.label_w - 2 * 10) / 3
 
-    def draw(self, snapshot: AutoscaleState, info: Mapping[str, Any]) -> np.ndarray | None:
-        """Draw replica 0 of ``snapshot``; return the frame in ``rgb_array`` mode.
-
-        Args:
-            snapshot: state with a batch axis of one.
-            info: the last step's ``info``, possibly empty (unused: the snapshot has it all).
-
-        Returns:
-            An ``(H, W, 3)`` uint8 array in ``rgb_array`` mode, ``None`` in ``human`` mode.
-        """
-        if self.surface is None:
-            self.surface = pygame.Surface(self.size)
-        canvas = self.surface
-        canvas.fill(BACKGROUND)
+    def paint(self, canvas: Any, snapshot: AutoscaleState, info: Mapping[str, Any]) -> None:
+        """Draw replica 0 of ``snapshot`` (a batch axis of one)."""
         self._draw_header(canvas, snapshot)
         for k in range(self.rows):
             self._draw_service(canvas, snapshot, k)
         self._draw_legend(canvas)
-        if self.render_mode == "human":
-            if self.window is None:
-                pygame.display.init()
-                pygame.display.set_caption("Lepton Gym - autoscaling")
-                self.window = pygame.display.set_mode(self.size)
-                self.clock = pygame.time.Clock()
-            self.window.blit(canvas, (0, 0))
-            pygame.event.pump()
-            pygame.display.flip()
-            self.clock.tick(self.fps)
-            return None
-        return np.transpose(pygame.surfarray.pixels3d(canvas), (1, 0, 2)).copy()
-
-    def close(self) -> None:
-        """Close the window (if any); safe to call more than once."""
-        if self.window is not None:
-            pygame.display.quit()
-            self.window = None
-            self.clock = None
-        self.surface = None
 
     # --- parts ------------------------------------------------------------------------------
-    def _text(
-        self,
-        canvas: Any,
-        text: str,
-        pos: tuple[float, float],
-        *,
-        color: tuple[int, int, int] = INK,
-        font: Any = None,
-        anchor: str = "topleft",
-    ) -> None:
-        image = (font or self.font).render(text, True, color)
-        rect = image.get_rect(**{anchor: (int(pos[0]), int(pos[1]))})
-        canvas.blit(image, rect)
-
     def _draw_header(self, canvas: Any, s: AutoscaleState) -> None:
         t, horizon = int(s.t[0]), int(s.horizon[0])
         minute = float(s.minute_of_day()[0])
         clock = f"{int(minute // 60):02d}:{int(minute % 60):02d}"
-        self._text(canvas, f"{clock}  step {t} / {horizon}", (self.margin, 12), font=self.big)
+        self.text(canvas, f"{clock}  step {t} / {horizon}", (self.margin, 12), font=self.big)
         totals = s.totals[0]
         cost = float(totals[:, A_REPLICA_COST].sum() + totals[:, A_PENALTY].sum())
         minutes = float(totals[:, A_VIOLATION_MIN].sum())
         elapsed = max(t * float(s.step_minutes[0]) * totals.shape[0], 1e-9)
-        self._text(canvas, f"cost {cost:,.1f}", (270, 12), font=self.big)
-        self._text(
+        self.text(canvas, f"cost {cost:,.1f}", (270, 12), font=self.big)
+        self.text(
             canvas,
             f"SLO violated {minutes:g} min ({100.0 * minutes / elapsed:.1f} %)",
             (420, 16),
@@ -153,7 +93,7 @@ class AutoscaleRenderer:
         )
         zone = int(s.outage_zone[0])
         if zone >= 0:
-            self._text(
+            self.text(
                 canvas,
                 f"zone {zone} down ({int(s.outage_left[0])} steps)",
                 (WIDTH - self.margin, 16),
@@ -178,7 +118,7 @@ class AutoscaleRenderer:
         rect = pygame.Rect(int(x), int(y), int(w), int(h))
         pygame.draw.rect(canvas, PANEL, rect, border_radius=4)
         pygame.draw.rect(canvas, EDGE, rect, width=1, border_radius=4)
-        self._text(canvas, title, (x + 6, y + 3), color=MUTED, font=self.small)
+        self.text(canvas, title, (x + 6, y + 3), color=MUTED, font=self.small)
         return rect.inflate(-12, -22).move(0, 5)
 
     def _line(
@@ -205,7 +145,7 @@ class AutoscaleRenderer:
         y = self.top + k * self.row_h
         h = self.row_h - 8
         service = self.structure.services[k]
-        self._text(canvas, service.name, (self.margin, y + 4))
+        self.text(canvas, service.name, (self.margin, y + 4))
         ready = int(s.ready[0, k])
         starting = int(s.starting[0, k].sum())
         failed = int(s.failed[0, k].sum())
@@ -217,7 +157,7 @@ class AutoscaleRenderer:
             f"queue {float(s.queue[0, k]):,.0f}",
         ]
         for j, line in enumerate(lines):
-            self._text(canvas, line, (self.margin, y + 24 + 14 * j), color=MUTED, font=self.small)
+            self.text(canvas, line, (self.margin, y + 24 + 14 * j), color=MUTED, font=self.small)
         x = self.margin + self.label_w
         # 1. arrival rate against ready capacity
         rate = self._series(s, k, H_RATE)
@@ -280,5 +220,5 @@ class AutoscaleRenderer:
         x = float(self.margin)
         for color, label in items:
             pygame.draw.rect(canvas, color, (int(x), y, 12, 12))
-            self._text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
+            self.text(canvas, label, (x + 16, y - 1), color=MUTED, font=self.small)
             x += 28 + self.small.size(label)[0]
