@@ -53,6 +53,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 import envs  # noqa: F401 - registers the lepton/ ids
+from scripts.bench_ref import steploop
 
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".bench" / "venvs"
@@ -181,6 +182,17 @@ class Workload:
     reference: Reference | None = None
 
 
+def _differences(pairs: Mapping[str, tuple[Any, Any]]) -> list[str]:
+    """One line per ``name: (reference value, our value)`` pair whose numbers differ."""
+    out = []
+    for name, (theirs, ours) in pairs.items():
+        a = np.atleast_1d(np.asarray(theirs, dtype=float)) if theirs is not None else None
+        b = np.atleast_1d(np.asarray(ours, dtype=float))
+        if a is None or a.shape != b.shape or not np.allclose(a, b):
+            out.append(f"{name}: reference {theirs!r}, ours {ours!r}")
+    return out
+
+
 def check_orgym_params(env: Any, params: Mapping[str, Any]) -> list[str]:
     """Compare our inventory scenario with OR-Gym ``InvManagement``'s parameters.
 
@@ -207,12 +219,7 @@ def check_orgym_params(env: Any, params: Mapping[str, Any]) -> list[str]:
             sc.demand.mean,
         ),
     }
-    out = []
-    for name, (theirs, ours) in pairs.items():
-        a = np.atleast_1d(np.asarray(theirs, dtype=float)) if theirs is not None else None
-        b = np.atleast_1d(np.asarray(ours, dtype=float))
-        if a is None or a.shape != b.shape or not np.allclose(a, b):
-            out.append(f"{name}: reference {theirs!r}, ours {ours!r}")
+    out = _differences(pairs)
     if bool(params.get("backlog")) != bool(sc.backlog):
         out.append(f"backlog: reference {params.get('backlog')!r}, ours {sc.backlog!r}")
     if params.get("dist") != 1 or sc.demand.kind != "poisson":
@@ -309,12 +316,7 @@ def check_recsim_params(env: Any, params: Mapping[str, Any]) -> list[str]:
         "cluster_means / quality_means": (params.get("cluster_means"), sc.quality_means),
         "video_length / length_mean": (params.get("video_length"), sc.length_mean),
     }
-    out = []
-    for name, (theirs, ours) in pairs.items():
-        a = np.atleast_1d(np.asarray(theirs, dtype=float)) if theirs is not None else None
-        b = np.atleast_1d(np.asarray(ours, dtype=float))
-        if a is None or a.shape != b.shape or not np.allclose(a, b):
-            out.append(f"{name}: reference {theirs!r}, ours {ours!r}")
+    out = _differences(pairs)
     if params.get("choice_model") != "MultinomialProportionalChoiceModel":
         out.append(f"choice model: reference {params.get('choice_model')!r}, ours proportional")
     if sc.choice_model != "proportional" or sc.length_std != 0 or sc.topic_kind != "onehot":
@@ -379,20 +381,6 @@ WORKLOADS: dict[str, tuple[Workload, ...]] = {
 
 
 # --- env throughput ------------------------------------------------------------------------
-def _summary(runs: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """Best, median and all runs of ``(per wall second, per CPU second)`` rates."""
-    wall = [w for w, _ in runs]
-    cpu = [c for _, c in runs]
-    return {
-        "best": max(wall),
-        "median": statistics.median(wall),
-        "runs": wall,
-        "cpu_best": max(cpu),
-        "cpu_median": statistics.median(cpu),
-        "cpu_runs": cpu,
-    }
-
-
 def _rates(count: float, wall0: float, cpu0: float) -> tuple[float, float]:
     """``count`` per wall-clock second and per second of this process's CPU time since then."""
     wall = time.perf_counter() - wall0
@@ -402,7 +390,7 @@ def _rates(count: float, wall0: float, cpu0: float) -> tuple[float, float]:
 
 def _repeat(run: Callable[[float], tuple[float, float]], settings: Settings) -> dict[str, Any]:
     run(settings.warmup_s)
-    return _summary([run(settings.seconds) for _ in range(settings.repeats)])
+    return steploop.summary([run(settings.seconds) for _ in range(settings.repeats)])
 
 
 def measure_single(env_id: str, kwargs: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
@@ -647,8 +635,8 @@ def measure_ppo_overhead(
         "cpu_ppo_overhead_ratio": statistics.median(cpu_ratios),
         "ratios": ratios,
         "cpu_ratios": cpu_ratios,
-        "env_frames_per_s": _summary(runs["env"]),
-        "zero_cost_frames_per_s": _summary(runs["zero_cost"]),
+        "env_frames_per_s": steploop.summary(runs["env"]),
+        "zero_cost_frames_per_s": steploop.summary(runs["zero_cost"]),
         "episode_length": length,
         "settings": dataclasses.asdict(ppo),
     }
@@ -1027,10 +1015,10 @@ def format_report(report: Mapping[str, Any]) -> str:
                     if ref.get("params_match")
                     else "NO: " + "; ".join(ref["param_mismatches"])
                 )
+                stack = ", ".join(f"{k} {x}" for k, x in v.items() if k != "python" and x)
                 lines.append(
-                    f"{name} reference: {ref['name']} (or-gym {v.get('or-gym')}, gym "
-                    f"{v.get('gym')}, numpy {v.get('numpy')}; {ref.get('api')}); same parameters: "
-                    f"{same}"
+                    f"{name} reference: {ref['name']} ({stack}; {ref.get('api')}); "
+                    f"same parameters: {same}"
                 )
             else:
                 lines.append(f"{name} reference: {ref['name']} unavailable: {ref['reason']}")

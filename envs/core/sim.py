@@ -170,6 +170,24 @@ class BatchedSim(ABC, Generic[ScenarioT, SnapshotT]):
     def step(self, actions: np.ndarray) -> StepResult:
         """Advance all replicas by one decision step."""
 
-    @abstractmethod
+    def views(self) -> SnapshotT:
+        """Build the read-only views of the state arrays that :meth:`snapshot` returns."""
+        raise NotImplementedError(f"{type(self).__name__} must implement views() or snapshot()")
+
     def snapshot(self) -> SnapshotT:
-        """Return a read-only view of the state of all replicas."""
+        """Return a read-only view of the state of all replicas.
+
+        The default builds :meth:`views` once and returns the same views ever after, which is
+        right for cores that update every state array in place; cores that reallocate their
+        arrays override this method. The views are not pickled: they are rebuilt on first use.
+        """
+        snap: SnapshotT | None = self.__dict__.get("_snapshot")
+        if snap is None:
+            snap = self.views()
+            self._snapshot = snap
+        return snap
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_snapshot", None)
+        return state

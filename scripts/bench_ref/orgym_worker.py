@@ -26,11 +26,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 import warnings
 from typing import Any
+
+if __package__:  # imported from the project (tests)
+    from . import steploop
+else:  # run as a script in its reference venv: the sibling module is on sys.path
+    import steploop
 
 PARAMS = ("periods", "I0", "p", "r", "k", "h", "c", "L", "backlog", "dist", "dist_param", "alpha")
 
@@ -61,33 +64,9 @@ def time_steps(env: Any, seconds: float, repeats: int, warmup_s: float, seed: in
     env.seed(seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(1024)]
-    runs = []
-    env.reset()
-    cpu_runs = []
-    for budget in [warmup_s] + [seconds] * repeats:
-        steps = 0
-        cpu0, start = time.process_time(), time.perf_counter()
-        deadline = start + budget
-        while True:
-            for action in actions:
-                _, _, done, _ = env.step(action)
-                if done:
-                    env.reset()
-            steps += len(actions)
-            now = time.perf_counter()
-            if now >= deadline:
-                break
-        runs.append(steps / (now - start))
-        cpu_runs.append(steps / max(time.process_time() - cpu0, 1e-9))
-    runs, cpu_runs = runs[1:], cpu_runs[1:]
-    return {
-        "best": max(runs),
-        "median": statistics.median(runs),
-        "runs": runs,
-        "cpu_best": max(cpu_runs),
-        "cpu_median": statistics.median(cpu_runs),
-        "cpu_runs": cpu_runs,
-    }
+    return steploop.time_steps(
+        lambda action: env.step(action)[2], env.reset, actions, seconds, repeats, warmup_s
+    )
 
 
 def base_stock_orders(env: Any, z: Any) -> Any:

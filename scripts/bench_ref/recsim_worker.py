@@ -23,11 +23,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 import warnings
 from typing import Any
+
+if __package__:  # imported from the project (tests)
+    from . import steploop
+else:  # run as a script in its reference venv: the sibling module is on sys.path
+    import steploop
 
 STANDARD = {"num_candidates": 10, "slate_size": 2, "resample_documents": True}
 BLOCKED = ("jax", "jaxlib", "flax", "optax", "orbax")
@@ -93,32 +96,9 @@ def time_steps(env_config: dict, seconds: float, repeats: int, warmup_s: float, 
     slates = [rng.permutation(c)[:k] for _ in range(1024)]
     env = make_env(env_config, seed)
     np.random.seed(seed)  # noqa: NPY002 - RecSim draws from the global generator
-    env.reset()
-    runs, cpu_runs = [], []
-    for budget in [warmup_s] + [seconds] * repeats:
-        steps = 0
-        cpu0, start = time.process_time(), time.perf_counter()
-        deadline = start + budget
-        while True:
-            for slate in slates:
-                _, _, done, _ = env.step(slate)
-                if done:
-                    env.reset()
-            steps += len(slates)
-            now = time.perf_counter()
-            if now >= deadline:
-                break
-        runs.append(steps / (now - start))
-        cpu_runs.append(steps / max(time.process_time() - cpu0, 1e-9))
-    runs, cpu_runs = runs[1:], cpu_runs[1:]
-    return {
-        "best": max(runs),
-        "median": statistics.median(runs),
-        "runs": runs,
-        "cpu_best": max(cpu_runs),
-        "cpu_median": statistics.median(cpu_runs),
-        "cpu_runs": cpu_runs,
-    }
+    return steploop.time_steps(
+        lambda slate: env.step(slate)[2], env.reset, slates, seconds, repeats, warmup_s
+    )
 
 
 def policy_returns(env_config: dict, policy: dict, episodes: int, seed: int) -> dict:

@@ -729,9 +729,8 @@ class AutoscaleSim(BatchedSim[AutoscaleScenario, AutoscaleState]):
         self.history = np.zeros((b, k, H_CHANNELS, HISTORY))
         self.totals = np.zeros((b, k, A_CHANNELS))
         self._loaded: list[AutoscaleScenario | None] = [None] * b
-        self._snapshot = self._views()
 
-    def _views(self) -> AutoscaleState:
+    def views(self) -> AutoscaleState:
         # every state array is updated in place, so one set of views stays current
         return AutoscaleState(
             t=readonly(self.t),
@@ -759,15 +758,6 @@ class AutoscaleSim(BatchedSim[AutoscaleScenario, AutoscaleState]):
             history=readonly(self.history),
             totals=readonly(self.totals),
         )
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        del state["_snapshot"]  # views would unpickle as stale copies
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._snapshot = self._views()
 
     def check_compatible(self, scenario: AutoscaleScenario) -> None:
         if scenario.num_services != self.k:
@@ -889,6 +879,3 @@ class AutoscaleSim(BatchedSim[AutoscaleScenario, AutoscaleState]):
             terminated=np.zeros(self.batch_size, dtype=bool),
             truncated=self.t >= self.horizon,
         )
-
-    def snapshot(self) -> AutoscaleState:
-        return self._snapshot

@@ -254,9 +254,8 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
         self.last_orders = np.zeros((b, n))
         self.last_arrivals = np.zeros((b, n))
         self._loaded: list[InventoryScenario | None] = [None] * b
-        self._snapshot = self._views()
 
-    def _views(self) -> InventoryState:
+    def views(self) -> InventoryState:
         # every state array is updated in place, so one set of views stays current
         return InventoryState(
             on_hand=readonly(self.on_hand),
@@ -276,15 +275,6 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
             last_arrivals=readonly(self.last_arrivals),
             episode_profit=readonly(self.acc[:, 0]),
         )
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        del state["_snapshot"]
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._snapshot = self._views()
 
     def check_compatible(self, scenario: InventoryScenario) -> None:
         if scenario.num_stages != self.n:
@@ -365,6 +355,3 @@ class InventorySim(BatchedSim[InventoryScenario, InventoryState]):
             terminated=self.t >= self.horizon,
             truncated=np.zeros(self.batch_size, dtype=bool),
         )
-
-    def snapshot(self) -> InventoryState:
-        return self._snapshot

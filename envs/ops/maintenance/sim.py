@@ -30,7 +30,6 @@ update of all replicas is one compiled kernel (numba).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numba
 import numpy as np
@@ -291,9 +290,8 @@ class MaintenanceSim(BatchedSim[MaintenanceScenario, MaintenanceState]):
         self.last_failed = np.zeros((b, n), dtype=np.bool_)
         self.acc = np.zeros((b, 2))
         self._loaded: list[MaintenanceScenario | None] = [None] * b
-        self._snapshot = self._views()
 
-    def _views(self) -> MaintenanceState:
+    def views(self) -> MaintenanceState:
         # every state array is updated in place, so one set of views stays current
         return MaintenanceState(
             condition=readonly(self.condition),
@@ -307,15 +305,6 @@ class MaintenanceSim(BatchedSim[MaintenanceScenario, MaintenanceState]):
             last_failed=readonly(self.last_failed),
             episode_profit=readonly(self.acc[:, 0]),
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_snapshot"]  # views would unpickle as stale copies
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._snapshot = self._views()
 
     def check_compatible(self, scenario: MaintenanceScenario) -> None:
         if scenario.num_machines != self.n or scenario.num_conditions != self.k:
@@ -406,6 +395,3 @@ class MaintenanceSim(BatchedSim[MaintenanceScenario, MaintenanceState]):
             terminated=self.t >= self.horizon,
             truncated=np.zeros(self.batch_size, dtype=bool),
         )
-
-    def snapshot(self) -> MaintenanceState:
-        return self._snapshot
