@@ -1,0 +1,1931 @@
+"""Batched microscopic traffic simulation (numpy + numba; no gymnasium, pygame or torch).
+
+Each of ``B`` replicas simulates vehicles on the lanes of one :class:`~envs.traffic.network.Network`
+at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
+
+- **Car following**: SUMO's default Krauss model (safe speed
+  ``v_safe = -b τ + sqrt((b τ)² + v_l² + 2 b g)``, acceleration limit, dawdling by ``σ a dt u``
+  bounded below by the comfortable deceleration, Euler position update) or IDM, with SUMO's
+  passenger-car parameters and a per-vehicle speed factor.
+- **Junctions**: a vehicle at the end of its lane crosses along its chosen connection when the
+  link allows it: green ``G``/``M`` always; permissive ``g``/``m``/``s``/``=`` only if no vehicle
+  on a foe connection is in the junction or due at its stop line within the vehicle's own
+  arrival time plus a 3 s gap; yellow if it cannot stop comfortably; red never. It never enters
+  a connection whose target lane has no room for it (no junction blocking), so queues spill back
+  and grids can lock up. Vehicles slow down to the connection's speed before the stop line and
+  drive the internal path (negative positions on the target lane).
+- **Routes and lanes**: at every junction a vehicle takes the connection towards its route's next
+  edge whose target lane continues best; a vehicle on a lane without such a connection changes
+  to the adjacent lane when the gaps allow it (forced after 10 s at the stop line).
+- **Insertion**: departures wait in a queue until their first lane has room
+  (SUMO's insertion), counted as depart delay; ``departSpeed=max`` inserts at the safe speed.
+- **Teleports**: a vehicle stopped at the front of its lane for ``teleport_time`` jumps to its next
+  edge (SUMO's ``--time-to-teleport``).
+- **Signals**: uncontrolled signals (and controlled ones in ``program_mode``) run their fixed-time
+  program; controlled ones take a green phase per decision (sumo-rl's semantics: a change needs
+  ``yellow_time + min_green`` since the last change and runs through yellow and optional all-red;
+  ``max_green`` is enforced by moving to the next green phase).
+
+Vehicles are conserved: ``inserted = on network + arrived``. The random draws of replica ``i``
+come from its own generator (through a buffer of uniforms refilled from it), so replica ``i`` of a
+batch equals a single simulation seeded the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
+from envs.traffic.network import state_codes
+from envs.traffic.scenario import TrafficScenario
+
+# vehicle float fields
+F_POS, F_SPEED, F_SF, F_DEPART, F_INSERT, F_WAIT, F_LWAIT, F_LOSS, F_STUCK, F_ROUTELEN = range(10)
+NVF = 10
+# vehicle int fields
+I_ALIVE, I_LANE, I_ROUTE, I_RPOS, I_CONN, I_INCONN, I_TYPE, I_PASS = range(8)
+NVI = 8
+# vehicle-type fields
+T_LEN, T_GAP, T_ACC, T_DEC, T_SIGMA, T_TAU, T_VMAX, T_MODEL, T_SF_MEAN, T_SF_DEV = range(10)
+NTF = 10
+# per-replica accumulators
+(
+    A_INSERTED,
+    A_ARRIVED,
+    A_TT,
+    A_WAIT,
+    A_LOSS,
+    A_DDELAY,
+    A_SPEED_SUM,
+    A_COUNT_SUM,
+    A_TELEPORTS,
+    A_STEP_ARRIVED,
+    A_STEP_LOSS,
+    A_ROUTELEN,
+) = range(12)
+NACC = 12
+# lane statistics
+L_COUNT, L_HALT, L_WAIT, L_SPEED = range(4)
+NLS = 4
+# signal state: ints
+S_PHASE, S_STAGE, S_TARGET, S_CUR = range(4)
+# signal state: floats
+S_ELAPSED, S_TSC, S_GREEN, S_STAGE_T = range(4)
+
+RED, YELLOW, STOP, MINOR_GREEN, GREEN, OFF_MINOR, OFF, MINOR, MAJOR, ALLWAY = range(10)
+HALT_SPEED = 0.1
+"""Vehicles slower than this (m/s) are halting (SUMO's waiting threshold)."""
+YIELD_GAP = 3.0
+"""Seconds of clearance a yielding vehicle needs before a foe's arrival."""
+FORCE_CHANGE = 10.0
+"""Seconds at the stop line after which a lane change ignores the follower's safety gap."""
+UNIFORM_BLOCK = 1 << 16
+
+METRICS = (
+    "time",
+    "arrived",
+    "arrived_total",
+    "inserted_total",
+    "on_network",
+    "waiting_to_insert",
+    "mean_travel_time",
+    "mean_waiting_time",
+    "mean_delay",
+    "mean_depart_delay",
+    "queue",
+    "mean_speed",
+    "episode_mean_speed",
+    "teleports",
+)
+QUANTITIES = ("wait_diff", "queue", "pressure", "speed", "delay", "arrived")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrafficState(Snapshot):
+    """State of all replicas (read-only views).
+
+    Attributes:
+        time: ``[B]`` simulation clock, s.
+        veh_int: ``[B, V, 8]`` alive, lane, route, route position, next connection (-2 arriving,
+            -1 must change lanes), connection being driven, type, allowed to pass.
+        veh_float: ``[B, V, 10]`` position (m, negative inside a junction), speed, speed factor,
+            desired departure, insertion time, waiting time, waiting time on the current lane,
+            time loss, time stopped, route length driven.
+        link_state: ``[B, links]`` current state code of every signal link (``LINK_STATES``).
+        lane_stats: ``[B, L, 4]`` vehicles, halting vehicles, summed waiting time on the lane,
+            summed speed (vehicles inside junctions are not counted on any lane).
+        signal_int: ``[B, S, 4]`` program phase, stage (0 green, 1 yellow, 2 all red), target
+            phase, current green phase (program indices).
+        signal_float: ``[B, S, 4]`` time in program phase, time since last change, time in
+            green, time in stage.
+        acc: ``[B, 12]`` episode accumulators (inserted, arrived, summed trip times, ...).
+        pending: ``[B]`` departures due but not yet inserted.
+        vtype: ``[T, 10]`` vehicle-type parameters.
+        signal_obs: ``[B, K, F]`` sumo-rl's observation of every controlled signal.
+        metrics: ``[B, M]`` the last step's metrics (``METRICS`` order).
+    """
+
+    time: np.ndarray
+    veh_int: np.ndarray
+    veh_float: np.ndarray
+    link_state: np.ndarray
+    lane_stats: np.ndarray
+    signal_int: np.ndarray
+    signal_float: np.ndarray
+    acc: np.ndarray
+    pending: np.ndarray
+    vtype: np.ndarray
+    signal_obs: np.ndarray
+    metrics: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Compiled:
+    """A scenario's network, routes and signals as flat arrays for the kernel."""
+
+    lane_f: np.ndarray  # [L, 2] length, speed
+    lane_i: np.ndarray  # [L, 4] edge, out start, out end, lane index
+    lout: np.ndarray  # connection ids, CSR
+    conn_f: np.ndarray  # [C, 2] length, speed
+    conn_i: np.ndarray  # [C, 6] from, to, global link, static state, foe start, foe end
+    foes: np.ndarray
+    edge_i: np.ndarray  # [E, 2] lane start, end into edge_lanes
+    edge_lanes: np.ndarray
+    route_i: np.ndarray  # [R, 2]
+    route_edges: np.ndarray
+    route_len: np.ndarray  # [R] metres of the route's lanes (first lane of each edge)
+    sig_i: np.ndarray  # [S, 6] link offset, links, phase start, phases, green start, greens
+    phase_state: np.ndarray  # [P, max links] uint8
+    phase_dur: np.ndarray  # [P]
+    greens: np.ndarray  # program phase index of every green, CSR by sig_i[:, 4:6]
+    sig_offset: np.ndarray  # [S]
+    params: np.ndarray  # dt, delta, yellow, all red, min green, max green, teleport, end, begin
+    vtypes: np.ndarray  # [T, 8]
+    vtype_ids: tuple[str, ...]
+    num_links: int
+
+
+def compile_scenario(sc: TrafficScenario) -> Compiled:
+    """Flatten ``sc`` into the kernel's arrays (cached on the scenario object)."""
+    cached = sc.__dict__.get("_compiled")
+    if cached is not None:
+        return cached
+    net = sc.network
+    n_l, n_c = net.num_lanes, net.num_connections
+    lane_f = np.stack([net.lane_length, net.lane_speed], axis=1).astype(np.float64)
+    lout_lists = net.lane_outgoing
+    lout = np.array([c for cs in lout_lists for c in cs], dtype=np.int32)
+    lane_i = np.zeros((n_l, 4), dtype=np.int32)
+    pos = 0
+    for lane, cs in enumerate(lout_lists):
+        lane_i[lane] = (net.lane_edge[lane], pos, pos + len(cs), net.lane_index[lane])
+        pos += len(cs)
+    offsets = np.zeros(net.num_signals + 1, dtype=np.int32)
+    for s, sig in enumerate(net.signals):
+        offsets[s + 1] = offsets[s] + sig.num_links
+    conn_f = np.stack([net.conn_length, net.conn_speed], axis=1).astype(np.float64)
+    conn_i = np.zeros((n_c, 6), dtype=np.int32)
+    foes = np.array([f for fs in net.conn_foes for f in fs], dtype=np.int32)
+    pos = 0
+    for c in range(n_c):
+        s = int(net.conn_tls[c])
+        glink = offsets[s] + int(net.conn_link[c]) if s >= 0 else -1
+        nf = len(net.conn_foes[c])
+        conn_i[c] = (net.conn_from[c], net.conn_to[c], glink, net.conn_state[c], pos, pos + nf)
+        pos += nf
+    edge_lanes = np.array([lane for ls in net.edge_lanes for lane in ls], dtype=np.int32)
+    edge_i = np.zeros((net.num_edges, 2), dtype=np.int32)
+    pos = 0
+    for e, ls in enumerate(net.edge_lanes):
+        edge_i[e] = (pos, pos + len(ls))
+        pos += len(ls)
+    route_i = np.zeros((len(sc.routes), 2), dtype=np.int32)
+    route_edges_l: list[int] = []
+    route_len = np.zeros(len(sc.routes), dtype=np.float64)
+    for r, route in enumerate(sc.routes):
+        ids = [net.edge_index[e] for e in route.edges]
+        route_i[r] = (len(route_edges_l), len(route_edges_l) + len(ids))
+        route_edges_l.extend(ids)
+        route_len[r] = sum(float(net.lane_length[net.edge_lanes[e][0]]) for e in ids)
+    max_links = max([sig.num_links for sig in net.signals] or [1])
+    phases = [p for sig in net.signals for p in sig.phases]
+    phase_state = np.full((max(len(phases), 1), max_links), RED, dtype=np.uint8)
+    phase_dur = np.ones(max(len(phases), 1), dtype=np.float64)
+    sig_i = np.zeros((net.num_signals, 6), dtype=np.int32)
+    greens_l: list[int] = []
+    k = 0
+    for s, sig in enumerate(net.signals):
+        gs = sig.green_phases
+        sig_i[s] = (offsets[s], sig.num_links, k, len(sig.phases), len(greens_l), len(gs))
+        greens_l.extend(gs)
+        for p in sig.phases:
+            phase_state[k, : sig.num_links] = state_codes(p.state)
+            phase_dur[k] = p.duration
+            k += 1
+    st = sc.signals
+    params = np.array(
+        [
+            sc.step_length,
+            st.delta_time,
+            st.yellow_time,
+            st.all_red_time,
+            st.min_green,
+            st.max_green,
+            sc.teleport_time,
+            sc.end,
+            sc.begin,
+        ],
+        dtype=np.float64,
+    )
+    vtype_ids = tuple(sc.vtypes)
+    vtypes = np.array(
+        [
+            [
+                v.length,
+                v.min_gap,
+                v.accel,
+                v.decel,
+                v.sigma,
+                v.tau,
+                v.max_speed,
+                0.0 if v.model == "krauss" else 1.0,
+                v.speed_factor,
+                v.speed_dev,
+            ]
+            for v in sc.vtypes.values()
+        ],
+        dtype=np.float64,
+    )
+    out = Compiled(
+        lane_f=lane_f,
+        lane_i=lane_i,
+        lout=lout,
+        conn_f=conn_f,
+        conn_i=conn_i,
+        foes=foes,
+        edge_i=edge_i,
+        edge_lanes=edge_lanes,
+        route_i=route_i,
+        route_edges=np.array(route_edges_l, dtype=np.int32),
+        route_len=route_len,
+        sig_i=sig_i,
+        phase_state=phase_state,
+        phase_dur=phase_dur,
+        greens=np.array(greens_l, dtype=np.int32),
+        sig_offset=np.array([sig.offset for sig in net.signals], dtype=np.float64),
+        params=params,
+        vtypes=vtypes,
+        vtype_ids=vtype_ids,
+        num_links=int(offsets[-1]),
+    )
+    object.__setattr__(sc, "_compiled", out)
+    return out
+
+
+DEPART_LANE_CODES = {"best": -1, "free": -2, "random": -3, "first": -4}
+DEPART_SPEED_CODES = {"max": -1.0, "desired": -2.0, "random": -3.0, "0": 0.0}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Demand:
+    """The fixed part of a scenario's departures, sorted by time, as arrays."""
+
+    time: np.ndarray
+    route: np.ndarray
+    vtype: np.ndarray
+    lane: np.ndarray
+    speed: np.ndarray
+
+
+def _fixed_demand(sc: TrafficScenario) -> Demand:
+    cached = sc.__dict__.get("_fixed_demand")
+    if cached is not None:
+        return cached
+    routes = sc.route_index
+    types = {t: i for i, t in enumerate(sc.vtypes)}
+    flows: list[tuple[float, int, int, int, float]] = []
+    for v in sc.vehicles:
+        if sc.begin <= v.depart < sc.end:
+            flows.append(
+                (
+                    v.depart,
+                    routes[v.route],
+                    types[v.vtype],
+                    _lane_code(v.depart_lane),
+                    _speed_code(v.depart_speed),
+                )
+            )
+    for f in sc.flows:
+        if f.kind in ("period", "vehs_per_hour", "number"):
+            for t in _regular_times(f):
+                if sc.begin <= t < sc.end:
+                    flows.append(
+                        (
+                            t,
+                            routes[f.route],
+                            types[f.vtype],
+                            _lane_code(f.depart_lane),
+                            _speed_code(f.depart_speed),
+                        )
+                    )
+    flows.sort(key=lambda x: x[0])
+    arr = np.array(flows, dtype=np.float64).reshape(-1, 5)
+    out = Demand(
+        arr[:, 0].copy(),
+        arr[:, 1].astype(np.int32),
+        arr[:, 2].astype(np.int32),
+        arr[:, 3].astype(np.int32),
+        arr[:, 4].copy(),
+    )
+    object.__setattr__(sc, "_fixed_demand", out)
+    return out
+
+
+def _lane_code(lane: str | int) -> int:
+    return DEPART_LANE_CODES[lane] if isinstance(lane, str) else int(lane)
+
+
+def _speed_code(speed: str | float) -> float:
+    return DEPART_SPEED_CODES[speed] if isinstance(speed, str) else float(speed)
+
+
+def _regular_times(f: Any) -> np.ndarray:
+    if f.kind == "period":
+        period = f.value
+    elif f.kind == "vehs_per_hour":
+        period = 3600.0 / f.value if f.value > 0 else math.inf
+    else:  # number
+        period = (f.end - f.begin) / f.value if f.value > 0 else math.inf
+    if not math.isfinite(period) or period <= 0:
+        return np.zeros(0)
+    n = int(math.floor((f.end - f.begin) / period - 1e-9)) + 1
+    if f.kind == "number":
+        n = int(f.value)
+    return f.begin + period * np.arange(n)
+
+
+def _profile_factor(profile: tuple[tuple[float, float], ...], t: np.ndarray) -> np.ndarray:
+    if not profile:
+        return np.ones_like(t)
+    times = np.array([p[0] for p in profile])
+    factors = np.array([p[1] for p in profile])
+    idx = np.searchsorted(times, t, side="right") - 1
+    return np.where(idx >= 0, factors[np.maximum(idx, 0)], 1.0)
+
+
+def sample_demand(sc: TrafficScenario, rng: np.random.Generator) -> Demand:
+    """All departures of an episode: the fixed ones plus random draws of random flows."""
+    fixed = _fixed_demand(sc)
+    random_flows = [f for f in sc.flows if f.kind in ("probability", "poisson")]
+    if not random_flows:
+        return fixed
+    routes = sc.route_index
+    types = {t: i for i, t in enumerate(sc.vtypes)}
+    parts = [fixed.time]
+    meta = [np.stack([fixed.route, fixed.vtype, fixed.lane], axis=1)]
+    speeds = [fixed.speed]
+    for f in random_flows:
+        lo, hi = max(f.begin, sc.begin), min(f.end, sc.end)
+        if hi <= lo:
+            continue
+        if f.kind == "probability":
+            t = np.arange(math.ceil(lo), math.ceil(hi), dtype=np.float64)
+            p = f.value * _profile_factor(f.profile, t)
+            times = t[rng.random(t.size) < p]
+        else:
+            rate = f.value / 3600.0
+            peak = rate * max([1.0] + [fac for _, fac in f.profile])
+            n = rng.poisson(peak * (hi - lo))
+            cand = np.sort(rng.uniform(lo, hi, size=n))
+            keep = rng.random(n) * peak < rate * _profile_factor(f.profile, cand)
+            times = np.floor(cand[keep])
+        parts.append(times)
+        m = np.empty((times.size, 3), dtype=np.int32)
+        m[:, 0] = routes[f.route]
+        m[:, 1] = types[f.vtype]
+        m[:, 2] = _lane_code(f.depart_lane)
+        meta.append(m)
+        speeds.append(np.full(times.size, _speed_code(f.depart_speed)))
+    time = np.concatenate(parts)
+    order = np.argsort(time, kind="stable")
+    m_all = np.concatenate(meta)[order]
+    return Demand(
+        time[order],
+        m_all[:, 0].copy(),
+        m_all[:, 1].copy(),
+        m_all[:, 2].copy(),
+        np.concatenate(speeds)[order],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# compiled kernel
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _sort_order(
+    vi: np.ndarray,
+    vf: np.ndarray,
+    order: np.ndarray,
+    n: int,
+) -> None:  # pragma: no cover
+    """Insertion sort of the alive vehicles by (lane ascending, position descending)."""
+    for k in range(1, n):
+        v = order[k]
+        lane = vi[v, I_LANE]
+        pos = vf[v, F_POS]
+        j = k - 1
+        while j >= 0:
+            u = order[j]
+            lu = vi[u, I_LANE]
+            if lu > lane or (lu == lane and vf[u, F_POS] < pos):
+                order[j + 1] = u
+                j -= 1
+            else:
+                break
+        order[j + 1] = v
+
+
+@numba.njit(cache=True)
+def _lane_ranges(
+    vi: np.ndarray,
+    order: np.ndarray,
+    n: int,
+    first: np.ndarray,
+    count: np.ndarray,
+) -> None:  # pragma: no cover
+    count[:] = 0
+    for k in range(n):
+        lane = vi[order[k], I_LANE]
+        if count[lane] == 0:
+            first[lane] = k
+        count[lane] += 1
+
+
+@numba.njit(cache=True)
+def _lane_continues(
+    lane: int,
+    edge: int,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    lane_edge_of_to: np.ndarray,
+) -> bool:  # pragma: no cover
+    for j in range(lane_i[lane, 1], lane_i[lane, 2]):  # noqa: SIM110
+        if lane_edge_of_to[lout[j]] == edge:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _choose_conn(
+    lane: int,
+    route: int,
+    rpos: int,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    lane_count: np.ndarray,
+) -> int:  # pragma: no cover
+    """The connection from ``lane`` towards the route's next edge (-2 last edge, -1 none)."""
+    start = route_i[route, 0]
+    n_edges = route_i[route, 1] - start
+    if rpos >= n_edges - 1:
+        return -2
+    nxt = route_edges[start + rpos + 1]
+    after = route_edges[start + rpos + 2] if rpos + 2 < n_edges else -1
+    best = -1
+    best_score = -1e18
+    for j in range(lane_i[lane, 1], lane_i[lane, 2]):
+        c = lout[j]
+        if conn_edge[c] != nxt:
+            continue
+        to = conn_i[c, 1]
+        score = -float(lane_count[to])
+        if after >= 0 and _lane_continues(to, after, lane_i, lout, conn_i, conn_edge):
+            score += 1e6
+        if score > best_score:
+            best_score = score
+            best = c
+    return best
+
+
+@numba.njit(cache=True)
+def _yields(st: int) -> bool:  # pragma: no cover
+    return st == MINOR_GREEN or st == OFF_MINOR or st == MINOR or st == STOP or st == ALLWAY  # noqa: SIM109
+
+
+@numba.njit(cache=True)
+def _safe_speed(v: float, vl: float, gap: float, tau: float, b: float) -> float:  # pragma: no cover
+    g = max(gap, 0.0)
+    bt = b * tau
+    return -bt + math.sqrt(bt * bt + vl * vl + 2.0 * b * g)
+
+
+@numba.njit(cache=True)
+def _next_speed(
+    v: float,
+    vmax: float,
+    vl: float,
+    gap: float,
+    has_leader: bool,
+    tp: np.ndarray,
+    t: int,
+    dt: float,
+    u: float,
+) -> float:  # pragma: no cover
+    acc = tp[t, T_ACC]
+    dec = tp[t, T_DEC]
+    tau = tp[t, T_TAU]
+    if tp[t, T_MODEL] > 0.5:  # IDM
+        s0 = tp[t, T_GAP]
+        free = 1.0 - (v / max(vmax, 1e-6)) ** 4
+        inter = 0.0
+        if has_leader:
+            s_star = s0 + max(0.0, v * tau + v * (v - vl) / (2.0 * math.sqrt(acc * dec)))
+            s = max(gap + s0, 0.01)
+            inter = (s_star / s) ** 2
+        a = acc * (free - inter)
+        vn = max(0.0, v + a * dt)
+        vn = min(vn, vmax)
+        if has_leader:
+            vn = min(vn, _safe_speed(v, vl, gap, tau, 9.0))
+        return max(vn, 0.0)
+    vsafe = _safe_speed(v, vl, gap, tau, dec) if has_leader else 1e9
+    vm = min(v + acc * dt, vsafe, vmax)
+    vmin = min(max(0.0, v - dec * dt), vm)
+    vd = max(0.0, vm - acc * tp[t, T_SIGMA] * dt * u)
+    return max(vmin, vd)
+
+
+@numba.njit(cache=True)
+def _advance(
+    b: int,
+    n_sub: int,
+    actions: np.ndarray,
+    program_mode: np.ndarray,
+    controlled: np.ndarray,
+    vi: np.ndarray,
+    vf: np.ndarray,
+    order: np.ndarray,
+    n_alive: np.ndarray,
+    free_stack: np.ndarray,
+    n_free: np.ndarray,
+    dep_time: np.ndarray,
+    dep_i: np.ndarray,
+    dep_speed: np.ndarray,
+    dep_done: np.ndarray,
+    dep_ptr: np.ndarray,
+    dep_n: np.ndarray,
+    sig_int: np.ndarray,
+    sig_float: np.ndarray,
+    link_state: np.ndarray,
+    time: np.ndarray,
+    acc: np.ndarray,
+    lane_stats: np.ndarray,
+    pending: np.ndarray,
+    uni: np.ndarray,
+    uni_ptr: np.ndarray,
+    lane_f: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_f: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    foes: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    route_len: np.ndarray,
+    sig_i: np.ndarray,
+    phase_state: np.ndarray,
+    phase_dur: np.ndarray,
+    greens: np.ndarray,
+    params: np.ndarray,
+    tp: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    conn_eta: np.ndarray,
+    conn_busy: np.ndarray,
+    edge_blocked: np.ndarray,
+    new_speed: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Advance replica ``b`` by one decision: apply its actions, then ``n_sub`` sub-steps."""
+    dt = params[0]
+    yellow = params[2]
+    all_red = params[3]
+    min_green = params[4]
+    max_green = params[5]
+    teleport = params[6]
+    n_lanes = lane_f.shape[0]
+    n_sig = sig_i.shape[0]
+    acc[b, A_STEP_ARRIVED] = 0.0
+    acc[b, A_STEP_LOSS] = 0.0
+    vib = vi[b]
+    vfb = vf[b]
+    ob = order[b]
+    # --- decisions of the controlled signals ---
+    for k in range(controlled.shape[0]):
+        s = controlled[k]
+        if program_mode[b, s]:
+            continue
+        a = actions[b, k]
+        gs = sig_i[s, 4]
+        ng = sig_i[s, 5]
+        target = greens[gs + a % ng]
+        cur = sig_int[b, s, S_CUR]
+        if sig_int[b, s, S_STAGE] != 0:
+            continue
+        if target == cur and sig_float[b, s, S_GREEN] >= max_green and ng > 1:
+            # max green reached: move on to the next green phase in program order
+            for j in range(ng):
+                if greens[gs + j] == cur:
+                    target = greens[gs + (j + 1) % ng]
+                    break
+        if target != cur and sig_float[b, s, S_TSC] >= yellow + all_red + min_green:
+            sig_int[b, s, S_TARGET] = target
+            sig_float[b, s, S_TSC] = 0.0
+            sig_float[b, s, S_STAGE_T] = 0.0
+            if yellow > 0:
+                sig_int[b, s, S_STAGE] = 1
+            elif all_red > 0:
+                sig_int[b, s, S_STAGE] = 2
+            else:
+                sig_int[b, s, S_CUR] = target
+                sig_float[b, s, S_GREEN] = 0.0
+    for _sub in range(n_sub):
+        t_now = time[b]
+        # --- link states ---
+        for s in range(n_sig):
+            off = sig_i[s, 0]
+            nl = sig_i[s, 1]
+            is_ctrl = False
+            for k in range(controlled.shape[0]):
+                if controlled[k] == s and not program_mode[b, s]:
+                    is_ctrl = True
+            if not is_ctrl:
+                p = sig_int[b, s, S_PHASE]
+                for j in range(nl):
+                    link_state[b, off + j] = phase_state[p, j]
+            else:
+                cur = sig_int[b, s, S_CUR]
+                stage = sig_int[b, s, S_STAGE]
+                tgt = sig_int[b, s, S_TARGET]
+                for j in range(nl):
+                    c0 = phase_state[cur, j]
+                    if stage == 0:
+                        link_state[b, off + j] = c0
+                    else:
+                        c1 = phase_state[tgt, j]
+                        going = (c0 == GREEN or c0 == MINOR_GREEN) and (c1 == RED or c1 == STOP)  # noqa: SIM109
+                        if not going:
+                            link_state[b, off + j] = c0
+                        elif stage == 1:
+                            link_state[b, off + j] = YELLOW
+                        else:
+                            link_state[b, off + j] = RED
+        n = n_alive[b]
+        _sort_order(vib, vfb, ob, n)
+        _lane_ranges(vib, ob, n, first, count)
+        # --- strategic lane changes ---
+        changed = False
+        for k in range(n):
+            v = ob[k]
+            if vib[v, I_CONN] != -1 or vfb[v, F_POS] < 0.0:
+                continue
+            lane = vib[v, I_LANE]
+            route = vib[v, I_ROUTE]
+            rpos = vib[v, I_RPOS]
+            rs = route_i[route, 0]
+            nxt = route_edges[rs + rpos + 1]
+            e = lane_i[lane, 0]
+            my_idx = lane_i[lane, 3]
+            best_d = 1 << 30
+            direction = 0
+            for j in range(edge_i[e, 0], edge_i[e, 1]):
+                other = edge_lanes[j]
+                if other != lane and _lane_continues(other, nxt, lane_i, lout, conn_i, conn_edge):
+                    d = abs(lane_i[other, 3] - my_idx)
+                    if d < best_d:
+                        best_d = d
+                        direction = 1 if lane_i[other, 3] > my_idx else -1
+            if direction == 0:
+                continue
+            target = -1
+            for j in range(edge_i[e, 0], edge_i[e, 1]):
+                if lane_i[edge_lanes[j], 3] == my_idx + direction:
+                    target = edge_lanes[j]
+            if target < 0:
+                continue
+            t = vib[v, I_TYPE]
+            pos = vfb[v, F_POS]
+            length = tp[t, T_LEN]
+            forced = vfb[v, F_STUCK] >= FORCE_CHANGE
+            ok = pos <= lane_f[target, 0]
+            # neighbours on the target lane (sorted by position descending)
+            for j in range(first[target], first[target] + count[target]):
+                if count[target] == 0:
+                    break
+                u = ob[j]
+                if vib[u, I_LANE] != target:
+                    continue
+                up = vfb[u, F_POS]
+                ut = vib[u, I_TYPE]
+                if up >= pos:  # ahead
+                    if up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP]):
+                        ok = False
+                else:  # behind
+                    need = 0.0 if forced else tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]
+                    if pos - length - up < need:
+                        ok = False
+            if ok:
+                vib[v, I_LANE] = target
+                vfb[v, F_LWAIT] = 0.0
+                changed = True
+        if changed:
+            _sort_order(vib, vfb, ob, n)
+            _lane_ranges(vib, ob, n, first, count)
+        # re-evaluate connection choices of vehicles that changed lanes or wait for one
+        for k in range(n):
+            v = ob[k]
+            if vib[v, I_CONN] == -1 and vfb[v, F_POS] >= 0.0:
+                vib[v, I_CONN] = _choose_conn(
+                    vib[v, I_LANE],
+                    vib[v, I_ROUTE],
+                    vib[v, I_RPOS],
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    count,
+                )
+        # --- foe approach times (for yielding) ---
+        conn_eta[:] = 1e9
+        conn_busy[:] = 0
+        for k in range(n):
+            v = ob[k]
+            if vfb[v, F_POS] < 0.0:
+                conn_busy[vib[v, I_INCONN]] = 1
+        for lane in range(n_lanes):
+            if count[lane] == 0:
+                continue
+            v = ob[first[lane]]
+            c = vib[v, I_CONN]
+            if c >= 0:
+                dist = lane_f[lane, 0] - vfb[v, F_POS]
+                eta = dist / max(vfb[v, F_SPEED], 0.1)
+                if vfb[v, F_SPEED] < HALT_SPEED:
+                    gl = conn_i[c, 2]
+                    st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
+                    if dist > 1.0 or st == RED or st == YELLOW or _yields(st):  # noqa: SIM109
+                        eta = 1e8
+                if eta < conn_eta[c]:
+                    conn_eta[c] = eta
+        # --- plan speeds ---
+        for lane in range(n_lanes):
+            cnt = count[lane]
+            if cnt == 0:
+                continue
+            llen = lane_f[lane, 0]
+            for k in range(first[lane], first[lane] + cnt):
+                v = ob[k]
+                t = vib[v, I_TYPE]
+                pos = vfb[v, F_POS]
+                speed = vfb[v, F_SPEED]
+                sf = vfb[v, F_SF]
+                if pos < 0.0:
+                    vmax = min(conn_f[vib[v, I_INCONN], 1] * sf, tp[t, T_VMAX])
+                else:
+                    vmax = min(lane_f[lane, 1] * sf, tp[t, T_VMAX])
+                vib[v, I_PASS] = 0
+                if k > first[lane]:
+                    u = ob[k - 1]
+                    gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - tp[t, T_GAP]
+                    vn = _next_speed(
+                        speed,
+                        vmax,
+                        vfb[u, F_SPEED],
+                        gap,
+                        True,
+                        tp,
+                        t,
+                        dt,
+                        uni[b, uni_ptr[b]],
+                    )
+                else:
+                    dist = llen - pos
+                    c = vib[v, I_CONN]
+                    if c == -2:
+                        vn = _next_speed(
+                            speed,
+                            vmax,
+                            0.0,
+                            0.0,
+                            False,
+                            tp,
+                            t,
+                            dt,
+                            uni[b, uni_ptr[b]],
+                        )
+                    else:
+                        allowed = False
+                        if c >= 0:
+                            gl = conn_i[c, 2]
+                            st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
+                            dec = tp[t, T_DEC]
+                            if st == RED:
+                                allowed = False
+                            elif st == YELLOW:
+                                allowed = speed * speed / (2.0 * dec) > dist
+                            else:
+                                allowed = True
+                                if _yields(st):
+                                    if st == STOP and dist > 1.0 + speed:
+                                        allowed = False
+                                    own = dist / max(speed, 1.0)
+                                    for j in range(conn_i[c, 4], conn_i[c, 5]):
+                                        f = foes[j]
+                                        gf = conn_i[f, 2]
+                                        sf_ = link_state[b, gf] if gf >= 0 else conn_i[f, 3]
+                                        if sf_ == RED:
+                                            continue
+                                        if conn_busy[f] == 1 or conn_eta[f] < own + YIELD_GAP:
+                                            allowed = False
+                                            break
+                            to = conn_i[c, 1]
+                            if allowed:
+                                # room on the target lane for the whole vehicle
+                                room = lane_f[to, 0]
+                                has_tail = count[to] > 0
+                                if has_tail:
+                                    u = ob[first[to] + count[to] - 1]
+                                    room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                                    # a moving tail makes room; only a halting one blocks
+                                    if vfb[u, F_SPEED] >= HALT_SPEED:
+                                        room = lane_f[to, 0]
+                                if room < tp[t, T_LEN] + tp[t, T_GAP] and dist > 0.5 * tp[t, T_LEN]:
+                                    allowed = False
+                        if allowed:
+                            vib[v, I_PASS] = 1
+                            to = conn_i[c, 1]
+                            clen = conn_f[c, 0]
+                            vc = conn_f[c, 1] * sf
+                            vmax = min(
+                                vmax,
+                                math.sqrt(vc * vc + 2.0 * tp[t, T_DEC] * max(dist, 0.0)),
+                            )
+                            if count[to] > 0:
+                                u = ob[first[to] + count[to] - 1]
+                                gap = (
+                                    dist
+                                    + clen
+                                    + vfb[u, F_POS]
+                                    - tp[vib[u, I_TYPE], T_LEN]
+                                    - tp[t, T_GAP]
+                                )
+                                vn = _next_speed(
+                                    speed,
+                                    vmax,
+                                    vfb[u, F_SPEED],
+                                    gap,
+                                    True,
+                                    tp,
+                                    t,
+                                    dt,
+                                    uni[b, uni_ptr[b]],
+                                )
+                            else:
+                                vn = _next_speed(
+                                    speed,
+                                    vmax,
+                                    0.0,
+                                    0.0,
+                                    False,
+                                    tp,
+                                    t,
+                                    dt,
+                                    uni[b, uni_ptr[b]],
+                                )
+                        else:
+                            vn = _next_speed(
+                                speed,
+                                vmax,
+                                0.0,
+                                dist - 0.1,
+                                True,
+                                tp,
+                                t,
+                                dt,
+                                uni[b, uni_ptr[b]],
+                            )
+                            if pos + vn * dt > llen - 0.05:
+                                vn = max(0.0, (llen - 0.05 - pos) / dt)
+                uni_ptr[b] += 1
+                if uni_ptr[b] >= uni.shape[1]:
+                    uni_ptr[b] = 0
+                new_speed[v] = vn
+        # --- execute moves, transfers and arrivals ---
+        for k in range(n):
+            v = ob[k]
+            vn = new_speed[v]
+            t = vib[v, I_TYPE]
+            lane = vib[v, I_LANE]
+            pos_old = vfb[v, F_POS]
+            if pos_old < 0.0:
+                ideal = min(conn_f[vib[v, I_INCONN], 1] * vfb[v, F_SF], tp[t, T_VMAX])
+            else:
+                ideal = min(lane_f[lane, 1] * vfb[v, F_SF], tp[t, T_VMAX])
+            vfb[v, F_SPEED] = vn
+            vfb[v, F_POS] = pos_old + vn * dt
+            vfb[v, F_ROUTELEN] += vn * dt
+            loss = dt * max(0.0, 1.0 - vn / ideal)
+            vfb[v, F_LOSS] += loss
+            acc[b, A_STEP_LOSS] += loss
+            if vn < HALT_SPEED:
+                vfb[v, F_WAIT] += dt
+                vfb[v, F_LWAIT] += dt
+                vfb[v, F_STUCK] += dt
+            else:
+                vfb[v, F_STUCK] = 0.0
+        k = 0
+        while k < n:
+            v = ob[k]
+            lane = vib[v, I_LANE]
+            llen = lane_f[lane, 0]
+            if vfb[v, F_POS] >= llen:
+                c = vib[v, I_CONN]
+                if c == -2:
+                    _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt)
+                    n -= 1
+                    continue
+                if c >= 0 and vib[v, I_PASS] == 1:
+                    to = conn_i[c, 1]
+                    vfb[v, F_POS] = min(vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01)
+                    vib[v, I_LANE] = to
+                    vib[v, I_INCONN] = c
+                    vib[v, I_RPOS] += 1
+                    vfb[v, F_LWAIT] = 0.0
+                    vib[v, I_CONN] = -1
+                else:
+                    vfb[v, F_POS] = llen - 0.01
+                    vfb[v, F_SPEED] = 0.0
+            k += 1
+        _sort_order(vib, vfb, ob, n)
+        _lane_ranges(vib, ob, n, first, count)
+        for k in range(n):
+            v = ob[k]
+            if vib[v, I_CONN] == -1:
+                vib[v, I_CONN] = _choose_conn(
+                    vib[v, I_LANE],
+                    vib[v, I_ROUTE],
+                    vib[v, I_RPOS],
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    count,
+                )
+        # --- teleports of vehicles stuck at the front of their lane ---
+        if teleport > 0.0:
+            k = 0
+            while k < n:
+                v = ob[k]
+                lane = vib[v, I_LANE]
+                if vfb[v, F_STUCK] < teleport or first[lane] != k or vfb[v, F_POS] < 0.0:
+                    k += 1
+                    continue
+                route = vib[v, I_ROUTE]
+                rs = route_i[route, 0]
+                rn = route_i[route, 1] - rs
+                rpos = vib[v, I_RPOS]
+                if rpos >= rn - 1:
+                    acc[b, A_TELEPORTS] += 1.0
+                    _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt)
+                    n -= 1
+                    continue
+                nxt = route_edges[rs + rpos + 1]
+                dest = -1
+                for j in range(edge_i[nxt, 0], edge_i[nxt, 1]):
+                    cand = edge_lanes[j]
+                    room = lane_f[cand, 0]
+                    if count[cand] > 0:
+                        u = ob[first[cand] + count[cand] - 1]
+                        room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                    if room >= tp[vib[v, I_TYPE], T_LEN] + tp[vib[v, I_TYPE], T_GAP]:
+                        dest = cand
+                        break
+                if dest >= 0:
+                    acc[b, A_TELEPORTS] += 1.0
+                    vib[v, I_LANE] = dest
+                    vib[v, I_RPOS] += 1
+                    vib[v, I_INCONN] = -1
+                    vfb[v, F_POS] = min(tp[vib[v, I_TYPE], T_LEN], lane_f[dest, 0] - 0.01)
+                    vfb[v, F_STUCK] = 0.0
+                    vfb[v, F_LWAIT] = 0.0
+                    vib[v, I_CONN] = -1
+                    _sort_order(vib, vfb, ob, n)
+                    _lane_ranges(vib, ob, n, first, count)
+                    vib[v, I_CONN] = _choose_conn(
+                        dest,
+                        route,
+                        vib[v, I_RPOS],
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        route_i,
+                        route_edges,
+                        count,
+                    )
+                    k = 0
+                    continue
+                k += 1
+        # --- insertion ---
+        t_next = t_now + dt
+        edge_blocked[:] = 0
+        j = dep_ptr[b]
+        while j < dep_n[b] and dep_time[b, j] < t_next - 1e-9:
+            if dep_done[b, j]:
+                j += 1
+                continue
+            route = dep_i[b, j, 0]
+            rs = route_i[route, 0]
+            e0 = route_edges[rs]
+            if edge_blocked[e0]:
+                j += 1
+                continue
+            t = dep_i[b, j, 1]
+            mode = dep_i[b, j, 2]
+            length = tp[t, T_LEN]
+            mingap = tp[t, T_GAP]
+            nxt = route_edges[rs + 1] if route_i[route, 1] - rs > 1 else -1
+            best = -1
+            best_room = -1e18
+            n_cand = edge_i[e0, 1] - edge_i[e0, 0]
+            pick = -1
+            if mode == -3:
+                pick = int(uni[b, uni_ptr[b]] * n_cand)
+                uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+            for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
+                cand = edge_lanes[jj]
+                idx = jj - edge_i[e0, 0]
+                if mode >= 0 and lane_i[cand, 3] != mode:
+                    continue
+                if mode == -4 and idx != 0:
+                    continue
+                if mode == -3 and idx != pick:
+                    continue
+                if (
+                    mode == -1
+                    and nxt >= 0
+                    and not _lane_continues(cand, nxt, lane_i, lout, conn_i, conn_edge)
+                ):
+                    continue
+                room = lane_f[cand, 0]
+                if count[cand] > 0:
+                    u = ob[first[cand] + count[cand] - 1]
+                    room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                if room > best_room:
+                    best_room = room
+                    best = cand
+            if best < 0 and mode == -1:
+                # no lane continues: take the freest lane of the edge
+                for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
+                    cand = edge_lanes[jj]
+                    room = lane_f[cand, 0]
+                    if count[cand] > 0:
+                        u = ob[first[cand] + count[cand] - 1]
+                        room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                    if room > best_room:
+                        best_room = room
+                        best = cand
+            pos = min(length, lane_f[best, 0]) if best >= 0 else 0.0
+            if best < 0 or best_room - mingap < pos or n_free[b] == 0:
+                edge_blocked[e0] = 1
+                j += 1
+                continue
+            # speed at insertion
+            vmax_t = tp[t, T_VMAX]
+            sf = _speed_factor(b, t, tp, uni, uni_ptr)
+            vmax = min(lane_f[best, 1] * sf, vmax_t)
+            code = dep_speed[b, j]
+            if code == -1.0 or code == -2.0:
+                v0 = vmax
+            elif code == -3.0:
+                v0 = vmax * uni[b, uni_ptr[b]]
+                uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+            else:
+                v0 = min(code, vmax)
+            if count[best] > 0:
+                u = ob[first[best] + count[best] - 1]
+                gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - mingap
+                v0 = min(v0, _safe_speed(v0, vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC]))
+            n_free[b] -= 1
+            v = free_stack[b, n_free[b]]
+            vib[v, I_ALIVE] = 1
+            vib[v, I_LANE] = best
+            vib[v, I_ROUTE] = route
+            vib[v, I_RPOS] = 0
+            vib[v, I_INCONN] = -1
+            vib[v, I_TYPE] = t
+            vib[v, I_PASS] = 0
+            vfb[v, F_POS] = pos
+            vfb[v, F_SPEED] = max(v0, 0.0)
+            vfb[v, F_SF] = sf
+            vfb[v, F_DEPART] = dep_time[b, j]
+            vfb[v, F_INSERT] = t_next
+            vfb[v, F_WAIT] = 0.0
+            vfb[v, F_LWAIT] = 0.0
+            vfb[v, F_LOSS] = 0.0
+            vfb[v, F_STUCK] = 0.0
+            vfb[v, F_ROUTELEN] = 0.0
+            ob[n] = v
+            n += 1
+            n_alive[b] = n
+            acc[b, A_INSERTED] += 1.0
+            acc[b, A_DDELAY] += t_next - dep_time[b, j]
+            dep_done[b, j] = 1
+            # keep the lane lists valid for the next insertions of this sub-step
+            _sort_order(vib, vfb, ob, n)
+            _lane_ranges(vib, ob, n, first, count)
+            vib[v, I_CONN] = _choose_conn(
+                best,
+                route,
+                0,
+                lane_i,
+                lout,
+                conn_i,
+                conn_edge,
+                route_i,
+                route_edges,
+                count,
+            )
+            j += 1
+        while dep_ptr[b] < dep_n[b] and dep_done[b, dep_ptr[b]]:
+            dep_ptr[b] += 1
+        # --- clock, signals, accumulators ---
+        time[b] = t_next
+        speed_sum = 0.0
+        for k in range(n):
+            speed_sum += vfb[ob[k], F_SPEED]
+        acc[b, A_SPEED_SUM] += speed_sum
+        acc[b, A_COUNT_SUM] += n
+        for s in range(n_sig):
+            is_ctrl = False
+            for k in range(controlled.shape[0]):
+                if controlled[k] == s and not program_mode[b, s]:
+                    is_ctrl = True
+            if not is_ctrl:
+                sig_float[b, s, S_ELAPSED] += dt
+                p = sig_int[b, s, S_PHASE]
+                if sig_float[b, s, S_ELAPSED] >= phase_dur[p] - 1e-9:
+                    sig_float[b, s, S_ELAPSED] = 0.0
+                    ps = sig_i[s, 2]
+                    sig_int[b, s, S_PHASE] = ps + (p - ps + 1) % sig_i[s, 3]
+            else:
+                sig_float[b, s, S_TSC] += dt
+                sig_float[b, s, S_STAGE_T] += dt
+                stage = sig_int[b, s, S_STAGE]
+                if stage == 0:
+                    sig_float[b, s, S_GREEN] += dt
+                elif stage == 1 and sig_float[b, s, S_STAGE_T] >= yellow - 1e-9:
+                    sig_float[b, s, S_STAGE_T] = 0.0
+                    if all_red > 0:
+                        sig_int[b, s, S_STAGE] = 2
+                    else:
+                        sig_int[b, s, S_STAGE] = 0
+                        sig_int[b, s, S_CUR] = sig_int[b, s, S_TARGET]
+                        sig_float[b, s, S_GREEN] = 0.0
+                elif stage == 2 and sig_float[b, s, S_STAGE_T] >= all_red - 1e-9:
+                    sig_int[b, s, S_STAGE] = 0
+                    sig_int[b, s, S_CUR] = sig_int[b, s, S_TARGET]
+                    sig_float[b, s, S_GREEN] = 0.0
+    # --- lane statistics for observations and rewards ---
+    n = n_alive[b]
+    for lane in range(n_lanes):
+        lane_stats[b, lane, L_COUNT] = 0.0
+        lane_stats[b, lane, L_HALT] = 0.0
+        lane_stats[b, lane, L_WAIT] = 0.0
+        lane_stats[b, lane, L_SPEED] = 0.0
+    for k in range(n):
+        v = ob[k]
+        if vfb[v, F_POS] < 0.0:
+            continue
+        lane = vib[v, I_LANE]
+        lane_stats[b, lane, L_COUNT] += 1.0
+        lane_stats[b, lane, L_WAIT] += vfb[v, F_LWAIT]
+        lane_stats[b, lane, L_SPEED] += vfb[v, F_SPEED]
+        if vfb[v, F_SPEED] < HALT_SPEED:
+            lane_stats[b, lane, L_HALT] += 1.0
+    due = 0
+    j = dep_ptr[b]
+    while j < dep_n[b] and dep_time[b, j] < time[b] - 1e-9:
+        if not dep_done[b, j]:
+            due += 1
+        j += 1
+    pending[b] = due
+
+
+@numba.njit(cache=True)
+def _speed_factor(
+    b: int,
+    t: int,
+    tp: np.ndarray,
+    uni: np.ndarray,
+    uni_ptr: np.ndarray,
+) -> float:  # pragma: no cover
+    """A vehicle's speed factor: SUMO's ``normc(mean, dev, 0.2, 2)`` (redrawn when outside)."""
+    mean = tp[t, T_SF_MEAN]
+    dev = tp[t, T_SF_DEV]
+    if dev <= 0.0:
+        return mean
+    for _ in range(16):
+        u1 = max(uni[b, uni_ptr[b]], 1e-12)
+        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+        u2 = uni[b, uni_ptr[b]]
+        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+        x = mean + dev * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+        if 0.2 <= x <= 2.0:
+            return x
+    return min(max(mean, 0.2), 2.0)
+
+
+@numba.njit(cache=True)
+def _arrive(
+    b: int,
+    v: int,
+    k: int,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    ob: np.ndarray,
+    n_alive: np.ndarray,
+    free_stack: np.ndarray,
+    n_free: np.ndarray,
+    acc: np.ndarray,
+    t_arrive: float,
+) -> None:  # pragma: no cover
+    acc[b, A_ARRIVED] += 1.0
+    acc[b, A_STEP_ARRIVED] += 1.0
+    acc[b, A_TT] += t_arrive - vfb[v, F_INSERT]
+    acc[b, A_WAIT] += vfb[v, F_WAIT]
+    acc[b, A_LOSS] += vfb[v, F_LOSS]
+    acc[b, A_ROUTELEN] += vfb[v, F_ROUTELEN]
+    vib[v, I_ALIVE] = 0
+    n = n_alive[b]
+    for j in range(k, n - 1):
+        ob[j] = ob[j + 1]
+    n_alive[b] = n - 1
+    free_stack[b, n_free[b]] = v
+    n_free[b] += 1
+
+
+@numba.njit(cache=True)
+def _summarise(
+    b: int,
+    controlled: np.ndarray,
+    program_mode: np.ndarray,
+    n_alive: np.ndarray,
+    sig_int: np.ndarray,
+    sig_float: np.ndarray,
+    time: np.ndarray,
+    acc: np.ndarray,
+    lane_stats: np.ndarray,
+    pending: np.ndarray,
+    lane_f: np.ndarray,
+    sig_i: np.ndarray,
+    params: np.ndarray,
+    sig_in_ptr: np.ndarray,
+    sig_in: np.ndarray,
+    sig_out_ptr: np.ndarray,
+    sig_out: np.ndarray,
+    lane_cap: np.ndarray,
+    green_of_phase: np.ndarray,
+    obs_dims: np.ndarray,
+    metrics: np.ndarray,
+    per_sig: np.ndarray,
+    last_wait: np.ndarray,
+    obs: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Metrics ``[B, M]``, per-signal quantities ``[B, K, 6]`` and the default observation."""
+    arrived = max(acc[b, A_ARRIVED], 1.0)
+    halt = 0.0
+    speed = 0.0
+    on_lanes = 0.0
+    for lane in range(lane_stats.shape[1]):
+        halt += lane_stats[b, lane, L_HALT]
+        speed += lane_stats[b, lane, L_SPEED]
+        on_lanes += lane_stats[b, lane, L_COUNT]
+    metrics[b, 0] = time[b]
+    metrics[b, 1] = acc[b, A_STEP_ARRIVED]
+    metrics[b, 2] = acc[b, A_ARRIVED]
+    metrics[b, 3] = acc[b, A_INSERTED]
+    metrics[b, 4] = n_alive[b]
+    metrics[b, 5] = pending[b]
+    metrics[b, 6] = acc[b, A_TT] / arrived
+    metrics[b, 7] = acc[b, A_WAIT] / arrived
+    metrics[b, 8] = acc[b, A_LOSS] / arrived
+    metrics[b, 9] = acc[b, A_DDELAY] / max(acc[b, A_INSERTED], 1.0)
+    metrics[b, 10] = halt
+    metrics[b, 11] = speed / max(on_lanes, 1.0)
+    metrics[b, 12] = acc[b, A_SPEED_SUM] / max(acc[b, A_COUNT_SUM], 1.0)
+    metrics[b, 13] = acc[b, A_TELEPORTS]
+    k_n = controlled.shape[0]
+    yellow = params[2]
+    all_red = params[3]
+    min_green = params[4]
+    for k in range(k_n):
+        wait = 0.0
+        q = 0.0
+        n_in = 0.0
+        rel = 0.0
+        for j in range(sig_in_ptr[k], sig_in_ptr[k + 1]):
+            lane = sig_in[j]
+            wait += lane_stats[b, lane, L_WAIT]
+            q += lane_stats[b, lane, L_HALT]
+            n_in += lane_stats[b, lane, L_COUNT]
+            rel += lane_stats[b, lane, L_SPEED] / lane_f[lane, 1]
+        n_out = 0.0
+        for j in range(sig_out_ptr[k], sig_out_ptr[k + 1]):
+            n_out += lane_stats[b, sig_out[j], L_COUNT]
+        wait /= 100.0
+        per_sig[b, k, 0] = last_wait[b, k] - wait
+        last_wait[b, k] = wait
+        per_sig[b, k, 1] = q
+        per_sig[b, k, 2] = n_in - n_out
+        per_sig[b, k, 3] = rel / n_in if n_in > 0 else 1.0
+        per_sig[b, k, 4] = acc[b, A_STEP_LOSS] / k_n
+        per_sig[b, k, 5] = acc[b, A_STEP_ARRIVED] / k_n
+    if obs.shape[2] == 0:
+        return
+    for k in range(k_n):
+        _encode_signal(
+            b,
+            k,
+            controlled[k],
+            program_mode,
+            sig_int,
+            sig_float,
+            lane_stats,
+            sig_i,
+            sig_in_ptr,
+            sig_in,
+            lane_cap,
+            green_of_phase,
+            yellow + all_red + min_green,
+            obs_dims[0],
+            obs_dims[1],
+            obs,
+        )
+
+
+@numba.njit(cache=True)
+def _encode_signal(
+    b: int,
+    k: int,
+    s: int,
+    program_mode: np.ndarray,
+    sig_int: np.ndarray,
+    sig_float: np.ndarray,
+    lane_stats: np.ndarray,
+    sig_i: np.ndarray,
+    sig_in_ptr: np.ndarray,
+    sig_in: np.ndarray,
+    lane_cap: np.ndarray,
+    green_of_phase: np.ndarray,
+    change_after: float,
+    g_pad: int,
+    n_lanes_pad: int,
+    obs: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """sumo-rl's observation of signal ``s``: phase one-hot, min-green flag, density, queue.
+
+    ``obs[b, k]`` holds ``G`` phase slots, the flag, then ``L`` densities and ``L`` queues
+    (``G`` and ``L`` are the padded sizes; missing phases and lanes stay zero).
+    """
+    for j in range(obs.shape[2]):
+        obs[b, k, j] = 0.0
+    if program_mode[b, s]:
+        p = sig_int[b, s, S_PHASE]
+        g = green_of_phase[p]
+        if g < 0:  # yellow or red phase of the program: report the next green
+            ps = sig_i[s, 2]
+            n = sig_i[s, 3]
+            for d in range(1, n + 1):
+                q = ps + (p - ps + d) % n
+                if green_of_phase[q] >= 0:
+                    g = green_of_phase[q]
+                    break
+        flag = 1.0
+    else:
+        phase = sig_int[b, s, S_CUR] if sig_int[b, s, S_STAGE] == 0 else sig_int[b, s, S_TARGET]
+        g = green_of_phase[phase]
+        flag = 1.0 if sig_float[b, s, S_TSC] >= change_after - 1e-9 else 0.0
+    if 0 <= g < g_pad:
+        obs[b, k, g] = 1.0
+    obs[b, k, g_pad] = flag
+    base = g_pad + 1
+    j0 = sig_in_ptr[k]
+    n = min(sig_in_ptr[k + 1] - j0, n_lanes_pad)
+    for j in range(n):
+        lane = sig_in[j0 + j]
+        obs[b, k, base + j] = min(1.0, lane_stats[b, lane, L_COUNT] / lane_cap[lane])
+        obs[b, k, base + n_lanes_pad + j] = min(1.0, lane_stats[b, lane, L_HALT] / lane_cap[lane])
+
+
+@numba.njit(cache=True)
+def _advance_all(
+    n_sub: int,
+    actions: np.ndarray,
+    program_mode: np.ndarray,
+    controlled: np.ndarray,
+    vi: np.ndarray,
+    vf: np.ndarray,
+    order: np.ndarray,
+    n_alive: np.ndarray,
+    free_stack: np.ndarray,
+    n_free: np.ndarray,
+    dep_time: np.ndarray,
+    dep_i: np.ndarray,
+    dep_speed: np.ndarray,
+    dep_done: np.ndarray,
+    dep_ptr: np.ndarray,
+    dep_n: np.ndarray,
+    sig_int: np.ndarray,
+    sig_float: np.ndarray,
+    link_state: np.ndarray,
+    time: np.ndarray,
+    acc: np.ndarray,
+    lane_stats: np.ndarray,
+    pending: np.ndarray,
+    uni: np.ndarray,
+    uni_ptr: np.ndarray,
+    net: tuple,
+    scratch: tuple,
+    out: tuple,
+) -> bool:  # pragma: no cover - compiled
+    (
+        lane_f,
+        lane_i,
+        lout,
+        conn_f,
+        conn_i,
+        conn_edge,
+        foes,
+        edge_i,
+        edge_lanes,
+        route_i,
+        route_edges,
+        route_len,
+        sig_i,
+        phase_state,
+        phase_dur,
+        greens,
+        params,
+        tp,
+        sig_in_ptr,
+        sig_in,
+        sig_out_ptr,
+        sig_out,
+        lane_cap,
+        green_of_phase,
+        obs_dims,
+    ) = net
+    first, count, conn_eta, conn_busy, edge_blocked, new_speed = scratch
+    metrics, per_sig, last_wait, obs, refill = out
+    any_refill = False
+    for b in range(vi.shape[0]):
+        _advance(
+            b,
+            n_sub,
+            actions,
+            program_mode,
+            controlled,
+            vi,
+            vf,
+            order,
+            n_alive,
+            free_stack,
+            n_free,
+            dep_time,
+            dep_i,
+            dep_speed,
+            dep_done,
+            dep_ptr,
+            dep_n,
+            sig_int,
+            sig_float,
+            link_state,
+            time,
+            acc,
+            lane_stats,
+            pending,
+            uni,
+            uni_ptr,
+            lane_f,
+            lane_i,
+            lout,
+            conn_f,
+            conn_i,
+            conn_edge,
+            foes,
+            edge_i,
+            edge_lanes,
+            route_i,
+            route_edges,
+            route_len,
+            sig_i,
+            phase_state,
+            phase_dur,
+            greens,
+            params,
+            tp,
+            first,
+            count,
+            conn_eta,
+            conn_busy,
+            edge_blocked,
+            new_speed,
+        )
+        _summarise(
+            b,
+            controlled,
+            program_mode,
+            n_alive,
+            sig_int,
+            sig_float,
+            time,
+            acc,
+            lane_stats,
+            pending,
+            lane_f,
+            sig_i,
+            params,
+            sig_in_ptr,
+            sig_in,
+            sig_out_ptr,
+            sig_out,
+            lane_cap,
+            green_of_phase,
+            obs_dims,
+            metrics,
+            per_sig,
+            last_wait,
+            obs,
+        )
+        # ask for fresh uniforms before the next decision could run out of them
+        if uni_ptr[b] + (n_alive[b] + 64) * 2 * n_sub + 256 > uni.shape[1]:
+            refill[b] = 1
+            any_refill = True
+    return any_refill
+
+
+def vehicle_capacity(sc: TrafficScenario) -> int:
+    """Upper bound on the vehicles a network holds (no overlap, shortest vehicle type)."""
+    net = sc.network
+    shortest = min(v.length + v.min_gap for v in sc.vtypes.values())
+    extra = np.zeros(net.num_lanes)
+    if net.num_connections:
+        np.maximum.at(extra, net.conn_to, net.conn_length)
+    per_lane = np.floor((net.lane_length + extra) / max(shortest, 0.5)) + 2
+    return int(per_lane.sum()) + 8
+
+
+class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
+    """``B`` replicas of a traffic network stepped one decision (``delta_time``) at a time.
+
+    ``step(actions)`` takes ``[B, K]`` green-phase choices (indices into each controlled signal's
+    green phases, taken modulo their number) for the ``K`` controlled signals; replicas and
+    signals flagged in :attr:`program_mode` run their fixed-time program instead.
+
+    Args:
+        batch_size: number of replicas ``B``.
+        scenario: the scenario that fixes the network, routes and signal settings.
+        obs_phases: phase slots of the per-signal observation (default: the most green phases
+            of any controlled signal); signals with fewer phases are padded with zeros.
+        obs_lanes: lane slots of the per-signal observation (default: the most incoming lanes
+            of any controlled signal); a signal with more lanes than slots raises.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        scenario: TrafficScenario,
+        *,
+        obs_phases: int | None = None,
+        obs_lanes: int | None = None,
+    ) -> None:
+        super().__init__(batch_size, scenario)
+        self.compiled = c = compile_scenario(scenario)
+        net = scenario.network
+        b = batch_size
+        self.controlled = np.array(scenario.controlled_signals, dtype=np.int32)
+        k = len(self.controlled)
+        self.n_sub = int(round(scenario.signals.delta_time / scenario.step_length))
+        self.capacity = v = vehicle_capacity(scenario)
+        self.vi = np.zeros((b, v, NVI), dtype=np.int32)
+        self.vf = np.zeros((b, v, NVF), dtype=np.float64)
+        self.order = np.zeros((b, v), dtype=np.int32)
+        self.n_alive = np.zeros(b, dtype=np.int64)
+        self.free_stack = np.zeros((b, v), dtype=np.int32)
+        self.n_free = np.zeros(b, dtype=np.int64)
+        self.dep_time = np.full((b, 1), np.inf, dtype=np.float64)
+        self.dep_i = np.zeros((b, 1, 3), dtype=np.int32)
+        self.dep_speed = np.zeros((b, 1), dtype=np.float64)
+        self.dep_done = np.zeros((b, 1), dtype=np.uint8)
+        self.dep_ptr = np.zeros(b, dtype=np.int64)
+        self.dep_n = np.zeros(b, dtype=np.int64)
+        n_sig = net.num_signals
+        self.sig_int = np.zeros((b, n_sig, 4), dtype=np.int32)
+        self.sig_float = np.zeros((b, n_sig, 4), dtype=np.float64)
+        self.link_state = np.zeros((b, max(c.num_links, 1)), dtype=np.uint8)
+        self.time = np.zeros(b, dtype=np.float64)
+        self.acc = np.zeros((b, NACC), dtype=np.float64)
+        self.lane_stats = np.zeros((b, net.num_lanes, NLS), dtype=np.float64)
+        self.pending = np.zeros(b, dtype=np.int64)
+        self.uni = np.zeros((b, UNIFORM_BLOCK), dtype=np.float64)
+        self.uni_ptr = np.zeros(b, dtype=np.int64)
+        self.program_mode = np.zeros((b, n_sig), dtype=np.bool_)
+        # per controlled signal: incoming and outgoing lanes, green phases
+        sig_lanes = [net.signal_lanes[s] for s in self.controlled.tolist()]
+        sig_outs = [net.signal_out_lanes[s] for s in self.controlled.tolist()]
+        self.signal_lanes = tuple(sig_lanes)
+        self.num_greens = np.array(
+            [len(net.signals[s].green_phases) for s in self.controlled.tolist()], dtype=np.int64
+        )
+        most_lanes = max([len(x) for x in sig_lanes] or [0])
+        most_phases = int(self.num_greens.max()) if k else 0
+        self.obs_lanes = most_lanes if obs_lanes is None else int(obs_lanes)
+        self.obs_phases = most_phases if obs_phases is None else int(obs_phases)
+        if self.obs_lanes < most_lanes:
+            raise ValueError(
+                f"obs_lanes: {self.obs_lanes} slots cannot hold the {most_lanes} incoming lanes "
+                f"of a signal of {net.name!r}; use obs_lanes >= {most_lanes}"
+            )
+        if self.obs_phases < most_phases:
+            raise ValueError(
+                f"obs_phases: {self.obs_phases} slots cannot hold the {most_phases} green phases "
+                f"of a signal of {net.name!r}; use obs_phases >= {most_phases}"
+            )
+        green_of_phase = np.full(max(c.phase_dur.size, 1), -1, dtype=np.int64)
+        for s in range(n_sig):
+            for g, p in enumerate(c.greens[c.sig_i[s, 4] : c.sig_i[s, 4] + c.sig_i[s, 5]]):
+                green_of_phase[p] = g
+        lane_cap = net.lane_length / 7.5  # sumo-rl: lane length / (min gap + vehicle length)
+        conn_edge = np.asarray(net.lane_edge[net.conn_to], dtype=np.int32)
+        self._net = (
+            c.lane_f,
+            c.lane_i,
+            c.lout,
+            c.conn_f,
+            c.conn_i,
+            conn_edge,
+            c.foes,
+            c.edge_i,
+            c.edge_lanes,
+            c.route_i,
+            c.route_edges,
+            c.route_len,
+            c.sig_i,
+            c.phase_state,
+            c.phase_dur,
+            c.greens,
+            c.params,
+            c.vtypes,
+            _csr_ptr(sig_lanes),
+            _csr_values(sig_lanes),
+            _csr_ptr(sig_outs),
+            _csr_values(sig_outs),
+            np.ascontiguousarray(lane_cap),
+            green_of_phase,
+            np.array([self.obs_phases, self.obs_lanes], dtype=np.int64),
+        )
+        self._scratch = (
+            np.zeros(net.num_lanes, dtype=np.int64),
+            np.zeros(net.num_lanes, dtype=np.int64),
+            np.zeros(max(net.num_connections, 1), dtype=np.float64),
+            np.zeros(max(net.num_connections, 1), dtype=np.int64),
+            np.zeros(net.num_edges, dtype=np.int64),
+            np.zeros(v, dtype=np.float64),
+        )
+        self.metrics = np.zeros((b, len(METRICS)), dtype=np.float64)
+        self.per_signal = np.zeros((b, k, len(QUANTITIES)), dtype=np.float64)
+        self.last_wait = np.zeros((b, k), dtype=np.float64)
+        self.obs_width = self.obs_phases + 1 + 2 * self.obs_lanes
+        self.signal_obs = np.zeros((b, k, self.obs_width), dtype=np.float32)
+        self._refill = np.zeros(b, dtype=np.uint8)
+        self._out = (self.metrics, self.per_signal, self.last_wait, self.signal_obs, self._refill)
+        self._quantities = np.zeros((b, len(QUANTITIES)), dtype=np.float64)
+        self._terminated = np.zeros(b, dtype=bool)
+
+    def check_compatible(self, scenario: TrafficScenario) -> None:
+        a, s = scenario.network, self.structure.network
+        if a is not s and (a.num_lanes, a.num_connections, a.num_signals) != (
+            s.num_lanes,
+            s.num_connections,
+            s.num_signals,
+        ):
+            raise ValueError(
+                f"scenario {scenario.name!r}: its network ({a.num_lanes} lanes, "
+                f"{a.num_signals} signals) differs from this simulation's ({s.num_lanes} "
+                f"lanes, {s.num_signals} signals); build a new environment for it"
+            )
+        if (
+            scenario.signals != self.structure.signals
+            or scenario.step_length != self.structure.step_length
+        ):
+            raise ValueError(
+                f"scenario {scenario.name!r}: signal settings and step_length must equal the "
+                "environment's"
+            )
+        if scenario is not self.structure and scenario.__dict__.get("_compiled") is None:
+            if [r.edges for r in scenario.routes] != [r.edges for r in self.structure.routes] or (
+                list(scenario.vtypes) != list(self.structure.vtypes)
+            ):
+                raise ValueError(
+                    f"scenario {scenario.name!r}: a scenario drawn for this environment must keep "
+                    "its network, routes and vehicle types (demand, profiles and departures may "
+                    "change)"
+                )
+            object.__setattr__(scenario, "_compiled", self.compiled)
+
+    # --- reset -------------------------------------------------------------------------------
+    def _reset(self, idx: np.ndarray) -> None:
+        for i in idx.tolist():
+            self._reset_one(i)
+
+    def _reset_one(self, i: int) -> None:
+        sc = self.scenarios[i]
+        rng = self.rngs[i]
+        assert rng is not None
+        demand = sample_demand(sc, rng)
+        n = demand.time.size
+        if n > self.dep_time.shape[1]:
+            self._grow_departures(n)
+        self.dep_time[i, :n] = demand.time
+        self.dep_time[i, n:] = np.inf
+        self.dep_i[i, :n, 0] = demand.route
+        self.dep_i[i, :n, 1] = demand.vtype
+        self.dep_i[i, :n, 2] = demand.lane
+        self.dep_speed[i, :n] = demand.speed
+        self.dep_done[i] = 0
+        self.dep_ptr[i] = 0
+        self.dep_n[i] = n
+        self.vi[i] = 0
+        self.vf[i] = 0.0
+        self.n_alive[i] = 0
+        self.free_stack[i] = np.arange(self.capacity - 1, -1, -1, dtype=np.int32)
+        self.n_free[i] = self.capacity
+        self.time[i] = sc.begin
+        self.acc[i] = 0.0
+        self.lane_stats[i] = 0.0
+        self.pending[i] = 0
+        self.program_mode[i] = False
+        self.uni[i] = rng.random(UNIFORM_BLOCK)
+        self.uni_ptr[i] = 0
+        # metrics and per-signal quantities keep the last step's values: they are the final
+        # info of an episode that ended in this step (autoreset), and every step rewrites them
+        self.last_wait[i] = 0.0
+        c = self.compiled
+        for s, sig in enumerate(sc.network.signals):
+            start = int(c.sig_i[s, 2])
+            pos = (sc.begin - sig.offset) % sig.cycle
+            k = 0
+            while pos >= sig.phases[k].duration - 1e-9:
+                pos -= sig.phases[k].duration
+                k = (k + 1) % len(sig.phases)
+            greens = sig.green_phases
+            cur = start + (greens[0] if greens else 0)
+            self.sig_int[i, s] = (start + k, 0, cur, cur)
+            self.sig_float[i, s] = (pos, 0.0, 0.0, 0.0)
+        self.link_state[i] = 0
+        # the first observation: green phase 0, no vehicles yet
+        self.signal_obs[i] = 0.0
+        if self.obs_phases:
+            self.signal_obs[i, self.num_greens > 0, 0] = 1.0
+
+    def _grow_departures(self, n: int) -> None:
+        b = self.batch_size
+        size = max(n, 2 * self.dep_time.shape[1])
+        old = self.dep_time.shape[1]
+        for name, shape, dtype in (
+            ("dep_time", (b, size), np.float64),
+            ("dep_i", (b, size, 3), np.int32),
+            ("dep_speed", (b, size), np.float64),
+            ("dep_done", (b, size), np.uint8),
+        ):
+            new = np.zeros(shape, dtype=dtype)
+            new[:, :old] = getattr(self, name)
+            if name == "dep_time":
+                new[:, old:] = np.inf
+            setattr(self, name, new)
+
+    # --- step --------------------------------------------------------------------------------
+    def _refill_uniforms(self) -> None:
+        # the kernel flags replicas whose next decision could exhaust their uniforms; each
+        # draws fresh ones from its own generator
+        for i in np.flatnonzero(self._refill).tolist():
+            rng = self.rngs[i]
+            assert rng is not None
+            self.uni[i] = rng.random(UNIFORM_BLOCK)
+            self.uni_ptr[i] = 0
+            self._refill[i] = 0
+
+    def advance(self, actions: np.ndarray) -> None:
+        """Run one decision of every replica (``actions``: ``[B, K]`` int64)."""
+        if _advance_all(
+            self.n_sub,
+            actions,
+            self.program_mode,
+            self.controlled,
+            self.vi,
+            self.vf,
+            self.order,
+            self.n_alive,
+            self.free_stack,
+            self.n_free,
+            self.dep_time,
+            self.dep_i,
+            self.dep_speed,
+            self.dep_done,
+            self.dep_ptr,
+            self.dep_n,
+            self.sig_int,
+            self.sig_float,
+            self.link_state,
+            self.time,
+            self.acc,
+            self.lane_stats,
+            self.pending,
+            self.uni,
+            self.uni_ptr,
+            self._net,
+            self._scratch,
+            self._out,
+        ):
+            self._refill_uniforms()
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.batch_size, -1)
+        self.advance(actions)
+        return self.result()
+
+    def result(self) -> StepResult:
+        """Metrics, reward quantities and episode ends of the decision just simulated.
+
+        Reward quantities are summed over the controlled signals (see
+        :attr:`per_signal` for each signal's): ``wait_diff`` is the drop in the summed
+        waiting time (s / 100) of vehicles on the signal's incoming lanes since the last
+        decision (sumo-rl's ``diff-waiting-time``); ``queue`` the halting vehicles on its
+        incoming lanes; ``pressure`` vehicles on incoming minus outgoing lanes; ``speed`` the
+        mean speed over the speed limit on incoming lanes (1 when empty); ``delay`` the time
+        lost by all vehicles in the decision and ``arrived`` the trips finished in it (both
+        split evenly over the signals).
+        """
+        q = self._quantities
+        np.sum(self.per_signal, axis=1, out=q)
+        truncated = self.time >= self.structure.end - 1e-9
+        return StepResult(
+            Columns(QUANTITIES, q), Columns(METRICS, self.metrics), self._terminated, truncated
+        )
+
+    def views(self) -> TrafficState:
+        return TrafficState(
+            time=readonly(self.time),
+            veh_int=readonly(self.vi),
+            veh_float=readonly(self.vf),
+            link_state=readonly(self.link_state),
+            lane_stats=readonly(self.lane_stats),
+            signal_int=readonly(self.sig_int),
+            signal_float=readonly(self.sig_float),
+            acc=readonly(self.acc),
+            pending=readonly(self.pending),
+            vtype=readonly(self.compiled.vtypes),
+            signal_obs=readonly(self.signal_obs),
+            metrics=readonly(self.metrics),
+        )
+
+    def conservation(self) -> np.ndarray:
+        """``[B]`` inserted - on network - arrived (zero when vehicles are conserved)."""
+        return self.acc[:, A_INSERTED] - self.n_alive - self.acc[:, A_ARRIVED]
+
+
+def _csr_ptr(lists: list[tuple[int, ...]]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64)
+
+
+def _csr_values(lists: list[tuple[int, ...]]) -> np.ndarray:
+    return np.array([v for x in lists for v in x], dtype=np.int64)
