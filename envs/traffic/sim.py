@@ -619,6 +619,10 @@ def _advance(
     conn_busy: np.ndarray,
     edge_blocked: np.ndarray,
     new_speed: np.ndarray,
+    vt_pos: np.ndarray,
+    vt_len: np.ndarray,
+    vt_speed: np.ndarray,
+    vt_set: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Advance replica ``b`` by one decision: apply its actions, then ``n_sub`` sub-steps."""
     dt = params[0]
@@ -794,6 +798,18 @@ def _advance(
                 if eta < conn_eta[c]:
                     conn_eta[c] = eta
         # --- plan speeds ---
+        # the tail of every lane as seen by vehicles entering it; a vehicle granted entry
+        # becomes the tail for the next one, so two streams never merge into the same space
+        for lane in range(n_lanes):
+            if count[lane] > 0:
+                u = ob[first[lane] + count[lane] - 1]
+                vt_pos[lane] = vfb[u, F_POS]
+                vt_len[lane] = tp[vib[u, I_TYPE], T_LEN]
+                vt_speed[lane] = vfb[u, F_SPEED]
+                # 1: a tail on the lane; c + 2: a tail inside the junction on connection c
+                vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
+            else:
+                vt_set[lane] = 0
         for lane in range(n_lanes):
             cnt = count[lane]
             if cnt == 0:
@@ -868,13 +884,17 @@ def _advance(
                             if allowed:
                                 # room on the target lane for the whole vehicle
                                 room = lane_f[to, 0]
-                                has_tail = count[to] > 0
-                                if has_tail:
-                                    u = ob[first[to] + count[to] - 1]
-                                    room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
-                                    # a moving tail makes room; only a halting one blocks
-                                    if vfb[u, F_SPEED] >= HALT_SPEED:
-                                        room = lane_f[to, 0]
+                                # a moving tail makes room; only a halting one blocks
+                                if vt_set[to] >= 1 and vt_speed[to] < HALT_SPEED:
+                                    room = vt_pos[to] - vt_len[to]
+                                # a vehicle still inside the junction on another path into
+                                # the same lane merges first
+                                if (
+                                    vt_set[to] >= 2
+                                    and vt_set[to] != c + 2
+                                    and vt_pos[to] - vt_len[to] - tp[t, T_GAP] < -conn_f[c, 0]
+                                ):
+                                    allowed = False
                                 if room < tp[t, T_LEN] + tp[t, T_GAP] and dist > 0.5 * tp[t, T_LEN]:
                                     allowed = False
                         if allowed:
@@ -886,19 +906,12 @@ def _advance(
                                 vmax,
                                 math.sqrt(vc * vc + 2.0 * tp[t, T_DEC] * max(dist, 0.0)),
                             )
-                            if count[to] > 0:
-                                u = ob[first[to] + count[to] - 1]
-                                gap = (
-                                    dist
-                                    + clen
-                                    + vfb[u, F_POS]
-                                    - tp[vib[u, I_TYPE], T_LEN]
-                                    - tp[t, T_GAP]
-                                )
+                            if vt_set[to] >= 1:
+                                gap = dist + clen + vt_pos[to] - vt_len[to] - tp[t, T_GAP]
                                 vn = _next_speed(
                                     speed,
                                     vmax,
-                                    vfb[u, F_SPEED],
+                                    vt_speed[to],
                                     gap,
                                     True,
                                     tp,
@@ -918,6 +931,10 @@ def _advance(
                                     dt,
                                     uni[b, uni_ptr[b]],
                                 )
+                            vt_pos[to] = pos - llen - clen
+                            vt_len[to] = tp[t, T_LEN]
+                            vt_speed[to] = speed
+                            vt_set[to] = c + 2
                         else:
                             vn = _next_speed(
                                 speed,
@@ -1504,7 +1521,9 @@ def _advance_all(
         green_of_phase,
         obs_dims,
     ) = net
-    first, count, conn_eta, conn_busy, edge_blocked, new_speed = scratch
+    first, count, conn_eta, conn_busy, edge_blocked, new_speed, vt_pos, vt_len, vt_speed, vt_set = (
+        scratch
+    )
     metrics, per_sig, last_wait, obs, refill = out
     any_refill = False
     for b in range(vi.shape[0]):
@@ -1559,6 +1578,10 @@ def _advance_all(
             conn_busy,
             edge_blocked,
             new_speed,
+            vt_pos,
+            vt_len,
+            vt_speed,
+            vt_set,
         )
         _summarise(
             b,
@@ -1720,6 +1743,10 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             np.zeros(max(net.num_connections, 1), dtype=np.int64),
             np.zeros(net.num_edges, dtype=np.int64),
             np.zeros(v, dtype=np.float64),
+            np.zeros(net.num_lanes, dtype=np.float64),
+            np.zeros(net.num_lanes, dtype=np.float64),
+            np.zeros(net.num_lanes, dtype=np.float64),
+            np.zeros(net.num_lanes, dtype=np.int64),
         )
         self.metrics = np.zeros((b, len(METRICS)), dtype=np.float64)
         self.per_signal = np.zeros((b, k, len(QUANTITIES)), dtype=np.float64)

@@ -1,0 +1,268 @@
+"""Properties of the batched traffic simulator: conservation, signals, car following, batching."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401  (registers the ids)
+from envs.traffic import builders
+from envs.traffic.network import RED, YELLOW, Phase, SignalProgram
+from envs.traffic.scenario import SignalSettings, TrafficScenario
+from envs.traffic.sim import (
+    F_INSERT,
+    F_POS,
+    F_SPEED,
+    I_ALIVE,
+    I_INCONN,
+    I_LANE,
+    I_TYPE,
+    T_GAP,
+    T_LEN,
+    TrafficSim,
+)
+
+
+def make_sim(sc: TrafficScenario, batch: int = 1, seed: int = 0) -> TrafficSim:
+    sim = TrafficSim(batch, sc)
+    rngs = [np.random.default_rng(seed + i) for i in range(batch)]
+    sim.reset(np.ones(batch, dtype=bool), rngs, [sc] * batch)
+    return sim
+
+
+def every_second(sc: TrafficScenario, **signal_changes: object) -> TrafficScenario:
+    """``sc`` with one-second decisions (so every sub-step can be inspected)."""
+    fields = dataclasses.asdict(sc.signals)
+    fields.update(delta_time=1.0, **signal_changes)
+    fields["controlled"] = tuple(fields["controlled"])
+    return sc.replace(signals=SignalSettings(**fields))
+
+
+def vehicles(sim: TrafficSim, b: int = 0) -> np.ndarray:
+    return np.flatnonzero(sim.vi[b, :, I_ALIVE] == 1)
+
+
+def check_no_overlap(sim: TrafficSim, b: int = 0) -> None:
+    vi, vf = sim.vi[b], sim.vf[b]
+    alive = vehicles(sim, b)
+    lanes = vi[alive, I_LANE]
+    for lane in np.unique(lanes):
+        on = alive[lanes == lane]
+        on = on[np.argsort(-vf[on, F_POS])]
+        front = vf[on, F_POS]
+        length = sim.compiled.vtypes[vi[on, I_TYPE], T_LEN]
+        # the back of every vehicle is behind the front of the one that follows it
+        assert np.all(front[:-1] - length[:-1] >= front[1:] - 1e-6), (lane, front, length)
+
+
+def test_vehicles_are_conserved_and_never_overlap_on_a_grid() -> None:
+    sc = builders.PRESETS["grid2x2"](seconds=900, scale=2.0)
+    sim = make_sim(sc, batch=2)
+    rng = np.random.default_rng(1)
+    k = len(sim.controlled)
+    for _ in range(180):
+        sim.step(rng.integers(0, 8, size=(2, k)))
+        assert np.all(sim.conservation() == 0)
+        check_no_overlap(sim, 0)
+        check_no_overlap(sim, 1)
+    m = sim.metrics
+    assert np.all(m[:, 2] > 50)  # trips finished
+    # inserted = on network + arrived, and everything due is either inserted or waiting
+    assert np.all(m[:, 3] == m[:, 4] + m[:, 2])
+
+
+def test_no_vehicle_enters_a_junction_on_red() -> None:
+    sc = every_second(builders.PRESETS["single4"](seconds=1200, scale=1.5))
+    sim = make_sim(sc)
+    net = sc.network
+    glink = np.where(
+        net.conn_tls >= 0,
+        sim.compiled.conn_i[:, 2],
+        -1,
+    )
+    rng = np.random.default_rng(3)
+    prev_lane = sim.vi[0, :, I_LANE].copy()
+    prev_insert = sim.vf[0, :, F_INSERT].copy()
+    crossings = 0
+    for _ in range(1200):
+        states = sim.link_state[0].copy()  # in force during the coming sub-step
+        sim.step(rng.integers(0, 4, size=(1, len(sim.controlled))))
+        vi, vf = sim.vi[0], sim.vf[0]
+        moved = np.flatnonzero(
+            (vi[:, I_ALIVE] == 1) & (vi[:, I_LANE] != prev_lane) & (vf[:, F_INSERT] == prev_insert)
+        )
+        for v in moved.tolist():
+            c = int(vi[v, I_INCONN])
+            if c < 0 or net.conn_from[c] != prev_lane[v]:
+                continue  # a lane change on the same edge
+            crossings += 1
+            # the state in force when the vehicle crossed: before the step (yellow allowed)
+            before = states[glink[c]]
+            after = sim.link_state[0, glink[c]]
+            assert not (before == RED and after == RED), (v, c)
+        prev_lane = vi[:, I_LANE].copy()
+        prev_insert = vf[:, F_INSERT].copy()
+    assert crossings > 200
+
+
+def test_queues_spill_back_and_junctions_are_not_blocked() -> None:
+    base = builders.arterial(n=2, spacing=120.0, main_inflow=900.0, side_inflow=0.0, seconds=900)
+    net = base.network
+    # the east junction never gives green: its approaches fill up and block the west junction
+    east = next(i for i, s in enumerate(net.signals) if s.id.startswith("B"))
+    blocked = SignalProgram(
+        net.signals[east].id, (Phase(60.0, "r" * net.signals[east].num_links),)
+    )
+    signals = tuple(blocked if i == east else s for i, s in enumerate(net.signals))
+    sc = base.replace(network=dataclasses.replace(net, signals=signals))
+    sim = make_sim(sc)
+    sim.program_mode[:] = True
+    for _ in range(180):
+        sim.program_mode[:] = True
+        sim.step(np.zeros((1, len(sim.controlled)), dtype=np.int64))
+        check_no_overlap(sim)
+    stats = sim.lane_stats[0]
+    link = [
+        lane
+        for lane, edge in enumerate(net.lane_edge)
+        if net.edge_from[edge].startswith("A") and net.edge_to[edge].startswith("B")
+    ]
+    assert link
+    capacity = net.lane_length[link] / 7.5 + 1
+    # the middle link is full but never over capacity, and vehicles queue upstream of it
+    assert np.all(stats[link, 0] <= capacity)
+    assert stats[link, 0].sum() >= 0.8 * (capacity - 1).sum()
+    upstream = [
+        lane for lane, edge in enumerate(net.lane_edge) if net.edge_to[edge].startswith("A")
+    ]
+    assert stats[upstream, 1].sum() > 10
+    assert sim.metrics[0, 5] > 0  # departures waiting to be inserted
+    assert np.all(sim.conservation() == 0)
+
+
+def signal_trace(sim: TrafficSim, actions: list[int]) -> list[str]:
+    out = []
+    chars = "rysgGoOmM="
+    for a in actions:
+        sim.step(np.array([[a]], dtype=np.int64))
+        out.append("".join(chars[c] for c in sim.link_state[0]))
+    return out
+
+
+def test_yellow_min_green_and_max_green_timing() -> None:
+    sc = every_second(
+        builders.PRESETS["sumo_rl_single"](seconds=600),
+        yellow_time=2.0,
+        min_green=5.0,
+        max_green=20.0,
+    )
+    sim = make_sim(sc)
+    # always ask for phase 1: a change needs yellow + min green (7 s) since the last one, runs
+    # through exactly 2 s of yellow; max green (20 s) then forces phase 0, and phase 1 follows
+    # again once min green has passed
+    trace = signal_trace(sim, [1] * 45)
+    expected = (
+        ["GGrr"] * 7
+        + ["yyrr"] * 2
+        + ["rrGG"] * 20
+        + ["rryy"] * 2
+        + ["GGrr"] * 5
+        + ["yyrr"] * 2
+        + ["rrGG"] * 7
+    )
+    assert trace == expected
+
+
+def test_all_red_phase_follows_yellow() -> None:
+    sc = every_second(builders.PRESETS["sumo_rl_single"](seconds=600), all_red_time=2.0)
+    sim = make_sim(sc)
+    trace = signal_trace(sim, [1] * 14)
+    assert trace == ["GGrr"] * 9 + ["yyrr"] * 2 + ["rrrr"] * 2 + ["rrGG"]
+
+
+def test_fixed_time_program_runs_its_durations() -> None:
+    sc = every_second(builders.PRESETS["sumo_rl_single"](seconds=600))
+    sim = make_sim(sc)
+    sim.program_mode[:] = True
+    trace = []
+    for _ in range(180):
+        sim.program_mode[:] = True
+        sim.step(np.zeros((1, 1), dtype=np.int64))
+        trace.append("".join("rysgGoOmM="[c] for c in sim.link_state[0]))
+    # GGrr 42 s, yyrr 2 s, rrGG 42 s, rryy 2 s: the state in force during each second
+    expected = ["GGrr"] * 42 + ["yyrr"] * 2 + ["rrGG"] * 42 + ["rryy"] * 2
+    # link_state after a step is the state used during that step
+    assert trace[:88] == expected
+    assert trace[88:176] == expected
+
+
+def test_free_vehicle_accelerates_to_its_desired_speed_and_followers_keep_safe_gaps() -> None:
+    sc = builders.PRESETS["sumo_rl_single"](seconds=600)
+    sim = make_sim(sc)
+    for _ in range(40):
+        sim.step(np.zeros((1, 1), dtype=np.int64))
+        vi, vf = sim.vi[0], sim.vf[0]
+        alive = vehicles(sim)
+        limit = sc.network.lane_speed.max()
+        assert np.all(vf[alive, F_SPEED] <= limit * 2.0 + 1e-9)
+        assert np.all(vf[alive, F_SPEED] >= 0.0)
+        for lane in np.unique(vi[alive, I_LANE]):
+            on = alive[vi[alive, I_LANE] == lane]
+            on = on[np.argsort(-vf[on, F_POS])]
+            gap = vf[on[:-1], F_POS] - sim.compiled.vtypes[0, T_LEN] - vf[on[1:], F_POS]
+            # Krauss keeps at least a fraction of the minimum gap between moving vehicles
+            assert np.all(gap >= -1e-6)
+    moving = vehicles(sim)
+    assert sim.vf[0, moving, F_SPEED].max() > 10.0
+    assert sim.compiled.vtypes[0, T_GAP] == 2.5
+
+
+def test_same_seed_same_episode_and_batched_equals_single() -> None:
+    kwargs = {"scenario": {"preset": "grid2x2", "seconds": 600}}
+    single = [gym.make("lepton/TrafficGrid-v0", **kwargs) for _ in range(3)]
+    vec = gym.make_vec(
+        "lepton/TrafficGrid-v0", num_envs=3, vectorization_mode="vector_entry_point", **kwargs
+    )
+    obs_v, _ = vec.reset(seed=10)
+    obs_s = [e.reset(seed=10 + i)[0] for i, e in enumerate(single)]
+    np.testing.assert_array_equal(obs_v, np.stack(obs_s))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        acts = np.stack([single[0].action_space.sample() for _ in range(3)])
+        acts = rng.integers(0, 4, size=acts.shape)
+        obs_v, rew_v, _, _, info_v = vec.step(acts)
+        outs = [e.step(a) for e, a in zip(single, acts, strict=True)]
+        np.testing.assert_array_equal(obs_v, np.stack([o[0] for o in outs]))
+        np.testing.assert_allclose(rew_v, [o[1] for o in outs])
+        np.testing.assert_allclose(
+            info_v["mean_travel_time"], [o[4]["mean_travel_time"] for o in outs]
+        )
+    # determinism: the same seed replays the same episode; another seed does not
+    a = gym.make("lepton/TrafficGrid-v0", **kwargs)
+    b = gym.make("lepton/TrafficGrid-v0", **kwargs)
+    ra, rb, rc = [], [], []
+    a.reset(seed=5)
+    b.reset(seed=5)
+    c = gym.make("lepton/TrafficGrid-v0", **kwargs)
+    c.reset(seed=6)
+    for _ in range(60):
+        act = np.ones(a.action_space.shape, dtype=np.int64)
+        ra.append(a.step(act)[4]["mean_travel_time"])
+        rb.append(b.step(act)[4]["mean_travel_time"])
+        rc.append(c.step(act)[4]["mean_travel_time"])
+    assert ra == rb
+    assert ra != rc
+
+
+@pytest.mark.parametrize("bad", [{"delta_time": 0.0}, {"min_green": -1.0}])
+def test_bad_signal_settings_name_the_field(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=f"signals.{next(iter(bad))}"):
+        SignalSettings(**bad)
+
+
+def test_unknown_preset_names_the_field() -> None:
+    with pytest.raises(ValueError, match="scenario.preset"):
+        gym.make("lepton/TrafficSignal-v0", scenario="grid9x9")
