@@ -10,7 +10,7 @@ import pytest
 
 import envs  # noqa: F401  (registers the ids)
 from envs.traffic import builders
-from envs.traffic.network import RED, YELLOW, Phase, SignalProgram
+from envs.traffic.network import RED, Phase, SignalProgram
 from envs.traffic.scenario import SignalSettings, TrafficScenario
 from envs.traffic.sim import (
     F_INSERT,
@@ -113,9 +113,7 @@ def test_queues_spill_back_and_junctions_are_not_blocked() -> None:
     net = base.network
     # the east junction never gives green: its approaches fill up and block the west junction
     east = next(i for i, s in enumerate(net.signals) if s.id.startswith("B"))
-    blocked = SignalProgram(
-        net.signals[east].id, (Phase(60.0, "r" * net.signals[east].num_links),)
-    )
+    blocked = SignalProgram(net.signals[east].id, (Phase(60.0, "r" * net.signals[east].num_links),))
     signals = tuple(blocked if i == east else s for i, s in enumerate(net.signals))
     sc = base.replace(network=dataclasses.replace(net, signals=signals))
     sim = make_sim(sc)
