@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,62 @@ def resolve_env_id(env: EnvConfig) -> str:
     return lepton_envs.resolve_id(env.id)
 
 
-def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None = None) -> VecEnv:
+PARAMETER_SHARING = "parameter_sharing"
+"""Key of ``env.kwargs`` that asks for the env's parameter-sharing vector env."""
+
+
+def make_vec_env(
+    env: EnvConfig, n_envs: int, seed: int | None = None, *, allow_sharing: bool = True
+) -> VecEnv:
     """A batched SB3 ``VecEnv`` of ``n_envs`` replicas (native for Lepton envs).
+
+    With ``env.kwargs.parameter_sharing: true`` it is the env class's parameter-sharing vector
+    env (its ``shared_vec_env``, e.g. every traffic signal of every replica one slot), which
+    one policy trains and is evaluated on; ``allow_sharing=False`` builds the ordinary one
+    instead (what the family's baselines act on).
 
     Args:
         env: the environment config.
         n_envs: number of replicas.
         seed: the first reset gives replica ``i`` the seed ``seed + i``.
+        allow_sharing: honour ``env.kwargs.parameter_sharing``.
+
+    Raises:
+        ValueError: naming ``env.kwargs.parameter_sharing`` when the env class has no
+            parameter-sharing vector env.
     """
-    return make_sb3_vec_env(resolve_env_id(env), n_envs, seed=seed, **env_kwargs(env))
+    env_id = resolve_env_id(env)
+    kwargs, sharing = _sharing_kwargs(env)
+    if not (sharing and allow_sharing):
+        return make_sb3_vec_env(env_id, n_envs, seed=seed, **kwargs)
+    from envs.registration import env_class, spec
+
+    cls = env_class(env_id)
+    path = getattr(cls, "shared_vec_env", "")
+    if not path:
+        name = cls.__name__ if cls is not None else env_id
+        raise ValueError(
+            f"env.kwargs.{PARAMETER_SHARING}: {env_id} ({name}) has no parameter-sharing vector "
+            f"env (its class declares no shared_vec_env); drop {PARAMETER_SHARING} or set it "
+            "to false"
+        )
+    module, _, attr = path.partition(":")
+    vec_cls = getattr(importlib.import_module(module), attr)
+    env_spec = spec(env_id)
+    assert cls is not None
+    venv: VecEnv = vec_cls(cls(**{**env_spec.kwargs, **kwargs}), n_envs, env_spec.max_episode_steps)
+    if seed is not None:
+        venv.seed(seed)
+    return venv
+
+
+def _sharing_kwargs(env: EnvConfig) -> tuple[dict[str, Any], bool]:
+    """The constructor arguments of ``env`` without ``parameter_sharing``, and its value."""
+    kwargs = env_kwargs(env)
+    sharing = kwargs.pop(PARAMETER_SHARING, False)
+    if not isinstance(sharing, bool):
+        raise ValueError(f"env.kwargs.{PARAMETER_SHARING}: expected true or false, got {sharing!r}")
+    return kwargs, sharing
 
 
 def wants_normalization(normalize: NormalizeConfig | None) -> bool:
@@ -123,4 +171,5 @@ def normalization_path(model_path: str | Path) -> Path:
 
 def make_single_env(env: EnvConfig, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """A single Gymnasium env (with the registered wrappers), e.g. for rendering."""
-    return lepton_envs.make(resolve_env_id(env), render_mode=render_mode, **env_kwargs(env))
+    kwargs, _ = _sharing_kwargs(env)
+    return lepton_envs.make(resolve_env_id(env), render_mode=render_mode, **kwargs)

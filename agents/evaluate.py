@@ -50,7 +50,12 @@ def run(cfg: DictConfig) -> Metrics:
     set_random_seed(config.seed)
     torch.set_num_threads(config.torch_threads)
 
-    venv = make_vec_env(config.env, min(seeds.episodes, config.eval.batch_size))
+    # a model trained with parameter sharing acts in the shared env, a baseline in the plain one
+    venv = make_vec_env(
+        config.env,
+        min(seeds.episodes, config.eval.batch_size),
+        allow_sharing=isinstance(config.agent, SB3AgentConfig),
+    )
     policy, venv = load_policy(config, venv, seeds)
     folder = run_folder(cfg)
     save_config(folder, cfg)

@@ -66,12 +66,16 @@ def run_episodes(
     deterministic: bool = True,
     max_steps: int = 1_000_000,
 ) -> Episodes:
-    """Run ``episodes`` seeded episodes of ``policy``, ``venv.num_envs`` of them at a time.
+    """Run ``episodes`` seeded episodes of ``policy``, one per replica of ``venv`` at a time.
 
     Episode ``k`` runs on a replica seeded ``first_seed + k``: the replicas of a chunk are
     seeded together through ``venv.seed`` (replica ``i`` gets ``seed + i``) and reset; a
     replica's first episode is recorded and what follows its end (autoreset) is ignored. The
-    results do not depend on ``venv.num_envs``.
+    results do not depend on the number of replicas.
+
+    A replica is one slot of ``venv``, or ``venv.slots_per_replica`` consecutive slots in a
+    parameter-sharing env (e.g. the signals of a traffic network): the episode's return is then
+    the sum over its slots, and its length and final metrics are the replica's.
 
     Args:
         policy: acts on the batched observations of ``venv``.
@@ -88,7 +92,7 @@ def run_episodes(
     """
     if episodes < 1:
         raise ValueError(f"episodes: must be >= 1, got {episodes}")
-    n = venv.num_envs
+    n = venv.num_envs // _slots_per_replica(venv)
     returns: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     finals: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
@@ -118,7 +122,8 @@ def _run_chunk(
     deterministic: bool,
     max_steps: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    n = venv.num_envs
+    k = _slots_per_replica(venv)
+    n = venv.num_envs // k
     venv.seed(seed)
     obs = venv.reset()
     returns = np.zeros(n)
@@ -139,14 +144,20 @@ def _run_chunk(
         )
         obs, rewards, dones, infos = venv.step(actions)
         active = ~done
-        returns[active] += rewards[active]
+        ended = dones[::k]  # the slots of a replica end together
+        returns[active] += rewards.reshape(n, k).sum(axis=1, dtype=np.float64)[active]
         lengths[active] += 1
-        for i in np.flatnonzero(dones & active):
-            _record(final, infos[i], int(i))
-        done |= dones
+        for i in np.flatnonzero(ended & active):
+            _record(final, infos[i * k], int(i))
+        done |= ended
         episode_start = dones
         steps += 1
     return returns[:count], lengths[:count], {m: v[:count] for m, v in final.items()}
+
+
+def _slots_per_replica(venv: VecEnv) -> int:
+    """Consecutive slots of ``venv`` that make up one replica (through any wrappers)."""
+    return int(getattr(venv, "slots_per_replica", 1))
 
 
 def _record(final: dict[str, np.ndarray], info: Mapping[str, Any], i: int) -> None:

@@ -179,7 +179,9 @@ def run(cfg: DictConfig) -> Metrics:
         metrics=config.env.metrics,
         deterministic=config.eval.deterministic,
     )
-    baseline_env = make_vec_env(config.env, min(config.eval.episodes, config.eval.batch_size))
+    baseline_env = make_vec_env(
+        config.env, min(config.eval.episodes, config.eval.batch_size), allow_sharing=False
+    )
     fitted = {}
     for name in baselines:
         log.info("fitting baseline %s on %d training seeds", name, len(seeds.fit))

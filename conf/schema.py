@@ -82,6 +82,23 @@ class InventoryKwargs:
 
 
 @dataclasses.dataclass
+class TrafficSumoEnvConfig(GenericEnvConfig):
+    """A traffic env on an imported SUMO network (``env=traffic/sumo``).
+
+    Attributes:
+        net_file: path of the ``.net.xml``.
+        route_file: path of the ``.rou.xml`` (``None``: no demand).
+        begin: first simulated second (``None``: from the route file).
+        end: last simulated second (``None``: ``begin + 3600``).
+    """
+
+    net_file: str = MISSING
+    route_file: str | None = None
+    begin: float | None = None
+    end: float | None = None
+
+
+@dataclasses.dataclass
 class InventoryEnvConfig(EnvConfig):
     """The serial supply chain (``lepton/Inventory-v0`` and ``lepton/InventoryORGym-v0``).
 
@@ -527,6 +544,7 @@ class StudyConfig:
 ENV_SCHEMAS: dict[str, type[EnvConfig]] = {
     "generic": GenericEnvConfig,
     "inventory": InventoryEnvConfig,
+    "traffic_sumo": TrafficSumoEnvConfig,
 }
 AGENT_SCHEMAS: dict[str, type[AgentConfig]] = {
     "ppo": PPOConfig,

@@ -91,7 +91,7 @@ class BatchRunner:
         self.obs = self.env.encode_obs(self.sim.snapshot())
         return self.obs
 
-    def _reset_rows(self, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    def reset_rows(self, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
         """Reset the replicas in ``mask`` and write their new observations into ``obs``."""
         for i in mask.nonzero()[0].tolist():
             rng = self.rngs[i]
@@ -104,6 +104,9 @@ class BatchRunner:
 
     def step(self, actions: np.ndarray) -> BatchStep:
         """Validate and apply ``actions`` (``[B, ...]``), then autoreset finished replicas."""
+        fused = self.env.fused_batch_step(self, actions)
+        if fused is not None:
+            return fused
         actions = check_batch_actions(self.env.action_space, actions, self.batch_size)
         result, obs = self.env.sim_step(self.sim, actions)
         terms = self.env.reward.terms(result)
@@ -122,7 +125,7 @@ class BatchRunner:
             # the encoder returns a fresh array: keep it as the final observations and write
             # the first observations of the new episodes into a copy
             final_obs = obs
-            obs = self._reset_rows(done, obs.copy())
+            obs = self.reset_rows(done, obs.copy())
         self.obs = obs
         return BatchStep(obs, rewards, terminated, truncated, terms, metrics, done, final_obs)
 
@@ -158,6 +161,8 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
     """``"module:Class"`` of the pygame renderer, imported on first :meth:`render`."""
     baselines: ClassVar[str] = ""
     """``"module:REGISTRY"`` of the family's classic controllers (see ``envs.core.baselines``)."""
+    shared_vec_env: ClassVar[str] = ""
+    """``"module:Class"`` of the parameter-sharing SB3 VecEnv (``env.kwargs.parameter_sharing``)."""
 
     def __init__(
         self,
@@ -215,6 +220,16 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
         """
         result = sim.step(self.actions_to_sim(actions))
         return result, self.encode_obs(sim.snapshot())
+
+    def fused_batch_step(self, runner: BatchRunner, actions: np.ndarray) -> BatchStep | None:
+        """Run all of :meth:`BatchRunner.step` at once, or return ``None`` for the generic path.
+
+        A family may fuse the validation, core step, reward, episode count and encoding of a
+        batch into one compiled call; the result must equal the generic path's, and ``None``
+        must leave the runner unchanged (invalid actions take the generic path, which reports
+        them).
+        """
+        return None
 
     def encode_obs(self, snapshot: Snapshot) -> np.ndarray:
         """Encode all replicas' observations with the configured builder."""

@@ -17,6 +17,17 @@ def load_sumo(net_file: Any, route_file: Any = None, **kwargs: Any) -> Any:
     return _load(net_file, route_file, **kwargs)
 
 
+def parallel_env(**kwargs: Any) -> Any:
+    """The PettingZoo ``ParallelEnv`` of signal control: one agent per controlled signal.
+
+    Takes the arguments of :class:`envs.traffic.env.TrafficSignalEnv`; see
+    :class:`envs.traffic.multi.TrafficParallelEnv`.
+    """
+    from envs.traffic.multi import TrafficParallelEnv
+
+    return TrafficParallelEnv(**kwargs)
+
+
 def register_envs() -> None:
     """Register the traffic environments (idempotent)."""
     register(

@@ -125,7 +125,6 @@ class TrafficState(Snapshot):
             green, time in stage.
         acc: ``[B, 12]`` episode accumulators (inserted, arrived, summed trip times, ...).
         pending: ``[B]`` departures due but not yet inserted.
-        vtype: ``[T, 10]`` vehicle-type parameters.
         signal_obs: ``[B, K, F]`` sumo-rl's observation of every controlled signal.
         metrics: ``[B, M]`` the last step's metrics (``METRICS`` order).
     """
@@ -139,7 +138,6 @@ class TrafficState(Snapshot):
     signal_float: np.ndarray
     acc: np.ndarray
     pending: np.ndarray
-    vtype: np.ndarray
     signal_obs: np.ndarray
     metrics: np.ndarray
 
@@ -239,6 +237,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
             sc.teleport_time,
             sc.end,
             sc.begin,
+            len({r.edges[0] for r in sc.routes}),
         ],
         dtype=np.float64,
     )
@@ -623,6 +622,7 @@ def _advance(
     vt_len: np.ndarray,
     vt_speed: np.ndarray,
     vt_set: np.ndarray,
+    due_ptr: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Advance replica ``b`` by one decision: apply its actions, then ``n_sub`` sub-steps."""
     dt = params[0]
@@ -631,6 +631,7 @@ def _advance(
     min_green = params[4]
     max_green = params[5]
     teleport = params[6]
+    n_sources = int(params[9])
     n_lanes = lane_f.shape[0]
     n_sig = sig_i.shape[0]
     acc[b, A_STEP_ARRIVED] = 0.0
@@ -1074,8 +1075,11 @@ def _advance(
         # --- insertion ---
         t_next = t_now + dt
         edge_blocked[:] = 0
+        while due_ptr[b] < dep_n[b] and dep_time[b, due_ptr[b]] < t_next - 1e-9:
+            due_ptr[b] += 1
+        n_blocked = 0
         j = dep_ptr[b]
-        while j < dep_n[b] and dep_time[b, j] < t_next - 1e-9:
+        while j < due_ptr[b] and n_blocked < n_sources:
             if dep_done[b, j]:
                 j += 1
                 continue
@@ -1132,7 +1136,9 @@ def _advance(
                         best = cand
             pos = min(length, lane_f[best, 0]) if best >= 0 else 0.0
             if best < 0 or best_room - mingap < pos or n_free[b] == 0:
+                # later departures from this edge wait behind this one (SUMO's insertion order)
                 edge_blocked[e0] = 1
+                n_blocked += 1
                 j += 1
                 continue
             # speed at insertion
@@ -1248,13 +1254,7 @@ def _advance(
         lane_stats[b, lane, L_SPEED] += vfb[v, F_SPEED]
         if vfb[v, F_SPEED] < HALT_SPEED:
             lane_stats[b, lane, L_HALT] += 1.0
-    due = 0
-    j = dep_ptr[b]
-    while j < dep_n[b] and dep_time[b, j] < time[b] - 1e-9:
-        if not dep_done[b, j]:
-            due += 1
-        j += 1
-    pending[b] = due
+    pending[b] = due_ptr[b] - int(acc[b, A_INSERTED])
 
 
 @numba.njit(cache=True)
@@ -1463,68 +1463,189 @@ def _encode_signal(
         obs[b, k, base + n_lanes_pad + j] = min(1.0, lane_stats[b, lane, L_HALT] / lane_cap[lane])
 
 
+# the arrays of a simulation live in a few flat buffers, one per dtype, so that a decision is a
+# single compiled call with a handful of arguments (each argument costs time to pass)
+STATE_F64 = (
+    "vf",
+    "time",
+    "acc",
+    "lane_stats",
+    "sig_float",
+    "uni",
+    "metrics",
+    "per_signal",
+    "last_wait",
+    "quantities",
+    "conn_eta",
+    "new_speed",
+    "vt_pos",
+    "vt_len",
+    "vt_speed",
+)
+STATE_I32 = ("vi", "order", "free_stack", "sig_int")
+STATE_I64 = (
+    "n_alive",
+    "n_free",
+    "dep_ptr",
+    "dep_n",
+    "pending",
+    "uni_ptr",
+    "first",
+    "count",
+    "conn_busy",
+    "edge_blocked",
+    "vt_set",
+    "due_ptr",
+)
+STATE_U8 = ("link_state", "program_mode", "refill", "truncated")
+STATIC_I64 = (
+    "lane_i",
+    "lout",
+    "conn_i",
+    "conn_edge",
+    "foes",
+    "edge_i",
+    "edge_lanes",
+    "route_i",
+    "route_edges",
+    "sig_i",
+    "phase_state",
+    "greens",
+    "sig_in_ptr",
+    "sig_in",
+    "sig_out_ptr",
+    "sig_out",
+    "green_of_phase",
+    "obs_dims",
+    "controlled",
+)
+STATIC_F64 = ("lane_f", "conn_f", "route_len", "phase_dur", "params", "tp", "lane_cap")
+
+
+class Arena:
+    """Named arrays carved out of one flat buffer per dtype.
+
+    ``layout`` rows are ``(offset, d0, d1, d2)`` in the order the arrays were added, so compiled
+    code rebuilds each view with :func:`_v1`, :func:`_v2` or :func:`_v3`.
+    """
+
+    def __init__(self, dtype: type, specs: list[tuple[str, tuple[int, ...]]]) -> None:
+        sizes = [int(np.prod(shape)) for _, shape in specs]
+        self.buffer = np.zeros(max(sum(sizes), 1), dtype=dtype)
+        self.layout = np.zeros((max(len(specs), 1), 4), dtype=np.int64)
+        self.views: dict[str, np.ndarray] = {}
+        offset = 0
+        for k, ((name, shape), size) in enumerate(zip(specs, sizes, strict=True)):
+            dims = list(shape) + [1] * (3 - len(shape))
+            self.layout[k] = (offset, *dims)
+            self.views[name] = self.buffer[offset : offset + size].reshape(shape)
+            offset += size
+
+
+@numba.njit(cache=True)
+def _v1(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    o = lay[k, 0]
+    return buf[o : o + lay[k, 1]]
+
+
+@numba.njit(cache=True)
+def _v2(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    o = lay[k, 0]
+    return buf[o : o + lay[k, 1] * lay[k, 2]].reshape((lay[k, 1], lay[k, 2]))
+
+
+@numba.njit(cache=True)
+def _v3(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    o = lay[k, 0]
+    n = lay[k, 1] * lay[k, 2] * lay[k, 3]
+    return buf[o : o + n].reshape((lay[k, 1], lay[k, 2], lay[k, 3]))
+
+
 @numba.njit(cache=True)
 def _advance_all(
     n_sub: int,
     actions: np.ndarray,
-    program_mode: np.ndarray,
-    controlled: np.ndarray,
-    vi: np.ndarray,
-    vf: np.ndarray,
-    order: np.ndarray,
-    n_alive: np.ndarray,
-    free_stack: np.ndarray,
-    n_free: np.ndarray,
+    f64: np.ndarray,
+    lay_f64: np.ndarray,
+    i32: np.ndarray,
+    lay_i32: np.ndarray,
+    i64: np.ndarray,
+    lay_i64: np.ndarray,
+    u8: np.ndarray,
+    lay_u8: np.ndarray,
+    signal_obs: np.ndarray,
+    si: np.ndarray,
+    lay_si: np.ndarray,
+    sf: np.ndarray,
+    lay_sf: np.ndarray,
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
     dep_done: np.ndarray,
-    dep_ptr: np.ndarray,
-    dep_n: np.ndarray,
-    sig_int: np.ndarray,
-    sig_float: np.ndarray,
-    link_state: np.ndarray,
-    time: np.ndarray,
-    acc: np.ndarray,
-    lane_stats: np.ndarray,
-    pending: np.ndarray,
-    uni: np.ndarray,
-    uni_ptr: np.ndarray,
-    net: tuple,
-    scratch: tuple,
-    out: tuple,
 ) -> bool:  # pragma: no cover - compiled
-    (
-        lane_f,
-        lane_i,
-        lout,
-        conn_f,
-        conn_i,
-        conn_edge,
-        foes,
-        edge_i,
-        edge_lanes,
-        route_i,
-        route_edges,
-        route_len,
-        sig_i,
-        phase_state,
-        phase_dur,
-        greens,
-        params,
-        tp,
-        sig_in_ptr,
-        sig_in,
-        sig_out_ptr,
-        sig_out,
-        lane_cap,
-        green_of_phase,
-        obs_dims,
-    ) = net
-    first, count, conn_eta, conn_busy, edge_blocked, new_speed, vt_pos, vt_len, vt_speed, vt_set = (
-        scratch
-    )
-    metrics, per_sig, last_wait, obs, refill = out
+    """One decision of every replica; returns whether some replica needs fresh uniforms."""
+    # views, in the order of STATE_* and STATIC_*
+    vf = _v3(f64, lay_f64, 0)
+    time = _v1(f64, lay_f64, 1)
+    acc = _v2(f64, lay_f64, 2)
+    lane_stats = _v3(f64, lay_f64, 3)
+    sig_float = _v3(f64, lay_f64, 4)
+    uni = _v2(f64, lay_f64, 5)
+    metrics = _v2(f64, lay_f64, 6)
+    per_sig = _v3(f64, lay_f64, 7)
+    last_wait = _v2(f64, lay_f64, 8)
+    quantities = _v2(f64, lay_f64, 9)
+    conn_eta = _v1(f64, lay_f64, 10)
+    new_speed = _v1(f64, lay_f64, 11)
+    vt_pos = _v1(f64, lay_f64, 12)
+    vt_len = _v1(f64, lay_f64, 13)
+    vt_speed = _v1(f64, lay_f64, 14)
+    vi = _v3(i32, lay_i32, 0)
+    order = _v2(i32, lay_i32, 1)
+    free_stack = _v2(i32, lay_i32, 2)
+    sig_int = _v3(i32, lay_i32, 3)
+    n_alive = _v1(i64, lay_i64, 0)
+    n_free = _v1(i64, lay_i64, 1)
+    dep_ptr = _v1(i64, lay_i64, 2)
+    dep_n = _v1(i64, lay_i64, 3)
+    pending = _v1(i64, lay_i64, 4)
+    uni_ptr = _v1(i64, lay_i64, 5)
+    first = _v1(i64, lay_i64, 6)
+    count = _v1(i64, lay_i64, 7)
+    conn_busy = _v1(i64, lay_i64, 8)
+    edge_blocked = _v1(i64, lay_i64, 9)
+    vt_set = _v1(i64, lay_i64, 10)
+    due_ptr = _v1(i64, lay_i64, 11)
+    link_state = _v2(u8, lay_u8, 0)
+    program_mode = _v2(u8, lay_u8, 1)
+    refill = _v1(u8, lay_u8, 2)
+    truncated = _v1(u8, lay_u8, 3)
+    lane_i = _v2(si, lay_si, 0)
+    lout = _v1(si, lay_si, 1)
+    conn_i = _v2(si, lay_si, 2)
+    conn_edge = _v1(si, lay_si, 3)
+    foes = _v1(si, lay_si, 4)
+    edge_i = _v2(si, lay_si, 5)
+    edge_lanes = _v1(si, lay_si, 6)
+    route_i = _v2(si, lay_si, 7)
+    route_edges = _v1(si, lay_si, 8)
+    sig_i = _v2(si, lay_si, 9)
+    phase_state = _v2(si, lay_si, 10)
+    greens = _v1(si, lay_si, 11)
+    sig_in_ptr = _v1(si, lay_si, 12)
+    sig_in = _v1(si, lay_si, 13)
+    sig_out_ptr = _v1(si, lay_si, 14)
+    sig_out = _v1(si, lay_si, 15)
+    green_of_phase = _v1(si, lay_si, 16)
+    obs_dims = _v1(si, lay_si, 17)
+    controlled = _v1(si, lay_si, 18)
+    lane_f = _v2(sf, lay_sf, 0)
+    conn_f = _v2(sf, lay_sf, 1)
+    route_len = _v1(sf, lay_sf, 2)
+    phase_dur = _v1(sf, lay_sf, 3)
+    params = _v1(sf, lay_sf, 4)
+    tp = _v2(sf, lay_sf, 5)
+    lane_cap = _v1(sf, lay_sf, 6)
     any_refill = False
     for b in range(vi.shape[0]):
         _advance(
@@ -1582,6 +1703,7 @@ def _advance_all(
             vt_len,
             vt_speed,
             vt_set,
+            due_ptr,
         )
         _summarise(
             b,
@@ -1607,8 +1729,14 @@ def _advance_all(
             metrics,
             per_sig,
             last_wait,
-            obs,
+            signal_obs,
         )
+        for q in range(quantities.shape[1]):
+            total = 0.0
+            for k in range(per_sig.shape[1]):
+                total += per_sig[b, k, q]
+            quantities[b, q] = total
+        truncated[b] = 1 if time[b] >= params[7] - 1e-9 else 0
         # ask for fresh uniforms before the next decision could run out of them
         if uni_ptr[b] + (n_alive[b] + 64) * 2 * n_sub + 256 > uni.shape[1]:
             refill[b] = 1
@@ -1659,29 +1787,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         k = len(self.controlled)
         self.n_sub = int(round(scenario.signals.delta_time / scenario.step_length))
         self.capacity = v = vehicle_capacity(scenario)
-        self.vi = np.zeros((b, v, NVI), dtype=np.int32)
-        self.vf = np.zeros((b, v, NVF), dtype=np.float64)
-        self.order = np.zeros((b, v), dtype=np.int32)
-        self.n_alive = np.zeros(b, dtype=np.int64)
-        self.free_stack = np.zeros((b, v), dtype=np.int32)
-        self.n_free = np.zeros(b, dtype=np.int64)
-        self.dep_time = np.full((b, 1), np.inf, dtype=np.float64)
-        self.dep_i = np.zeros((b, 1, 3), dtype=np.int32)
-        self.dep_speed = np.zeros((b, 1), dtype=np.float64)
-        self.dep_done = np.zeros((b, 1), dtype=np.uint8)
-        self.dep_ptr = np.zeros(b, dtype=np.int64)
-        self.dep_n = np.zeros(b, dtype=np.int64)
         n_sig = net.num_signals
-        self.sig_int = np.zeros((b, n_sig, 4), dtype=np.int32)
-        self.sig_float = np.zeros((b, n_sig, 4), dtype=np.float64)
-        self.link_state = np.zeros((b, max(c.num_links, 1)), dtype=np.uint8)
-        self.time = np.zeros(b, dtype=np.float64)
-        self.acc = np.zeros((b, NACC), dtype=np.float64)
-        self.lane_stats = np.zeros((b, net.num_lanes, NLS), dtype=np.float64)
-        self.pending = np.zeros(b, dtype=np.int64)
-        self.uni = np.zeros((b, UNIFORM_BLOCK), dtype=np.float64)
-        self.uni_ptr = np.zeros(b, dtype=np.int64)
-        self.program_mode = np.zeros((b, n_sig), dtype=np.bool_)
         # per controlled signal: incoming and outgoing lanes, green phases
         sig_lanes = [net.signal_lanes[s] for s in self.controlled.tolist()]
         sig_outs = [net.signal_out_lanes[s] for s in self.controlled.tolist()]
@@ -1707,56 +1813,98 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for s in range(n_sig):
             for g, p in enumerate(c.greens[c.sig_i[s, 4] : c.sig_i[s, 4] + c.sig_i[s, 5]]):
                 green_of_phase[p] = g
-        lane_cap = net.lane_length / 7.5  # sumo-rl: lane length / (min gap + vehicle length)
-        conn_edge = np.asarray(net.lane_edge[net.conn_to], dtype=np.int32)
-        self._net = (
-            c.lane_f,
-            c.lane_i,
-            c.lout,
-            c.conn_f,
-            c.conn_i,
-            conn_edge,
-            c.foes,
-            c.edge_i,
-            c.edge_lanes,
-            c.route_i,
-            c.route_edges,
-            c.route_len,
-            c.sig_i,
-            c.phase_state,
-            c.phase_dur,
-            c.greens,
-            c.params,
-            c.vtypes,
-            _csr_ptr(sig_lanes),
-            _csr_values(sig_lanes),
-            _csr_ptr(sig_outs),
-            _csr_values(sig_outs),
-            np.ascontiguousarray(lane_cap),
-            green_of_phase,
-            np.array([self.obs_phases, self.obs_lanes], dtype=np.int64),
-        )
-        self._scratch = (
-            np.zeros(net.num_lanes, dtype=np.int64),
-            np.zeros(net.num_lanes, dtype=np.int64),
-            np.zeros(max(net.num_connections, 1), dtype=np.float64),
-            np.zeros(max(net.num_connections, 1), dtype=np.int64),
-            np.zeros(net.num_edges, dtype=np.int64),
-            np.zeros(v, dtype=np.float64),
-            np.zeros(net.num_lanes, dtype=np.float64),
-            np.zeros(net.num_lanes, dtype=np.float64),
-            np.zeros(net.num_lanes, dtype=np.float64),
-            np.zeros(net.num_lanes, dtype=np.int64),
-        )
-        self.metrics = np.zeros((b, len(METRICS)), dtype=np.float64)
-        self.per_signal = np.zeros((b, k, len(QUANTITIES)), dtype=np.float64)
-        self.last_wait = np.zeros((b, k), dtype=np.float64)
+        n_l, n_c, n_e = net.num_lanes, max(net.num_connections, 1), net.num_edges
         self.obs_width = self.obs_phases + 1 + 2 * self.obs_lanes
+        shapes = {
+            "vf": (b, v, NVF),
+            "time": (b,),
+            "acc": (b, NACC),
+            "lane_stats": (b, n_l, NLS),
+            "sig_float": (b, n_sig, 4),
+            "uni": (b, UNIFORM_BLOCK),
+            "metrics": (b, len(METRICS)),
+            "per_signal": (b, k, len(QUANTITIES)),
+            "last_wait": (b, k),
+            "quantities": (b, len(QUANTITIES)),
+            "conn_eta": (n_c,),
+            "new_speed": (v,),
+            "vt_pos": (n_l,),
+            "vt_len": (n_l,),
+            "vt_speed": (n_l,),
+            "vi": (b, v, NVI),
+            "order": (b, v),
+            "free_stack": (b, v),
+            "sig_int": (b, n_sig, 4),
+            "n_alive": (b,),
+            "n_free": (b,),
+            "dep_ptr": (b,),
+            "dep_n": (b,),
+            "pending": (b,),
+            "uni_ptr": (b,),
+            "first": (n_l,),
+            "count": (n_l,),
+            "conn_busy": (n_c,),
+            "edge_blocked": (n_e,),
+            "vt_set": (n_l,),
+            "due_ptr": (b,),
+            "link_state": (b, max(c.num_links, 1)),
+            "program_mode": (b, n_sig),
+            "refill": (b,),
+            "truncated": (b,),
+        }
+        self._f64 = Arena(np.float64, [(n, shapes[n]) for n in STATE_F64])
+        self._i32 = Arena(np.int32, [(n, shapes[n]) for n in STATE_I32])
+        self._i64 = Arena(np.int64, [(n, shapes[n]) for n in STATE_I64])
+        self._u8 = Arena(np.uint8, [(n, shapes[n]) for n in STATE_U8])
+        for arena in (self._f64, self._i32, self._i64, self._u8):
+            self.__dict__.update(arena.views)
+        self.program_mode = self._u8.views["program_mode"].view(np.bool_)
+        """``[B, S]`` signals that run their fixed-time program (cleared at every reset)."""
+        self._truncated = self._u8.views["truncated"].view(np.bool_)
         self.signal_obs = np.zeros((b, k, self.obs_width), dtype=np.float32)
-        self._refill = np.zeros(b, dtype=np.uint8)
-        self._out = (self.metrics, self.per_signal, self.last_wait, self.signal_obs, self._refill)
-        self._quantities = np.zeros((b, len(QUANTITIES)), dtype=np.float64)
+        self.dep_time = np.full((b, 1), np.inf, dtype=np.float64)
+        self.dep_i = np.zeros((b, 1, 3), dtype=np.int32)
+        self.dep_speed = np.zeros((b, 1), dtype=np.float64)
+        self.dep_done = np.zeros((b, 1), dtype=np.uint8)
+        static_i = {
+            "lane_i": c.lane_i,
+            "lout": c.lout,
+            "conn_i": c.conn_i,
+            "conn_edge": net.lane_edge[net.conn_to],
+            "foes": c.foes,
+            "edge_i": c.edge_i,
+            "edge_lanes": c.edge_lanes,
+            "route_i": c.route_i,
+            "route_edges": c.route_edges,
+            "sig_i": c.sig_i,
+            "phase_state": c.phase_state,
+            "greens": c.greens,
+            "sig_in_ptr": _csr_ptr(sig_lanes),
+            "sig_in": _csr_values(sig_lanes),
+            "sig_out_ptr": _csr_ptr(sig_outs),
+            "sig_out": _csr_values(sig_outs),
+            "green_of_phase": green_of_phase,
+            "obs_dims": np.array([self.obs_phases, self.obs_lanes]),
+            "controlled": self.controlled,
+        }
+        static_f = {
+            "lane_f": c.lane_f,
+            "conn_f": c.conn_f,
+            "route_len": c.route_len,
+            "phase_dur": c.phase_dur,
+            "params": c.params,
+            "tp": c.vtypes,
+            "lane_cap": net.lane_length / 7.5,  # sumo-rl: lane length / (min gap + length)
+        }
+        self._si = Arena(np.int64, [(n, np.shape(static_i[n])) for n in STATIC_I64])
+        self._sf = Arena(np.float64, [(n, np.shape(static_f[n])) for n in STATIC_F64])
+        for name in STATIC_I64:
+            self._si.views[name][...] = static_i[name]
+        for name in STATIC_F64:
+            self._sf.views[name][...] = static_f[name]
         self._terminated = np.zeros(b, dtype=bool)
+        self._q_columns = Columns(QUANTITIES, self.quantities)
+        self._m_columns = Columns(METRICS, self.metrics)
 
     def check_compatible(self, scenario: TrafficScenario) -> None:
         a, s = scenario.network, self.structure.network
@@ -1810,6 +1958,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self.dep_speed[i, :n] = demand.speed
         self.dep_done[i] = 0
         self.dep_ptr[i] = 0
+        self.due_ptr[i] = 0
         self.dep_n[i] = n
         self.vi[i] = 0
         self.vf[i] = 0.0
@@ -1864,44 +2013,35 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
     def _refill_uniforms(self) -> None:
         # the kernel flags replicas whose next decision could exhaust their uniforms; each
         # draws fresh ones from its own generator
-        for i in np.flatnonzero(self._refill).tolist():
+        for i in np.flatnonzero(self.refill).tolist():
             rng = self.rngs[i]
             assert rng is not None
             self.uni[i] = rng.random(UNIFORM_BLOCK)
             self.uni_ptr[i] = 0
-            self._refill[i] = 0
+            self.refill[i] = 0
 
     def advance(self, actions: np.ndarray) -> None:
         """Run one decision of every replica (``actions``: ``[B, K]`` int64)."""
         if _advance_all(
             self.n_sub,
             actions,
-            self.program_mode,
-            self.controlled,
-            self.vi,
-            self.vf,
-            self.order,
-            self.n_alive,
-            self.free_stack,
-            self.n_free,
+            self._f64.buffer,
+            self._f64.layout,
+            self._i32.buffer,
+            self._i32.layout,
+            self._i64.buffer,
+            self._i64.layout,
+            self._u8.buffer,
+            self._u8.layout,
+            self.signal_obs,
+            self._si.buffer,
+            self._si.layout,
+            self._sf.buffer,
+            self._sf.layout,
             self.dep_time,
             self.dep_i,
             self.dep_speed,
             self.dep_done,
-            self.dep_ptr,
-            self.dep_n,
-            self.sig_int,
-            self.sig_float,
-            self.link_state,
-            self.time,
-            self.acc,
-            self.lane_stats,
-            self.pending,
-            self.uni,
-            self.uni_ptr,
-            self._net,
-            self._scratch,
-            self._out,
         ):
             self._refill_uniforms()
 
@@ -1922,12 +2062,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         lost by all vehicles in the decision and ``arrived`` the trips finished in it (both
         split evenly over the signals).
         """
-        q = self._quantities
-        np.sum(self.per_signal, axis=1, out=q)
-        truncated = self.time >= self.structure.end - 1e-9
-        return StepResult(
-            Columns(QUANTITIES, q), Columns(METRICS, self.metrics), self._terminated, truncated
-        )
+        return StepResult(self._q_columns, self._m_columns, self._terminated, self._truncated)
 
     def views(self) -> TrafficState:
         return TrafficState(
@@ -1940,7 +2075,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             signal_float=readonly(self.sig_float),
             acc=readonly(self.acc),
             pending=readonly(self.pending),
-            vtype=readonly(self.compiled.vtypes),
             signal_obs=readonly(self.signal_obs),
             metrics=readonly(self.metrics),
         )
