@@ -54,6 +54,26 @@ def family_baselines() -> dict[str, list[str]]:
     return out
 
 
+def env_overrides(env: str) -> list[str]:
+    """Overrides a preset needs to compose (the SUMO-import preset needs its files)."""
+    if env != "traffic/sumo":
+        return [f"env={env}"]
+    pytest.importorskip("sumolib", reason="the SUMO-import preset needs the `sumo` extra")
+    from envs.traffic.nets import sumo_rl_nets_dir
+
+    try:
+        folder = sumo_rl_nets_dir() / "single-intersection"
+    except RuntimeError as exc:  # pragma: no cover - depends on the package index
+        pytest.skip(f"sumo-rl's networks cannot be fetched: {exc}")
+    return [
+        f"env={env}",
+        f"env.net_file={folder / 'single-intersection.net.xml'}",
+        f"env.route_file={folder / 'single-intersection.rou.xml'}",
+        "env.begin=0",
+        "env.end=600",
+    ]
+
+
 def env_for_baseline(name: str) -> str:
     """An env preset whose family has the baseline ``name`` (the default env when it does)."""
     homes = [env for env, names in family_baselines().items() if name in names]
@@ -93,7 +113,7 @@ def test_default_run_dir_names_env_experiment_seed_time(tmp_path):
 
 @pytest.mark.parametrize("env", presets("env"))
 def test_env_presets_compose_and_make(make_cfg, env):
-    config = as_config(make_cfg("config", [f"env={env}"]), TrainConfig)
+    config = as_config(make_cfg("config", env_overrides(env)), TrainConfig)
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", config.env.name), "env.name is used in folder names"
     venv = make_vec_env(config.env, 2, seed=0)
     obs = venv.reset()
@@ -107,7 +127,7 @@ def test_env_presets_compose_and_make(make_cfg, env):
 
 @pytest.mark.parametrize("env", presets("env"))
 def test_env_presets_build_ppo_and_every_baseline(make_cfg, env):
-    config = as_config(make_cfg("config", [f"env={env}"]), TrainConfig)
+    config = as_config(make_cfg("config", env_overrides(env)), TrainConfig)
     agent = config.agent
     assert isinstance(agent, SB3AgentConfig)
     venv = make_training_env(config.env, 2, 0, agent.normalize, agent.gamma)

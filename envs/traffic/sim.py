@@ -220,7 +220,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     for s, sig in enumerate(net.signals):
         gs = sig.green_phases
         sig_i[s] = (offsets[s], sig.num_links, k, len(sig.phases), len(greens_l), len(gs))
-        greens_l.extend(gs)
+        greens_l.extend(k + g for g in gs)  # program phase indices across all signals
         for p in sig.phases:
             phase_state[k, : sig.num_links] = state_codes(p.state)
             phase_dur[k] = p.duration
@@ -582,9 +582,8 @@ def _advance(
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
-    dep_done: np.ndarray,
-    dep_ptr: np.ndarray,
-    dep_n: np.ndarray,
+    seg_ptr: np.ndarray,
+    seg_end: np.ndarray,
     sig_int: np.ndarray,
     sig_float: np.ndarray,
     link_state: np.ndarray,
@@ -616,13 +615,12 @@ def _advance(
     count: np.ndarray,
     conn_eta: np.ndarray,
     conn_busy: np.ndarray,
-    edge_blocked: np.ndarray,
     new_speed: np.ndarray,
     vt_pos: np.ndarray,
     vt_len: np.ndarray,
     vt_speed: np.ndarray,
     vt_set: np.ndarray,
-    due_ptr: np.ndarray,
+    seg_due: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Advance replica ``b`` by one decision: apply its actions, then ``n_sub`` sub-steps."""
     dt = params[0]
@@ -1074,59 +1072,45 @@ def _advance(
                 k += 1
         # --- insertion ---
         t_next = t_now + dt
-        edge_blocked[:] = 0
-        while due_ptr[b] < dep_n[b] and dep_time[b, due_ptr[b]] < t_next - 1e-9:
-            due_ptr[b] += 1
-        n_blocked = 0
-        j = dep_ptr[b]
-        while j < due_ptr[b] and n_blocked < n_sources:
-            if dep_done[b, j]:
-                j += 1
-                continue
-            route = dep_i[b, j, 0]
-            rs = route_i[route, 0]
-            e0 = route_edges[rs]
-            if edge_blocked[e0]:
-                j += 1
-                continue
-            t = dep_i[b, j, 1]
-            mode = dep_i[b, j, 2]
-            length = tp[t, T_LEN]
-            mingap = tp[t, T_GAP]
-            nxt = route_edges[rs + 1] if route_i[route, 1] - rs > 1 else -1
-            best = -1
-            best_room = -1e18
-            n_cand = edge_i[e0, 1] - edge_i[e0, 0]
-            pick = -1
-            if mode == -3:
-                pick = int(uni[b, uni_ptr[b]] * n_cand)
-                uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
-            for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
-                cand = edge_lanes[jj]
-                idx = jj - edge_i[e0, 0]
-                if mode >= 0 and lane_i[cand, 3] != mode:
-                    continue
-                if mode == -4 and idx != 0:
-                    continue
-                if mode == -3 and idx != pick:
-                    continue
-                if (
-                    mode == -1
-                    and nxt >= 0
-                    and not _lane_continues(cand, nxt, lane_i, lout, conn_i, conn_edge)
-                ):
-                    continue
-                room = lane_f[cand, 0]
-                if count[cand] > 0:
-                    u = ob[first[cand] + count[cand] - 1]
-                    room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
-                if room > best_room:
-                    best_room = room
-                    best = cand
-            if best < 0 and mode == -1:
-                # no lane continues: take the freest lane of the edge
+        # departures are grouped by source edge (time order within a group): each source
+        # inserts its due vehicles in order until one does not fit (SUMO's insertion order)
+        for src in range(n_sources):
+            while (
+                seg_due[b, src] < seg_end[b, src] and dep_time[b, seg_due[b, src]] < t_next - 1e-9
+            ):
+                seg_due[b, src] += 1
+            while seg_ptr[b, src] < seg_due[b, src]:
+                j = seg_ptr[b, src]
+                route = dep_i[b, j, 0]
+                rs = route_i[route, 0]
+                e0 = route_edges[rs]
+                t = dep_i[b, j, 1]
+                mode = dep_i[b, j, 2]
+                length = tp[t, T_LEN]
+                mingap = tp[t, T_GAP]
+                nxt = route_edges[rs + 1] if route_i[route, 1] - rs > 1 else -1
+                best = -1
+                best_room = -1e18
+                n_cand = edge_i[e0, 1] - edge_i[e0, 0]
+                pick = -1
+                if mode == -3:
+                    pick = int(uni[b, uni_ptr[b]] * n_cand)
+                    uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
                 for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
                     cand = edge_lanes[jj]
+                    idx = jj - edge_i[e0, 0]
+                    if mode >= 0 and lane_i[cand, 3] != mode:
+                        continue
+                    if mode == -4 and idx != 0:
+                        continue
+                    if mode == -3 and idx != pick:
+                        continue
+                    if (
+                        mode == -1
+                        and nxt >= 0
+                        and not _lane_continues(cand, nxt, lane_i, lout, conn_i, conn_edge)
+                    ):
+                        continue
                     room = lane_f[cand, 0]
                     if count[cand] > 0:
                         u = ob[first[cand] + count[cand] - 1]
@@ -1134,72 +1118,76 @@ def _advance(
                     if room > best_room:
                         best_room = room
                         best = cand
-            pos = min(length, lane_f[best, 0]) if best >= 0 else 0.0
-            if best < 0 or best_room - mingap < pos or n_free[b] == 0:
-                # later departures from this edge wait behind this one (SUMO's insertion order)
-                edge_blocked[e0] = 1
-                n_blocked += 1
-                j += 1
-                continue
-            # speed at insertion
-            vmax_t = tp[t, T_VMAX]
-            sf = _speed_factor(b, t, tp, uni, uni_ptr)
-            vmax = min(lane_f[best, 1] * sf, vmax_t)
-            code = dep_speed[b, j]
-            if code == -1.0 or code == -2.0:
-                v0 = vmax
-            elif code == -3.0:
-                v0 = vmax * uni[b, uni_ptr[b]]
-                uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
-            else:
-                v0 = min(code, vmax)
-            if count[best] > 0:
-                u = ob[first[best] + count[best] - 1]
-                gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - mingap
-                v0 = min(v0, _safe_speed(v0, vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC]))
-            n_free[b] -= 1
-            v = free_stack[b, n_free[b]]
-            vib[v, I_ALIVE] = 1
-            vib[v, I_LANE] = best
-            vib[v, I_ROUTE] = route
-            vib[v, I_RPOS] = 0
-            vib[v, I_INCONN] = -1
-            vib[v, I_TYPE] = t
-            vib[v, I_PASS] = 0
-            vfb[v, F_POS] = pos
-            vfb[v, F_SPEED] = max(v0, 0.0)
-            vfb[v, F_SF] = sf
-            vfb[v, F_DEPART] = dep_time[b, j]
-            vfb[v, F_INSERT] = t_next
-            vfb[v, F_WAIT] = 0.0
-            vfb[v, F_LWAIT] = 0.0
-            vfb[v, F_LOSS] = 0.0
-            vfb[v, F_STUCK] = 0.0
-            vfb[v, F_ROUTELEN] = 0.0
-            ob[n] = v
-            n += 1
-            n_alive[b] = n
-            acc[b, A_INSERTED] += 1.0
-            acc[b, A_DDELAY] += t_next - dep_time[b, j]
-            dep_done[b, j] = 1
-            # keep the lane lists valid for the next insertions of this sub-step
-            _sort_order(vib, vfb, ob, n)
-            _lane_ranges(vib, ob, n, first, count)
-            vib[v, I_CONN] = _choose_conn(
-                best,
-                route,
-                0,
-                lane_i,
-                lout,
-                conn_i,
-                conn_edge,
-                route_i,
-                route_edges,
-                count,
-            )
-            j += 1
-        while dep_ptr[b] < dep_n[b] and dep_done[b, dep_ptr[b]]:
-            dep_ptr[b] += 1
+                if best < 0 and mode == -1:
+                    # no lane continues: take the freest lane of the edge
+                    for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
+                        cand = edge_lanes[jj]
+                        room = lane_f[cand, 0]
+                        if count[cand] > 0:
+                            u = ob[first[cand] + count[cand] - 1]
+                            room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                        if room > best_room:
+                            best_room = room
+                            best = cand
+                pos = min(length, lane_f[best, 0]) if best >= 0 else 0.0
+                if best < 0 or best_room - mingap < pos or n_free[b] == 0:
+                    break
+                # speed at insertion
+                vmax_t = tp[t, T_VMAX]
+                sf = _speed_factor(b, t, tp, uni, uni_ptr)
+                vmax = min(lane_f[best, 1] * sf, vmax_t)
+                code = dep_speed[b, j]
+                if code == -1.0 or code == -2.0:
+                    v0 = vmax
+                elif code == -3.0:
+                    v0 = vmax * uni[b, uni_ptr[b]]
+                    uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+                else:
+                    v0 = min(code, vmax)
+                if count[best] > 0:
+                    u = ob[first[best] + count[best] - 1]
+                    gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - mingap
+                    v0 = min(v0, _safe_speed(v0, vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC]))
+                n_free[b] -= 1
+                v = free_stack[b, n_free[b]]
+                vib[v, I_ALIVE] = 1
+                vib[v, I_LANE] = best
+                vib[v, I_ROUTE] = route
+                vib[v, I_RPOS] = 0
+                vib[v, I_INCONN] = -1
+                vib[v, I_TYPE] = t
+                vib[v, I_PASS] = 0
+                vfb[v, F_POS] = pos
+                vfb[v, F_SPEED] = max(v0, 0.0)
+                vfb[v, F_SF] = sf
+                vfb[v, F_DEPART] = dep_time[b, j]
+                vfb[v, F_INSERT] = t_next
+                vfb[v, F_WAIT] = 0.0
+                vfb[v, F_LWAIT] = 0.0
+                vfb[v, F_LOSS] = 0.0
+                vfb[v, F_STUCK] = 0.0
+                vfb[v, F_ROUTELEN] = 0.0
+                ob[n] = v
+                n += 1
+                n_alive[b] = n
+                acc[b, A_INSERTED] += 1.0
+                acc[b, A_DDELAY] += t_next - dep_time[b, j]
+                seg_ptr[b, src] += 1
+                # keep the lane lists valid for the next insertions of this sub-step
+                _sort_order(vib, vfb, ob, n)
+                _lane_ranges(vib, ob, n, first, count)
+                vib[v, I_CONN] = _choose_conn(
+                    best,
+                    route,
+                    0,
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    count,
+                )
         # --- clock, signals, accumulators ---
         time[b] = t_next
         speed_sum = 0.0
@@ -1254,7 +1242,10 @@ def _advance(
         lane_stats[b, lane, L_SPEED] += vfb[v, F_SPEED]
         if vfb[v, F_SPEED] < HALT_SPEED:
             lane_stats[b, lane, L_HALT] += 1.0
-    pending[b] = due_ptr[b] - int(acc[b, A_INSERTED])
+    due = 0
+    for src in range(seg_ptr.shape[1]):
+        due += seg_due[b, src] - seg_ptr[b, src]
+    pending[b] = due
 
 
 @numba.njit(cache=True)
@@ -1486,16 +1477,15 @@ STATE_I32 = ("vi", "order", "free_stack", "sig_int")
 STATE_I64 = (
     "n_alive",
     "n_free",
-    "dep_ptr",
-    "dep_n",
+    "seg_ptr",
+    "seg_end",
     "pending",
     "uni_ptr",
     "first",
     "count",
     "conn_busy",
-    "edge_blocked",
     "vt_set",
-    "due_ptr",
+    "seg_due",
 )
 STATE_U8 = ("link_state", "program_mode", "refill", "truncated")
 STATIC_I64 = (
@@ -1530,16 +1520,31 @@ class Arena:
     """
 
     def __init__(self, dtype: type, specs: list[tuple[str, tuple[int, ...]]]) -> None:
-        sizes = [int(np.prod(shape)) for _, shape in specs]
+        self.specs = [(name, tuple(int(d) for d in shape)) for name, shape in specs]
+        sizes = [int(np.prod(shape)) for _, shape in self.specs]
         self.buffer = np.zeros(max(sum(sizes), 1), dtype=dtype)
         self.layout = np.zeros((max(len(specs), 1), 4), dtype=np.int64)
-        self.views: dict[str, np.ndarray] = {}
         offset = 0
-        for k, ((name, shape), size) in enumerate(zip(specs, sizes, strict=True)):
+        for k, ((_, shape), size) in enumerate(zip(self.specs, sizes, strict=True)):
             dims = list(shape) + [1] * (3 - len(shape))
             self.layout[k] = (offset, *dims)
-            self.views[name] = self.buffer[offset : offset + size].reshape(shape)
             offset += size
+        self.views = self._carve()
+
+    def _carve(self) -> dict[str, np.ndarray]:
+        views = {}
+        for k, (name, shape) in enumerate(self.specs):
+            offset = int(self.layout[k, 0])
+            views[name] = self.buffer[offset : offset + int(np.prod(shape))].reshape(shape)
+        return views
+
+    def __getstate__(self) -> dict[str, Any]:
+        # views would be pickled as copies; they are carved again from the buffer
+        return {k: v for k, v in self.__dict__.items() if k != "views"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.views = self._carve()
 
 
 @numba.njit(cache=True)
@@ -1581,7 +1586,6 @@ def _advance_all(
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
-    dep_done: np.ndarray,
 ) -> bool:  # pragma: no cover - compiled
     """One decision of every replica; returns whether some replica needs fresh uniforms."""
     # views, in the order of STATE_* and STATIC_*
@@ -1606,16 +1610,15 @@ def _advance_all(
     sig_int = _v3(i32, lay_i32, 3)
     n_alive = _v1(i64, lay_i64, 0)
     n_free = _v1(i64, lay_i64, 1)
-    dep_ptr = _v1(i64, lay_i64, 2)
-    dep_n = _v1(i64, lay_i64, 3)
+    seg_ptr = _v2(i64, lay_i64, 2)
+    seg_end = _v2(i64, lay_i64, 3)
     pending = _v1(i64, lay_i64, 4)
     uni_ptr = _v1(i64, lay_i64, 5)
     first = _v1(i64, lay_i64, 6)
     count = _v1(i64, lay_i64, 7)
     conn_busy = _v1(i64, lay_i64, 8)
-    edge_blocked = _v1(i64, lay_i64, 9)
-    vt_set = _v1(i64, lay_i64, 10)
-    due_ptr = _v1(i64, lay_i64, 11)
+    vt_set = _v1(i64, lay_i64, 9)
+    seg_due = _v2(i64, lay_i64, 10)
     link_state = _v2(u8, lay_u8, 0)
     program_mode = _v2(u8, lay_u8, 1)
     refill = _v1(u8, lay_u8, 2)
@@ -1663,9 +1666,8 @@ def _advance_all(
             dep_time,
             dep_i,
             dep_speed,
-            dep_done,
-            dep_ptr,
-            dep_n,
+            seg_ptr,
+            seg_end,
             sig_int,
             sig_float,
             link_state,
@@ -1697,13 +1699,12 @@ def _advance_all(
             count,
             conn_eta,
             conn_busy,
-            edge_blocked,
             new_speed,
             vt_pos,
             vt_len,
             vt_speed,
             vt_set,
-            due_ptr,
+            seg_due,
         )
         _summarise(
             b,
@@ -1813,7 +1814,12 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for s in range(n_sig):
             for g, p in enumerate(c.greens[c.sig_i[s, 4] : c.sig_i[s, 4] + c.sig_i[s, 5]]):
                 green_of_phase[p] = g
-        n_l, n_c, n_e = net.num_lanes, max(net.num_connections, 1), net.num_edges
+        n_l, n_c = net.num_lanes, max(net.num_connections, 1)
+        firsts = sorted({r.edges[0] for r in scenario.routes})
+        self.route_src = np.array(
+            [firsts.index(r.edges[0]) for r in scenario.routes], dtype=np.int64
+        )
+        n_src = max(len(firsts), 1)
         self.obs_width = self.obs_phases + 1 + 2 * self.obs_lanes
         shapes = {
             "vf": (b, v, NVF),
@@ -1837,16 +1843,15 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "sig_int": (b, n_sig, 4),
             "n_alive": (b,),
             "n_free": (b,),
-            "dep_ptr": (b,),
-            "dep_n": (b,),
+            "seg_ptr": (b, n_src),
+            "seg_end": (b, n_src),
             "pending": (b,),
             "uni_ptr": (b,),
             "first": (n_l,),
             "count": (n_l,),
             "conn_busy": (n_c,),
-            "edge_blocked": (n_e,),
             "vt_set": (n_l,),
-            "due_ptr": (b,),
+            "seg_due": (b, n_src),
             "link_state": (b, max(c.num_links, 1)),
             "program_mode": (b, n_sig),
             "refill": (b,),
@@ -1856,16 +1861,11 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self._i32 = Arena(np.int32, [(n, shapes[n]) for n in STATE_I32])
         self._i64 = Arena(np.int64, [(n, shapes[n]) for n in STATE_I64])
         self._u8 = Arena(np.uint8, [(n, shapes[n]) for n in STATE_U8])
-        for arena in (self._f64, self._i32, self._i64, self._u8):
-            self.__dict__.update(arena.views)
-        self.program_mode = self._u8.views["program_mode"].view(np.bool_)
-        """``[B, S]`` signals that run their fixed-time program (cleared at every reset)."""
-        self._truncated = self._u8.views["truncated"].view(np.bool_)
+        self._bind_views()
         self.signal_obs = np.zeros((b, k, self.obs_width), dtype=np.float32)
         self.dep_time = np.full((b, 1), np.inf, dtype=np.float64)
         self.dep_i = np.zeros((b, 1, 3), dtype=np.int32)
         self.dep_speed = np.zeros((b, 1), dtype=np.float64)
-        self.dep_done = np.zeros((b, 1), dtype=np.uint8)
         static_i = {
             "lane_i": c.lane_i,
             "lout": c.lout,
@@ -1903,8 +1903,31 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for name in STATIC_F64:
             self._sf.views[name][...] = static_f[name]
         self._terminated = np.zeros(b, dtype=bool)
+
+    ARENAS = ("_f64", "_i32", "_i64", "_u8")
+
+    def _bind_views(self) -> None:
+        """Expose every array of the state buffers as an attribute (views, no copies)."""
+        for name in self.ARENAS:
+            self.__dict__.update(getattr(self, name).views)
+        self.program_mode = self._u8.views["program_mode"].view(np.bool_)
+        """``[B, S]`` signals that run their fixed-time program (cleared at every reset)."""
+        self._truncated = self._u8.views["truncated"].view(np.bool_)
         self._q_columns = Columns(QUANTITIES, self.quantities)
         self._m_columns = Columns(METRICS, self.metrics)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in self.ARENAS:
+            for view in getattr(self, name).views:
+                state.pop(view, None)
+        for name in ("program_mode", "_truncated", "_q_columns", "_m_columns"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_views()
 
     def check_compatible(self, scenario: TrafficScenario) -> None:
         a, s = scenario.network, self.structure.network
@@ -1950,16 +1973,20 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         n = demand.time.size
         if n > self.dep_time.shape[1]:
             self._grow_departures(n)
-        self.dep_time[i, :n] = demand.time
+        # group the departures by source edge, in time order within each group
+        src = self.route_src[demand.route]
+        order = np.argsort(src, kind="stable")
+        src = src[order]
+        self.dep_time[i, :n] = demand.time[order]
         self.dep_time[i, n:] = np.inf
-        self.dep_i[i, :n, 0] = demand.route
-        self.dep_i[i, :n, 1] = demand.vtype
-        self.dep_i[i, :n, 2] = demand.lane
-        self.dep_speed[i, :n] = demand.speed
-        self.dep_done[i] = 0
-        self.dep_ptr[i] = 0
-        self.due_ptr[i] = 0
-        self.dep_n[i] = n
+        self.dep_i[i, :n, 0] = demand.route[order]
+        self.dep_i[i, :n, 1] = demand.vtype[order]
+        self.dep_i[i, :n, 2] = demand.lane[order]
+        self.dep_speed[i, :n] = demand.speed[order]
+        sources = np.arange(self.seg_ptr.shape[1])
+        self.seg_ptr[i] = np.searchsorted(src, sources, side="left")
+        self.seg_due[i] = self.seg_ptr[i]
+        self.seg_end[i] = np.searchsorted(src, sources, side="right")
         self.vi[i] = 0
         self.vf[i] = 0.0
         self.n_alive[i] = 0
@@ -2001,7 +2028,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             ("dep_time", (b, size), np.float64),
             ("dep_i", (b, size, 3), np.int32),
             ("dep_speed", (b, size), np.float64),
-            ("dep_done", (b, size), np.uint8),
         ):
             new = np.zeros(shape, dtype=dtype)
             new[:, :old] = getattr(self, name)
@@ -2041,7 +2067,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             self.dep_time,
             self.dep_i,
             self.dep_speed,
-            self.dep_done,
         ):
             self._refill_uniforms()
 
