@@ -264,3 +264,30 @@ def test_bad_signal_settings_name_the_field(bad: dict[str, float]) -> None:
 def test_unknown_preset_names_the_field() -> None:
     with pytest.raises(ValueError, match="scenario.preset"):
         gym.make("lepton/TrafficSignal-v0", scenario="grid9x9")
+
+
+def test_fused_step_equals_the_generic_path() -> None:
+    kwargs = {"scenario": {"preset": "grid2x2", "seconds": 300}, "reward_weights": {"queue": 0.5}}
+    fused = gym.make_vec(
+        "lepton/TrafficGrid-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs
+    )
+    generic = gym.make_vec(
+        "lepton/TrafficGrid-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs
+    )
+    generic.unwrapped.env.fused_batch_step = lambda runner, actions: None
+    o1, _ = fused.reset(seed=3)
+    o2, _ = generic.reset(seed=3)
+    np.testing.assert_array_equal(o1, o2)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(70):  # past the end of the 300-s episodes: autoreset included
+        acts = rng.integers(0, 4, size=(2, 4))
+        a = fused.step(acts)
+        g = generic.step(acts)
+        for x, y in zip(a[:4], g[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a[4]["mean_travel_time"], g[4]["mean_travel_time"])
+        ends += int(a[3].sum())
+    assert ends == 2
+    with pytest.raises(Exception, match="4"):
+        fused.step(np.full((2, 4), 4))

@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from envs.core.env import LeptonEnv
+from envs.core.env import BatchRunner, BatchStep, LeptonEnv
 from envs.core.features import ObservationBuilder, QuantityTerm, RewardTerm
 from envs.core.registry import Registry
-from envs.core.sim import StepResult
+from envs.core.sim import Columns, StepResult
 from envs.core.vector import LeptonVectorEnv
 from envs.traffic.scenario import SignalSettings, TrafficScenario
 from envs.traffic.sim import (
@@ -20,6 +20,8 @@ from envs.traffic.sim import (
     L_HALT,
     L_SPEED,
     L_WAIT,
+    METRICS,
+    QUANTITIES,
     S_CUR,
     S_STAGE,
     S_TARGET,
@@ -335,6 +337,83 @@ class TrafficSignalEnv(LeptonEnv):
 
     def actions_to_sim(self, actions: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(actions, dtype=np.int64).reshape(actions.shape[0], -1)
+
+    def fused_batch_step(self, runner: BatchRunner, actions: np.ndarray) -> BatchStep | None:
+        """The whole batch step in one compiled call: check, core step, rewards, episode ends.
+
+        Applies to the ``default`` observation with reward terms that are signed quantities
+        and integer actions; returns ``None`` (nothing changed) otherwise and for an action out
+        of range, which the generic path then reports.
+        """
+        plan = self._episode_plan()
+        if plan is None or runner.obs is None:
+            return None
+        sim = runner.sim
+        b = runner.batch_size
+        acts = np.asarray(actions)
+        if acts.dtype.kind not in "iu" or acts.size != b * len(plan[1]):
+            return None
+        acts = np.ascontiguousarray(acts, dtype=np.int64).reshape(b, -1)
+        names, nvec, term_q, sign, weight = plan
+        rewards = np.empty(b)
+        terms = np.empty((b, len(names)))
+        flags = np.empty((3, b), dtype=np.bool_)
+        max_steps = runner.max_episode_steps
+        episode = (
+            nvec,
+            term_q,
+            sign,
+            weight,
+            runner.episode_steps,
+            0 if max_steps is None else int(max_steps),
+            rewards,
+            terms,
+            flags,
+        )
+        if not sim.advance(acts, episode):  # type: ignore[attr-defined]
+            return None
+        obs = sim.signal_obs.reshape(b, -1).copy()  # type: ignore[attr-defined]
+        done = flags[2]
+        final_obs = None
+        if runner.autoreset and done.any():
+            final_obs = obs
+            obs = runner.reset_rows(done, obs.copy())
+        runner.obs = obs
+        return BatchStep(
+            obs=obs,
+            rewards=rewards,
+            terminated=flags[0],
+            truncated=flags[1],
+            terms=Columns(names, terms),
+            metrics=Columns(METRICS, sim.metrics),  # type: ignore[attr-defined]
+            done=done,
+            final_obs=final_obs,
+        )
+
+    def _episode_plan(
+        self,
+    ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Names, action bounds, quantity columns, signs and weights of the fused step."""
+        cached = self.__dict__.get("_plan")
+        if cached is not None and cached[0] is self.reward:
+            return cached[1]
+        plan = None
+        fns = self.reward.fns
+        if self._fused and all(isinstance(fn, QuantityTerm) for fn in fns.values()):
+            space = self.action_space
+            nvec = np.atleast_1d(
+                space.n if isinstance(space, spaces.Discrete) else space.nvec  # type: ignore[attr-defined]
+            ).astype(np.int64)
+            names = tuple(fns)
+            plan = (
+                names,
+                nvec,
+                np.array([QUANTITIES.index(fn.quantity) for fn in fns.values()], dtype=np.int64),  # type: ignore[attr-defined]
+                np.array([fn.sign for fn in fns.values()], dtype=np.float64),  # type: ignore[attr-defined]
+                np.array([self.reward.weights.get(n, 0.0) for n in names], dtype=np.float64),
+            )
+        self._plan = (self.reward, plan)
+        return plan
 
     def sim_step(self, sim: Any, actions: np.ndarray) -> tuple[StepResult, np.ndarray]:
         result = sim.step(self.actions_to_sim(actions))

@@ -1586,8 +1586,25 @@ def _advance_all(
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
-) -> bool:  # pragma: no cover - compiled
-    """One decision of every replica; returns whether some replica needs fresh uniforms."""
+    episode: tuple,
+) -> int:  # pragma: no cover - compiled
+    """One decision of every replica.
+
+    ``episode`` is ``(nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards,
+    terms, flags)`` for a fused environment step (empty ``nvec``: the core step alone): the
+    actions are checked against ``nvec`` first (nothing changes if one is out of range), then
+    every replica's reward terms ``terms[b, j] = quantities[b, term_q[j]] * term_sign[j]``, its
+    reward (weighted sum), step count and ``flags`` (terminated, truncated, done) are written.
+
+    Returns:
+        -1 for an action out of range, else 1 if some replica needs fresh uniforms, else 0.
+    """
+    nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards, terms, flags = episode
+    if nvec.shape[0] > 0:
+        for b in range(actions.shape[0]):
+            for k in range(nvec.shape[0]):
+                if actions[b, k] < 0 or actions[b, k] >= nvec[k]:
+                    return -1
     # views, in the order of STATE_* and STATIC_*
     vf = _v3(f64, lay_f64, 0)
     time = _v1(f64, lay_f64, 1)
@@ -1738,11 +1755,23 @@ def _advance_all(
                 total += per_sig[b, k, q]
             quantities[b, q] = total
         truncated[b] = 1 if time[b] >= params[7] - 1e-9 else 0
+        if nvec.shape[0] > 0:
+            total = 0.0
+            for j in range(term_q.shape[0]):
+                value = quantities[b, term_q[j]] * term_sign[j]
+                terms[b, j] = value
+                total += term_weight[j] * value
+            rewards[b] = total
+            episode_steps[b] += 1
+            cut = truncated[b] == 1 or (max_steps > 0 and episode_steps[b] >= max_steps)
+            flags[0, b] = False
+            flags[1, b] = cut
+            flags[2, b] = cut
         # ask for fresh uniforms before the next decision could run out of them
         if uni_ptr[b] + (n_alive[b] + 64) * 2 * n_sub + 256 > uni.shape[1]:
             refill[b] = 1
             any_refill = True
-    return any_refill
+    return 1 if any_refill else 0
 
 
 def vehicle_capacity(sc: TrafficScenario) -> int:
@@ -1903,6 +1932,17 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for name in STATIC_F64:
             self._sf.views[name][...] = static_f[name]
         self._terminated = np.zeros(b, dtype=bool)
+        self._no_episode = (
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(b, dtype=np.int64),
+            0,
+            np.zeros(b),
+            np.zeros((b, 0)),
+            np.zeros((3, b), dtype=np.bool_),
+        )
 
     ARENAS = ("_f64", "_i32", "_i64", "_u8")
 
@@ -2046,9 +2086,13 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             self.uni_ptr[i] = 0
             self.refill[i] = 0
 
-    def advance(self, actions: np.ndarray) -> None:
-        """Run one decision of every replica (``actions``: ``[B, K]`` int64)."""
-        if _advance_all(
+    def advance(self, actions: np.ndarray, episode: tuple | None = None) -> bool:
+        """Run one decision of every replica (``actions``: ``[B, K]`` int64).
+
+        ``episode`` makes it a fused environment step (see :func:`_advance_all`); returns
+        ``False`` (and changes nothing) when an action is out of range there.
+        """
+        code = _advance_all(
             self.n_sub,
             actions,
             self._f64.buffer,
@@ -2067,8 +2111,11 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             self.dep_time,
             self.dep_i,
             self.dep_speed,
-        ):
+            self._no_episode if episode is None else episode,
+        )
+        if code == 1:
             self._refill_uniforms()
+        return code >= 0
 
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.batch_size, -1)
