@@ -1,0 +1,64 @@
+"""Every network shipped with sumo-rl imports, runs under its own fixed-time program and renders."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401  (registers the ids)
+from envs.traffic.baselines import BASELINES
+
+pytest.importorskip("sumolib", reason="importing SUMO networks needs the `sumo` extra")
+from envs.traffic.nets import RESCO_NETS, resco_scenario, sumo_rl_nets_dir  # noqa: E402
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+HEAVY = {"ingolstadt21", "cologne8", "ingolstadt7", "arterial4x4"}
+"""Networks whose import and run take seconds: in the slow suite."""
+
+
+@pytest.fixture(scope="module")
+def nets() -> None:
+    try:
+        sumo_rl_nets_dir()
+    except RuntimeError as exc:  # pragma: no cover - depends on the package index
+        pytest.skip(f"sumo-rl's networks cannot be fetched: {exc}")
+
+
+def run_fixed_time(name: str, seconds: float) -> tuple[dict, np.ndarray]:
+    full = resco_scenario(name)
+    sc = resco_scenario(name, begin=full.begin, end=full.begin + seconds)
+    env = gym.make("lepton/TrafficGrid-v0", scenario=sc, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    policy = BASELINES.get("fixed_time")(env, seed=0)
+    info: dict = {}
+    done = False
+    while not done:
+        action, _ = policy.predict(obs)
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    frame = env.render()
+    env.close()
+    sim = env.unwrapped.runner.sim
+    assert np.all(sim.conservation() == 0)
+    return info, frame
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+        for n in (*RESCO_NETS, "single-intersection")
+    ],
+)
+def test_network_runs_fixed_time_and_renders(nets: None, name: str) -> None:
+    info, frame = run_fixed_time(name, 600.0)
+    assert info["time"] >= resco_scenario(name).begin + 600.0 - 1e-6
+    assert info["inserted_total"] > 0
+    assert info["arrived_total"] > 0
+    assert np.isfinite(info["mean_travel_time"])
+    assert frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.std() > 0  # something was drawn
