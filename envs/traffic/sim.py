@@ -86,6 +86,7 @@ FORCE_CHANGE = 10.0
 """Seconds at the stop line after which a lane change ignores the follower's safety gap."""
 UNIFORM_BLOCK = 1 << 16
 
+
 METRICS = (
     "time",
     "arrived",
@@ -1567,7 +1568,8 @@ def _v3(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no c
 
 
 @numba.njit(cache=True)
-def _advance_all(
+def _replica_step(
+    b: int,
     n_sub: int,
     actions: np.ndarray,
     f64: np.ndarray,
@@ -1587,24 +1589,12 @@ def _advance_all(
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
     episode: tuple,
-) -> int:  # pragma: no cover - compiled
-    """One decision of every replica.
+) -> bool:  # pragma: no cover - compiled
+    """Advance replica ``b`` by one decision and write its outputs.
 
-    ``episode`` is ``(nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards,
-    terms, flags)`` for a fused environment step (empty ``nvec``: the core step alone): the
-    actions are checked against ``nvec`` first (nothing changes if one is out of range), then
-    every replica's reward terms ``terms[b, j] = quantities[b, term_q[j]] * term_sign[j]``, its
-    reward (weighted sum), step count and ``flags`` (terminated, truncated, done) are written.
-
-    Returns:
-        -1 for an action out of range, else 1 if some replica needs fresh uniforms, else 0.
+    Returns whether the replica needs fresh uniforms (see :func:`_advance_all` for ``episode``).
     """
     nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards, terms, flags = episode
-    if nvec.shape[0] > 0:
-        for b in range(actions.shape[0]):
-            for k in range(nvec.shape[0]):
-                if actions[b, k] < 0 or actions[b, k] >= nvec[k]:
-                    return -1
     # views, in the order of STATE_* and STATIC_*
     vf = _v3(f64, lay_f64, 0)
     time = _v1(f64, lay_f64, 1)
@@ -1616,11 +1606,11 @@ def _advance_all(
     per_sig = _v3(f64, lay_f64, 7)
     last_wait = _v2(f64, lay_f64, 8)
     quantities = _v2(f64, lay_f64, 9)
-    conn_eta = _v1(f64, lay_f64, 10)
-    new_speed = _v1(f64, lay_f64, 11)
-    vt_pos = _v1(f64, lay_f64, 12)
-    vt_len = _v1(f64, lay_f64, 13)
-    vt_speed = _v1(f64, lay_f64, 14)
+    conn_eta = _v2(f64, lay_f64, 10)[b]
+    new_speed = _v2(f64, lay_f64, 11)[b]
+    vt_pos = _v2(f64, lay_f64, 12)[b]
+    vt_len = _v2(f64, lay_f64, 13)[b]
+    vt_speed = _v2(f64, lay_f64, 14)[b]
     vi = _v3(i32, lay_i32, 0)
     order = _v2(i32, lay_i32, 1)
     free_stack = _v2(i32, lay_i32, 2)
@@ -1631,10 +1621,10 @@ def _advance_all(
     seg_end = _v2(i64, lay_i64, 3)
     pending = _v1(i64, lay_i64, 4)
     uni_ptr = _v1(i64, lay_i64, 5)
-    first = _v1(i64, lay_i64, 6)
-    count = _v1(i64, lay_i64, 7)
-    conn_busy = _v1(i64, lay_i64, 8)
-    vt_set = _v1(i64, lay_i64, 9)
+    first = _v2(i64, lay_i64, 6)[b]
+    count = _v2(i64, lay_i64, 7)[b]
+    conn_busy = _v2(i64, lay_i64, 8)[b]
+    vt_set = _v2(i64, lay_i64, 9)[b]
     seg_due = _v2(i64, lay_i64, 10)
     link_state = _v2(u8, lay_u8, 0)
     program_mode = _v2(u8, lay_u8, 1)
@@ -1666,112 +1656,182 @@ def _advance_all(
     params = _v1(sf, lay_sf, 4)
     tp = _v2(sf, lay_sf, 5)
     lane_cap = _v1(sf, lay_sf, 6)
-    any_refill = False
-    for b in range(vi.shape[0]):
-        _advance(
+    _advance(
+        b,
+        n_sub,
+        actions,
+        program_mode,
+        controlled,
+        vi,
+        vf,
+        order,
+        n_alive,
+        free_stack,
+        n_free,
+        dep_time,
+        dep_i,
+        dep_speed,
+        seg_ptr,
+        seg_end,
+        sig_int,
+        sig_float,
+        link_state,
+        time,
+        acc,
+        lane_stats,
+        pending,
+        uni,
+        uni_ptr,
+        lane_f,
+        lane_i,
+        lout,
+        conn_f,
+        conn_i,
+        conn_edge,
+        foes,
+        edge_i,
+        edge_lanes,
+        route_i,
+        route_edges,
+        route_len,
+        sig_i,
+        phase_state,
+        phase_dur,
+        greens,
+        params,
+        tp,
+        first,
+        count,
+        conn_eta,
+        conn_busy,
+        new_speed,
+        vt_pos,
+        vt_len,
+        vt_speed,
+        vt_set,
+        seg_due,
+    )
+    _summarise(
+        b,
+        controlled,
+        program_mode,
+        n_alive,
+        sig_int,
+        sig_float,
+        time,
+        acc,
+        lane_stats,
+        pending,
+        lane_f,
+        sig_i,
+        params,
+        sig_in_ptr,
+        sig_in,
+        sig_out_ptr,
+        sig_out,
+        lane_cap,
+        green_of_phase,
+        obs_dims,
+        metrics,
+        per_sig,
+        last_wait,
+        signal_obs,
+    )
+    for q in range(quantities.shape[1]):
+        total = 0.0
+        for k in range(per_sig.shape[1]):
+            total += per_sig[b, k, q]
+        quantities[b, q] = total
+    truncated[b] = 1 if time[b] >= params[7] - 1e-9 else 0
+    if nvec.shape[0] > 0:
+        total = 0.0
+        for j in range(term_q.shape[0]):
+            value = quantities[b, term_q[j]] * term_sign[j]
+            terms[b, j] = value
+            total += term_weight[j] * value
+        rewards[b] = total
+        episode_steps[b] += 1
+        cut = truncated[b] == 1 or (max_steps > 0 and episode_steps[b] >= max_steps)
+        flags[0, b] = False
+        flags[1, b] = cut
+        flags[2, b] = cut
+    # ask for fresh uniforms before the next decision could run out of them
+    if uni_ptr[b] + (n_alive[b] + 64) * 2 * n_sub + 256 > uni.shape[1]:
+        refill[b] = 1
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _actions_valid(actions: np.ndarray, nvec: np.ndarray) -> bool:  # pragma: no cover
+    for b in range(actions.shape[0]):
+        for k in range(nvec.shape[0]):
+            if actions[b, k] < 0 or actions[b, k] >= nvec[k]:
+                return False
+    return True
+
+
+@numba.njit(cache=True)
+def _advance_all(
+    n_sub: int,
+    actions: np.ndarray,
+    f64: np.ndarray,
+    lay_f64: np.ndarray,
+    i32: np.ndarray,
+    lay_i32: np.ndarray,
+    i64: np.ndarray,
+    lay_i64: np.ndarray,
+    u8: np.ndarray,
+    lay_u8: np.ndarray,
+    signal_obs: np.ndarray,
+    si: np.ndarray,
+    lay_si: np.ndarray,
+    sf: np.ndarray,
+    lay_sf: np.ndarray,
+    dep_time: np.ndarray,
+    dep_i: np.ndarray,
+    dep_speed: np.ndarray,
+    episode: tuple,
+) -> int:  # pragma: no cover - compiled
+    """One decision of every replica, one after the other.
+
+    ``episode`` is ``(nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards,
+    terms, flags)`` for a fused environment step (empty ``nvec``: the core step alone): the
+    actions are checked against ``nvec`` first (nothing changes if one is out of range), then
+    every replica's reward terms ``terms[b, j] = quantities[b, term_q[j]] * term_sign[j]``, its
+    reward (weighted sum), step count and ``flags`` (terminated, truncated, done) are written.
+
+    Returns:
+        -1 for an action out of range, else 1 if some replica needs fresh uniforms, else 0.
+    """
+    if episode[0].shape[0] > 0 and not _actions_valid(actions, episode[0]):
+        return -1
+    refill = 0
+    for b in range(lay_i32[0, 1]):
+        if _replica_step(
             b,
             n_sub,
             actions,
-            program_mode,
-            controlled,
-            vi,
-            vf,
-            order,
-            n_alive,
-            free_stack,
-            n_free,
+            f64,
+            lay_f64,
+            i32,
+            lay_i32,
+            i64,
+            lay_i64,
+            u8,
+            lay_u8,
+            signal_obs,
+            si,
+            lay_si,
+            sf,
+            lay_sf,
             dep_time,
             dep_i,
             dep_speed,
-            seg_ptr,
-            seg_end,
-            sig_int,
-            sig_float,
-            link_state,
-            time,
-            acc,
-            lane_stats,
-            pending,
-            uni,
-            uni_ptr,
-            lane_f,
-            lane_i,
-            lout,
-            conn_f,
-            conn_i,
-            conn_edge,
-            foes,
-            edge_i,
-            edge_lanes,
-            route_i,
-            route_edges,
-            route_len,
-            sig_i,
-            phase_state,
-            phase_dur,
-            greens,
-            params,
-            tp,
-            first,
-            count,
-            conn_eta,
-            conn_busy,
-            new_speed,
-            vt_pos,
-            vt_len,
-            vt_speed,
-            vt_set,
-            seg_due,
-        )
-        _summarise(
-            b,
-            controlled,
-            program_mode,
-            n_alive,
-            sig_int,
-            sig_float,
-            time,
-            acc,
-            lane_stats,
-            pending,
-            lane_f,
-            sig_i,
-            params,
-            sig_in_ptr,
-            sig_in,
-            sig_out_ptr,
-            sig_out,
-            lane_cap,
-            green_of_phase,
-            obs_dims,
-            metrics,
-            per_sig,
-            last_wait,
-            signal_obs,
-        )
-        for q in range(quantities.shape[1]):
-            total = 0.0
-            for k in range(per_sig.shape[1]):
-                total += per_sig[b, k, q]
-            quantities[b, q] = total
-        truncated[b] = 1 if time[b] >= params[7] - 1e-9 else 0
-        if nvec.shape[0] > 0:
-            total = 0.0
-            for j in range(term_q.shape[0]):
-                value = quantities[b, term_q[j]] * term_sign[j]
-                terms[b, j] = value
-                total += term_weight[j] * value
-            rewards[b] = total
-            episode_steps[b] += 1
-            cut = truncated[b] == 1 or (max_steps > 0 and episode_steps[b] >= max_steps)
-            flags[0, b] = False
-            flags[1, b] = cut
-            flags[2, b] = cut
-        # ask for fresh uniforms before the next decision could run out of them
-        if uni_ptr[b] + (n_alive[b] + 64) * 2 * n_sub + 256 > uni.shape[1]:
-            refill[b] = 1
-            any_refill = True
-    return 1 if any_refill else 0
+            episode,
+        ):
+            refill = 1
+    return refill
 
 
 def vehicle_capacity(sc: TrafficScenario) -> int:
@@ -1861,11 +1921,11 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "per_signal": (b, k, len(QUANTITIES)),
             "last_wait": (b, k),
             "quantities": (b, len(QUANTITIES)),
-            "conn_eta": (n_c,),
-            "new_speed": (v,),
-            "vt_pos": (n_l,),
-            "vt_len": (n_l,),
-            "vt_speed": (n_l,),
+            "conn_eta": (b, n_c),
+            "new_speed": (b, v),
+            "vt_pos": (b, n_l),
+            "vt_len": (b, n_l),
+            "vt_speed": (b, n_l),
             "vi": (b, v, NVI),
             "order": (b, v),
             "free_stack": (b, v),
@@ -1876,10 +1936,10 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "seg_end": (b, n_src),
             "pending": (b,),
             "uni_ptr": (b,),
-            "first": (n_l,),
-            "count": (n_l,),
-            "conn_busy": (n_c,),
-            "vt_set": (n_l,),
+            "first": (b, n_l),
+            "count": (b, n_l),
+            "conn_busy": (b, n_c),
+            "vt_set": (b, n_l),
             "seg_due": (b, n_src),
             "link_state": (b, max(c.num_links, 1)),
             "program_mode": (b, n_sig),
