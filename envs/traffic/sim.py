@@ -667,7 +667,7 @@ def _advance(
             else:
                 sig_int[b, s, S_CUR] = target
                 sig_float[b, s, S_GREEN] = 0.0
-    for _sub in range(n_sub):
+    for sub in range(n_sub):
         t_now = time[b]
         # --- link states ---
         for s in range(n_sig):
@@ -699,8 +699,10 @@ def _advance(
                         else:
                             link_state[b, off + j] = RED
         n = n_alive[b]
-        _sort_order(vib, vfb, ob, n)
-        _lane_ranges(vib, ob, n, first, count)
+        if sub == 0:
+            # later sub-steps start from the order and lane ranges the previous one left
+            _sort_order(vib, vfb, ob, n)
+            _lane_ranges(vib, ob, n, first, count)
         # --- strategic lane changes ---
         changed = False
         for k in range(n):
