@@ -9,14 +9,16 @@ import numba
 import numpy as np
 from gymnasium import spaces
 
-from envs.core.env import LeptonEnv
+from envs.core.env import BatchRunner, BatchStep, LeptonEnv
 from envs.core.features import ObservationBuilder, QuantityTerm, RewardTerm
 from envs.core.registry import Registry
+from envs.core.sim import Columns
 from envs.core.vector import LeptonVectorEnv
 from envs.recsys.scenario import RecScenario, make_scenario
 from envs.recsys.sim import (
     A_LAST_WATCH,
     FEATURE_BOUND,
+    I_CORPUS,
     I_T,
     LINEAR_FEATURES,
     METRICS,
@@ -27,18 +29,23 @@ from envs.recsys.sim import (
     QUANTITIES,
     RecSim,
     RecState,
-    _step,
+    advance,
+    check_positions,
+    unpack_state,
 )
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
 REWARDS: Registry[RewardTerm] = Registry("reward term")
 ACTION_MODES = ("slate", "scores", "linear")
-_ROW0 = np.zeros(1, dtype=np.int64)
 USER_EXTRA = ("budget_left", "satisfaction", "last_click", "last_watch", "time")
 CANDIDATE_EXTRA = ("quality", "clickbait", "length", "popularity")
+N_OUT = len(QUANTITIES) + len(METRICS)
+_NO_STEPS = np.zeros(0, dtype=np.int64)
+_INT64 = np.dtype(np.int64)
+_NO_PLAN = np.zeros(0)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _encode_flat(
     features: np.ndarray,
     budget: np.ndarray,
@@ -75,68 +82,150 @@ def _encode_flat(
             out[b, o + n_topics + 3] = feats[b, j, n_topics + 3]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _step_encode(
-    slate: np.ndarray,
-    params: np.ndarray,
-    ints: np.ndarray,
-    u: np.ndarray,
+    slate_in: np.ndarray,
+    fstate: np.ndarray,
+    istate: np.ndarray,
+    bstate: np.ndarray,
     perm: np.ndarray,
-    cdfs: np.ndarray,
-    cands: np.ndarray,
     corpus_f: np.ndarray,
-    feats: np.ndarray,
-    user: np.ndarray,
-    shown: np.ndarray,
-    acc: np.ndarray,
-    slots: np.ndarray,
-    slate_feats: np.ndarray,
-    left: np.ndarray,
+    cdfs: np.ndarray,
+    table: np.ndarray,
+    c: int,
+    width: int,
+    plan: np.ndarray,
+    episode_steps: np.ndarray,
+    max_episode_steps: int,
     out: np.ndarray,
     flags: np.ndarray,
-    rows: np.ndarray,
     obs: np.ndarray,
-) -> int:  # pragma: no cover - compiled
-    """One core step (:func:`envs.recsys.sim._step`) and the ``default`` observation, fused.
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """One core step of every replica, its reward and its ``default`` observation, fused.
 
-    Reads the observation from the core's packed state exactly as :meth:`FlatObservation.encode`
-    reads it from the snapshot (whose fields are views of the same arrays).
+    The step is :func:`envs.recsys.sim.advance`. The observation holds what
+    :meth:`FlatObservation.encode` reads from the snapshot; the candidates' block is copied from
+    ``table``, the encoded corpus (:func:`encoded_corpus`), since a candidate's features are its
+    corpus item's.
+
+    Args:
+        slate_in: ``[B * k]`` candidate positions, replica by replica.
+        fstate: the core's packed float64 state (:func:`envs.recsys.sim.unpack_state`).
+        istate: its packed int64 state.
+        bstate: its packed bool state.
+        perm: ``[B, N]`` the replicas' corpus permutations.
+        corpus_f: ``[K, N, T + 4]`` the items' features per catalogue.
+        cdfs: ``[K, N]`` popularity sampling CDFs.
+        c: candidates per step.
+        width: uniforms per replica buffer.
+        table: ``[K, N, T + 4]`` float32 encoded corpus.
+        plan: reward terms and weights (:meth:`RecSlateEnv._fused_plan`), or empty: no reward.
+        episode_steps: ``[B]`` steps of the current episodes, counted here, or empty.
+        max_episode_steps: truncate an episode after this many steps (``-1``: never).
+        out: ``[B, QUANTITIES + METRICS (+ terms + reward)]`` results.
+        flags: ``[3, B]`` terminated, truncated, done.
+        obs: ``[B, D]`` observations.
+
+    Returns:
+        ``(status, done)``: ``status`` is ``-1 - b`` when replica ``b``'s slate holds a position
+        outside the candidates (nothing is changed then), else the number of replicas whose
+        buffer of uniforms cannot cover the next step; ``done`` counts the episodes that ended.
     """
-    status = _step(
-        slate,
-        params,
-        ints,
-        u,
-        perm,
-        cdfs,
-        cands,
-        corpus_f,
-        feats,
-        user,
-        shown,
-        acc,
-        slots,
-        slate_feats,
-        left,
-        out,
-        flags,
+    b_size = perm.shape[0]
+    k = slate_in.shape[0] // b_size
+    status = check_positions(slate_in, k, c)
+    if status < 0:
+        return status, 0
+    n_topics = corpus_f.shape[2] - 4
+    f = n_topics + 4
+    params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left = unpack_state(
+        fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
     )
-    if status >= 0:
-        t = (user.shape[1] - 2) // 3
-        k = slate.shape[1]
-        _encode_flat(
-            user[:, 2 * t : 3 * t],
-            user[:, 3 * t],
-            user[:, 3 * t + 1],
-            slots[:, 2 * k],
-            acc[:, A_LAST_WATCH],
-            ints[:, I_T],
+    scores = np.empty(k)
+    probs = np.empty(k)
+    picked = np.empty(c, dtype=np.bool_)
+    n_out = N_OUT
+    n_terms = int(plan[0]) if plan.shape[0] > 0 else -1
+    counting = episode_steps.shape[0] > 0
+    refills = 0
+    done = 0
+    for b in range(b_size):
+        term, trunc, refill = advance(
+            b,
+            slate_in,
             params,
+            user,
+            acc,
             feats,
-            rows,
-            obs,
+            slate_feats,
+            u,
+            ints,
+            cands,
+            slots,
+            shown,
+            left,
+            perm,
+            corpus_f,
+            cdfs,
+            out,
+            scores,
+            probs,
+            picked,
         )
-    return status
+        refills += refill
+        if n_terms >= 0:
+            # terms: signed quantities; reward: their weighted sum, in the order of the weights
+            for i in range(n_terms):
+                out[b, n_out + i] = out[b, int(plan[1 + 2 * i])] * plan[2 + 2 * i]
+            o = 1 + 2 * n_terms
+            reward = 0.0
+            for i in range(int(plan[o])):
+                part = plan[o + 2 + 2 * i] * out[b, n_out + int(plan[o + 1 + 2 * i])]
+                reward = part if i == 0 else reward + part
+            out[b, n_out + n_terms] = reward
+        if counting:
+            episode_steps[b] += 1
+            if max_episode_steps >= 0 and episode_steps[b] >= max_episode_steps:
+                trunc = True
+        flags[0, b] = term
+        flags[1, b] = trunc
+        flags[2, b] = term or trunc
+        done += term or trunc
+        # the default observation: user block, then the candidates' rows of the table
+        budget0 = max(params[b, P_BUDGET0], 1e-9)
+        scale = max(params[b, P_LENGTH_SCALE], 1e-9)
+        for d in range(n_topics):
+            obs[b, d] = min(max(user[b, 2 * n_topics + d], -FEATURE_BOUND), FEATURE_BOUND)
+        obs[b, n_topics] = min(max(user[b, 3 * n_topics] / budget0, 0.0), 1.0)
+        obs[b, n_topics + 1] = user[b, 3 * n_topics + 1]
+        obs[b, n_topics + 2] = 1.0 if slots[b, 2 * k] >= 0 else 0.0
+        obs[b, n_topics + 3] = min(max(acc[b, A_LAST_WATCH] / scale, 0.0), 5.0)
+        obs[b, n_topics + 4] = min(max(ints[b, I_T] / max(params[b, P_MAX_STEPS], 1.0), 0.0), 1.0)
+        corpus = ints[b, I_CORPUS]
+        o = n_topics + 5
+        for j in range(c):
+            item = cands[b, j]
+            for d in range(f):
+                obs[b, o + d] = table[corpus, item, d]
+            o += f
+    return refills, done
+
+
+def encoded_corpus(corpus_f: np.ndarray, length_means: list[float]) -> np.ndarray:
+    """Every corpus item encoded as a candidate of the ``default`` observation, ``[K, N, T + 4]``.
+
+    The same operations as :func:`_encode_flat` (float64, then rounded to float32), so a
+    candidate's block is its item's row, bit for bit.
+    """
+    t = corpus_f.shape[2] - len(CANDIDATE_EXTRA)
+    scale = np.maximum(np.asarray(length_means, dtype=np.float64), 1e-9)[:, None]
+    out = np.empty(corpus_f.shape, dtype=np.float32)
+    out[:, :, :t] = corpus_f[:, :, :t]
+    out[:, :, t] = np.minimum(np.maximum(corpus_f[:, :, t] / QUALITY_SCALE, -3.0), 3.0)
+    out[:, :, t + 1] = corpus_f[:, :, t + 1]
+    out[:, :, t + 2] = np.minimum(np.maximum(corpus_f[:, :, t + 2] / scale, 0.0), 5.0)
+    out[:, :, t + 3] = corpus_f[:, :, t + 3]
+    return out
 
 
 def _user_block(snapshot: RecState) -> np.ndarray:
@@ -380,8 +469,9 @@ class RecSlateEnv(LeptonEnv):
                 f"action_mode: {action_mode!r} is not allowed; allowed values: {ACTION_MODES}"
             )
         self.action_mode = action_mode
-        self._plan: Any = None
+        self._plan: tuple[tuple[str, ...], np.ndarray] | None = None
         self._plan_for: Any = None
+        self._buffers: tuple[np.ndarray, ...] = ()
         super().__init__(
             scenario,
             observation=observation,
@@ -389,10 +479,9 @@ class RecSlateEnv(LeptonEnv):
             render_mode=render_mode,
         )
         self._obs_size = int(np.prod(self.observation_space.shape or (1,)))
-        self._buffers = (
-            np.empty((1, len(QUANTITIES) + len(METRICS))),
-            np.empty((1, 2), dtype=np.bool_),
-        )
+        self._slate_shape = (self.structure.slate_size,)
+        self._table: np.ndarray | None = None
+        self._table_of: np.ndarray | None = None
 
     def coerce_scenario(self, obj: Any) -> RecScenario:
         return make_scenario(obj)
@@ -423,45 +512,55 @@ class RecSlateEnv(LeptonEnv):
         """Take one step; see :meth:`LeptonEnv.step`.
 
         With the ``default`` observation, reward terms that are signed quantities and a slate
-        of integer positions, the core step and the encoding run as one compiled call and the
-        ``info`` dict is built from one row of numbers: the same values, bit for bit, as the
-        generic path, which handles every other case (and reports invalid actions).
+        of integer positions, the core step, the reward and the encoding run as one compiled
+        call and the ``info`` dict is built from one row of numbers: the same values, bit for
+        bit, as the generic path, which handles every other case (and reports invalid actions).
         """
         runner = self._runner
+        plan = self._plan if self._plan_for is self.reward else self._fused_plan()
         a = np.asarray(action)
-        plan = self._fused_plan()
-        if (
-            plan is None
-            or runner is None
-            or runner.obs is None
-            or a.shape != (self.structure.slate_size,)
-            or a.dtype.kind not in "iu"
-        ):
+        if plan is None or runner is None or runner.obs is None or a.shape != self._slate_shape:
             return super().step(action)
-        slate = a.reshape(1, -1) if a.dtype == np.int64 else a.astype(np.int64).reshape(1, -1)
-        # the single env reuses its result buffers: they are read into Python numbers below
-        fused = self._fused_step(runner.sim, slate, self._buffers)  # type: ignore[arg-type]
-        if fused is None:
+        if a.dtype is not _INT64 or not a.flags.c_contiguous:
+            if a.dtype.kind not in "iu":
+                return super().step(action)
+            a = np.ascontiguousarray(a, dtype=np.int64)
+        sim: RecSim = runner.sim  # type: ignore[assignment]
+        if sim._refills:
+            sim.refill_due()
+        names, vector = plan
+        out, row, flags, flag_row = self._buffers
+        obs = np.empty((1, self._obs_size), dtype=np.float32)
+        status, _ = _step_encode(
+            a,
+            sim.fstate,
+            sim.istate,
+            sim.bstate,
+            sim.perm,
+            sim.corpus_f,
+            sim.cdfs,
+            self._table if self._table_of is sim.corpus_f else self._encoded(sim),
+            sim.num_candidates,
+            sim.width,
+            vector,
+            runner.episode_steps,
+            -1,
+            out,
+            flags,
+            obs,
+        )
+        if status < 0:
             return super().step(action)  # nothing changed; raises naming the position
-        out, flags, obs = fused
-        runner.episode_steps += 1
+        sim._refills = status
         runner.obs = obs
-        values = out[0].tolist()
-        names, columns, weighted = plan
-        terms = [values[j] * sign for j, sign in columns]
-        reward = 0.0
-        if weighted:
-            j, w = weighted[0]
-            reward = w * terms[j]
-            for j, w in weighted[1:]:
-                reward = reward + w * terms[j]
-        info: dict[str, Any] = dict(zip(METRICS, values[len(QUANTITIES) :], strict=True))
-        info["reward_terms"] = dict(zip(names, terms, strict=True))
+        values = row.tolist()
+        info: dict[str, Any] = dict(zip(METRICS, values[len(QUANTITIES) : N_OUT], strict=True))
+        info["reward_terms"] = dict(zip(names, values[N_OUT:-1], strict=True))
         self._last_info = info
-        terminated, truncated = flags[0].tolist()
+        terminated, truncated, _ = flag_row.tolist()
         if self.render_mode == "human":
             self.render()
-        return obs[0], reward, terminated, truncated, info
+        return obs[0], values[-1], terminated, truncated, info
 
     def sim_step(self, sim: Any, actions: np.ndarray) -> tuple[Any, np.ndarray]:
         """Step the core and encode the ``default`` observation in one compiled call.
@@ -469,77 +568,131 @@ class RecSlateEnv(LeptonEnv):
         Applies to slates of integer positions with the ``default`` observation; every other
         case (and an invalid slate, for its error message) takes the generic path.
         """
-        fused = None
-        if (
+        if self._fusable(actions):
+            b = actions.shape[0]
+            out = np.empty((b, N_OUT))
+            flags = np.empty((3, b), dtype=np.bool_)
+            fused = self._fused_step(sim, actions, _NO_PLAN, _NO_STEPS, -1, out, flags)
+            if fused is not None:
+                return sim.result(out, flags), fused[0]
+        return super().sim_step(sim, actions)
+
+    def fused_batch_step(self, runner: BatchRunner, actions: np.ndarray) -> BatchStep | None:
+        """The whole batch step in one compiled call: core step, reward, episode count, encoding.
+
+        Applies to the ``default`` observation, reward terms that are signed quantities and
+        slates of int64 positions ``[B, k]``; returns ``None`` (nothing changed) otherwise and
+        for an invalid slate, which the generic path then reports. ``final_obs`` holds the
+        ended episodes' rows only (zeros elsewhere), which spares a copy of all observations.
+        """
+        plan = self._plan if self._plan_for is self.reward else self._fused_plan()
+        if plan is None or runner.obs is None or not self._fusable(actions):
+            return None
+        names, vector = plan
+        b = runner.batch_size
+        n_terms = len(names)
+        out = np.empty((b, N_OUT + n_terms + 1))
+        flags = np.empty((3, b), dtype=np.bool_)
+        max_steps = runner.max_episode_steps
+        fused = self._fused_step(
+            runner.sim,  # type: ignore[arg-type]
+            actions,
+            vector,
+            runner.episode_steps,
+            -1 if max_steps is None else int(max_steps),
+            out,
+            flags,
+        )
+        if fused is None:
+            return None
+        obs, n_done = fused
+        done = flags[2]
+        final_obs = None
+        if n_done and runner.autoreset:
+            # the final observations of the ended episodes (the other rows stay zero), then the
+            # first ones of the new episodes in their place
+            final_obs = np.zeros(obs.shape, dtype=obs.dtype)
+            final_obs[done] = obs[done]
+            obs = runner.reset_rows(done, obs)
+        runner.obs = obs
+        n = len(QUANTITIES)
+        return BatchStep(
+            obs=obs,
+            rewards=out[:, N_OUT + n_terms].copy(),
+            terminated=flags[0],
+            truncated=flags[1],
+            terms=Columns(names, out[:, N_OUT : N_OUT + n_terms]),
+            metrics=Columns(METRICS, out[:, n:N_OUT]),
+            done=done,
+            final_obs=final_obs,
+        )
+
+    def _fusable(self, actions: np.ndarray) -> bool:
+        return (
             self.action_mode == "slate"
             and type(self.observation_builder) is FlatObservation
             and actions.dtype == np.int64
             and actions.ndim == 2
             and actions.flags.c_contiguous
-        ):
-            fused = self._fused_step(sim, actions)
-        if fused is None:
-            return super().sim_step(sim, actions)
-        out, flags, obs = fused
-        return sim.result(out, flags), obs
+        )
 
     def _fused_step(
         self,
         sim: RecSim,
         slates: np.ndarray,
-        buffers: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Run :func:`_step_encode` on ``slates[B, k]``.
-
-        Args:
-            sim: the core.
-            slates: candidate positions, int64.
-            buffers: ``(out, flags)`` to write the results into (fresh arrays by default).
+        plan: np.ndarray,
+        episode_steps: np.ndarray,
+        max_episode_steps: int,
+        out: np.ndarray,
+        flags: np.ndarray,
+    ) -> tuple[np.ndarray, int] | None:
+        """Run :func:`_step_encode` on ``slates[B, k]``; see there for the arguments.
 
         Returns:
-            ``(out, flags, obs)``, or ``None`` (nothing changed) when a position is outside the
-            candidates.
+            the fresh observations and the number of episodes that ended, or ``None`` (nothing
+            changed) when a position is outside the candidates.
         """
-        b = slates.shape[0]
+        if slates.shape != (sim.batch_size, sim.slate_size):
+            return None
         if sim._refills:
             sim.refill_due()
-        if buffers is None:
-            out = np.empty((b, len(QUANTITIES) + len(METRICS)))
-            flags = np.empty((b, 2), dtype=np.bool_)
-        else:
-            out, flags = buffers
-        obs = np.empty((b, self._obs_size), dtype=np.float32)
-        rows = _ROW0 if b == 1 else np.arange(b)
-        status = _step_encode(
-            slates,
-            sim.params,
-            sim.ints,
-            sim.u,
+        obs = np.empty((sim.batch_size, self._obs_size), dtype=np.float32)
+        status, n_done = _step_encode(
+            slates.reshape(-1),
+            sim.fstate,
+            sim.istate,
+            sim.bstate,
             sim.perm,
-            sim.cdfs,
-            sim.cands,
             sim.corpus_f,
-            sim.feats,
-            sim.user,
-            sim.shown,
-            sim.acc,
-            sim.slots,
-            sim.slate_feats,
-            sim.left,
+            sim.cdfs,
+            self._table if self._table_of is sim.corpus_f else self._encoded(sim),
+            sim.num_candidates,
+            sim.width,
+            plan,
+            episode_steps,
+            max_episode_steps,
             out,
             flags,
-            rows,
             obs,
         )
         if status < 0:
             return None
         sim._refills = status
-        return out, flags, obs
+        return obs, n_done
 
-    def _fused_plan(
-        self,
-    ) -> tuple[tuple[str, ...], list[tuple[int, float]], list[tuple[int, float]]] | None:
-        """How the fused step computes the reward terms, or ``None`` when it does not apply."""
+    def _encoded(self, sim: RecSim) -> np.ndarray:
+        """The encoded corpus of ``sim``'s catalogues (:func:`encoded_corpus`), cached."""
+        self._table = encoded_corpus(sim.corpus_f, sim.length_means)
+        self._table_of = sim.corpus_f
+        return self._table
+
+    def _fused_plan(self) -> tuple[tuple[str, ...], np.ndarray] | None:
+        """The reward terms' names and how the fused step computes them, or ``None``.
+
+        The vector holds the number of terms, then each term's quantity column and sign, then
+        the number of weighted terms and each one's term number and weight, in the order of
+        the weights (the order in which :class:`~envs.core.features.RewardFunction` sums them).
+        """
         reward = self.reward
         if self._plan_for is reward:
             return self._plan
@@ -552,9 +705,18 @@ class RecSlateEnv(LeptonEnv):
             and all(fn.quantity in QUANTITIES for fn in fns)  # type: ignore[attr-defined]
         ):
             names = tuple(reward.fns)
-            columns = [(QUANTITIES.index(fn.quantity), fn.sign) for fn in fns]  # type: ignore[attr-defined]
+            vector = [float(len(fns))]
+            for fn in fns:
+                vector += [float(QUANTITIES.index(fn.quantity)), fn.sign]  # type: ignore[attr-defined]
             weighted = [(names.index(n), w) for n, w in reward.weights.items() if w != 0.0]
-            plan = (names, columns, weighted)
+            vector.append(float(len(weighted)))
+            for j, w in weighted:
+                vector += [float(j), w]
+            plan = (names, np.array(vector))
+            # the single env's result buffers, read into Python numbers every step
+            out = np.empty((1, N_OUT + len(names) + 1))
+            flags = np.empty((3, 1), dtype=np.bool_)
+            self._buffers = (out, out[0], flags, flags[:, 0])
         self._plan, self._plan_for = plan, reward
         return plan
 

@@ -19,14 +19,14 @@ Every replica holds one user session. Each step, in order:
    after ``max_steps``; otherwise a fresh candidate set is drawn from the corpus.
 
 The budget never increases. Every random number comes from the replica's generator: at reset
-and whenever a replica has used up its buffer, the core draws a block of uniforms from that
-generator, and every step consumes a fixed number of them (choice, drift direction, leaving,
-rating noise, then one per sampled candidate), so replica ``i`` of a batch is bit for bit a
-single env with the same generator. The per-step update of all replicas is one numba kernel;
-the state lives in a few packed arrays (``user``, ``ints``, ``acc``, ``slots``, whose columns are
-also bound as named views) so that the kernel's calls stay cheap, and the recommender may give a
-slate as positions or as a linear ranking rule over the candidates' features
-(:meth:`RecSim.linear_slates`).
+(uniform interests included, see :func:`drawn_start`) and whenever a replica has used up its
+buffer, the core draws a block of uniforms from that generator, and every step consumes a fixed
+number of them (choice, drift direction, leaving, rating noise, then one per sampled candidate),
+so replica ``i`` of a batch is bit for bit a single env with the same generator. The per-step
+update of all replicas is one numba kernel; the state lives in three packed buffers (float64,
+int64, bool; :func:`unpack_state` binds the named arrays, whose columns are also named views)
+so that the kernel's calls stay cheap, and the recommender may give a slate as positions or as a
+linear ranking rule over the candidates' features (:meth:`RecSim.linear_slates`).
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ UNIFORM, POPULARITY, ALL = range(3)
     P_REPEATS,
     P_LENGTH_SCALE,
     P_SAT0,
-) = range(26)
-NUM_PARAMS = 26
+    P_DRAWN_START,
+) = range(27)
+NUM_PARAMS = 27
 LINEAR_FEATURES = 5
 """Features of the linear ranking rule besides the topic vector: interest match, quality,
 clickbait, length and popularity (see :meth:`RecSim.linear_slates`)."""
@@ -88,6 +89,7 @@ MIN_SPEND = 0.05
 # (episode sums, last response) and of a candidate's features after its topic vector
 I_CURSOR, I_T, I_CORPUS = range(3)
 A_WATCH, A_CLICKS, A_SAT, A_DIV, A_SHOWN, A_LAST_WATCH, A_LAST_RATING = range(7)
+NUM_ACC = 7
 F_QUALITY, F_CLICKBAIT, F_LENGTH, F_POPULARITY = range(4)
 DRAWS_FIXED = 4
 """Uniforms every step consumes before the candidates: choice, drift, leave, rating."""
@@ -170,7 +172,7 @@ class RecState(Snapshot):
 # --- the choice models -------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def choice_probabilities(
     model: int,
     scores: np.ndarray,
@@ -261,16 +263,70 @@ def choice_probabilities_np(
 
 
 # --- kernels -----------------------------------------------------------------------------------
+# The kernels use numpy's error model (no division-by-zero checks): every divisor is positive by
+# construction (steps taken, corpus size, normalisers bounded away from zero).
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def unpack_state(
+    fstate: np.ndarray,
+    istate: np.ndarray,
+    bstate: np.ndarray,
+    b_size: int,
+    n_topics: int,
+    n_items: int,
+    c: int,
+    k: int,
+    width: int,
+) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+    """The named state arrays inside the packed buffers (views; the one definition of the layout).
+
+    Returns:
+        ``params [B, NUM_PARAMS]``, ``user [B, 3T + 2]``, ``acc [B, NUM_ACC]``, ``feats [B, C,
+        T + 4]``, ``slate_feats [B, k, T + 4]``, ``u [B, width]`` (float64, in ``fstate``), then
+        ``ints [B, 3]``, ``cands [B, C]``, ``slots [B, 2k + 2]`` (int64, in ``istate``), then
+        ``shown [B, N]`` and ``left [B]`` (bool, in ``bstate``).
+    """
+    f = n_topics + 4
+    nu = 3 * n_topics + 2
+    o = 0
+    params = fstate[o : o + b_size * NUM_PARAMS].reshape((b_size, NUM_PARAMS))
+    o += b_size * NUM_PARAMS
+    user = fstate[o : o + b_size * nu].reshape((b_size, nu))
+    o += b_size * nu
+    acc = fstate[o : o + b_size * NUM_ACC].reshape((b_size, NUM_ACC))
+    o += b_size * NUM_ACC
+    feats = fstate[o : o + b_size * c * f].reshape((b_size, c, f))
+    o += b_size * c * f
+    slate_feats = fstate[o : o + b_size * k * f].reshape((b_size, k, f))
+    o += b_size * k * f
+    u = fstate[o : o + b_size * width].reshape((b_size, width))
+    ints = istate[: b_size * 3].reshape((b_size, 3))
+    o = b_size * 3
+    cands = istate[o : o + b_size * c].reshape((b_size, c))
+    o += b_size * c
+    slots = istate[o : o + b_size * (2 * k + 2)].reshape((b_size, 2 * k + 2))
+    shown = bstate[: b_size * n_items].reshape((b_size, n_items))
+    left = bstate[b_size * n_items : b_size * (n_items + 1)]
+    return params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left
+
+
+def state_sizes(b: int, t: int, n: int, c: int, k: int, width: int) -> tuple[int, int, int]:
+    """Lengths of the packed ``(float64, int64, bool)`` state buffers of :func:`unpack_state`."""
+    f = t + 4
+    floats = b * (NUM_PARAMS + 3 * t + 2 + NUM_ACC + c * f + k * f + width)
+    return floats, b * (3 + c + 2 * k + 2), b * (n + 1)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _sample_candidates(
     b: int,
     sampling: int,
     u: np.ndarray,
     start: int,
     perm: np.ndarray,
-    cdf: np.ndarray,
+    cdfs: np.ndarray,
+    corpus: int,
     cands: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Draw replica ``b``'s candidate ids into ``cands[b]`` from uniforms ``u[b, start:]``."""
@@ -296,7 +352,7 @@ def _sample_candidates(
         lo, hi = 0, n - 1
         while lo < hi:
             mid = (lo + hi) // 2
-            if cdf[mid] <= x:
+            if cdfs[corpus, mid] <= x:
                 lo = mid + 1
             else:
                 hi = mid
@@ -313,7 +369,7 @@ def _sample_candidates(
         cands[b, j] = item
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _fill_features(
     b: int, corpus: int, cands: np.ndarray, corpus_f: np.ndarray, feats: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -325,272 +381,357 @@ def _fill_features(
             feats[b, j, d] = corpus_f[corpus, item, d]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _start(
     idx: np.ndarray,
-    params: np.ndarray,
-    ints: np.ndarray,
-    u: np.ndarray,
+    fstate: np.ndarray,
+    istate: np.ndarray,
+    bstate: np.ndarray,
     perm: np.ndarray,
-    cdfs: np.ndarray,
-    cands: np.ndarray,
     corpus_f: np.ndarray,
-    feats: np.ndarray,
-    user: np.ndarray,
-    shown: np.ndarray,
-    acc: np.ndarray,
-    slots: np.ndarray,
-    slate_feats: np.ndarray,
-    left: np.ndarray,
+    cdfs: np.ndarray,
+    c: int,
+    k: int,
+    width: int,
 ) -> None:  # pragma: no cover - compiled
-    """Start the episodes of the replicas ``idx`` whose interests, noise and uniforms are drawn.
+    """Start the episodes of the replicas ``idx`` whose uniforms (and interests) are drawn.
 
-    Sets the observable features, budget and satisfaction, clears the episode's counters and
-    draws the first candidate set from the replica's uniforms.
+    A replica with ``P_DRAWN_START`` takes its interests from the first ``T`` uniforms of its
+    buffer (``-1 + 2 u``, which is numpy's ``uniform(-1, 1)``) and has no feature noise; the
+    others hold theirs already. Sets the observable features, budget and satisfaction, clears
+    the episode's counters and draws the first candidate set from the buffer's next uniforms.
     """
-    c = cands.shape[1]
-    n_topics = (user.shape[1] - 2) // 3
+    n_items = perm.shape[1]
+    n_topics = corpus_f.shape[2] - 4
+    params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left = unpack_state(
+        fstate, istate, bstate, perm.shape[0], n_topics, n_items, c, k, width
+    )
     for b in idx:
+        if params[b, P_DRAWN_START] != 0.0:
+            for d in range(n_topics):
+                user[b, d] = -1.0 + 2.0 * u[b, d]
+                user[b, n_topics + d] = 0.0
         for d in range(n_topics):
             user[b, 2 * n_topics + d] = user[b, d] + user[b, n_topics + d]
         user[b, 3 * n_topics] = params[b, P_BUDGET0]
         user[b, 3 * n_topics + 1] = params[b, P_SAT0]
-        for j in range(perm.shape[1]):
+        for j in range(n_items):
             perm[b, j] = j
             shown[b, j] = False
         acc[b, :] = 0.0
         slots[b, :] = -1
         slate_feats[b, :, :] = 0.0
         left[b] = False
-        ints[b, I_CURSOR] = 0
+        ints[b, I_CURSOR] = n_topics
         ints[b, I_T] = 0
         sampling = int(params[b, P_SAMPLING])
-        k = ints[b, I_CORPUS]
-        _sample_candidates(b, sampling, u, 0, perm, cdfs[k], cands)
+        corpus = ints[b, I_CORPUS]
+        _sample_candidates(b, sampling, u, n_topics, perm, cdfs, corpus, cands)
         if sampling != ALL:
             ints[b, I_CURSOR] += c
-        _fill_features(b, k, cands, corpus_f, feats)
+        _fill_features(b, corpus, cands, corpus_f, feats)
 
 
-@numba.njit(cache=True)
-def _step(
+@numba.njit(cache=True, error_model="numpy")
+def check_positions(slate: np.ndarray, k: int, c: int) -> int:  # pragma: no cover - compiled
+    """``-1 - b`` for the first replica ``b`` with a position outside ``0..c-1``, else ``0``.
+
+    ``slate`` holds ``k`` positions per replica, flat.
+    """
+    for i in range(slate.shape[0]):
+        if slate[i] < 0 or slate[i] >= c:
+            return -1 - i // k
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def advance(
+    b: int,
     slate_in: np.ndarray,
     params: np.ndarray,
-    ints: np.ndarray,
-    u: np.ndarray,
-    perm: np.ndarray,
-    cdfs: np.ndarray,
-    cands: np.ndarray,
-    corpus_f: np.ndarray,
-    feats: np.ndarray,
     user: np.ndarray,
-    shown: np.ndarray,
     acc: np.ndarray,
-    slots: np.ndarray,
+    feats: np.ndarray,
     slate_feats: np.ndarray,
+    u: np.ndarray,
+    ints: np.ndarray,
+    cands: np.ndarray,
+    slots: np.ndarray,
+    shown: np.ndarray,
     left: np.ndarray,
+    perm: np.ndarray,
+    corpus_f: np.ndarray,
+    cdfs: np.ndarray,
+    out: np.ndarray,
+    scores: np.ndarray,
+    probs: np.ndarray,
+    picked: np.ndarray,
+) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
+    """Advance replica ``b`` by one step, in place (see the module docstring).
+
+    ``slate_in`` holds every replica's ``k`` valid positions, flat; ``scores``, ``probs`` and
+    ``picked`` are scratch space (``k``, ``k``, ``C``). Writes the quantities and metrics to
+    ``out[b]``.
+
+    Returns:
+        ``(terminated, truncated, refill)``: whether the episode ended and whether the buffer
+        of uniforms cannot cover the next step.
+    """
+    c = cands.shape[1]
+    k = slots.shape[1] // 2 - 1
+    n_items = perm.shape[1]
+    n_topics = corpus_f.shape[2] - 4
+    o_int, o_feat = 0, 2 * n_topics
+    o_budget, o_sat = 3 * n_topics, 3 * n_topics + 1
+    corpus = ints[b, I_CORPUS]
+    cur = ints[b, I_CURSOR]
+    # 1. slate repair
+    for j in range(c):
+        picked[j] = False
+    for j in range(k):
+        picked[slate_in[b * k + j]] = True
+    for j in range(k):
+        pos = slate_in[b * k + j]
+        if params[b, P_REPEATS] == 0.0:
+            for i in range(j):
+                if slots[b, i] == pos:
+                    pos = -1
+                    break
+            if pos < 0:
+                for free in range(c):
+                    if not picked[free]:
+                        pos = free
+                        picked[free] = True
+                        break
+        slots[b, j] = pos
+        slots[b, k + j] = cands[b, pos]
+        for d in range(feats.shape[2]):
+            slate_feats[b, j, d] = feats[b, pos, d]
+    # 2. scores and choice
+    for j in range(k):
+        item = slots[b, k + j]
+        dot = 0.0
+        for d in range(n_topics):
+            dot += user[b, o_int + d] * corpus_f[corpus, item, d]
+        scores[j] = (
+            params[b, P_SCORE_SCALE] * dot
+            + params[b, P_CLICKBAIT_APPEAL] * corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+        )
+    choice_probabilities(
+        int(params[b, P_MODEL]),
+        scores,
+        params[b, P_NO_CLICK],
+        params[b, P_MIN_NORM],
+        params[b, P_ATTENTION],
+        params[b, P_SCORE_SCALING],
+        probs,
+    )
+    x = u[b, cur]
+    chosen = -1
+    cum = 0.0
+    for j in range(k):
+        cum += probs[j]
+        if x < cum:
+            chosen = j
+            break
+    # 3. response and state update
+    watch = 0.0
+    rating = 0.0
+    q = 0.0
+    sat_before = user[b, o_sat]
+    if chosen >= 0:
+        item = slots[b, k + chosen]
+        q = corpus_f[corpus, item, n_topics + F_QUALITY]
+        cb = corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+        frac = (
+            params[b, P_WATCH_BASE]
+            + params[b, P_WATCH_QUALITY] * q
+            + params[b, P_WATCH_SAT] * (user[b, o_sat] - 0.5)
+        )
+        frac = min(max(frac, 0.0), 1.0)
+        watch = min(user[b, o_budget], corpus_f[corpus, item, n_topics + F_LENGTH] * frac)
+        match = 0.0
+        mask_sum = 0.0
+        pos_prob = 0.0
+        for d in range(n_topics):
+            topic = corpus_f[corpus, item, d]
+            match += user[b, o_int + d] * topic
+            m = abs(topic)
+            mask_sum += m
+            pos_prob += (user[b, o_int + d] + 1.0) * 0.5 * m
+        latent = (
+            3.0 + 0.75 * q + 1.5 * match + params[b, P_RATING_NOISE] * (2.0 * u[b, cur + 3] - 1.0)
+        )
+        rating = min(max(np.floor(latent + 0.5), 1.0), 5.0)
+        # interest drift towards (or away from) the consumed topic
+        scale = max(1.0 + params[b, P_DRIFT_QUALITY] * q, 0.0) * params[b, P_DRIFT]
+        if mask_sum > 0.0:
+            pos_prob /= mask_sum
+        sign = 1.0 if u[b, cur + 1] < pos_prob else -1.0
+        for d in range(n_topics):
+            x_d = user[b, o_int + d]
+            alpha = scale * max(1.0 - abs(x_d), 0.0)
+            topic = corpus_f[corpus, item, d]
+            v = x_d + sign * alpha * abs(topic) * (topic - x_d)
+            user[b, o_int + d] = min(max(v, -1.0), 1.0)
+        spend = watch * max(1.0 - params[b, P_BUDGET_GAIN] * q, MIN_SPEND)
+        user[b, o_budget] = max(user[b, o_budget] - spend, 0.0)
+        s = user[b, o_sat] + params[b, P_SAT_QUALITY] * q - params[b, P_SAT_CLICKBAIT] * cb
+        user[b, o_sat] = min(max(s, 0.0), 1.0)
+    else:
+        user[b, o_budget] = max(user[b, o_budget] - params[b, P_SKIP], 0.0)
+        user[b, o_sat] = max(user[b, o_sat] - params[b, P_SAT_SKIP], 0.0)
+    for d in range(n_topics):
+        user[b, o_feat + d] = user[b, o_int + d] + user[b, n_topics + d]
+    # 4. leaving
+    sat = user[b, o_sat]
+    leave_p = params[b, P_LEAVE_BASE] + params[b, P_LEAVE_SCALE] * (1.0 - sat)
+    gone = u[b, cur + 2] < leave_p
+    left[b] = gone
+    ints[b, I_T] += 1
+    # coverage and intra-list diversity
+    for j in range(k):
+        item = slots[b, k + j]
+        if not shown[b, item]:
+            shown[b, item] = True
+            acc[b, A_SHOWN] += 1.0
+    div = 0.0
+    pairs = 0
+    for i in range(k):
+        a = slots[b, k + i]
+        for j in range(i + 1, k):
+            e = slots[b, k + j]
+            dot = 0.0
+            na = 0.0
+            ne = 0.0
+            for d in range(n_topics):
+                ta = corpus_f[corpus, a, d]
+                te = corpus_f[corpus, e, d]
+                dot += ta * te
+                na += ta * ta
+                ne += te * te
+            cos = dot / np.sqrt(na * ne) if na > 0.0 and ne > 0.0 else 0.0
+            div += 1.0 - cos
+            pairs += 1
+    if pairs > 0:
+        div /= pairs
+    clicked = 1.0 if chosen >= 0 else 0.0
+    acc[b, A_WATCH] += watch
+    acc[b, A_CLICKS] += clicked
+    acc[b, A_SAT] += sat
+    acc[b, A_DIV] += div
+    acc[b, A_LAST_WATCH] = watch
+    acc[b, A_LAST_RATING] = rating
+    steps = float(ints[b, I_T])
+    slots[b, 2 * k] = chosen
+    slots[b, 2 * k + 1] = slots[b, k + chosen] if chosen >= 0 else -1
+    # 5. episode end, then a fresh candidate set
+    term = user[b, o_budget] <= 0.0 or gone
+    trunc = (not term) and steps >= params[b, P_MAX_STEPS]
+    cur += DRAWS_FIXED
+    sampling = int(params[b, P_SAMPLING])
+    if not (term or trunc):
+        _sample_candidates(b, sampling, u, cur, perm, cdfs, corpus, cands)
+        _fill_features(b, corpus, cands, corpus_f, feats)
+    if sampling != ALL:
+        cur += c
+    ints[b, I_CURSOR] = cur
+    # quantities (QUANTITIES), then metrics (METRICS)
+    out[b, 0] = watch
+    out[b, 1] = clicked
+    out[b, 2] = rating
+    out[b, 3] = sat - sat_before
+    out[b, 4] = 1.0 if gone else 0.0
+    out[b, 5] = watch
+    out[b, 6] = clicked
+    out[b, 7] = rating
+    out[b, 8] = q
+    out[b, 9] = acc[b, A_WATCH]
+    out[b, 10] = acc[b, A_CLICKS]
+    out[b, 11] = acc[b, A_CLICKS] / steps
+    out[b, 12] = steps
+    out[b, 13] = out[b, 4]
+    out[b, 14] = user[b, o_budget]
+    out[b, 15] = sat
+    out[b, 16] = acc[b, A_SAT] / steps
+    out[b, 17] = acc[b, A_SHOWN] / n_items
+    out[b, 18] = div
+    out[b, 19] = acc[b, A_DIV] / steps
+    return term, trunc, cur + DRAWS_FIXED + c > u.shape[1]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _step(
+    slate_in: np.ndarray,
+    fstate: np.ndarray,
+    istate: np.ndarray,
+    bstate: np.ndarray,
+    perm: np.ndarray,
+    corpus_f: np.ndarray,
+    cdfs: np.ndarray,
+    c: int,
+    width: int,
     out: np.ndarray,
     flags: np.ndarray,
 ) -> int:  # pragma: no cover - compiled
-    """Advance every replica by one step, in place (see the module docstring).
+    """Advance every replica by one step, in place (see :func:`advance`).
+
+    Args:
+        slate_in: ``[B * k]`` candidate positions, replica by replica.
+        fstate: packed float64 state (:func:`unpack_state`).
+        istate: packed int64 state.
+        bstate: packed bool state.
+        perm: ``[B, N]`` the replicas' corpus permutations.
+        corpus_f: ``[K, N, T + 4]`` the items' features per catalogue.
+        cdfs: ``[K, N]`` popularity sampling CDFs.
+        c: candidates per step.
+        width: uniforms per replica buffer.
+        out: ``[B, QUANTITIES + METRICS]`` results.
+        flags: ``[2, B]`` terminated, truncated.
 
     Returns:
         ``-1 - b`` when replica ``b``'s slate holds a position outside the candidates (nothing
         is changed then); otherwise the number of replicas whose buffer of uniforms cannot
         cover the next step.
     """
-    b_size, k = slate_in.shape
-    c = cands.shape[1]
-    n_items = perm.shape[1]
-    n_topics = (user.shape[1] - 2) // 3
-    width = u.shape[1]
-    draws = DRAWS_FIXED + c
-    for b in range(b_size):
-        for j in range(k):
-            if slate_in[b, j] < 0 or slate_in[b, j] >= c:
-                return -1 - b
+    b_size = perm.shape[0]
+    k = slate_in.shape[0] // b_size
+    status = check_positions(slate_in, k, c)
+    if status < 0:
+        return status
+    params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left = unpack_state(
+        fstate, istate, bstate, b_size, corpus_f.shape[2] - 4, perm.shape[1], c, k, width
+    )
     scores = np.empty(k)
     probs = np.empty(k)
     picked = np.empty(c, dtype=np.bool_)
-    o_int, o_feat = 0, 2 * n_topics
-    o_budget, o_sat = 3 * n_topics, 3 * n_topics + 1
     refills = 0
     for b in range(b_size):
-        p = params[b]
-        corpus = ints[b, I_CORPUS]
-        cur = ints[b, I_CURSOR]
-        # 1. slate repair
-        for j in range(c):
-            picked[j] = False
-        for j in range(k):
-            picked[slate_in[b, j]] = True
-        for j in range(k):
-            pos = slate_in[b, j]
-            if p[P_REPEATS] == 0.0:
-                for i in range(j):
-                    if slots[b, i] == pos:
-                        pos = -1
-                        break
-                if pos < 0:
-                    for free in range(c):
-                        if not picked[free]:
-                            pos = free
-                            picked[free] = True
-                            break
-            slots[b, j] = pos
-            slots[b, k + j] = cands[b, pos]
-            for d in range(feats.shape[2]):
-                slate_feats[b, j, d] = feats[b, pos, d]
-        # 2. scores and choice
-        for j in range(k):
-            item = slots[b, k + j]
-            dot = 0.0
-            for d in range(n_topics):
-                dot += user[b, o_int + d] * corpus_f[corpus, item, d]
-            scores[j] = (
-                p[P_SCORE_SCALE] * dot
-                + p[P_CLICKBAIT_APPEAL] * corpus_f[corpus, item, n_topics + F_CLICKBAIT]
-            )
-        choice_probabilities(
-            int(p[P_MODEL]),
+        term, trunc, refill = advance(
+            b,
+            slate_in,
+            params,
+            user,
+            acc,
+            feats,
+            slate_feats,
+            u,
+            ints,
+            cands,
+            slots,
+            shown,
+            left,
+            perm,
+            corpus_f,
+            cdfs,
+            out,
             scores,
-            p[P_NO_CLICK],
-            p[P_MIN_NORM],
-            p[P_ATTENTION],
-            p[P_SCORE_SCALING],
             probs,
+            picked,
         )
-        x = u[b, cur]
-        chosen = -1
-        cum = 0.0
-        for j in range(k):
-            cum += probs[j]
-            if x < cum:
-                chosen = j
-                break
-        # 3. response and state update
-        watch = 0.0
-        rating = 0.0
-        q = 0.0
-        sat_before = user[b, o_sat]
-        if chosen >= 0:
-            item = slots[b, k + chosen]
-            q = corpus_f[corpus, item, n_topics + F_QUALITY]
-            cb = corpus_f[corpus, item, n_topics + F_CLICKBAIT]
-            frac = (
-                p[P_WATCH_BASE] + p[P_WATCH_QUALITY] * q + p[P_WATCH_SAT] * (user[b, o_sat] - 0.5)
-            )
-            frac = min(max(frac, 0.0), 1.0)
-            watch = min(user[b, o_budget], corpus_f[corpus, item, n_topics + F_LENGTH] * frac)
-            match = 0.0
-            mask_sum = 0.0
-            pos_prob = 0.0
-            for d in range(n_topics):
-                topic = corpus_f[corpus, item, d]
-                match += user[b, o_int + d] * topic
-                m = abs(topic)
-                mask_sum += m
-                pos_prob += (user[b, o_int + d] + 1.0) * 0.5 * m
-            latent = 3.0 + 0.75 * q + 1.5 * match + p[P_RATING_NOISE] * (2.0 * u[b, cur + 3] - 1.0)
-            rating = min(max(np.floor(latent + 0.5), 1.0), 5.0)
-            # interest drift towards (or away from) the consumed topic
-            scale = max(1.0 + p[P_DRIFT_QUALITY] * q, 0.0) * p[P_DRIFT]
-            if mask_sum > 0.0:
-                pos_prob /= mask_sum
-            sign = 1.0 if u[b, cur + 1] < pos_prob else -1.0
-            for d in range(n_topics):
-                x_d = user[b, o_int + d]
-                alpha = scale * max(1.0 - abs(x_d), 0.0)
-                topic = corpus_f[corpus, item, d]
-                v = x_d + sign * alpha * abs(topic) * (topic - x_d)
-                user[b, o_int + d] = min(max(v, -1.0), 1.0)
-            spend = watch * max(1.0 - p[P_BUDGET_GAIN] * q, MIN_SPEND)
-            user[b, o_budget] = max(user[b, o_budget] - spend, 0.0)
-            s = user[b, o_sat] + p[P_SAT_QUALITY] * q - p[P_SAT_CLICKBAIT] * cb
-            user[b, o_sat] = min(max(s, 0.0), 1.0)
-        else:
-            user[b, o_budget] = max(user[b, o_budget] - p[P_SKIP], 0.0)
-            user[b, o_sat] = max(user[b, o_sat] - p[P_SAT_SKIP], 0.0)
-        for d in range(n_topics):
-            user[b, o_feat + d] = user[b, o_int + d] + user[b, n_topics + d]
-        # 4. leaving
-        sat = user[b, o_sat]
-        leave_p = p[P_LEAVE_BASE] + p[P_LEAVE_SCALE] * (1.0 - sat)
-        gone = u[b, cur + 2] < leave_p
-        left[b] = gone
-        ints[b, I_T] += 1
-        # coverage and intra-list diversity
-        for j in range(k):
-            item = slots[b, k + j]
-            if not shown[b, item]:
-                shown[b, item] = True
-                acc[b, A_SHOWN] += 1.0
-        div = 0.0
-        pairs = 0
-        for i in range(k):
-            a = slots[b, k + i]
-            for j in range(i + 1, k):
-                e = slots[b, k + j]
-                dot = 0.0
-                na = 0.0
-                ne = 0.0
-                for d in range(n_topics):
-                    ta = corpus_f[corpus, a, d]
-                    te = corpus_f[corpus, e, d]
-                    dot += ta * te
-                    na += ta * ta
-                    ne += te * te
-                cos = dot / np.sqrt(na * ne) if na > 0.0 and ne > 0.0 else 0.0
-                div += 1.0 - cos
-                pairs += 1
-        if pairs > 0:
-            div /= pairs
-        clicked = 1.0 if chosen >= 0 else 0.0
-        acc[b, A_WATCH] += watch
-        acc[b, A_CLICKS] += clicked
-        acc[b, A_SAT] += sat
-        acc[b, A_DIV] += div
-        acc[b, A_LAST_WATCH] = watch
-        acc[b, A_LAST_RATING] = rating
-        steps = float(ints[b, I_T])
-        slots[b, 2 * k] = chosen
-        slots[b, 2 * k + 1] = slots[b, k + chosen] if chosen >= 0 else -1
-        # 5. episode end, then a fresh candidate set
-        term = user[b, o_budget] <= 0.0 or gone
-        trunc = (not term) and steps >= p[P_MAX_STEPS]
-        flags[b, 0] = term
-        flags[b, 1] = trunc
-        cur += DRAWS_FIXED
-        sampling = int(p[P_SAMPLING])
-        if not (term or trunc):
-            _sample_candidates(b, sampling, u, cur, perm, cdfs[corpus], cands)
-            _fill_features(b, corpus, cands, corpus_f, feats)
-        if sampling != ALL:
-            cur += c
-        ints[b, I_CURSOR] = cur
-        if cur + draws > width:
-            refills += 1
-        # quantities (QUANTITIES), then metrics (METRICS)
-        out[b, 0] = watch
-        out[b, 1] = clicked
-        out[b, 2] = rating
-        out[b, 3] = sat - sat_before
-        out[b, 4] = 1.0 if gone else 0.0
-        out[b, 5] = watch
-        out[b, 6] = clicked
-        out[b, 7] = rating
-        out[b, 8] = q
-        out[b, 9] = acc[b, A_WATCH]
-        out[b, 10] = acc[b, A_CLICKS]
-        out[b, 11] = acc[b, A_CLICKS] / steps
-        out[b, 12] = steps
-        out[b, 13] = out[b, 4]
-        out[b, 14] = user[b, o_budget]
-        out[b, 15] = sat
-        out[b, 16] = acc[b, A_SAT] / steps
-        out[b, 17] = acc[b, A_SHOWN] / n_items
-        out[b, 18] = div
-        out[b, 19] = acc[b, A_DIV] / steps
+        flags[0, b] = term
+        flags[1, b] = trunc
+        refills += refill
     return refills
 
 
@@ -623,7 +764,17 @@ def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
     p[P_REPEATS] = 1.0 if scenario.allow_repeats else 0.0
     p[P_LENGTH_SCALE] = scenario.length_mean
     p[P_SAT0] = scenario.initial_satisfaction
+    p[P_DRAWN_START] = 1.0 if drawn_start(scenario) else 0.0
     return p
+
+
+def drawn_start(scenario: RecScenario) -> bool:
+    """Whether a session's random start is the first ``T`` uniforms of its buffer alone.
+
+    Uniform interests without feature noise are ``uniform(-1, 1)`` draws, which are ``-1 + 2 u``
+    for the generator's next uniforms ``u``: the reset then draws them and the buffer in one call.
+    """
+    return scenario.interest_kind == "uniform" and not scenario.feature_noise > 0
 
 
 def draws_per_step(scenario: RecScenario) -> int:
@@ -642,37 +793,64 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self.num_candidates = c = scenario.num_candidates
         self.slate_size = k = scenario.slate_size
         self.draws = DRAWS_FIXED + c
-        self.width = self.draws * BUFFER_STEPS
-        self.params = np.zeros((b, NUM_PARAMS))
-        self.u = np.zeros((b, self.width))
-        self.perm = np.tile(np.arange(n, dtype=np.int64), (b, 1))
-        self.cands = np.zeros((b, c), dtype=np.int64)
-        self.feats = np.zeros((b, c, t + 4))
-        self.shown = np.zeros((b, n), dtype=np.bool_)
-        self.slate_feats = np.zeros((b, k, t + 4))
-        self.left = np.zeros(b, dtype=np.bool_)
-        # packed state (few arrays keep the kernels' calls cheap; see _bind for the views):
-        # user floats: interests, feature noise, observable features, budget, satisfaction
-        self.user = np.zeros((b, 3 * t + 2))
-        # integers: cursor into the uniforms, steps taken, catalogue (columns I_*)
-        self.ints = np.zeros((b, 3), dtype=np.int64)
-        self.ints[:, I_CURSOR] = self.width
-        # episode sums and the last response (columns A_*)
-        self.acc = np.zeros((b, 7))
-        # last slate positions, their items, the clicked position and item (-1: none)
-        self.slots = np.full((b, 2 * k + 2), -1, dtype=np.int64)
+        # uniforms: T drawn at reset (the interests, see drawn_start), then BUFFER_STEPS steps
+        self.width = t + self.draws * BUFFER_STEPS
+        # packed state (three buffers keep the kernels' calls cheap; _bind names the views):
+        # float64 parameters, user, episode sums, candidate and slate features, uniforms;
+        # int64 counters, candidates, slots; bool items shown, left
+        floats, ints, bools = state_sizes(b, t, n, c, k, self.width)
+        self.fstate = np.zeros(floats)
+        self.istate = np.zeros(ints, dtype=np.int64)
+        self.bstate = np.zeros(bools, dtype=np.bool_)
+        # the replicas' permutations of the corpus (partial Fisher-Yates draws), compact
+        self.perm = np.tile(np.arange(n, dtype=np.int16 if n <= 2**15 else np.int32), (b, 1))
         self.catalogues: list[Catalogue] = []
         self.exponents: list[float] = []
+        self.length_means: list[float] = []
         self.corpus_f = np.zeros((0, n, t + 4))
         self.cdfs = np.zeros((0, n))
         self._loaded: list[RecScenario | None] = [None] * b
+        self._drawn_start = [False] * b
         self._refills = 0
         self._bind()
-        self._add_catalogue(load_catalogue(scenario), scenario.popularity_exponent)
+        self.cursor[:] = self.width
+        self.slots[:] = -1
+        self._add_catalogue(load_catalogue(scenario), scenario)
 
     def _bind(self) -> None:
-        """Name the columns of the packed state arrays (views) and build the snapshot."""
+        """Bind the state arrays inside the packed buffers, name their columns (all views).
+
+        ``user``: interests, feature noise, observable features, budget, satisfaction;
+        ``ints``: cursor into the uniforms, steps taken, catalogue (columns ``I_*``); ``acc``:
+        episode sums and the last response (columns ``A_*``); ``slots``: last slate positions,
+        their items, the clicked position and item (-1: none).
+        """
         t, k = self.num_topics, self.slate_size
+        (
+            self.params,
+            self.user,
+            self.acc,
+            self.feats,
+            self.slate_feats,
+            self.u,
+            self.ints,
+            self.cands,
+            self.slots,
+            self.shown,
+            self.left,
+        ) = unpack_state(
+            self.fstate,
+            self.istate,
+            self.bstate,
+            self.batch_size,
+            t,
+            self.num_items,
+            self.num_candidates,
+            k,
+            self.width,
+        )
+        # where a refill writes: the buffer after the reset's interest draws
+        self._tails = [row[t:] for row in self.u]
         self.interests = self.user[:, :t]
         self.noise = self.user[:, t : 2 * t]
         self.features = self.user[:, 2 * t : 3 * t]
@@ -688,12 +866,15 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self._snapshot = self._views()
 
     # --- catalogues ------------------------------------------------------------------------
-    def _add_catalogue(self, cat: Catalogue, exponent: float) -> int:
+    def _add_catalogue(self, cat: Catalogue, scenario: RecScenario) -> int:
+        exponent = scenario.popularity_exponent
         for i, known in enumerate(self.catalogues):
             if known.key == cat.key and self.exponents[i] == exponent:
                 return i
         self.catalogues.append(cat)
         self.exponents.append(float(exponent))
+        # the length unit of observations (the catalogue's key holds the scenario's length_mean)
+        self.length_means.append(float(scenario.length_mean))
         self._restack()
         return len(self.catalogues) - 1
 
@@ -745,6 +926,18 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         )
 
     _VIEWS = (
+        "params",
+        "user",
+        "acc",
+        "feats",
+        "slate_feats",
+        "u",
+        "ints",
+        "cands",
+        "slots",
+        "shown",
+        "left",
+        "_tails",
         "interests",
         "noise",
         "features",
@@ -793,22 +986,26 @@ class RecSim(BatchedSim[RecScenario, RecState]):
     def _refill(self, i: int) -> None:
         rng = self.rngs[i]
         assert rng is not None
-        rng.random(out=self.u[i])
-        self.cursor[i] = 0
+        rng.random(out=self._tails[i])
+        self.cursor[i] = self.num_topics
 
     def _reset(self, idx: np.ndarray) -> None:
         t = self.num_topics
-        interests, noise = self.interests, self.noise
+        interests, noise, u, tails = self.interests, self.noise, self.u, self._tails
         for i in idx.tolist():
             sc = self.scenarios[i]
             rng = self.rngs[i]
             assert rng is not None
             if self._loaded[i] is not sc:
                 cat = load_catalogue(sc)
-                self.corpus_id[i] = self._add_catalogue(cat, sc.popularity_exponent)
+                self.corpus_id[i] = self._add_catalogue(cat, sc)
                 self.params[i] = scenario_params(sc, cat)
                 self._loaded[i] = sc
+                self._drawn_start[i] = drawn_start(sc)
             # the replica's draws, in a fixed order: interests, feature noise, uniforms
+            if self._drawn_start[i]:
+                rng.random(out=u[i])  # _start turns the first T into the interests
+                continue
             if sc.interest_kind == "uniform":
                 interests[i] = rng.uniform(-1.0, 1.0, t)
             else:
@@ -819,23 +1016,18 @@ class RecSim(BatchedSim[RecScenario, RecState]):
                 noise[i] = sc.feature_noise * rng.standard_normal(t)
             else:
                 noise[i] = 0.0
-            rng.random(out=self.u[i])
+            rng.random(out=tails[i])
         _start(
             np.ascontiguousarray(idx, dtype=np.int64),
-            self.params,
-            self.ints,
-            self.u,
+            self.fstate,
+            self.istate,
+            self.bstate,
             self.perm,
-            self.cdfs,
-            self.cands,
             self.corpus_f,
-            self.feats,
-            self.user,
-            self.shown,
-            self.acc,
-            self.slots,
-            self.slate_feats,
-            self.left,
+            self.cdfs,
+            self.num_candidates,
+            self.slate_size,
+            self.width,
         )
 
     def check_slate(self, actions: np.ndarray) -> np.ndarray:
@@ -909,23 +1101,17 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         if self._refills:
             self.refill_due()
         out = np.empty((b, len(QUANTITIES) + len(METRICS)))
-        flags = np.empty((b, 2), dtype=np.bool_)
+        flags = np.empty((2, b), dtype=np.bool_)
         status = _step(
-            a,
-            self.params,
-            self.ints,
-            self.u,
+            a.reshape(-1),
+            self.fstate,
+            self.istate,
+            self.bstate,
             self.perm,
-            self.cdfs,
-            self.cands,
             self.corpus_f,
-            self.feats,
-            self.user,
-            self.shown,
-            self.acc,
-            self.slots,
-            self.slate_feats,
-            self.left,
+            self.cdfs,
+            self.num_candidates,
+            self.width,
             out,
             flags,
         )
@@ -939,15 +1125,15 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         """The step result of the kernel's outputs.
 
         Args:
-            out: ``[B, QUANTITIES + METRICS]`` values.
-            flags: ``[B, 2]`` terminated, truncated.
+            out: ``[B, QUANTITIES + METRICS + ...]`` values (further columns are ignored).
+            flags: ``[2 or more, B]`` terminated, truncated, ...
         """
         n = len(QUANTITIES)
         return StepResult(
             quantities=Columns(QUANTITIES, out[:, :n]),
-            metrics=Columns(METRICS, out[:, n:]),
-            terminated=flags[:, 0],
-            truncated=flags[:, 1],
+            metrics=Columns(METRICS, out[:, n : n + len(METRICS)]),
+            terminated=flags[0],
+            truncated=flags[1],
         )
 
     def snapshot(self) -> RecState:
