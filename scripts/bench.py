@@ -1082,12 +1082,24 @@ def _default_out(family: str, report: Mapping[str, Any]) -> Path:
     return ROOT / ".bench" / f"{family}__{git}__{stamp}.json"
 
 
+DELEGATED = {"traffic": "scripts.bench_traffic", "traffic-fidelity": "scripts.bench_traffic"}
+"""Families benchmarked by their own module, whose ``main`` gets the whole command line."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    family = next((a for a in given if a in DELEGATED), None)
+    if family is not None:
+        from importlib import import_module
+
+        return int(import_module(DELEGATED[family]).main(given))
     parser = argparse.ArgumentParser(
         prog="lepton-bench",
         description="Env throughput (B=1/16/256), PPO overhead and the reference implementation.",
     )
-    parser.add_argument("family", choices=sorted(WORKLOADS), help="scenario family to benchmark")
+    parser.add_argument(
+        "family", choices=sorted([*WORKLOADS, *DELEGATED]), help="scenario family to benchmark"
+    )
     parser.add_argument(
         "--out", type=Path, help="JSON report (default: .bench/<family>__<git>__<time>.json)"
     )

@@ -319,9 +319,7 @@ class TrafficSignalEnv(LeptonEnv):
         return make_scenario(obj)
 
     def make_sim(self, batch_size: int) -> TrafficSim:
-        lay = SignalLayout(self.structure, None, None)
-        builder = getattr(self, "observation_builder", None)
-        layout = getattr(builder, "layout", lay)
+        layout = self.layout
         return TrafficSim(
             batch_size, self.structure, obs_phases=layout.phases, obs_lanes=layout.lane_slots
         )

@@ -1,0 +1,178 @@
+"""Tests of ``scripts.bench_traffic``: ratio, target and gate logic, tables, an end-to-end smoke run."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+bench = importlib.import_module("scripts.bench")
+bt = importlib.import_module("scripts.bench_traffic")
+sumo_worker = importlib.import_module("scripts.bench_ref.sumo_worker")
+
+
+def test_ratio_and_within():
+    assert bt.ratio(30.0, 10.0) == 3.0
+    assert bt.ratio(None, 10.0) is None and bt.ratio(1.0, None) is None
+    assert bt.ratio(1.0, 0.0) is None
+    assert bt.within(1.10, 0.10) is True
+    assert bt.within(0.90, 0.10) is True
+    assert bt.within(1.1001, 0.10) is False
+    assert bt.within(None, 0.10) is None
+
+
+def test_speed_ratios_and_targets():
+    ours = {"1": 6000.0, "16": 20000.0, "256": 150000.0}
+    ratios = bt.speed_ratios(ours, 300.0, (1, 16, 256))
+    assert ratios == {"ratio_single": 20.0, "ratio_b16": 20000.0 / 300.0, "ratio_b256": 500.0}
+    assert bt.speed_ratios(ours, None, (1, 256)) == {"ratio_single": None, "ratio_b256": None}
+    met = bt.targets_met({"ratio_single": 19.9, "ratio_b256": 500.0}, {"ratio_single": 20.0,
+                                                                       "ratio_b256": 500.0})  # fmt: skip
+    assert met == {"ratio_single": False, "ratio_b256": True}
+    assert bt.targets_met({"ratio_single": None}, {"ratio_single": 20.0}) == {"ratio_single": None}
+    # the speed targets of the two scenarios
+    targets = {c.name: dict(c.targets) for c in bt.SPEED_CASES}
+    assert targets == {
+        "single-intersection": {"ratio_single": 20.0, "ratio_b256": 500.0},
+        "grid4x4": {"ratio_single": 10.0},
+    }
+
+
+def test_our_figures_and_the_quality_gate():
+    info = {
+        "mean_travel_time": 40.0,
+        "mean_waiting_time": 5.0,
+        "arrived_total": 90.0,
+        "episode_mean_speed": 8.5,
+        "mean_delay": 12.0,
+        "inserted_total": 95.0,
+        "waiting_to_insert": 5.0,
+        "on_network": 5.0,
+        "teleports": 0.0,
+    }
+    figures = bt.our_figures(info)
+    assert figures["arrived"] == 90 and isinstance(figures["arrived"], int)
+    assert figures["loaded"] == 100
+    assert figures["mean_speed"] == 8.5 and figures["mean_time_loss"] == 12.0
+    # the worker's gate: travel time at most the threshold and >= 90% of loaded arrived
+    assert sumo_worker.meets_quality(figures, 40.0, 0.9)
+    assert not sumo_worker.meets_quality(figures, 39.9, 0.9)
+    assert not sumo_worker.meets_quality(figures, 40.0, 0.95)
+    starved = bt.our_figures({**info, "arrived_total": 50.0, "mean_travel_time": 20.0})
+    assert not sumo_worker.meets_quality(starved, 40.0, 0.9)
+    none_arrived = bt.our_figures({**info, "arrived_total": 0.0})
+    assert none_arrived["mean_travel_time"] is None
+    assert not sumo_worker.meets_quality(none_arrived, 40.0, 0.9)
+
+
+def _means(tt, arrived, **extra):
+    return {"mean_travel_time": tt, "arrived": arrived, "mean_waiting_time": 10.0,
+            "mean_speed": 8.0, "mean_time_loss": 20.0, "teleports": 0.0, **extra}  # fmt: skip
+
+
+def test_fidelity_row_targets():
+    row = bt.fidelity_row("grid4x4", "fixed_time", _means(109.0, 1000), _means(100.0, 1025))
+    assert row["metrics"]["mean_travel_time"]["pass"] is True
+    assert row["metrics"]["arrived"]["pass"] is True  # 1000 / 1025 = 0.976
+    assert row["metrics"]["mean_waiting_time"]["pass"] is None  # no target
+    assert row["pass"] is True
+    off = bt.fidelity_row("grid4x4", "fixed_time", _means(111.0, 1000), _means(100.0, 1000))
+    assert off["metrics"]["mean_travel_time"]["pass"] is False and off["pass"] is False
+    lost = bt.fidelity_row("single-intersection", "fixed_time", _means(100, 960), _means(100, 1000))
+    assert lost["metrics"]["arrived"]["pass"] is False and lost["pass"] is False
+    mp = bt.fidelity_row("single-intersection", "max_pressure", _means(114, 500), _means(100, 1000))
+    assert mp["pass"] is True  # max pressure: travel time within 15% only
+    assert mp["metrics"]["arrived"]["tolerance"] is None
+    other = bt.fidelity_row("cologne8", "fixed_time", _means(300, 10), _means(100, 1000))
+    assert other["pass"] is None and other["metrics"]["mean_travel_time"]["ratio"] == 3.0
+    missing = bt.fidelity_row("grid4x4", "max_pressure", _means(None, 0), _means(100.0, 1000))
+    assert missing["metrics"]["mean_travel_time"]["pass"] is False
+
+
+def test_format_fidelity_table():
+    rows = [
+        bt.fidelity_row("single-intersection", "fixed_time", _means(50.0, 990), _means(48.0, 1000)),
+        bt.fidelity_row("grid4x4", "max_pressure", _means(130.0, 900), _means(100.0, 1000)),
+    ]
+    text = bt.format_fidelity({"rows": rows, "seeds": [0, 1, 2], "sumo_checks": []})
+    lines = text.splitlines()
+    assert lines[0].startswith("| scenario | controller | travel time, s")
+    assert "| single-intersection | fixed_time | 50.00 / 48.00 (1.042) ✓ |" in lines[2]
+    assert "FAIL" in lines[3] and "(1.300) ✗" in lines[3]
+    assert "MISSED: grid4x4 max_pressure mean_travel_time ratio 1.300" in text
+    assert "teleport_time=-1" in text
+    unavailable = bt.format_fidelity({"rows": [], "sumo_worker": {"reason": "no venv"}})
+    assert "unavailable: no venv" in unavailable
+
+
+def test_ttq_ratio_bounds():
+    ours = {"reached": True, "wall_s_to_threshold": 10.0, "cpu_s_to_threshold": 8.0,
+            "wall_s": 10.0, "cpu_s": 8.0}  # fmt: skip
+    sumo = {"reached": True, "wall_s_to_threshold": 60.0, "cpu_s_to_threshold": 40.0,
+            "wall_s": 60.0, "cpu_s": 40.0}  # fmt: skip
+    ours["timesteps"], sumo["timesteps"] = 1000, 2000
+    exact = bt.ttq_ratio(ours, sumo)
+    assert exact == {"ratio": 6.0, "cpu_ratio": 5.0, "bound": "exact", "per_timestep_ratio": 3.0}
+    capped = {**sumo, "reached": False, "wall_s": 300.0, "cpu_s": 200.0}
+    lower = bt.ttq_ratio(ours, capped)
+    assert (lower["ratio"], lower["cpu_ratio"], lower["bound"]) == (30.0, 25.0, "lower")
+    slow = {**ours, "reached": False, "wall_s": 120.0, "cpu_s": 80.0}
+    upper = bt.ttq_ratio(slow, sumo)
+    assert (upper["ratio"], upper["cpu_ratio"], upper["bound"]) == (0.5, 0.5, "upper")
+    assert bt.ttq_ratio(slow, capped)["ratio"] is None
+    assert bt.ttq_ratio(None, sumo)["ratio"] is None
+
+
+def test_like_sumo_rl_settings():
+    sc = bt.SPEED_CASES[0].kwargs["scenario"]
+    assert sc["preset"] == "sumo_rl_single" and sc["seconds"] == 3600.0
+    assert (sc["delta_time"], sc["yellow_time"], sc["min_green"]) == (5.0, 2.0, 5.0)
+    assert sc["all_red_time"] == 0.0 and sc["max_green"] >= 3600.0
+    assert bt.SPEED_CASES[1].kwargs["scenario"]["resco"] == "grid4x4"
+    assert bt.SPEED_CASES[1].kwargs["scenario"]["teleport_time"] == -1.0
+
+
+def test_bench_dispatches_traffic_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["traffic", "--help"])
+    assert exc.value.code == 0
+    assert "--no-ttq" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    assert "traffic-fidelity" in capsys.readouterr().out
+
+
+SUMORL_READY = (bench.VENVS / "sumorl" / ".ready").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not SUMORL_READY,
+    reason="the sumo-rl reference venv .bench/venvs/sumorl is not built "
+    "(run `python -m scripts.bench traffic` once to create it)",
+)
+def test_end_to_end_smoke(tmp_path):
+    out = tmp_path / "traffic.json"
+    argv = ["traffic", "--quick", "--scenario", "single-intersection", "--out", str(out)]
+    argv += ["--seconds", "0.05", "--warmup", "0.05", "--ttq-max-wall", "1"]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    w = report["speed"]["single-intersection"]
+    assert w["reference"]["available"] and w["reference"]["params_match"]
+    assert w["ratio_single"] > 0 and w["cpu_time_basis"]["ratio_b256"] > 0
+    ttq = report["ttq"]
+    assert ttq["thresholds"]["ours"] > 0 and ttq["thresholds"]["sumo"] > 0
+    assert ttq["ours"]["evals"] and ttq["sumo"]["evals"]
+
+    out = tmp_path / "fidelity.json"
+    assert bench.main(["traffic-fidelity", "--quick", "--out", str(out)]) == 0
+    fid = json.loads(out.read_text())["fidelity"]
+    names = {(r["scenario"], r["controller"]) for r in fid["rows"]}
+    assert names == set(bt.FIDELITY_TARGETS)
+    for row in fid["rows"]:
+        assert row["teleport_time"] == {"ours": -1.0, "sumo": -1}
+        assert row["metrics"]["arrived"]["ours"] > 0 and row["metrics"]["arrived"]["sumo"] > 0
