@@ -520,6 +520,36 @@ def _choose_conn(
 
 
 @numba.njit(cache=True)
+def _continues_as_well(
+    v: int,
+    c: int,
+    target: int,
+    vib: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    count: np.ndarray,
+) -> bool:  # pragma: no cover
+    """Whether lane ``target`` serves vehicle ``v``'s next two edges as well as connection ``c``."""
+    route = vib[v, I_ROUTE]
+    start = route_i[route, 0]
+    k = vib[v, I_RPOS] + 2
+    if start + k >= route_i[route, 1]:
+        return True
+    after = route_edges[start + k]
+    mine = _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
+    other = _choose_conn(
+        target, route, vib[v, I_RPOS], lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
+    )
+    if other < 0:
+        return False
+    return _lane_continues(conn_i[other, 1], after, lane_i, lout, conn_i, conn_edge) or not mine
+
+
+@numba.njit(cache=True)
 def _yields(st: int) -> bool:  # pragma: no cover
     return st == MINOR_GREEN or st == OFF_MINOR or st == MINOR or st == STOP or st == ALLWAY  # noqa: SIM109
 
@@ -758,6 +788,62 @@ def _advance(
                 vib[v, I_LANE] = target
                 vfb[v, F_LWAIT] = 0.0
                 changed = True
+        # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that
+        # also leads to its next edge and holds at least two vehicles fewer ---
+        for lane in range(n_lanes):
+            cnt = count[lane]
+            if cnt < 3:
+                continue
+            v = ob[first[lane] + cnt - 1]
+            c = vib[v, I_CONN]
+            pos = vfb[v, F_POS]
+            if c < 0 or pos < 0.0 or vib[v, I_LANE] != lane:
+                continue
+            route = vib[v, I_ROUTE]
+            nxt = route_edges[route_i[route, 0] + vib[v, I_RPOS] + 1]
+            e = lane_i[lane, 0]
+            my_idx = lane_i[lane, 3]
+            t = vib[v, I_TYPE]
+            length = tp[t, T_LEN]
+            for j in range(edge_i[e, 0], edge_i[e, 1]):
+                target = edge_lanes[j]
+                if abs(lane_i[target, 3] - my_idx) != 1 or count[target] + 2 > cnt:
+                    continue
+                if pos > lane_f[target, 0] or not _lane_continues(
+                    target, nxt, lane_i, lout, conn_i, conn_edge
+                ):
+                    continue
+                # ... and from there on to the edge after next, as well as the current lane
+                if not _continues_as_well(
+                    v,
+                    c,
+                    target,
+                    vib,
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    count,
+                ):
+                    continue
+                ok = True
+                for jj in range(first[target], first[target] + count[target]):
+                    u = ob[jj]
+                    up = vfb[u, F_POS]
+                    ut = vib[u, I_TYPE]
+                    if up >= pos:
+                        if up - tp[ut, T_LEN] - pos < tp[t, T_GAP]:
+                            ok = False
+                    elif pos - length - up < tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]:
+                        ok = False
+                if ok:
+                    vib[v, I_LANE] = target
+                    vib[v, I_CONN] = -1
+                    vfb[v, F_LWAIT] = 0.0
+                    changed = True
+                    break
         if changed:
             _sort_order(vib, vfb, ob, n)
             _lane_ranges(vib, ob, n, first, count)
