@@ -714,17 +714,42 @@ def run_reference(
         "cases": [theirs for _, theirs in _exact_cases(ref, settings)],
     }
     timeout = 600 + 3 * (settings.warmup_s + settings.repeats * settings.seconds)
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
-    command = [str(python), str(WORKERS / ref.worker), json.dumps(config)]
+    return {**base, **call_worker(python, ref.worker, config, timeout, {"MPLBACKEND": "Agg"})}
+
+
+def call_worker(
+    python: Path,
+    worker: str,
+    config: Mapping[str, Any],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``python WORKERS/worker '<config as JSON>'`` and read the JSON line it prints last.
+
+    Args:
+        python: the reference venv's interpreter.
+        worker: the worker script's file name in :data:`WORKERS`.
+        config: the worker's config.
+        timeout: seconds before the worker is abandoned.
+        env: variables set on top of this process's environment (and ``PYTHONWARNINGS=ignore``).
+
+    Returns:
+        ``available: True``, ``python`` and the worker's JSON; or ``available: False`` and a
+        ``reason`` (the worker could not start, ran out of time, failed or printed no JSON).
+    """
+    variables = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    command = [str(python), str(WORKERS / worker), json.dumps(config)]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=variables
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return {**base, "available": False, "reason": f"worker failed: {exc}"}
+        return {"available": False, "reason": f"worker failed: {exc}"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         reason = f"worker exited with {proc.returncode}: {_tail(proc.stderr or proc.stdout)}"
-        return {**base, "available": False, "reason": reason}
-    return {**base, "available": True, "python": str(python), **json.loads(lines[-1])}
+        return {"available": False, "reason": reason}
+    return {"available": True, "python": str(python), **json.loads(lines[-1])}
 
 
 def _exact_cases(ref: Reference, settings: Settings) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -17,16 +17,17 @@ Two commands of ``lepton-bench`` (``python -m scripts.bench <command>`` dispatch
     * **PPO time to quality** (skip with ``--no-ttq``): wall seconds until SB3 PPO with
       :func:`scripts.bench_ref.sumo_reference.ppo_config`'s hyperparameters beats max pressure's
       mean travel time on single-intersection, ours against sumo-rl (worker mode
-      ``ppo_time_to_quality``). Our side mirrors the worker's protocol line for line
-      (:func:`ours_time_to_quality`): one ``DummyVecEnv`` over one env (the same 720-decision
-      rollout per update; the native batched env is not used), training episode ``k`` on seed
-      ``seed + k``, one deterministic 3600 s evaluation episode on seed ``eval_seed`` every
-      ``eval_every`` steps and before training, and the worker's gate
-      (:func:`scripts.bench_ref.sumo_worker.meets_quality`: mean travel time at most the
-      threshold with at least ``min_arrived_fraction`` of the loaded vehicles arrived). By
-      default each side's threshold is max pressure's mean travel time on its own simulator
-      (seeds 0-2 of the scenario it trains on: SUMO's from the worker's ``fidelity`` mode,
-      ours from our ``max_pressure`` baseline); ``--ttq-threshold sumo`` uses SUMO's for both.
+      ``ppo_time_to_quality``). Both sides run the same protocol code,
+      :func:`scripts.bench_ref.ttq.time_to_quality` (ours through :func:`ours_time_to_quality`):
+      one ``DummyVecEnv`` over one env (the same 720-decision rollout per update; the native
+      batched env is not used), training episode ``k`` on seed ``seed + k``, one deterministic
+      3600 s evaluation episode on seed ``eval_seed`` every ``eval_every`` steps and before
+      training, and the worker's gate (:func:`scripts.bench_ref.sumo_worker.meets_quality`: mean
+      travel time at most the threshold with at least ``min_arrived_fraction`` of the loaded
+      vehicles arrived). By default each side's threshold is max pressure's mean travel time on
+      its own simulator (seeds 0-2 of the scenario it trains on: SUMO's from the worker's
+      ``fidelity`` mode, ours from our ``max_pressure`` baseline); ``--ttq-threshold sumo`` uses
+      SUMO's for both.
 
 ``traffic-fidelity``
     Every run of :func:`scripts.bench_ref.sumo_reference.fidelity_config` on both simulators:
@@ -58,7 +59,6 @@ import datetime as dt
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -70,7 +70,7 @@ import gymnasium as gym
 import numpy as np
 
 from scripts import bench
-from scripts.bench_ref import steploop, sumo_reference, sumo_worker
+from scripts.bench_ref import steploop, sumo_reference, sumo_worker, ttq
 
 COMMANDS = ("traffic", "traffic-fidelity")
 UNENFORCED_MAX_GREEN = 1e9
@@ -306,17 +306,7 @@ def run_worker(
         python = bench.reference_python(ref, settings, log)
     except bench.ReferenceUnavailable as exc:
         return {**base, "available": False, "reason": str(exc)}
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    command = [str(python), str(bench.WORKERS / ref.worker), json.dumps(config)]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {**base, "available": False, "reason": f"worker failed: {exc}"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        reason = f"worker exited with {proc.returncode}: {bench._tail(proc.stderr or proc.stdout)}"
-        return {**base, "available": False, "reason": reason}
-    return {**base, "available": True, "python": str(python), **json.loads(lines[-1])}
+    return {**base, **bench.call_worker(python, ref.worker, config, timeout)}
 
 
 # --- speed -----------------------------------------------------------------------------------
@@ -435,29 +425,12 @@ def our_baseline_runs(
 
 
 def ours_time_to_quality(cfg: Mapping[str, Any], env_id: str, kwargs: Mapping[str, Any]) -> dict:
-    """PPO on our env until an evaluation meets the worker's quality gate, as the worker does.
+    """PPO on our env until an evaluation meets the worker's quality gate, by the worker's code.
 
-    Mirrors ``sumo_worker.ppo_time_to_quality``: one env in a ``DummyVecEnv`` with SB3's
-    ``Monitor``, training episode ``k`` on seed ``seed + k``, ``torch`` on ``torch_threads``
-    threads, a deterministic evaluation episode on ``eval_seed`` (on the training env, which the
-    next training chunk resets) before training and after every ``eval_every`` timesteps, the
-    rollout reset before every chunk, and the same stopping rules and result keys.
+    Runs :func:`scripts.bench_ref.ttq.time_to_quality`, the protocol of
+    ``sumo_worker.ppo_time_to_quality``, with :func:`our_episode` as the evaluation (on the
+    training env, which the next training chunk resets) and the worker's ``meets_quality``.
     """
-    import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    seed = int(cfg.get("seed", 0))
-    torch.set_num_threads(int(cfg.get("torch_threads", 1)))
-    threshold = float(cfg["threshold"]) if cfg.get("threshold") is not None else None
-    min_fraction = float(cfg.get("min_arrived_fraction", 0.9))
-    eval_every = int(cfg.get("eval_every", 7200))
-    max_wall_s = float(cfg.get("max_wall_s", 600.0))
-    max_timesteps = cfg.get("max_timesteps")
-    eval_seed = int(cfg.get("eval_seed", 10_000))
-    ppo_kwargs = dict(cfg.get("ppo", {}))
-
     env = gym.make(env_id, **kwargs)
     sc = env.unwrapped.structure  # type: ignore[attr-defined]
     if "num_seconds" in cfg and float(cfg["num_seconds"]) != sc.end - sc.begin:
@@ -465,78 +438,13 @@ def ours_time_to_quality(cfg: Mapping[str, Any], env_id: str, kwargs: Mapping[st
             f"{env_id}: episodes last {sc.end - sc.begin} s, the config asks {cfg['num_seconds']}"
         )
 
-    class EpisodeSeeds(gym.Wrapper):
-        """Training episode ``k`` runs with seed ``seed + k``."""
+    def evaluate(model: Any, seed: int) -> dict[str, Any]:
+        return our_episode(env, lambda obs: model.predict(obs, deterministic=True)[0], seed)
 
-        def __init__(self, inner: Any) -> None:
-            super().__init__(inner)
-            self.episodes = 0
-
-        def reset(self, *, seed: int | None = None, options: dict | None = None) -> Any:
-            self.episodes += 1
-            return self.env.reset(seed=base_seed + self.episodes - 1, options=options)
-
-    base_seed = seed
-    vec = DummyVecEnv([lambda: Monitor(EpisodeSeeds(env))])
-    model = PPO("MlpPolicy", vec, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
-
-    curve: list[list[float | None]] = []
-    evals: list[dict[str, Any]] = []
-    eval_wall = 0.0
-    hit: int | None = None
-    start, cpu0 = time.perf_counter(), time.process_time()
-
-    def evaluate() -> bool:
-        nonlocal eval_wall, hit
-        t0 = time.perf_counter()
-        figures = our_episode(env, lambda obs: model.predict(obs, deterministic=True)[0], eval_seed)
-        eval_wall += time.perf_counter() - t0
-        wall = time.perf_counter() - start
-        met = sumo_worker.meets_quality(figures, threshold, min_fraction)
-        curve.append([wall, model.num_timesteps, figures["mean_travel_time"]])
-        cpu = time.process_time() - cpu0
-        point = {"wall_s": wall, "cpu_s": cpu, "timesteps": model.num_timesteps, "met": met}
-        evals.append({**point, **figures})
-        if met and hit is None:
-            hit = len(curve) - 1
-        return met
-
-    reached = bool(cfg.get("eval_at_start", True)) and evaluate()
-    while not reached:
-        if time.perf_counter() - start >= max_wall_s:
-            break
-        if max_timesteps is not None and model.num_timesteps >= int(max_timesteps):
-            break
-        model._last_obs = vec.reset()  # type: ignore[assignment]
-        model._last_episode_starts = np.ones((vec.num_envs,), dtype=bool)
-        model.learn(eval_every, reset_num_timesteps=False)
-        reached = evaluate()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    rollout = "one env in a DummyVecEnv (n_envs=1), as the worker"
+    result = ttq.time_to_quality(env, evaluate, sumo_worker.meets_quality, cfg, rollout)
     env.close()
-    return {
-        "env_id": env_id,
-        "kwargs": dict(kwargs),
-        "threshold": threshold,
-        "min_arrived_fraction": min_fraction,
-        "reached": hit is not None,
-        "wall_s_to_threshold": curve[hit][0] if hit is not None else None,
-        "timesteps_to_threshold": curve[hit][1] if hit is not None else None,
-        "timesteps": model.num_timesteps,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "cpu_s_to_threshold": evals[hit]["cpu_s"] if hit is not None else None,
-        "eval_wall_s": eval_wall,
-        "train_wall_s": wall - eval_wall,
-        "eval_every": eval_every,
-        "eval_seed": eval_seed,
-        "rollout": "one env in a DummyVecEnv (n_envs=1), as the worker",
-        "ppo": {
-            k: sumo_worker._plain(ppo_kwargs.get(k, getattr(model, k, None)))
-            for k in sumo_worker._PPO_REPORTED
-        },
-        "curve": curve,
-        "evals": evals,
-    }
+    return {"env_id": env_id, "kwargs": dict(kwargs), **result}
 
 
 def time_to_quality(

@@ -96,6 +96,15 @@ def test_reference_unavailable_is_reported_not_raised(tmp_path):
     assert "does not exist" in result["reason"]
 
 
+def test_call_worker_reports_failures():
+    # steploop.py as a script prints no JSON line
+    result = bench.call_worker(Path(sys.executable), "steploop.py", {"mode": "info"}, 60)
+    assert result["available"] is False
+    assert result["reason"].startswith("worker exited with 0")
+    result = bench.call_worker(Path(sys.executable), "missing_worker.py", {}, 60)
+    assert result["available"] is False and "worker exited with 2" in result["reason"]
+
+
 def test_orgym_parameters_match_our_preset():
     import gymnasium as gym
 

@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:
 bench = importlib.import_module("scripts.bench")
 bt = importlib.import_module("scripts.bench_traffic")
 sumo_worker = importlib.import_module("scripts.bench_ref.sumo_worker")
+ttq = importlib.import_module("scripts.bench_ref.ttq")
 
 
 def test_ratio_and_within():
@@ -67,6 +68,39 @@ def test_our_figures_and_the_quality_gate():
     none_arrived = bt.our_figures({**info, "arrived_total": 0.0})
     assert none_arrived["mean_travel_time"] is None
     assert not sumo_worker.meets_quality(none_arrived, 40.0, 0.9)
+
+
+def test_time_to_quality_protocol_stops_and_reports():
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    seeds = []
+
+    def evaluate(model, seed):
+        seeds.append(seed)
+        return {"mean_travel_time": 50.0 - len(seeds), "arrived": 10, "loaded": 10}
+
+    cfg = {"seed": 3, "threshold": 48.0, "eval_every": 32, "eval_seed": 7,
+           "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1}}  # fmt: skip
+    result = ttq.time_to_quality(env, evaluate, sumo_worker.meets_quality, cfg, rollout="note")
+    # met at the second evaluation, after one training chunk; every evaluation on eval_seed
+    assert seeds == [7, 7] and result["reached"] is True
+    assert [c[1:] for c in result["curve"]] == [[0, 49.0], [32, 48.0]]
+    assert [e["met"] for e in result["evals"]] == [False, True]
+    assert result["timesteps_to_threshold"] == 32 == result["timesteps"]
+    assert result["cpu_s_to_threshold"] == result["evals"][1]["cpu_s"]
+    assert result["rollout"] == "note" and list(result)[-3:] == ["ppo", "curve", "evals"]
+    assert result["ppo"]["n_steps"] == 32 and result["ppo"]["gamma"] == 0.99
+    json.dumps(result)
+
+    # never met: stops at max_timesteps; no rollout note unless given
+    result = ttq.time_to_quality(
+        env, evaluate, sumo_worker.meets_quality, {**cfg, "threshold": None, "max_timesteps": 64}
+    )
+    assert result["reached"] is False and result["timesteps"] == 64
+    assert result["wall_s_to_threshold"] is None and "rollout" not in result
+    assert len(result["evals"]) == 3
+    env.close()
 
 
 def _means(tt, arrived, **extra):

@@ -735,26 +735,54 @@ def _advance(
             _lane_ranges(vib, ob, n, first, count)
         # --- strategic lane changes ---
         changed = False
+        # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
+        # leads there but not on to the edge after (two edges of lookahead) changes if it can
         for k in range(n):
             v = ob[k]
-            if vib[v, I_CONN] != -1 or vfb[v, F_POS] < 0.0:
+            c = vib[v, I_CONN]
+            if c == -2 or vfb[v, F_POS] < 0.0:
                 continue
             lane = vib[v, I_LANE]
             route = vib[v, I_ROUTE]
             rpos = vib[v, I_RPOS]
             rs = route_i[route, 0]
             nxt = route_edges[rs + rpos + 1]
+            after = route_edges[rs + rpos + 2] if rs + rpos + 2 < route_i[route, 1] else -1
+            if c >= 0 and (
+                after < 0 or _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
+            ):
+                continue
             e = lane_i[lane, 0]
             my_idx = lane_i[lane, 3]
             best_d = 1 << 30
             direction = 0
             for j in range(edge_i[e, 0], edge_i[e, 1]):
                 other = edge_lanes[j]
-                if other != lane and _lane_continues(other, nxt, lane_i, lout, conn_i, conn_edge):
-                    d = abs(lane_i[other, 3] - my_idx)
-                    if d < best_d:
-                        best_d = d
-                        direction = 1 if lane_i[other, 3] > my_idx else -1
+                if other == lane or not _lane_continues(
+                    other, nxt, lane_i, lout, conn_i, conn_edge
+                ):
+                    continue
+                if c >= 0:
+                    oc = _choose_conn(
+                        other,
+                        route,
+                        rpos,
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        route_i,
+                        route_edges,
+                        count,
+                    )
+                    if oc < 0 or not _lane_continues(
+                        conn_i[oc, 1], after, lane_i, lout, conn_i, conn_edge
+                    ):
+                        continue
+                d = abs(lane_i[other, 3] - my_idx)
+                if d < best_d:
+                    best_d = d
+                    direction = 1 if lane_i[other, 3] > my_idx else -1
             if direction == 0:
                 continue
             target = -1
@@ -766,7 +794,7 @@ def _advance(
             t = vib[v, I_TYPE]
             pos = vfb[v, F_POS]
             length = tp[t, T_LEN]
-            forced = vfb[v, F_STUCK] >= FORCE_CHANGE
+            forced = c == -1 and vfb[v, F_STUCK] >= FORCE_CHANGE
             ok = pos <= lane_f[target, 0]
             # neighbours on the target lane (sorted by position descending)
             for j in range(first[target], first[target] + count[target]):
@@ -786,6 +814,7 @@ def _advance(
                         ok = False
             if ok:
                 vib[v, I_LANE] = target
+                vib[v, I_CONN] = -1
                 vfb[v, F_LWAIT] = 0.0
                 changed = True
         # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that

@@ -81,9 +81,10 @@ from pathlib import Path
 from typing import Any
 
 if __package__:  # imported from the project (tests)
-    from . import steploop
-else:  # run as a script in its reference venv: the sibling module is on sys.path
+    from . import steploop, ttq
+else:  # run as a script in its reference venv: the sibling modules are on sys.path
     import steploop
+    import ttq
 
 RESCO = (
     "grid4x4",
@@ -632,118 +633,24 @@ def evaluate_travel_time(model: Any, env: Any, seed: int, trip: Path) -> dict[st
 
 
 def ppo_time_to_quality(cfg: Mapping[str, Any], nets: Path) -> dict[str, Any]:
-    """Train PPO until an evaluation meets :func:`meets_quality` or the budget ends."""
-    import gymnasium as gym
-    import numpy as np
-    import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    """Train PPO until an evaluation meets :func:`meets_quality` or the budget ends.
 
-    seed = int(cfg.get("seed", 0))
-    torch.set_num_threads(int(cfg.get("torch_threads", 1)))
+    The protocol is :func:`ttq.time_to_quality`; an evaluation is
+    :func:`evaluate_travel_time` on the training environment.
+    """
     scenario = dict(resolve_scenario(cfg.get("scenario", SINGLE), nets))
     if "num_seconds" in cfg:
         scenario["end"] = scenario["begin"] + float(cfg["num_seconds"])
-    threshold = float(cfg["threshold"]) if cfg.get("threshold") is not None else None
-    min_fraction = float(cfg.get("min_arrived_fraction", 0.9))
-    eval_every = int(cfg.get("eval_every", 7200))
-    max_wall_s = float(cfg.get("max_wall_s", 600.0))
-    max_timesteps = cfg.get("max_timesteps")
-    eval_seed = int(cfg.get("eval_seed", 10_000))
-    ppo_kwargs = dict(cfg.get("ppo", {}))
-
-    env = make_sumo_env(scenario, cfg, single_agent=True, sumo_seed=seed)
-
-    class EpisodeSeeds(gym.Wrapper):
-        """Training episode ``k`` runs with SUMO seed ``seed + k``."""
-
-        def __init__(self, inner: Any) -> None:
-            super().__init__(inner)
-            self.episodes = 0
-
-        def reset(self, *, seed: int | None = None, options: dict | None = None) -> Any:
-            self.episodes += 1
-            return self.env.reset(seed=base_seed + self.episodes - 1, options=options)
-
-    base_seed = seed
-    vec = DummyVecEnv([lambda: Monitor(EpisodeSeeds(env))])
-    model = PPO("MlpPolicy", vec, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
-
-    curve: list[list[float | None]] = []
-    evals: list[dict[str, Any]] = []
-    eval_wall = 0.0
-    hit: int | None = None
-    start, cpu0 = time.perf_counter(), time.process_time()
+    env = make_sumo_env(scenario, cfg, single_agent=True, sumo_seed=int(cfg.get("seed", 0)))
     with tempfile.TemporaryDirectory(prefix="sumo_ppo_") as tmp:
         trip = Path(tmp) / "tripinfo.xml"
 
-        def evaluate() -> bool:
-            nonlocal eval_wall, hit
-            t0 = time.perf_counter()
-            figures = evaluate_travel_time(model, env, eval_seed, trip)
-            eval_wall += time.perf_counter() - t0
-            wall = time.perf_counter() - start
-            met = meets_quality(figures, threshold, min_fraction)
-            curve.append([wall, model.num_timesteps, figures["mean_travel_time"]])
-            cpu = time.process_time() - cpu0
-            point = {"wall_s": wall, "cpu_s": cpu, "timesteps": model.num_timesteps, "met": met}
-            evals.append({**point, **figures})
-            if met and hit is None:
-                hit = len(curve) - 1
-            return met
+        def evaluate(model: Any, seed: int) -> dict[str, Any]:
+            return evaluate_travel_time(model, env, seed, trip)
 
-        reached = bool(cfg.get("eval_at_start", True)) and evaluate()
-        while not reached:
-            if time.perf_counter() - start >= max_wall_s:
-                break
-            if max_timesteps is not None and model.num_timesteps >= int(max_timesteps):
-                break
-            model._last_obs = vec.reset()
-            model._last_episode_starts = np.ones((vec.num_envs,), dtype=bool)
-            model.learn(eval_every, reset_num_timesteps=False)
-            reached = evaluate()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+        result = ttq.time_to_quality(env, evaluate, meets_quality, cfg)
     env.close()
-    return {
-        "scenario": scenario,
-        "threshold": threshold,
-        "min_arrived_fraction": min_fraction,
-        "reached": hit is not None,
-        "wall_s_to_threshold": curve[hit][0] if hit is not None else None,
-        "timesteps_to_threshold": curve[hit][1] if hit is not None else None,
-        "timesteps": model.num_timesteps,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "cpu_s_to_threshold": evals[hit]["cpu_s"] if hit is not None else None,
-        "eval_wall_s": eval_wall,
-        "train_wall_s": wall - eval_wall,
-        "eval_every": eval_every,
-        "eval_seed": eval_seed,
-        "ppo": {k: _plain(ppo_kwargs.get(k, getattr(model, k, None))) for k in _PPO_REPORTED},
-        "curve": curve,
-        "evals": evals,
-    }
-
-
-_PPO_REPORTED = (
-    "n_steps",
-    "batch_size",
-    "n_epochs",
-    "learning_rate",
-    "gamma",
-    "gae_lambda",
-    "ent_coef",
-    "vf_coef",
-    "clip_range",
-    "max_grad_norm",
-)
-"""PPO settings echoed in the result (given ones, else the model's; schedules as given)."""
-
-
-def _plain(value: Any) -> Any:
-    """``value`` if JSON has a type for it, else its ``repr`` (e.g. an SB3 schedule)."""
-    return value if isinstance(value, bool | int | float | str | type(None)) else repr(value)
+    return {"scenario": scenario, **result}
 
 
 # --- entry point -----------------------------------------------------------------------------
