@@ -113,12 +113,19 @@ def _policy(config: RenderConfig, env: Any, fit_seeds: Sequence[int]) -> Act:
     venv = make_vec_env(config.env, 1)  # checks the model's spaces against the env's
     model = load_model(agent, config.model_path, venv, device=config.device)
     stats_path = normalization_path(config.model_path)
-    if not stats_path.is_file():
-        return lambda obs: model.predict(obs, deterministic=config.eval.deterministic)[0]
-    stats = load_normalization(stats_path, venv)
-    return lambda obs: model.predict(
-        stats.normalize_obs(obs), deterministic=config.eval.deterministic
-    )[0]
+    stats = load_normalization(stats_path, venv) if stats_path.is_file() else None
+    slots = int(getattr(venv, "slots_per_replica", 1))
+    nvec = np.asarray(getattr(env.action_space, "nvec", 0))
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if slots > 1:  # a policy shared by the env's units: one row each, then their actions
+            obs = np.asarray(obs).reshape(slots, -1)
+        if stats is not None:
+            obs = stats.normalize_obs(obs)
+        action = model.predict(obs, deterministic=config.eval.deterministic)[0]
+        return np.asarray(action) % nvec if slots > 1 else action
+
+    return act
 
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
