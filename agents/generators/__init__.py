@@ -1,0 +1,47 @@
+"""Scenario generators: learn a family's scenarios and generate new ones for environments.
+
+- :mod:`agents.generators.base`: the :class:`ScenarioGenerator` interface (fit, seeded
+  sample, save/load, ``as_source`` for any environment), the :class:`ScenarioCodec` protocol
+  and rejection counting;
+- :mod:`agents.generators.simple`: :class:`ListGenerator` (the fixed list) and
+  :class:`ParametricGenerator` (domain randomisation);
+- :mod:`agents.generators.wgan`: :class:`WGANGenerator` (WGAN-GP, PyTorch), imported on first
+  use;
+- :mod:`agents.generators.codecs`: repair rules and the supply chain's demand-series codec;
+- :mod:`agents.generators.synthetic`: a ground-truth family with a known distribution;
+- :mod:`agents.generators.metrics`: MMD and energy distance with the real-vs-real band,
+  classifier two-sample test, diversity, coverage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.generators.base import (
+    GENERATOR_KINDS,
+    GeneratorSource,
+    GeneratorStats,
+    ScenarioCodec,
+    ScenarioGenerator,
+)
+from agents.generators.simple import ListGenerator, ParametricGenerator
+
+__all__ = [
+    "GENERATOR_KINDS",
+    "GeneratorSource",
+    "GeneratorStats",
+    "ListGenerator",
+    "ParametricGenerator",
+    "ScenarioCodec",
+    "ScenarioGenerator",
+    "WGANConfig",
+    "WGANGenerator",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("WGANGenerator", "WGANConfig"):
+        from agents.generators import wgan
+
+        return getattr(wgan, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
