@@ -12,25 +12,37 @@ from gymnasium import spaces
 from envs.core.env import BatchRunner, BatchStep, LeptonEnv
 from envs.core.features import ObservationBuilder, QuantityTerm, RewardTerm
 from envs.core.registry import Registry
+from envs.core.scenario import FixedScenario
 from envs.core.sim import Columns
 from envs.core.vector import LeptonVectorEnv
 from envs.recsys.scenario import RecScenario, make_scenario
 from envs.recsys.sim import (
     A_LAST_WATCH,
+    DRAWS_FIXED,
     FEATURE_BOUND,
     I_CORPUS,
+    I_CURSOR,
     I_T,
     LINEAR_FEATURES,
     METRICS,
     P_BUDGET0,
     P_LENGTH_SCALE,
     P_MAX_STEPS,
+    P_SAMPLING,
     QUALITY_SCALE,
     QUANTITIES,
+    UNIFORM,
     RecSim,
     RecState,
     advance,
     check_positions,
+    copy_items,
+    draw_row,
+    missing_generator,
+    prefetch,
+    refill_row,
+    resample,
+    start_row,
     unpack_state,
 )
 
@@ -43,6 +55,9 @@ N_OUT = len(QUANTITIES) + len(METRICS)
 _NO_STEPS = np.zeros(0, dtype=np.int64)
 _INT64 = np.dtype(np.int64)
 _NO_PLAN = np.zeros(0)
+_NO_ROWS = np.zeros((0, 0), dtype=np.float32)
+PREFETCH = 4
+"""Replicas ahead whose scattered reads (uniforms, items, permutation) a kernel pass requests."""
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -82,6 +97,43 @@ def _encode_flat(
             out[b, o + n_topics + 3] = feats[b, j, n_topics + 3]
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def write_user_obs(
+    b: int,
+    params: np.ndarray,
+    user: np.ndarray,
+    acc: np.ndarray,
+    ints: np.ndarray,
+    slots: np.ndarray,
+    obs: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """The user block of replica ``b``'s ``default`` observation."""
+    n_topics = user.shape[1] // 3
+    k = slots.shape[1] // 2 - 1
+    budget0 = max(params[b, P_BUDGET0], 1e-9)
+    scale = max(params[b, P_LENGTH_SCALE], 1e-9)
+    for d in range(n_topics):
+        obs[b, d] = min(max(user[b, 2 * n_topics + d], -FEATURE_BOUND), FEATURE_BOUND)
+    obs[b, n_topics] = min(max(user[b, 3 * n_topics] / budget0, 0.0), 1.0)
+    obs[b, n_topics + 1] = user[b, 3 * n_topics + 1]
+    obs[b, n_topics + 2] = 1.0 if slots[b, 2 * k] >= 0 else 0.0
+    obs[b, n_topics + 3] = min(max(acc[b, A_LAST_WATCH] / scale, 0.0), 5.0)
+    obs[b, n_topics + 4] = min(max(ints[b, I_T] / max(params[b, P_MAX_STEPS], 1.0), 0.0), 1.0)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def write_candidate_obs(
+    b: int, ints: np.ndarray, cands: np.ndarray, table: np.ndarray, obs: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """The candidates' block of replica ``b``'s ``default`` observation: their table rows."""
+    f = table.shape[2]
+    row = ints[b, I_CORPUS] * table.shape[1]
+    o = (b + 1) * obs.shape[1] - cands.shape[1] * f
+    for j in range(cands.shape[1]):
+        copy_items(obs, o, table, (row + cands[b, j]) * f, f)
+        o += f
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _step_encode(
     slate_in: np.ndarray,
@@ -100,13 +152,18 @@ def _step_encode(
     out: np.ndarray,
     flags: np.ndarray,
     obs: np.ndarray,
+    final: np.ndarray,
 ) -> tuple[int, int]:  # pragma: no cover - compiled
     """One core step of every replica, its reward and its ``default`` observation, fused.
 
     The step is :func:`envs.recsys.sim.advance`. The observation holds what
     :meth:`FlatObservation.encode` reads from the snapshot; the candidates' block is copied from
     ``table``, the encoded corpus (:func:`encoded_corpus`), since a candidate's features are its
-    corpus item's.
+    corpus item's. With ``final`` given, an episode that ends is reset here as the runner's
+    autoreset would (the caller ensures every replica's reset is its buffer's draw alone, see
+    :meth:`envs.recsys.sim.RecSim.common_start`): its last observation goes to ``final``, its
+    generator draws a fresh buffer, its step count restarts and ``obs`` gets the first
+    observation of the new episode.
 
     Args:
         slate_in: ``[B * k]`` candidate positions, replica by replica.
@@ -116,20 +173,22 @@ def _step_encode(
         perm: ``[B, N]`` the replicas' corpus permutations.
         corpus_f: ``[K, N, T + 4]`` the items' features per catalogue.
         cdfs: ``[K, N]`` popularity sampling CDFs.
+        table: ``[K, N, T + 4]`` float32 encoded corpus.
         c: candidates per step.
         width: uniforms per replica buffer.
-        table: ``[K, N, T + 4]`` float32 encoded corpus.
         plan: reward terms and weights (:meth:`RecSlateEnv._fused_plan`), or empty: no reward.
         episode_steps: ``[B]`` steps of the current episodes, counted here, or empty.
         max_episode_steps: truncate an episode after this many steps (``-1``: never).
         out: ``[B, QUANTITIES + METRICS (+ terms + reward)]`` results.
         flags: ``[3, B]`` terminated, truncated, done.
         obs: ``[B, D]`` observations.
+        final: ``[B, D]`` the last observations of the episodes that end (other rows are left
+            alone), or empty: no reset here.
 
     Returns:
         ``(status, done)``: ``status`` is ``-1 - b`` when replica ``b``'s slate holds a position
-        outside the candidates (nothing is changed then), else the number of replicas whose
-        buffer of uniforms cannot cover the next step; ``done`` counts the episodes that ended.
+        outside the candidates, ``1 + b`` when replica ``b`` must draw uniforms but has no
+        generator (nothing is changed then), else ``0``; ``done`` counts the episodes that ended.
     """
     b_size = perm.shape[0]
     k = slate_in.shape[0] // b_size
@@ -137,26 +196,47 @@ def _step_encode(
     if status < 0:
         return status, 0
     n_topics = corpus_f.shape[2] - 4
-    f = n_topics + 4
-    params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left = unpack_state(
+    params, user, acc, feats, slate_feats, u, ints, cands, slots, gens, shown, left = unpack_state(
         fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
     )
+    draws = DRAWS_FIXED + c
+    status = missing_generator(ints, gens, width, draws)
+    if status > 0:
+        return status, 0
     scores = np.empty(k)
     probs = np.empty(k)
     picked = np.empty(c, dtype=np.bool_)
     n_out = N_OUT
     n_terms = int(plan[0]) if plan.shape[0] > 0 else -1
     counting = episode_steps.shape[0] > 0
-    refills = 0
+    restart = final.shape[0] > 0
     done = 0
+    # in passes over the replicas (each one's order of work is kept), so that the memory
+    # accesses of neighbouring replicas overlap: the step itself, the candidate draws, the
+    # candidates' observations, the resets; the candidates' features are the core's to copy
+    # when they are read (RecSim.features_stale)
+    goes_on = np.empty(b_size, dtype=np.bool_)
+    n_items = perm.shape[1]
     for b in range(b_size):
-        term, trunc, refill = advance(
+        # what a later replica's step reads from scattered places: its uniforms, the items
+        # of its slate and whether they were shown
+        a = b + PREFETCH
+        if a < b_size:
+            for i in range(0, draws + 7, 8):
+                prefetch(u, a * width + min(ints[a, I_CURSOR] + i, width - 1))
+            row = ints[a, I_CORPUS] * n_items
+            for j in range(k):
+                item = cands[a, slate_in[a * k + j]]
+                prefetch(corpus_f, (row + item) * (n_topics + 4))
+                prefetch(corpus_f, (row + item) * (n_topics + 4) + n_topics + 3)
+                prefetch(shown, a * shown.shape[1] + (item >> 6))
+        refill_row(b, u, ints, gens, n_topics, draws)
+        term, trunc = advance(
             b,
             slate_in,
             params,
             user,
             acc,
-            feats,
             slate_feats,
             u,
             ints,
@@ -164,15 +244,14 @@ def _step_encode(
             slots,
             shown,
             left,
-            perm,
+            n_items,
             corpus_f,
-            cdfs,
             out,
             scores,
             probs,
             picked,
         )
-        refills += refill
+        goes_on[b] = not (term or trunc)
         if n_terms >= 0:
             # terms: signed quantities; reward: their weighted sum, in the order of the weights
             for i in range(n_terms):
@@ -191,24 +270,46 @@ def _step_encode(
         flags[1, b] = trunc
         flags[2, b] = term or trunc
         done += term or trunc
-        # the default observation: user block, then the candidates' rows of the table
-        budget0 = max(params[b, P_BUDGET0], 1e-9)
-        scale = max(params[b, P_LENGTH_SCALE], 1e-9)
-        for d in range(n_topics):
-            obs[b, d] = min(max(user[b, 2 * n_topics + d], -FEATURE_BOUND), FEATURE_BOUND)
-        obs[b, n_topics] = min(max(user[b, 3 * n_topics] / budget0, 0.0), 1.0)
-        obs[b, n_topics + 1] = user[b, 3 * n_topics + 1]
-        obs[b, n_topics + 2] = 1.0 if slots[b, 2 * k] >= 0 else 0.0
-        obs[b, n_topics + 3] = min(max(acc[b, A_LAST_WATCH] / scale, 0.0), 5.0)
-        obs[b, n_topics + 4] = min(max(ints[b, I_T] / max(params[b, P_MAX_STEPS], 1.0), 0.0), 1.0)
-        corpus = ints[b, I_CORPUS]
-        o = n_topics + 5
-        for j in range(c):
-            item = cands[b, j]
-            for d in range(f):
-                obs[b, o + d] = table[corpus, item, d]
-            o += f
-    return refills, done
+        write_user_obs(b, params, user, acc, ints, slots, obs)
+    for b in range(b_size):
+        # the permutation entries a later replica's partial shuffle swaps (PREFETCH ahead)
+        a = b + PREFETCH
+        if a < b_size and goes_on[a] and params[a, P_SAMPLING] == UNIFORM:
+            start = ints[a, I_CURSOR] - c
+            for j in range(c):
+                r = min(j + int(u[a, start + j] * (n_items - j)), n_items - 1)
+                prefetch(perm, a * n_items + r)
+        if goes_on[b]:
+            resample(b, params, u, ints, cands, perm, cdfs)
+    for b in range(b_size):
+        write_candidate_obs(b, ints, cands, table, obs)
+    if restart and done > 0:
+        for b in range(b_size):
+            if flags[2, b]:
+                final[b, :] = obs[b, :]
+                draw_row(b, u, gens, 0)
+                start_row(
+                    b,
+                    params,
+                    user,
+                    acc,
+                    feats,
+                    slate_feats,
+                    u,
+                    ints,
+                    cands,
+                    slots,
+                    shown,
+                    left,
+                    perm,
+                    corpus_f,
+                    cdfs,
+                )
+                if counting:
+                    episode_steps[b] = 0
+                write_user_obs(b, params, user, acc, ints, slots, obs)
+                write_candidate_obs(b, ints, cands, table, obs)
+    return 0, done
 
 
 def encoded_corpus(corpus_f: np.ndarray, length_means: list[float]) -> np.ndarray:
@@ -482,6 +583,7 @@ class RecSlateEnv(LeptonEnv):
         self._slate_shape = (self.structure.slate_size,)
         self._table: np.ndarray | None = None
         self._table_of: np.ndarray | None = None
+        self._final = _NO_ROWS
 
     def coerce_scenario(self, obj: Any) -> RecScenario:
         return make_scenario(obj)
@@ -526,8 +628,6 @@ class RecSlateEnv(LeptonEnv):
                 return super().step(action)
             a = np.ascontiguousarray(a, dtype=np.int64)
         sim: RecSim = runner.sim  # type: ignore[assignment]
-        if sim._refills:
-            sim.refill_due()
         names, vector = plan
         out, row, flags, flag_row = self._buffers
         obs = np.empty((1, self._obs_size), dtype=np.float32)
@@ -548,10 +648,11 @@ class RecSlateEnv(LeptonEnv):
             out,
             flags,
             obs,
+            _NO_ROWS,
         )
-        if status < 0:
-            return super().step(action)  # nothing changed; raises naming the position
-        sim._refills = status
+        if status != 0:
+            return super().step(action)  # nothing changed; raises naming the problem
+        sim.features_stale = True
         runner.obs = obs
         values = row.tolist()
         info: dict[str, Any] = dict(zip(METRICS, values[len(QUANTITIES) : N_OUT], strict=True))
@@ -572,7 +673,7 @@ class RecSlateEnv(LeptonEnv):
             b = actions.shape[0]
             out = np.empty((b, N_OUT))
             flags = np.empty((3, b), dtype=np.bool_)
-            fused = self._fused_step(sim, actions, _NO_PLAN, _NO_STEPS, -1, out, flags)
+            fused = self._fused_step(sim, actions, _NO_PLAN, _NO_STEPS, -1, out, flags, _NO_ROWS)
             if fused is not None:
                 return sim.result(out, flags), fused[0]
         return super().sim_step(sim, actions)
@@ -584,24 +685,37 @@ class RecSlateEnv(LeptonEnv):
         slates of int64 positions ``[B, k]``; returns ``None`` (nothing changed) otherwise and
         for an invalid slate, which the generic path then reports. ``final_obs`` holds the
         ended episodes' rows only (zeros elsewhere), which spares a copy of all observations.
+        When every reset would only draw the replica's buffer (a fixed scenario whose start is
+        drawn, see :meth:`~envs.recsys.sim.RecSim.common_start`), the compiled call also resets
+        the ended episodes, as :meth:`~envs.core.env.BatchRunner.reset_rows` would.
         """
         plan = self._plan if self._plan_for is self.reward else self._fused_plan()
         if plan is None or runner.obs is None or not self._fusable(actions):
             return None
         names, vector = plan
+        sim: RecSim = runner.sim  # type: ignore[assignment]
         b = runner.batch_size
         n_terms = len(names)
         out = np.empty((b, N_OUT + n_terms + 1))
         flags = np.empty((3, b), dtype=np.bool_)
         max_steps = runner.max_episode_steps
+        source = self.source
+        restart = (
+            runner.autoreset
+            and type(source) is FixedScenario
+            and sim.common_start() is source.scenario
+            and runner.rngs == sim.rngs
+        )
+        final = self._final_rows(b) if restart else _NO_ROWS
         fused = self._fused_step(
-            runner.sim,  # type: ignore[arg-type]
+            sim,
             actions,
             vector,
             runner.episode_steps,
             -1 if max_steps is None else int(max_steps),
             out,
             flags,
+            final,
         )
         if fused is None:
             return None
@@ -612,8 +726,11 @@ class RecSlateEnv(LeptonEnv):
             # the final observations of the ended episodes (the other rows stay zero), then the
             # first ones of the new episodes in their place
             final_obs = np.zeros(obs.shape, dtype=obs.dtype)
-            final_obs[done] = obs[done]
-            obs = runner.reset_rows(done, obs)
+            if restart:
+                final_obs[done] = final[done]
+            else:
+                final_obs[done] = obs[done]
+                obs = runner.reset_rows(done, obs)
         runner.obs = obs
         n = len(QUANTITIES)
         return BatchStep(
@@ -645,17 +762,16 @@ class RecSlateEnv(LeptonEnv):
         max_episode_steps: int,
         out: np.ndarray,
         flags: np.ndarray,
+        final: np.ndarray,
     ) -> tuple[np.ndarray, int] | None:
         """Run :func:`_step_encode` on ``slates[B, k]``; see there for the arguments.
 
         Returns:
             the fresh observations and the number of episodes that ended, or ``None`` (nothing
-            changed) when a position is outside the candidates.
+            changed) when a position is outside the candidates or a replica has no generator.
         """
         if slates.shape != (sim.batch_size, sim.slate_size):
             return None
-        if sim._refills:
-            sim.refill_due()
         obs = np.empty((sim.batch_size, self._obs_size), dtype=np.float32)
         status, n_done = _step_encode(
             slates.reshape(-1),
@@ -674,11 +790,19 @@ class RecSlateEnv(LeptonEnv):
             out,
             flags,
             obs,
+            final,
         )
-        if status < 0:
+        if status != 0:
             return None
-        sim._refills = status
+        sim.features_stale = True
         return obs, n_done
+
+    def _final_rows(self, batch_size: int) -> np.ndarray:
+        """Scratch ``[B, D]`` rows for the last observations of the episodes that end."""
+        rows = self._final
+        if rows.shape[0] != batch_size:
+            rows = self._final = np.empty((batch_size, self._obs_size), dtype=np.float32)
+        return rows
 
     def _encoded(self, sim: RecSim) -> np.ndarray:
         """The encoded corpus of ``sim``'s catalogues (:func:`encoded_corpus`), cached."""

@@ -22,19 +22,26 @@ The budget never increases. Every random number comes from the replica's generat
 (uniform interests included, see :func:`drawn_start`) and whenever a replica has used up its
 buffer, the core draws a block of uniforms from that generator, and every step consumes a fixed
 number of them (choice, drift direction, leaving, rating noise, then one per sampled candidate),
-so replica ``i`` of a batch is bit for bit a single env with the same generator. The per-step
-update of all replicas is one numba kernel; the state lives in three packed buffers (float64,
-int64, bool; :func:`unpack_state` binds the named arrays, whose columns are also named views)
-so that the kernel's calls stay cheap, and the recommender may give a slate as positions or as a
-linear ranking rule over the candidates' features (:meth:`RecSim.linear_slates`).
+so replica ``i`` of a batch is bit for bit a single env with the same generator. The kernels draw
+those blocks themselves through numpy's ctypes interface of the generators' bit generators
+(:func:`next_double`, the function behind ``Generator.random``), so the uniforms are the very
+numbers ``rng.random(out=...)`` would give. The per-step update of all replicas is one numba
+kernel; the state lives in three packed buffers (float64, int64, bool; :func:`unpack_state`
+binds the named arrays, whose columns are also named views) so that the kernel's calls stay
+cheap, and the recommender may give a slate as positions or as a linear ranking rule over the
+candidates' features (:meth:`RecSim.linear_slates`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
 from envs.recsys.catalogue import Catalogue, load_catalogue
@@ -88,6 +95,8 @@ MIN_SPEND = 0.05
 # columns of RecSim.ints (cursor into the uniforms, steps taken, catalogue), of RecSim.acc
 # (episode sums, last response) and of a candidate's features after its topic vector
 I_CURSOR, I_T, I_CORPUS = range(3)
+# columns of RecSim.gens: a replica's bit generator, as numpy's ctypes interface gives it
+G_NEXT_DOUBLE, G_STATE = range(2)
 A_WATCH, A_CLICKS, A_SAT, A_DIV, A_SHOWN, A_LAST_WATCH, A_LAST_RATING = range(7)
 NUM_ACC = 7
 F_QUALITY, F_CLICKBAIT, F_LENGTH, F_POPULARITY = range(4)
@@ -263,6 +272,73 @@ def choice_probabilities_np(
 
 
 # --- kernels -----------------------------------------------------------------------------------
+
+
+@intrinsic
+def next_double(typingctx, fn, state):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``fn(state)``: the next uniform of a bit generator, the number ``Generator.random`` gives.
+
+    ``fn`` and ``state`` are the bit generator's ``ctypes.next_double`` and
+    ``ctypes.state_address`` as integers (:func:`generator_address`).
+    """
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        ptr = ir.IntType(8).as_pointer()
+        call = builder.inttoptr(args[0], ir.FunctionType(ir.DoubleType(), [ptr]).as_pointer())
+        return builder.call(call, [builder.inttoptr(args[1], ptr)])
+
+    return types.float64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Hint the cache to load element ``index`` of C-contiguous ``array`` (flat), soon read."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
+
+@intrinsic
+def copy_items(  # type: ignore[no-untyped-def]  # pragma: no cover
+    typingctx, dst, dst_start, src, src_start, count
+):
+    """Copy ``count`` elements of ``src`` into ``dst`` as one ``memcpy``.
+
+    Both arrays are C-contiguous, of one dtype and apart; ``src_start`` and ``dst_start`` are
+    flat element indices.
+    """
+    if dst.dtype != src.dtype:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        ta, _, tb, _, _ = signature.args
+        a = context.make_array(ta)(context, builder, args[0]).data
+        b = context.make_array(tb)(context, builder, args[2]).data
+        size = context.get_abi_sizeof(context.get_data_type(ta.dtype))
+        cgutils.raw_memcpy(
+            builder, builder.gep(a, [args[1]]), builder.gep(b, [args[3]]), args[4], size
+        )
+        return context.get_dummy_value()
+
+    return types.void(dst, types.intp, src, types.intp, types.intp), codegen
+
+
+def generator_address(rng: np.random.Generator) -> tuple[int, int]:
+    """``(next_double, state)`` addresses of ``rng``'s bit generator (see :func:`next_double`)."""
+    c = rng.bit_generator.ctypes
+    fn = ctypes.cast(c.next_double, ctypes.c_void_p).value
+    assert fn is not None
+    return fn, int(c.state_address)
+
+
 # The kernels use numpy's error model (no division-by-zero checks): every divisor is positive by
 # construction (steps taken, corpus size, normalisers bounded away from zero).
 
@@ -284,8 +360,9 @@ def unpack_state(
     Returns:
         ``params [B, NUM_PARAMS]``, ``user [B, 3T + 2]``, ``acc [B, NUM_ACC]``, ``feats [B, C,
         T + 4]``, ``slate_feats [B, k, T + 4]``, ``u [B, width]`` (float64, in ``fstate``), then
-        ``ints [B, 3]``, ``cands [B, C]``, ``slots [B, 2k + 2]`` (int64, in ``istate``), then
-        ``shown [B, N]`` and ``left [B]`` (bool, in ``bstate``).
+        ``ints [B, 3]``, ``cands [B, C]``, ``slots [B, 2k + 2]``, ``gens [B, 2]`` (the bit
+        generators, columns ``G_*``), ``shown [B, ceil(N / 64)]`` (the items shown, one bit
+        each; int64, in ``istate``), then ``left [B]`` (bool, in ``bstate``).
     """
     f = n_topics + 4
     nu = 3 * n_topics + 2
@@ -306,16 +383,20 @@ def unpack_state(
     cands = istate[o : o + b_size * c].reshape((b_size, c))
     o += b_size * c
     slots = istate[o : o + b_size * (2 * k + 2)].reshape((b_size, 2 * k + 2))
-    shown = bstate[: b_size * n_items].reshape((b_size, n_items))
-    left = bstate[b_size * n_items : b_size * (n_items + 1)]
-    return params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left
+    o += b_size * (2 * k + 2)
+    gens = istate[o : o + b_size * 2].reshape((b_size, 2))
+    o += b_size * 2
+    words = (n_items + 63) // 64
+    shown = istate[o : o + b_size * words].reshape((b_size, words))
+    left = bstate[:b_size]
+    return params, user, acc, feats, slate_feats, u, ints, cands, slots, gens, shown, left
 
 
 def state_sizes(b: int, t: int, n: int, c: int, k: int, width: int) -> tuple[int, int, int]:
     """Lengths of the packed ``(float64, int64, bool)`` state buffers of :func:`unpack_state`."""
     f = t + 4
     floats = b * (NUM_PARAMS + 3 * t + 2 + NUM_ACC + c * f + k * f + width)
-    return floats, b * (3 + c + 2 * k + 2), b * (n + 1)
+    return floats, b * (3 + c + 2 * k + 2 + 2 + (n + 63) // 64), b
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -370,7 +451,7 @@ def _sample_candidates(
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _fill_features(
+def fill_features(
     b: int, corpus: int, cands: np.ndarray, corpus_f: np.ndarray, feats: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Copy the features of replica ``b``'s candidates from the corpus into ``feats[b]``."""
@@ -379,6 +460,53 @@ def _fill_features(
         item = cands[b, j]
         for d in range(f):
             feats[b, j, d] = corpus_f[corpus, item, d]
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def start_row(
+    b: int,
+    params: np.ndarray,
+    user: np.ndarray,
+    acc: np.ndarray,
+    feats: np.ndarray,
+    slate_feats: np.ndarray,
+    u: np.ndarray,
+    ints: np.ndarray,
+    cands: np.ndarray,
+    slots: np.ndarray,
+    shown: np.ndarray,
+    left: np.ndarray,
+    perm: np.ndarray,
+    corpus_f: np.ndarray,
+    cdfs: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Start replica ``b``'s episode from its drawn buffer (see :func:`_start`)."""
+    n_items = perm.shape[1]
+    n_topics = corpus_f.shape[2] - 4
+    c = cands.shape[1]
+    if params[b, P_DRAWN_START] != 0.0:
+        for d in range(n_topics):
+            user[b, d] = -1.0 + 2.0 * u[b, d]
+            user[b, n_topics + d] = 0.0
+    for d in range(n_topics):
+        user[b, 2 * n_topics + d] = user[b, d] + user[b, n_topics + d]
+    user[b, 3 * n_topics] = params[b, P_BUDGET0]
+    user[b, 3 * n_topics + 1] = params[b, P_SAT0]
+    for j in range(n_items):
+        perm[b, j] = j
+    shown[b, :] = 0
+    acc[b, :] = 0.0
+    slots[b, :] = -1
+    slate_feats[b, :, :] = 0.0
+    left[b] = False
+    ints[b, I_CURSOR] = n_topics
+    ints[b, I_T] = 0
+    sampling = int(params[b, P_SAMPLING])
+    corpus = ints[b, I_CORPUS]
+    _sample_candidates(b, sampling, u, n_topics, perm, cdfs, corpus, cands)
+    if sampling != ALL:
+        ints[b, I_CURSOR] += c
+    fill_features(b, corpus, cands, corpus_f, feats)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -401,35 +529,61 @@ def _start(
     others hold theirs already. Sets the observable features, budget and satisfaction, clears
     the episode's counters and draws the first candidate set from the buffer's next uniforms.
     """
-    n_items = perm.shape[1]
     n_topics = corpus_f.shape[2] - 4
-    params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left = unpack_state(
-        fstate, istate, bstate, perm.shape[0], n_topics, n_items, c, k, width
+    params, user, acc, feats, slate_feats, u, ints, cands, slots, _, shown, left = unpack_state(
+        fstate, istate, bstate, perm.shape[0], n_topics, perm.shape[1], c, k, width
     )
     for b in idx:
-        if params[b, P_DRAWN_START] != 0.0:
-            for d in range(n_topics):
-                user[b, d] = -1.0 + 2.0 * u[b, d]
-                user[b, n_topics + d] = 0.0
-        for d in range(n_topics):
-            user[b, 2 * n_topics + d] = user[b, d] + user[b, n_topics + d]
-        user[b, 3 * n_topics] = params[b, P_BUDGET0]
-        user[b, 3 * n_topics + 1] = params[b, P_SAT0]
-        for j in range(n_items):
-            perm[b, j] = j
-            shown[b, j] = False
-        acc[b, :] = 0.0
-        slots[b, :] = -1
-        slate_feats[b, :, :] = 0.0
-        left[b] = False
+        start_row(
+            b,
+            params,
+            user,
+            acc,
+            feats,
+            slate_feats,
+            u,
+            ints,
+            cands,
+            slots,
+            shown,
+            left,
+            perm,
+            corpus_f,
+            cdfs,
+        )
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def draw_row(b: int, u: np.ndarray, gens: np.ndarray, start: int) -> None:  # pragma: no cover
+    """Fill ``u[b, start:]`` with the next uniforms of replica ``b``'s generator, in order."""
+    fn, state = gens[b, G_NEXT_DOUBLE], gens[b, G_STATE]
+    for i in range(start, u.shape[1]):
+        u[b, i] = next_double(fn, state)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def missing_generator(
+    ints: np.ndarray, gens: np.ndarray, width: int, draws: int
+) -> int:  # pragma: no cover - compiled
+    """``1 + b`` for the first replica ``b`` that must draw uniforms but has no generator, else 0.
+
+    A replica draws a fresh buffer (after its reset's ``T`` interest draws) before a step when
+    its cursor has passed ``width - draws``, like ``rng.random(out=u[b, T:])`` would.
+    """
+    for b in range(ints.shape[0]):
+        if ints[b, I_CURSOR] > width - draws and gens[b, G_STATE] == 0:
+            return 1 + b
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def refill_row(
+    b: int, u: np.ndarray, ints: np.ndarray, gens: np.ndarray, n_topics: int, draws: int
+) -> None:  # pragma: no cover - compiled
+    """Draw replica ``b``'s next buffer of uniforms if it cannot cover a step of ``draws``."""
+    if ints[b, I_CURSOR] > u.shape[1] - draws:
+        draw_row(b, u, gens, n_topics)
         ints[b, I_CURSOR] = n_topics
-        ints[b, I_T] = 0
-        sampling = int(params[b, P_SAMPLING])
-        corpus = ints[b, I_CORPUS]
-        _sample_candidates(b, sampling, u, n_topics, perm, cdfs, corpus, cands)
-        if sampling != ALL:
-            ints[b, I_CURSOR] += c
-        _fill_features(b, corpus, cands, corpus_f, feats)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -451,7 +605,6 @@ def advance(
     params: np.ndarray,
     user: np.ndarray,
     acc: np.ndarray,
-    feats: np.ndarray,
     slate_feats: np.ndarray,
     u: np.ndarray,
     ints: np.ndarray,
@@ -459,27 +612,27 @@ def advance(
     slots: np.ndarray,
     shown: np.ndarray,
     left: np.ndarray,
-    perm: np.ndarray,
+    n_items: int,
     corpus_f: np.ndarray,
-    cdfs: np.ndarray,
     out: np.ndarray,
     scores: np.ndarray,
     probs: np.ndarray,
     picked: np.ndarray,
-) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
-    """Advance replica ``b`` by one step, in place (see the module docstring).
+) -> tuple[bool, bool]:  # pragma: no cover - compiled
+    """Advance replica ``b`` by one step up to its next candidate set, in place.
 
-    ``slate_in`` holds every replica's ``k`` valid positions, flat; ``scores``, ``probs`` and
-    ``picked`` are scratch space (``k``, ``k``, ``C``). Writes the quantities and metrics to
-    ``out[b]``.
+    See the module docstring; the cursor moves past the step's uniforms, candidate draws
+    included, but drawing the next candidates is left to :func:`resample` (called when the
+    episode goes on) and copying their features to :func:`fill_features` (or
+    :meth:`RecSim.refresh_features`). ``slate_in`` holds every replica's ``k`` valid positions, flat;
+    ``scores``, ``probs`` and ``picked`` are scratch space (``k``, ``k``, ``C``). Writes the
+    quantities and metrics to ``out[b]``.
 
     Returns:
-        ``(terminated, truncated, refill)``: whether the episode ended and whether the buffer
-        of uniforms cannot cover the next step.
+        ``(terminated, truncated)``: whether the episode ended.
     """
     c = cands.shape[1]
     k = slots.shape[1] // 2 - 1
-    n_items = perm.shape[1]
     n_topics = corpus_f.shape[2] - 4
     o_int, o_feat = 0, 2 * n_topics
     o_budget, o_sat = 3 * n_topics, 3 * n_topics + 1
@@ -504,9 +657,10 @@ def advance(
                         picked[free] = True
                         break
         slots[b, j] = pos
-        slots[b, k + j] = cands[b, pos]
-        for d in range(feats.shape[2]):
-            slate_feats[b, j, d] = feats[b, pos, d]
+        item = cands[b, pos]
+        slots[b, k + j] = item
+        for d in range(corpus_f.shape[2]):
+            slate_feats[b, j, d] = corpus_f[corpus, item, d]
     # 2. scores and choice
     for j in range(k):
         item = slots[b, k + j]
@@ -592,8 +746,10 @@ def advance(
     # coverage and intra-list diversity
     for j in range(k):
         item = slots[b, k + j]
-        if not shown[b, item]:
-            shown[b, item] = True
+        word = shown[b, item >> 6]
+        bit = np.int64(1) << (item & 63)
+        if word & bit == 0:
+            shown[b, item >> 6] = word | bit
             acc[b, A_SHOWN] += 1.0
     div = 0.0
     pairs = 0
@@ -629,11 +785,7 @@ def advance(
     term = user[b, o_budget] <= 0.0 or gone
     trunc = (not term) and steps >= params[b, P_MAX_STEPS]
     cur += DRAWS_FIXED
-    sampling = int(params[b, P_SAMPLING])
-    if not (term or trunc):
-        _sample_candidates(b, sampling, u, cur, perm, cdfs, corpus, cands)
-        _fill_features(b, corpus, cands, corpus_f, feats)
-    if sampling != ALL:
+    if params[b, P_SAMPLING] != ALL:
         cur += c
     ints[b, I_CURSOR] = cur
     # quantities (QUANTITIES), then metrics (METRICS)
@@ -657,7 +809,26 @@ def advance(
     out[b, 17] = acc[b, A_SHOWN] / n_items
     out[b, 18] = div
     out[b, 19] = acc[b, A_DIV] / steps
-    return term, trunc, cur + DRAWS_FIXED + c > u.shape[1]
+    return term, trunc
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def resample(
+    b: int,
+    params: np.ndarray,
+    u: np.ndarray,
+    ints: np.ndarray,
+    cands: np.ndarray,
+    perm: np.ndarray,
+    cdfs: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Draw replica ``b``'s next candidate ids from the last ``C`` uniforms :func:`advance` passed.
+
+    The candidates' features are then :func:`fill_features`'s to copy.
+    """
+    sampling = int(params[b, P_SAMPLING])
+    start = ints[b, I_CURSOR] - cands.shape[1]
+    _sample_candidates(b, sampling, u, start, perm, cdfs, ints[b, I_CORPUS], cands)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -676,6 +847,8 @@ def _step(
 ) -> int:  # pragma: no cover - compiled
     """Advance every replica by one step, in place (see :func:`advance`).
 
+    The candidates' features (``feats``) are left to :func:`fill_all_features`.
+
     Args:
         slate_in: ``[B * k]`` candidate positions, replica by replica.
         fstate: packed float64 state (:func:`unpack_state`).
@@ -690,30 +863,34 @@ def _step(
         flags: ``[2, B]`` terminated, truncated.
 
     Returns:
-        ``-1 - b`` when replica ``b``'s slate holds a position outside the candidates (nothing
-        is changed then); otherwise the number of replicas whose buffer of uniforms cannot
-        cover the next step.
+        ``-1 - b`` when replica ``b``'s slate holds a position outside the candidates, ``1 + b``
+        when replica ``b`` must draw uniforms but has no generator (nothing is changed then);
+        otherwise ``0``.
     """
     b_size = perm.shape[0]
     k = slate_in.shape[0] // b_size
+    n_topics = corpus_f.shape[2] - 4
     status = check_positions(slate_in, k, c)
     if status < 0:
         return status
-    params, user, acc, feats, slate_feats, u, ints, cands, slots, shown, left = unpack_state(
-        fstate, istate, bstate, b_size, corpus_f.shape[2] - 4, perm.shape[1], c, k, width
+    params, user, acc, _, slate_feats, u, ints, cands, slots, gens, shown, left = unpack_state(
+        fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
     )
+    draws = DRAWS_FIXED + c
+    status = missing_generator(ints, gens, width, draws)
+    if status > 0:
+        return status
     scores = np.empty(k)
     probs = np.empty(k)
     picked = np.empty(c, dtype=np.bool_)
-    refills = 0
     for b in range(b_size):
-        term, trunc, refill = advance(
+        refill_row(b, u, ints, gens, n_topics, draws)
+        term, trunc = advance(
             b,
             slate_in,
             params,
             user,
             acc,
-            feats,
             slate_feats,
             u,
             ints,
@@ -721,18 +898,38 @@ def _step(
             slots,
             shown,
             left,
-            perm,
+            perm.shape[1],
             corpus_f,
-            cdfs,
             out,
             scores,
             probs,
             picked,
         )
+        if not (term or trunc):
+            resample(b, params, u, ints, cands, perm, cdfs)
         flags[0, b] = term
         flags[1, b] = trunc
-        refills += refill
-    return refills
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def fill_all_features(
+    fstate: np.ndarray,
+    istate: np.ndarray,
+    bstate: np.ndarray,
+    perm: np.ndarray,
+    corpus_f: np.ndarray,
+    c: int,
+    k: int,
+    width: int,
+) -> None:  # pragma: no cover - compiled
+    """Copy every replica's candidate features from the corpus (see :func:`fill_features`)."""
+    b_size = perm.shape[0]
+    _, _, _, feats, _, _, ints, cands, _, _, _, _ = unpack_state(
+        fstate, istate, bstate, b_size, corpus_f.shape[2] - 4, perm.shape[1], c, k, width
+    )
+    for b in range(b_size):
+        fill_features(b, ints[b, I_CORPUS], cands, corpus_f, feats)
 
 
 def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
@@ -797,7 +994,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self.width = t + self.draws * BUFFER_STEPS
         # packed state (three buffers keep the kernels' calls cheap; _bind names the views):
         # float64 parameters, user, episode sums, candidate and slate features, uniforms;
-        # int64 counters, candidates, slots; bool items shown, left
+        # int64 counters, candidates, slots, generators, items shown (bits); bool left
         floats, ints, bools = state_sizes(b, t, n, c, k, self.width)
         self.fstate = np.zeros(floats)
         self.istate = np.zeros(ints, dtype=np.int64)
@@ -811,7 +1008,12 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self.cdfs = np.zeros((0, n))
         self._loaded: list[RecScenario | None] = [None] * b
         self._drawn_start = [False] * b
-        self._refills = 0
+        # (changes to _loaded, the scenario every replica starts from or None), see common_start
+        self._loads = 0
+        self._common: tuple[int, RecScenario | None] = (-1, None)
+        self.features_stale = False
+        """Whether steps drew candidates whose features are not copied yet (the step's
+        results never need them): :meth:`snapshot` and :meth:`linear_slates` copy them first."""
         self._bind()
         self.cursor[:] = self.width
         self.slots[:] = -1
@@ -823,7 +1025,8 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         ``user``: interests, feature noise, observable features, budget, satisfaction;
         ``ints``: cursor into the uniforms, steps taken, catalogue (columns ``I_*``); ``acc``:
         episode sums and the last response (columns ``A_*``); ``slots``: last slate positions,
-        their items, the clicked position and item (-1: none).
+        their items, the clicked position and item (-1: none); ``gens``: the addresses of the
+        replicas' bit generators (0: none yet).
         """
         t, k = self.num_topics, self.slate_size
         (
@@ -836,6 +1039,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             self.ints,
             self.cands,
             self.slots,
+            self.gens,
             self.shown,
             self.left,
         ) = unpack_state(
@@ -849,7 +1053,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             k,
             self.width,
         )
-        # where a refill writes: the buffer after the reset's interest draws
+        # where a reset without a drawn start draws its buffer: after the interests
         self._tails = [row[t:] for row in self.u]
         self.interests = self.user[:, :t]
         self.noise = self.user[:, t : 2 * t]
@@ -935,6 +1139,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         "ints",
         "cands",
         "slots",
+        "gens",
         "shown",
         "left",
         "_tails",
@@ -962,6 +1167,15 @@ class RecSim(BatchedSim[RecScenario, RecState]):
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._bind()
+        # the generators are new objects: point the kernels at them
+        self.gens[:] = 0
+        self._set_generators([i for i, rng in enumerate(self.rngs) if rng is not None])
+
+    def _set_generators(self, idx: list[int]) -> None:
+        for i in idx:
+            rng = self.rngs[i]
+            assert rng is not None
+            self.gens[i] = generator_address(rng)
 
     def catalogue(self, i: int) -> Catalogue:
         """The catalogue replica ``i`` draws its candidates from."""
@@ -977,22 +1191,30 @@ class RecSim(BatchedSim[RecScenario, RecState]):
                 f"{(*mine, self.slate_size)}"
             )
 
-    def refill_due(self) -> None:
-        """Draw fresh uniforms for the replicas whose buffer cannot cover the next step."""
-        for i in (self.cursor > self.width - self.draws).nonzero()[0].tolist():
-            self._refill(i)
-        self._refills = 0
+    def common_start(self) -> RecScenario | None:
+        """The scenario every replica is loaded with, if it is one whose start is all drawn.
 
-    def _refill(self, i: int) -> None:
-        rng = self.rngs[i]
-        assert rng is not None
-        rng.random(out=self._tails[i])
-        self.cursor[i] = self.num_topics
+        Such a replica's reset draws its buffer and nothing else (:func:`drawn_start`), which a
+        kernel can do itself (:func:`draw_row` and :func:`start_row`). ``None`` otherwise.
+        """
+        if self._common[0] != self._loads:
+            first = self._loaded[0]
+            same = first is not None and all(sc is first for sc in self._loaded)
+            self._common = (self._loads, first if same and self._drawn_start[0] else None)
+        return self._common[1]
+
+    def refill_missing(self, status: int) -> None:
+        """Raise for a kernel's status ``1 + b``: replica ``b`` has no generator to draw from."""
+        raise RuntimeError(
+            f"replica {status - 1} has no random generator: reset it before stepping"
+        )
 
     def _reset(self, idx: np.ndarray) -> None:
         t = self.num_topics
         interests, noise, u, tails = self.interests, self.noise, self.u, self._tails
-        for i in idx.tolist():
+        rows = idx.tolist()
+        self._set_generators(rows)
+        for i in rows:
             sc = self.scenarios[i]
             rng = self.rngs[i]
             assert rng is not None
@@ -1002,6 +1224,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
                 self.params[i] = scenario_params(sc, cat)
                 self._loaded[i] = sc
                 self._drawn_start[i] = drawn_start(sc)
+                self._loads += 1
             # the replica's draws, in a fixed order: interests, feature noise, uniforms
             if self._drawn_start[i]:
                 rng.random(out=u[i])  # _start turns the first T into the interests
@@ -1071,6 +1294,8 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         if not np.all(np.isfinite(r)):
             raise ValueError(f"linear rule: entries must be finite, got {r.tolist()}")
         t = self.num_topics
+        if self.features_stale:
+            self.refresh_features()
         f = self.feats
         w = r[:, : t + LINEAR_FEATURES]
         user = np.clip(self.features, -FEATURE_BOUND, FEATURE_BOUND)
@@ -1098,8 +1323,6 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             if a.size == b * self.linear_size and a.dtype.kind == "f":
                 a = self.linear_slates(a)
             a = self.check_slate(a)
-        if self._refills:
-            self.refill_due()
         out = np.empty((b, len(QUANTITIES) + len(METRICS)))
         flags = np.empty((2, b), dtype=np.bool_)
         status = _step(
@@ -1117,7 +1340,9 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         )
         if status < 0:
             self.check_slate(a)  # raises, naming the position
-        self._refills = status
+        if status > 0:
+            self.refill_missing(status)
+        self.features_stale = True
         return self.result(out, flags)
 
     @staticmethod
@@ -1137,4 +1362,20 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         )
 
     def snapshot(self) -> RecState:
+        if self.features_stale:
+            self.refresh_features()
         return self._snapshot
+
+    def refresh_features(self) -> None:
+        """Copy the current candidates' features into ``feats`` (see :attr:`features_stale`)."""
+        fill_all_features(
+            self.fstate,
+            self.istate,
+            self.bstate,
+            self.perm,
+            self.corpus_f,
+            self.num_candidates,
+            self.slate_size,
+            self.width,
+        )
+        self.features_stale = False
