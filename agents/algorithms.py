@@ -19,6 +19,7 @@ from conf.schema import (
     Activation,
     AgentConfig,
     OffPolicyConfig,
+    PretrainedFields,
     SACConfig,
     SB3AgentConfig,
     Schedule,
@@ -51,7 +52,15 @@ ACTIVATIONS: dict[Activation, type[nn.Module]] = {
 }
 
 _ON_POLICY = ("ppo", "a2c")
-_NOT_ALGORITHM_ARGS = {"name", "algo", "policy", "normalize", "policy_kwargs", "lr_schedule"}
+_NOT_ALGORITHM_ARGS = {
+    "name",
+    "algo",
+    "policy",
+    "normalize",
+    "policy_kwargs",
+    "lr_schedule",
+    *(f.name for f in dataclasses.fields(PretrainedFields)),
+}
 
 
 class IncompatibleAgentError(ValueError):
@@ -227,7 +236,10 @@ def load_model(
     try:
         return cls.load(str(path), env=venv, device=device)
     except ValueError as exc:
+        what = f"model_path: {str(path)!r}"
+        if isinstance(agent, PretrainedFields):
+            what = f"agent={agent.name}: the pretrained model {str(path)!r}"
         raise ValueError(
-            f"model_path: {str(path)!r} does not fit the configured env "
+            f"{what} does not fit the configured env "
             f"(trained on another env or observation/action mode?): {exc}"
         ) from exc

@@ -21,6 +21,7 @@ from agents.config import Seeds, as_config, make_seeds, plain
 from agents.envs import load_normalization, make_vec_env, normalization_path
 from agents.evaluation import run_episodes
 from agents.policies import Policy, make_baseline
+from agents.pretrained import check_fits, resolve_model_path
 from agents.report import (
     Metrics,
     markdown_table,
@@ -90,7 +91,9 @@ def load_policy(config: EvaluateConfig, venv: VecEnv, seeds: Seeds) -> tuple[Pol
     """The policy to evaluate on ``venv``, and ``venv`` (normalised for a model that needs it).
 
     A baseline agent is built on ``venv`` and fitted on the training seeds; an SB3 agent is
-    loaded from ``model_path``, with ``vecnormalize.pkl`` from the same folder when present.
+    loaded from ``model_path`` (a pretrained agent, ``agent=pretrained/<name>``, from its
+    packaged model when ``model_path`` is ``null``), with ``vecnormalize.pkl`` from the same
+    folder when present.
 
     Raises:
         ValueError: naming ``model_path`` when it is missing for an SB3 agent or given for a
@@ -109,16 +112,19 @@ def load_policy(config: EvaluateConfig, venv: VecEnv, seeds: Seeds) -> tuple[Pol
         log.info("baseline %s: %s", config.agent.name, baseline.params())
         return baseline, venv
     agent = as_sb3_agent(config.agent, "evaluating a model")
-    if config.model_path is None:
+    model_path = resolve_model_path(agent, config.model_path)  # a pretrained agent's own
+    if model_path is None:
         raise ValueError(
             f"model_path: agent={agent.name} needs model_path=<run folder>/model.zip (written by "
-            "lepton-train); or evaluate a baseline, e.g. agent=base_stock"
+            "lepton-train); or evaluate a baseline, e.g. agent=base_stock, or a pretrained "
+            "agent, e.g. agent=pretrained/traffic-single"
         )
-    _check_run_config(Path(config.model_path), config)
-    stats = normalization_path(config.model_path)
+    check_fits(agent, venv, config.env.id)
+    _check_run_config(Path(model_path), config)
+    stats = normalization_path(model_path)
     if stats.is_file():
         venv = load_normalization(stats, venv)
-    model = load_model(agent, config.model_path, venv, device=config.device)
+    model = load_model(agent, model_path, venv, device=config.device)
     return model, venv
 
 

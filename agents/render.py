@@ -21,6 +21,7 @@ from agents.algorithms import as_sb3_agent, load_model
 from agents.config import as_config, make_seeds
 from agents.envs import load_normalization, make_single_env, make_vec_env, normalization_path
 from agents.policies import make_baseline
+from agents.pretrained import check_fits, resolve_model_path
 from agents.runs import run_folder, save_command, save_config
 from conf.schema import RenderConfig, RenderMode, SB3AgentConfig
 
@@ -105,14 +106,17 @@ def _policy(config: RenderConfig, env: Any, fit_seeds: Sequence[int]) -> Act:
         baseline = make_baseline(config.agent.name, env, seed=config.seed, fit_seeds=fit_seeds)
         return lambda obs: baseline.predict(obs, deterministic=True)[0]
     agent = as_sb3_agent(config.agent, "rendering a model")
-    if config.model_path is None:
+    model_path = resolve_model_path(agent, config.model_path)  # a pretrained agent's own
+    if model_path is None:
         raise ValueError(
             f"model_path: agent={agent.name} needs model_path=<run folder>/model.zip; or render a "
-            "baseline, e.g. agent=base_stock"
+            "baseline, e.g. agent=base_stock, or a pretrained agent, e.g. "
+            "agent=pretrained/traffic-single"
         )
     venv = make_vec_env(config.env, 1)  # checks the model's spaces against the env's
-    model = load_model(agent, config.model_path, venv, device=config.device)
-    stats_path = normalization_path(config.model_path)
+    check_fits(agent, venv, config.env.id)
+    model = load_model(agent, model_path, venv, device=config.device)
+    stats_path = normalization_path(model_path)
     stats = load_normalization(stats_path, venv) if stats_path.is_file() else None
     slots = int(getattr(venv, "slots_per_replica", 1))
     nvec = np.asarray(getattr(env.action_space, "nvec", 0))
@@ -121,7 +125,7 @@ def _policy(config: RenderConfig, env: Any, fit_seeds: Sequence[int]) -> Act:
         if slots > 1:  # a policy shared by the env's units: one row each, then their actions
             obs = np.asarray(obs).reshape(slots, -1)
         if stats is not None:
-            obs = stats.normalize_obs(obs)
+            obs = np.asarray(stats.normalize_obs(obs))
         action = model.predict(obs, deterministic=config.eval.deterministic)[0]
         return np.asarray(action) % nvec if slots > 1 else action
 

@@ -349,6 +349,59 @@ class TD3Config(OffPolicyConfig):
     action_noise_std: float = 0.1
 
 
+@dataclasses.dataclass
+class PretrainedFields:
+    """Where a pretrained agent of the model zoo (``agent=pretrained/<name>``) comes from.
+
+    A pretrained preset carries the hyperparameters of the run that trained it plus these
+    fields; ``lepton-evaluate`` and ``lepton-render`` load its model without ``model_path``.
+
+    Attributes:
+        pretrained: name of the zoo entry (``traffic-single``).
+        model: the saved model, relative to the ``agents`` package
+            (``pretrained/<name>/model.zip``; ``vecnormalize.pkl`` next to it when present).
+        source: overrides that compose its source scenario
+            (``[experiment=traffic_single_ppo]``).
+        env_id: registered id of the env it was trained on.
+        env_kwargs: constructor arguments of that env.
+        observation_shape: shape of one observation the model takes.
+        action_space: the model's action space, as ``str(space)``.
+    """
+
+    pretrained: str = MISSING
+    model: str = MISSING
+    source: list[str] = dataclasses.field(default_factory=list)
+    env_id: str = MISSING
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    observation_shape: list[int] = dataclasses.field(default_factory=list)
+    action_space: str = MISSING
+
+
+@dataclasses.dataclass
+class PretrainedPPOConfig(PPOConfig, PretrainedFields):
+    """A pretrained PPO agent of the model zoo."""
+
+
+@dataclasses.dataclass
+class PretrainedA2CConfig(A2CConfig, PretrainedFields):
+    """A pretrained A2C agent of the model zoo."""
+
+
+@dataclasses.dataclass
+class PretrainedDQNConfig(DQNConfig, PretrainedFields):
+    """A pretrained DQN agent of the model zoo."""
+
+
+@dataclasses.dataclass
+class PretrainedSACConfig(SACConfig, PretrainedFields):
+    """A pretrained SAC agent of the model zoo."""
+
+
+@dataclasses.dataclass
+class PretrainedTD3Config(TD3Config, PretrainedFields):
+    """A pretrained TD3 agent of the model zoo."""
+
+
 # --- root configs ----------------------------------------------------------------------------
 
 
@@ -553,6 +606,11 @@ AGENT_SCHEMAS: dict[str, type[AgentConfig]] = {
     "sac": SACConfig,
     "td3": TD3Config,
     "baseline": BaselineAgentConfig,
+    "pretrained_ppo": PretrainedPPOConfig,
+    "pretrained_a2c": PretrainedA2CConfig,
+    "pretrained_dqn": PretrainedDQNConfig,
+    "pretrained_sac": PretrainedSACConfig,
+    "pretrained_td3": PretrainedTD3Config,
 }
 
 
@@ -573,11 +631,62 @@ class TuneConfig(TrainConfig):
     tune: StudyConfig = dataclasses.field(default_factory=StudyConfig)
 
 
+class TransferMode(enum.Enum):
+    """How the source agent meets the target (see :mod:`agents.transfer`)."""
+
+    zero_shot = "zero_shot"
+    finetune = "finetune"
+    freeze_features = "freeze_features"
+
+
+@dataclasses.dataclass
+class TransferConfig(TrainConfig):
+    """Root configuration of ``lepton-transfer``: a source agent against scratch on a target.
+
+    The keys shared with ``lepton-train`` describe the *target* task: ``env`` is the target,
+    ``agent`` the algorithm and hyperparameters of both arms, ``total_timesteps`` the budget of
+    each arm and seed, ``n_envs`` and ``eval`` the training replicas and evaluation schedule
+    (``eval.episodes`` for the zero-shot score and the baselines), ``baselines`` those whose
+    best score is the default threshold, ``seed`` the seed of a source trained here.
+
+    Attributes:
+        source: the source agent: a run folder holding ``model.zip`` (``vecnormalize.pkl``
+            and ``config.yaml`` next to it when present), or the name of an experiment preset
+            (``transfer/<pair>__source``) or of an env preset to train one on first.
+        source_overrides: Hydra overrides of the source's training config when it is trained
+            here (``'source_overrides=["total_timesteps=20000"]'`` on the command line).
+        mode: ``zero_shot`` (the source policy as it is), ``finetune`` (all weights train) or
+            ``freeze_features`` (the first ``freeze_layers`` hidden layers stay fixed).
+        seeds: seeds of the arms: both arms of seed ``s`` train on replicas ``s + i`` and
+            are evaluated on seeds ``s + eval.seed_offset + k``.
+        finetune_lr_scale: multiplies ``agent.learning_rate`` for the transfer arm.
+        freeze_layers: hidden layers frozen in every policy and value trunk with
+            ``freeze_features`` (feature extractors with weights are always frozen).
+        threshold: evaluation return counted as reached for the time to threshold
+            (``null``: the best baseline's mean return on the target).
+        asymptote_points: last curve points averaged for the asymptotic performance.
+        confidence: coverage of the bootstrap intervals over seeds.
+        bootstrap_reps: bootstrap resamples.
+    """
+
+    source: str = MISSING
+    source_overrides: list[str] = dataclasses.field(default_factory=list)
+    mode: TransferMode = TransferMode.finetune
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    finetune_lr_scale: float = 1.0
+    freeze_layers: int = 1
+    threshold: float | None = None
+    asymptote_points: int = 3
+    confidence: float = 0.95
+    bootstrap_reps: int = 2000
+
+
 ROOT_SCHEMAS: dict[str, type[TrainConfig]] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "render": RenderConfig,
     "tune": TuneConfig,
+    "transfer": TransferConfig,
 }
 
 

@@ -1,0 +1,936 @@
+"""Transfer a source agent to a target env and compare it with training from scratch.
+
+``run(cfg)`` (``lepton-transfer``) reads top to bottom: configuration, the source (a run folder,
+or an experiment/env preset trained first), a space check before anything is written, the
+baselines of the target (the default threshold), then for every seed a *scratch* arm (the
+agent from random weights) and a *transfer* arm (the same agent, budget, training replicas and
+evaluation seeds, started from the source's weights and normalisation statistics), and the
+run folder::
+
+    <run_dir>/config.yaml   resolved configuration
+    <run_dir>/command.txt   working directory and exact command line
+    <run_dir>/source/       the source run when it was trained here (model.zip, config.yaml,
+                            vecnormalize.pkl, curve.csv): pass it as ``source=`` next time
+    <run_dir>/transfer.json zero-shot scores, baselines, threshold, metrics per seed and over
+                            seeds (mean and bootstrap interval), verdicts, commands
+    <run_dir>/curves.csv    arm, seed, timesteps, mean and std of the evaluation return
+    <run_dir>/curves.png    transfer against scratch: mean over seeds with interval bands
+
+Modes (``mode``): ``zero_shot`` keeps the source policy unchanged (its curve is flat at its
+step-0 score, so the metrics ask whether deploying it beats training for the budget);
+``finetune`` trains every weight (``finetune_lr_scale`` scales the learning rate);
+``freeze_features`` keeps the feature extractor and the first ``freeze_layers`` hidden layers
+of every policy/value trunk fixed and trains the rest (:func:`freeze_features`).
+
+One source agent serves every seed, so the intervals describe the variation of fine-tuning and
+evaluation, not of pretraining. The metrics are defined in :mod:`agents.transfer_metrics`.
+
+A source fits a target when the observation and action spaces have the same kind and shape
+(:func:`check_spaces`); otherwise a :class:`IncompatibleSourceError` names the mismatch and
+the encoding that makes the two fit (traffic: ``env.kwargs.obs_lanes``/``obs_phases`` or
+``parameter_sharing``; recommendation: ``action_mode=linear``; operations: the same stages and
+action mode).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import logging
+import pickle
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from torch import nn
+
+from agents.algorithms import as_sb3_agent, build_model
+from agents.callbacks import LearningCurveCallback
+from agents.config import as_config, env_kwargs, make_seeds, plain
+from agents.envs import (
+    VECNORMALIZE_FILE,
+    frozen_normalization,
+    make_training_env,
+    make_vec_env,
+    resolve_env_id,
+)
+from agents.evaluation import run_episodes
+from agents.policies import baseline_names, make_baseline
+from agents.report import write_json
+from agents.runs import command_line, run_folder, save_command, save_config
+from agents.stats import mean as mean_of
+from agents.stats import stratified_bootstrap
+from agents.transfer_metrics import Curve, compare, interval
+from conf.schema import (
+    EnvConfig,
+    EvalConfig,
+    SB3AgentConfig,
+    TrainConfig,
+    TransferConfig,
+    TransferMode,
+)
+
+log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+"""The configuration folder (presets named by ``source``)."""
+
+ARMS = ("transfer", "scratch")
+
+
+class IncompatibleSourceError(ValueError):
+    """The source agent's observation or action space does not fit the target env."""
+
+
+# --- the source -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where the source agent comes from and what it acts on.
+
+    Attributes:
+        description: ``source`` as given, for messages and ``transfer.json``.
+        observation_space: the space the source policy reads.
+        action_space: the space it acts in.
+        folder: the run folder holding ``model.zip`` (``None`` until a source is trained).
+        algo: the source's ``agent.algo`` (``None`` when its folder has no ``config.yaml``).
+        env: the source env as plain data (``id``, ``name``, ``kwargs``), when known.
+        train: the training config of a source trained here (``None`` for a run folder).
+    """
+
+    description: str
+    observation_space: spaces.Space[Any]
+    action_space: spaces.Space[Any]
+    folder: Path | None = None
+    algo: str | None = None
+    env: dict[str, Any] | None = None
+    train: TrainConfig | None = None
+
+
+def plan_source(spec: str, overrides: Sequence[str], target: TransferConfig) -> Source:
+    """Resolve ``source``: a run folder (or its ``model.zip``), an experiment or env preset.
+
+    A preset is composed with ``lepton-train``'s root config (``experiment=<spec>`` or
+    ``env=<spec>``, then ``overrides``); an env preset keeps the target's agent. Nothing is
+    trained here: the spaces of a preset's env are read from a one-replica env.
+
+    Raises:
+        ValueError: naming ``source`` when ``spec`` is neither a run folder nor a preset.
+    """
+    path = Path(spec)
+    folder = path.parent if path.suffix == ".zip" else path
+    if (folder / "model.zip").is_file():
+        data, _, _ = load_from_zip_file(folder / "model.zip", load_data=True, device="cpu")
+        assert data is not None
+        saved = folder / "config.yaml"
+        algo: str | None = None
+        env: dict[str, Any] | None = None
+        if saved.is_file():
+            run_cfg: Any = OmegaConf.load(saved)
+            algo = OmegaConf.select(run_cfg, "agent.algo")
+            env_node = OmegaConf.select(run_cfg, "env")
+            if env_node is not None:
+                env = dict(OmegaConf.to_container(env_node, resolve=True))  # type: ignore[arg-type]
+        return Source(
+            spec, data["observation_space"], data["action_space"], folder, algo, env, None
+        )
+    if (CONF_DIR / "experiment" / f"{spec}.yaml").is_file():
+        train = compose_train_config([f"experiment={spec}", *overrides])
+    elif (CONF_DIR / "env" / f"{spec}.yaml").is_file():
+        train = compose_train_config([f"env={spec}", *overrides])
+        train = dataclasses.replace(train, agent=target.agent)
+    else:
+        raise ValueError(
+            f"source: {spec!r} is neither a run folder holding model.zip nor a preset "
+            f"(conf/experiment/{spec}.yaml or conf/env/{spec}.yaml); pass source=<run folder>, "
+            "source=<experiment preset> or source=<env preset>, or pick a pair with "
+            "experiment=transfer/<pair> (its source preset is transfer/<pair>__source)"
+        )
+    venv = make_vec_env(train.env, 1)
+    obs_space, act_space = venv.observation_space, venv.action_space
+    venv.close()
+    agent = as_sb3_agent(train.agent, "training a source agent")
+    return Source(spec, obs_space, act_space, None, agent.algo, plain(train.env), train)
+
+
+def compose_train_config(overrides: Sequence[str]) -> TrainConfig:
+    """Compose ``conf/config.yaml`` (``lepton-train``'s root) with ``overrides``."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose("config", overrides=list(overrides))
+    else:
+        with initialize_config_module(config_module="conf", version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides))
+    return as_config(cfg, TrainConfig)
+
+
+# --- space check ----------------------------------------------------------------------------
+
+
+def describe_space(space: spaces.Space[Any]) -> str:
+    """A short name: ``Box(41,)``, ``Discrete(4)``, ``MultiDiscrete([4 4 4 4])``."""
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({int(space.n)})"
+    if isinstance(space, spaces.MultiDiscrete):
+        return f"MultiDiscrete({space.nvec.tolist()})"
+    if isinstance(space, spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {describe_space(v)}" for k, v in space.items()) + ")"
+    return f"{type(space).__name__}{space.shape}"
+
+
+def spaces_fit(a: spaces.Space[Any], b: spaces.Space[Any]) -> bool:
+    """Whether a policy of space ``a`` can read (or act in) space ``b``: same kind and shape."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Discrete):
+        return isinstance(b, spaces.Discrete) and int(a.n) == int(b.n)
+    if isinstance(a, spaces.MultiDiscrete):
+        return isinstance(b, spaces.MultiDiscrete) and np.array_equal(a.nvec, b.nvec)
+    if isinstance(a, spaces.Dict) and isinstance(b, spaces.Dict):
+        return a.keys() == b.keys() and all(spaces_fit(a[k], b[k]) for k in a.spaces)
+    return a.shape == b.shape
+
+
+def check_spaces(
+    source_obs: spaces.Space[Any],
+    source_act: spaces.Space[Any],
+    target_obs: spaces.Space[Any],
+    target_act: spaces.Space[Any],
+    *,
+    target_env: Mapping[str, Any],
+    source_env: Mapping[str, Any] | None = None,
+) -> None:
+    """Raise :class:`IncompatibleSourceError` unless the source's spaces fit the target's.
+
+    The message names the space that differs, both shapes and the encoding that makes source
+    and target share one (chosen from the env family of the target).
+
+    Args:
+        source_obs: observation space of the source policy.
+        source_act: action space of the source policy.
+        target_obs: observation space of the target (the VecEnv the arms train on).
+        target_act: action space of the target.
+        target_env: the target env config as plain data (``id``, ``kwargs``).
+        source_env: the source env config as plain data, when known.
+    """
+    problems = []
+    if not spaces_fit(source_obs, target_obs):
+        problems.append(("observation", source_obs, target_obs))
+    if not spaces_fit(source_act, target_act):
+        problems.append(("action", source_act, target_act))
+    if not problems:
+        return
+    src_id = (source_env or {}).get("id", "the source env")
+    tgt_id = target_env.get("id", "the target env")
+    what = "; ".join(
+        f"{kind} space {describe_space(s)} (source, {src_id}) vs {describe_space(t)} "
+        f"(target, {tgt_id})"
+        for kind, s, t in problems
+    )
+    kinds = {kind for kind, _, _ in problems}
+    hint = _encoding_hint(kinds, source_act, target_act, target_env, source_env)
+    raise IncompatibleSourceError(
+        f"source: the source agent cannot act on the target: {what}. {hint}"
+    )
+
+
+def _encoding_hint(
+    kinds: set[str],
+    source_act: spaces.Space[Any],
+    target_act: spaces.Space[Any],
+    target_env: Mapping[str, Any],
+    source_env: Mapping[str, Any] | None,
+) -> str:
+    """The encoding that gives source and target the same spaces, by env family."""
+    env_id = str(target_env.get("id", ""))
+    src_kwargs = dict((source_env or {}).get("kwargs") or {})
+    if "Traffic" in env_id:
+        hints = []
+        multi = isinstance(source_act, spaces.MultiDiscrete) or isinstance(
+            target_act, spaces.MultiDiscrete
+        )
+        if multi and not target_env.get("kwargs", {}).get("parameter_sharing"):
+            hints.append(
+                "networks with different numbers of signals share a policy only per signal: "
+                "set env.kwargs.parameter_sharing=true for the source and the target"
+            )
+        if "observation" in kinds:
+            used = ", ".join(f"{k}={src_kwargs.get(k)}" for k in ("obs_lanes", "obs_phases"))
+            hints.append(
+                "per-signal observations need one padding: set env.kwargs.obs_lanes and "
+                "env.kwargs.obs_phases to the same values for the source and the target (at "
+                f"least the larger lane and phase counts; the source used {used}) and train "
+                "the source with them"
+            )
+        if (
+            "action" in kinds
+            and isinstance(source_act, spaces.Discrete)
+            and isinstance(target_act, spaces.Discrete)
+        ):
+            hints.append(
+                f"the signals have different numbers of green phases ({int(source_act.n)} vs "
+                f"{int(target_act.n)}): a phase-indexed policy cannot act on the target; pick a "
+                f"source whose signals have {int(target_act.n)} green phases"
+            )
+        return "; ".join(hints) + "."
+    if "Rec" in env_id:
+        return (
+            "Use the per-candidate encoding: env.kwargs.action_mode=linear for the source and "
+            "the target (one scoring rule for every candidate, so the catalogue can change) "
+            "and the same num_topics and num_candidates in both scenarios (e.g. "
+            "env.kwargs.scenario={preset: slate, num_topics: 8} against MovieLens' 8)."
+        )
+    if any(name in env_id for name in ("Inventory", "Autoscale", "Maintenance")):
+        chosen = {k: src_kwargs[k] for k in ("observation", "action_mode") if k in src_kwargs}
+        return (
+            "Per-stage encodings must match: give the source and the target the same number "
+            "of stages (services, machines) and the same env.kwargs.observation and "
+            f"env.kwargs.action_mode (the source used {chosen or 'its defaults'})."
+        )
+    return (
+        "Choose a source trained on an env with the same observation and action spaces (the "
+        "same env.kwargs.observation and action_mode), or train one with the target's encoding."
+    )
+
+
+# --- weights ------------------------------------------------------------------------------
+
+
+def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu") -> None:
+    """Copy the policy weights saved in ``folder/model.zip`` into ``model``.
+
+    Raises:
+        ValueError: naming ``agent.policy_kwargs.net_arch`` when the networks differ.
+    """
+    _, params, _ = load_from_zip_file(folder / "model.zip", load_data=False, device=device)
+    state: dict[str, torch.Tensor] = dict(params["policy"])
+    own = model.policy.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
+    if missing or extra or shapes:
+        details = "; ".join(
+            [
+                *shapes[:3],
+                *(f"missing {k}" for k in missing[:3]),
+                *(f"extra {k}" for k in extra[:3]),
+            ]
+        )
+        raise ValueError(
+            f"agent.policy_kwargs.net_arch: the source network ({folder / 'model.zip'}) does not "
+            f"fit the agent's network ({details}); use the source's agent preset or its "
+            "net_arch, activation and algorithm"
+        )
+    model.policy.load_state_dict(state)
+
+
+def freeze_features(policy: nn.Module, layers: int) -> dict[str, int]:
+    """Freeze the feature extractors and the first ``layers`` hidden layers of every trunk.
+
+    Trunks are the actor and critic MLPs of an actor-critic policy (``mlp_extractor.policy_net``
+    and ``value_net``); for other policies every MLP (``nn.Sequential`` of linear layers) that
+    is not a target network, keeping at least its last linear layer trainable. The action and
+    value heads always train.
+
+    Returns:
+        ``{"frozen": parameters frozen, "trainable": parameters still trained}``.
+
+    Raises:
+        ValueError: naming ``freeze_layers`` when it is below 1 or nothing could be frozen.
+    """
+    if layers < 1:
+        raise ValueError(f"freeze_layers: must be >= 1, got {layers}")
+    frozen: list[nn.Parameter] = []
+    for name, module in policy.named_modules():
+        if name.endswith("features_extractor") and "target" not in name:
+            frozen += list(module.parameters())
+    for trunk, keep in _trunks(policy):
+        linears = [m for m in trunk if isinstance(m, nn.Linear)]
+        for layer in linears[: max(0, min(layers, len(linears) - keep))]:
+            frozen += list(layer.parameters())
+    if not frozen:
+        raise ValueError(
+            f"freeze_layers: nothing to freeze in {type(policy).__name__} (no feature extractor "
+            "weights and no hidden layers); use mode=finetune"
+        )
+    for p in frozen:
+        p.requires_grad_(False)
+    counts = {"frozen": 0, "trainable": 0}
+    for p in policy.parameters():
+        counts["trainable" if p.requires_grad else "frozen"] += p.numel()
+    return counts
+
+
+def _trunks(policy: nn.Module) -> list[tuple[nn.Sequential, int]]:
+    """The MLPs whose first layers count as features, and how many layers each must keep."""
+    extractor = getattr(policy, "mlp_extractor", None)
+    if extractor is not None:
+        return [
+            (net, 0)
+            for net in (
+                getattr(extractor, "policy_net", None),
+                getattr(extractor, "value_net", None),
+            )
+            if isinstance(net, nn.Sequential)
+        ]
+    found: list[tuple[nn.Sequential, int]] = []
+    for name, module in policy.named_modules():
+        if "target" in name or not isinstance(module, nn.Sequential):
+            continue
+        if any(isinstance(m, nn.Linear) for m in module.children()):
+            found.append((module, 1))
+    return found
+
+
+def load_source_stats(folder: Path) -> VecNormalize | None:
+    """The normalisation statistics saved next to the source model (``None`` if none)."""
+    path = folder / VECNORMALIZE_FILE
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        stats = pickle.load(fh)
+    if not isinstance(stats, VecNormalize):
+        raise ValueError(f"source: {path} holds no VecNormalize statistics")
+    return stats
+
+
+# --- one arm --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Arm:
+    """A trained (or evaluated) model and its learning curve on the target."""
+
+    model: BaseAlgorithm
+    venv: VecEnv
+    points: list[dict[str, float]]
+
+
+def train_arm(
+    agent: SB3AgentConfig,
+    env: EnvConfig,
+    *,
+    seed: int,
+    n_envs: int,
+    total_timesteps: int,
+    ev: EvalConfig,
+    device: str = "cpu",
+    stats: VecNormalize | None = None,
+    prepare: Callable[[BaseAlgorithm, VecEnv], None] | None = None,
+    learn: bool = True,
+    progress_bar: bool = False,
+) -> Arm:
+    """Build ``agent`` on ``env`` with seed ``seed`` and train it, recording the learning curve.
+
+    Every arm of a seed gets the same training replicas (``seed + i``), the same evaluation
+    seeds (``seed + eval.seed_offset + k``) and the same schedule of curve points.
+
+    Args:
+        agent: the algorithm and its hyperparameters.
+        env: the env to train on.
+        seed: seed of the arm.
+        n_envs: training replicas.
+        total_timesteps: training steps (all replicas together).
+        ev: evaluation schedule (``eval_freq``, ``curve_episodes``, ...).
+        device: torch device.
+        stats: normalisation statistics to start from (the source's).
+        prepare: called on the fresh model and its training env before training (loads the
+            source's weights, freezes layers, evaluates zero-shot).
+        learn: train; otherwise only the step-0 point is taken (a zero-shot arm).
+        progress_bar: show SB3's progress bar.
+    """
+    seeds = make_seeds(seed, n_envs, ev, episodes=ev.curve_episodes)
+    set_random_seed(seed)
+    venv = make_training_env(env, n_envs, seed, agent.normalize, agent.gamma)
+    if stats is not None and isinstance(venv, VecNormalize) and venv.norm_obs:
+        venv.obs_rms = stats.obs_rms.copy()
+        venv.ret_rms = stats.ret_rms.copy()
+    model = build_model(
+        agent,
+        venv,
+        env_id=resolve_env_id(env),
+        env_kwargs=env_kwargs(env),
+        seed=seed,
+        device=device,
+    )
+    if prepare is not None:
+        prepare(model, venv)
+    curve_env = make_vec_env(env, min(ev.curve_episodes, ev.batch_size))
+    if isinstance(venv, VecNormalize):
+        curve_env = frozen_normalization(curve_env, venv)
+    curve = LearningCurveCallback(
+        curve_env,
+        seeds.eval_start,
+        ev.curve_episodes,
+        ev.eval_freq,
+        metrics=env.metrics,
+        deterministic=ev.deterministic,
+    )
+    if learn:
+        model.learn(total_timesteps=total_timesteps, callback=curve, progress_bar=progress_bar)
+        points = curve.points
+    else:
+        episodes = run_episodes(
+            model,
+            curve_env,
+            seeds.eval_start,
+            ev.curve_episodes,
+            metrics=env.metrics,
+            deterministic=ev.deterministic,
+        ).summary()
+        points = [
+            {
+                "timesteps": 0,
+                "mean": episodes["return"]["mean"],
+                "std": episodes["return"]["std"],
+                **{m: episodes[m]["mean"] for m in env.metrics},
+            }
+        ]
+    curve_env.close()
+    return Arm(model, venv, points)
+
+
+def evaluate_model(
+    model: BaseAlgorithm, venv: VecEnv, env: EnvConfig, seed: int, n_envs: int, ev: EvalConfig
+) -> np.ndarray:
+    """Returns of ``eval.episodes`` evaluation episodes of seed ``seed`` (normalised like ``venv``)."""
+    seeds = make_seeds(seed, n_envs, ev)
+    eval_env = make_vec_env(env, min(ev.episodes, ev.batch_size))
+    if isinstance(venv, VecNormalize):
+        eval_env = frozen_normalization(eval_env, venv)
+    episodes = run_episodes(
+        model, eval_env, seeds.eval_start, seeds.episodes, deterministic=ev.deterministic
+    )
+    eval_env.close()
+    return episodes.returns
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Transfer the source to the target, train the scratch control, write the run folder.
+
+    Args:
+        cfg: a configuration composed from ``conf/transfer.yaml``.
+
+    Returns:
+        The content of ``transfer.json``.
+
+    Raises:
+        IncompatibleSourceError: before anything is written or trained, when the source's
+            spaces do not fit the target.
+        ValueError: naming the key of any other setting that cannot work.
+    """
+    # --- configuration ----------------------------------------------------------------------
+    config = as_config(cfg, TransferConfig)
+    agent = as_sb3_agent(config.agent, "transfer")
+    mode = config.mode
+    _check_settings(config)
+    torch.set_num_threads(config.torch_threads)
+    env_id = resolve_env_id(config.env)
+    progress = config.progress_bar and _progress_bar_available()
+
+    # --- the source and the space check, before anything is written ----------------------
+    source = plan_source(config.source, config.source_overrides, config)
+    probe = make_vec_env(config.env, 1)
+    check_spaces(
+        source.observation_space,
+        source.action_space,
+        probe.observation_space,
+        probe.action_space,
+        target_env=plain(config.env),
+        source_env=source.env,
+    )
+    probe.close()
+    if source.algo is not None and source.algo != agent.algo:
+        raise ValueError(
+            f"agent: the source was trained with agent.algo={source.algo!r} but the transfer "
+            f"agent is {agent.algo!r}; pass agent={source.algo} (or the source's agent preset)"
+        )
+
+    folder = run_folder(cfg)
+    save_config(folder, cfg)
+    save_command(folder)
+    source_folder = source.folder
+    source_points: list[dict[str, float]] = []
+    if source.train is not None:
+        source_folder, source_points = _train_source(source.train, folder / "source", progress)
+    assert source_folder is not None
+    stats = load_source_stats(source_folder)
+    _check_normalization(agent, stats, source_folder)
+
+    # --- the target's baselines: the default threshold ------------------------------------
+    baselines = _baseline_scores(config)
+    threshold = config.threshold
+    threshold_from = "threshold"
+    if threshold is None and baselines:
+        best = max(baselines, key=lambda name: baselines[name])
+        threshold, threshold_from = baselines[best], f"best baseline ({best})"
+
+    # --- the arms -------------------------------------------------------------------------
+    transfer_agent = dataclasses.replace(
+        agent, learning_rate=agent.learning_rate * config.finetune_lr_scale
+    )
+    curves: dict[str, dict[int, list[dict[str, float]]]] = {arm: {} for arm in ARMS}
+    zero_shot: dict[int, float] = {}
+    params: dict[str, int] = {}
+    for seed in config.seeds:
+        log.info("seed %d: scratch arm (%d steps on %s)", seed, config.total_timesteps, env_id)
+        scratch = train_arm(
+            agent,
+            config.env,
+            seed=seed,
+            n_envs=config.n_envs,
+            total_timesteps=config.total_timesteps,
+            ev=config.eval,
+            device=config.device,
+            progress_bar=progress,
+        )
+        scratch.venv.close()
+        curves["scratch"][seed] = scratch.points
+
+        def prepare(model: BaseAlgorithm, venv: VecEnv, seed: int = seed) -> None:
+            load_source_weights(model, source_folder, config.device)
+            if mode is TransferMode.freeze_features:
+                params.update(freeze_features(model.policy, config.freeze_layers))
+            returns = evaluate_model(model, venv, config.env, seed, config.n_envs, config.eval)
+            zero_shot[seed] = float(returns.mean())
+
+        log.info("seed %d: transfer arm (%s)", seed, mode.value)
+        transfer = train_arm(
+            transfer_agent,
+            config.env,
+            seed=seed,
+            n_envs=config.n_envs,
+            total_timesteps=config.total_timesteps,
+            ev=config.eval,
+            device=config.device,
+            stats=stats,
+            prepare=prepare,
+            learn=mode is not TransferMode.zero_shot,
+            progress_bar=progress,
+        )
+        transfer.venv.close()
+        points = transfer.points
+        if mode is TransferMode.zero_shot:  # the policy never changes: flat at its score
+            points = [{**points[0], "timesteps": p["timesteps"]} for p in scratch.points]
+        curves["transfer"][seed] = points
+        log.info(
+            "seed %d: zero-shot %.3f, final transfer %.3f, final scratch %.3f",
+            seed,
+            zero_shot[seed],
+            points[-1]["mean"],
+            scratch.points[-1]["mean"],
+        )
+
+    # --- metrics and the run folder -------------------------------------------------------
+    metrics = compare(
+        {s: Curve.from_points(p) for s, p in curves["transfer"].items()},
+        {s: Curve.from_points(p) for s, p in curves["scratch"].items()},
+        threshold=threshold,
+        asymptote_points=config.asymptote_points,
+        confidence=config.confidence,
+        reps=config.bootstrap_reps,
+        seed=config.seed,
+    )
+    result = {
+        "source": {
+            "spec": source.description,
+            "folder": str(source_folder),
+            "trained_here": source.train is not None,
+            "env": source.env,
+            "algo": source.algo,
+            "final_return": source_points[-1]["mean"] if source_points else None,
+        },
+        "target": {"env": plain(config.env), "id": env_id},
+        "mode": mode.value,
+        "agent": agent.name,
+        "budget": config.total_timesteps,
+        "seeds": list(config.seeds),
+        "eval": plain(config.eval),
+        "finetune_lr_scale": config.finetune_lr_scale,
+        "parameters": params or None,
+        "zero_shot": {
+            "per_seed": {str(s): v for s, v in zero_shot.items()},
+            **interval(
+                list(zero_shot.values()),
+                confidence=config.confidence,
+                reps=config.bootstrap_reps,
+                seed=config.seed,
+            ),
+        },
+        "baselines": baselines,
+        "threshold": {
+            "value": threshold,
+            "from": threshold_from if threshold is not None else None,
+        },
+        "metrics": metrics,
+        "verdict": metrics["verdict"],
+        "ratio_definition": "(AUC_transfer - AUC_scratch) / |AUC_scratch|",
+        "commands": _commands(config, source, folder),
+    }
+    write_json(folder / "transfer.json", _jsonable(result))
+    write_curves(folder / "curves.csv", curves)
+    plot_transfer(
+        folder / "curves.png",
+        curves,
+        threshold=threshold,
+        zero_shot=result["zero_shot"]["mean"],
+        title=f"{Path(source.description).name} -> {config.env.name} ({mode.value}, {agent.name})",
+        confidence=config.confidence,
+        reps=min(config.bootstrap_reps, 1000),
+        episodes=config.eval.curve_episodes,
+    )
+    log.info("%s", metrics["verdict"])
+    print(summary(result))
+    log.info("run folder: %s", folder)
+    return result
+
+
+def _check_settings(config: TransferConfig) -> None:
+    if not config.seeds:
+        raise ValueError("seeds: give at least one seed, e.g. seeds=[0,1,2]")
+    if len(set(config.seeds)) != len(config.seeds):
+        raise ValueError(f"seeds: must differ, got {list(config.seeds)}")
+    if config.finetune_lr_scale <= 0:
+        raise ValueError(f"finetune_lr_scale: must be > 0, got {config.finetune_lr_scale}")
+    if config.total_timesteps < 1:
+        raise ValueError(f"total_timesteps: must be >= 1, got {config.total_timesteps}")
+    if config.asymptote_points < 1:
+        raise ValueError(f"asymptote_points: must be >= 1, got {config.asymptote_points}")
+    if not 0 < config.confidence < 1:
+        raise ValueError(f"confidence: must be in (0, 1), got {config.confidence}")
+    if config.mode is TransferMode.freeze_features and config.freeze_layers < 1:
+        raise ValueError(f"freeze_layers: must be >= 1, got {config.freeze_layers}")
+    for seed in config.seeds:
+        make_seeds(seed, config.n_envs, config.eval)  # raises naming eval.seed_offset
+
+
+def _train_source(
+    train: TrainConfig, folder: Path, progress: bool
+) -> tuple[Path, list[dict[str, float]]]:
+    """Train the source agent of ``train`` into ``folder`` (a reusable run folder)."""
+    agent = as_sb3_agent(train.agent, "training a source agent")
+    log.info(
+        "training the source: %s on %s for %d steps -> %s",
+        agent.name,
+        train.env.name,
+        train.total_timesteps,
+        folder,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    arm = train_arm(
+        agent,
+        train.env,
+        seed=train.seed,
+        n_envs=train.n_envs,
+        total_timesteps=train.total_timesteps,
+        ev=train.eval,
+        device=train.device,
+        progress_bar=progress,
+    )
+    arm.model.save(folder / "model.zip")
+    if isinstance(arm.venv, VecNormalize):
+        arm.venv.save(str(folder / VECNORMALIZE_FILE))
+    arm.venv.close()
+    saved = OmegaConf.structured(dataclasses.replace(train, run_dir=str(folder)))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(saved, resolve=True))
+    with (folder / "curve.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["timesteps", "mean", "std"])
+        writer.writerows([p["timesteps"], p["mean"], p["std"]] for p in arm.points)
+    return folder, arm.points
+
+
+def _check_normalization(agent: SB3AgentConfig, stats: VecNormalize | None, folder: Path) -> None:
+    """The source's statistics and the agent's normalisation must agree."""
+    normalizes = agent.normalize is not None and agent.normalize.obs
+    if stats is not None and stats.norm_obs and not normalizes:
+        raise ValueError(
+            f"agent.normalize.obs: the source ({folder}) was trained on normalised "
+            "observations; set agent.normalize.obs=true (the transfer arm starts from its "
+            "statistics)"
+        )
+    if stats is None and normalizes:
+        log.warning(
+            "the source (%s) has no %s: the transfer arm normalises observations with fresh "
+            "statistics the source never saw",
+            folder,
+            VECNORMALIZE_FILE,
+        )
+
+
+def _baseline_scores(config: TransferConfig) -> dict[str, float]:
+    """Mean evaluation return of every configured baseline on the target (seed ``seed``)."""
+    seeds = make_seeds(config.seed, config.n_envs, config.eval)
+    env = make_vec_env(
+        config.env, min(config.eval.episodes, config.eval.batch_size), allow_sharing=False
+    )
+    scores = {}
+    for name in baseline_names(env, config.baselines):
+        baseline = make_baseline(
+            name, env, seed=config.seed, fit_seeds=seeds.fit, field="baselines"
+        )
+        episodes = run_episodes(
+            baseline,
+            env,
+            seeds.eval_start,
+            seeds.episodes,
+            deterministic=config.eval.deterministic,
+        )
+        scores[name] = float(episodes.returns.mean())
+        log.info("baseline %s on the target: %.3f", name, scores[name])
+    env.close()
+    return scores
+
+
+def _commands(config: TransferConfig, source: Source, folder: Path) -> dict[str, str]:
+    """The command of this run, and the equivalent ``lepton-train`` runs of its parts."""
+    out = {"this_run": command_line()}
+    if source.train is not None:
+        # the source trained here is a run folder of its own: later runs can start from it
+        out["reuse_source"] = f"{command_line()} source={folder / 'source'}"
+        if (CONF_DIR / "experiment" / f"{source.description}.yaml").is_file():
+            overrides = " ".join(shlex.quote(o) for o in config.source_overrides)
+            out["source_alone"] = f"lepton-train experiment={source.description} {overrides}"
+    return {k: v.strip() for k, v in out.items()}
+
+
+def _progress_bar_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("tqdm", "rich"))
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars turned into Python numbers and keys into strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --- artefacts ------------------------------------------------------------------------------
+
+
+def write_curves(
+    path: Path, curves: Mapping[str, Mapping[int, Sequence[Mapping[str, float]]]]
+) -> None:
+    """Write ``curves.csv``: one row per arm, seed and point."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["arm", "seed", "timesteps", "mean", "std"])
+        for arm, by_seed in curves.items():
+            for seed, points in by_seed.items():
+                for p in points:
+                    writer.writerow([arm, seed, int(p["timesteps"]), p["mean"], p["std"]])
+
+
+def plot_transfer(
+    path: Path,
+    curves: Mapping[str, Mapping[int, Sequence[Mapping[str, float]]]],
+    *,
+    threshold: float | None,
+    zero_shot: float | None,
+    title: str,
+    confidence: float = 0.95,
+    reps: int = 1000,
+    episodes: int = 1,
+) -> None:
+    """Plot the mean curve of each arm over seeds with a bootstrap interval band.
+
+    Curves are put on the scratch timesteps of the first seed; the threshold and the zero-shot
+    score are drawn as horizontal lines.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    first = sorted(curves["scratch"])[0]
+    grid = Curve.from_points(curves["scratch"][first]).timesteps
+    for k, arm in enumerate(ARMS):
+        by_seed = curves[arm]
+        values = np.stack([Curve.from_points(p).on(grid).values for p in by_seed.values()])
+        mid = values.mean(axis=0)
+        bands = [
+            stratified_bootstrap([values[:, j]], mean_of, reps=reps, confidence=confidence)
+            for j in range(grid.size)
+        ]
+        ax.plot(grid, mid, marker="o", markersize=3, color=f"C{k}", label=f"{arm} (mean)")
+        ax.fill_between(
+            grid,
+            [b[1] for b in bands],
+            [b[2] for b in bands],
+            color=f"C{k}",
+            alpha=0.2,
+            label=f"{arm} {confidence:.0%} interval",
+        )
+    if zero_shot is not None:
+        ax.axhline(zero_shot, color="C2", linestyle=":", linewidth=1.3, label="zero-shot")
+    if threshold is not None:
+        ax.axhline(threshold, color="C3", linestyle="--", linewidth=1.3, label="threshold")
+    n = len(curves["scratch"])
+    ax.set_xlabel("environment steps on the target")
+    ax.set_ylabel(f"evaluation return (mean over {episodes} episodes)")
+    ax.set_title(f"{title}: {n} seed{'s' if n != 1 else ''}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+def summary(result: Mapping[str, Any]) -> str:
+    """The main numbers as a markdown table, with the verdict."""
+    agg = result["metrics"]["aggregate"]
+
+    def cell(s: Mapping[str, Any]) -> str:
+        if s["mean"] is None:
+            return "-"
+        return f"{s['mean']:.3g} [{s['low']:.3g}, {s['high']:.3g}]"
+
+    rows = [
+        ("zero-shot return", cell(result["zero_shot"]), ""),
+        ("initial return", cell(agg["initial"]["transfer"]), cell(agg["initial"]["scratch"])),
+        ("jumpstart", cell(agg["jumpstart"]), ""),
+        (
+            "asymptotic return",
+            cell(agg["asymptotic"]["transfer"]),
+            cell(agg["asymptotic"]["scratch"]),
+        ),
+        (
+            "total reward (AUC / steps)",
+            cell(agg["total_reward"]["transfer"]),
+            cell(agg["total_reward"]["scratch"]),
+        ),
+        ("transfer ratio", cell(agg["transfer_ratio"]), ""),
+        (
+            "time to threshold (reached)",
+            f"{cell(agg['time_to_threshold']['transfer'])} "
+            f"({agg['time_to_threshold']['transfer']['reached']})",
+            f"{cell(agg['time_to_threshold']['scratch'])} "
+            f"({agg['time_to_threshold']['scratch']['reached']})",
+        ),
+    ]
+    lines = ["| metric | transfer | scratch |", "|---|---:|---:|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines) + f"\n\n{result['verdict']}\n"

