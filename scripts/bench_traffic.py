@@ -68,7 +68,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecMonitor
 
+from envs.core.sb3 import make_sb3_vec_env
 from scripts import bench
 from scripts.bench_ref import steploop, sumo_reference, sumo_worker, ttq
 
@@ -441,8 +443,22 @@ def ours_time_to_quality(cfg: Mapping[str, Any], env_id: str, kwargs: Mapping[st
     def evaluate(model: Any, seed: int) -> dict[str, Any]:
         return our_episode(env, lambda obs: model.predict(obs, deterministic=True)[0], seed)
 
-    rollout = "one env in a DummyVecEnv (n_envs=1), as the worker"
-    result = ttq.time_to_quality(env, evaluate, sumo_worker.meets_quality, cfg, rollout)
+    replicas = int(cfg.get("replicas", 1))
+    if replicas > 1:
+        rollout = (
+            f"rollouts from our native SB3 VecEnv of {replicas} replicas, n_steps / {replicas} "
+            "per replica (the same transitions per update); one env evaluates"
+        )
+
+        def make_vec(seed: int) -> Any:
+            return VecMonitor(make_sb3_vec_env(env_id, replicas, seed=seed, **kwargs))
+
+        result = ttq.time_to_quality(
+            env, evaluate, sumo_worker.meets_quality, cfg, rollout, make_vec
+        )
+    else:
+        rollout = "one env in a DummyVecEnv (n_envs=1), as the worker"
+        result = ttq.time_to_quality(env, evaluate, sumo_worker.meets_quality, cfg, rollout)
     env.close()
     return {"env_id": env_id, "kwargs": dict(kwargs), **result}
 
@@ -455,8 +471,12 @@ def time_to_quality(
     log: Callable[[str], None] = print,
     ppo_overrides: Mapping[str, Any] | None = None,
     max_timesteps: int | None = None,
+    replicas: int = 1,
 ) -> dict[str, Any]:
     """Thresholds from max pressure on each simulator, then PPO to quality on both sides.
+
+    ``replicas`` > 1 collects our side's rollouts from our batched env (the same transitions
+    per PPO update; see :func:`scripts.bench_ref.ttq.time_to_quality`); sumo-rl runs one env.
 
     ``ppo_overrides`` (``eval_every`` or PPO keyword arguments of
     :func:`sumo_reference.ppo_config`) and ``max_timesteps`` apply to both sides alike.
@@ -498,7 +518,7 @@ def time_to_quality(
     }
     log(f"[traffic ttq] ours: PPO until mean travel time <= {_num(thresholds['ours'], '.2f')} s")
     result["ours"] = (
-        ours_time_to_quality(cfg_ours, TTQ_ENV_ID, TTQ_KWARGS)
+        ours_time_to_quality({**cfg_ours, "replicas": replicas}, TTQ_ENV_ID, TTQ_KWARGS)
         if thresholds["ours"] is not None
         else None
     )
@@ -788,7 +808,12 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
         if not args.no_ttq:
             cap = args.ttq_max_wall if args.ttq_max_wall else (20.0 if quick else 300.0)
             report["ttq"] = time_to_quality(
-                settings, cap, args.ttq_threshold, seeds=(0,) if quick else (0, 1, 2), log=log
+                settings,
+                cap,
+                args.ttq_threshold,
+                seeds=(0,) if quick else (0, 1, 2),
+                log=log,
+                replicas=args.ttq_replicas,
             )
     else:
         seeds = (0,) if quick else tuple(args.seeds)
@@ -834,6 +859,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-ttq", action="store_true", help="traffic: skip PPO time to quality")
     parser.add_argument(
         "--ttq-max-wall", type=float, help="traffic: PPO wall cap per side, s (default 300)"
+    )
+    parser.add_argument(
+        "--ttq-replicas",
+        type=int,
+        default=8,
+        help="traffic: our side's rollout replicas (1: one env like sumo-rl; default 8)",
     )
     parser.add_argument(
         "--ttq-threshold",

@@ -46,6 +46,7 @@ def time_to_quality(
     meets_quality: Callable[[Mapping[str, Any], float | None, float], bool],
     cfg: Mapping[str, Any],
     rollout: str | None = None,
+    make_vec: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
     """Train PPO on ``env`` until an evaluation meets ``meets_quality`` or the budget ends.
 
@@ -62,6 +63,10 @@ def time_to_quality(
         meets_quality: ``meets_quality(figures, threshold, min_arrived_fraction)``, the gate.
         cfg: the run's settings (see the module docstring).
         rollout: a note on the rollout setup, reported as ``rollout`` when given.
+        make_vec: ``make_vec(seed)`` builds a batched SB3 ``VecEnv`` of ``R`` replicas to
+            collect the rollouts instead (``env`` then only evaluates): PPO's ``n_steps`` is
+            divided by ``R`` so every update still learns from ``n_steps`` transitions, and the
+            replicas' episodes run on across evaluations.
 
     Returns:
         The gate, whether and when (wall and CPU seconds, timesteps) it was met, the totals
@@ -98,7 +103,15 @@ def time_to_quality(
             return self.env.reset(seed=base_seed + self.episodes - 1, options=options)
 
     base_seed = seed
-    vec = DummyVecEnv([lambda: Monitor(EpisodeSeeds(env))])
+    reported = dict(ppo_kwargs)
+    if make_vec is None:
+        vec = DummyVecEnv([lambda: Monitor(EpisodeSeeds(env))])
+    else:
+        vec = make_vec(seed)
+        steps = int(ppo_kwargs.get("n_steps", 2048))
+        if steps % vec.num_envs:
+            raise ValueError(f"ppo.n_steps: {steps} is not a multiple of {vec.num_envs} replicas")
+        ppo_kwargs["n_steps"] = steps // vec.num_envs
     model = PPO("MlpPolicy", vec, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
 
     curve: list[list[float | None]] = []
@@ -128,8 +141,9 @@ def time_to_quality(
             break
         if max_timesteps is not None and model.num_timesteps >= int(max_timesteps):
             break
-        model._last_obs = vec.reset()
-        model._last_episode_starts = np.ones((vec.num_envs,), dtype=bool)
+        if make_vec is None:  # the evaluation ran on the training env: start a new episode
+            model._last_obs = vec.reset()
+            model._last_episode_starts = np.ones((vec.num_envs,), dtype=bool)
         model.learn(eval_every, reset_num_timesteps=False)
         reached = evaluate_and_record()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
@@ -148,7 +162,8 @@ def time_to_quality(
         "eval_every": eval_every,
         "eval_seed": eval_seed,
         **({"rollout": rollout} if rollout is not None else {}),
-        "ppo": {k: plain(ppo_kwargs.get(k, getattr(model, k, None))) for k in PPO_REPORTED},
+        "ppo": {k: plain(reported.get(k, getattr(model, k, None))) for k in PPO_REPORTED},
+        **({"replicas": vec.num_envs} if make_vec is not None else {}),
         "curve": curve,
         "evals": evals,
     }
