@@ -103,6 +103,34 @@ def test_time_to_quality_protocol_stops_and_reports():
     env.close()
 
 
+def test_time_to_quality_with_batched_rollouts_keeps_the_update_size():
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    env = gym.make("CartPole-v1")
+    made = []
+
+    def make_vec(seed):
+        vec = VecMonitor(DummyVecEnv([lambda: gym.make("CartPole-v1")] * 4))
+        vec.seed(seed)
+        made.append(vec)
+        return vec
+
+    cfg = {"seed": 1, "threshold": None, "eval_every": 64, "max_timesteps": 128,
+           "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1}}  # fmt: skip
+    evaluate = lambda model, seed: {"mean_travel_time": 1.0, "arrived": 1, "loaded": 1}  # noqa: E731
+    result = ttq.time_to_quality(env, evaluate, sumo_worker.meets_quality, cfg, "r", make_vec)
+    assert len(made) == 1 and result["replicas"] == 4
+    # 32 transitions per update, 8 per replica; the reported setting is the one asked for
+    assert result["ppo"]["n_steps"] == 32 and result["timesteps"] == 128
+    with pytest.raises(ValueError, match="ppo.n_steps"):
+        ttq.time_to_quality(
+            env, evaluate, sumo_worker.meets_quality,
+            {**cfg, "ppo": {"n_steps": 30, "batch_size": 30}}, None, make_vec,
+        )  # fmt: skip
+    env.close()
+
+
 def _means(tt, arrived, **extra):
     return {"mean_travel_time": tt, "arrived": arrived, "mean_waiting_time": 10.0,
             "mean_speed": 8.0, "mean_time_loss": 20.0, "teleports": 0.0, **extra}  # fmt: skip
