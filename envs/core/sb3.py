@@ -14,7 +14,59 @@ from envs.core.env import BatchRunner, LeptonEnv
 from envs.core.sim import Columns
 
 
-class LeptonVecEnv(VecEnv):
+class RunnerVecEnv(VecEnv):
+    """The SB3 ``VecEnv`` plumbing of a vector env driven by a :class:`BatchRunner`.
+
+    Subclasses set ``self.env`` (the configuring :class:`LeptonEnv`) and ``self.runner`` and
+    implement ``reset``, ``step_async`` and ``step_wait``; attribute access and method calls
+    go to the shared env.
+    """
+
+    env: LeptonEnv
+    runner: BatchRunner
+
+    def snapshot(self) -> Any:
+        """Read-only state of all replicas (for baselines and renderers)."""
+        return self.runner.snapshot()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.env, attr_name, value)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        return [
+            getattr(self.env, method_name)(*method_args, **method_kwargs)
+            for _ in self._get_indices(indices)
+        ]
+
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+
+class LeptonVecEnv(RunnerVecEnv):
     """SB3 vector env: every sub-env is a replica of one batched core stepped in one call.
 
     Semantics match SB3's ``DummyVecEnv``: finished replicas are reset inside ``step_wait``,
@@ -70,46 +122,6 @@ class LeptonVecEnv(VecEnv):
                 infos[i]["TimeLimit.truncated"] = bool(out.truncated[i] and not out.terminated[i])
         # the runner hands out a fresh observation array every step and never writes to it again
         return out.obs, out.rewards.astype(np.float32), out.done, infos
-
-    def snapshot(self) -> Any:
-        """Read-only state of all replicas (for baselines)."""
-        return self.runner.snapshot()
-
-    def close(self) -> None:
-        self.env.close()
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None] * self.num_envs
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self.env, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        return [
-            getattr(self.env, method_name)(*method_args, **method_kwargs)
-            for _ in self._get_indices(indices)
-        ]
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
-
-    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices
 
 
 def _step_infos(

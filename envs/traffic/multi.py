@@ -12,18 +12,18 @@ read the per-signal reward quantities of the core (``TrafficSim.per_signal``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from envs.core.env import BatchRunner
 from envs.core.features import QuantityTerm, RewardFunction
+from envs.core.sb3 import RunnerVecEnv
 from envs.core.sim import Columns
 from envs.core.spaces import check_batch_actions
 from envs.traffic.env import TrafficSignalEnv
@@ -247,7 +247,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         return {a: blocks[k].copy() for k, a in enumerate(self.possible_agents)}
 
 
-class TrafficSharedVecEnv(VecEnv):
+class TrafficSharedVecEnv(RunnerVecEnv):
     """Parameter-sharing SB3 vector env: every controlled signal of every replica is one slot.
 
     ``num_envs = B * K`` for ``B`` replicas of a network with ``K`` controlled signals; slot
@@ -364,46 +364,6 @@ class TrafficSharedVecEnv(VecEnv):
                     out.truncated[i] and not out.terminated[i]
                 )
         return out.obs.reshape(self.num_envs, self.width), rewards, done, infos
-
-    def snapshot(self) -> Any:
-        """Read-only state of all replicas (for baselines and renderers)."""
-        return self.runner.snapshot()
-
-    def close(self) -> None:
-        self.env.close()
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None] * self.num_envs
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self.env, attr_name, value)
-
-    def env_method(
-        self,
-        method_name: str,
-        *method_args: Any,
-        indices: VecEnvIndices = None,
-        **method_kwargs: Any,
-    ) -> list[Any]:
-        return [
-            getattr(self.env, method_name)(*method_args, **method_kwargs)
-            for _ in self._get_indices(indices)
-        ]
-
-    def env_is_wrapped(
-        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-    ) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
-
-    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices
 
 
 def _metric_rows(metrics: Mapping[str, np.ndarray], batch_size: int) -> list[dict[str, Any]]:

@@ -157,7 +157,6 @@ class Compiled:
     edge_lanes: np.ndarray
     route_i: np.ndarray  # [R, 2]
     route_edges: np.ndarray
-    route_len: np.ndarray  # [R] metres of the route's lanes (first lane of each edge)
     sig_i: np.ndarray  # [S, 6] link offset, links, phase start, phases, green start, greens
     phase_state: np.ndarray  # [P, max links] uint8
     phase_dur: np.ndarray  # [P]
@@ -165,7 +164,6 @@ class Compiled:
     sig_offset: np.ndarray  # [S]
     params: np.ndarray  # dt, delta, yellow, all red, min green, max green, teleport, end, begin
     vtypes: np.ndarray  # [T, 8]
-    vtype_ids: tuple[str, ...]
     num_links: int
 
 
@@ -205,12 +203,10 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         pos += len(ls)
     route_i = np.zeros((len(sc.routes), 2), dtype=np.int32)
     route_edges_l: list[int] = []
-    route_len = np.zeros(len(sc.routes), dtype=np.float64)
     for r, route in enumerate(sc.routes):
         ids = [net.edge_index[e] for e in route.edges]
         route_i[r] = (len(route_edges_l), len(route_edges_l) + len(ids))
         route_edges_l.extend(ids)
-        route_len[r] = sum(float(net.lane_length[net.edge_lanes[e][0]]) for e in ids)
     max_links = max([sig.num_links for sig in net.signals] or [1])
     phases = [p for sig in net.signals for p in sig.phases]
     phase_state = np.full((max(len(phases), 1), max_links), RED, dtype=np.uint8)
@@ -242,7 +238,6 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         ],
         dtype=np.float64,
     )
-    vtype_ids = tuple(sc.vtypes)
     vtypes = np.array(
         [
             [
@@ -272,7 +267,6 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         edge_lanes=edge_lanes,
         route_i=route_i,
         route_edges=np.array(route_edges_l, dtype=np.int32),
-        route_len=route_len,
         sig_i=sig_i,
         phase_state=phase_state,
         phase_dur=phase_dur,
@@ -280,7 +274,6 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         sig_offset=np.array([sig.offset for sig in net.signals], dtype=np.float64),
         params=params,
         vtypes=vtypes,
-        vtype_ids=vtype_ids,
         num_links=int(offsets[-1]),
     )
     object.__setattr__(sc, "_compiled", out)
@@ -635,7 +628,6 @@ def _advance(
     edge_lanes: np.ndarray,
     route_i: np.ndarray,
     route_edges: np.ndarray,
-    route_len: np.ndarray,
     sig_i: np.ndarray,
     phase_state: np.ndarray,
     phase_dur: np.ndarray,
@@ -1627,7 +1619,7 @@ STATIC_I64 = (
     "obs_dims",
     "controlled",
 )
-STATIC_F64 = ("lane_f", "conn_f", "route_len", "phase_dur", "params", "tp", "lane_cap")
+STATIC_F64 = ("lane_f", "conn_f", "phase_dur", "params", "tp", "lane_cap")
 
 
 class Arena:
@@ -1768,11 +1760,10 @@ def _replica_step(
     controlled = _v1(si, lay_si, 18)
     lane_f = _v2(sf, lay_sf, 0)
     conn_f = _v2(sf, lay_sf, 1)
-    route_len = _v1(sf, lay_sf, 2)
-    phase_dur = _v1(sf, lay_sf, 3)
-    params = _v1(sf, lay_sf, 4)
-    tp = _v2(sf, lay_sf, 5)
-    lane_cap = _v1(sf, lay_sf, 6)
+    phase_dur = _v1(sf, lay_sf, 2)
+    params = _v1(sf, lay_sf, 3)
+    tp = _v2(sf, lay_sf, 4)
+    lane_cap = _v1(sf, lay_sf, 5)
     _advance(
         b,
         n_sub,
@@ -1810,7 +1801,6 @@ def _replica_step(
         edge_lanes,
         route_i,
         route_edges,
-        route_len,
         sig_i,
         phase_state,
         phase_dur,
@@ -2096,7 +2086,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         static_f = {
             "lane_f": c.lane_f,
             "conn_f": c.conn_f,
-            "route_len": c.route_len,
             "phase_dur": c.phase_dur,
             "params": c.params,
             "tp": c.vtypes,
