@@ -2,7 +2,8 @@
 
 ``run(cfg)`` (``lepton-transfer``) reads top to bottom: configuration, the source (a run folder,
 or an experiment/env preset trained first), a space check before anything is written, the
-baselines of the target (the default threshold), then for every seed a *scratch* arm (the
+baselines of the target (the best one sets the default threshold, scored again on each seed's
+curve episodes), then for every seed a *scratch* arm (the
 agent from random weights) and a *transfer* arm (the same agent, budget, training replicas and
 evaluation seeds, started from the source's weights and normalisation statistics), and the
 run folder::
@@ -578,12 +579,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     _check_normalization(agent, stats, source_folder)
 
     # --- the target's baselines: the default threshold ------------------------------------
+    # The best baseline is picked on the evaluation episodes; its score is then measured on
+    # each seed's curve episodes, the very episodes that seed's curve points are scored on, so
+    # time to threshold compares like with like.
     baselines = _baseline_scores(config)
     threshold = config.threshold
     threshold_from = "threshold"
+    per_seed_threshold: dict[int, float] | None = None
     if threshold is None and baselines:
         best = max(baselines, key=lambda name: baselines[name])
-        threshold, threshold_from = baselines[best], f"best baseline ({best})"
+        per_seed_threshold = {
+            seed: _baseline_scores(config, [best], seed=seed, episodes=config.eval.curve_episodes)[
+                best
+            ]
+            for seed in config.seeds
+        }
+        threshold = float(np.mean(list(per_seed_threshold.values())))
+        threshold_from = f"best baseline ({best}) on each seed's curve episodes"
 
     # --- the arms -------------------------------------------------------------------------
     transfer_agent = dataclasses.replace(
@@ -645,7 +657,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     metrics = compare(
         {s: Curve.from_points(p) for s, p in curves["transfer"].items()},
         {s: Curve.from_points(p) for s, p in curves["scratch"].items()},
-        threshold=threshold,
+        threshold=threshold if per_seed_threshold is None else per_seed_threshold,
         asymptote_points=config.asymptote_points,
         confidence=config.confidence,
         reps=config.bootstrap_reps,
@@ -680,6 +692,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "baselines": baselines,
         "threshold": {
             "value": threshold,
+            "per_seed": per_seed_threshold,
             "from": threshold_from if threshold is not None else None,
         },
         "metrics": metrics,
@@ -778,26 +791,42 @@ def _check_normalization(agent: SB3AgentConfig, stats: VecNormalize | None, fold
         )
 
 
-def _baseline_scores(config: TransferConfig) -> dict[str, float]:
-    """Mean evaluation return of every configured baseline on the target (seed ``seed``)."""
-    seeds = make_seeds(config.seed, config.n_envs, config.eval)
-    env = make_vec_env(
-        config.env, min(config.eval.episodes, config.eval.batch_size), allow_sharing=False
-    )
+def _baseline_scores(
+    config: TransferConfig,
+    names: Sequence[str] | None = None,
+    seed: int | None = None,
+    episodes: int | None = None,
+) -> dict[str, float]:
+    """Mean return of baselines on the target over the evaluation episodes of ``seed``.
+
+    Args:
+        config: the transfer configuration (its ``baselines`` by default).
+        names: the baselines to run (default: every configured one).
+        seed: whose evaluation episodes (``seed + eval.seed_offset + k``; default ``seed``).
+        episodes: how many (default ``eval.episodes``).
+    """
+    seed = config.seed if seed is None else seed
+    seeds = make_seeds(seed, config.n_envs, config.eval, episodes=episodes)
+    env = make_vec_env(config.env, min(seeds.episodes, config.eval.batch_size), allow_sharing=False)
+    fit = make_seeds(config.seed, config.n_envs, config.eval).fit
     scores = {}
-    for name in baseline_names(env, config.baselines):
-        baseline = make_baseline(
-            name, env, seed=config.seed, fit_seeds=seeds.fit, field="baselines"
-        )
-        episodes = run_episodes(
+    for name in baseline_names(env, config.baselines) if names is None else names:
+        baseline = make_baseline(name, env, seed=config.seed, fit_seeds=fit, field="baselines")
+        returns = run_episodes(
             baseline,
             env,
             seeds.eval_start,
             seeds.episodes,
             deterministic=config.eval.deterministic,
+        ).returns
+        scores[name] = float(returns.mean())
+        log.info(
+            "baseline %s on the target (seed %d, %d episodes): %.3f",
+            name,
+            seed,
+            seeds.episodes,
+            scores[name],
         )
-        scores[name] = float(episodes.returns.mean())
-        log.info("baseline %s on the target: %.3f", name, scores[name])
     env.close()
     return scores
 

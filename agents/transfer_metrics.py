@@ -155,7 +155,7 @@ def compare(
     transfer: Mapping[int, Curve],
     scratch: Mapping[int, Curve],
     *,
-    threshold: float | None,
+    threshold: float | Mapping[int, float] | None,
     asymptote_points: int = 3,
     confidence: float = 0.95,
     reps: int = 2000,
@@ -170,7 +170,9 @@ def compare(
     Args:
         transfer: seed -> curve of the transfer arm.
         scratch: seed -> curve of the scratch arm (the same seeds).
-        threshold: return that counts as solved for the time to threshold (``None``: skipped).
+        threshold: return that counts as solved for the time to threshold (``None``: skipped),
+            one for every seed or ``seed -> threshold`` (e.g. a baseline's score on the very
+            episodes that seed's curve points are evaluated on).
         asymptote_points: points averaged for the asymptotic performance.
         confidence: coverage of the intervals.
         reps: bootstrap resamples.
@@ -192,8 +194,11 @@ def compare(
     seeds = sorted(scratch)
     if not seeds:
         raise ValueError("no curves to compare")
+    if isinstance(threshold, Mapping) and sorted(threshold) != seeds:
+        raise ValueError(f"threshold: expected one value per seed {seeds}, got {sorted(threshold)}")
     per_seed: dict[int, dict[str, Any]] = {}
     for s in seeds:
+        level = threshold[s] if isinstance(threshold, Mapping) else threshold
         sc = scratch[s]
         tr = transfer[s].on(sc.timesteps)
         auc_t, auc_s = total_reward(tr), total_reward(sc)
@@ -201,9 +206,10 @@ def compare(
         per_seed[s] = {
             "jumpstart": jumpstart(tr, sc),
             "initial": {"transfer": float(tr.values[0]), "scratch": float(sc.values[0])},
+            "threshold": level,
             "time_to_threshold": {
-                "transfer": None if threshold is None else time_to_threshold(tr, threshold),
-                "scratch": None if threshold is None else time_to_threshold(sc, threshold),
+                "transfer": None if level is None else time_to_threshold(tr, level),
+                "scratch": None if level is None else time_to_threshold(sc, level),
             },
             "asymptotic": {"transfer": asym_t, "scratch": asym_s},
             "asymptotic_gain": asym_t - asym_s,
@@ -235,7 +241,7 @@ def compare(
     }
     return {
         "seeds": seeds,
-        "threshold": threshold,
+        "threshold": dict(threshold) if isinstance(threshold, Mapping) else threshold,
         "asymptote_points": asymptote_points,
         "per_seed": per_seed,
         "aggregate": aggregate,

@@ -148,6 +148,20 @@ def test_compare_pairs_seeds_and_summarises():
         compare({0: scratch[0]}, {1: scratch[1]}, threshold=None)
 
 
+def test_compare_takes_a_threshold_per_seed():
+    scratch = {0: Curve(T, [0.0, 2.0, 4.0, 6.0]), 1: Curve(T, [0.0, 2.0, 4.0, 6.0])}
+    transfer = {s: Curve(T, c.values + 1.0) for s, c in scratch.items()}
+    # the same curves reach a seed's own threshold at different times
+    result = compare(transfer, scratch, threshold={0: 1.5, 1: 5.5}, reps=200)
+    rows = result["per_seed"]
+    assert rows[0]["threshold"] == 1.5 and rows[1]["threshold"] == 5.5
+    assert rows[0]["time_to_threshold"] == {"transfer": 10.0, "scratch": 10.0}
+    assert rows[1]["time_to_threshold"] == {"transfer": 30.0, "scratch": 30.0}
+    assert result["threshold"] == {0: 1.5, 1: 5.5}
+    with pytest.raises(ValueError, match=r"threshold: expected one value per seed \[0, 1\]"):
+        compare(transfer, scratch, threshold={0: 1.0}, reps=200)
+
+
 # --- space checks ---------------------------------------------------------------------------
 
 
@@ -309,6 +323,10 @@ def test_source_weights_with_another_network_are_rejected(make_cfg, tmp_path):
 # --- end to end -----------------------------------------------------------------------------
 
 
+def metrics_threshold(saved, seed):
+    return saved["metrics"]["per_seed"][seed]["threshold"]
+
+
 def test_tiny_transfer_run_writes_the_folder(make_cfg):
     cfg = make_cfg("transfer", transfer_overrides())
     result = run(cfg)
@@ -321,6 +339,12 @@ def test_tiny_transfer_run_writes_the_folder(make_cfg):
     assert saved["mode"] == "finetune" and saved["seeds"] == [0, 1]
     assert saved["source"]["trained_here"] is True
     assert saved["threshold"]["from"].startswith("best baseline")
+    # the best baseline is scored again on each seed's curve episodes
+    per_seed = saved["threshold"]["per_seed"]
+    assert set(per_seed) == {"0", "1"}
+    for seed, level in per_seed.items():
+        assert metrics_threshold(saved, seed) == level
+    assert saved["threshold"]["value"] == pytest.approx(np.mean(list(per_seed.values())))
     metrics = saved["metrics"]
     assert set(metrics["per_seed"]) == {"0", "1"}
     for key in ("jumpstart", "total_reward_gain", "asymptotic_gain", "transfer_ratio"):
