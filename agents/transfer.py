@@ -959,6 +959,11 @@ def summary(result: Mapping[str, Any]) -> str:
             f"{cell(agg['time_to_threshold']['scratch'])} "
             f"({agg['time_to_threshold']['scratch']['reached']})",
         ),
+        (
+            "time to threshold (never reached = budget)",
+            cell(agg["time_to_threshold_censored"]["transfer"]),
+            cell(agg["time_to_threshold_censored"]["scratch"]),
+        ),
     ]
     lines = ["| metric | transfer | scratch |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]

@@ -184,7 +184,8 @@ def compare(
         ``transfer`` and a ``scratch`` interval; paired metrics (``jumpstart``,
         ``asymptotic_gain``, ``total_reward_gain``, ``transfer_ratio``) have one interval;
         ``time_to_threshold`` intervals cover the seeds that reached the threshold
-        (``reached`` counts them).
+        (``reached`` counts them); ``time_to_threshold_censored`` counts a seed that never
+        reached it at the last curve point (the budget), a lower bound of its time.
     """
     if sorted(transfer) != sorted(scratch):
         raise ValueError(
@@ -207,6 +208,7 @@ def compare(
             "jumpstart": jumpstart(tr, sc),
             "initial": {"transfer": float(tr.values[0]), "scratch": float(sc.values[0])},
             "threshold": level,
+            "budget": float(sc.timesteps[-1]),
             "time_to_threshold": {
                 "transfer": None if level is None else time_to_threshold(tr, level),
                 "scratch": None if level is None else time_to_threshold(sc, level),
@@ -232,6 +234,22 @@ def compare(
         aggregate["time_to_threshold"][arm]["reached"] = sum(
             per_seed[s]["time_to_threshold"][arm] is not None for s in seeds
         )
+    # a seed that never reached the threshold counts at the budget: a lower bound of its time,
+    # so an arm that often fails to reach it is not flattered by averaging only its successes
+    aggregate["time_to_threshold_censored"] = {
+        arm: over_seeds(
+            lambda row, a=arm: (
+                None
+                if row["threshold"] is None
+                else (
+                    row["time_to_threshold"][a]
+                    if row["time_to_threshold"][a] is not None
+                    else row["budget"]
+                )
+            )
+        )
+        for arm in ("transfer", "scratch")
+    }
     for name in ("jumpstart", "asymptotic_gain", "total_reward_gain", "transfer_ratio"):
         aggregate[name] = over_seeds(lambda row, n=name: row[n])
 

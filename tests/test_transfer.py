@@ -158,6 +158,14 @@ def test_compare_takes_a_threshold_per_seed():
     assert rows[0]["time_to_threshold"] == {"transfer": 10.0, "scratch": 10.0}
     assert rows[1]["time_to_threshold"] == {"transfer": 30.0, "scratch": 30.0}
     assert result["threshold"] == {0: 1.5, 1: 5.5}
+    # a seed that never reaches counts at the budget in the censored interval
+    late = compare(transfer, scratch, threshold={0: 1.5, 1: 6.5}, reps=200)
+    agg = late["aggregate"]
+    assert agg["time_to_threshold"]["scratch"]["n"] == 1
+    assert agg["time_to_threshold"]["scratch"]["mean"] == 10.0
+    assert agg["time_to_threshold_censored"]["scratch"]["n"] == 2
+    assert agg["time_to_threshold_censored"]["scratch"]["mean"] == 20.0  # (10 + 30) / 2
+    assert agg["time_to_threshold_censored"]["transfer"]["mean"] == 20.0  # (10 + 30) / 2
     with pytest.raises(ValueError, match=r"threshold: expected one value per seed \[0, 1\]"):
         compare(transfer, scratch, threshold={0: 1.0}, reps=200)
 
