@@ -2,7 +2,9 @@
 
 Runnable as ``python -m scripts.report``; the work is done by
 :func:`agents.sweep_report.write_report` (tables, CSV, Markdown and figures in
-``SWEEP_DIR/report/``).
+``SWEEP_DIR/report/``). A folder of ``lepton-transfer`` runs (any folder holding
+``transfer.json`` files and no training runs) gets one table of the transfer metrics instead
+(:func:`agents.transfer_report.write_transfer_report`, ``SWEEP_DIR/report/transfer.md``).
 """
 
 import argparse
@@ -15,16 +17,26 @@ def main(argv: list[str] | None = None) -> int:
         prog="lepton-report",
         description="Tables per environment (mean and IQM over seeds with 95%% bootstrap CIs), "
         "learning curves and performance profiles of a sweep (lepton-train -m ...); written to "
-        "SWEEP_DIR/report/ as Markdown, CSV and PNG and printed.",
+        "SWEEP_DIR/report/ as Markdown, CSV and PNG and printed. On a folder of lepton-transfer "
+        "runs: one table of jumpstart, time to threshold, asymptote, total reward and transfer "
+        "ratio per run (SWEEP_DIR/report/transfer.md).",
     )
     parser.add_argument("sweep_dir", type=Path, help="the sweep_dir of a lepton-train multirun")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     args = parser.parse_args(argv)
-    from agents.sweep_report import write_report  # after parsing, so --help is instant
+    from agents.sweep_report import jobs, write_report  # after parsing: --help is instant
+    from agents.transfer_report import find_runs, is_transfer_run, write_transfer_report
 
     try:
-        write_report(args.sweep_dir, reps=args.reps, plots=not args.no_plots)
+        if (
+            args.sweep_dir.is_dir()
+            and find_runs(args.sweep_dir)
+            and all(is_transfer_run(j.folder) for j in jobs(args.sweep_dir))
+        ):
+            write_transfer_report(args.sweep_dir)
+        else:
+            write_report(args.sweep_dir, reps=args.reps, plots=not args.no_plots)
     except FileNotFoundError as exc:
         print(f"lepton-report: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """Transfer: metrics on hand-made curves, space checks, layer freezing and a tiny end-to-end run."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from agents.transfer_metrics import (
     transfer_ratio,
     verdict,
 )
+from agents.transfer_report import claim
 from conf.schema import TrainConfig, TransferConfig
+from scripts.report import main as report_main
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PAIRS = sorted(
@@ -389,3 +392,40 @@ def test_tiny_transfer_run_writes_the_folder(make_cfg):
     assert len(set(values)) == 1
     # the same source and seed: the zero-shot score does not depend on the mode
     assert flat["zero_shot"]["per_seed"]["0"] == pytest.approx(frozen["zero_shot"]["per_seed"]["0"])
+
+    # lepton-report on the folder of the three runs: one transfer table
+    root = folder.parent
+    assert report_main([str(root)]) == 0
+    table = (root / "report" / "transfer.md").read_text()
+    assert table.count("inventory -> inventory_lost_sales") == 6
+    for mode in ("finetune", "freeze_features", "zero_shot"):
+        assert f"| {mode} |" in table
+    with open(root / "report" / "transfer.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["seeds"] for r in rows] == ["2", "1", "1"]
+    assert all(r["claim"] for r in rows)
+
+
+def _result(jump, ttt_transfer, ttt_scratch):
+    def iv(low, high):
+        return {"mean": (low + high) / 2, "low": low, "high": high}
+
+    return {
+        "metrics": {
+            "threshold": 1.0,
+            "aggregate": {
+                "jumpstart": iv(*jump),
+                "time_to_threshold_censored": {
+                    "transfer": iv(*ttt_transfer),
+                    "scratch": iv(*ttt_scratch),
+                },
+            },
+        }
+    }
+
+
+def test_report_claims_only_separated_intervals():
+    assert claim(_result((1, 2), (0, 10), (20, 30))) == "positive jumpstart, sooner to threshold"
+    assert "jumpstart interval not above 0" in claim(_result((-1, 2), (0, 10), (20, 30)))
+    assert "intervals overlap" in claim(_result((1, 2), (0, 25), (20, 30)))
+    assert "intervals overlap" in claim(_result((1, 2), (40, 50), (20, 30)))
