@@ -13,6 +13,7 @@ import envs as lepton_envs
 from agents.config import env_kwargs
 from conf.schema import EnvConfig, NormalizeConfig
 from envs.core.sb3 import make_sb3_vec_env
+from envs.core.scenario import ScenarioSource
 
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 """Name of the normalisation statistics saved next to a model."""
@@ -35,7 +36,8 @@ def make_vec_env(
     With ``env.kwargs.parameter_sharing: true`` it is the env class's parameter-sharing vector
     env (its ``shared_vec_env``, e.g. every traffic signal of every replica one slot), which
     one policy trains and is evaluated on; ``allow_sharing=False`` builds the ordinary one
-    instead (what the family's baselines act on).
+    instead (what the family's baselines act on). With ``env.scenarios`` set, every replica
+    of either draws its scenarios from that source (see :func:`scenario_source`).
 
     Args:
         env: the environment config.
@@ -49,6 +51,7 @@ def make_vec_env(
     """
     env_id = resolve_env_id(env)
     kwargs, sharing = _sharing_kwargs(env)
+    _add_scenario_source(env, env_id, kwargs)
     if not (sharing and allow_sharing):
         return make_sb3_vec_env(env_id, n_envs, seed=seed, **kwargs)
     from envs.registration import env_class, spec
@@ -70,6 +73,73 @@ def make_vec_env(
     if seed is not None:
         venv.seed(seed)
     return venv
+
+
+SCENARIOS_FORMS = ("gan:<folder>", "adversarial (not available yet)", "null")
+"""Allowed values of ``env.scenarios``, for messages."""
+
+
+def scenario_source(env: EnvConfig) -> ScenarioSource[Any] | None:
+    """The scenario source ``env.scenarios`` asks for (``None``: the env's own scenario).
+
+    ``gan:<folder>`` loads the generator a ``lepton-generate fit`` wrote into ``<folder>``:
+    its codec is rebuilt on this env's own scenario (``env.kwargs.scenario``, read from the
+    env built once without a source) and must be the one the generator was fitted for. The
+    source draws a new scenario at each reset from the episode's random generator.
+
+    Raises:
+        ValueError: naming ``env.scenarios`` for an unknown form, ``adversarial`` (not
+            available yet), a missing folder, a family no env takes, or a codec that differs
+            from the generator's.
+    """
+    spec = env.scenarios
+    if spec is None:
+        return None
+    kwargs, _ = _sharing_kwargs(env)
+    return _source(spec, resolve_env_id(env), kwargs)
+
+
+def _add_scenario_source(env: EnvConfig, env_id: str, kwargs: dict[str, Any]) -> None:
+    if env.scenarios is not None:
+        kwargs["scenario"] = _source(env.scenarios, env_id, kwargs)
+
+
+def _source(spec: str, env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[Any]:
+    kind, sep, rest = spec.partition(":")
+    if spec == "adversarial":
+        raise ValueError(
+            "env.scenarios: adversarial scenario generation is not available yet; use "
+            "gan:<folder> (a generator written by lepton-generate fit) or null"
+        )
+    if kind != "gan" or not sep or not rest:
+        raise ValueError(
+            f"env.scenarios: {spec!r} is not allowed; allowed: {', '.join(SCENARIOS_FORMS)}"
+        )
+    from agents.generate import load_generator
+
+    base = env_scenario(env_id, kwargs)
+    loaded = load_generator(rest, base=base, field="env.scenarios", env_label=env_id)
+    return loaded.generator.as_source()
+
+
+def env_scenario(env_id: str, kwargs: dict[str, Any], field: str = "env.scenarios") -> Any:
+    """The base scenario of an env: ``unwrapped.source.structure`` of it built once.
+
+    Raises:
+        ValueError: naming ``field`` when the env has no scenario source (not a Lepton Gym
+            env).
+    """
+    probe = lepton_envs.make(env_id, **kwargs)
+    try:
+        source = getattr(probe.unwrapped, "source", None)
+        if not isinstance(source, ScenarioSource):
+            raise ValueError(
+                f"{field}: {env_id} takes no scenario source (not a Lepton Gym env), so it "
+                "cannot take generated scenarios"
+            )
+        return source.structure
+    finally:
+        probe.close()
 
 
 def _sharing_kwargs(env: EnvConfig) -> tuple[dict[str, Any], bool]:
@@ -171,5 +241,7 @@ def normalization_path(model_path: str | Path) -> Path:
 
 def make_single_env(env: EnvConfig, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """A single Gymnasium env (with the registered wrappers), e.g. for rendering."""
+    env_id = resolve_env_id(env)
     kwargs, _ = _sharing_kwargs(env)
-    return lepton_envs.make(resolve_env_id(env), render_mode=render_mode, **kwargs)
+    _add_scenario_source(env, env_id, kwargs)
+    return lepton_envs.make(env_id, render_mode=render_mode, **kwargs)

@@ -7,6 +7,8 @@ whatever the launcher, the order of the jobs or the time::
     hydra.sweep.subdir: ${lepton.job_name:${env.name},${agent.name},${seed},${hydra.overrides.task}}
     -> inventory__ppo__3                  (only env, agent and seed overridden)
     -> inventory__ppo__3__5f1c2a9e        (plus other overrides: a hash of them, sorted)
+
+``lepton.generate_dir`` names the folder ``lepton-generate`` writes (see :func:`generate_dir`).
 """
 
 from __future__ import annotations
@@ -53,8 +55,27 @@ def job_name(env_name: str, agent_name: str, seed: int, overrides: Iterable[str]
     return name
 
 
+def generate_dir(
+    command: object, path: str | None, family: str, kind: object, seed: int, n: int, now: str
+) -> str:
+    """Default output folder of ``lepton-generate``.
+
+    ``fit`` writes a new generator folder ``runs/generators/<family>__<kind>__<seed>__<time>``;
+    ``sample`` writes next to the generator it reads: ``<path>/samples__seed<seed>__n<n>``
+    (``runs/generators/samples__<time>`` when ``path`` is missing, which ``sample`` rejects).
+    """
+    command = getattr(command, "value", command)
+    kind = getattr(kind, "value", kind)
+    if command == "sample":
+        if not path:
+            return f"runs/generators/samples__{now}"
+        return f"{str(path).rstrip('/')}/samples__seed{seed}__n{n}"
+    return f"runs/generators/{family}__{kind}__{seed}__{now}"
+
+
 def register_resolvers() -> None:
     """Register the ``lepton.*`` resolvers (idempotent)."""
+    OmegaConf.register_new_resolver("lepton.generate_dir", generate_dir, replace=True)
     OmegaConf.register_new_resolver(
         "lepton.job_name",
         lambda env, agent, seed, overrides: job_name(env, agent, int(seed), list(overrides)),

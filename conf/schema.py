@@ -33,11 +33,16 @@ class EnvConfig:
         id: registered Gymnasium id, e.g. ``lepton/Inventory-v0`` (see ``lepton-envs``).
         name: short label used in run-folder names and reports.
         metrics: keys of the final ``info`` of an episode reported next to the return.
+        scenarios: where each episode's scenario comes from instead of the fixed one:
+            ``gan:<folder>`` (a generator written by ``lepton-generate fit``; its codec is
+            rebuilt on this env's own scenario and must match) or ``null`` (the env's
+            scenario). ``adversarial`` is reserved and not available yet.
     """
 
     id: str = MISSING
     name: str = MISSING
     metrics: list[str] = dataclasses.field(default_factory=list)
+    scenarios: str | None = None
 
 
 @dataclasses.dataclass
@@ -681,12 +686,173 @@ class TransferConfig(TrainConfig):
     bootstrap_reps: int = 2000
 
 
-ROOT_SCHEMAS: dict[str, type[TrainConfig]] = {
+class GenerateCommand(enum.Enum):
+    """What ``lepton-generate`` does (also given as its first word: ``lepton-generate fit``)."""
+
+    fit = "fit"
+    sample = "sample"
+
+
+class GeneratorKind(enum.Enum):
+    """Generator fitted by ``lepton-generate fit`` (see :mod:`agents.generators`)."""
+
+    wgan = "wgan"
+    parametric = "parametric"
+    list = "list"
+
+
+class ParametricDistribution(enum.Enum):
+    """Per-feature distribution of the parametric generator."""
+
+    uniform = "uniform"
+    normal = "normal"
+    lognormal = "lognormal"
+
+
+@dataclasses.dataclass
+class WGANSettings:
+    """Architecture and budget of the WGAN-GP (``agents.generators.wgan.WGANConfig``).
+
+    Attributes:
+        noise_dim: length of the generator's Gaussian input.
+        hidden: widths of the hidden layers of generator and critic.
+        steps: generator updates.
+        critic_steps: critic updates per generator update.
+        batch_size: samples per update.
+        lr: Adam learning rate of both networks.
+        betas: Adam betas.
+        gp_weight: weight of the gradient penalty.
+        seed: seed of weights, batches and noise (``null``: the root ``seed``).
+        threads: torch threads while fitting (``null``: leave torch's setting).
+        max_seconds: stop fitting after this much wall time, s (``null``: all ``steps``).
+        log_scale: learn ``log(1 + x)`` of the features (``null``: the family's default,
+            true for traffic).
+    """
+
+    noise_dim: int = 16
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [128, 128])
+    steps: int = 2000
+    critic_steps: int = 5
+    batch_size: int = 128
+    lr: float = 2e-4
+    betas: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.9])
+    gp_weight: float = 10.0
+    seed: int | None = None
+    threads: int | None = 1
+    max_seconds: float | None = None
+    log_scale: bool | None = None
+
+
+@dataclasses.dataclass
+class ParametricSettings:
+    """Domain randomisation (``agents.generators.simple.ParametricGenerator``).
+
+    Attributes:
+        distribution: ``uniform`` (the data's range), ``normal`` or ``lognormal`` per feature.
+        margin: widening of fitted uniform ranges, as a fraction of the range.
+    """
+
+    distribution: ParametricDistribution = ParametricDistribution.uniform
+    margin: float = 0.0
+
+
+@dataclasses.dataclass
+class FamilyParams:
+    """Settings of a scenario family for ``lepton-generate`` (``null``: the family's default).
+
+    Each family takes only its own; setting another family's is an error naming it.
+
+    Attributes:
+        periods: synthetic: periods of a daily profile (24).
+        max_rate: synthetic: largest valid rate, units/hour (5000); traffic: largest valid
+            route rate, vehicles/hour (the larger of 3600 and twice the base's peak).
+        tolerance: synthetic, inventory, traffic: how far outside the valid range a value may
+            lie and be clipped back (synthetic 1 unit/hour, inventory 0.5 units, traffic half a
+            vehicle per bin).
+        max_demand: inventory: largest valid demand per period, units (four times the base's
+            peak mean demand plus 50).
+        integer: inventory: round generated demand to whole units (true).
+        bins: traffic: equal time bins of the window (12).
+        seconds: traffic: window length, s (900).
+        stride: traffic: seconds between the starts of real windows (300).
+        start: traffic: first second of the base window (the ``.sumocfg``'s begin).
+    """
+
+    periods: int | None = None
+    max_rate: float | None = None
+    tolerance: float | None = None
+    max_demand: float | None = None
+    integer: bool | None = None
+    bins: int | None = None
+    seconds: float | None = None
+    stride: float | None = None
+    start: float | None = None
+
+
+@dataclasses.dataclass
+class GenerateConfig:
+    """Root configuration of ``lepton-generate``: fit a scenario generator, or sample one.
+
+    ``fit`` loads the family's real data, holds part of it out (seeded), fits the generator on
+    the rest and writes ``out_dir``: ``generator.npz``, ``generator.json``, ``data.npz``,
+    ``realism.json`` and ``real_vs_generated.png``. ``sample`` draws ``n`` scenarios from the
+    folder ``path`` into ``out_dir``.
+
+    Attributes:
+        command: ``fit`` or ``sample``.
+        family: scenario family (``synthetic``, ``inventory``, ``traffic``; see
+            ``agents.generators.registry``).
+        data: where the family's real scenarios come from (``null``: the family's default):
+            synthetic ``truth``; inventory ``env`` (the env's scenario) or
+            ``presets:<name>+<name>``; traffic ``resco:<net>``.
+        params: family settings (``params.bins=6``; ``null``: the family's default).
+        env: the environment whose scenario is the base of generated ones (``null``: the
+            family's default; an env preset such as ``env=inventory_lost_sales``).
+        kind: ``wgan``, ``parametric`` or ``list``.
+        wgan: WGAN-GP settings.
+        parametric: parametric-generator settings.
+        n_data: real scenarios drawn (synthetic, inventory); traffic uses every window.
+        held_out: fraction of the real scenarios held out for the realism tests.
+        min_held_out: fewest held-out scenarios (the band test needs 4).
+        splits: random halvings of the held-out data behind the real-vs-real band.
+        alpha: level of the realism tests.
+        plot_samples: generated scenarios drawn for the figure (and the invalid rate).
+        max_rounds: redraw rounds before sampling gives up on invalid draws.
+        seed: seeds the data, the split, the fit, the realism tests and ``sample``'s draws.
+        path: ``sample``: a folder written by ``fit``.
+        n: ``sample``: number of scenarios.
+        out_dir: the folder written (``fit``: the generator; ``sample``: the samples, by
+            default ``<path>/samples__seed<seed>__n<n>``).
+    """
+
+    command: GenerateCommand = GenerateCommand.fit
+    family: str = "synthetic"
+    data: str | None = None
+    params: FamilyParams = dataclasses.field(default_factory=FamilyParams)
+    env: EnvConfig | None = None
+    kind: GeneratorKind = GeneratorKind.wgan
+    wgan: WGANSettings = dataclasses.field(default_factory=WGANSettings)
+    parametric: ParametricSettings = dataclasses.field(default_factory=ParametricSettings)
+    n_data: int = 1000
+    held_out: float = 0.3
+    min_held_out: int = 4
+    splits: int = 100
+    alpha: float = 0.05
+    plot_samples: int = 200
+    max_rounds: int = 50
+    seed: int = 0
+    path: str | None = None
+    n: int = 16
+    out_dir: str = MISSING
+
+
+ROOT_SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "render": RenderConfig,
     "tune": TuneConfig,
     "transfer": TransferConfig,
+    "generate": GenerateConfig,
 }
 
 

@@ -12,7 +12,9 @@
   windows cut from route files (the RESCO city networks);
 - :mod:`agents.generators.synthetic`: a ground-truth family with a known distribution;
 - :mod:`agents.generators.metrics`: MMD and energy distance with the real-vs-real band,
-  classifier two-sample test, diversity, coverage.
+  classifier two-sample test, diversity, coverage;
+- :mod:`agents.generators.registry`: per family, the codec on an env's scenario and where the
+  real data comes from (what ``lepton-generate`` and ``env.scenarios`` use).
 """
 
 from __future__ import annotations

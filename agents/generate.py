@@ -1,0 +1,623 @@
+"""Fit scenario generators on a family's real data, measure their realism, sample from them.
+
+``run(cfg)`` (``lepton-generate``) does ``fit`` or ``sample``. ``fit`` reads top to bottom: the
+family and its parameters (:mod:`agents.generators.registry`), the base scenario of the env,
+the codec, the real data, a seeded train/held-out split, the generator fitted on the training
+part, the realism tests on the held-out part, and the folder::
+
+    <out_dir>/generator.npz          the fitted generator (ScenarioGenerator.save)
+    <out_dir>/generator.json         family, kind and settings, codec (name, dim, parameters),
+                                     env (id and kwargs that rebuild the base), data spec,
+                                     split sizes, invalid-sample rate
+    <out_dir>/data.npz               the real features: ``train`` and ``held_out``
+    <out_dir>/realism.json           held-out real vs generated: MMD and energy distance against
+                                     the real-vs-real band, classifier two-sample tests,
+                                     diversity, coverage, invalid rate, the verdict
+    <out_dir>/real_vs_generated.png  mean profile with 10-90 % bands, and a 2-D PCA scatter
+    <out_dir>/config.yaml, command.txt
+
+``sample`` loads such a folder (:func:`load_generator`, which rebuilds the base from the saved
+env), draws ``n`` scenarios with ``seed`` and writes ``sample_<k>.json`` (the features and a
+readable form: per-route rates, demand series, ...), ``samples.json`` and ``samples.png``.
+
+An environment uses a folder through ``env.scenarios=gan:<folder>`` (see
+:func:`agents.envs.scenario_source`), which calls :func:`load_generator` with the env's own
+base scenario.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from agents.config import env_kwargs, plain, unknown_keys
+from agents.envs import PARAMETER_SHARING, env_scenario, resolve_env_id
+from agents.generators import metrics as M
+from agents.generators.base import ScenarioCodec, ScenarioGenerator
+from agents.generators.registry import EnvSpec, Family, get_family
+from agents.runs import save_command, save_config
+from conf.schema import GenerateCommand, GenerateConfig, GeneratorKind
+
+log = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.npz"
+META_FILE = "generator.json"
+DATA_FILE = "data.npz"
+REALISM_FILE = "realism.json"
+FIGURE_FILE = "real_vs_generated.png"
+SAMPLES_FIGURE_FILE = "samples.png"
+SAMPLES_INDEX_FILE = "samples.json"
+FOLDER_FORMAT = 1
+"""Version of the folder layout written by :func:`fit`."""
+
+_FROM_SAVED_ENV: Any = object()
+
+
+def run(cfg: DictConfig | GenerateConfig) -> dict[str, Any]:
+    """``lepton-generate``: :func:`fit` or :func:`sample`, as ``command`` says.
+
+    Returns:
+        ``fit``: the realism report; ``sample``: the samples index.
+    """
+    config = _as_generate_config(cfg)
+    raw = cfg if isinstance(cfg, DictConfig) else None
+    if config.command == GenerateCommand.sample:
+        return sample(config, raw)
+    return fit(config, raw)
+
+
+# --- fit -------------------------------------------------------------------------------------
+def fit(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]:
+    """Fit a generator on the family's real data and write the generator folder.
+
+    Args:
+        config: the composed configuration.
+        cfg: the same as composed, saved as ``config.yaml`` when given.
+
+    Returns:
+        The realism report written to ``realism.json``.
+
+    Raises:
+        ValueError: naming the field (``family``, ``data``, ``params.<key>``, ``env``,
+            ``held_out``, ``wgan.<key>``, ...) and the allowed values.
+    """
+    # --- family, env, codec --------------------------------------------------------------
+    family = get_family(config.family)
+    codec_params, data_params = family.split_params(dataclasses.asdict(config.params))
+    spec = config.data or family.default_data
+    family.check_data(spec)
+    env = _env_spec(config, family, spec, data_params)
+    base = _base_scenario(env, family, "env")
+    codec = family.codec(base, **codec_params)
+    _check_split_settings(config)
+    data_rng, split_rng, test_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)
+    )
+
+    # --- real data and the split -----------------------------------------------------------
+    features, _ = family.load_data(spec, codec, data_rng, n=config.n_data, **data_params)
+    features = np.asarray(features, dtype=np.float64)
+    train_idx, held_idx = split_indices(len(features), config, split_rng)
+    train, held = features[train_idx], features[held_idx]
+    log.info(
+        "%s family, data %s: %d real scenarios (%d to fit on, %d held out), codec %s (dim %d)",
+        family.name,
+        spec,
+        len(features),
+        len(train),
+        len(held),
+        codec.name,
+        codec.dim,
+    )
+
+    # --- generator -------------------------------------------------------------------------
+    generator = make_generator(config, family, codec)
+    generator.fit_features(train)
+    report, generated = realism(
+        generator,
+        held,
+        test_rng,
+        splits=config.splits,
+        alpha=config.alpha,
+        draws=config.plot_samples,
+    )
+
+    # --- the folder ------------------------------------------------------------------------
+    folder = output_folder(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    generator.save(folder / GENERATOR_FILE)
+    np.savez(folder / DATA_FILE, train=train, held_out=held)
+    meta = {
+        "format": FOLDER_FORMAT,
+        "family": family.name,
+        "kind": generator.kind,
+        "settings": _generator_settings(config, family),
+        "codec": {"name": codec.name, "dim": codec.dim, "params": family.codec_params(codec)},
+        "env": None if env is None else dataclasses.asdict(env),
+        "base": getattr(base, "name", None),
+        "data": {
+            "spec": spec,
+            "params": family.resolved_data_params(data_params, codec),
+            "n": len(features),
+        },
+        "split": {"train": len(train), "held_out": len(held), "seed": config.seed},
+        "invalid_rate": report["invalid_rate"],
+        "fit_seconds": getattr(generator, "fit_seconds", None),
+        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    _write_json(folder / META_FILE, meta)
+    _write_json(folder / REALISM_FILE, report)
+    plot_real_vs_generated(
+        folder / FIGURE_FILE,
+        family,
+        codec,
+        train,
+        held,
+        generated,
+        title=f"{family.name} / {generator.kind}: real vs generated ({codec.name})",
+    )
+    if cfg is not None:
+        save_config(folder, cfg)
+        save_command(folder)
+    log.info("%s -> %s", report["verdict"], folder)
+    if env is not None:
+        log.info(
+            "use it with env.scenarios=gan:%s on %s with kwargs.scenario=%s",
+            folder,
+            env.id,
+            env.kwargs.get("scenario"),
+        )
+    return report
+
+
+def _env_spec(
+    config: GenerateConfig, family: Family, spec: str, data_params: dict[str, Any]
+) -> EnvSpec | None:
+    """The env whose scenario is the base: ``config.env``, else the family's default."""
+    given = None
+    if config.env is not None:
+        if config.env.scenarios is not None:
+            raise ValueError(
+                "env.scenarios: fitting reads the env's own scenario; leave env.scenarios null"
+            )
+        kwargs = env_kwargs(config.env)
+        kwargs.pop(PARAMETER_SHARING, None)
+        given = EnvSpec(resolve_env_id(config.env), kwargs, config.env.name)
+    family.check_env(given, data_params)
+    return given if given is not None else family.default_env(spec, data_params)
+
+
+def _base_scenario(env: EnvSpec | None, family: Family, field: str) -> Any:
+    if env is None:
+        return None
+    base = env_scenario(env.id, dict(env.kwargs), field)
+    assert family.scenario_type is not None
+    if not isinstance(base, family.scenario_type):
+        raise ValueError(
+            f"{field}: {env.id} takes {type(base).__name__} scenarios; the {family.name} family "
+            f"needs an env with {family.scenario_type.__name__} scenarios"
+        )
+    return base
+
+
+def _check_split_settings(config: GenerateConfig) -> None:
+    if not 0.0 < config.held_out < 1.0:
+        raise ValueError(f"held_out: must be a fraction in (0, 1), got {config.held_out}")
+    if config.min_held_out < 4:
+        raise ValueError(
+            f"min_held_out: the band test needs at least 4 held-out scenarios, got "
+            f"{config.min_held_out}"
+        )
+    for field in ("n_data", "splits", "plot_samples", "max_rounds"):
+        if getattr(config, field) < 1:
+            raise ValueError(f"{field}: must be >= 1, got {getattr(config, field)}")
+
+
+def split_indices(
+    n: int, config: GenerateConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train and held-out row indices of ``n`` real scenarios.
+
+    ``max(min_held_out, round(held_out * n))`` rows are held out; at least 2 must remain.
+
+    Raises:
+        ValueError: naming ``n_data`` / ``data`` when too few scenarios remain to fit on.
+    """
+    n_held = max(config.min_held_out, round(config.held_out * n))
+    if n - n_held < 2:
+        raise ValueError(
+            f"n_data: {n} real scenarios leave {n - n_held} to fit on after holding out "
+            f"{n_held} (held_out={config.held_out}, min_held_out={config.min_held_out}); "
+            "need at least 2: draw more (n_data), or use data with more scenarios"
+        )
+    perm = rng.permutation(n)
+    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+
+
+def make_generator(
+    config: GenerateConfig, family: Family, codec: ScenarioCodec[Any]
+) -> ScenarioGenerator[Any]:
+    """The unfitted generator ``config.kind`` asks for, with its settings.
+
+    Raises:
+        ValueError: naming ``wgan.<key>`` or ``parametric.<key>`` for a bad setting.
+    """
+    settings = _generator_settings(config, family)
+    prefix = config.kind.value
+    try:
+        if config.kind == GeneratorKind.wgan:
+            from agents.generators.wgan import WGANGenerator
+
+            return WGANGenerator(codec, max_rounds=config.max_rounds, **settings)
+        if config.kind == GeneratorKind.parametric:
+            from agents.generators.simple import ParametricGenerator
+
+            return ParametricGenerator(codec, max_rounds=config.max_rounds, **settings)
+        from agents.generators.simple import ListGenerator
+
+        return ListGenerator(codec, max_rounds=config.max_rounds)
+    except ValueError as exc:
+        raise ValueError(f"{prefix}.{exc}") from exc
+
+
+def _generator_settings(config: GenerateConfig, family: Family) -> dict[str, Any]:
+    if config.kind == GeneratorKind.wgan:
+        w = config.wgan
+        return {
+            "noise_dim": w.noise_dim,
+            "hidden": tuple(w.hidden),
+            "steps": w.steps,
+            "critic_steps": w.critic_steps,
+            "batch_size": w.batch_size,
+            "lr": w.lr,
+            "betas": tuple(w.betas),
+            "gp_weight": w.gp_weight,
+            "seed": config.seed if w.seed is None else w.seed,
+            "threads": w.threads,
+            "max_seconds": w.max_seconds,
+            "log_scale": family.log_scale if w.log_scale is None else w.log_scale,
+        }
+    if config.kind == GeneratorKind.parametric:
+        p = config.parametric
+        return {"distribution": p.distribution.value, "margin": p.margin}
+    return {}
+
+
+# --- realism ---------------------------------------------------------------------------------
+def realism(
+    generator: ScenarioGenerator[Any],
+    real: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    splits: int = 100,
+    alpha: float = 0.05,
+    draws: int = 200,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Held-out ``real`` features against generated ones, with a verdict.
+
+    ``max(len(real), draws)`` scenarios are generated; the first ``len(real)`` of them are
+    tested (equal sizes), all of them count for the invalid rate and are returned for figures.
+
+    Returns:
+        The report (``mmd`` and ``energy`` band tests, ``c2st_logistic`` and ``c2st_knn``,
+        ``diversity`` and ``diversity_real``, ``coverage``, ``invalid_rate``, ``passed``,
+        ``failed``, ``verdict``) and the generated features ``[draws, dim]``.
+    """
+    real = np.asarray(real, dtype=np.float64)
+    m = len(real)
+    before = dataclasses.replace(generator.stats)
+    scenarios = generator.sample(max(m, draws), rng)
+    proposed = generator.stats.proposed - before.proposed
+    rejected = generator.stats.rejected - before.rejected
+    generated = np.stack([generator.codec.encode(s) for s in scenarios])
+    tested = generated[:m]
+    k = max(1, min(5, m - 1))
+    report: dict[str, Any] = {"n_real": m, "n_generated": m, "alpha": alpha, "splits": splits}
+    for name in ("mmd", "energy"):
+        res = M.band_test(real, tested, rng, distance=name, splits=splits, alpha=alpha)
+        summary = res.summary()
+        summary["band_low"] = float(np.quantile(res.band, 0.05))
+        summary["band_high"] = float(np.quantile(res.band, 0.95))
+        report[name] = summary
+    for name in ("logistic", "knn"):
+        c = M.classifier_test(real, tested, rng, classifier=name, alpha=alpha, k=k)
+        report[f"c2st_{name}"] = dataclasses.asdict(c)
+    report["diversity"] = M.diversity(tested, real)
+    report["diversity_real"] = M.diversity(real)
+    report["coverage"] = M.coverage(real, tested, k=k)
+    report["coverage_k"] = k
+    report["invalid_rate"] = rejected / proposed if proposed else 0.0
+    report["invalid_draws"] = {"proposed": proposed, "rejected": rejected}
+    tests = ("mmd", "energy", "c2st_logistic", "c2st_knn")
+    report["failed"] = [t for t in tests if not report[t]["passed"]]
+    report["passed"] = not report["failed"]
+    report["verdict"] = verdict(report)
+    return report, generated
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """One line: pass or fail, and every number behind it."""
+    mmd, energy = report["mmd"], report["energy"]
+    head = "PASS" if report["passed"] else f"FAIL ({', '.join(report['failed'])})"
+    ratio = report["diversity"] / report["diversity_real"] if report["diversity_real"] else 0.0
+    line = (
+        f"realism {head} on {report['n_real']} held-out: "
+        f"MMD {mmd['generated']:.4g} vs band {mmd['threshold']:.4g} (p {mmd['p_value']:.2f}), "
+        f"energy {energy['generated']:.4g} vs band {energy['threshold']:.4g} "
+        f"(p {energy['p_value']:.2f}), "
+        f"C2ST accuracy logistic {report['c2st_logistic']['accuracy']:.2f} "
+        f"kNN {report['c2st_knn']['accuracy']:.2f}, coverage {report['coverage']:.2f}, "
+        f"diversity {ratio:.2f}x real, invalid {100 * report['invalid_rate']:.1f} %"
+    )
+    if report["n_real"] < 20:
+        line += " (few held-out scenarios: the tests have little power)"
+    return line
+
+
+# --- sample ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class LoadedGenerator:
+    """A generator folder, loaded.
+
+    Attributes:
+        folder: the folder.
+        meta: ``generator.json``.
+        family: the family.
+        codec: the codec, rebuilt on the base.
+        generator: the fitted generator.
+    """
+
+    folder: Path
+    meta: dict[str, Any]
+    family: Family
+    codec: ScenarioCodec[Any]
+    generator: ScenarioGenerator[Any]
+
+    def real_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The real features the generator was fitted on and tested against."""
+        with np.load(self.folder / DATA_FILE, allow_pickle=False) as data:
+            return data["train"], data["held_out"]
+
+
+def load_generator(
+    folder: str | Path,
+    *,
+    base: Any = _FROM_SAVED_ENV,
+    field: str = "path",
+    env_label: str = "",
+) -> LoadedGenerator:
+    """Load a folder written by :func:`fit`, its codec rebuilt on ``base``.
+
+    Args:
+        folder: the generator folder.
+        base: the scenario to rebuild the codec on, e.g. an env's own scenario; by default
+            the base is rebuilt from the env saved in ``generator.json``.
+        field: the configuration key named in errors (``path``, ``env.scenarios``).
+        env_label: the env ``base`` comes from, for messages.
+
+    Raises:
+        ValueError: naming ``field`` when the folder holds no generator, its family's
+            scenarios are not the env's kind, or the codec differs from the saved one.
+    """
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise ValueError(
+            f"{field}: {folder} holds no {META_FILE}; give a folder written by lepton-generate fit"
+        )
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FOLDER_FORMAT:
+        raise ValueError(f"{field}: {meta_path} has unsupported format {meta.get('format')!r}")
+    family = get_family(meta["family"])
+    saved_env = meta.get("env")
+    if base is _FROM_SAVED_ENV:
+        env = None if saved_env is None else EnvSpec(**saved_env)
+        base = _base_scenario(env, family, field)
+        where = f"the saved env {env.id}" if env is not None else "the family"
+    else:
+        where = env_label or "the env"
+        if family.scenario_type is None:
+            raise ValueError(
+                f"{field}: {folder} holds a {family.name} generator, whose scenarios no env "
+                "takes; fit one on an env family (inventory, traffic)"
+            )
+        if not isinstance(base, family.scenario_type):
+            raise ValueError(
+                f"{field}: {folder} generates {family.scenario_type.__name__} scenarios "
+                f"({family.name} family) but {where} takes {type(base).__name__}"
+            )
+    codec = family.codec(base, **meta["codec"]["params"])
+    saved = meta["codec"]
+    if codec.name != saved["name"] or codec.dim != saved["dim"]:
+        fitted_on = ""
+        if saved_env is not None:
+            scenario = saved_env["kwargs"].get("scenario")
+            fitted_on = f" on {saved_env['id']} with scenario {scenario!r}"
+        raise ValueError(
+            f"{field}: the generator in {folder} was fitted for codec {saved['name']!r} "
+            f"(dim {saved['dim']}){fitted_on}, but the scenario {getattr(base, 'name', base)!r} "
+            f"of {where} gives codec {codec.name!r} (dim {codec.dim}); use an env with the "
+            f"generator's scenario or fit one on this env (lepton-generate fit "
+            f"family={family.name} env=...)"
+        )
+    generator = ScenarioGenerator.load(folder / GENERATOR_FILE, codec)
+    return LoadedGenerator(folder, meta, family, codec, generator)
+
+
+def sample(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]:
+    """Draw ``config.n`` scenarios from the folder ``config.path`` into the output folder.
+
+    Returns:
+        The samples index written to ``samples.json``.
+
+    Raises:
+        ValueError: naming ``path`` or ``n``.
+    """
+    if not config.path:
+        raise ValueError("path: give the folder written by lepton-generate fit (path=<folder>)")
+    if config.n < 1:
+        raise ValueError(f"n: must be >= 1, got {config.n}")
+    loaded = load_generator(config.path)
+    gen, family, codec = loaded.generator, loaded.family, loaded.codec
+    rng = np.random.default_rng(config.seed)
+    scenarios = gen.sample(config.n, rng)
+    features = np.stack([codec.encode(s) for s in scenarios])
+    folder = output_folder(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, (sc, x) in enumerate(zip(scenarios, features, strict=True)):
+        name = f"sample_{k:03d}.json"
+        _write_json(
+            folder / name,
+            {
+                "index": k,
+                "seed": config.seed,
+                "family": family.name,
+                "codec": codec.name,
+                "features": [float(v) for v in x],
+                "scenario": family.describe(sc, codec),
+            },
+        )
+        files.append(name)
+    index = {
+        "generator": str(loaded.folder),
+        "family": family.name,
+        "kind": gen.kind,
+        "codec": codec.name,
+        "seed": config.seed,
+        "n": config.n,
+        "invalid_rate": gen.stats.invalid_rate,
+        "files": files,
+    }
+    _write_json(folder / SAMPLES_INDEX_FILE, index)
+    train, held = loaded.real_features()
+    plot_real_vs_generated(
+        folder / SAMPLES_FIGURE_FILE,
+        family,
+        codec,
+        train,
+        held,
+        features,
+        title=f"{family.name} / {gen.kind}: {config.n} samples (seed {config.seed})",
+        lines=True,
+    )
+    if cfg is not None:
+        save_config(folder, cfg)
+        save_command(folder)
+    log.info(
+        "%d %s scenarios (seed %d, invalid rate %.1f %%) -> %s",
+        config.n,
+        family.name,
+        config.seed,
+        100 * gen.stats.invalid_rate,
+        folder,
+    )
+    return index
+
+
+# --- figures ---------------------------------------------------------------------------------
+def plot_real_vs_generated(
+    path: Path,
+    family: Family,
+    codec: ScenarioCodec[Any],
+    train: np.ndarray,
+    held: np.ndarray,
+    generated: np.ndarray,
+    *,
+    title: str,
+    lines: bool = False,
+) -> None:
+    """Real against generated: profile bands and a PCA scatter, side by side.
+
+    Left: the family's profile (:meth:`Family.profile`) of all real scenarios and of the
+    generated ones, median with a 10-90 % band (``lines``: every generated one as a line).
+    Right: the features in the plane of the real data's first two principal components
+    (standardised with the real data's statistics).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    real = np.concatenate([train, held])
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax, pca_ax = fig.subplots(1, 2)
+    pr, pg = family.profile(real, codec), family.profile(generated, codec)
+    for prof, color, label in ((pr, "C0", f"real ({len(real)})"), (pg, "C1", "generated")):
+        if lines and prof is pg:
+            for k, row in enumerate(prof.values):
+                ax.plot(prof.x, row, color=color, lw=0.9, alpha=0.7, label=None if k else label)
+            continue
+        lo, mid, hi = np.quantile(prof.values, [0.1, 0.5, 0.9], axis=0)
+        ax.fill_between(prof.x, lo, hi, color=color, alpha=0.25, label=f"{label}: 10-90 %")
+        ax.plot(prof.x, mid, color=color, lw=1.8, label=f"{label}: median")
+    ax.set_xlabel(pr.xlabel)
+    ax.set_ylabel(pr.ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    std = M.standardiser(real)
+    r = std(real)
+    _, _, vt = np.linalg.svd(r - r.mean(axis=0), full_matrices=False)
+    comps = vt[:2] if len(vt) >= 2 else np.vstack([vt[:1], np.zeros_like(vt[:1])])
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return std(x) @ comps.T
+
+    for x, style in (
+        (train, {"color": "0.6", "s": 10, "label": f"real, fitted on ({len(train)})"}),
+        (held, {"color": "C0", "s": 16, "label": f"real, held out ({len(held)})"}),
+        (generated, {"color": "C1", "s": 16, "marker": "x", "label": "generated"}),
+    ):
+        p = project(x)
+        pca_ax.scatter(p[:, 0], p[:, 1], alpha=0.7, linewidths=1.0, **style)
+    pca_ax.set_xlabel("PC 1 of the real features")
+    pca_ax.set_ylabel("PC 2")
+    pca_ax.grid(alpha=0.3)
+    pca_ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def output_folder(config: GenerateConfig) -> Path:
+    """``config.out_dir``, or Hydra's job folder in a multirun."""
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return Path(hydra_cfg.runtime.output_dir)
+    return Path(config.out_dir)
+
+
+def _as_generate_config(cfg: DictConfig | GenerateConfig) -> GenerateConfig:
+    if isinstance(cfg, GenerateConfig):
+        return cfg
+    extra = unknown_keys(cfg)
+    if extra:
+        raise KeyError("; ".join(extra))
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, GenerateConfig):
+        raise TypeError(
+            f"expected a configuration composed with the GenerateConfig schema, got "
+            f"{type(obj).__name__}; compose it from conf/ (config_name='generate')"
+        )
+    return obj
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(plain(data), indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

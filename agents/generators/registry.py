@@ -1,0 +1,508 @@
+"""The scenario families a generator can be fitted on: their codec and their real data.
+
+Each entry of :data:`FAMILIES` is a :class:`Family` that knows
+
+- which environment gives the *base* scenario its codec is built on (:meth:`Family.default_env`;
+  ``None`` for a family no environment takes);
+- how to build the codec on a base, ``codec(base, **params)``, and which resolved parameters
+  rebuild it exactly (:meth:`Family.codec_params`, saved with a fitted generator);
+- where its real scenarios come from: ``load_data(spec, codec, rng, n=...)`` returns their
+  features ``[n, dim]`` and the scenarios themselves when there are any;
+- how to show a scenario: a profile over time for figures, a readable form for files.
+
+Families:
+
+============  ====================================  ==========================================
+family        data                                  codec and base
+============  ====================================  ==========================================
+synthetic     ``truth``: draws from the known       :class:`~agents.generators.synthetic.ProfileCodec`;
+              distribution                          no environment
+inventory     ``env``: realised demand of the env's :class:`~agents.generators.codecs.InventoryDemandCodec`
+              scenario; ``presets:<a>+<b>``: of      on the env's scenario (default ``serial4``)
+              those presets
+traffic       ``resco:<net>``: windows of a RESCO    :class:`~agents.generators.traffic.TrafficDemandCodec`
+              city's route file                     on the window scenario of ``<net>``
+============  ====================================  ==========================================
+
+Errors name the field (``family``, ``data``, ``params.<key>``, ``env``) and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.generators.base import ScenarioCodec
+from agents.generators.codecs import InventoryDemandCodec, realise_demand
+from agents.generators.synthetic import ProfileCodec, SyntheticProfileFamily
+from agents.generators.traffic import (
+    RESCO_CITY_NETS,
+    TrafficDemandCodec,
+    resco_demand_profiles,
+)
+from envs.ops.inventory.scenario import PRESETS, InventoryScenario
+from envs.traffic.scenario import TrafficScenario
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """An environment by registered id and constructor arguments (plain data).
+
+    Attributes:
+        id: registered id, e.g. ``lepton/Inventory-v0``.
+        kwargs: constructor arguments; ``kwargs["scenario"]`` is the base scenario.
+        name: short label (an env preset's ``name``), for messages.
+    """
+
+    id: str
+    kwargs: dict[str, Any]
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A family's view of features as one curve per scenario, for figures.
+
+    Attributes:
+        values: ``[n, T]`` one curve per scenario.
+        x: ``[T]`` positions of the curve's points.
+        xlabel: what ``x`` is, with unit.
+        ylabel: what ``values`` are, with unit.
+    """
+
+    values: np.ndarray
+    x: np.ndarray
+    xlabel: str
+    ylabel: str
+
+
+class Family(ABC):
+    """How to fit and use generators on one scenario family (see the module docstring)."""
+
+    name: ClassVar[str]
+    scenario_type: ClassVar[type | None]
+    """The environments' scenario class (``None``: no environment takes these scenarios)."""
+    data_forms: ClassVar[tuple[str, ...]]
+    """The allowed forms of a data spec, for messages."""
+    default_data: ClassVar[str]
+    codec_defaults: ClassVar[Mapping[str, Any]]
+    """Codec parameters (``params.<key>``) and their defaults."""
+    data_defaults: ClassVar[Mapping[str, Any]] = {}
+    """Data parameters (``params.<key>``) and their defaults."""
+    log_scale: ClassVar[bool] = False
+    """Whether a WGAN should learn ``log(1 + x)`` of this family's features by default."""
+
+    # --- parameters ------------------------------------------------------------------------
+    def split_params(
+        self, params: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Codec and data parameters from ``params`` over the defaults (``None``: default).
+
+        Raises:
+            ValueError: naming ``params.<key>`` and the allowed keys for an unknown key.
+        """
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        allowed = [*self.codec_defaults, *self.data_defaults]
+        for key in params:
+            if key not in allowed:
+                raise ValueError(
+                    f"params.{key}: not a parameter of the {self.name} family; allowed: "
+                    f"{allowed or 'none'}"
+                )
+        codec = {k: params.get(k, v) for k, v in self.codec_defaults.items()}
+        data = {k: params.get(k, v) for k, v in self.data_defaults.items()}
+        return codec, data
+
+    # --- data ------------------------------------------------------------------------------
+    def check_data(self, spec: str) -> None:
+        """Raise ``ValueError`` naming ``data`` and the allowed forms unless ``spec`` fits."""
+        if not self._data_ok(spec):
+            self._bad_data(spec)
+
+    @abstractmethod
+    def _data_ok(self, spec: str) -> bool: ...
+
+    def _bad_data(self, spec: str, why: str = "") -> None:
+        reason = f" ({why})" if why else ""
+        raise ValueError(
+            f"data: {spec!r} is not a data source of the {self.name} family{reason}; allowed: "
+            f"{', '.join(self.data_forms)}"
+        )
+
+    def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
+        """The environment whose scenario is the base, when none is given (``None``: none)."""
+        return None
+
+    def check_env(self, env: EnvSpec | None, data_params: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming ``env`` when the family cannot use a given env."""
+        if env is not None and self.scenario_type is None:
+            raise ValueError(
+                f"env: the {self.name} family's scenarios are not environment scenarios; "
+                "leave env unset"
+            )
+
+    def resolved_data_params(
+        self, data_params: Mapping[str, Any], codec: ScenarioCodec[Any]
+    ) -> dict[str, Any]:
+        """``data_params`` with defaults that depend on the base filled in (for records)."""
+        return dict(data_params)
+
+    @abstractmethod
+    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        """The family's codec on ``base`` (the env's scenario; ``None`` without an env)."""
+
+    @abstractmethod
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        """JSON-able parameters that rebuild ``codec`` exactly on the same base."""
+
+    @abstractmethod
+    def load_data(
+        self,
+        spec: str,
+        codec: ScenarioCodec[Any],
+        rng: np.random.Generator,
+        *,
+        n: int,
+        **data_params: Any,
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        """Real features ``[n, dim]`` (and their scenarios, when there are any) for ``spec``.
+
+        Args:
+            spec: the data spec (one of :attr:`data_forms`).
+            codec: the codec the features are laid out for.
+            rng: the only randomness of the draws.
+            n: how many scenarios to draw, for families that draw them.
+            **data_params: the family's data parameters.
+        """
+
+    # --- views -----------------------------------------------------------------------------
+    @abstractmethod
+    def profile(self, features: np.ndarray, codec: ScenarioCodec[Any]) -> Profile:
+        """One curve per row of ``features`` ``[n, dim]``, for figures."""
+
+    @abstractmethod
+    def describe(self, scenario: Any, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        """A readable, JSON-able form of a decoded scenario."""
+
+
+# --- synthetic ---------------------------------------------------------------------------------
+class SyntheticFamily(Family):
+    """Daily demand profiles drawn from :class:`~agents.generators.synthetic.SyntheticProfileFamily`.
+
+    Parameters: ``periods`` (24), ``max_rate`` (5000 units/hour), ``tolerance`` (1 unit/hour).
+    """
+
+    name = "synthetic"
+    scenario_type = None
+    data_forms = ("truth",)
+    default_data = "truth"
+    codec_defaults: ClassVar[Mapping[str, Any]] = {
+        "periods": 24,
+        "max_rate": 5000.0,
+        "tolerance": 1.0,
+    }
+
+    def _data_ok(self, spec: str) -> bool:
+        return spec == "truth"
+
+    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        periods = params.get("periods", 24)
+        if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
+            raise ValueError(f"params.periods: must be an integer >= 1, got {periods!r}")
+        return ProfileCodec(
+            periods,
+            max_rate=float(params.get("max_rate", 5000.0)),
+            tolerance=float(params.get("tolerance", 1.0)),
+        )
+
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, ProfileCodec)
+        return {"periods": codec.periods, "max_rate": codec.max_rate, "tolerance": codec.tolerance}
+
+    def load_data(
+        self,
+        spec: str,
+        codec: ScenarioCodec[Any],
+        rng: np.random.Generator,
+        *,
+        n: int,
+        **data_params: Any,
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        self.check_data(spec)
+        profiles = SyntheticProfileFamily(periods=codec.dim).sample(n, rng)
+        return np.stack([codec.encode(p) for p in profiles]), list(profiles)
+
+    def profile(self, features: np.ndarray, codec: ScenarioCodec[Any]) -> Profile:
+        x = (np.arange(codec.dim) + 0.5) * 24.0 / codec.dim
+        return Profile(np.asarray(features), x, "hour of the day", "demand rate (units/hour)")
+
+    def describe(self, scenario: Any, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        hours = 24.0 / codec.dim
+        table = [
+            {"from_h": round(k * hours, 4), "to_h": round((k + 1) * hours, 4), "rate": r}
+            for k, r in enumerate(scenario.rates)
+        ]
+        return {"unit": "units/hour", "rates": list(scenario.rates), "periods": table}
+
+
+# --- inventory ---------------------------------------------------------------------------------
+class InventoryFamily(Family):
+    """The supply chain's demand series, realised from stochastic demand.
+
+    The base is the env's scenario (default ``lepton/Inventory-v0`` on ``serial4``). Data
+    ``env`` realises the base's own demand ``n`` times; ``presets:<a>+<b>`` realises each
+    preset about ``n / k`` times (they must share the base's horizon). Parameters:
+    ``max_demand`` (default: the codec's, from the base's peak mean), ``tolerance`` (0.5
+    units), ``integer`` (round to whole units).
+    """
+
+    name = "inventory"
+    scenario_type = InventoryScenario
+    data_forms = ("env", "presets:<preset>[+<preset>...]")
+    default_data = "env"
+    codec_defaults: ClassVar[Mapping[str, Any]] = {
+        "max_demand": None,
+        "tolerance": 0.5,
+        "integer": True,
+    }
+
+    def _data_ok(self, spec: str) -> bool:
+        if spec == "env":
+            return True
+        kind, sep, rest = spec.partition(":")
+        if kind != "presets" or not sep:
+            return False
+        names = _preset_names(rest)
+        unknown = [s for s in names if s not in PRESETS]
+        if not rest or unknown:
+            raise ValueError(
+                f"data: unknown inventory preset(s) {unknown or [rest]} in {spec!r}; allowed "
+                f"presets: {sorted(PRESETS)}"
+            )
+        return True
+
+    def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
+        return EnvSpec("lepton/Inventory-v0", {"scenario": "serial4"}, "inventory")
+
+    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        return InventoryDemandCodec(
+            base,
+            max_demand=params.get("max_demand"),
+            tolerance=float(params.get("tolerance", 0.5)),
+            integer=bool(params.get("integer", True)),
+        )
+
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, InventoryDemandCodec)
+        return {
+            "max_demand": codec.max_demand,
+            "tolerance": codec.tolerance,
+            "integer": codec.integer,
+        }
+
+    def load_data(
+        self,
+        spec: str,
+        codec: ScenarioCodec[Any],
+        rng: np.random.Generator,
+        *,
+        n: int,
+        **data_params: Any,
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        self.check_data(spec)
+        assert isinstance(codec, InventoryDemandCodec)
+        if spec == "env":
+            sources = [codec.base]
+        else:
+            sources = [PRESETS[s] for s in _preset_names(spec.partition(":")[2])]
+        for sc in sources:
+            if sc.horizon != codec.dim:
+                self._bad_data(
+                    spec,
+                    f"preset {sc.name!r} has horizon {sc.horizon}, the env's scenario "
+                    f"{codec.base.name!r} has {codec.dim}; use presets of horizon {codec.dim} "
+                    "or an env whose scenario has theirs",
+                )
+        per = max(1, math.ceil(n / len(sources)))
+        scenarios = realise_demand(sources, rng, per_scenario=per)
+        return np.stack([codec.encode(s) for s in scenarios]), scenarios
+
+    def profile(self, features: np.ndarray, codec: ScenarioCodec[Any]) -> Profile:
+        x = np.arange(codec.dim, dtype=np.float64)
+        return Profile(np.asarray(features), x, "period", "customer demand (units/period)")
+
+    def describe(self, scenario: Any, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        series = list(scenario.demand.series)
+        return {
+            "base": codec.structure.name.removesuffix("_generated"),
+            "unit": "units/period",
+            "demand_series": series,
+            "mean": float(np.mean(series)),
+            "peak": float(np.max(series)),
+            "total": float(np.sum(series)),
+        }
+
+
+def _preset_names(text: str) -> list[str]:
+    """Preset names joined by ``+`` (or ``,``, which Hydra's command line reads as a sweep)."""
+    return [s.strip() for s in text.replace(",", "+").split("+")]
+
+
+# --- traffic -----------------------------------------------------------------------------------
+class TrafficFamily(Family):
+    """Per-route demand of a RESCO city network, from windows of its real route file.
+
+    The base is the window scenario ``{resco: <net>, begin, end}`` of the traffic grid env
+    (``seconds`` long from ``start``, default the ``.sumocfg``'s begin), or the scenario of a
+    given env on that network. Data ``resco:<net>`` slides the window over the route file with
+    ``stride`` (see :func:`~agents.generators.traffic.resco_demand_profiles`). Parameters:
+    ``bins`` (12), ``max_rate`` and ``tolerance`` (the codec's defaults), ``seconds`` (900 s),
+    ``stride`` (300 s), ``start`` (s).
+    """
+
+    name = "traffic"
+    scenario_type = TrafficScenario
+    data_forms = tuple(f"resco:{net}" for net in RESCO_CITY_NETS)
+    default_data = "resco:cologne1"
+    codec_defaults: ClassVar[Mapping[str, Any]] = {"bins": 12, "max_rate": None, "tolerance": None}
+    data_defaults: ClassVar[Mapping[str, Any]] = {"seconds": None, "stride": None, "start": None}
+    log_scale = True
+    DEFAULT_SECONDS = 900.0
+    """Window length without ``params.seconds`` or an env, s."""
+    DEFAULT_STRIDE = 300.0
+    """Seconds between the starts of real windows without ``params.stride``."""
+
+    def _data_ok(self, spec: str) -> bool:
+        return spec in self.data_forms
+
+    def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
+        from envs.traffic.nets import sumocfg_path
+        from envs.traffic.sumo_import import read_sumocfg
+
+        self.check_data(spec)
+        net = spec.partition(":")[2]
+        start = data_params.get("start")
+        if start is None:
+            start = float(read_sumocfg(sumocfg_path(net)).begin or 0.0)
+        seconds = data_params.get("seconds") or self.DEFAULT_SECONDS
+        scenario = {"resco": net, "begin": float(start), "end": float(start) + float(seconds)}
+        return EnvSpec("lepton/TrafficGrid-v0", {"scenario": scenario}, f"resco_{net}")
+
+    def check_env(self, env: EnvSpec | None, data_params: Mapping[str, Any]) -> None:
+        if env is None:
+            return
+        for key in ("seconds", "start"):
+            if data_params.get(key) is not None:
+                raise ValueError(
+                    f"params.{key}: the window comes from the env's scenario when env is given; "
+                    f"drop params.{key} or env"
+                )
+
+    def resolved_data_params(
+        self, data_params: Mapping[str, Any], codec: ScenarioCodec[Any]
+    ) -> dict[str, Any]:
+        assert isinstance(codec, TrafficDemandCodec)
+        seconds = codec.base.end - codec.base.begin
+        return {
+            "seconds": seconds,
+            "stride": float(data_params.get("stride") or self.DEFAULT_STRIDE),
+            "start": codec.base.begin,
+        }
+
+    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        return TrafficDemandCodec(
+            base,
+            bins=params.get("bins", 12),
+            max_rate=params.get("max_rate"),
+            tolerance=params.get("tolerance"),
+        )
+
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, TrafficDemandCodec)
+        return {"bins": codec.bins, "max_rate": codec.max_rate, "tolerance": codec.tolerance}
+
+    def load_data(
+        self,
+        spec: str,
+        codec: ScenarioCodec[Any],
+        rng: np.random.Generator,
+        *,
+        n: int,
+        **data_params: Any,
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        self.check_data(spec)
+        assert isinstance(codec, TrafficDemandCodec)
+        base = codec.base
+        theirs, prof = resco_demand_profiles(
+            spec.partition(":")[2],
+            seconds=base.end - base.begin,
+            start=base.begin,
+            bins=codec.bins,
+            stride=float(data_params.get("stride") or self.DEFAULT_STRIDE),
+            max_rate=codec.max_rate,
+            tolerance=codec.tolerance,
+        )
+        if theirs.name != codec.name:
+            self._bad_data(
+                spec,
+                f"its windows have codec {theirs.name!r} but the env's scenario gives "
+                f"{codec.name!r}: the env must be the same network and window",
+            )
+        return prof.features, list(prof.scenarios)
+
+    def profile(self, features: np.ndarray, codec: ScenarioCodec[Any]) -> Profile:
+        assert isinstance(codec, TrafficDemandCodec)
+        x = np.asarray(features).reshape(len(features), codec.num_routes, codec.bins).sum(axis=1)
+        minutes = (codec.edges[:-1] - codec.base.begin) / 60.0
+        return Profile(x, minutes, "minutes into the window", "total demand (vehicles/hour)")
+
+    def describe(self, scenario: Any, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, TrafficDemandCodec)
+        rates = codec.encode(scenario).reshape(codec.num_routes, codec.bins)
+        hours = codec.bin_seconds / 3600.0
+        routes = [
+            {
+                "route": r.id,
+                "edges": " ".join(r.edges),
+                "veh_per_h": [round(float(v), 3) for v in row],
+                "vehicles": round(float(row.sum() * hours), 3),
+            }
+            for r, row in zip(codec.base.routes, rates, strict=True)
+            if row.any()
+        ]
+        return {
+            "network": codec.base.name,
+            "window_s": [codec.base.begin, codec.base.end],
+            "bin_starts_s": [float(t) for t in codec.edges[:-1]],
+            "unit": "vehicles/hour per route and time bin (Poisson departures)",
+            "total_veh_per_h": [round(float(v), 3) for v in rates.sum(axis=0)],
+            "expected_vehicles": round(float(rates.sum() * hours), 3),
+            "routes": routes,
+        }
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f for f in (SyntheticFamily(), InventoryFamily(), TrafficFamily())
+}
+"""Family name -> its :class:`Family`."""
+
+
+def get_family(name: str) -> Family:
+    """The family called ``name``.
+
+    Raises:
+        ValueError: naming ``family`` and the allowed names.
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"family: {name!r} is not allowed; allowed: {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def family_names() -> Sequence[str]:
+    """Names of the registered families."""
+    return sorted(FAMILIES)
