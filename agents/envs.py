@@ -75,7 +75,7 @@ def make_vec_env(
     return venv
 
 
-SCENARIOS_FORMS = ("gan:<folder>", "adversarial (not available yet)", "null")
+SCENARIOS_FORMS = ("gan:<folder>", "adversarial:<folder>", "null")
 """Allowed values of ``env.scenarios``, for messages."""
 
 
@@ -87,10 +87,15 @@ def scenario_source(env: EnvConfig) -> ScenarioSource[Any] | None:
     env built once without a source) and must be the one the generator was fitted for. The
     source draws a new scenario at each reset from the episode's random generator.
 
+    ``adversarial:<folder>`` loads the same generator into an
+    :class:`~agents.generators.adversarial.AdversarialSource`: its buffer of high-regret
+    scenarios starts empty (so it draws what ``gan:<folder>`` draws) and is filled during
+    training by the curriculum callback (see :func:`agents.train.run`). Its structure is the
+    env's own scenario, so a model trained on the env fits the env with this source.
+
     Raises:
-        ValueError: naming ``env.scenarios`` for an unknown form, ``adversarial`` (not
-            available yet), a missing folder, a family no env takes, or a codec that differs
-            from the generator's.
+        ValueError: naming ``env.scenarios`` for an unknown form, a missing folder, a family no
+            env takes, or a codec that differs from the generator's.
     """
     spec = env.scenarios
     if spec is None:
@@ -106,12 +111,7 @@ def _add_scenario_source(env: EnvConfig, env_id: str, kwargs: dict[str, Any]) ->
 
 def _source(spec: str, env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[Any]:
     kind, sep, rest = spec.partition(":")
-    if spec == "adversarial":
-        raise ValueError(
-            "env.scenarios: adversarial scenario generation is not available yet; use "
-            "gan:<folder> (a generator written by lepton-generate fit) or null"
-        )
-    if kind != "gan" or not sep or not rest:
+    if kind not in ("gan", "adversarial") or not sep or not rest:
         raise ValueError(
             f"env.scenarios: {spec!r} is not allowed; allowed: {', '.join(SCENARIOS_FORMS)}"
         )
@@ -119,7 +119,11 @@ def _source(spec: str, env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[An
 
     base = env_scenario(env_id, kwargs)
     loaded = load_generator(rest, base=base, field="env.scenarios", env_label=env_id)
-    return loaded.generator.as_source()
+    if kind == "gan":
+        return loaded.generator.as_source()
+    from agents.generators.adversarial import AdversarialSource
+
+    return AdversarialSource(loaded.generator.as_source(), structure=base)
 
 
 def env_scenario(env_id: str, kwargs: dict[str, Any], field: str = "env.scenarios") -> Any:

@@ -20,6 +20,13 @@ part, the realism tests on the held-out part, and the folder::
 env), draws ``n`` scenarios with ``seed`` and writes ``sample_<k>.json`` (the features and a
 readable form: per-route rates, demand series, ...), ``samples.json`` and ``samples.png``.
 
+``adversarial`` loads such a folder and an agent (``model=pretrained/<name>`` or a ``model.zip``)
+and searches the generator for scenarios where the agent loses most to a baseline
+(:mod:`agents.generators.adversarial`); it writes ``adversarial.json`` (regrets of the found
+scenarios against those of ordinary generated and real ones, invalid rate, the found scenarios),
+``adversarial.png`` and ``worst/`` (the agent's episode on the worst scenario, one PNG per step,
+and ``worst.gif``).
+
 An environment uses a folder through ``env.scenarios=gan:<folder>`` (see
 :func:`agents.envs.scenario_source`), which calls :func:`load_generator` with the env's own
 base scenario.
@@ -66,12 +73,15 @@ def run(cfg: DictConfig | GenerateConfig) -> dict[str, Any]:
     """``lepton-generate``: :func:`fit` or :func:`sample`, as ``command`` says.
 
     Returns:
-        ``fit``: the realism report; ``sample``: the samples index.
+        ``fit``: the realism report; ``sample``: the samples index; ``adversarial``: the
+        adversarial report.
     """
     config = _as_generate_config(cfg)
     raw = cfg if isinstance(cfg, DictConfig) else None
     if config.command == GenerateCommand.sample:
         return sample(config, raw)
+    if config.command == GenerateCommand.adversarial:
+        return adversarial(config, raw)
     return fit(config, raw)
 
 
@@ -621,3 +631,368 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# --- adversarial -----------------------------------------------------------------------------
+ADVERSARIAL_FILE = "adversarial.json"
+ADVERSARIAL_FIGURE_FILE = "adversarial.png"
+WORST_FOLDER = "worst"
+
+
+@dataclasses.dataclass
+class LoadedAgent:
+    """An SB3 agent saved by ``lepton-train`` (or the model zoo), with the env it was trained on.
+
+    Attributes:
+        model_path: its ``model.zip``.
+        algo: ``agent.algo`` of its run.
+        env_id: the env it was trained on.
+        env_kwargs: that env's constructor arguments.
+        normalization: its ``vecnormalize.pkl``, when it has one.
+    """
+
+    model_path: Path
+    algo: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    normalization: Path | None
+
+
+def resolve_agent(spec: str | None, field: str = "model") -> LoadedAgent:
+    """Find the agent ``spec``: ``pretrained/<name>``, a ``model.zip`` or the run folder holding one.
+
+    Its run's ``config.yaml`` (next to the model) gives the algorithm and the env.
+
+    Raises:
+        ValueError: naming ``field`` and the allowed forms (and the pretrained names).
+    """
+    from agents.envs import normalization_path
+    from agents.pretrained import zoo_dir
+
+    forms = "pretrained/<name>, <run folder>/model.zip or <run folder>"
+    if not spec:
+        raise ValueError(f"{field}: give the agent ({forms})")
+    if spec.startswith("pretrained/"):
+        name = spec.partition("/")[2]
+        names = sorted(p.name for p in zoo_dir().iterdir() if (p / "model.zip").is_file())
+        if name not in names:
+            raise ValueError(f"{field}: no pretrained agent {name!r}; allowed: {names}")
+        path = zoo_dir() / name / "model.zip"
+    else:
+        path = Path(spec)
+        if path.is_dir():
+            path = path / "model.zip"
+        if not path.is_file():
+            raise ValueError(f"{field}: no model at {spec!r}; allowed: {forms}")
+    saved = path.with_name("config.yaml")
+    if not saved.is_file():
+        raise ValueError(
+            f"{field}: {path} has no config.yaml next to it (the run's configuration, written by "
+            "lepton-train); it gives the model's algorithm and env"
+        )
+    run_cfg: Any = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+    env = run_cfg.get("env") or {}
+    algo = (run_cfg.get("agent") or {}).get("algo")
+    if not algo or not env.get("id"):
+        raise ValueError(f"{field}: {saved} names no agent.algo or env.id")
+    stats = normalization_path(path)
+    return LoadedAgent(
+        path,
+        str(algo),
+        str(env["id"]),
+        dict(env.get("kwargs") or {}),
+        stats if stats.is_file() else None,
+    )
+
+
+def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]:
+    """Search the generator ``config.path`` for scenarios where ``config.model`` loses most.
+
+    Regret is the baseline's return minus the agent's on the same scenario and seed. The
+    search (``config.adversarial``) returns the best ``n`` distinct scenarios; ``4 n``
+    ordinary generated scenarios and ``4 n`` held-out real ones are scored the same way.
+
+    Returns:
+        The report written to ``adversarial.json``.
+
+    Raises:
+        ValueError: naming ``path``, ``model``, ``n`` or ``adversarial.<field>``.
+    """
+    import envs as lepton_envs
+    from agents.algorithms import algorithm_class
+    from agents.envs import load_normalization
+    from agents.generators.adversarial import AdversarialSearch, regret
+    from agents.policies import make_baseline
+    from envs.core.sb3 import make_sb3_vec_env
+
+    if not config.path:
+        raise ValueError("path: give the folder written by lepton-generate fit (path=<folder>)")
+    if config.n < 1:
+        raise ValueError(f"n: must be >= 1, got {config.n}")
+    settings = config.adversarial
+    agent = resolve_agent(config.model)
+    env_id = lepton_envs.resolve_id(agent.env_id)
+    kwargs = {k: v for k, v in agent.env_kwargs.items() if k != PARAMETER_SHARING}
+    base = env_scenario(env_id, kwargs, field="model")
+    loaded = load_generator(config.path, base=base, env_label=f"the model's env {env_id}")
+    gen, family, codec = loaded.generator, loaded.family, loaded.codec
+    try:
+        search = AdversarialSearch(
+            gen,
+            population=settings.population,
+            iterations=settings.iterations,
+            elite_frac=settings.elite_frac,
+            lam=settings.lam,
+            method=settings.method,
+        )
+    except ValueError as exc:
+        raise ValueError(f"adversarial.{exc}") from exc
+    if settings.episodes < 1 or settings.batch_size < 1 or settings.fit_episodes < 1:
+        raise ValueError(
+            "adversarial.episodes, adversarial.batch_size, adversarial.fit_episodes: must be >= 1"
+        )
+
+    # --- the agent, the baseline and the scoring env ----------------------------------------
+    batch = min(settings.batch_size, max(settings.population, 4 * config.n) * settings.episodes)
+    venv = make_sb3_vec_env(env_id, batch, **kwargs)
+    agent_venv = venv
+    if agent.normalization is not None:
+        agent_venv = load_normalization(agent.normalization, venv)
+    try:
+        model = algorithm_class(agent.algo).load(str(agent.model_path), env=agent_venv)
+    except ValueError as exc:
+        raise ValueError(f"model: {agent.model_path} does not fit {env_id}: {exc}") from exc
+    fit_seeds = range(config.seed, config.seed + settings.fit_episodes)
+    baseline = make_baseline(
+        settings.baseline, venv, seed=config.seed, fit_seeds=fit_seeds, field="adversarial.baseline"
+    )
+    eval_seed = config.seed + 1_000_000  # disjoint from the baseline's fitting seeds
+
+    def score(scenarios: list[Any]) -> np.ndarray:
+        return regret(
+            model,
+            baseline,
+            venv,
+            scenarios,
+            episodes=settings.episodes,
+            seed=eval_seed,
+            agent_venv=agent_venv,
+        )
+
+    # --- search, ordinary samples, real data --------------------------------------------------
+    search_rng, sample_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(2)
+    )
+    log.info(
+        "searching %s (%s, %d candidates) for scenarios where %s loses to %s",
+        loaded.folder,
+        search.method,
+        search.budget,
+        config.model,
+        settings.baseline,
+    )
+    result = search.run(score, search_rng, top_k=config.n)
+    before = dataclasses.replace(gen.stats)
+    ordinary = gen.sample(4 * config.n, sample_rng)
+    ordinary_invalid = (gen.stats.rejected - before.rejected) / max(
+        1, gen.stats.proposed - before.proposed
+    )
+    ordinary_regret = score(ordinary)
+    train, held = loaded.real_features()
+    real_features = np.concatenate([held, train])[: 4 * config.n]
+    real = [sc for sc in (codec.decode(x) for x in real_features) if sc is not None]
+    real_regret = score(real)
+    found_regret = np.asarray([c.regret for c in result.found])
+
+    # --- the folder ---------------------------------------------------------------------------
+    folder = output_folder(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    worst = result.found[0]
+    frames = render_episode(
+        folder / WORST_FOLDER, env_id, kwargs, worst.scenario, model, agent_venv, eval_seed
+    )
+    report: dict[str, Any] = {
+        "generator": str(loaded.folder),
+        "family": family.name,
+        "kind": gen.kind,
+        "model": config.model,
+        "env": {"id": env_id, "kwargs": kwargs},
+        "baseline": {"name": settings.baseline, "params": baseline.params()},
+        "settings": dataclasses.asdict(settings),
+        "seed": config.seed,
+        "method": result.method,
+        "regret": "baseline return - agent return (positive: the agent loses)",
+        "found": _regret_summary(found_regret),
+        "ordinary": _regret_summary(ordinary_regret),
+        "real": _regret_summary(real_regret),
+        "invalid_rate": result.invalid_rate,
+        "invalid_draws": {"proposed": result.proposed, "rejected": result.rejected},
+        "ordinary_invalid_rate": ordinary_invalid,
+        "best_objective_per_iteration": result.best_per_iteration,
+        "mean_objective_per_iteration": result.mean_per_iteration,
+        "worst": {
+            "regret": worst.regret,
+            "objective": worst.objective,
+            "latent_sq_norm_per_dim": None
+            if worst.latent is None
+            else float((worst.latent**2).mean()),
+            "frames": f"{WORST_FOLDER}/ ({frames} PNG frames and {WORST_FOLDER}.gif)",
+        },
+        "scenarios": [
+            {
+                "regret": c.regret,
+                "objective": c.objective,
+                "latent_sq_norm_per_dim": None if c.latent is None else float((c.latent**2).mean()),
+                "scenario": family.describe(c.scenario, codec),
+            }
+            for c in result.found
+        ],
+    }
+    _write_json(folder / ADVERSARIAL_FILE, report)
+    plot_adversarial(
+        folder / ADVERSARIAL_FIGURE_FILE,
+        family,
+        codec,
+        real_features,
+        np.stack([c.features for c in result.found]),
+        found_regret,
+        ordinary_regret,
+        real_regret,
+        title=(
+            f"{family.name} / {gen.kind}: {config.model} vs {settings.baseline}, "
+            f"{result.method} over {search.budget} candidates (seed {config.seed})"
+        ),
+    )
+    if cfg is not None:
+        save_config(folder, cfg)
+        save_command(folder)
+    log.info(
+        "regret (baseline - agent): found %.1f (max %.1f), ordinary %.1f, real %.1f; invalid "
+        "rate %.1f %% -> %s",
+        report["found"]["mean"],
+        report["found"]["max"],
+        report["ordinary"]["mean"],
+        report["real"]["mean"],
+        100 * result.invalid_rate,
+        folder,
+    )
+    return report
+
+
+def _regret_summary(values: np.ndarray) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "std": float(v.std()),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "positive_fraction": float((v > 0).mean()),
+        "values": [float(x) for x in v],
+    }
+
+
+def render_episode(
+    folder: Path,
+    env_id: str,
+    kwargs: dict[str, Any],
+    scenario: Any,
+    model: Any,
+    agent_venv: Any,
+    seed: int,
+) -> int:
+    """Record the agent's episode on ``scenario``: ``folder/frame_<t>.png`` and ``<folder>.gif``.
+
+    Frames come from ``render_mode="rgb_array"`` (headless: ``SDL_VIDEODRIVER=dummy``); the
+    agent sees observations normalised like ``agent_venv`` when it normalises.
+
+    Returns:
+        The number of frames.
+    """
+    import os
+
+    from PIL import Image
+
+    import envs as lepton_envs
+    from agents.render import write_video
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    normalize = getattr(agent_venv, "normalize_obs", None)
+    env = lepton_envs.make(env_id, render_mode="rgb_array", **{**kwargs, "scenario": scenario})
+    folder.mkdir(parents=True, exist_ok=True)
+    frames: list[np.ndarray] = []
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames.append(np.asarray(env.render(), dtype=np.uint8))
+        done = False
+        while not done:
+            x = obs[None]
+            action, _ = model.predict(normalize(x) if normalize else x, deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(action[0])
+            frames.append(np.asarray(env.render(), dtype=np.uint8))
+            done = terminated or truncated
+    finally:
+        env.close()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"frame_{t:03d}.png")
+    write_video(folder.with_suffix(".gif"), frames, int(env.metadata.get("render_fps", 4)))
+    return len(frames)
+
+
+def plot_adversarial(
+    path: Path,
+    family: Family,
+    codec: ScenarioCodec[Any],
+    real: np.ndarray,
+    found: np.ndarray,
+    found_regret: np.ndarray,
+    ordinary_regret: np.ndarray,
+    real_regret: np.ndarray,
+    *,
+    title: str,
+    top: int = 5,
+) -> None:
+    """The adversarial figure: found scenarios against real ones, and their regrets.
+
+    Left: the ``top`` found scenarios' profiles against the real ones (median, 10-90 % band).
+    Right: histograms of regret, found against ordinary generated and real scenarios.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax, hax = fig.subplots(1, 2)
+    pr, pf = family.profile(real, codec), family.profile(found[:top], codec)
+    lo, mid, hi = np.quantile(pr.values, [0.1, 0.5, 0.9], axis=0)
+    ax.fill_between(pr.x, lo, hi, color="C0", alpha=0.25, label=f"real ({len(real)}): 10-90 %")
+    ax.plot(pr.x, mid, color="C0", lw=1.8, label="real: median")
+    for k, row in enumerate(pf.values):
+        ax.plot(
+            pf.x,
+            row,
+            color=f"C{3 + k % 6}",
+            lw=1.2,
+            label=f"found #{k + 1}: regret {found_regret[k]:.1f}",
+        )
+    ax.set_xlabel(pr.xlabel)
+    ax.set_ylabel(pr.ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    values = np.concatenate([found_regret, ordinary_regret, real_regret])
+    bins = np.linspace(values.min(), values.max(), 30) if np.ptp(values) > 0 else 10
+    for v, color, label in (
+        (real_regret, "C0", "real"),
+        (ordinary_regret, "C1", "ordinary generated"),
+        (found_regret, "C3", "found (adversarial)"),
+    ):
+        hax.hist(v, bins=bins, color=color, alpha=0.55, label=f"{label} ({len(v)})")
+    hax.axvline(0.0, color="k", lw=1.0, ls="--")
+    hax.set_xlabel("regret = baseline return - agent return")
+    hax.set_ylabel("scenarios")
+    hax.grid(alpha=0.3)
+    hax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)

@@ -19,6 +19,11 @@ evaluation seeds, and the run folder::
     <run_dir>/checkpoints/       periodic checkpoints: model, normalisation statistics, replay
                                  buffer, learning curve (see :mod:`agents.checkpoints`)
 
+With ``env.scenarios=adversarial:<folder>`` training alternates with adversarial scenario search
+(:class:`~agents.generators.adversarial.AdversarialCurriculum`, settings ``adversarial``): every
+``adversarial.refresh_freq`` steps the buffer of high-regret scenarios the training env replays
+is rescored and refilled against the current model.
+
 With ``resume=true`` a run continues from the latest checkpoint in its folder (after a crash or
 ``kill -9``) and trains up to the same ``total_timesteps``; without a checkpoint it starts afresh.
 """
@@ -57,6 +62,7 @@ from agents.envs import (
     resolve_env_id,
 )
 from agents.evaluation import Episodes, run_episodes
+from agents.generators.adversarial import make_curriculum
 from agents.policies import baseline_names, make_baseline
 from agents.report import (
     Metrics,
@@ -143,6 +149,9 @@ def run(cfg: DictConfig) -> Metrics:
         points=checkpoint.curve if checkpoint is not None else (),
     )
     callbacks: list[BaseCallback] = [curve]
+    curriculum = make_curriculum(config, venv)  # env.scenarios=adversarial:<folder>
+    if curriculum is not None:
+        callbacks.append(curriculum)
     if config.checkpoint_freq > 0:
         callbacks.append(
             ResumableCheckpoint(folder, config.checkpoint_freq, curve_points=lambda: curve.points)

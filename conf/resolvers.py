@@ -61,15 +61,17 @@ def generate_dir(
     """Default output folder of ``lepton-generate``.
 
     ``fit`` writes a new generator folder ``runs/generators/<family>__<kind>__<seed>__<time>``;
-    ``sample`` writes next to the generator it reads: ``<path>/samples__seed<seed>__n<n>``
-    (``runs/generators/samples__<time>`` when ``path`` is missing, which ``sample`` rejects).
+    ``sample`` and ``adversarial`` write next to the generator they read:
+    ``<path>/samples__seed<seed>__n<n>`` and ``<path>/adversarial__seed<seed>__n<n>``
+    (``runs/generators/<command>__<time>`` when ``path`` is missing, which both reject).
     """
     command = getattr(command, "value", command)
     kind = getattr(kind, "value", kind)
-    if command == "sample":
+    if command in ("sample", "adversarial"):
+        word = "samples" if command == "sample" else "adversarial"
         if not path:
-            return f"runs/generators/samples__{now}"
-        return f"{str(path).rstrip('/')}/samples__seed{seed}__n{n}"
+            return f"runs/generators/{word}__{now}"
+        return f"{str(path).rstrip('/')}/{word}__seed{seed}__n{n}"
     return f"runs/generators/{family}__{kind}__{seed}__{now}"
 
 

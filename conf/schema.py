@@ -35,8 +35,10 @@ class EnvConfig:
         metrics: keys of the final ``info`` of an episode reported next to the return.
         scenarios: where each episode's scenario comes from instead of the fixed one:
             ``gan:<folder>`` (a generator written by ``lepton-generate fit``; its codec is
-            rebuilt on this env's own scenario and must match) or ``null`` (the env's
-            scenario). ``adversarial`` is reserved and not available yet.
+            rebuilt on this env's own scenario and must match), ``adversarial:<folder>`` (the
+            same generator, plus a buffer of high-regret scenarios replayed with probability
+            ``adversarial.replay_prob`` and refreshed during training, see ``adversarial``) or
+            ``null`` (the env's scenario).
     """
 
     id: str = MISSING
@@ -439,6 +441,43 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
+class AdversarialSettings:
+    """Adversarial scenario search (``agents.generators.adversarial``).
+
+    Used by ``lepton-train`` when ``env.scenarios=adversarial:<folder>`` (the curriculum) and by
+    ``lepton-generate adversarial``.
+
+    Attributes:
+        baseline: the baseline regret is measured against (a name of the env family's).
+        method: ``auto`` (cross-entropy method over the latent noise of a WGAN, random search
+            for other generators), ``cem`` or ``random``.
+        population: candidate scenarios per search iteration.
+        iterations: search iterations.
+        elite_frac: fraction of an iteration's candidates the CEM refits to.
+        lam: weight of the realism penalty ``||z||^2 / dim``, in return units.
+        episodes: episodes per scenario when scoring regret.
+        fit_episodes: training episodes the baseline is fitted on.
+        buffer_size: high-regret scenarios kept for replay.
+        replay_prob: probability that a reset replays a buffered scenario.
+        refresh_freq: training steps between searches (``lepton-train``).
+        batch_size: most episodes simulated at once while scoring.
+    """
+
+    baseline: str = "base_stock"
+    method: str = "auto"
+    population: int = 32
+    iterations: int = 5
+    elite_frac: float = 0.25
+    lam: float = 20.0
+    episodes: int = 1
+    fit_episodes: int = 16
+    buffer_size: int = 16
+    replay_prob: float = 0.5
+    refresh_freq: int = 10_000
+    batch_size: int = 256
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """Root configuration of ``lepton-train``.
 
@@ -467,6 +506,8 @@ class TrainConfig:
             none.
         force: run a job again although its folder records it as finished (otherwise it is
             skipped).
+        adversarial: the adversarial curriculum's settings, used with
+            ``env.scenarios=adversarial:<folder>``.
     """
 
     env: EnvConfig = MISSING
@@ -487,6 +528,7 @@ class TrainConfig:
     sweep_dir: str = "runs/sweeps/${now:%Y%m%d-%H%M%S}"
     resume: bool = False
     force: bool = False
+    adversarial: AdversarialSettings = dataclasses.field(default_factory=AdversarialSettings)
 
 
 @dataclasses.dataclass
@@ -691,6 +733,7 @@ class GenerateCommand(enum.Enum):
 
     fit = "fit"
     sample = "sample"
+    adversarial = "adversarial"
 
 
 class GeneratorKind(enum.Enum):
@@ -819,8 +862,13 @@ class GenerateConfig:
         plot_samples: generated scenarios drawn for the figure (and the invalid rate).
         max_rounds: redraw rounds before sampling gives up on invalid draws.
         seed: seeds the data, the split, the fit, the realism tests and ``sample``'s draws.
-        path: ``sample``: a folder written by ``fit``.
-        n: ``sample``: number of scenarios.
+        path: ``sample``, ``adversarial``: a folder written by ``fit``.
+        n: ``sample``: number of scenarios; ``adversarial``: adversarial scenarios reported
+            (the best ``n`` found) and ordinary generated and real scenarios scored (``4 n``
+            each).
+        model: ``adversarial``: the agent, ``pretrained/<name>`` or a ``model.zip`` (or its run
+            folder) written by ``lepton-train``.
+        adversarial: ``adversarial``: the search settings.
         out_dir: the folder written (``fit``: the generator; ``sample``: the samples, by
             default ``<path>/samples__seed<seed>__n<n>``).
     """
@@ -843,6 +891,8 @@ class GenerateConfig:
     seed: int = 0
     path: str | None = None
     n: int = 16
+    model: str | None = None
+    adversarial: AdversarialSettings = dataclasses.field(default_factory=AdversarialSettings)
     out_dir: str = MISSING
 
 

@@ -1,7 +1,7 @@
-"""Fit a scenario generator or sample one: `lepton-generate fit|sample [overrides]`.
+"""Fit a scenario generator, sample one or search it: `lepton-generate fit|sample|adversarial`.
 
 Runnable as ``python -m scripts.generate``; the work is done by :func:`agents.generate.run`.
-The first word ``fit`` or ``sample`` stands for the override ``command=fit`` / ``command=sample``.
+The first word ``fit``, ``sample`` or ``adversarial`` stands for the override ``command=<word>``.
 """
 
 import sys
@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-COMMANDS = ("fit", "sample")
+COMMANDS = ("fit", "sample", "adversarial")
 _VALUE_FLAGS = frozenset(
     {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-c", "--cfg"}
     | {"-p", "--package", "--experimental-rerun"}
@@ -17,7 +17,7 @@ _VALUE_FLAGS = frozenset(
 
 
 def command_word(argv: list[str]) -> list[str]:
-    """``argv`` with a bare ``fit`` or ``sample`` turned into ``command=<word>``."""
+    """``argv`` with a bare ``fit``, ``sample`` or ``adversarial`` turned into ``command=<word>``."""
     out = list(argv)
     for i, arg in enumerate(out):
         if arg in COMMANDS and (i == 0 or out[i - 1] not in _VALUE_FLAGS):

@@ -245,10 +245,10 @@ def test_env_scenarios_errors_name_the_field(inventory, synthetic, tmp_path):
     with pytest.raises(ValueError, match=r"env\.scenarios: .*synthetic generator.*no env"):
         make_vec_env(no_env.env, 2)
     for spec, match in [
-        ("adversarial", r"env\.scenarios: adversarial .*not available yet"),
         (
             "list:somewhere",
-            r"env\.scenarios: 'list:somewhere' is not allowed; allowed: gan:<folder>",
+            r"env\.scenarios: 'list:somewhere' is not allowed; allowed: gan:<folder>, "
+            r"adversarial:<folder>, null",
         ),
         (f"gan:{tmp_path / 'nothing'}", r"env\.scenarios: .*holds no generator\.json"),
     ]:

@@ -13,6 +13,9 @@
 - :mod:`agents.generators.synthetic`: a ground-truth family with a known distribution;
 - :mod:`agents.generators.metrics`: MMD and energy distance with the real-vs-real band,
   classifier two-sample test, diversity, coverage;
+- :mod:`agents.generators.adversarial`: regret against a baseline, a search of a generator's
+  latent space (CEM) for high-regret scenarios, a replay buffer and source, and the training
+  curriculum behind ``env.scenarios=adversarial:<folder>``;
 - :mod:`agents.generators.registry`: per family, the codec on an env's scenario and where the
   real data comes from (what ``lepton-generate`` and ``env.scenarios`` use).
 """

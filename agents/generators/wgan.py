@@ -197,9 +197,34 @@ class WGANGenerator(ScenarioGenerator[ScenarioT]):
     def sample_features(
         self, n: int, rng: np.random.Generator, label: Hashable | None = None
     ) -> np.ndarray:
+        return self.features_from_noise(rng.standard_normal((n, self.config.noise_dim)), label, rng)
+
+    @property
+    def latent_dim(self) -> int:
+        """Length of the Gaussian noise input ``z`` (what :meth:`features_from_noise` takes)."""
+        return self.config.noise_dim
+
+    def features_from_noise(
+        self,
+        z: np.ndarray,
+        label: Hashable | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Raw features ``[n, dim]`` the generator network makes of the noise ``z`` ``[n, noise_dim]``.
+
+        Args:
+            z: standard-normal noise (any values: an optimiser may move it off the prior).
+            label: the label to condition on (conditional generators; ``None``: drawn with the
+                training frequencies from ``rng``).
+            rng: draws the labels of a conditional generator when ``label`` is ``None``.
+        """
         assert self.generator is not None
-        z = rng.standard_normal((n, self.config.noise_dim))
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim != 2 or z.shape[1] != self.config.noise_dim:
+            raise ValueError(f"z: expected shape [n, {self.config.noise_dim}], got {list(z.shape)}")
+        n = len(z)
         if self.num_labels:
+            rng = rng if rng is not None else np.random.default_rng(0)
             z = np.concatenate([z, np.eye(self.num_labels)[self.label_index(label, n, rng)]], 1)
         elif label is not None:
             raise ValueError("label: this generator was fitted without labels")
