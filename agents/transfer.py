@@ -919,6 +919,7 @@ def plot_transfer(
         ax.axhline(zero_shot, color="C2", linestyle=":", linewidth=1.3, label="zero-shot")
     if threshold is not None:
         ax.axhline(threshold, color="C3", linestyle="--", linewidth=1.3, label="threshold")
+    _symlog_if_spread(ax, [v for arm in ARMS for p in curves[arm].values() for v in _means(p)])
     n = len(curves["scratch"])
     ax.set_xlabel("environment steps on the target")
     ax.set_ylabel(f"evaluation return (mean over {episodes} episodes)")
@@ -926,6 +927,26 @@ def plot_transfer(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.savefig(path, dpi=120)
+
+
+def _means(points: Sequence[Mapping[str, float]]) -> list[float]:
+    return [float(p["mean"]) for p in points]
+
+
+def _symlog_if_spread(ax: Any, values: Sequence[float]) -> None:
+    """A symmetric-log y axis when a few points (e.g. a random start) dwarf the rest.
+
+    Linear inside the typical magnitude of the values (their median absolute value), so the
+    differences that matter near the end stay visible next to a start 100x lower.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 4:
+        return
+    q1, median, q3 = np.percentile(v, [25, 50, 75])
+    spread = max(q3 - q1, 1e-12)
+    if v.min() < median - 20 * spread or v.max() > median + 20 * spread:
+        ax.set_yscale("symlog", linthresh=max(abs(median), spread, 1e-9))
 
 
 def summary(result: Mapping[str, Any]) -> str:
