@@ -947,6 +947,8 @@ def _symlog_if_spread(ax: Any, values: Sequence[float]) -> None:
     spread = max(q3 - q1, 1e-12)
     if v.min() < median - 20 * spread or v.max() > median + 20 * spread:
         ax.set_yscale("symlog", linthresh=max(abs(median), spread, 1e-9))
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, min(high, v.max() + spread))
 
 
 def summary(result: Mapping[str, Any]) -> str:

@@ -429,3 +429,19 @@ def test_report_claims_only_separated_intervals():
     assert "jumpstart interval not above 0" in claim(_result((-1, 2), (0, 10), (20, 30)))
     assert "intervals overlap" in claim(_result((1, 2), (0, 25), (20, 30)))
     assert "intervals overlap" in claim(_result((1, 2), (40, 50), (20, 30)))
+
+
+def test_figure_axis_turns_symlog_only_when_a_start_dwarfs_the_curve():
+    from matplotlib.figure import Figure
+
+    from agents.transfer import _symlog_if_spread
+
+    ax = Figure().add_subplot()
+    ax.plot([0, 1, 2, 3], [-1.0, -0.8, -0.7, -0.75])
+    _symlog_if_spread(ax, [-1.0, -0.8, -0.7, -0.75, -0.9, -0.8])
+    assert ax.get_yscale() == "linear"
+    ax = Figure().add_subplot()
+    ax.plot([0, 1, 2, 3], [-15000.0, -0.8, -0.7, -0.75])
+    _symlog_if_spread(ax, [-15000.0, -0.8, -0.7, -0.75, -0.9, -0.8])
+    assert ax.get_yscale() == "symlog"
+    assert ax.get_ylim()[1] < 0  # no empty positive half above a curve below zero
