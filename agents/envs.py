@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 import envs as lepton_envs
 from agents.config import env_kwargs
-from conf.schema import EnvConfig, NormalizeConfig
+from conf.schema import EnvConfig, EvalConfig, NormalizeConfig
 from envs.core.sb3 import make_sb3_vec_env
 from envs.core.scenario import ScenarioSource
 
@@ -52,7 +54,44 @@ def make_vec_env(
     env_id = resolve_env_id(env)
     kwargs, sharing = _sharing_kwargs(env)
     _add_scenario_source(env, env_id, kwargs)
-    if not (sharing and allow_sharing):
+    return _vec_env(env_id, kwargs, n_envs, seed, sharing=sharing and allow_sharing)
+
+
+def make_eval_env(
+    env: EnvConfig,
+    ev: EvalConfig,
+    n_envs: int,
+    first_seed: int,
+    *,
+    allow_sharing: bool = True,
+) -> VecEnv:
+    """The batched env evaluation episodes run on: :func:`make_vec_env` on ``ev.scenarios``.
+
+    With ``ev.scenarios`` null it is ``make_vec_env(env, n_envs)``. Otherwise evaluation
+    episode ``k`` (seed ``first_seed + k``, ``k < ev.episodes``) runs on a scenario of that
+    source (see :func:`eval_source`) and every other reset (fitting the baselines on training
+    seeds) draws from the training env's source, so baselines are fitted on what the agent
+    trains on. The env's spaces are the training env's.
+
+    Args:
+        env: the training environment config (``env.scenarios`` is the training source).
+        ev: the evaluation protocol; ``ev.scenarios`` picks the evaluation scenarios.
+        n_envs: number of replicas.
+        first_seed: seed of evaluation episode 0.
+        allow_sharing: honour ``env.kwargs.parameter_sharing``.
+    """
+    if ev.scenarios is None:
+        return make_vec_env(env, n_envs, allow_sharing=allow_sharing)
+    env_id = resolve_env_id(env)
+    kwargs, sharing = _sharing_kwargs(env)
+    kwargs["scenario"] = eval_source(env, ev.scenarios, first_seed, ev.episodes)
+    return _vec_env(env_id, kwargs, n_envs, None, sharing=sharing and allow_sharing)
+
+
+def _vec_env(
+    env_id: str, kwargs: dict[str, Any], n_envs: int, seed: int | None, *, sharing: bool
+) -> VecEnv:
+    if not sharing:
         return make_sb3_vec_env(env_id, n_envs, seed=seed, **kwargs)
     from envs.registration import env_class, spec
 
@@ -75,8 +114,23 @@ def make_vec_env(
     return venv
 
 
-SCENARIOS_FORMS = ("gan:<folder>", "adversarial:<folder>", "null")
+SCENARIOS_FORMS = (
+    "gan:<folder>",
+    "adversarial:<folder>",
+    "real:<folder>@<k>",
+    "train:<folder>",
+    "null",
+)
 """Allowed values of ``env.scenarios``, for messages."""
+
+EVAL_SCENARIOS_FORMS = (
+    "heldout:<folder>",
+    "train:<folder>",
+    "gan:<folder>",
+    "real:<folder>@<k>",
+    "null",
+)
+"""Allowed values of ``eval.scenarios``, for messages."""
 
 
 def scenario_source(env: EnvConfig) -> ScenarioSource[Any] | None:
@@ -92,6 +146,11 @@ def scenario_source(env: EnvConfig) -> ScenarioSource[Any] | None:
     scenarios starts empty (so it draws what ``gan:<folder>`` draws) and is filled during
     training by the curriculum callback (see :func:`agents.train.run`). Its structure is the
     env's own scenario, so a model trained on the env fits the env with this source.
+
+    ``real:<folder>@<k>`` always gives the ``k``-th real training scenario of the folder (its
+    ``data.npz``, decoded by the codec) and ``train:<folder>`` draws one of the real training
+    scenarios at each reset. Both keep the codec's structure, as ``gan:<folder>`` does, so
+    models trained on any of the three fit each other's envs.
 
     Raises:
         ValueError: naming ``env.scenarios`` for an unknown form, a missing folder, a family no
@@ -110,20 +169,119 @@ def _add_scenario_source(env: EnvConfig, env_id: str, kwargs: dict[str, Any]) ->
 
 
 def _source(spec: str, env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[Any]:
-    kind, sep, rest = spec.partition(":")
-    if kind not in ("gan", "adversarial") or not sep or not rest:
-        raise ValueError(
-            f"env.scenarios: {spec!r} is not allowed; allowed: {', '.join(SCENARIOS_FORMS)}"
-        )
-    from agents.generate import load_generator
-
+    field = "env.scenarios"
+    kind, folder, index = _parse_scenarios(spec, field, ("gan", "adversarial", "real", "train"))
     base = env_scenario(env_id, kwargs)
-    loaded = load_generator(rest, base=base, field="env.scenarios", env_label=env_id)
+    loaded = _load(folder, base, field, env_id)
     if kind == "gan":
         return loaded.generator.as_source()
-    from agents.generators.adversarial import AdversarialSource
+    if kind == "adversarial":
+        from agents.generators.adversarial import AdversarialSource
 
-    return AdversarialSource(loaded.generator.as_source(), structure=base)
+        return AdversarialSource(loaded.generator.as_source(), structure=base)
+    from agents.generators.sources import RealScenarios
+
+    structure = loaded.codec.structure
+    scenarios = _real_scenarios(loaded, "train", field)
+    if kind == "real":
+        return RealScenarios([_pick(scenarios, index, spec, field)], structure)
+    return RealScenarios(scenarios, structure)
+
+
+def eval_source(env: EnvConfig, spec: str, first_seed: int, episodes: int) -> ScenarioSource[Any]:
+    """The source of an evaluation env for ``eval.scenarios=spec`` (see :func:`make_eval_env`).
+
+    ``heldout:<folder>`` and ``train:<folder>``: the folder's held-out (or training) real
+    scenarios, decoded by the codec rebuilt on the env's own scenario; evaluation episode ``k``
+    gets scenario ``order[k % n]`` of a fixed seeded permutation, so every one of the ``n`` is
+    used equally often (or a seeded subset once each when there are fewer episodes than
+    scenarios). ``gan:<folder>``: a generated scenario drawn from the episode's generator.
+    ``real:<folder>@<k>``: the ``k``-th training real scenario in every episode. The structure
+    is that of the training env's source (``env.scenarios``, else the env's own scenario), so
+    the spaces match the training env's.
+
+    Raises:
+        ValueError: naming ``eval.scenarios`` for an unknown form, a missing folder or a bad
+            index, or ``env.scenarios`` for a bad training source.
+    """
+    from agents.generators.sources import EvaluationScenarios, cycle
+
+    field = "eval.scenarios"
+    kind, folder, index = _parse_scenarios(spec, field, ("heldout", "train", "gan", "real"))
+    env_id = resolve_env_id(env)
+    kwargs, _ = _sharing_kwargs(env)
+    training = (
+        _source(env.scenarios, env_id, kwargs) if env.scenarios else _own_source(env_id, kwargs)
+    )
+    loaded = _load(folder, env_scenario(env_id, kwargs, field), field, env_id)
+    draw: Callable[[int, np.random.Generator], Any]
+    if kind == "gan":
+        generator = loaded.generator
+        draw = lambda k, rng: generator.sample(1, rng)[0]  # noqa: E731
+    else:
+        scenarios = _real_scenarios(loaded, "held_out" if kind == "heldout" else "train", field)
+        if kind == "real":
+            scenarios = [_pick(scenarios, index, spec, field)]
+        draw = cycle(scenarios)
+    return EvaluationScenarios(draw, first_seed, episodes, training, training.structure)
+
+
+def _parse_scenarios(spec: str, field: str, kinds: tuple[str, ...]) -> tuple[str, str, int | None]:
+    """``(kind, folder, index)`` of ``<kind>:<folder>`` or ``real:<folder>@<k>``."""
+    forms = SCENARIOS_FORMS if field == "env.scenarios" else EVAL_SCENARIOS_FORMS
+    kind, sep, rest = spec.partition(":")
+    if kind not in kinds or not sep or not rest:
+        raise ValueError(f"{field}: {spec!r} is not allowed; allowed: {', '.join(forms)}")
+    if kind != "real":
+        return kind, rest, None
+    sep_at = max(rest.rfind("@"), rest.rfind("#"))  # '#' needs quoting on Hydra's command line
+    folder, text = rest[:sep_at], rest[sep_at + 1 :]
+    if sep_at < 1 or not text.isdigit():
+        raise ValueError(
+            f"{field}: {spec!r} needs the index of a training real scenario, "
+            f"real:<folder>@<k> with k = 0, 1, ... (e.g. real:{folder or rest}@0); "
+            f"allowed: {', '.join(forms)}"
+        )
+    return kind, folder, int(text)
+
+
+def _load(folder: str, base: Any, field: str, env_id: str) -> Any:
+    from agents.generate import load_generator
+
+    return load_generator(folder, base=base, field=field, env_label=env_id)
+
+
+def _real_scenarios(loaded: Any, part: str, field: str) -> list[Any]:
+    from agents.generators.sources import decode_all
+
+    train, held = loaded.real_features()
+    features = held if part == "held_out" else train
+    return decode_all(loaded.codec, features, field, f"{loaded.folder} {part}")
+
+
+def _pick(scenarios: list[Any], index: int | None, spec: str, field: str) -> Any:
+    assert index is not None
+    if index >= len(scenarios):
+        raise ValueError(
+            f"{field}: {spec!r}: the folder holds {len(scenarios)} training real scenarios; "
+            f"k must be in 0..{len(scenarios) - 1}"
+        )
+    return scenarios[index]
+
+
+def _own_source(env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[Any]:
+    """The scenario source of the env built without ``env.scenarios``."""
+    probe = lepton_envs.make(env_id, **kwargs)
+    try:
+        source = getattr(probe.unwrapped, "source", None)
+        if not isinstance(source, ScenarioSource):
+            raise ValueError(
+                f"eval.scenarios: {env_id} takes no scenario source (not a Lepton Gym env), so "
+                "it cannot be evaluated on other scenarios"
+            )
+        return source
+    finally:
+        probe.close()
 
 
 def env_scenario(env_id: str, kwargs: dict[str, Any], field: str = "env.scenarios") -> Any:

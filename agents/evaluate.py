@@ -7,6 +7,7 @@ and writes ``metrics.json``, ``eval.csv`` and ``table.md`` into its run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.algorithms import as_sb3_agent, load_model
 from agents.config import Seeds, as_config, make_seeds, plain
-from agents.envs import load_normalization, make_vec_env, normalization_path
+from agents.envs import load_normalization, make_eval_env, normalization_path
 from agents.evaluation import run_episodes
 from agents.policies import Policy, make_baseline
 from agents.pretrained import check_fits, resolve_model_path
@@ -52,9 +53,11 @@ def run(cfg: DictConfig) -> Metrics:
     torch.set_num_threads(config.torch_threads)
 
     # a model trained with parameter sharing acts in the shared env, a baseline in the plain one
-    venv = make_vec_env(
+    venv = make_eval_env(
         config.env,
+        dataclasses.replace(config.eval, episodes=seeds.episodes),
         min(seeds.episodes, config.eval.batch_size),
+        seeds.eval_start,
         allow_sharing=isinstance(config.agent, SB3AgentConfig),
     )
     policy, venv = load_policy(config, venv, seeds)

@@ -24,6 +24,11 @@ With ``env.scenarios=adversarial:<folder>`` training alternates with adversarial
 ``adversarial.refresh_freq`` steps the buffer of high-regret scenarios the training env replays
 is rescored and refilled against the current model.
 
+With ``eval.scenarios`` set (e.g. ``heldout:<folder>``, the held-out real scenarios of a
+generator folder) the learning curve, the final evaluation of the agent and of every baseline
+run on those scenarios instead of the training env's; baselines are still fitted on the training
+env's scenarios (:func:`agents.envs.make_eval_env`).
+
 With ``resume=true`` a run continues from the latest checkpoint in its folder (after a crash or
 ``kill -9``) and trains up to the same ``total_timesteps``; without a checkpoint it starts afresh.
 """
@@ -57,8 +62,8 @@ from agents.envs import (
     VECNORMALIZE_FILE,
     frozen_normalization,
     load_normalization_stats,
+    make_eval_env,
     make_training_env,
-    make_vec_env,
     resolve_env_id,
 )
 from agents.evaluation import Episodes, run_episodes
@@ -113,7 +118,7 @@ def run(cfg: DictConfig) -> Metrics:
     # --- environments -----------------------------------------------------------------------
     venv = make_training_env(config.env, config.n_envs, train_seed, agent.normalize, agent.gamma)
     baselines = baseline_names(venv, config.baselines)
-    curve_env = _evaluation_env(config, curve_episodes, venv)
+    curve_env = _evaluation_env(config, curve_episodes, venv, seeds.eval_start)
 
     # --- model and callbacks ----------------------------------------------------------------
     if checkpoint is None:
@@ -179,7 +184,7 @@ def run(cfg: DictConfig) -> Metrics:
 
     # --- evaluation of the agent and the baselines on the evaluation seeds ----------------
     results: dict[str, Episodes] = {}
-    eval_env = _evaluation_env(config, config.eval.episodes, venv)
+    eval_env = _evaluation_env(config, config.eval.episodes, venv, seeds.eval_start)
     results[agent.name] = run_episodes(
         model,
         eval_env,
@@ -188,8 +193,12 @@ def run(cfg: DictConfig) -> Metrics:
         metrics=config.env.metrics,
         deterministic=config.eval.deterministic,
     )
-    baseline_env = make_vec_env(
-        config.env, min(config.eval.episodes, config.eval.batch_size), allow_sharing=False
+    baseline_env = make_eval_env(
+        config.env,
+        config.eval,
+        min(config.eval.episodes, config.eval.batch_size),
+        seeds.eval_start,
+        allow_sharing=False,
     )
     fitted = {}
     for name in baselines:
@@ -223,6 +232,8 @@ def run(cfg: DictConfig) -> Metrics:
         episodes=curve_episodes,
     )
     title = f"{env_id}: {seeds.episodes} evaluation episodes (seeds {seeds.eval_start}..)"
+    if config.eval.scenarios is not None:
+        title += f" on {config.eval.scenarios}"
     print_table(metrics, columns, title)
     log.info("run folder: %s", folder)
     for env in (venv, curve_env, eval_env, baseline_env):
@@ -249,9 +260,14 @@ def _restore(
     return model
 
 
-def _evaluation_env(config: TrainConfig, episodes: int, training_env: VecEnv) -> VecEnv:
-    """A batched env for ``episodes`` evaluation episodes, normalised like ``training_env``."""
-    venv = make_vec_env(config.env, min(episodes, config.eval.batch_size))
+def _evaluation_env(
+    config: TrainConfig, episodes: int, training_env: VecEnv, first_seed: int
+) -> VecEnv:
+    """A batched env for ``episodes`` evaluation episodes, normalised like ``training_env``.
+
+    Its scenarios are ``eval.scenarios`` (see :func:`agents.envs.make_eval_env`).
+    """
+    venv = make_eval_env(config.env, config.eval, min(episodes, config.eval.batch_size), first_seed)
     if isinstance(training_env, VecNormalize):
         return frozen_normalization(venv, training_env)
     return venv

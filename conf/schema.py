@@ -37,7 +37,9 @@ class EnvConfig:
             ``gan:<folder>`` (a generator written by ``lepton-generate fit``; its codec is
             rebuilt on this env's own scenario and must match), ``adversarial:<folder>`` (the
             same generator, plus a buffer of high-regret scenarios replayed with probability
-            ``adversarial.replay_prob`` and refreshed during training, see ``adversarial``) or
+            ``adversarial.replay_prob`` and refreshed during training, see ``adversarial``),
+            ``real:<folder>@<k>`` (the ``k``-th real training scenario of such a folder, every
+            episode), ``train:<folder>`` (one of its real training scenarios per episode) or
             ``null`` (the env's scenario).
     """
 
@@ -429,6 +431,13 @@ class EvalConfig:
         fit_episodes: training episodes each baseline is fitted on.
         deterministic: act deterministically (the mode of stochastic policies).
         batch_size: most episodes simulated at once (replicas of one batched env).
+        scenarios: the scenarios evaluation episodes run on, for the agent and the baselines
+            alike (the training env keeps ``env.scenarios``): ``heldout:<folder>`` (the
+            held-out real scenarios of a ``lepton-generate fit`` folder, cycled through so
+            each is used equally often), ``train:<folder>`` (its training real scenarios,
+            likewise), ``gan:<folder>`` (generated ones), ``real:<folder>@<k>`` (the ``k``-th
+            training real scenario) or ``null`` (the training env's scenarios). Baselines are
+            still fitted on the training env's scenarios.
     """
 
     episodes: int = 64
@@ -438,6 +447,7 @@ class EvalConfig:
     fit_episodes: int = 32
     deterministic: bool = True
     batch_size: int = 256
+    scenarios: str | None = None
 
 
 @dataclasses.dataclass

@@ -248,7 +248,7 @@ def test_env_scenarios_errors_name_the_field(inventory, synthetic, tmp_path):
         (
             "list:somewhere",
             r"env\.scenarios: 'list:somewhere' is not allowed; allowed: gan:<folder>, "
-            r"adversarial:<folder>, null",
+            r"adversarial:<folder>, real:<folder>@<k>, train:<folder>, null",
         ),
         (f"gan:{tmp_path / 'nothing'}", r"env\.scenarios: .*holds no generator\.json"),
     ]:

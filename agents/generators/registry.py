@@ -19,7 +19,8 @@ synthetic     ``truth``: draws from the known       :class:`~agents.generators.s
               distribution                          no environment
 inventory     ``env``: realised demand of the env's :class:`~agents.generators.codecs.InventoryDemandCodec`
               scenario; ``presets:<a>+<b>``: of      on the env's scenario (default ``serial4``)
-              those presets
+              those presets; ``levels:<m1>+<m2>``:
+              Poisson demand of those means
 traffic       ``resco:<net>``: windows of a RESCO    :class:`~agents.generators.traffic.TrafficDemandCodec`
               city's route file                     on the window scenario of ``<net>``
 ============  ====================================  ==========================================
@@ -45,7 +46,7 @@ from agents.generators.traffic import (
     TrafficDemandCodec,
     resco_demand_profiles,
 )
-from envs.ops.inventory.scenario import PRESETS, InventoryScenario
+from envs.ops.inventory.scenario import PRESETS, DemandConfig, InventoryScenario
 from envs.traffic.scenario import TrafficScenario
 
 
@@ -256,14 +257,17 @@ class InventoryFamily(Family):
 
     The base is the env's scenario (default ``lepton/Inventory-v0`` on ``serial4``). Data
     ``env`` realises the base's own demand ``n`` times; ``presets:<a>+<b>`` realises each
-    preset about ``n / k`` times (they must share the base's horizon). Parameters:
+    preset about ``n / k`` times (they must share the base's horizon); ``levels:<m1>+<m2>``
+    realises the base with Poisson demand of mean ``m1``, ``m2``, ... units/period about
+    ``n / k`` times each, in that order (demand regimes that differ between scenarios, where
+    the presets all share one stationary Poisson demand). Parameters:
     ``max_demand`` (default: the codec's, from the base's peak mean), ``tolerance`` (0.5
     units), ``integer`` (round to whole units).
     """
 
     name = "inventory"
     scenario_type = InventoryScenario
-    data_forms = ("env", "presets:<preset>[+<preset>...]")
+    data_forms = ("env", "presets:<preset>[+<preset>...]", "levels:<mean>[+<mean>...]")
     default_data = "env"
     codec_defaults: ClassVar[Mapping[str, Any]] = {
         "max_demand": None,
@@ -275,6 +279,9 @@ class InventoryFamily(Family):
         if spec == "env":
             return True
         kind, sep, rest = spec.partition(":")
+        if kind == "levels" and sep:
+            _demand_levels(spec)
+            return True
         if kind != "presets" or not sep:
             return False
         names = _preset_names(rest)
@@ -318,6 +325,15 @@ class InventoryFamily(Family):
         assert isinstance(codec, InventoryDemandCodec)
         if spec == "env":
             sources = [codec.base]
+        elif spec.startswith("levels:"):
+            sources = [
+                dataclasses.replace(
+                    codec.base,
+                    name=f"{codec.base.name}_mean{m:g}",
+                    demand=DemandConfig(kind="poisson", mean=m),
+                )
+                for m in _demand_levels(spec)
+            ]
         else:
             sources = [PRESETS[s] for s in _preset_names(spec.partition(":")[2])]
         for sc in sources:
@@ -351,6 +367,23 @@ class InventoryFamily(Family):
 def _preset_names(text: str) -> list[str]:
     """Preset names joined by ``+`` (or ``,``, which Hydra's command line reads as a sweep)."""
     return [s.strip() for s in text.replace(",", "+").split("+")]
+
+
+def _demand_levels(spec: str) -> list[float]:
+    """The mean demands of ``levels:<m1>+<m2>...`` (units/period, finite and >= 0)."""
+    levels = []
+    for text in _preset_names(spec.partition(":")[2]):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"data: {text!r} in {spec!r} is not a mean demand; levels:<mean>[+<mean>...] "
+                "takes finite numbers >= 0 in units/period, e.g. levels:10+20+30+40"
+            )
+        levels.append(value)
+    return levels
 
 
 # --- traffic -----------------------------------------------------------------------------------
