@@ -85,7 +85,8 @@ def row(result: Mapping[str, Any], folder: Path) -> dict[str, str]:
     threshold = result["threshold"]
     return {
         "pair": f"{result['source']['env']['name']} -> {result['target']['env']['name']}",
-        "mode": result["mode"],
+        "mode": result["mode"]
+        + (f" (lr x{scale:g})" if (scale := result.get("finetune_lr_scale", 1.0)) != 1.0 else ""),
         "seeds": str(n),
         "budget": f"{result['budget']:,}",
         "zero_shot": _cell(result["zero_shot"]),
