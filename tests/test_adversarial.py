@@ -212,7 +212,7 @@ def test_env_scenarios_adversarial_builds_an_env(parametric, tmp_path) -> None:
     assert all(sc.demand.kind == "series" for sc in venv.runner.sim.scenarios)
     for spec, match in [
         ("adversarial", r"env\.scenarios: 'adversarial' is not allowed; allowed: gan:<folder>, "),
-        ("adversarial:", r"allowed: gan:<folder>, adversarial:<folder>, null"),
+        ("adversarial:", r"allowed: gan:<folder>, adversarial:<folder>, real:<folder>@<k>, "),
         (f"adversarial:{tmp_path / 'none'}", r"env\.scenarios: .*holds no generator\.json"),
     ]:
         cfg = compose_root("config", [f"run_dir={tmp_path}", f"env.scenarios={spec}"])

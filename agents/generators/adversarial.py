@@ -378,7 +378,7 @@ class ScenarioBuffer(Generic[ScenarioT]):
         entries.sort(key=lambda e: -e[1])
         self._entries = entries[: self.capacity]
 
-    def rescore(self, regrets: Sequence[float]) -> None:
+    def rescore(self, regrets: Sequence[float] | np.ndarray) -> None:
         """Replace the regrets of the buffered scenarios (same order as :attr:`scenarios`)."""
         if len(regrets) != len(self._entries):
             raise ValueError(
