@@ -1,10 +1,11 @@
 """Fine-tune a trained inventory agent against adversarial scenarios, then rescore its regret.
 
-    python docs/results/adversarial_inventory/finetune.py GAN SEARCH OUT STEPS MODEL_DIR
+    python docs/results/adversarial_inventory/finetune.py GAN SEARCH OUT STEPS MODEL_DIR [SEED]
 
 GAN: a ``lepton-generate fit`` folder; SEARCH: a ``lepton-generate adversarial`` folder (its
 found scenarios are rescored); OUT: where the fine-tuned model goes; MODEL_DIR: the agent's
-run folder (model.zip, vecnormalize.pkl, config.yaml). ``REPLAY=0`` gives the control (the same
+run folder (model.zip, vecnormalize.pkl, config.yaml); SEED seeds the fine-tuning (default: the
+saved model's own seed). ``REPLAY=0`` gives the control (the same
 generator, no replay of high-regret scenarios). Writes ``OUT/rescore.json``: the curriculum's
 history and the mean regret (base_stock return - agent return) on the found scenarios, 32
 ordinary generated ones and 32 held-out real ones, before and after.
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 from stable_baselines3 import PPO
+from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents.config import as_config
@@ -35,6 +37,7 @@ def main() -> None:
     """Fine-tune, rescore and write rescore.json (arguments: see the module docstring)."""
     gan, search_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     steps, model_dir = int(sys.argv[4]), Path(sys.argv[5])
+    seed = int(sys.argv[6]) if len(sys.argv) > 6 else None
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     overrides = [
@@ -54,6 +57,10 @@ def main() -> None:
     saved = VecNormalize.load(str(model_dir / "vecnormalize.pkl"), venv.venv)
     venv.obs_rms, venv.ret_rms = saved.obs_rms, saved.ret_rms
     model = PPO.load(str(model_dir / "model.zip"), env=venv)
+    if seed is not None:
+        set_random_seed(seed)
+        model.set_random_seed(seed)
+        venv.seed(seed)
     curriculum = make_curriculum(config, venv)
     model.learn(steps, callback=[curriculum] if curriculum else [], reset_num_timesteps=True)
     model.save(out / "model.zip")
