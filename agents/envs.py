@@ -269,15 +269,25 @@ def _pick(scenarios: list[Any], index: int | None, spec: str, field: str) -> Any
     return scenarios[index]
 
 
-def _own_source(env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[Any]:
-    """The scenario source of the env built without ``env.scenarios``."""
+def _own_source(
+    env_id: str,
+    kwargs: dict[str, Any],
+    field: str = "eval.scenarios",
+    purpose: str = "be evaluated on other scenarios",
+) -> ScenarioSource[Any]:
+    """The scenario source of the env built without ``env.scenarios``.
+
+    Raises:
+        ValueError: naming ``field`` when the env has no scenario source (not a Lepton Gym
+            env), saying what it then cannot ``purpose``.
+    """
     probe = lepton_envs.make(env_id, **kwargs)
     try:
         source = getattr(probe.unwrapped, "source", None)
         if not isinstance(source, ScenarioSource):
             raise ValueError(
-                f"eval.scenarios: {env_id} takes no scenario source (not a Lepton Gym env), so "
-                "it cannot be evaluated on other scenarios"
+                f"{field}: {env_id} takes no scenario source (not a Lepton Gym env), so it "
+                f"cannot {purpose}"
             )
         return source
     finally:
@@ -291,17 +301,7 @@ def env_scenario(env_id: str, kwargs: dict[str, Any], field: str = "env.scenario
         ValueError: naming ``field`` when the env has no scenario source (not a Lepton Gym
             env).
     """
-    probe = lepton_envs.make(env_id, **kwargs)
-    try:
-        source = getattr(probe.unwrapped, "source", None)
-        if not isinstance(source, ScenarioSource):
-            raise ValueError(
-                f"{field}: {env_id} takes no scenario source (not a Lepton Gym env), so it "
-                "cannot take generated scenarios"
-            )
-        return source.structure
-    finally:
-        probe.close()
+    return _own_source(env_id, kwargs, field, "take generated scenarios").structure
 
 
 def _sharing_kwargs(env: EnvConfig) -> tuple[dict[str, Any], bool]:

@@ -736,17 +736,7 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     base = env_scenario(env_id, kwargs, field="model")
     loaded = load_generator(config.path, base=base, env_label=f"the model's env {env_id}")
     gen, family, codec = loaded.generator, loaded.family, loaded.codec
-    try:
-        search = AdversarialSearch(
-            gen,
-            population=settings.population,
-            iterations=settings.iterations,
-            elite_frac=settings.elite_frac,
-            lam=settings.lam,
-            method=settings.method,
-        )
-    except ValueError as exc:
-        raise ValueError(f"adversarial.{exc}") from exc
+    search = AdversarialSearch.from_settings(gen, settings)
     if settings.episodes < 1 or settings.batch_size < 1 or settings.fit_episodes < 1:
         raise ValueError(
             "adversarial.episodes, adversarial.batch_size, adversarial.fit_episodes: must be >= 1"

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import importlib.util
 import logging
 import pickle
@@ -605,10 +606,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     zero_shot: dict[int, float] = {}
     params: dict[str, int] = {}
     for seed in config.seeds:
-        log.info("seed %d: scratch arm (%d steps on %s)", seed, config.total_timesteps, env_id)
-        scratch = train_arm(
-            agent,
-            config.env,
+        # both arms of a seed: the same env, replicas, budget and evaluation schedule
+        arm = functools.partial(
+            train_arm,
+            env=config.env,
             seed=seed,
             n_envs=config.n_envs,
             total_timesteps=config.total_timesteps,
@@ -616,6 +617,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             device=config.device,
             progress_bar=progress,
         )
+        log.info("seed %d: scratch arm (%d steps on %s)", seed, config.total_timesteps, env_id)
+        scratch = arm(agent)
         scratch.venv.close()
         curves["scratch"][seed] = scratch.points
 
@@ -627,18 +630,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             zero_shot[seed] = float(returns.mean())
 
         log.info("seed %d: transfer arm (%s)", seed, mode.value)
-        transfer = train_arm(
+        transfer = arm(
             transfer_agent,
-            config.env,
-            seed=seed,
-            n_envs=config.n_envs,
-            total_timesteps=config.total_timesteps,
-            ev=config.eval,
-            device=config.device,
             stats=stats,
             prepare=prepare,
             learn=mode is not TransferMode.zero_shot,
-            progress_bar=progress,
         )
         transfer.venv.close()
         points = transfer.points

@@ -240,6 +240,29 @@ class AdversarialSearch(Generic[ScenarioT]):
         )
         self.label = label
 
+    @classmethod
+    def from_settings(
+        cls, generator: ScenarioGenerator[ScenarioT], settings: Any
+    ) -> AdversarialSearch[ScenarioT]:
+        """The search an ``adversarial`` config block asks for; errors name ``adversarial.<field>``.
+
+        Args:
+            generator: the fitted generator to search.
+            settings: ``population``, ``iterations``, ``elite_frac``, ``lam`` and ``method``
+                (``conf.schema.AdversarialSettings``).
+        """
+        try:
+            return cls(
+                generator,
+                population=settings.population,
+                iterations=settings.iterations,
+                elite_frac=settings.elite_frac,
+                lam=settings.lam,
+                method=settings.method,
+            )
+        except ValueError as exc:
+            raise ValueError(f"adversarial.{exc}") from exc
+
     @property
     def budget(self) -> int:
         """Candidates drawn by one :meth:`run`."""
@@ -541,16 +564,9 @@ def make_curriculum(config: Any, venv: VecEnv) -> AdversarialCurriculum | None:
         generator = getattr(source.base, "generator", None)
         if not isinstance(generator, ScenarioGenerator):
             raise ValueError("generator: the adversarial source's base has no generator")
-        search = AdversarialSearch(
-            generator,
-            population=settings.population,
-            iterations=settings.iterations,
-            elite_frac=settings.elite_frac,
-            lam=settings.lam,
-            method=settings.method,
-        )
     except ValueError as exc:
         raise ValueError(f"adversarial.{exc}") from exc
+    search = AdversarialSearch.from_settings(generator, settings)
     plain_env = dataclasses.replace(config.env, scenarios=None)
     batch = min(settings.batch_size, settings.population * settings.episodes)
     score_env = make_vec_env(plain_env, max(1, batch), allow_sharing=False)

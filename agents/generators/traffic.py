@@ -30,17 +30,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.generators.codecs import repair
+from envs.traffic.nets import RESCO_NETS
 from envs.traffic.scenario import Departure, Flow, TrafficScenario
 from envs.traffic.sim import _fixed_demand, _profile_factor, _regular_times
 
-RESCO_CITY_NETS = (
-    "cologne1",
-    "cologne3",
-    "cologne8",
-    "ingolstadt1",
-    "ingolstadt7",
-    "ingolstadt21",
-)
+RESCO_CITY_NETS = tuple(n for n in RESCO_NETS if n.startswith(("cologne", "ingolstadt")))
 """RESCO networks whose route files hold real, explicitly timed vehicles and trips."""
 
 RANDOM_FLOWS = ("poisson", "probability")
