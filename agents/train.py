@@ -11,7 +11,8 @@ evaluation seeds, and the run folder::
     <run_dir>/metrics.json       policy -> metric -> mean, std, n
     <run_dir>/eval.csv           one row per policy and evaluation episode
     <run_dir>/table.md           the comparison table
-    <run_dir>/baselines.json     fitted parameters of every baseline
+    <run_dir>/baselines.json     fitted parameters of every baseline, and whether it is an
+                                 oracle (reads state the agent does not observe)
     <run_dir>/curve.csv          learning curve (evaluation return vs environment steps)
     <run_dir>/curve.png          the curve with the baselines as horizontal lines
     <run_dir>/progress.csv       SB3's training log
@@ -206,7 +207,7 @@ def run(cfg: DictConfig) -> Metrics:
         baseline = make_baseline(
             name, baseline_env, seed=config.seed, fit_seeds=seeds.fit, field="baselines"
         )
-        fitted[name] = baseline.params()
+        fitted[name] = {**baseline.params(), "oracle": baseline.reads_hidden_state()}
         results[name] = run_episodes(
             baseline,
             baseline_env,

@@ -288,6 +288,72 @@ def test_linear_rule_is_permutation_equivariant():
     np.testing.assert_array_equal(sim.cands[0, sim.linear_slates(rule)[0]], items)
 
 
+HIDDEN = {"preset": "recsim_ie", "observe_quality": False}
+
+
+def _quality_columns(structure: RecScenario) -> np.ndarray:
+    t, c = structure.num_topics, structure.num_candidates
+    return t + 5 + (t + 4) * np.arange(c) + t
+
+
+def test_hidden_quality_reads_zero_on_every_path_and_keeps_the_space():
+    single = gym.make("lepton/RecSimIE-v0", scenario=HIDDEN)
+    vector = gym.make_vec("lepton/RecSimIE-v0", num_envs=3, scenario=HIDDEN)
+    shown = gym.make("lepton/RecSimIE-v0")
+    assert single.observation_space == shown.observation_space
+    cols = _quality_columns(single.unwrapped.structure)
+    obs, _ = single.reset(seed=0)
+    vobs, _ = vector.reset(seed=0)
+    visible, _ = shown.reset(seed=0)
+    assert np.abs(visible[cols]).sum() > 0  # the same session shows quality when it is observed
+    np.testing.assert_array_equal(np.delete(obs, cols), np.delete(visible, cols))
+    pick = np.random.default_rng(0)
+    for _ in range(300):
+        obs, *_, term, trunc, _ = single.step(pick.permutation(10)[:2])  # compiled single step
+        vobs, *_ = vector.step(np.stack([pick.permutation(10)[:2] for _ in range(3)]))
+        assert not obs[cols].any() and not vobs[:, cols].any()
+        if term or trunc:
+            obs, _ = single.reset()
+            assert not obs[cols].any()
+    lepton = single.unwrapped
+    snap = lepton.snapshot()
+    reference = lepton.observation_builder.encode_numpy(snap)
+    np.testing.assert_array_equal(reference[0], obs)
+    assert not lepton.observation_builder.encode(snap)[:, cols].any()
+
+
+def test_hidden_quality_cannot_be_weighted_by_a_linear_rule():
+    sims = {}
+    for observe in (True, False):
+        sim = RecSim(4, dataclasses.replace(RECSIM, observe_quality=observe))
+        sim.reset(np.ones(4, bool), [np.random.default_rng(i) for i in range(4)], [None] * 4)
+        sims[observe] = sim
+    t, c = RECSIM.num_topics, RECSIM.num_candidates
+    rule = np.zeros((4, t + 5 + c))
+    rule[:, t + 1] = 1.0  # quality only
+    quality = sims[True].snapshot().candidate_quality
+    np.testing.assert_array_equal(
+        sims[True].linear_slates(rule), np.argsort(-quality, axis=1, kind="stable")[:, :2]
+    )
+    # hidden: every score ties, so the rule shows the first two positions
+    np.testing.assert_array_equal(sims[False].linear_slates(rule), np.tile([0, 1], (4, 1)))
+
+
+def test_quality_first_is_an_oracle_only_where_quality_is_hidden():
+    hidden = gym.make_vec("lepton/RecSimIE-v0", num_envs=2, scenario=HIDDEN)
+    shown = gym.make_vec("lepton/RecSimIE-v0", num_envs=2)
+    assert BASELINES.get("quality_first")(hidden).reads_hidden_state()
+    assert not BASELINES.get("quality_first")(shown).reads_hidden_state()
+
+
+def test_a_batch_cannot_mix_hidden_and_shown_quality():
+    sim = RecSim(2, RECSIM)
+    hidden = dataclasses.replace(RECSIM, observe_quality=False)
+    rngs = [np.random.default_rng(i) for i in range(2)]
+    with pytest.raises(ValueError, match="observe_quality=False; this environment was built"):
+        sim.reset(np.ones(2, bool), rngs, [hidden, None])
+
+
 @pytest.mark.parametrize("env_id", ["lepton/RecSimIE-v0", "lepton/RecLongTerm-v0"])
 def test_fused_single_step_equals_generic_path(env_id):
     """The compiled single-env step returns what the generic batch runner returns, bit for bit."""
@@ -481,7 +547,25 @@ def mean_return(env_id: str, name: str, episodes: int = 64, seed: int = 0, **kwa
 
 
 def test_baselines_are_registered():
-    assert set(BASELINES.names()) == {"random", "most_popular", "greedy_myopic", "quality_first"}
+    assert set(BASELINES.names()) == {
+        "random",
+        "most_popular",
+        "interest_match",
+        "greedy_myopic",
+        "quality_first",
+    }
+
+
+def test_interest_match_ranks_by_the_observed_features_and_reads_nothing_hidden():
+    env = gym.make_vec("lepton/RecSlate-v0", num_envs=4)
+    env.reset(seed=2)
+    snap = env.unwrapped.snapshot()
+    policy = BASELINES.get("interest_match")(env)
+    match = np.einsum("bt,bct->bc", np.clip(snap.features, -4, 4), snap.candidate_topics)
+    for b, slate in enumerate(policy.slates(snap)):
+        assert list(slate) == list(np.argsort(-match[b], kind="stable")[:3])
+    assert not policy.reads_hidden_state()
+    assert GreedyMyopic(env).reads_hidden_state()  # latent interests and the true model
 
 
 def test_long_term_myopic_beats_random_and_quality_beats_myopic():
@@ -551,6 +635,7 @@ def test_a_slate_index_outside_the_candidates_is_rejected():
         ({"choice_model": "logit"}, r"choice_model: 'logit' is not allowed"),
         ({"quality_means": (1.0, 2.0)}, r"quality_means: expected num_topics=10"),
         ({"leave_base": 1.5}, r"leave_base: must lie in \[0, 1\]"),
+        ({"observe_quality": "no"}, r"observe_quality: must be true or false, got 'no'"),
     ],
 )
 def test_bad_scenarios_name_the_field(fields, message):

@@ -73,6 +73,8 @@ class Baseline(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    oracle: ClassVar[bool] = False
+    """Whether the baseline reads state the agent does not observe (see :meth:`reads_hidden_state`)."""
 
     def __init__(self, env: Any, seed: int | None = None) -> None:
         self.env = env
@@ -87,6 +89,14 @@ class Baseline(ABC):
     def params(self) -> dict[str, Any]:
         """The baseline's parameters, for reports."""
         return {}
+
+    def reads_hidden_state(self) -> bool:
+        """Whether this baseline, in its environment, reads state the agent's observation hides.
+
+        Such a baseline is an oracle: a reference to measure against, not a rule a practitioner
+        could run, so the model zoo does not count it as the family's best simple baseline.
+        """
+        return self.oracle
 
     @abstractmethod
     def act(self, snapshot: Snapshot) -> np.ndarray:

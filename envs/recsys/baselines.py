@@ -19,6 +19,7 @@ from envs.recsys.env import RecSlateEnv
 from envs.recsys.scenario import CHOICE_MODELS
 from envs.recsys.sim import (
     CASCADE,
+    FEATURE_BOUND,
     P_ATTENTION,
     P_CLICKBAIT_APPEAL,
     P_MIN_NORM,
@@ -117,12 +118,37 @@ class MostPopular(RecBaseline):
         return top_k(np.asarray(state.candidate_popularity), self.slate_size)
 
 
+@BASELINES.register("interest_match")
+class InterestMatch(RecBaseline):
+    """Content-based ranking: the ``k`` candidates whose topics best match the user's features.
+
+    Scores each candidate by the dot product of the user's observable features (the noisy
+    interests the agent sees, clipped like the observation) and its topic vector, the myopic
+    content-based recommender; it reads nothing the agent does not observe.
+    """
+
+    name = "interest_match"
+    description = "the k candidates best matching the user's observed interests"
+
+    def slates(self, state: RecState) -> np.ndarray:
+        user = np.clip(state.features, -FEATURE_BOUND, FEATURE_BOUND)
+        match = np.einsum("bt,bct->bc", user, state.candidate_topics)
+        return top_k(match, self.slate_size)
+
+
 @BASELINES.register("quality_first")
 class QualityFirst(RecBaseline):
-    """The ``k`` candidates of highest true quality, best first."""
+    """The ``k`` candidates of highest true quality, best first.
+
+    An oracle where the scenario hides quality from the recommender (``observe_quality=False``,
+    as in RecSim's ``interest_evolution``).
+    """
 
     name = "quality_first"
     description = "the k highest-quality candidates"
+
+    def reads_hidden_state(self) -> bool:
+        return not self.rec.structure.observe_quality
 
     def slates(self, state: RecState) -> np.ndarray:
         return top_k(np.asarray(state.candidate_quality), self.slate_size)
@@ -141,6 +167,7 @@ class GreedyMyopic(RecBaseline):
 
     name = "greedy_myopic"
     description = "oracle: highest expected immediate watch time (true model)"
+    oracle = True
 
     def __init__(self, env: Any, seed: int | None = None) -> None:
         super().__init__(env, seed)

@@ -377,15 +377,23 @@ class FlatObservation(ObservationBuilder):
     +-4), budget left as a share of the initial budget, satisfaction, whether the last slate was
     clicked, the last watch time over the mean item length and the share of ``max_steps``
     elapsed; then for each candidate its topic vector ``[T]``, quality / 3.4, clickbait, length
-    over the mean length and popularity in [0, 1].
+    over the mean length and popularity in [0, 1]. A scenario that hides quality
+    (``observe_quality=False``) reads 0 in every quality column; the space is unchanged, so a
+    policy moves between scenarios that show and hide it.
     """
 
     def __init__(self, structure: RecScenario) -> None:
         super().__init__(structure)
         ul, uh, cl, ch = _bounds(structure)
-        c = structure.num_candidates
+        c, t = structure.num_candidates, structure.num_topics
         self.low = np.concatenate([ul, np.tile(cl, c)]).astype(np.float32)
         self.high = np.concatenate([uh, np.tile(ch, c)]).astype(np.float32)
+        width = t + len(CANDIDATE_EXTRA)
+        self.hidden = (
+            np.zeros(0, dtype=np.int64)
+            if structure.observe_quality
+            else t + len(USER_EXTRA) + width * np.arange(c) + t
+        )
 
     @property
     def space(self) -> spaces.Box:
@@ -400,8 +408,7 @@ class FlatObservation(ObservationBuilder):
     def encode_rows(self, snapshot: RecState, mask: np.ndarray, out: np.ndarray) -> None:  # type: ignore[override]
         self._encode(snapshot, np.asarray(mask).nonzero()[0], out)
 
-    @staticmethod
-    def _encode(s: RecState, rows: np.ndarray, out: np.ndarray) -> None:
+    def _encode(self, s: RecState, rows: np.ndarray, out: np.ndarray) -> None:
         _encode_flat(
             s.features,
             s.budget,
@@ -414,6 +421,8 @@ class FlatObservation(ObservationBuilder):
             rows,
             out,
         )
+        if self.hidden.size:
+            out[np.ix_(rows, self.hidden)] = 0.0
 
     def encode_numpy(self, snapshot: RecState) -> np.ndarray:
         """The same observation with numpy operations (the reference of the compiled path)."""
@@ -421,6 +430,7 @@ class FlatObservation(ObservationBuilder):
         cands = _candidate_block(snapshot)
         b = user.shape[0]
         out = np.concatenate([user, cands.reshape(b, -1)], axis=1)
+        out[:, self.hidden] = 0.0
         return out.astype(np.float32)
 
 
@@ -807,6 +817,8 @@ class RecSlateEnv(LeptonEnv):
     def _encoded(self, sim: RecSim) -> np.ndarray:
         """The encoded corpus of ``sim``'s catalogues (:func:`encoded_corpus`), cached."""
         self._table = encoded_corpus(sim.corpus_f, sim.length_means)
+        if not self.structure.observe_quality:
+            self._table[:, :, self.structure.num_topics] = 0.0
         self._table_of = sim.corpus_f
         return self._table
 

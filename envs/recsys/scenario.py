@@ -48,6 +48,10 @@ class RecScenario:
         quality_means: mean quality of each topic's items (``T`` values); empty: all
             ``quality_mean``.
         quality_mean: mean item quality when ``quality_means`` is empty.
+        observe_quality: whether the recommender sees item quality. ``False`` hides it as
+            RecSim's ``interest_evolution`` does (a document shows only its topic): the
+            observation's quality column reads 0, a linear ranking rule cannot weight quality,
+            and a baseline reading it (``quality_first``) is an oracle.
         quality_std: standard deviation of item quality around its topic mean.
         clickbait_max: item clickbait is uniform on ``[0, clickbait_max]``.
         quality_clickbait: quality lost per unit of clickbait (clickbait items are worse).
@@ -103,6 +107,7 @@ class RecScenario:
     topic_concentration: float = 0.3
     quality_means: tuple[float, ...] = ()
     quality_mean: float = 0.0
+    observe_quality: bool = True
     quality_std: float = 1.0
     clickbait_max: float = 0.0
     quality_clickbait: float = 0.0
@@ -150,6 +155,9 @@ class RecScenario:
         for field, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"{field}: {value!r} is not allowed; allowed values: {allowed}")
+        for field in ("observe_quality", "allow_repeats"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(f"{field}: must be true or false, got {getattr(self, field)!r}")
         for field in ("num_topics", "num_items", "num_candidates", "slate_size", "max_steps"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

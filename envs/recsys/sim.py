@@ -1190,6 +1190,12 @@ class RecSim(BatchedSim[RecScenario, RecState]):
                 f"slate_size) = {(*shape, scenario.slate_size)}; this environment was built for "
                 f"{(*mine, self.slate_size)}"
             )
+        if scenario.observe_quality != self.structure.observe_quality:
+            raise ValueError(
+                f"scenario {scenario.name!r} has observe_quality={scenario.observe_quality}; "
+                f"this environment was built for observe_quality={self.structure.observe_quality} "
+                "(what the recommender sees is part of its observation and action spaces)"
+            )
 
     def common_start(self) -> RecScenario | None:
         """The scenario every replica is loaded with, if it is one whose start is all drawn.
@@ -1288,7 +1294,8 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         to +-4) and the candidate's topic vector, then one score ``s_j`` per candidate. The score
         ``LINEAR_GAIN * w . x_j + s_j`` ranks the candidates; the ``k`` best fill the slate, best
         first, ties going to the lower position. The same weights therefore score any candidate,
-        wherever it appears in the candidate set.
+        wherever it appears in the candidate set. A scenario that hides quality
+        (``observe_quality=False``) ignores the quality weight.
         """
         r = np.asarray(rules, dtype=np.float64).reshape(self.batch_size, self.linear_size)
         if not np.all(np.isfinite(r)):
@@ -1303,7 +1310,8 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         topics = f[:, :, :t]
         score = w[:, :1] * np.einsum("bt,bct->bc", user, topics)
         score += np.einsum("bt,bct->bc", w[:, 1 : t + 1], topics)
-        score += w[:, t + 1, None] * np.clip(f[:, :, t] / QUALITY_SCALE, -3.0, 3.0)
+        if self.structure.observe_quality:
+            score += w[:, t + 1, None] * np.clip(f[:, :, t] / QUALITY_SCALE, -3.0, 3.0)
         score += w[:, t + 2, None] * f[:, :, t + 1]
         score += w[:, t + 3, None] * np.clip(f[:, :, t + 2] / scale, 0.0, 5.0)
         score += w[:, t + 4, None] * f[:, :, t + 3]
