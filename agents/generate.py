@@ -69,6 +69,10 @@ FOLDER_FORMAT = 1
 _FROM_SAVED_ENV: Any = object()
 
 
+SPLITS = ("random", "blocked")
+"""How ``fit`` holds real scenarios out (``split``)."""
+
+
 def run(cfg: DictConfig | GenerateConfig) -> dict[str, Any]:
     """``lepton-generate``: :func:`fit` or :func:`sample`, as ``command`` says.
 
@@ -116,7 +120,9 @@ def fit(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]
     # --- real data and the split -----------------------------------------------------------
     features, _ = family.load_data(spec, codec, data_rng, n=config.n_data, **data_params)
     features = np.asarray(features, dtype=np.float64)
-    train_idx, held_idx = split_indices(len(features), config, split_rng)
+    split = config.split or family.default_split
+    gap = family.overlap_rows(family.resolved_data_params(data_params, codec))
+    train_idx, held_idx = split_indices(len(features), config, split_rng, split=split, gap=gap)
     train, held = features[train_idx], features[held_idx]
     log.info(
         "%s family, data %s: %d real scenarios (%d to fit on, %d held out), codec %s (dim %d)",
@@ -159,7 +165,13 @@ def fit(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]
             "params": family.resolved_data_params(data_params, codec),
             "n": len(features),
         },
-        "split": {"train": len(train), "held_out": len(held), "seed": config.seed},
+        "split": {
+            "kind": split,
+            "train": len(train),
+            "held_out": len(held),
+            "left_out": len(features) - len(train) - len(held),
+            "seed": config.seed,
+        },
         "invalid_rate": report["invalid_rate"],
         "fit_seconds": getattr(generator, "fit_seconds", None),
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -222,6 +234,8 @@ def _base_scenario(env: EnvSpec | None, family: Family, field: str) -> Any:
 def _check_split_settings(config: GenerateConfig) -> None:
     if not 0.0 < config.held_out < 1.0:
         raise ValueError(f"held_out: must be a fraction in (0, 1), got {config.held_out}")
+    if config.split is not None and config.split not in SPLITS:
+        raise ValueError(f"split: {config.split!r} is not allowed; allowed values: {SPLITS}")
     if config.min_held_out < 4:
         raise ValueError(
             f"min_held_out: the band test needs at least 4 held-out scenarios, got "
@@ -233,22 +247,34 @@ def _check_split_settings(config: GenerateConfig) -> None:
 
 
 def split_indices(
-    n: int, config: GenerateConfig, rng: np.random.Generator
+    n: int,
+    config: GenerateConfig,
+    rng: np.random.Generator,
+    *,
+    split: str = "random",
+    gap: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train and held-out row indices of ``n`` real scenarios.
+    """Train and held-out row indices of ``n`` real scenarios.
 
-    ``max(min_held_out, round(held_out * n))`` rows are held out; at least 2 must remain.
+    ``max(min_held_out, round(held_out * n))`` rows are held out: a seeded draw (``random``),
+    or the last rows in the data's order (``blocked``), with the ``gap`` rows before them left
+    out of both sets (they overlap a held-out row). At least 2 rows must remain to fit on.
 
     Raises:
         ValueError: naming ``n_data`` / ``data`` when too few scenarios remain to fit on.
     """
     n_held = max(config.min_held_out, round(config.held_out * n))
-    if n - n_held < 2:
+    skipped = gap if split == "blocked" else 0
+    if n - n_held - skipped < 2:
+        overlap = f" and leaving out the {skipped} overlapping them" if skipped else ""
         raise ValueError(
-            f"n_data: {n} real scenarios leave {n - n_held} to fit on after holding out "
-            f"{n_held} (held_out={config.held_out}, min_held_out={config.min_held_out}); "
-            "need at least 2: draw more (n_data), or use data with more scenarios"
+            f"n_data: {n} real scenarios leave {n - n_held - skipped} to fit on after holding "
+            f"out {n_held}{overlap} (held_out={config.held_out}, "
+            f"min_held_out={config.min_held_out}, split={split}); need at least 2: draw more "
+            "(n_data), or use data with more scenarios (e.g. a shorter stride)"
         )
+    if split == "blocked":
+        return np.arange(n - n_held - skipped), np.arange(n - n_held, n)
     perm = rng.permutation(n)
     return np.sort(perm[n_held:]), np.sort(perm[:n_held])
 

@@ -866,6 +866,10 @@ class GenerateConfig:
         parametric: parametric-generator settings.
         n_data: real scenarios drawn (synthetic, inventory); traffic uses every window.
         held_out: fraction of the real scenarios held out for the realism tests.
+        split: how they are held out: ``random`` (a seeded draw) or ``blocked`` (the last
+            ones in the data's order, with the rows that overlap them left out of training,
+            e.g. later time windows of one recording); ``null``: the family's default
+            (``blocked`` for traffic windows, ``random`` otherwise).
         min_held_out: fewest held-out scenarios (the band test needs 4).
         splits: random halvings of the held-out data behind the real-vs-real band.
         alpha: level of the realism tests.
@@ -893,6 +897,7 @@ class GenerateConfig:
     parametric: ParametricSettings = dataclasses.field(default_factory=ParametricSettings)
     n_data: int = 1000
     held_out: float = 0.3
+    split: str | None = None
     min_held_out: int = 4
     splits: int = 100
     alpha: float = 0.05

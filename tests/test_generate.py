@@ -29,8 +29,9 @@ from agents.generate import (
     SAMPLES_INDEX_FILE,
     load_generator,
     run,
+    split_indices,
 )
-from conf.schema import TrainConfig
+from conf.schema import GenerateConfig, TrainConfig
 from scripts.generate import command_word
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +261,17 @@ def test_env_scenarios_errors_name_the_field(inventory, synthetic, tmp_path):
 
 
 # --- configuration errors ---------------------------------------------------------------------
+def test_blocked_split_holds_out_the_last_rows_and_leaves_out_their_overlap():
+    config = as_config(compose_generate(["held_out=0.25", "min_held_out=4"]), GenerateConfig)
+    rng = np.random.default_rng(0)
+    train, held = split_indices(20, config, rng, split="blocked", gap=3)
+    assert list(held) == list(range(15, 20)) and list(train) == list(range(12))
+    train, held = split_indices(20, config, rng)  # random: a seeded draw of every row
+    assert sorted([*train, *held]) == list(range(20)) and len(held) == 5
+    with pytest.raises(ValueError, match="leaving out the 3 overlapping them"):
+        split_indices(8, config, rng, split="blocked", gap=3)
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
@@ -288,6 +300,7 @@ def test_env_scenarios_errors_name_the_field(inventory, synthetic, tmp_path):
         (["family=synthetic", "env=inventory"], r"env: the synthetic family"),
         (["family=synthetic", "wgan.steps=0"], r"wgan\.steps: must be >= 1"),
         (["family=synthetic", "held_out=1.5"], r"held_out: must be a fraction"),
+        (["family=synthetic", "split=sideways"], r"split: 'sideways' is not allowed; allowed"),
         (["family=synthetic", "n_data=5"], r"n_data: 5 real scenarios leave 1"),
         (["command=sample"], r"path: give the folder"),
     ],
@@ -370,6 +383,8 @@ def test_traffic_fit_sample_and_env(cologne1, tmp_path):
     assert meta["codec"]["name"] == "traffic_demand/cologne1/r19b6w900"
     assert meta["data"]["params"] == {"seconds": 900.0, "stride": 300.0, "start": 25200.0}
     assert meta["split"]["held_out"] >= 4 and meta["settings"]["log_scale"] is True
+    # later windows are held out; the 2 windows overlapping the first of them are left out
+    assert meta["split"]["kind"] == "blocked" and meta["split"]["left_out"] == 2
     assert set(read_json(cologne1 / REALISM_FILE)["mmd"]) >= BAND_FIELDS
 
     out = tmp_path / "samples"

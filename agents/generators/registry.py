@@ -97,6 +97,17 @@ class Family(ABC):
     """Data parameters (``params.<key>``) and their defaults."""
     log_scale: ClassVar[bool] = False
     """Whether a WGAN should learn ``log(1 + x)`` of this family's features by default."""
+    default_split: ClassVar[str] = "random"
+    """How ``lepton-generate fit`` holds real scenarios out by default (``random``, ``blocked``)."""
+
+    def overlap_rows(self, data_params: Mapping[str, Any]) -> int:
+        """Rows of the data that share part of their content with the next row onwards.
+
+        A ``blocked`` split leaves this many rows out between the training rows and the
+        held-out ones, so no training scenario contains part of a held-out one. ``data_params``
+        are the resolved ones (:meth:`resolved_data_params`).
+        """
+        return 0
 
     # --- parameters ------------------------------------------------------------------------
     def split_params(
@@ -405,6 +416,7 @@ class TrafficFamily(Family):
     codec_defaults: ClassVar[Mapping[str, Any]] = {"bins": 12, "max_rate": None, "tolerance": None}
     data_defaults: ClassVar[Mapping[str, Any]] = {"seconds": None, "stride": None, "start": None}
     log_scale = True
+    default_split = "blocked"
     DEFAULT_SECONDS = 900.0
     """Window length without ``params.seconds`` or an env, s."""
     DEFAULT_STRIDE = 300.0
@@ -446,6 +458,11 @@ class TrafficFamily(Family):
             "stride": float(data_params.get("stride") or self.DEFAULT_STRIDE),
             "start": codec.base.begin,
         }
+
+    def overlap_rows(self, data_params: Mapping[str, Any]) -> int:
+        # windows start every stride seconds: the ceil(seconds / stride) - 1 windows before a
+        # window each share part of its time span
+        return max(math.ceil(data_params["seconds"] / data_params["stride"] - 1e-9) - 1, 0)
 
     def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
         return TrafficDemandCodec(
