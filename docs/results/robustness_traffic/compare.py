@@ -1,0 +1,65 @@
+"""Compare training arms of the traffic robustness study on the held-out real windows.
+
+    python docs/results/robustness_traffic/compare.py runs/robust_traffic/arm_a_real0 \
+        runs/robust_traffic/arm_b_gan [more arms] [--policy ppo]
+
+Each arm is a sweep folder of ``lepton-train -m ... seed=...`` (one job per seed). Per arm it
+prints the agent's mean evaluation return and mean travel time over the seeds with 95 %
+bootstrap intervals (``agents.stats``), and for every later arm the paired difference to the
+first arm: the arms' jobs of one seed are evaluated on the same episodes (same held-out
+windows, same arrivals), so the per-seed difference removes the episodes' share of the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from agents.stats import mean, stratified_bootstrap
+
+METRICS = ("return", "mean_travel_time")
+
+
+def per_seed(arm: Path, policy: str) -> dict[int, dict[str, float]]:
+    """The policy's mean of every metric per seed (job folders ``<env>__<agent>__<seed>__...``)."""
+    out: dict[int, dict[str, float]] = {}
+    for path in sorted(arm.glob("*/eval.csv")):
+        seed = int(path.parent.name.split("__")[2])
+        with path.open() as fh:
+            rows = [r for r in csv.DictReader(fh) if r["policy"] == policy]
+        if rows:
+            out[seed] = {m: float(np.mean([float(r[m]) for r in rows])) for m in METRICS}
+    return out
+
+
+def interval(values: np.ndarray) -> str:
+    point, low, high = stratified_bootstrap([values], mean, seed=0)
+    return f"{point:.4g} [{low:.4g}, {high:.4g}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("arms", nargs="+", type=Path)
+    parser.add_argument("--policy", default="ppo")
+    args = parser.parse_args()
+    scores = {arm: per_seed(arm, args.policy) for arm in args.arms}
+    print("| arm | seeds | return [95 % CI] | mean travel time, s [95 % CI] |")
+    print("|---|---:|---|---|")
+    for arm, seeds in scores.items():
+        cells = [interval(np.array([s[m] for s in seeds.values()])) for m in METRICS]
+        print(f"| {arm.name} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+    first = args.arms[0]
+    for arm in args.arms[1:]:
+        common = sorted(set(scores[first]) & set(scores[arm]))
+        print(f"\npaired by seed, {arm.name} - {first.name} ({len(common)} seeds):")
+        for m in METRICS:
+            diff = np.array([scores[arm][s][m] - scores[first][s][m] for s in common])
+            wins = int((diff > 0).sum() if m == "return" else (diff < 0).sum())
+            print(f"  {m}: {interval(diff)}; {arm.name} better on {wins} of {len(common)} seeds")
+
+
+if __name__ == "__main__":
+    main()
