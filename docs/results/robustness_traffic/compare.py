@@ -36,11 +36,13 @@ def per_seed(arm: Path, policy: str) -> dict[int, dict[str, float]]:
 
 
 def interval(values: np.ndarray) -> str:
+    """``mean [low, high]`` of ``values`` with a 95 % bootstrap interval."""
     point, low, high = stratified_bootstrap([values], mean, seed=0)
     return f"{point:.4g} [{low:.4g}, {high:.4g}]"
 
 
 def main() -> None:
+    """Print the arms' table and the paired differences to the first arm."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("arms", nargs="+", type=Path)
     parser.add_argument("--policy", default="ppo")
