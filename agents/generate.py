@@ -748,7 +748,7 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     from agents.algorithms import algorithm_class
     from agents.envs import load_normalization
     from agents.generators.adversarial import AdversarialSearch, regret
-    from agents.policies import make_baseline
+    from agents.policies import make_baseline, reference_baseline
     from envs.core.sb3 import make_sb3_vec_env
 
     if not config.path:
@@ -779,8 +779,9 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     except ValueError as exc:
         raise ValueError(f"model: {agent.model_path} does not fit {env_id}: {exc}") from exc
     fit_seeds = range(config.seed, config.seed + settings.fit_episodes)
+    baseline_name = reference_baseline(settings.baseline, venv)
     baseline = make_baseline(
-        settings.baseline, venv, seed=config.seed, fit_seeds=fit_seeds, field="adversarial.baseline"
+        baseline_name, venv, seed=config.seed, fit_seeds=fit_seeds, field="adversarial.baseline"
     )
     eval_seed = config.seed + 1_000_000  # disjoint from the baseline's fitting seeds
 
@@ -805,7 +806,7 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         search.method,
         search.budget,
         config.model,
-        settings.baseline,
+        baseline_name,
     )
     result = search.run(score, search_rng, top_k=config.n)
     before = dataclasses.replace(gen.stats)
@@ -833,7 +834,7 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         "kind": gen.kind,
         "model": config.model,
         "env": {"id": env_id, "kwargs": kwargs},
-        "baseline": {"name": settings.baseline, "params": baseline.params()},
+        "baseline": {"name": baseline_name, "params": baseline.params()},
         "settings": dataclasses.asdict(settings),
         "seed": config.seed,
         "method": result.method,
@@ -875,7 +876,7 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         ordinary_regret,
         real_regret,
         title=(
-            f"{family.name} / {gen.kind}: {config.model} vs {settings.baseline}, "
+            f"{family.name} / {gen.kind}: {config.model} vs {baseline_name}, "
             f"{result.method} over {search.budget} candidates (seed {config.seed})"
         ),
     )

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envs.core.baselines import Baseline, baseline_registry
+from envs.core.baselines import Baseline, baseline_registry, find_lepton_env
 from envs.core.registry import suggest
 
 
@@ -55,13 +55,21 @@ def baseline_names(env: Any, requested: Sequence[str] | None = None) -> list[str
     return names
 
 
+def reference_baseline(name: str | None, env: Any) -> str:
+    """``name``, or for ``None`` the reference baseline of ``env``'s family."""
+    if name is not None:
+        return name
+    return type(find_lepton_env(env)).reference_baseline
+
+
 def make_baseline(
-    name: str, env: Any, *, seed: int, fit_seeds: Sequence[int], field: str = "agent"
+    name: str | None, env: Any, *, seed: int, fit_seeds: Sequence[int], field: str = "agent"
 ) -> Baseline:
     """Build the baseline ``name`` of ``env``'s family on ``env`` and fit it.
 
     Args:
-        name: registry name (``base_stock``, ``s_s``, ``random``, ...).
+        name: registry name (``base_stock``, ``s_s``, ``random``, ...); ``None``: the family's
+            reference baseline (``LeptonEnv.reference_baseline``).
         env: the env the baseline will act in.
         seed: seed of the baseline's own generator (random baselines).
         fit_seeds: training episodes its parameters are tuned on.
@@ -71,6 +79,7 @@ def make_baseline(
         KeyError: naming ``field``, the unknown name and the allowed values.
     """
     registry = baseline_registry(env)
+    name = reference_baseline(name, env)
     if name not in registry:
         allowed = registry.names()
         raise KeyError(

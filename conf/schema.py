@@ -458,7 +458,10 @@ class AdversarialSettings:
     ``lepton-generate adversarial``.
 
     Attributes:
-        baseline: the baseline regret is measured against (a name of the env family's).
+        baseline: the baseline regret is measured against (a name of the env family's;
+            ``null``: the family's reference baseline: ``base_stock`` for inventory,
+            ``max_pressure`` for traffic, ``hpa`` for autoscaling, ``threshold`` for maintenance,
+            ``interest_match`` for recommendation).
         method: ``auto`` (cross-entropy method over the latent noise of a WGAN, random search
             for other generators), ``cem`` or ``random``.
         population: candidate scenarios per search iteration.
@@ -473,7 +476,7 @@ class AdversarialSettings:
         batch_size: most episodes simulated at once while scoring.
     """
 
-    baseline: str = "base_stock"
+    baseline: str | None = None
     method: str = "auto"
     population: int = 32
     iterations: int = 5

@@ -17,7 +17,8 @@ rebuilds the manifest ``agents/pretrained/index.json``.
 
 ``--check`` reloads every pretrained agent through its preset, evaluates it with
 ``lepton-evaluate``'s pipeline on its source scenario for ``episodes`` episodes and the best
-baseline on the same seeds, and fails when the agent no longer wins::
+baseline on the same seeds, prints the paired margin (per-episode difference, 95 % bootstrap
+interval; "clearly" when the interval excludes 0) and fails when the agent no longer wins::
 
     lepton-zoo                                # every entry (about 20 minutes on 2 cores)
     lepton-zoo only=[traffic-single,inventory]
@@ -425,9 +426,11 @@ def check(name: str, record: dict[str, Any], episodes: int, runs: Path) -> dict[
     through its preset ``agent=pretrained/<name>`` (the packaged model), the baseline fitted as
     ``lepton-evaluate agent=<baseline>`` fits it.
     """
+    import numpy as np
     from omegaconf import OmegaConf, open_dict
 
     from agents.evaluate import run
+    from agents.stats import mean, stratified_bootstrap
     from conf.schema import BaselineAgentConfig
 
     score = record["score"]
@@ -438,13 +441,18 @@ def check(name: str, record: dict[str, Any], episodes: int, runs: Path) -> dict[
     baseline_cfg = agent_cfg.copy()
     with open_dict(baseline_cfg):
         baseline_cfg.agent = OmegaConf.structured(BaselineAgentConfig(name=score["best_baseline"]))
-    results = {}
+    results, episodes_of = {}, {}
     for label, cfg in (("agent", agent_cfg), ("baseline", baseline_cfg)):
         cfg.run_dir = str(runs / name / label)
         metrics = run(cfg)
         results[label] = metrics[cfg.agent.name][score["metric"]]["mean"]
+        with (Path(cfg.run_dir) / "eval.csv").open() as fh:
+            episodes_of[label] = [float(row[score["metric"]]) for row in csv.DictReader(fh)]
     sign = 1.0 if score["maximize"] else -1.0
     margin = sign * (results["agent"] - results["baseline"])
+    # both ran on the same evaluation seeds: the per-episode difference is paired
+    diff = sign * (np.asarray(episodes_of["agent"]) - np.asarray(episodes_of["baseline"]))
+    _, low, high = stratified_bootstrap([diff], mean, seed=0)
     return {
         "name": name,
         "metric": score["metric"],
@@ -452,7 +460,9 @@ def check(name: str, record: dict[str, Any], episodes: int, runs: Path) -> dict[
         "baseline": score["best_baseline"],
         "baseline_score": results["baseline"],
         "margin": margin,
+        "margin_ci95": [low, high],
         "wins": bool(margin > 0),
+        "clear": bool(low > 0),
         "episodes": episodes,
     }
 
@@ -481,9 +491,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for r in rows:
             verdict = "wins" if r["wins"] else "LOSES"
+            if r["wins"]:
+                verdict += " clearly" if r["clear"] else " within noise"
+            low, high = r["margin_ci95"]
             print(
                 f"{r['name']:18s} {r['metric']}: {r['agent']:.4g} vs {r['baseline']} "
-                f"{r['baseline_score']:.4g} over {r['episodes']} episodes -> {verdict}"
+                f"{r['baseline_score']:.4g} over {r['episodes']} episodes, paired margin "
+                f"{r['margin']:+.4g} [{low:+.4g}, {high:+.4g}] -> {verdict}"
             )
         return 0 if all(r["wins"] for r in rows) else 1
 

@@ -9,6 +9,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
@@ -26,8 +27,9 @@ from agents.generators.adversarial import (
 from agents.generators.base import ScenarioGenerator
 from agents.generators.codecs import realise_demand
 from agents.generators.simple import ParametricGenerator
-from agents.policies import make_baseline
+from agents.policies import make_baseline, reference_baseline
 from conf.schema import TrainConfig
+from envs.core.baselines import baseline_registry
 from envs.core.sb3 import make_sb3_vec_env
 from envs.core.scenario import ScenarioList
 from envs.ops.inventory.scenario import PRESETS
@@ -279,3 +281,22 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
         )
         with pytest.raises((ValueError, KeyError), match=match):
             run(cfg)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "expected"),
+    [
+        ("lepton/Inventory-v0", "base_stock"),
+        ("lepton/Autoscale-v0", "hpa"),
+        ("lepton/Maintenance-v0", "threshold"),
+        ("lepton/RecSlate-v0", "interest_match"),
+        ("lepton/TrafficSignal-v0", "max_pressure"),
+    ],
+)
+def test_regret_defaults_to_the_familys_reference_baseline(env_id, expected) -> None:
+    """``adversarial.baseline=null`` measures regret against the family's practitioner rule."""
+    venv = gym.make_vec(env_id, num_envs=2)
+    assert reference_baseline(None, venv) == expected
+    assert reference_baseline("random", venv) == "random"
+    baseline = make_baseline(None, venv, seed=0, fit_seeds=range(1))
+    assert type(baseline) is baseline_registry(venv).get(expected)

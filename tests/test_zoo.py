@@ -171,6 +171,7 @@ def test_check_reevaluates_an_entry_against_its_best_baseline(tmp_path, capsys):
     status = zoo.main(["--check", "only=[traffic-single]", "episodes=2", f"runs={tmp_path}"])
     out = capsys.readouterr().out
     assert "traffic-single" in out and INDEX["traffic-single"]["score"]["best_baseline"] in out
+    assert "paired margin" in out
     assert status == 0, out
     assert (tmp_path / "check" / "traffic-single" / "agent" / "metrics.json").is_file()
     assert time.perf_counter() - start < 60

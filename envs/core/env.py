@@ -161,6 +161,8 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
     """``"module:Class"`` of the pygame renderer, imported on first :meth:`render`."""
     baselines: ClassVar[str] = ""
     """``"module:REGISTRY"`` of the family's classic controllers (see ``envs.core.baselines``)."""
+    reference_baseline: ClassVar[str] = ""
+    """The practitioner's controller of the family, the default to measure regret against."""
     shared_vec_env: ClassVar[str] = ""
     """``"module:Class"`` of the parameter-sharing SB3 VecEnv (``env.kwargs.parameter_sharing``)."""
 

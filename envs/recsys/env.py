@@ -565,6 +565,7 @@ class RecSlateEnv(LeptonEnv):
     scenario_type = RecScenario
     renderer = "envs.recsys.render:RecRenderer"
     baselines = "envs.recsys.baselines:BASELINES"
+    reference_baseline = "interest_match"
 
     def __init__(
         self,

@@ -282,6 +282,7 @@ class TrafficSignalEnv(LeptonEnv):
     scenario_type = TrafficScenario
     renderer = "envs.traffic.render:TrafficView"
     baselines = "envs.traffic.baselines:BASELINES"
+    reference_baseline = "max_pressure"
     shared_vec_env = "envs.traffic.multi:TrafficSharedVecEnv"
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 5}  # noqa: RUF012
 

@@ -291,6 +291,7 @@ class AutoscaleEnv(LeptonEnv):
     scenario_type = AutoscaleScenario
     renderer = "envs.ops.autoscale.render:AutoscaleRenderer"
     baselines = "envs.ops.autoscale.baselines:BASELINES"
+    reference_baseline = "hpa"
 
     def __init__(
         self,

@@ -199,6 +199,7 @@ class InventoryEnv(LeptonEnv):
     scenario_type = InventoryScenario
     renderer = "envs.ops.inventory.render:InventoryRenderer"
     baselines = "envs.ops.inventory.baselines:BASELINES"
+    reference_baseline = "base_stock"
 
     def __init__(
         self,

@@ -236,6 +236,7 @@ class MaintenanceEnv(LeptonEnv):
     scenario_type = MaintenanceScenario
     renderer = "envs.ops.maintenance.render:MaintenanceRenderer"
     baselines = "envs.ops.maintenance.baselines:BASELINES"
+    reference_baseline = "threshold"
 
     def __init__(
         self,
