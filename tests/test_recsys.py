@@ -747,3 +747,50 @@ def test_render_shows_the_session():
     assert any(not np.array_equal(first, f) for f in frames)
     env.close()
     env.close()
+
+
+# --- the Dict observation ----------------------------------------------------------------------
+
+
+def test_dict_observation_splits_the_flat_one_and_trains_a_multi_input_policy():
+    from stable_baselines3 import PPO
+
+    from envs.core.sb3 import make_sb3_vec_env
+    from envs.recsys.wrappers import DictObservation, VecDictObservation
+
+    flat = gym.make("lepton/RecSimIE-v0", scenario=HIDDEN)
+    wrapped = DictObservation(gym.make("lepton/RecSimIE-v0", scenario=HIDDEN))
+    assert wrapped.observation_space["user"].shape == (25,)
+    assert wrapped.observation_space["candidates"].shape == (10, 24)
+    obs, _ = wrapped.reset(seed=4)
+    ref, _ = flat.reset(seed=4)
+    assert wrapped.observation_space.contains(obs)
+    np.testing.assert_array_equal(obs["user"], ref[:25])
+    np.testing.assert_array_equal(obs["candidates"].reshape(-1), ref[25:])
+    assert not obs["candidates"][:, 20].any()  # hidden quality stays hidden
+
+    short = {"preset": "slate", "max_steps": 5}
+    venv = VecDictObservation(make_sb3_vec_env("lepton/RecSlate-v0", 3, scenario=short))
+    obs = venv.reset()
+    assert obs["candidates"].shape == (3, 10, 14)
+    ended = 0
+    for _ in range(6):
+        obs, _, dones, infos = venv.step(np.tile([0, 1, 2], (3, 1)))
+        for done, info in zip(dones, infos, strict=True):
+            if done:
+                ended += 1
+                assert info["terminal_observation"]["candidates"].shape == (10, 14)
+    assert ended == 3
+    model = PPO("MultiInputPolicy", venv, n_steps=32, batch_size=32, device="cpu", seed=0)
+    model.learn(64)
+    action, _ = model.predict(venv.reset())
+    assert action.shape == (3, 3)
+
+
+def test_dict_observation_needs_the_default_observation_of_a_recommendation_env():
+    from envs.recsys.wrappers import DictObservation
+
+    with pytest.raises(ValueError, match="observation: the Dict observation splits"):
+        DictObservation(gym.make("lepton/RecSlate-v0", observation="user"))
+    with pytest.raises(TypeError, match="env: a Dict observation needs a recommendation"):
+        DictObservation(gym.make("lepton/Inventory-v0"))

@@ -502,6 +502,10 @@ class RecSlateEnv(LeptonEnv):
     |           |                          | length, popularity                                    |
     | `user`    | `(T + 5,)`               | the user block only                                   |
 
+    A ``Dict`` of the user block and the candidate matrix ``[C, T + 4]`` (for SB3's
+    ``MultiInputPolicy``): wrap the env in :class:`envs.recsys.wrappers.DictObservation`, an SB3
+    ``VecEnv`` in :class:`~envs.recsys.wrappers.VecDictObservation`.
+
     ## Rewards
     The weighted sum of the terms ``watch_time`` (minutes watched, weight 1), ``click``,
     ``rating`` (1..5 when clicked, else 0), ``satisfaction`` (change in satisfaction) and
