@@ -388,12 +388,11 @@ class FlatObservation(ObservationBuilder):
         c, t = structure.num_candidates, structure.num_topics
         self.low = np.concatenate([ul, np.tile(cl, c)]).astype(np.float32)
         self.high = np.concatenate([uh, np.tile(ch, c)]).astype(np.float32)
+        # columns of a candidate's block that read 0, and where they lie in the flat vector
+        self.hidden_columns = np.array([] if structure.observe_quality else [t], dtype=np.int64)
         width = t + len(CANDIDATE_EXTRA)
-        self.hidden = (
-            np.zeros(0, dtype=np.int64)
-            if structure.observe_quality
-            else t + len(USER_EXTRA) + width * np.arange(c) + t
-        )
+        starts = t + len(USER_EXTRA) + width * np.arange(c)
+        self.hidden = (starts[:, None] + self.hidden_columns[None, :]).reshape(-1)
 
     @property
     def space(self) -> spaces.Box:
@@ -822,8 +821,10 @@ class RecSlateEnv(LeptonEnv):
     def _encoded(self, sim: RecSim) -> np.ndarray:
         """The encoded corpus of ``sim``'s catalogues (:func:`encoded_corpus`), cached."""
         self._table = encoded_corpus(sim.corpus_f, sim.length_means)
-        if not self.structure.observe_quality:
-            self._table[:, :, self.structure.num_topics] = 0.0
+        # the fused paths run with the default observation only (see _fusable)
+        builder = self.observation_builder
+        assert isinstance(builder, FlatObservation)
+        self._table[:, :, builder.hidden_columns] = 0.0
         self._table_of = sim.corpus_f
         return self._table
 

@@ -13,26 +13,23 @@ windows, same arrivals), so the per-seed difference removes the episodes' share 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from agents.stats import mean, stratified_bootstrap
+from agents.sweep_report import collect
 
 METRICS = ("return", "mean_travel_time")
 
 
 def per_seed(arm: Path, policy: str) -> dict[int, dict[str, float]]:
-    """The policy's mean of every metric per seed (job folders ``<env>__<agent>__<seed>__...``)."""
-    out: dict[int, dict[str, float]] = {}
-    for path in sorted(arm.glob("*/eval.csv")):
-        seed = int(path.parent.name.split("__")[2])
-        with path.open() as fh:
-            rows = [r for r in csv.DictReader(fh) if r["policy"] == policy]
-        if rows:
-            out[seed] = {m: float(np.mean([float(r[m]) for r in rows])) for m in METRICS}
-    return out
+    """The policy's mean of every metric per seed, from the sweep's finished jobs."""
+    return {
+        run.seed: {"return": run.score, "mean_travel_time": run.metrics["mean_travel_time"]}
+        for run in collect(arm)
+        if run.policy == policy
+    }
 
 
 def interval(values: np.ndarray) -> str:
