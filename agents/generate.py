@@ -145,6 +145,7 @@ def fit(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]
         splits=config.splits,
         alpha=config.alpha,
         draws=config.plot_samples,
+        train=train,
     )
 
     # --- the folder ------------------------------------------------------------------------
@@ -321,6 +322,9 @@ def _generator_settings(config: GenerateConfig, family: Family) -> dict[str, Any
             "threads": w.threads,
             "max_seconds": w.max_seconds,
             "log_scale": family.log_scale if w.log_scale is None else w.log_scale,
+            "bound_margin": w.bound_margin
+            if (family.bounded if w.bounded is None else w.bounded)
+            else None,
         }
     if config.kind == GeneratorKind.parametric:
         p = config.parametric
@@ -337,16 +341,32 @@ def realism(
     splits: int = 100,
     alpha: float = 0.05,
     draws: int = 200,
+    train: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Held-out ``real`` features against generated ones, with a verdict.
 
     ``max(len(real), draws)`` scenarios are generated; the first ``len(real)`` of them are
     tested (equal sizes), all of them count for the invalid rate and are returned for figures.
 
+    Args:
+        generator: the fitted generator.
+        real: held-out real features ``[m, dim]``.
+        rng: draws the scenarios, the splits and the classifier folds.
+        splits: halvings of ``real`` behind each band.
+        alpha: level of every test.
+        draws: scenarios generated for the invalid rate and the figure.
+        train: the features the generator was fitted on. When given, the same band tests,
+            diversity and coverage are also measured for them in place of generated ones
+            (``training_data``): what a generator that reproduced its training data exactly
+            would score. Where the held-out scenarios differ from the training ones (a blocked
+            split of data that drifts in time), this shows how much of a failed test the data
+            explains; it does not change the verdict.
+
     Returns:
         The report (``mmd`` and ``energy`` band tests, ``c2st_logistic`` and ``c2st_knn``,
         ``diversity`` and ``diversity_real``, ``coverage``, ``invalid_rate``, ``passed``,
-        ``failed``, ``verdict``) and the generated features ``[draws, dim]``.
+        ``failed``, ``verdict``, and ``training_data`` with ``train``) and the generated
+        features ``[draws, dim]``.
     """
     real = np.asarray(real, dtype=np.float64)
     m = len(real)
@@ -376,6 +396,16 @@ def realism(
     tests = ("mmd", "energy", "c2st_logistic", "c2st_knn")
     report["failed"] = [t for t in tests if not report[t]["passed"]]
     report["passed"] = not report["failed"]
+    if train is not None and len(train) >= m // 2:
+        train = np.asarray(train, dtype=np.float64)
+        rows = train[rng.permutation(len(train))[:m]]
+        reference: dict[str, Any] = {"n": len(rows)}
+        for name in ("mmd", "energy"):
+            res = M.band_test(real, rows, rng, distance=name, splits=splits, alpha=alpha)
+            reference[name] = res.summary()
+        reference["diversity"] = M.diversity(rows, real)
+        reference["coverage"] = M.coverage(real, rows, k=k)
+        report["training_data"] = reference
     report["verdict"] = verdict(report)
     return report, generated
 
@@ -394,6 +424,14 @@ def verdict(report: dict[str, Any]) -> str:
         f"kNN {report['c2st_knn']['accuracy']:.2f}, coverage {report['coverage']:.2f}, "
         f"diversity {ratio:.2f}x real, invalid {100 * report['invalid_rate']:.1f} %"
     )
+    if "training_data" in report:
+        ref = report["training_data"]
+        ratio = ref["diversity"] / report["diversity_real"] if report["diversity_real"] else 0.0
+        line += (
+            f"; the training data itself: MMD {ref['mmd']['generated']:.4g} "
+            f"(p {ref['mmd']['p_value']:.2f}), energy {ref['energy']['generated']:.4g} "
+            f"(p {ref['energy']['p_value']:.2f}), diversity {ratio:.2f}x real"
+        )
     if report["n_real"] < 20:
         line += " (few held-out scenarios: the tests have little power)"
     return line

@@ -783,6 +783,10 @@ class WGANSettings:
         max_seconds: stop fitting after this much wall time, s (``null``: all ``steps``).
         log_scale: learn ``log(1 + x)`` of the features (``null``: the family's default,
             true for traffic).
+        bounded: confine generated features to the training range widened by
+            ``bound_margin`` of it on each side (``null``: the family's default, true for
+            traffic).
+        bound_margin: that widening, as a fraction of each feature's range.
     """
 
     noise_dim: int = 16
@@ -797,6 +801,8 @@ class WGANSettings:
     threads: int | None = 1
     max_seconds: float | None = None
     log_scale: bool | None = None
+    bounded: bool | None = None
+    bound_margin: float = 0.1
 
 
 @dataclasses.dataclass

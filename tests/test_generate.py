@@ -113,6 +113,11 @@ def check_folder(folder: Path, family: str, codec: str, n_data: int) -> tuple[di
     assert 0.0 <= report["coverage"] <= 1.0
     assert report["invalid_rate"] == meta["invalid_rate"]
     assert report["verdict"].startswith("realism PASS" if report["passed"] else "realism FAIL")
+    reference = report["training_data"]
+    assert reference["n"] == min(split["train"], split["held_out"])
+    for distance in ("mmd", "energy"):
+        assert 0.0 < reference[distance]["p_value"] <= 1.0, distance
+    assert "the training data itself" in report["verdict"]
     with np.load(folder / DATA_FILE) as data:
         assert data["train"].shape == (split["train"], meta["codec"]["dim"])
         assert data["held_out"].shape == (split["held_out"], meta["codec"]["dim"])
@@ -123,6 +128,8 @@ def test_fit_synthetic_writes_the_generator_folder(synthetic):
     meta, report = check_folder(synthetic, "synthetic", "demand_profile/p24", 200)
     assert meta["env"] is None and meta["data"]["spec"] == "truth"
     assert meta["settings"]["steps"] == 150 and meta["settings"]["hidden"] == [32, 32]
+    # a random split of i.i.d. scenarios: the training rows pass the held-out band tests
+    assert report["training_data"]["mmd"]["passed"] and report["training_data"]["energy"]["passed"]
     print(report["verdict"])
 
 
@@ -383,6 +390,7 @@ def test_traffic_fit_sample_and_env(cologne1, tmp_path):
     assert meta["codec"]["name"] == "traffic_demand/cologne1/r19b6w900"
     assert meta["data"]["params"] == {"seconds": 900.0, "stride": 300.0, "start": 25200.0}
     assert meta["split"]["held_out"] >= 4 and meta["settings"]["log_scale"] is True
+    assert meta["settings"]["bound_margin"] == 0.1
     # later windows are held out; the 2 windows overlapping the first of them are left out
     assert meta["split"]["kind"] == "blocked" and meta["split"]["left_out"] == 2
     assert set(read_json(cologne1 / REALISM_FILE)["mmd"]) >= BAND_FIELDS

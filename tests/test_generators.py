@@ -63,14 +63,15 @@ def test_codecs_satisfy_the_protocol():
     assert isinstance(InventoryDemandCodec(PRESETS["serial4"]), ScenarioCodec)
 
 
-@pytest.mark.parametrize("kind", ["list", "uniform", "normal", "lognormal", "wgan"])
+@pytest.mark.parametrize("kind", ["list", "uniform", "normal", "lognormal", "wgan", "wgan_bounded"])
 def test_save_load_and_seeded_sampling(kind, train_set, tmp_path):
     profiles, labels = train_set
     profiles, labels = profiles[:200], labels[:200]
     if kind == "list":
         gen: ScenarioGenerator = ListGenerator(CODEC)
-    elif kind == "wgan":
-        gen = WGANGenerator(CODEC, steps=20, hidden=(16,))
+    elif kind.startswith("wgan"):
+        margin = 0.1 if kind == "wgan_bounded" else None
+        gen = WGANGenerator(CODEC, steps=20, hidden=(16,), bound_margin=margin)
     else:
         gen = ParametricGenerator(CODEC, distribution=kind)
     gen.fit(profiles, labels)
@@ -90,6 +91,26 @@ def test_save_load_and_seeded_sampling(kind, train_set, tmp_path):
         loaded.sample(1, np.random.default_rng(0), label="holiday")
     with pytest.raises(ValueError, match="codec"):
         ScenarioGenerator.load(path, ProfileCodec(12))
+
+
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_bounded_wgan_stays_near_the_training_range(train_set, log_scale):
+    x = _features(CODEC, train_set[0][:200])
+    kw = dict(steps=30, hidden=(16,), log_scale=log_scale)
+    bounded = WGANGenerator(CODEC, bound_margin=0.1, **kw).fit_features(x)
+    free = WGANGenerator(CODEC, **kw).fit_features(x)
+    z = 50.0 * np.random.default_rng(0).standard_normal((500, bounded.latent_dim))
+    t = np.log1p(x) if log_scale else x
+    low, high = t.min(0) - 0.1 * np.ptp(t, 0), t.max(0) + 0.1 * np.ptp(t, 0)
+    out = bounded.features_from_noise(z)
+    out = np.log1p(out) if log_scale else out
+    assert (out >= low - 1e-4).all() and (out <= high + 1e-4).all()
+    # far-off noise pushes an unbounded output layer past the range
+    raw = free.features_from_noise(z)
+    raw = np.log1p(np.maximum(raw, -1 + 1e-12)) if log_scale else raw
+    assert ((raw < low) | (raw > high)).any()
+    with pytest.raises(ValueError, match="bound_margin"):
+        WGANGenerator(CODEC, bound_margin=-0.5)
 
 
 def test_list_generator_returns_the_training_scenarios(train_set):

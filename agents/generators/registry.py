@@ -97,6 +97,9 @@ class Family(ABC):
     """Data parameters (``params.<key>``) and their defaults."""
     log_scale: ClassVar[bool] = False
     """Whether a WGAN should learn ``log(1 + x)`` of this family's features by default."""
+    bounded: ClassVar[bool] = False
+    """Whether a WGAN's outputs should stay near the training range by default (see
+    :attr:`~agents.generators.wgan.WGANConfig.bound_margin`)."""
     default_split: ClassVar[str] = "random"
     """How ``lepton-generate fit`` holds real scenarios out by default (``random``, ``blocked``)."""
 
@@ -416,6 +419,7 @@ class TrafficFamily(Family):
     codec_defaults: ClassVar[Mapping[str, Any]] = {"bins": 12, "max_rate": None, "tolerance": None}
     data_defaults: ClassVar[Mapping[str, Any]] = {"seconds": None, "stride": None, "start": None}
     log_scale = True
+    bounded = True
     default_split = "blocked"
     DEFAULT_SECONDS = 900.0
     """Window length without ``params.seconds`` or an env, s."""

@@ -14,7 +14,9 @@ window's real departures re-timed into the base's window (held-out evaluation);
 :func:`resco_demand_profiles` does both for an imported RESCO city network.
 
 Per-route features are sparse (most routes of a city see a few vehicles an hour) and must stay
-non-negative: generators should model them so, e.g. ``WGANConfig(log_scale=True)``. A
+non-negative: generators should model them so, e.g. ``WGANConfig(log_scale=True)``, and keep
+their draws near the data's range (``bound_margin``, so that rejecting out-of-range draws does
+not bias the accepted ones low). A
 generator that adds symmetric noise to every feature (``ParametricGenerator`` with ``normal``)
 puts some of hundreds of features below ``-tolerance`` in nearly every draw, and those draws are
 rejected.

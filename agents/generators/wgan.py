@@ -39,6 +39,12 @@ class WGANConfig:
         max_seconds: stop fitting early after this much wall time (``None``: run all steps).
         log_scale: learn ``log(1 + x)`` of non-negative features (rates, demands, volumes):
             multiplicative variation becomes additive and generated values stay above -1.
+        bound_margin: confine each generated feature to its training range widened by this
+            fraction of the range on each side (in the space the networks learn, after
+            ``log_scale``), through a scaled ``tanh`` output layer. ``None``: a linear output
+            layer, unbounded. With few training scenarios, an unbounded generator's tails run
+            far past the data; draws past the codec's limits are rejected, and rejecting the
+            heavy tail biases the accepted scenarios low.
     """
 
     noise_dim: int = 16
@@ -53,6 +59,7 @@ class WGANConfig:
     threads: int | None = 1
     max_seconds: float | None = None
     log_scale: bool = False
+    bound_margin: float | None = None
 
     def __post_init__(self) -> None:
         for field in ("noise_dim", "steps", "critic_steps", "batch_size"):
@@ -62,6 +69,8 @@ class WGANConfig:
             raise ValueError(f"hidden: need at least one layer of width >= 1, got {self.hidden}")
         if self.lr <= 0 or self.gp_weight < 0:
             raise ValueError("lr: must be > 0 and gp_weight >= 0")
+        if self.bound_margin is not None and not self.bound_margin >= 0:
+            raise ValueError(f"bound_margin: must be >= 0 or None, got {self.bound_margin!r}")
 
 
 def _mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
@@ -72,6 +81,18 @@ def _mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
         width = h
     layers.append(nn.Linear(width, outputs))
     return nn.Sequential(*layers)
+
+
+class _Bounded(nn.Module):
+    """``tanh`` squashed into ``[low, high]`` per feature (bounds saved with the weights)."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("centre", torch.as_tensor((low + high) / 2, dtype=torch.float32))
+        self.register_buffer("radius", torch.as_tensor((high - low) / 2, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.centre + self.radius * torch.tanh(x)
 
 
 class WGANGenerator(ScenarioGenerator[ScenarioT]):
@@ -117,9 +138,16 @@ class WGANGenerator(ScenarioGenerator[ScenarioT]):
     ) -> WGANGenerator[Any]:
         return cls(codec, max_rounds=max_rounds, **config)
 
-    def _build(self) -> nn.Sequential:
+    def _build(
+        self, low: np.ndarray | None = None, high: np.ndarray | None = None
+    ) -> nn.Sequential:
+        """The generator network; bounded (see ``bound_margin``) to ``[low, high]``, standardised."""
         c = self.config
-        return _mlp(c.noise_dim + self.num_labels, c.hidden, self.codec.dim)
+        net = _mlp(c.noise_dim + self.num_labels, c.hidden, self.codec.dim)
+        if c.bound_margin is not None:
+            zeros = np.zeros(self.codec.dim)
+            net.append(_Bounded(zeros if low is None else low, zeros if high is None else high))
+        return net
 
     # --- training --------------------------------------------------------------------------
     def _fit(self, features: np.ndarray, labels: np.ndarray | None) -> None:
@@ -131,7 +159,8 @@ class WGANGenerator(ScenarioGenerator[ScenarioT]):
         self.mean = features.mean(axis=0)
         self.std = np.where(features.std(axis=0) > 1e-8, features.std(axis=0), 1.0)
         self.num_labels = 0 if self.label_values is None else len(self.label_values)
-        data = torch.as_tensor((features - self.mean) / self.std, dtype=torch.float32)
+        scaled = (features - self.mean) / self.std
+        data = torch.as_tensor(scaled, dtype=torch.float32)
         onehot = (
             torch.nn.functional.one_hot(torch.as_tensor(labels), self.num_labels).float()
             if labels is not None
@@ -143,13 +172,16 @@ class WGANGenerator(ScenarioGenerator[ScenarioT]):
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(c.seed)
-                self._train(data, onehot)
+                self._train(data, onehot, scaled.min(axis=0), scaled.max(axis=0))
         finally:
             torch.set_num_threads(threads)
 
-    def _train(self, data: torch.Tensor, onehot: torch.Tensor) -> None:
+    def _train(
+        self, data: torch.Tensor, onehot: torch.Tensor, low: np.ndarray, high: np.ndarray
+    ) -> None:
         c = self.config
-        gen = self._build()
+        widen = 0.0 if c.bound_margin is None else c.bound_margin * (high - low)
+        gen = self._build(low - widen, high + widen)
         critic = _mlp(self.codec.dim + self.num_labels, c.hidden, 1)
         opt_g = torch.optim.Adam(gen.parameters(), lr=c.lr, betas=c.betas)
         opt_d = torch.optim.Adam(critic.parameters(), lr=c.lr, betas=c.betas)
