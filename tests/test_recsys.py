@@ -488,6 +488,29 @@ def test_compiled_autoreset_and_refills_equal_the_generic_runner():
     assert ends >= 6 and refills >= 6
 
 
+def test_sums_over_a_single_topic_equal_the_sums_over_all_topics():
+    """The kernels' shortcut for items with one nonzero topic (``RecSim.hot``) changes no bit."""
+    sims = [RecSim(4, RECSIM), RecSim(4, RECSIM)]
+    for sim in sims:
+        sim.reset(np.ones(4, bool), [np.random.default_rng(i) for i in range(4)], [None] * 4)
+    assert (sims[0].hot >= 0).all()
+    sims[1].hot[:] = -1  # every item's sums run over all topics
+    pick = np.random.default_rng(3)
+    ends = 0
+    for _ in range(300):
+        slate = np.stack([pick.permutation(10)[:2] for _ in range(4)])
+        a, b = (sim.step(slate) for sim in sims)
+        for x, y in ((a.metrics.array, b.metrics.array), (a.quantities.array, b.quantities.array)):
+            np.testing.assert_array_equal(x.view(np.int64), y.view(np.int64))
+        features = [sim.snapshot().features.view(np.int64) for sim in sims]
+        np.testing.assert_array_equal(*features)
+        done = a.terminated | a.truncated
+        ends += int(done.sum())
+        for sim in sims:
+            sim.reset(done, sim.rngs, [None] * 4)
+    assert ends >= 4
+
+
 def test_candidate_features_are_the_corpus_rows_of_the_candidates():
     sim = RecSim(3, SMALL)
     sim.reset(np.ones(3, bool), [np.random.default_rng(i) for i in range(3)], [None] * 3)

@@ -21,27 +21,22 @@ from envs.recsys.sim import (
     DRAWS_FIXED,
     FEATURE_BOUND,
     I_CORPUS,
-    I_CURSOR,
     I_T,
     LINEAR_FEATURES,
     METRICS,
     P_BUDGET0,
     P_LENGTH_SCALE,
     P_MAX_STEPS,
-    P_SAMPLING,
     QUALITY_SCALE,
     QUANTITIES,
-    UNIFORM,
     RecSim,
     RecState,
     advance,
     check_positions,
     copy_items,
+    draw_candidates,
     draw_row,
     missing_generator,
-    prefetch,
-    refill_row,
-    resample,
     start_row,
     unpack_state,
 )
@@ -56,8 +51,6 @@ _NO_STEPS = np.zeros(0, dtype=np.int64)
 _INT64 = np.dtype(np.int64)
 _NO_PLAN = np.zeros(0)
 _NO_ROWS = np.zeros((0, 0), dtype=np.float32)
-PREFETCH = 4
-"""Replicas ahead whose scattered reads (uniforms, items, permutation) a kernel pass requests."""
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -97,9 +90,9 @@ def _encode_flat(
             out[b, o + n_topics + 3] = feats[b, j, n_topics + 3]
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def write_user_obs(
-    b: int,
+    rows: np.ndarray,
     params: np.ndarray,
     user: np.ndarray,
     acc: np.ndarray,
@@ -107,31 +100,37 @@ def write_user_obs(
     slots: np.ndarray,
     obs: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """The user block of replica ``b``'s ``default`` observation."""
+    """The user block of the ``default`` observation of the replicas where ``rows`` is true."""
     n_topics = user.shape[1] // 3
     k = slots.shape[1] // 2 - 1
-    budget0 = max(params[b, P_BUDGET0], 1e-9)
-    scale = max(params[b, P_LENGTH_SCALE], 1e-9)
-    for d in range(n_topics):
-        obs[b, d] = min(max(user[b, 2 * n_topics + d], -FEATURE_BOUND), FEATURE_BOUND)
-    obs[b, n_topics] = min(max(user[b, 3 * n_topics] / budget0, 0.0), 1.0)
-    obs[b, n_topics + 1] = user[b, 3 * n_topics + 1]
-    obs[b, n_topics + 2] = 1.0 if slots[b, 2 * k] >= 0 else 0.0
-    obs[b, n_topics + 3] = min(max(acc[b, A_LAST_WATCH] / scale, 0.0), 5.0)
-    obs[b, n_topics + 4] = min(max(ints[b, I_T] / max(params[b, P_MAX_STEPS], 1.0), 0.0), 1.0)
+    for b in range(obs.shape[0]):
+        if not rows[b]:
+            continue
+        budget0 = max(params[b, P_BUDGET0], 1e-9)
+        scale = max(params[b, P_LENGTH_SCALE], 1e-9)
+        for d in range(n_topics):
+            obs[b, d] = min(max(user[b, 2 * n_topics + d], -FEATURE_BOUND), FEATURE_BOUND)
+        obs[b, n_topics] = min(max(user[b, 3 * n_topics] / budget0, 0.0), 1.0)
+        obs[b, n_topics + 1] = user[b, 3 * n_topics + 1]
+        obs[b, n_topics + 2] = 1.0 if slots[b, 2 * k] >= 0 else 0.0
+        obs[b, n_topics + 3] = min(max(acc[b, A_LAST_WATCH] / scale, 0.0), 5.0)
+        obs[b, n_topics + 4] = min(max(ints[b, I_T] / max(params[b, P_MAX_STEPS], 1.0), 0.0), 1.0)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def write_candidate_obs(
-    b: int, ints: np.ndarray, cands: np.ndarray, table: np.ndarray, obs: np.ndarray
+    rows: np.ndarray, ints: np.ndarray, cands: np.ndarray, table: np.ndarray, obs: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """The candidates' block of replica ``b``'s ``default`` observation: their table rows."""
+    """The candidates' block of the ``default`` observation where ``rows`` is true (table rows)."""
     f = table.shape[2]
-    row = ints[b, I_CORPUS] * table.shape[1]
-    o = (b + 1) * obs.shape[1] - cands.shape[1] * f
-    for j in range(cands.shape[1]):
-        copy_items(obs, o, table, (row + cands[b, j]) * f, f)
-        o += f
+    for b in range(obs.shape[0]):
+        if not rows[b]:
+            continue
+        row = ints[b, I_CORPUS] * table.shape[1]
+        o = (b + 1) * obs.shape[1] - cands.shape[1] * f
+        for j in range(cands.shape[1]):
+            copy_items(obs, o, table, (row + cands[b, j]) * f, f)
+            o += f
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -142,6 +141,7 @@ def _step_encode(
     bstate: np.ndarray,
     perm: np.ndarray,
     corpus_f: np.ndarray,
+    hot: np.ndarray,
     cdfs: np.ndarray,
     table: np.ndarray,
     c: int,
@@ -172,6 +172,7 @@ def _step_encode(
         bstate: its packed bool state.
         perm: ``[B, N]`` the replicas' corpus permutations.
         corpus_f: ``[K, N, T + 4]`` the items' features per catalogue.
+        hot: ``[K, N]`` the items' single topics (:attr:`envs.recsys.sim.RecSim.hot`).
         cdfs: ``[K, N]`` popularity sampling CDFs.
         table: ``[K, N, T + 4]`` float32 encoded corpus.
         c: candidates per step.
@@ -196,119 +197,77 @@ def _step_encode(
     if status < 0:
         return status, 0
     n_topics = corpus_f.shape[2] - 4
-    params, user, acc, feats, slate_feats, u, ints, cands, slots, gens, shown, left = unpack_state(
+    params, user, acc, _, slate_feats, u, ints, cands, slots, gens, shown, left = unpack_state(
         fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
     )
-    draws = DRAWS_FIXED + c
-    status = missing_generator(ints, gens, width, draws)
+    status = missing_generator(ints, gens, width, DRAWS_FIXED + c)
     if status > 0:
         return status, 0
-    scores = np.empty(k)
-    probs = np.empty(k)
-    picked = np.empty(c, dtype=np.bool_)
+    # in passes over the replicas (each one's order of work is kept): the core step, the
+    # reward and episode ends, the candidate draws, the observations, the resets; the
+    # candidates' features are the core's to copy when they are read (RecSim.features_stale)
+    advance(
+        slate_in,
+        params,
+        user,
+        acc,
+        slate_feats,
+        u,
+        ints,
+        cands,
+        slots,
+        gens,
+        shown,
+        left,
+        corpus_f,
+        hot,
+        out,
+        flags,
+    )
     n_out = N_OUT
-    n_terms = int(plan[0]) if plan.shape[0] > 0 else -1
+    n_terms = np.int64(plan[0]) if plan.shape[0] > 0 else -1
     counting = episode_steps.shape[0] > 0
     restart = final.shape[0] > 0
-    done = 0
-    # in passes over the replicas (each one's order of work is kept), so that the memory
-    # accesses of neighbouring replicas overlap: the step itself, the candidate draws, the
-    # candidates' observations, the resets; the candidates' features are the core's to copy
-    # when they are read (RecSim.features_stale)
     goes_on = np.empty(b_size, dtype=np.bool_)
-    n_items = perm.shape[1]
+    done = 0
     for b in range(b_size):
-        # what a later replica's step reads from scattered places: its uniforms, the items
-        # of its slate and whether they were shown
-        a = b + PREFETCH
-        if a < b_size:
-            for i in range(0, draws + 7, 8):
-                prefetch(u, a * width + min(ints[a, I_CURSOR] + i, width - 1))
-            row = ints[a, I_CORPUS] * n_items
-            for j in range(k):
-                item = cands[a, slate_in[a * k + j]]
-                prefetch(corpus_f, (row + item) * (n_topics + 4))
-                prefetch(corpus_f, (row + item) * (n_topics + 4) + n_topics + 3)
-                prefetch(shown, a * shown.shape[1] + (item >> 6))
-        refill_row(b, u, ints, gens, n_topics, draws)
-        term, trunc = advance(
-            b,
-            slate_in,
-            params,
-            user,
-            acc,
-            slate_feats,
-            u,
-            ints,
-            cands,
-            slots,
-            shown,
-            left,
-            n_items,
-            corpus_f,
-            out,
-            scores,
-            probs,
-            picked,
-        )
+        term, trunc = flags[0, b], flags[1, b]
         goes_on[b] = not (term or trunc)
         if n_terms >= 0:
             # terms: signed quantities; reward: their weighted sum, in the order of the weights
             for i in range(n_terms):
-                out[b, n_out + i] = out[b, int(plan[1 + 2 * i])] * plan[2 + 2 * i]
+                out[b, n_out + i] = out[b, np.int64(plan[1 + 2 * i])] * plan[2 + 2 * i]
             o = 1 + 2 * n_terms
             reward = 0.0
-            for i in range(int(plan[o])):
-                part = plan[o + 2 + 2 * i] * out[b, n_out + int(plan[o + 1 + 2 * i])]
+            for i in range(np.int64(plan[o])):
+                part = plan[o + 2 + 2 * i] * out[b, n_out + np.int64(plan[o + 1 + 2 * i])]
                 reward = part if i == 0 else reward + part
             out[b, n_out + n_terms] = reward
         if counting:
             episode_steps[b] += 1
             if max_episode_steps >= 0 and episode_steps[b] >= max_episode_steps:
                 trunc = True
-        flags[0, b] = term
         flags[1, b] = trunc
         flags[2, b] = term or trunc
         done += term or trunc
-        write_user_obs(b, params, user, acc, ints, slots, obs)
-    for b in range(b_size):
-        # the permutation entries a later replica's partial shuffle swaps (PREFETCH ahead)
-        a = b + PREFETCH
-        if a < b_size and goes_on[a] and params[a, P_SAMPLING] == UNIFORM:
-            start = ints[a, I_CURSOR] - c
-            for j in range(c):
-                r = min(j + int(u[a, start + j] * (n_items - j)), n_items - 1)
-                prefetch(perm, a * n_items + r)
-        if goes_on[b]:
-            resample(b, params, u, ints, cands, perm, cdfs)
-    for b in range(b_size):
-        write_candidate_obs(b, ints, cands, table, obs)
+    every = np.ones(b_size, dtype=np.bool_)
+    write_user_obs(every, params, user, acc, ints, slots, obs)
+    draw_candidates(goes_on, params, u, ints, cands, perm, cdfs)
+    write_candidate_obs(every, ints, cands, table, obs)
     if restart and done > 0:
+        ended = flags[2]
         for b in range(b_size):
-            if flags[2, b]:
+            if ended[b]:
                 final[b, :] = obs[b, :]
                 draw_row(b, u, gens, 0)
                 start_row(
-                    b,
-                    params,
-                    user,
-                    acc,
-                    feats,
-                    slate_feats,
-                    u,
-                    ints,
-                    cands,
-                    slots,
-                    shown,
-                    left,
-                    perm,
-                    corpus_f,
-                    cdfs,
+                    b, params, user, acc, slate_feats, u, ints, cands, slots, shown, left, perm
                 )
                 if counting:
                     episode_steps[b] = 0
-                write_user_obs(b, params, user, acc, ints, slots, obs)
-                write_candidate_obs(b, ints, cands, table, obs)
+        draw_candidates(ended, params, u, ints, cands, perm, cdfs)
+        write_user_obs(ended, params, user, acc, ints, slots, obs)
+        write_candidate_obs(ended, ints, cands, table, obs)
     return 0, done
 
 
@@ -597,7 +556,6 @@ class RecSlateEnv(LeptonEnv):
         self._slate_shape = (self.structure.slate_size,)
         self._table: np.ndarray | None = None
         self._table_of: np.ndarray | None = None
-        self._final = _NO_ROWS
 
     def coerce_scenario(self, obj: Any) -> RecScenario:
         return make_scenario(obj)
@@ -652,6 +610,7 @@ class RecSlateEnv(LeptonEnv):
             sim.bstate,
             sim.perm,
             sim.corpus_f,
+            sim.hot,
             sim.cdfs,
             self._table if self._table_of is sim.corpus_f else self._encoded(sim),
             sim.num_candidates,
@@ -720,7 +679,8 @@ class RecSlateEnv(LeptonEnv):
             and sim.common_start() is source.scenario
             and runner.rngs == sim.rngs
         )
-        final = self._final_rows(b) if restart else _NO_ROWS
+        # the compiled resets write the ended episodes' last observations here, zeros elsewhere
+        final = np.zeros((b, self._obs_size), dtype=np.float32) if restart else _NO_ROWS
         fused = self._fused_step(
             sim,
             actions,
@@ -736,15 +696,14 @@ class RecSlateEnv(LeptonEnv):
         obs, n_done = fused
         done = flags[2]
         final_obs = None
-        if n_done and runner.autoreset:
+        if n_done and restart:
+            final_obs = final
+        elif n_done and runner.autoreset:
             # the final observations of the ended episodes (the other rows stay zero), then the
             # first ones of the new episodes in their place
             final_obs = np.zeros(obs.shape, dtype=obs.dtype)
-            if restart:
-                final_obs[done] = final[done]
-            else:
-                final_obs[done] = obs[done]
-                obs = runner.reset_rows(done, obs)
+            final_obs[done] = obs[done]
+            obs = runner.reset_rows(done, obs)
         runner.obs = obs
         n = len(QUANTITIES)
         return BatchStep(
@@ -794,6 +753,7 @@ class RecSlateEnv(LeptonEnv):
             sim.bstate,
             sim.perm,
             sim.corpus_f,
+            sim.hot,
             sim.cdfs,
             self._table if self._table_of is sim.corpus_f else self._encoded(sim),
             sim.num_candidates,
@@ -810,13 +770,6 @@ class RecSlateEnv(LeptonEnv):
             return None
         sim.features_stale = True
         return obs, n_done
-
-    def _final_rows(self, batch_size: int) -> np.ndarray:
-        """Scratch ``[B, D]`` rows for the last observations of the episodes that end."""
-        rows = self._final
-        if rows.shape[0] != batch_size:
-            rows = self._final = np.empty((batch_size, self._obs_size), dtype=np.float32)
-        return rows
 
     def _encoded(self, sim: RecSim) -> np.ndarray:
         """The encoded corpus of ``sim``'s catalogues (:func:`encoded_corpus`), cached."""

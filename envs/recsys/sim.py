@@ -104,6 +104,8 @@ DRAWS_FIXED = 4
 """Uniforms every step consumes before the candidates: choice, drift, leave, rating."""
 BUFFER_STEPS = 64
 """Steps of uniforms drawn at once from a replica's generator."""
+PREFETCH = 4
+"""Replicas ahead whose scattered reads (uniforms, items, permutation) a kernel pass requests."""
 
 QUANTITIES = ("watch_time", "click", "rating", "satisfaction_change", "left")
 METRICS = (
@@ -399,67 +401,83 @@ def state_sizes(b: int, t: int, n: int, c: int, k: int, width: int) -> tuple[int
     return floats, b * (3 + c + 2 * k + 2 + 2 + (n + 63) // 64), b
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _sample_candidates(
-    b: int,
-    sampling: int,
+@numba.njit(cache=True, error_model="numpy")
+def draw_candidates(
+    rows: np.ndarray,
+    params: np.ndarray,
     u: np.ndarray,
-    start: int,
+    ints: np.ndarray,
+    cands: np.ndarray,
     perm: np.ndarray,
     cdfs: np.ndarray,
-    corpus: int,
-    cands: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Draw replica ``b``'s candidate ids into ``cands[b]`` from uniforms ``u[b, start:]``."""
+    """Draw the candidate ids of the replicas where ``rows`` is true into ``cands``.
+
+    A replica's draws are the ``C`` uniforms just before its cursor (an episode's start and
+    :func:`advance` move the cursor past them): a partial Fisher-Yates shuffle of its
+    permutation of the corpus (``uniform``), draws by popularity where an item drawn twice is
+    replaced by the next item of the corpus not drawn yet (``popularity``), or the first ``C``
+    items (``all``, which draws nothing).
+    """
+    b_size, c = cands.shape
     n = perm.shape[1]
-    c = cands.shape[1]
-    if sampling == ALL:
-        for j in range(c):
-            cands[b, j] = j
-        return
-    if sampling == UNIFORM:
-        # partial Fisher-Yates shuffle of the replica's permutation
-        for j in range(c):
-            r = j + int(u[b, start + j] * (n - j))
-            if r >= n:
-                r = n - 1
-            tmp = perm[b, j]
-            perm[b, j] = perm[b, r]
-            perm[b, r] = tmp
-            cands[b, j] = perm[b, j]
-        return
-    for j in range(c):
-        x = u[b, start + j]
-        lo, hi = 0, n - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if cdfs[corpus, mid] <= x:
-                lo = mid + 1
-            else:
-                hi = mid
-        item = lo
-        # an item drawn twice is replaced by the next unchosen item of the corpus
-        clash = True
-        while clash:
-            clash = False
-            for i in range(j):
-                if cands[b, i] == item:
-                    clash = True
-                    item = (item + 1) % n
-                    break
-        cands[b, j] = item
+    for b in range(b_size):
+        # the permutation entries a later replica's shuffle swaps
+        a = b + PREFETCH
+        if a < b_size and rows[a] and params[a, P_SAMPLING] == UNIFORM:
+            start = ints[a, I_CURSOR] - c
+            for j in range(c):
+                prefetch(perm, a * n + min(j + np.int64(u[a, start + j] * (n - j)), n - 1))
+        if not rows[b]:
+            continue
+        sampling = params[b, P_SAMPLING]
+        start = ints[b, I_CURSOR] - c
+        if sampling == ALL:
+            for j in range(c):
+                cands[b, j] = j
+        elif sampling == UNIFORM:
+            for j in range(c):
+                r = min(j + np.int64(u[b, start + j] * (n - j)), n - 1)
+                tmp = perm[b, j]
+                perm[b, j] = perm[b, r]
+                perm[b, r] = tmp
+                cands[b, j] = perm[b, j]
+        else:
+            corpus = ints[b, I_CORPUS]
+            for j in range(c):
+                x = u[b, start + j]
+                lo, hi = 0, n - 1
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if cdfs[corpus, mid] <= x:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                item = lo
+                clash = True
+                while clash:
+                    clash = False
+                    for i in range(j):
+                        if cands[b, i] == item:
+                            clash = True
+                            item = (item + 1) % n
+                            break
+                cands[b, j] = item
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def fill_features(
-    b: int, corpus: int, cands: np.ndarray, corpus_f: np.ndarray, feats: np.ndarray
+    rows: np.ndarray, ints: np.ndarray, cands: np.ndarray, corpus_f: np.ndarray, feats: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Copy the features of replica ``b``'s candidates from the corpus into ``feats[b]``."""
+    """Copy the features of the candidates of the replicas where ``rows`` is true into ``feats``."""
     f = corpus_f.shape[2]
-    for j in range(cands.shape[1]):
-        item = cands[b, j]
-        for d in range(f):
-            feats[b, j, d] = corpus_f[corpus, item, d]
+    for b in range(cands.shape[0]):
+        if rows[b]:
+            corpus = ints[b, I_CORPUS]
+            for j in range(cands.shape[1]):
+                item = cands[b, j]
+                for d in range(f):
+                    feats[b, j, d] = corpus_f[corpus, item, d]
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -468,7 +486,6 @@ def start_row(
     params: np.ndarray,
     user: np.ndarray,
     acc: np.ndarray,
-    feats: np.ndarray,
     slate_feats: np.ndarray,
     u: np.ndarray,
     ints: np.ndarray,
@@ -477,13 +494,13 @@ def start_row(
     shown: np.ndarray,
     left: np.ndarray,
     perm: np.ndarray,
-    corpus_f: np.ndarray,
-    cdfs: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Start replica ``b``'s episode from its drawn buffer (see :func:`_start`)."""
-    n_items = perm.shape[1]
-    n_topics = corpus_f.shape[2] - 4
-    c = cands.shape[1]
+    """Start replica ``b``'s episode from its drawn buffer, up to its first candidates.
+
+    See :func:`_start`; the cursor is left past the candidates' uniforms, for
+    :func:`draw_candidates`.
+    """
+    n_topics = user.shape[1] // 3
     if params[b, P_DRAWN_START] != 0.0:
         for d in range(n_topics):
             user[b, d] = -1.0 + 2.0 * u[b, d]
@@ -492,7 +509,7 @@ def start_row(
         user[b, 2 * n_topics + d] = user[b, d] + user[b, n_topics + d]
     user[b, 3 * n_topics] = params[b, P_BUDGET0]
     user[b, 3 * n_topics + 1] = params[b, P_SAT0]
-    for j in range(n_items):
+    for j in range(perm.shape[1]):
         perm[b, j] = j
     shown[b, :] = 0
     acc[b, :] = 0.0
@@ -500,13 +517,9 @@ def start_row(
     slate_feats[b, :, :] = 0.0
     left[b] = False
     ints[b, I_CURSOR] = n_topics
+    if params[b, P_SAMPLING] != ALL:
+        ints[b, I_CURSOR] += cands.shape[1]
     ints[b, I_T] = 0
-    sampling = int(params[b, P_SAMPLING])
-    corpus = ints[b, I_CORPUS]
-    _sample_candidates(b, sampling, u, n_topics, perm, cdfs, corpus, cands)
-    if sampling != ALL:
-        ints[b, I_CURSOR] += c
-    fill_features(b, corpus, cands, corpus_f, feats)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -529,28 +542,17 @@ def _start(
     others hold theirs already. Sets the observable features, budget and satisfaction, clears
     the episode's counters and draws the first candidate set from the buffer's next uniforms.
     """
+    b_size = perm.shape[0]
     n_topics = corpus_f.shape[2] - 4
     params, user, acc, feats, slate_feats, u, ints, cands, slots, _, shown, left = unpack_state(
-        fstate, istate, bstate, perm.shape[0], n_topics, perm.shape[1], c, k, width
+        fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
     )
+    rows = np.zeros(b_size, dtype=np.bool_)
     for b in idx:
-        start_row(
-            b,
-            params,
-            user,
-            acc,
-            feats,
-            slate_feats,
-            u,
-            ints,
-            cands,
-            slots,
-            shown,
-            left,
-            perm,
-            corpus_f,
-            cdfs,
-        )
+        start_row(b, params, user, acc, slate_feats, u, ints, cands, slots, shown, left, perm)
+        rows[b] = True
+    draw_candidates(rows, params, u, ints, cands, perm, cdfs)
+    fill_features(rows, ints, cands, corpus_f, feats)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -576,16 +578,6 @@ def missing_generator(
     return 0
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def refill_row(
-    b: int, u: np.ndarray, ints: np.ndarray, gens: np.ndarray, n_topics: int, draws: int
-) -> None:  # pragma: no cover - compiled
-    """Draw replica ``b``'s next buffer of uniforms if it cannot cover a step of ``draws``."""
-    if ints[b, I_CURSOR] > u.shape[1] - draws:
-        draw_row(b, u, gens, n_topics)
-        ints[b, I_CURSOR] = n_topics
-
-
 @numba.njit(cache=True, error_model="numpy")
 def check_positions(slate: np.ndarray, k: int, c: int) -> int:  # pragma: no cover - compiled
     """``-1 - b`` for the first replica ``b`` with a position outside ``0..c-1``, else ``0``.
@@ -598,9 +590,8 @@ def check_positions(slate: np.ndarray, k: int, c: int) -> int:  # pragma: no cov
     return 0
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy")
 def advance(
-    b: int,
     slate_in: np.ndarray,
     params: np.ndarray,
     user: np.ndarray,
@@ -610,225 +601,255 @@ def advance(
     ints: np.ndarray,
     cands: np.ndarray,
     slots: np.ndarray,
+    gens: np.ndarray,
     shown: np.ndarray,
     left: np.ndarray,
-    n_items: int,
     corpus_f: np.ndarray,
+    hot: np.ndarray,
     out: np.ndarray,
-    scores: np.ndarray,
-    probs: np.ndarray,
-    picked: np.ndarray,
-) -> tuple[bool, bool]:  # pragma: no cover - compiled
-    """Advance replica ``b`` by one step up to its next candidate set, in place.
+    flags: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Advance every replica by one step up to its next candidate set, in place.
 
-    See the module docstring; the cursor moves past the step's uniforms, candidate draws
-    included, but drawing the next candidates is left to :func:`resample` (called when the
-    episode goes on) and copying their features to :func:`fill_features` (or
-    :meth:`RecSim.refresh_features`). ``slate_in`` holds every replica's ``k`` valid positions, flat;
-    ``scores``, ``probs`` and ``picked`` are scratch space (``k``, ``k``, ``C``). Writes the
-    quantities and metrics to ``out[b]``.
+    See the module docstring. ``slate_in`` holds every replica's ``k`` valid positions, flat;
+    the state arrays are :func:`unpack_state`'s; ``corpus_f`` and ``hot`` are the items' features
+    and single topics (:attr:`RecSim.hot`) per catalogue; the quantities and metrics go to ``out[b]``
+    (``QUANTITIES``, then ``METRICS``) and whether the episode is terminated and truncated to
+    ``flags[0, b]`` and ``flags[1, b]``. A replica whose buffer cannot cover the step first
+    draws a fresh one (:func:`missing_generator` checks that it can). The cursor moves past
+    the step's uniforms, candidate draws included, but drawing the next candidates is left to
+    :func:`draw_candidates` (for the episodes that go on) and copying their features to
+    :func:`fill_features` (or :meth:`RecSim.refresh_features`).
 
-    Returns:
-        ``(terminated, truncated)``: whether the episode ended.
+    The work is one pass over the replicas whose body calls no function taking arrays but
+    where it must (a refill, the choice model): numba counts references to the arrays such a
+    call takes, which would cost more than the step itself.
     """
-    c = cands.shape[1]
+    b_size, c = cands.shape
     k = slots.shape[1] // 2 - 1
-    n_topics = corpus_f.shape[2] - 4
+    n_items = corpus_f.shape[1]
+    f = corpus_f.shape[2]
+    n_topics = f - 4
+    width = u.shape[1]
+    draws = DRAWS_FIXED + c
     o_int, o_feat = 0, 2 * n_topics
     o_budget, o_sat = 3 * n_topics, 3 * n_topics + 1
-    corpus = ints[b, I_CORPUS]
-    cur = ints[b, I_CURSOR]
-    # 1. slate repair
-    for j in range(c):
-        picked[j] = False
-    for j in range(k):
-        picked[slate_in[b * k + j]] = True
-    for j in range(k):
-        pos = slate_in[b * k + j]
-        if params[b, P_REPEATS] == 0.0:
-            for i in range(j):
-                if slots[b, i] == pos:
-                    pos = -1
-                    break
-            if pos < 0:
-                for free in range(c):
-                    if not picked[free]:
-                        pos = free
-                        picked[free] = True
+    scores = np.empty(k)
+    probs = np.empty(k)
+    picked = np.empty(c, dtype=np.bool_)
+    for b in range(b_size):
+        # what a later replica's step reads from scattered places: its uniforms, the items
+        # of its slate and whether they were shown
+        a = b + PREFETCH
+        if a < b_size:
+            for i in range(0, draws + 7, 8):
+                prefetch(u, a * width + min(ints[a, I_CURSOR] + i, width - 1))
+            row = ints[a, I_CORPUS] * n_items
+            for j in range(k):
+                item = cands[a, slate_in[a * k + j]]
+                prefetch(corpus_f, (row + item) * f)
+                prefetch(corpus_f, (row + item) * f + n_topics + 3)
+                prefetch(shown, a * shown.shape[1] + (item >> 6))
+        if ints[b, I_CURSOR] > width - draws:
+            draw_row(b, u, gens, n_topics)
+            ints[b, I_CURSOR] = n_topics
+        corpus = ints[b, I_CORPUS]
+        cur = ints[b, I_CURSOR]
+        # 1. slate repair
+        for j in range(c):
+            picked[j] = False
+        for j in range(k):
+            picked[slate_in[b * k + j]] = True
+        for j in range(k):
+            pos = slate_in[b * k + j]
+            if params[b, P_REPEATS] == 0.0:
+                for i in range(j):
+                    if slots[b, i] == pos:
+                        pos = -1
                         break
-        slots[b, j] = pos
-        item = cands[b, pos]
-        slots[b, k + j] = item
-        for d in range(corpus_f.shape[2]):
-            slate_feats[b, j, d] = corpus_f[corpus, item, d]
-    # 2. scores and choice
-    for j in range(k):
-        item = slots[b, k + j]
-        dot = 0.0
-        for d in range(n_topics):
-            dot += user[b, o_int + d] * corpus_f[corpus, item, d]
-        scores[j] = (
-            params[b, P_SCORE_SCALE] * dot
-            + params[b, P_CLICKBAIT_APPEAL] * corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+                if pos < 0:
+                    for free in range(c):
+                        if not picked[free]:
+                            pos = free
+                            picked[free] = True
+                            break
+            slots[b, j] = pos
+            item = cands[b, pos]
+            slots[b, k + j] = item
+            for d in range(f):
+                slate_feats[b, j, d] = corpus_f[corpus, item, d]
+        # 2. scores and choice
+        for j in range(k):
+            item = slots[b, k + j]
+            h = hot[corpus, item]
+            if h >= 0:
+                dot = 0.0 + user[b, o_int + h] * corpus_f[corpus, item, h]
+            else:
+                dot = 0.0
+                for d in range(n_topics):
+                    dot += user[b, o_int + d] * corpus_f[corpus, item, d]
+            scores[j] = (
+                params[b, P_SCORE_SCALE] * dot
+                + params[b, P_CLICKBAIT_APPEAL] * corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+            )
+        choice_probabilities(
+            np.int64(params[b, P_MODEL]),
+            scores,
+            params[b, P_NO_CLICK],
+            params[b, P_MIN_NORM],
+            params[b, P_ATTENTION],
+            params[b, P_SCORE_SCALING],
+            probs,
         )
-    choice_probabilities(
-        int(params[b, P_MODEL]),
-        scores,
-        params[b, P_NO_CLICK],
-        params[b, P_MIN_NORM],
-        params[b, P_ATTENTION],
-        params[b, P_SCORE_SCALING],
-        probs,
-    )
-    x = u[b, cur]
-    chosen = -1
-    cum = 0.0
-    for j in range(k):
-        cum += probs[j]
-        if x < cum:
-            chosen = j
-            break
-    # 3. response and state update
-    watch = 0.0
-    rating = 0.0
-    q = 0.0
-    sat_before = user[b, o_sat]
-    if chosen >= 0:
-        item = slots[b, k + chosen]
-        q = corpus_f[corpus, item, n_topics + F_QUALITY]
-        cb = corpus_f[corpus, item, n_topics + F_CLICKBAIT]
-        frac = (
-            params[b, P_WATCH_BASE]
-            + params[b, P_WATCH_QUALITY] * q
-            + params[b, P_WATCH_SAT] * (user[b, o_sat] - 0.5)
-        )
-        frac = min(max(frac, 0.0), 1.0)
-        watch = min(user[b, o_budget], corpus_f[corpus, item, n_topics + F_LENGTH] * frac)
-        match = 0.0
-        mask_sum = 0.0
-        pos_prob = 0.0
-        for d in range(n_topics):
-            topic = corpus_f[corpus, item, d]
-            match += user[b, o_int + d] * topic
-            m = abs(topic)
-            mask_sum += m
-            pos_prob += (user[b, o_int + d] + 1.0) * 0.5 * m
-        latent = (
-            3.0 + 0.75 * q + 1.5 * match + params[b, P_RATING_NOISE] * (2.0 * u[b, cur + 3] - 1.0)
-        )
-        rating = min(max(np.floor(latent + 0.5), 1.0), 5.0)
-        # interest drift towards (or away from) the consumed topic
-        scale = max(1.0 + params[b, P_DRIFT_QUALITY] * q, 0.0) * params[b, P_DRIFT]
-        if mask_sum > 0.0:
-            pos_prob /= mask_sum
-        sign = 1.0 if u[b, cur + 1] < pos_prob else -1.0
-        for d in range(n_topics):
-            x_d = user[b, o_int + d]
-            alpha = scale * max(1.0 - abs(x_d), 0.0)
-            topic = corpus_f[corpus, item, d]
-            v = x_d + sign * alpha * abs(topic) * (topic - x_d)
-            user[b, o_int + d] = min(max(v, -1.0), 1.0)
-        spend = watch * max(1.0 - params[b, P_BUDGET_GAIN] * q, MIN_SPEND)
-        user[b, o_budget] = max(user[b, o_budget] - spend, 0.0)
-        s = user[b, o_sat] + params[b, P_SAT_QUALITY] * q - params[b, P_SAT_CLICKBAIT] * cb
-        user[b, o_sat] = min(max(s, 0.0), 1.0)
-    else:
-        user[b, o_budget] = max(user[b, o_budget] - params[b, P_SKIP], 0.0)
-        user[b, o_sat] = max(user[b, o_sat] - params[b, P_SAT_SKIP], 0.0)
-    for d in range(n_topics):
-        user[b, o_feat + d] = user[b, o_int + d] + user[b, n_topics + d]
-    # 4. leaving
-    sat = user[b, o_sat]
-    leave_p = params[b, P_LEAVE_BASE] + params[b, P_LEAVE_SCALE] * (1.0 - sat)
-    gone = u[b, cur + 2] < leave_p
-    left[b] = gone
-    ints[b, I_T] += 1
-    # coverage and intra-list diversity
-    for j in range(k):
-        item = slots[b, k + j]
-        word = shown[b, item >> 6]
-        bit = np.int64(1) << (item & 63)
-        if word & bit == 0:
-            shown[b, item >> 6] = word | bit
-            acc[b, A_SHOWN] += 1.0
-    div = 0.0
-    pairs = 0
-    for i in range(k):
-        a = slots[b, k + i]
-        for j in range(i + 1, k):
-            e = slots[b, k + j]
-            dot = 0.0
-            na = 0.0
-            ne = 0.0
+        x = u[b, cur]
+        chosen = -1
+        cum = 0.0
+        for j in range(k):
+            cum += probs[j]
+            if x < cum:
+                chosen = j
+                break
+        # 3. response and state update
+        watch = 0.0
+        rating = 0.0
+        q = 0.0
+        sat_before = user[b, o_sat]
+        if chosen >= 0:
+            item = slots[b, k + chosen]
+            q = corpus_f[corpus, item, n_topics + F_QUALITY]
+            cb = corpus_f[corpus, item, n_topics + F_CLICKBAIT]
+            frac = (
+                params[b, P_WATCH_BASE]
+                + params[b, P_WATCH_QUALITY] * q
+                + params[b, P_WATCH_SAT] * (user[b, o_sat] - 0.5)
+            )
+            frac = min(max(frac, 0.0), 1.0)
+            watch = min(user[b, o_budget], corpus_f[corpus, item, n_topics + F_LENGTH] * frac)
+            h = hot[corpus, item]
+            if h >= 0:
+                topic = corpus_f[corpus, item, h]
+                m = abs(topic)
+                match = 0.0 + user[b, o_int + h] * topic
+                mask_sum = 0.0 + m
+                pos_prob = 0.0 + (user[b, o_int + h] + 1.0) * 0.5 * m
+            else:
+                match = 0.0
+                mask_sum = 0.0
+                pos_prob = 0.0
+                for d in range(n_topics):
+                    topic = corpus_f[corpus, item, d]
+                    match += user[b, o_int + d] * topic
+                    m = abs(topic)
+                    mask_sum += m
+                    pos_prob += (user[b, o_int + d] + 1.0) * 0.5 * m
+            latent = (
+                3.0
+                + 0.75 * q
+                + 1.5 * match
+                + params[b, P_RATING_NOISE] * (2.0 * u[b, cur + 3] - 1.0)
+            )
+            rating = min(max(np.floor(latent + 0.5), 1.0), 5.0)
+            # interest drift towards (or away from) the consumed topic; the observable
+            # features (interests plus noise) change with the interests only
+            scale = max(1.0 + params[b, P_DRIFT_QUALITY] * q, 0.0) * params[b, P_DRIFT]
+            if mask_sum > 0.0:
+                pos_prob /= mask_sum
+            sign = 1.0 if u[b, cur + 1] < pos_prob else -1.0
             for d in range(n_topics):
-                ta = corpus_f[corpus, a, d]
-                te = corpus_f[corpus, e, d]
-                dot += ta * te
-                na += ta * ta
-                ne += te * te
-            cos = dot / np.sqrt(na * ne) if na > 0.0 and ne > 0.0 else 0.0
-            div += 1.0 - cos
-            pairs += 1
-    if pairs > 0:
-        div /= pairs
-    clicked = 1.0 if chosen >= 0 else 0.0
-    acc[b, A_WATCH] += watch
-    acc[b, A_CLICKS] += clicked
-    acc[b, A_SAT] += sat
-    acc[b, A_DIV] += div
-    acc[b, A_LAST_WATCH] = watch
-    acc[b, A_LAST_RATING] = rating
-    steps = float(ints[b, I_T])
-    slots[b, 2 * k] = chosen
-    slots[b, 2 * k + 1] = slots[b, k + chosen] if chosen >= 0 else -1
-    # 5. episode end, then a fresh candidate set
-    term = user[b, o_budget] <= 0.0 or gone
-    trunc = (not term) and steps >= params[b, P_MAX_STEPS]
-    cur += DRAWS_FIXED
-    if params[b, P_SAMPLING] != ALL:
-        cur += c
-    ints[b, I_CURSOR] = cur
-    # quantities (QUANTITIES), then metrics (METRICS)
-    out[b, 0] = watch
-    out[b, 1] = clicked
-    out[b, 2] = rating
-    out[b, 3] = sat - sat_before
-    out[b, 4] = 1.0 if gone else 0.0
-    out[b, 5] = watch
-    out[b, 6] = clicked
-    out[b, 7] = rating
-    out[b, 8] = q
-    out[b, 9] = acc[b, A_WATCH]
-    out[b, 10] = acc[b, A_CLICKS]
-    out[b, 11] = acc[b, A_CLICKS] / steps
-    out[b, 12] = steps
-    out[b, 13] = out[b, 4]
-    out[b, 14] = user[b, o_budget]
-    out[b, 15] = sat
-    out[b, 16] = acc[b, A_SAT] / steps
-    out[b, 17] = acc[b, A_SHOWN] / n_items
-    out[b, 18] = div
-    out[b, 19] = acc[b, A_DIV] / steps
-    return term, trunc
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def resample(
-    b: int,
-    params: np.ndarray,
-    u: np.ndarray,
-    ints: np.ndarray,
-    cands: np.ndarray,
-    perm: np.ndarray,
-    cdfs: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """Draw replica ``b``'s next candidate ids from the last ``C`` uniforms :func:`advance` passed.
-
-    The candidates' features are then :func:`fill_features`'s to copy.
-    """
-    sampling = int(params[b, P_SAMPLING])
-    start = ints[b, I_CURSOR] - cands.shape[1]
-    _sample_candidates(b, sampling, u, start, perm, cdfs, ints[b, I_CORPUS], cands)
+                x_d = user[b, o_int + d]
+                alpha = scale * max(1.0 - abs(x_d), 0.0)
+                topic = corpus_f[corpus, item, d]
+                v = min(max(x_d + sign * alpha * abs(topic) * (topic - x_d), -1.0), 1.0)
+                user[b, o_int + d] = v
+                user[b, o_feat + d] = v + user[b, n_topics + d]
+            spend = watch * max(1.0 - params[b, P_BUDGET_GAIN] * q, MIN_SPEND)
+            user[b, o_budget] = max(user[b, o_budget] - spend, 0.0)
+            s = user[b, o_sat] + params[b, P_SAT_QUALITY] * q - params[b, P_SAT_CLICKBAIT] * cb
+            user[b, o_sat] = min(max(s, 0.0), 1.0)
+        else:
+            user[b, o_budget] = max(user[b, o_budget] - params[b, P_SKIP], 0.0)
+            user[b, o_sat] = max(user[b, o_sat] - params[b, P_SAT_SKIP], 0.0)
+        # 4. leaving
+        sat = user[b, o_sat]
+        leave_p = params[b, P_LEAVE_BASE] + params[b, P_LEAVE_SCALE] * (1.0 - sat)
+        gone = u[b, cur + 2] < leave_p
+        left[b] = gone
+        ints[b, I_T] += 1
+        # coverage and intra-list diversity
+        for j in range(k):
+            item = slots[b, k + j]
+            word = shown[b, item >> 6]
+            bit = np.int64(1) << (item & 63)
+            if word & bit == 0:
+                shown[b, item >> 6] = word | bit
+                acc[b, A_SHOWN] += 1.0
+        div = 0.0
+        pairs = 0
+        for i in range(k):
+            ia = slots[b, k + i]
+            for j in range(i + 1, k):
+                ie = slots[b, k + j]
+                ha, he = hot[corpus, ia], hot[corpus, ie]
+                if ha >= 0 and he >= 0:
+                    ta = corpus_f[corpus, ia, ha]
+                    te = corpus_f[corpus, ie, he]
+                    dot = 0.0 + ta * te if ha == he else 0.0
+                    na = 0.0 + ta * ta
+                    ne = 0.0 + te * te
+                else:
+                    dot = 0.0
+                    na = 0.0
+                    ne = 0.0
+                    for d in range(n_topics):
+                        ta = corpus_f[corpus, ia, d]
+                        te = corpus_f[corpus, ie, d]
+                        dot += ta * te
+                        na += ta * ta
+                        ne += te * te
+                cos = dot / np.sqrt(na * ne) if na > 0.0 and ne > 0.0 else 0.0
+                div += 1.0 - cos
+                pairs += 1
+        if pairs > 0:
+            div /= pairs
+        clicked = 1.0 if chosen >= 0 else 0.0
+        acc[b, A_WATCH] += watch
+        acc[b, A_CLICKS] += clicked
+        acc[b, A_SAT] += sat
+        acc[b, A_DIV] += div
+        acc[b, A_LAST_WATCH] = watch
+        acc[b, A_LAST_RATING] = rating
+        steps = float(ints[b, I_T])
+        slots[b, 2 * k] = chosen
+        slots[b, 2 * k + 1] = slots[b, k + chosen] if chosen >= 0 else -1
+        # 5. episode end (the next candidate set is draw_candidates' to draw)
+        term = user[b, o_budget] <= 0.0 or gone
+        flags[0, b] = term
+        flags[1, b] = (not term) and steps >= params[b, P_MAX_STEPS]
+        cur += DRAWS_FIXED
+        if params[b, P_SAMPLING] != ALL:
+            cur += c
+        ints[b, I_CURSOR] = cur
+        # quantities (QUANTITIES), then metrics (METRICS)
+        out[b, 0] = watch
+        out[b, 1] = clicked
+        out[b, 2] = rating
+        out[b, 3] = sat - sat_before
+        out[b, 4] = 1.0 if gone else 0.0
+        out[b, 5] = watch
+        out[b, 6] = clicked
+        out[b, 7] = rating
+        out[b, 8] = q
+        out[b, 9] = acc[b, A_WATCH]
+        out[b, 10] = acc[b, A_CLICKS]
+        out[b, 11] = acc[b, A_CLICKS] / steps
+        out[b, 12] = steps
+        out[b, 13] = out[b, 4]
+        out[b, 14] = user[b, o_budget]
+        out[b, 15] = sat
+        out[b, 16] = acc[b, A_SAT] / steps
+        out[b, 17] = acc[b, A_SHOWN] / n_items
+        out[b, 18] = div
+        out[b, 19] = acc[b, A_DIV] / steps
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -839,6 +860,7 @@ def _step(
     bstate: np.ndarray,
     perm: np.ndarray,
     corpus_f: np.ndarray,
+    hot: np.ndarray,
     cdfs: np.ndarray,
     c: int,
     width: int,
@@ -856,6 +878,7 @@ def _step(
         bstate: packed bool state.
         perm: ``[B, N]`` the replicas' corpus permutations.
         corpus_f: ``[K, N, T + 4]`` the items' features per catalogue.
+        hot: ``[K, N]`` the items' single topics (:attr:`RecSim.hot`).
         cdfs: ``[K, N]`` popularity sampling CDFs.
         c: candidates per step.
         width: uniforms per replica buffer.
@@ -876,39 +899,31 @@ def _step(
     params, user, acc, _, slate_feats, u, ints, cands, slots, gens, shown, left = unpack_state(
         fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
     )
-    draws = DRAWS_FIXED + c
-    status = missing_generator(ints, gens, width, draws)
+    status = missing_generator(ints, gens, width, DRAWS_FIXED + c)
     if status > 0:
         return status
-    scores = np.empty(k)
-    probs = np.empty(k)
-    picked = np.empty(c, dtype=np.bool_)
+    advance(
+        slate_in,
+        params,
+        user,
+        acc,
+        slate_feats,
+        u,
+        ints,
+        cands,
+        slots,
+        gens,
+        shown,
+        left,
+        corpus_f,
+        hot,
+        out,
+        flags,
+    )
+    goes_on = np.empty(b_size, dtype=np.bool_)
     for b in range(b_size):
-        refill_row(b, u, ints, gens, n_topics, draws)
-        term, trunc = advance(
-            b,
-            slate_in,
-            params,
-            user,
-            acc,
-            slate_feats,
-            u,
-            ints,
-            cands,
-            slots,
-            shown,
-            left,
-            perm.shape[1],
-            corpus_f,
-            out,
-            scores,
-            probs,
-            picked,
-        )
-        if not (term or trunc):
-            resample(b, params, u, ints, cands, perm, cdfs)
-        flags[0, b] = term
-        flags[1, b] = trunc
+        goes_on[b] = not (flags[0, b] or flags[1, b])
+    draw_candidates(goes_on, params, u, ints, cands, perm, cdfs)
     return 0
 
 
@@ -928,8 +943,7 @@ def fill_all_features(
     _, _, _, feats, _, _, ints, cands, _, _, _, _ = unpack_state(
         fstate, istate, bstate, b_size, corpus_f.shape[2] - 4, perm.shape[1], c, k, width
     )
-    for b in range(b_size):
-        fill_features(b, ints[b, I_CORPUS], cands, corpus_f, feats)
+    fill_features(np.ones(b_size, dtype=np.bool_), ints, cands, corpus_f, feats)
 
 
 def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
@@ -1005,6 +1019,10 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self.exponents: list[float] = []
         self.length_means: list[float] = []
         self.corpus_f = np.zeros((0, n, t + 4))
+        self.hot = np.zeros((0, n), dtype=np.int64)
+        """``[K, N]``: the one topic of each item whose topic vector has a single nonzero entry
+        (-1: none). The kernels' sums over such a vector take that entry alone, since adding
+        the products of the zeros changes no bit of them."""
         self.cdfs = np.zeros((0, n))
         self._loaded: list[RecScenario | None] = [None] * b
         self._drawn_start = [False] * b
@@ -1097,6 +1115,8 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             )
         )
         self.cdfs = np.stack([np.cumsum(w) / w.sum() for w in weights])
+        nonzero = self.corpus_f[:, :, : self.num_topics] != 0.0
+        self.hot = np.where(nonzero.sum(axis=2) == 1, nonzero.argmax(axis=2), -1).astype(np.int64)
 
     def _views(self) -> RecState:
         t = self.num_topics
@@ -1201,7 +1221,8 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         """The scenario every replica is loaded with, if it is one whose start is all drawn.
 
         Such a replica's reset draws its buffer and nothing else (:func:`drawn_start`), which a
-        kernel can do itself (:func:`draw_row` and :func:`start_row`). ``None`` otherwise.
+        kernel can do itself (:func:`draw_row`, :func:`start_row`, :func:`draw_candidates`).
+        ``None`` otherwise.
         """
         if self._common[0] != self._loads:
             first = self._loaded[0]
@@ -1340,6 +1361,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             self.bstate,
             self.perm,
             self.corpus_f,
+            self.hot,
             self.cdfs,
             self.num_candidates,
             self.width,
