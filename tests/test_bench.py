@@ -209,3 +209,20 @@ def test_report_formats_reference_and_faithfulness_rows():
     assert "same parameters: NO: L / lead_times" in text
     assert "DIFFERENT" in text and "WARNING" in text
     assert "per CPU-second" in text
+
+
+@pytest.mark.parametrize("script", ["bench.py", "bench_traffic.py"])
+def test_scripts_run_as_files(script, tmp_path):
+    # run as ``python scripts/<file>``, the scripts folder comes first on sys.path: no module
+    # there may take the name of one of the project's packages
+    import subprocess
+
+    shadowing = {p.stem for p in (ROOT / "scripts").glob("*.py")} & {"envs", "agents", "conf"}
+    assert not shadowing
+    argv = [sys.executable, str(ROOT / "scripts" / script), "--help"]
+    if script == "bench.py":
+        argv = argv[:2] + ["inventory", "--no-reference", "--no-ppo", "--workload"]
+        argv += ["InventoryORGym-v0", "--seconds", "0.02", "--repeats", "1", "--warmup", "0.01"]
+        argv += ["--episodes", "2", "--out", str(tmp_path / "bench.json")]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

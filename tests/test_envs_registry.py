@@ -506,7 +506,7 @@ def import_script(monkeypatch: pytest.MonkeyPatch, name: str) -> Any:
 
 
 def test_plugins_are_discovered_through_the_entry_point_group(tmp_path, monkeypatch):
-    list_envs = import_script(monkeypatch, "envs").main
+    list_envs = import_script(monkeypatch, "list_envs").main
     monkeypatch.syspath_prepend(str(tmp_path))
     fake_entry_points(monkeypatch, [write_plugin(tmp_path)])
     with registry_restored():
@@ -559,7 +559,7 @@ def test_installed_plugin_is_listed_by_lepton_envs(tmp_path):
     (dist / "top_level.txt").write_text("lepton_probe_plugin\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.envs"],
+        [sys.executable, "-m", "scripts.list_envs"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -51,11 +51,11 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[Cli]:
-    """``scripts.new_env`` and ``scripts.envs`` imported from this checkout."""
+    """``scripts.new_env`` and ``scripts.list_envs`` imported from this checkout."""
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(ROOT))
         yield Cli(
-            importlib.import_module("scripts.new_env"), importlib.import_module("scripts.envs")
+            importlib.import_module("scripts.new_env"), importlib.import_module("scripts.list_envs")
         )
 
 

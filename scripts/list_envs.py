@@ -4,7 +4,7 @@ Every id registered through :func:`envs.register` is listed: the built-in famili
 packages exposing a ``lepton_gym.envs`` entry point (they are discovered on ``import envs``).
 
 Examples:
-    ``lepton-envs``, ``lepton-envs --family ops``, ``python -m scripts.envs --json``.
+    ``lepton-envs``, ``lepton-envs --family ops``, ``python -m scripts.list_envs --json``.
 """
 
 from __future__ import annotations
