@@ -86,6 +86,9 @@ def _mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
 class _Bounded(nn.Module):
     """``tanh`` squashed into ``[low, high]`` per feature (bounds saved with the weights)."""
 
+    centre: torch.Tensor
+    radius: torch.Tensor
+
     def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("centre", torch.as_tensor((low + high) / 2, dtype=torch.float32))
