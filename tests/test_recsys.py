@@ -437,13 +437,14 @@ def test_fused_vector_step_equals_generic_path(env_id):
             assert x.dtype == y.dtype
         assert (a[1][2], a[2][2], a[3][2]) == s[1:4]
         ia, ib = a[4], b[4]
-        assert ia.keys() == ib.keys()
+        assert list(ia) == list(ib)
         for key in ia:
             if key == "final_obs":
                 done = ia["_final_obs"]
                 np.testing.assert_array_equal(ia[key][done], ib[key][done])
+                assert not ia[key][~done].any()  # the compiled path's other rows are zeros
             elif isinstance(ia[key], dict):
-                assert ia[key].keys() == ib[key].keys()
+                assert list(ia[key]) == list(ib[key])
                 for name in ia[key]:
                     np.testing.assert_array_equal(ia[key][name], ib[key][name])
             else:
@@ -454,6 +455,47 @@ def test_fused_vector_step_equals_generic_path(env_id):
         np.testing.assert_array_equal(a[0][2], s[0])
         ends += int((a[2] | a[3]).sum())
     assert ends >= 5
+
+
+def test_vector_step_results_are_never_written_again():
+    """Every array a vector step hands out (observations, info columns) is its own.
+
+    Later steps, with episode ends and resets on both the compiled and the generic path, leave
+    the results of earlier steps as they were.
+    """
+    venv = gym.make_vec("lepton/RecSimIE-v0", num_envs=6)
+    venv.reset(seed=4)
+    pick = np.random.default_rng(5)
+    kept = []
+    ends = 0
+    for t in range(250):
+        slates = np.stack([pick.permutation(10)[:2] for _ in range(6)])
+        result = venv.step(slates if t % 4 else slates.astype(np.int32))
+        ends += int((result[2] | result[3]).sum())
+        kept.append((result, _deep_copy(result)))
+    assert ends >= 3
+    for result, copy in kept:
+        _assert_same(result, copy)
+
+
+def _deep_copy(value):
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_deep_copy(v) for v in value)
+    return value.copy()
+
+
+def _assert_same(value, copy):
+    if isinstance(value, dict):
+        assert list(value) == list(copy)
+        for k in value:
+            _assert_same(value[k], copy[k])
+    elif isinstance(value, tuple):
+        for v, c in zip(value, copy, strict=True):
+            _assert_same(v, c)
+    else:
+        np.testing.assert_array_equal(value, copy)
 
 
 def test_compiled_autoreset_and_refills_equal_the_generic_runner():

@@ -51,6 +51,18 @@ _NO_STEPS = np.zeros(0, dtype=np.int64)
 _INT64 = np.dtype(np.int64)
 _NO_PLAN = np.zeros(0)
 _NO_ROWS = np.zeros((0, 0), dtype=np.float32)
+# the vector env's info keys in their order (filled in by copies of these dicts): each metric
+# and its mask, then the reward terms and their mask; the final metrics, then their masks
+_METRIC_MASKS = tuple(f"_{name}" for name in METRICS)
+_METRIC_KEYS = tuple(zip(METRICS, _METRIC_MASKS, strict=True))
+_INFOS: dict[str, Any] = dict.fromkeys(
+    (
+        *(key for pair in _METRIC_KEYS for key in pair),
+        "reward_terms",
+        "_reward_terms",
+    )
+)
+_FINAL_INFO: dict[str, Any] = dict.fromkeys(METRICS + _METRIC_MASKS)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -183,8 +195,9 @@ def _step_encode(
         out: ``[B, QUANTITIES + METRICS (+ terms + reward)]`` results.
         flags: ``[3, B]`` terminated, truncated, done.
         obs: ``[B, D]`` observations.
-        final: ``[B, D]`` the last observations of the episodes that end (other rows are left
-            alone), or empty: no reset here.
+        final: ``[B, D]``: when an episode ends, the last observations of the episodes that
+            end and zeros in the other rows (nothing is written when none ends), or empty: no
+            reset here.
 
     Returns:
         ``(status, done)``: ``status`` is ``-1 - b`` when replica ``b``'s slate holds a position
@@ -257,7 +270,9 @@ def _step_encode(
     if restart and done > 0:
         ended = flags[2]
         for b in range(b_size):
-            if ended[b]:
+            if not ended[b]:
+                final[b, :] = 0.0
+            else:
                 final[b, :] = obs[b, :]
                 draw_row(b, u, gens, 0)
                 start_row(
@@ -546,6 +561,7 @@ class RecSlateEnv(LeptonEnv):
         self._plan: tuple[tuple[str, ...], np.ndarray] | None = None
         self._plan_for: Any = None
         self._buffers: tuple[np.ndarray, ...] = ()
+        self._compiled: tuple[Any, ...] | None = None
         super().__init__(
             scenario,
             observation=observation,
@@ -556,6 +572,11 @@ class RecSlateEnv(LeptonEnv):
         self._slate_shape = (self.structure.slate_size,)
         self._table: np.ndarray | None = None
         self._table_of: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_compiled"] = None  # a runner's arrays: bound again on first use
+        return state
 
     def coerce_scenario(self, obj: Any) -> RecScenario:
         return make_scenario(obj)
@@ -654,58 +675,13 @@ class RecSlateEnv(LeptonEnv):
     def fused_batch_step(self, runner: BatchRunner, actions: np.ndarray) -> BatchStep | None:
         """The whole batch step in one compiled call: core step, reward, episode count, encoding.
 
-        Applies to the ``default`` observation, reward terms that are signed quantities and
-        slates of int64 positions ``[B, k]``; returns ``None`` (nothing changed) otherwise and
-        for an invalid slate, which the generic path then reports. ``final_obs`` holds the
-        ended episodes' rows only (zeros elsewhere), which spares a copy of all observations.
-        When every reset would only draw the replica's buffer (a fixed scenario whose start is
-        drawn, see :meth:`~envs.recsys.sim.RecSim.common_start`), the compiled call also resets
-        the ended episodes, as :meth:`~envs.core.env.BatchRunner.reset_rows` would.
+        See :meth:`compiled_batch_step`, whose arrays this wraps; ``None`` where it does not apply.
         """
-        plan = self._plan if self._plan_for is self.reward else self._fused_plan()
-        if plan is None or runner.obs is None or not self._fusable(actions):
+        step = self.compiled_batch_step(runner, actions)
+        if step is None:
             return None
-        names, vector = plan
-        sim: RecSim = runner.sim  # type: ignore[assignment]
-        b = runner.batch_size
-        n_terms = len(names)
-        out = np.empty((b, N_OUT + n_terms + 1))
-        flags = np.empty((3, b), dtype=np.bool_)
-        max_steps = runner.max_episode_steps
-        source = self.source
-        restart = (
-            runner.autoreset
-            and type(source) is FixedScenario
-            and sim.common_start() is source.scenario
-            and runner.rngs == sim.rngs
-        )
-        # the compiled resets write the ended episodes' last observations here, zeros elsewhere
-        final = np.zeros((b, self._obs_size), dtype=np.float32) if restart else _NO_ROWS
-        fused = self._fused_step(
-            sim,
-            actions,
-            vector,
-            runner.episode_steps,
-            -1 if max_steps is None else int(max_steps),
-            out,
-            flags,
-            final,
-        )
-        if fused is None:
-            return None
-        obs, n_done = fused
-        done = flags[2]
-        final_obs = None
-        if n_done and restart:
-            final_obs = final
-        elif n_done and runner.autoreset:
-            # the final observations of the ended episodes (the other rows stay zero), then the
-            # first ones of the new episodes in their place
-            final_obs = np.zeros(obs.shape, dtype=obs.dtype)
-            final_obs[done] = obs[done]
-            obs = runner.reset_rows(done, obs)
-        runner.obs = obs
-        n = len(QUANTITIES)
+        obs, out, flags, final_obs, names = step
+        n, n_terms = len(QUANTITIES), len(names)
         return BatchStep(
             obs=obs,
             rewards=out[:, N_OUT + n_terms].copy(),
@@ -713,9 +689,122 @@ class RecSlateEnv(LeptonEnv):
             truncated=flags[1],
             terms=Columns(names, out[:, N_OUT : N_OUT + n_terms]),
             metrics=Columns(METRICS, out[:, n:N_OUT]),
-            done=done,
+            done=flags[2],
             final_obs=final_obs,
         )
+
+    def compiled_batch_step(
+        self, runner: BatchRunner, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[str, ...]] | None:
+        """:meth:`BatchRunner.step`'s work as one compiled call, as fresh arrays.
+
+        Applies to the ``default`` observation, reward terms that are signed quantities and
+        slates of int64 positions ``[B, k]``; returns ``None`` (nothing changed) otherwise and
+        for an invalid slate, which the generic path then reports. When every reset would only
+        draw the replica's buffer (a fixed scenario whose start is drawn, see
+        :meth:`~envs.recsys.sim.RecSim.common_start`), the compiled call also resets the ended
+        episodes, as :meth:`~envs.core.env.BatchRunner.reset_rows` would.
+
+        Returns:
+            ``(obs, out, flags, final_obs, names)``: the observations ``[B, D]`` (the reset ones
+            of the ended episodes); ``out[B, QUANTITIES + METRICS + terms + 1]`` the quantities,
+            the metrics, the reward terms and the reward; ``flags[3, B]`` terminated, truncated
+            and done; ``final_obs`` the last observations of the ended episodes and zeros in the
+            other rows (which spares a copy of all observations), or ``None`` when none ended or
+            there is no autoreset; the reward terms' names.
+        """
+        sim: RecSim = runner.sim  # type: ignore[assignment]
+        bound = self._compiled
+        if (
+            bound is None
+            or bound[0] is not runner.episode_steps
+            or bound[1] is not sim.corpus_f
+            or bound[2] is not self.reward
+            or bound[3] != runner.max_episode_steps
+        ):
+            bound = self._bind_compiled(runner)
+        args, shapes = bound[5], bound[6]
+        if (
+            args is None
+            or runner.obs is None
+            or (actions.dtype is not _INT64 and actions.dtype != _INT64)
+            or actions.shape != shapes[0]
+            or not actions.flags.c_contiguous
+        ):
+            return None
+        source = self.source
+        restart = (
+            runner.autoreset
+            and type(source) is FixedScenario
+            and sim.common_start() is source.scenario
+            and runner.rngs == sim.rngs
+        )
+        out = np.empty(shapes[1])
+        flags = np.empty(shapes[2], dtype=np.bool_)
+        obs = np.empty(shapes[3], dtype=np.float32)
+        # the compiled resets write the ended episodes' last observations here, zeros elsewhere
+        final = np.empty(shapes[3], dtype=np.float32) if restart else _NO_ROWS
+        status, n_done = _step_encode(actions.reshape(-1), *args, out, flags, obs, final)
+        if status != 0:
+            return None
+        sim.features_stale = True
+        final_obs = None
+        if n_done and restart:
+            final_obs = final
+        elif n_done and runner.autoreset:
+            # the final observations of the ended episodes (the other rows stay zero), then the
+            # first ones of the new episodes in their place
+            done = flags[2]
+            final_obs = np.zeros(obs.shape, dtype=obs.dtype)
+            final_obs[done] = obs[done]
+            obs = runner.reset_rows(done, obs)
+        runner.obs = obs
+        return obs, out, flags, final_obs, bound[4]
+
+    def _bind_compiled(self, runner: BatchRunner) -> tuple[Any, ...]:
+        """What :meth:`compiled_batch_step` hands :func:`_step_encode` for ``runner``, kept.
+
+        Returns:
+            ``(episode steps, corpus, reward, max_episode_steps, term names, arguments,
+            shapes)``: the first four tell when to bind again (the runner's step counts stand
+            for the runner, which is not held); the arguments are those between the slate and
+            the outputs, ``None`` when the compiled step does not apply; the shapes those of
+            the slates, ``out``, ``flags`` and the observations.
+        """
+        sim: RecSim = runner.sim  # type: ignore[assignment]
+        plan = self._fused_plan()
+        max_steps = runner.max_episode_steps
+        names: tuple[str, ...] = ()
+        args = None
+        if plan is not None:
+            names, vector = plan
+            args = (
+                sim.fstate,
+                sim.istate,
+                sim.bstate,
+                sim.perm,
+                sim.corpus_f,
+                sim.hot,
+                sim.cdfs,
+                self._table if self._table_of is sim.corpus_f else self._encoded(sim),
+                sim.num_candidates,
+                sim.width,
+                vector,
+                runner.episode_steps,
+                -1 if max_steps is None else int(max_steps),
+            )
+        b = runner.batch_size
+        shapes = ((b, sim.slate_size), (b, N_OUT + len(names) + 1), (3, b), (b, self._obs_size))
+        self._compiled = (
+            runner.episode_steps,
+            sim.corpus_f,
+            self.reward,
+            max_steps,
+            names,
+            args,
+            shapes,
+        )
+        return self._compiled
 
     def _fusable(self, actions: np.ndarray) -> bool:
         return (
@@ -835,3 +924,47 @@ class RecSlateVectorEnv(LeptonVectorEnv):
     """Native vector env of :class:`RecSlateEnv` (all sessions in one core)."""
 
     env_cls = RecSlateEnv
+    env: RecSlateEnv
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any):
+        super().__init__(num_envs, max_episode_steps, **kwargs)
+        self._ones = np.ones(num_envs, dtype=bool)
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every replica; see :class:`~envs.core.vector.LeptonVectorEnv`.
+
+        Where :meth:`RecSlateEnv.compiled_batch_step` applies, its arrays go straight into the
+        results: the same ones, key for key and bit for bit, as the generic path gives.
+        """
+        step = self.env.compiled_batch_step(self.runner, np.asarray(actions))
+        if step is None:
+            return super().step(actions)
+        obs, out, flags, final_obs, names = step
+        # views of the metrics' columns, then of the terms' (each zip stops at its keys, leaving
+        # the next columns to the next one); the masks (every replica) are fresh
+        columns = iter(out.T[len(QUANTITIES) : N_OUT + len(names)])
+        ones = self._ones.copy()
+        infos = _INFOS.copy()
+        if final_obs is None:
+            for (key, mask), column in zip(_METRIC_KEYS, columns, strict=False):
+                infos[key] = column
+                infos[mask] = ones
+            infos["reward_terms"] = dict(zip(names, columns, strict=False))
+            infos["_reward_terms"] = ones
+        else:
+            done = flags[2]
+            final_info = _FINAL_INFO.copy()
+            for (key, mask), column in zip(_METRIC_KEYS, columns, strict=False):
+                infos[key] = final_info[key] = column
+                infos[mask] = ones
+                final_info[mask] = done
+            infos["reward_terms"] = dict(zip(names, columns, strict=False))
+            infos["_reward_terms"] = ones
+            infos["final_obs"] = final_obs
+            infos["_final_obs"] = done.copy()
+            infos["final_info"] = final_info
+            infos["_final_info"] = done.copy()
+        # every array handed out is fresh and never written again
+        return obs, out[:, N_OUT + len(names)].copy(), flags[0], flags[1], infos
