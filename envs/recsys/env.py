@@ -612,38 +612,21 @@ class RecSlateEnv(LeptonEnv):
         bit, as the generic path, which handles every other case (and reports invalid actions).
         """
         runner = self._runner
-        plan = self._plan if self._plan_for is self.reward else self._fused_plan()
         a = np.asarray(action)
-        if plan is None or runner is None or runner.obs is None or a.shape != self._slate_shape:
+        if runner is None or runner.obs is None or a.shape != self._slate_shape:
             return super().step(action)
         if a.dtype is not _INT64 or not a.flags.c_contiguous:
             if a.dtype.kind not in "iu":
                 return super().step(action)
             a = np.ascontiguousarray(a, dtype=np.int64)
+        bound = self._bound(runner)
+        names, args = bound[4], bound[5]
+        if args is None:
+            return super().step(action)
         sim: RecSim = runner.sim  # type: ignore[assignment]
-        names, vector = plan
         out, row, flags, flag_row = self._buffers
         obs = np.empty((1, self._obs_size), dtype=np.float32)
-        status, _ = _step_encode(
-            a,
-            sim.fstate,
-            sim.istate,
-            sim.bstate,
-            sim.perm,
-            sim.corpus_f,
-            sim.hot,
-            sim.cdfs,
-            self._table if self._table_of is sim.corpus_f else self._encoded(sim),
-            sim.num_candidates,
-            sim.width,
-            vector,
-            runner.episode_steps,
-            -1,
-            out,
-            flags,
-            obs,
-            _NO_ROWS,
-        )
+        status, _ = _step_encode(a, *args, out, flags, obs, _NO_ROWS)
         if status != 0:
             return super().step(action)  # nothing changed; raises naming the problem
         sim.features_stale = True
@@ -714,15 +697,7 @@ class RecSlateEnv(LeptonEnv):
             there is no autoreset; the reward terms' names.
         """
         sim: RecSim = runner.sim  # type: ignore[assignment]
-        bound = self._compiled
-        if (
-            bound is None
-            or bound[0] is not runner.episode_steps
-            or bound[1] is not sim.corpus_f
-            or bound[2] is not self.reward
-            or bound[3] != runner.max_episode_steps
-        ):
-            bound = self._bind_compiled(runner)
+        bound = self._bound(runner)
         args, shapes = bound[5], bound[6]
         if (
             args is None
@@ -761,6 +736,19 @@ class RecSlateEnv(LeptonEnv):
         runner.obs = obs
         return obs, out, flags, final_obs, bound[4]
 
+    def _bound(self, runner: BatchRunner) -> tuple[Any, ...]:
+        """:meth:`_bind_compiled`'s tuple for ``runner``, bound again when it is stale."""
+        bound = self._compiled
+        if (
+            bound is None
+            or bound[0] is not runner.episode_steps
+            or bound[1] is not runner.sim.corpus_f  # type: ignore[attr-defined]
+            or bound[2] is not self.reward
+            or bound[3] != runner.max_episode_steps
+        ):
+            bound = self._bind_compiled(runner)
+        return bound
+
     def _bind_compiled(self, runner: BatchRunner) -> tuple[Any, ...]:
         """What :meth:`compiled_batch_step` hands :func:`_step_encode` for ``runner``, kept.
 
@@ -779,16 +767,7 @@ class RecSlateEnv(LeptonEnv):
         if plan is not None:
             names, vector = plan
             args = (
-                sim.fstate,
-                sim.istate,
-                sim.bstate,
-                sim.perm,
-                sim.corpus_f,
-                sim.hot,
-                sim.cdfs,
-                self._table if self._table_of is sim.corpus_f else self._encoded(sim),
-                sim.num_candidates,
-                sim.width,
+                *self._sim_args(sim),
                 vector,
                 runner.episode_steps,
                 -1 if max_steps is None else int(max_steps),
@@ -837,16 +816,7 @@ class RecSlateEnv(LeptonEnv):
         obs = np.empty((sim.batch_size, self._obs_size), dtype=np.float32)
         status, n_done = _step_encode(
             slates.reshape(-1),
-            sim.fstate,
-            sim.istate,
-            sim.bstate,
-            sim.perm,
-            sim.corpus_f,
-            sim.hot,
-            sim.cdfs,
-            self._table if self._table_of is sim.corpus_f else self._encoded(sim),
-            sim.num_candidates,
-            sim.width,
+            *self._sim_args(sim),
             plan,
             episode_steps,
             max_episode_steps,
@@ -859,6 +829,21 @@ class RecSlateEnv(LeptonEnv):
             return None
         sim.features_stale = True
         return obs, n_done
+
+    def _sim_args(self, sim: RecSim) -> tuple[Any, ...]:
+        """:func:`_step_encode`'s arguments that ``sim`` holds (after the slates, to ``width``)."""
+        return (
+            sim.fstate,
+            sim.istate,
+            sim.bstate,
+            sim.perm,
+            sim.corpus_f,
+            sim.hot,
+            sim.cdfs,
+            self._table if self._table_of is sim.corpus_f else self._encoded(sim),
+            sim.num_candidates,
+            sim.width,
+        )
 
     def _encoded(self, sim: RecSim) -> np.ndarray:
         """The encoded corpus of ``sim``'s catalogues (:func:`encoded_corpus`), cached."""
