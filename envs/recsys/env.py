@@ -18,7 +18,6 @@ from envs.core.vector import LeptonVectorEnv
 from envs.recsys.scenario import RecScenario, make_scenario
 from envs.recsys.sim import (
     A_LAST_WATCH,
-    DRAWS_FIXED,
     FEATURE_BOUND,
     I_CORPUS,
     I_T,
@@ -31,13 +30,11 @@ from envs.recsys.sim import (
     QUANTITIES,
     RecSim,
     RecState,
-    advance,
-    check_positions,
     copy_items,
     draw_candidates,
     draw_row,
-    missing_generator,
     start_row,
+    step_all,
     unpack_state,
 )
 
@@ -168,7 +165,7 @@ def _step_encode(
 ) -> tuple[int, int]:  # pragma: no cover - compiled
     """One core step of every replica, its reward and its ``default`` observation, fused.
 
-    The step is :func:`envs.recsys.sim.advance`. The observation holds what
+    The step is :func:`envs.recsys.sim.step_all`. The observation holds what
     :meth:`FlatObservation.encode` reads from the snapshot; the candidates' block is copied from
     ``table``, the encoded corpus (:func:`encoded_corpus`), since a candidate's features are its
     corpus item's. With ``final`` given, an episode that ends is reset here as the runner's
@@ -204,48 +201,26 @@ def _step_encode(
         outside the candidates, ``1 + b`` when replica ``b`` must draw uniforms but has no
         generator (nothing is changed then), else ``0``; ``done`` counts the episodes that ended.
     """
+    # in passes over the replicas (each one's order of work is kept): the core step with the
+    # next candidates' draws, the reward and episode ends, the observations, the resets; the
+    # candidates' features are the core's to copy when they are read (RecSim.features_stale)
+    status = step_all(
+        slate_in, fstate, istate, bstate, perm, corpus_f, hot, cdfs, c, width, out, flags
+    )
+    if status != 0:
+        return status, 0
     b_size = perm.shape[0]
     k = slate_in.shape[0] // b_size
-    status = check_positions(slate_in, k, c)
-    if status < 0:
-        return status, 0
-    n_topics = corpus_f.shape[2] - 4
     params, user, acc, _, slate_feats, u, ints, cands, slots, gens, shown, left = unpack_state(
-        fstate, istate, bstate, b_size, n_topics, perm.shape[1], c, k, width
-    )
-    status = missing_generator(ints, gens, width, DRAWS_FIXED + c)
-    if status > 0:
-        return status, 0
-    # in passes over the replicas (each one's order of work is kept): the core step, the
-    # reward and episode ends, the candidate draws, the observations, the resets; the
-    # candidates' features are the core's to copy when they are read (RecSim.features_stale)
-    advance(
-        slate_in,
-        params,
-        user,
-        acc,
-        slate_feats,
-        u,
-        ints,
-        cands,
-        slots,
-        gens,
-        shown,
-        left,
-        corpus_f,
-        hot,
-        out,
-        flags,
+        fstate, istate, bstate, b_size, corpus_f.shape[2] - 4, perm.shape[1], c, k, width
     )
     n_out = N_OUT
     n_terms = np.int64(plan[0]) if plan.shape[0] > 0 else -1
     counting = episode_steps.shape[0] > 0
     restart = final.shape[0] > 0
-    goes_on = np.empty(b_size, dtype=np.bool_)
     done = 0
     for b in range(b_size):
         term, trunc = flags[0, b], flags[1, b]
-        goes_on[b] = not (term or trunc)
         if n_terms >= 0:
             # terms: signed quantities; reward: their weighted sum, in the order of the weights
             for i in range(n_terms):
@@ -265,7 +240,6 @@ def _step_encode(
         done += term or trunc
     every = np.ones(b_size, dtype=np.bool_)
     write_user_obs(every, params, user, acc, ints, slots, obs)
-    draw_candidates(goes_on, params, u, ints, cands, perm, cdfs)
     write_candidate_obs(every, ints, cands, table, obs)
     if restart and done > 0:
         ended = flags[2]

@@ -853,7 +853,7 @@ def advance(
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _step(
+def step_all(
     slate_in: np.ndarray,
     fstate: np.ndarray,
     istate: np.ndarray,
@@ -1354,7 +1354,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             a = self.check_slate(a)
         out = np.empty((b, len(QUANTITIES) + len(METRICS)))
         flags = np.empty((2, b), dtype=np.bool_)
-        status = _step(
+        status = step_all(
             a.reshape(-1),
             self.fstate,
             self.istate,
