@@ -471,6 +471,15 @@ def measure_vector(
     return out
 
 
+def measure_ours(
+    env_id: str, kwargs: Mapping[str, Any], num_envs: int, settings: Settings
+) -> dict[str, Any]:
+    """:func:`measure_single` for ``num_envs == 1``, else :func:`measure_vector`."""
+    if num_envs == 1:
+        return measure_single(env_id, kwargs, settings)
+    return measure_vector(env_id, kwargs, num_envs, settings)
+
+
 def episode_length(env_id: str, kwargs: Mapping[str, Any], seed: int, cap: int = 100_000) -> int:
     """Length of one episode of the single env under random actions (at most ``cap``)."""
     env = gym.make(env_id, **kwargs)
@@ -914,11 +923,7 @@ def paired_rounds(
     for r in range(settings.rounds):
         log(f"[{workload.name}] paired round {r + 1}/{settings.rounds}")
         ours = {
-            str(b): (
-                measure_single(workload.env_id, kwargs, one)
-                if b == 1
-                else measure_vector(workload.env_id, kwargs, b, one)
-            )["best"]
+            str(b): measure_ours(workload.env_id, kwargs, b, one)["best"]
             for b in settings.batch_sizes
         }
         ref = run_reference(workload.reference, one, log, timing_only=True)
@@ -940,14 +945,11 @@ def run_workload(
     reference: dict[str, Any] | None = None
     for b in settings.batch_sizes:
         log(f"[{workload.name}] env steps/s at B={b}")
-        if b == 1:
-            detail[str(b)] = measure_single(workload.env_id, kwargs, settings)
+        detail[str(b)] = measure_ours(workload.env_id, kwargs, b, settings)
+        if b == 1 and workload.reference is not None and settings.reference:
             # the reference runs right after our single env, between our measurements
-            if workload.reference is not None and settings.reference:
-                log(f"[{workload.name}] reference: {workload.reference.name}")
-                reference = run_reference(workload.reference, settings, log)
-        else:
-            detail[str(b)] = measure_vector(workload.env_id, kwargs, b, settings)
+            log(f"[{workload.name}] reference: {workload.reference.name}")
+            reference = run_reference(workload.reference, settings, log)
     if reference is None and workload.reference is not None and settings.reference:
         reference = run_reference(workload.reference, settings, log)
     ours = {b: d["best"] for b, d in detail.items()}
@@ -992,6 +994,7 @@ def run_workload(
     result["rounds"], result["paired"] = [], {}
     if ref_sps and settings.rounds > 0:
         result["rounds"] = paired_rounds(workload, settings, log)
+    if result["rounds"]:
         result["paired"] = {
             key: float(np.median([r["ratios"][key] for r in result["rounds"]]))
             for key in result["rounds"][0]["ratios"]
