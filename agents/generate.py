@@ -378,12 +378,7 @@ def realism(
     tested = generated[:m]
     k = max(1, min(5, m - 1))
     report: dict[str, Any] = {"n_real": m, "n_generated": m, "alpha": alpha, "splits": splits}
-    for name in ("mmd", "energy"):
-        res = M.band_test(real, tested, rng, distance=name, splits=splits, alpha=alpha)
-        summary = res.summary()
-        summary["band_low"] = float(np.quantile(res.band, 0.05))
-        summary["band_high"] = float(np.quantile(res.band, 0.95))
-        report[name] = summary
+    report.update(M.band_tests(real, tested, rng, splits=splits, alpha=alpha))
     for name in ("logistic", "knn"):
         c = M.classifier_test(real, tested, rng, classifier=name, alpha=alpha, k=k)
         report[f"c2st_{name}"] = dataclasses.asdict(c)
@@ -400,9 +395,7 @@ def realism(
         train = np.asarray(train, dtype=np.float64)
         rows = train[rng.permutation(len(train))[:m]]
         reference: dict[str, Any] = {"n": len(rows)}
-        for name in ("mmd", "energy"):
-            res = M.band_test(real, rows, rng, distance=name, splits=splits, alpha=alpha)
-            reference[name] = res.summary()
+        reference.update(M.band_tests(real, rows, rng, splits=splits, alpha=alpha))
         reference["diversity"] = M.diversity(rows, real)
         reference["coverage"] = M.coverage(real, rows, k=k)
         report["training_data"] = reference

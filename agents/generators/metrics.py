@@ -129,6 +129,8 @@ class BandResult:
             "threshold": self.threshold,
             "p_value": self.p_value,
             "passed": self.passed,
+            "band_low": float(np.quantile(self.band, 0.05)),
+            "band_high": float(np.quantile(self.band, 0.95)),
         }
 
 
@@ -179,6 +181,21 @@ def band_test(
     threshold = float(np.quantile(band, 1.0 - alpha))
     p_value = float((1 + np.sum(band >= stat)) / (1 + splits))
     return BandResult(distance, stat, band, threshold, p_value, stat <= threshold)
+
+
+def band_tests(
+    real: np.ndarray,
+    generated: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    splits: int = 100,
+    alpha: float = 0.05,
+) -> dict[str, dict[str, float | bool | str]]:
+    """:func:`band_test` with MMD, then energy distance: ``{"mmd": summary, "energy": summary}``."""
+    return {
+        name: band_test(real, generated, rng, distance=name, splits=splits, alpha=alpha).summary()
+        for name in ("mmd", "energy")
+    }
 
 
 def permutation_test(
@@ -352,9 +369,7 @@ def evaluate(
     rejected = generator.stats.rejected - before.rejected
     gen = np.stack([generator.codec.encode(s) for s in scenarios])
     out: dict[str, Any] = {}
-    for name in ("mmd", "energy"):
-        res = band_test(real, gen, rng, distance=name, splits=splits, alpha=alpha)
-        out[name] = res.summary()
+    out.update(band_tests(real, gen, rng, splits=splits, alpha=alpha))
     for name in ("logistic", "knn"):
         c = classifier_test(real, gen, rng, classifier=name, alpha=alpha)
         out[f"c2st_{name}"] = dataclasses.asdict(c)
