@@ -229,6 +229,17 @@ def test_scripts_run_as_files(script, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def _tiny_recsim(rounds: int) -> tuple[bench.Settings, bench.Workload]:
+    """Tiny budgets on RecSimIE-v0 at B = 1 and 4, with a ``ratio_b4 >= 1`` target."""
+    settings = bench.Settings(
+        seconds=0.02, repeats=1, warmup_s=0.01, batch_sizes=(1, 4), ppo=None, rounds=rounds
+    )
+    workload = bench.Workload(
+        "RecSimIE-v0", "lepton/RecSimIE-v0", reference=bench.RECSIM, targets={"ratio_b4": 1.0}
+    )
+    return settings, workload
+
+
 def test_paired_rounds_set_the_ratio_their_target_is_checked_against(monkeypatch):
     rates = iter([1000.0, 4000.0, 2000.0, 3000.0])  # main run, then one per round
 
@@ -241,12 +252,7 @@ def test_paired_rounds_set_the_ratio_their_target_is_checked_against(monkeypatch
         }
 
     monkeypatch.setattr(bench, "run_reference", fake_reference)
-    settings = bench.Settings(
-        seconds=0.02, repeats=1, warmup_s=0.01, batch_sizes=(1, 4), ppo=None, rounds=3
-    )
-    workload = bench.Workload(
-        "RecSimIE-v0", "lepton/RecSimIE-v0", reference=bench.RECSIM, targets={"ratio_b4": 1.0}
-    )
+    settings, workload = _tiny_recsim(rounds=3)
     result = bench.run_workload(workload, settings, log=lambda message: None)
     rounds = result["rounds"]
     assert [r["reference"] for r in rounds] == [4000.0, 2000.0, 3000.0]
@@ -278,12 +284,7 @@ def test_failed_paired_rounds_leave_the_best_run_ratio_to_the_target(monkeypatch
         return {"name": ref.name, "available": False, "reason": "worker failed"}
 
     monkeypatch.setattr(bench, "run_reference", fake_reference)
-    settings = bench.Settings(
-        seconds=0.02, repeats=1, warmup_s=0.01, batch_sizes=(1, 4), ppo=None, rounds=2
-    )
-    workload = bench.Workload(
-        "RecSimIE-v0", "lepton/RecSimIE-v0", reference=bench.RECSIM, targets={"ratio_b4": 1.0}
-    )
+    settings, workload = _tiny_recsim(rounds=2)
     result = bench.run_workload(workload, settings, log=lambda message: None)
     assert result["rounds"] == [] and result["paired"] == {}
     assert result["targets_met"]["ratio_b4"] is True  # steps/s over 1.0
