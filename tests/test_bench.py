@@ -212,7 +212,7 @@ def test_report_formats_reference_and_faithfulness_rows():
     assert "per CPU-second" in text
 
 
-@pytest.mark.parametrize("script", ["bench.py", "bench_traffic.py"])
+@pytest.mark.parametrize("script", ["bench.py", "bench_traffic.py", "bench_floor.py"])
 def test_scripts_run_as_files(script, tmp_path):
     # run as ``python scripts/<file>``, the scripts folder comes first on sys.path: no module
     # there may take the name of one of the project's packages

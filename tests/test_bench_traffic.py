@@ -238,3 +238,32 @@ def test_end_to_end_smoke(tmp_path):
     for row in fid["rows"]:
         assert row["teleport_time"] == {"ours": -1.0, "sumo": -1}
         assert row["metrics"]["arrived"]["ours"] > 0 and row["metrics"]["arrived"]["sumo"] > 0
+
+
+def test_car_following_floor(capsys):
+    # the lower-bound kernel is SUMO's Krauss model: no vehicle overtakes or touches its leader
+    # on a ring, speeds stay within [0, vmax], and the traffic keeps moving
+    import numpy as np
+
+    floor = importlib.import_module("scripts.bench_floor")
+    for n, spacing, moving in ((6, 50.0, 10.0), (30, 10.0, 0.5)):  # free flow; dense, stop-and-go
+        pos = np.empty((3, 2, n))
+        pos[:] = 300.0 - spacing * np.arange(n)
+        speed = np.zeros_like(pos)
+        uni = np.random.default_rng(1).random(4096)
+        k = 0
+        for _ in range(200):
+            k = floor.krauss_decisions(pos, speed, 300.0, 13.89, 5, uni, k)
+            ahead = np.concatenate([pos[..., -1:] + 300.0, pos[..., :-1]], axis=-1)
+            assert (ahead - pos >= floor.LENGTH + floor.MIN_GAP - 1e-9).all()
+            assert (speed >= 0.0).all() and (speed <= 13.89 + 1e-12).all()
+        assert speed.mean() > moving
+        assert 0 < k < uni.shape[0]
+    # the command prints the timing and the budget share
+    assert floor.main(["--batch", "2", "--seconds", "0.01", "--repeats", "1",
+                       "--reference-rate", "1000", "--ratio", "500"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["budget_us_per_replica_decision"] == pytest.approx(2.0)
+    assert out["us_per_replica_decision_best"] > 0.0 and out["vehicles"] == 40
+    with pytest.raises(SystemExit):
+        floor.main(["--batch", "0"])

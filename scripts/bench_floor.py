@@ -1,0 +1,139 @@
+"""Lower bound on a faithful traffic simulator's step: Krauss car-following and nothing else.
+
+Times the cheapest part of a microscopic decision step in isolation: every vehicle of every
+replica takes SUMO's Krauss update (safe speed, acceleration limit, dawdling with one uniform
+draw, position) once per one-second sub-step. The vehicles ride ring lanes, so the traffic
+keeps moving with no insertion, junction, lane change, statistics, observation or reward work;
+a full simulator does all of these on top. The defaults match sumo-rl's single intersection
+under random control in ``lepton/TrafficSignal-v0`` (about 38 vehicles on its 8 incoming lanes,
+5 sub-steps per 5-s decision).
+
+It answers how much of a per-replica-decision time budget car-following alone uses::
+
+    python scripts/bench_floor.py                       # B = 256, 40 vehicles, 8 lanes
+    python scripts/bench_floor.py --reference-rate 735 --ratio 500
+
+With ``--reference-rate`` (reference decisions per second) and ``--ratio``, it also prints the
+budget ``1 / (ratio x rate)`` that a simulator must meet per replica-decision for that ratio
+on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+# SUMO's passenger defaults (Krauss): reaction time, accel, decel, imperfection, gap, length
+TAU, ACCEL, DECEL, SIGMA, MIN_GAP, LENGTH = 1.0, 2.6, 4.5, 0.5, 2.5, 5.0
+
+
+@numba.njit(cache=True, fastmath=True)
+def krauss_decisions(
+    pos: np.ndarray,
+    speed: np.ndarray,
+    ring: float,
+    vmax: float,
+    n_sub: int,
+    uni: np.ndarray,
+    k: int,
+) -> int:  # pragma: no cover - compiled
+    """``n_sub`` Krauss sub-steps of every ring lane of every replica (``pos``: ``[B, L, n]``).
+
+    Vehicles on a lane are ordered front to back; the first one follows the last (a ring of
+    ``ring`` metres). All vehicles move together: each follows its leader's position and speed
+    at the sub-step's start, as in SUMO. Returns the next index into the uniforms ``uni``.
+    """
+    n_batch, n_lanes, n_veh = pos.shape
+    for b in range(n_batch):
+        for _ in range(n_sub):
+            for lane in range(n_lanes):
+                lead_pos = pos[b, lane, n_veh - 1] + ring
+                lead_v = speed[b, lane, n_veh - 1]
+                for j in range(n_veh):
+                    gap = lead_pos - LENGTH - MIN_GAP - pos[b, lane, j]
+                    if gap < 0.0:
+                        gap = 0.0
+                    safe = -TAU * DECEL + np.sqrt(
+                        (TAU * DECEL) ** 2 + lead_v * lead_v + 2.0 * DECEL * gap
+                    )
+                    v = min(speed[b, lane, j] + ACCEL, safe, vmax)
+                    v = max(0.0, v - SIGMA * ACCEL * uni[k])
+                    k += 1
+                    if k == uni.shape[0]:
+                        k = 0
+                    # the follower sees this vehicle where it was at the sub-step's start
+                    lead_pos = pos[b, lane, j]
+                    lead_v = speed[b, lane, j]
+                    pos[b, lane, j] += v
+                    speed[b, lane, j] = v
+                # keep positions bounded (the ring's origin moves with the traffic)
+                if pos[b, lane, 0] > ring:
+                    for j in range(n_veh):
+                        pos[b, lane, j] -= ring
+    return k
+
+
+def measure(
+    batch: int, vehicles: int, lanes: int, n_sub: int, seconds: float, repeats: int
+) -> dict[str, float]:
+    """CPU time per replica-decision (best and median of ``repeats`` runs of ``seconds``)."""
+    per_lane = max(1, round(vehicles / lanes))
+    ring = 300.0
+    spacing = ring / per_lane
+    pos = np.empty((batch, lanes, per_lane))
+    pos[:] = ring - spacing * np.arange(per_lane)
+    speed = np.zeros_like(pos)
+    uni = np.random.default_rng(0).random(1 << 20)
+    k = krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, 0)  # compile and warm up
+    runs = []
+    for _ in range(repeats):
+        calls = 0
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            k = krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, k)
+            calls += 1
+        runs.append((time.process_time() - start) / (calls * batch))
+    updates = per_lane * lanes * n_sub
+    best, median = min(runs), statistics.median(runs)
+    return {
+        "batch": batch,
+        "vehicles": per_lane * lanes,
+        "sub_steps": n_sub,
+        "us_per_replica_decision_best": best * 1e6,
+        "us_per_replica_decision_median": median * 1e6,
+        "ns_per_vehicle_update_best": best * 1e9 / updates,
+        "mean_speed": float(speed.mean()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=256, help="replicas per call")
+    parser.add_argument("--vehicles", type=int, default=40, help="vehicles per replica")
+    parser.add_argument("--lanes", type=int, default=8, help="lanes per replica")
+    parser.add_argument("--sub-steps", type=int, default=5, help="one-second sub-steps")
+    parser.add_argument("--seconds", type=float, default=2.0, help="CPU seconds per run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reference-rate", type=float, help="reference decisions per second")
+    parser.add_argument("--ratio", type=float, help="speed ratio to budget for")
+    args = parser.parse_args(argv)
+    for name in ("batch", "vehicles", "lanes", "sub_steps", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: must be >= 1")
+    out = measure(args.batch, args.vehicles, args.lanes, args.sub_steps, args.seconds, args.repeats)
+    if args.reference_rate and args.ratio:
+        budget = 1e6 / (args.reference_rate * args.ratio)
+        out["budget_us_per_replica_decision"] = budget
+        out["share_of_budget_best"] = out["us_per_replica_decision_best"] / budget
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
