@@ -15,7 +15,11 @@ It answers how much of a per-replica-decision time budget car-following alone us
 
 With ``--reference-rate`` (reference decisions per second) and ``--ratio``, it also prints the
 budget ``1 / (ratio x rate)`` that a simulator must meet per replica-decision for that ratio
-on one core.
+on one core. ``--ours`` adds our whole compiled core step on sumo-rl's single intersection
+(random control, after 200 decisions to fill the network), once with its demand and once with
+none, which splits the step into a fixed part and a part that grows with the vehicles::
+
+    python scripts/bench_floor.py --ours --reference-rate 735 --ratio 500
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numba
 import numpy as np
@@ -112,6 +117,42 @@ def measure(
     }
 
 
+def measure_ours(
+    batch: int, scale: float, seconds: float, repeats: int, seed: int = 0
+) -> dict[str, float]:
+    """CPU time per replica-decision of ``TrafficSim.advance`` on sumo-rl's single intersection.
+
+    The demand is sumo-rl's times ``scale``; actions are random; the network is filled by 200
+    decisions before timing. Returns the best and median time and the vehicles on the network.
+    """
+    from envs.traffic.builders import sumo_rl_single_intersection
+    from envs.traffic.sim import METRICS, TrafficSim
+
+    sc = sumo_rl_single_intersection(seconds=1e9, scale=scale)
+    sim = TrafficSim(batch, sc)
+    rngs = [np.random.default_rng([seed, i]) for i in range(batch)]
+    sim.reset(np.ones(batch, dtype=bool), rngs, [None] * batch)
+    rng = np.random.default_rng(seed)
+    n_actions = int(sim.num_greens[0])
+    pool = [rng.integers(0, n_actions, (batch, 1)) for _ in range(64)]
+    for i in range(200):
+        sim.advance(pool[i % 64])
+    runs = []
+    for _ in range(repeats):
+        calls = 0
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            sim.advance(pool[calls % 64])
+            calls += 1
+        runs.append((time.process_time() - start) / (calls * batch))
+    on_network = float(sim.metrics[:, METRICS.index("on_network")].mean())
+    return {
+        "us_per_replica_decision_best": min(runs) * 1e6,
+        "us_per_replica_decision_median": statistics.median(runs) * 1e6,
+        "vehicles_on_network": on_network,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=256, help="replicas per call")
@@ -122,16 +163,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-rate", type=float, help="reference decisions per second")
     parser.add_argument("--ratio", type=float, help="speed ratio to budget for")
+    parser.add_argument(
+        "--ours", action="store_true", help="also time our core step, with and without demand"
+    )
     args = parser.parse_args(argv)
     for name in ("batch", "vehicles", "lanes", "sub_steps", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: must be >= 1")
     out = measure(args.batch, args.vehicles, args.lanes, args.sub_steps, args.seconds, args.repeats)
+    result: dict[str, Any] = {"krauss_only": out}
+    if args.ours:
+        result["ours"] = {
+            name: measure_ours(args.batch, scale, args.seconds, args.repeats)
+            for name, scale in (("sumo_rl_demand", 1.0), ("no_demand", 0.0))
+        }
     if args.reference_rate and args.ratio:
         budget = 1e6 / (args.reference_rate * args.ratio)
-        out["budget_us_per_replica_decision"] = budget
-        out["share_of_budget_best"] = out["us_per_replica_decision_best"] / budget
-    print(json.dumps(out, indent=2))
+        result["budget_us_per_replica_decision"] = budget
+        for part in [out, *result.get("ours", {}).values()]:
+            part["share_of_budget_best"] = part["us_per_replica_decision_best"] / budget
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -260,10 +260,18 @@ def test_car_following_floor(capsys):
         assert speed.mean() > moving
         assert 0 < k < uni.shape[0]
     # the command prints the timing and the budget share
-    assert floor.main(["--batch", "2", "--seconds", "0.01", "--repeats", "1",
+    assert floor.main(["--batch", "2", "--seconds", "0.01", "--repeats", "1", "--ours",
                        "--reference-rate", "1000", "--ratio", "500"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
     assert out["budget_us_per_replica_decision"] == pytest.approx(2.0)
-    assert out["us_per_replica_decision_best"] > 0.0 and out["vehicles"] == 40
+    krauss, ours = out["krauss_only"], out["ours"]
+    assert krauss["us_per_replica_decision_best"] > 0.0 and krauss["vehicles"] == 40
+    assert krauss["share_of_budget_best"] == pytest.approx(
+        krauss["us_per_replica_decision_best"] / 2.0
+    )
+    # our core step: sumo-rl's demand fills the network, no demand leaves it empty
+    assert ours["no_demand"]["vehicles_on_network"] == 0.0
+    assert ours["sumo_rl_demand"]["vehicles_on_network"] > 10.0
+    assert all(o["us_per_replica_decision_best"] > 0.0 for o in ours.values())
     with pytest.raises(SystemExit):
         floor.main(["--batch", "0"])
