@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -170,8 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("batch", "vehicles", "lanes", "sub_steps", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: must be >= 1")
+    from scripts import bench
+
+    meta = bench.metadata(bench.Settings(seconds=args.seconds, repeats=args.repeats, warmup_s=0.0))
+    given = sys.argv[1:] if argv is None else list(argv)
+    meta["command"] = " ".join(["python scripts/bench_floor.py", *given])
     out = measure(args.batch, args.vehicles, args.lanes, args.sub_steps, args.seconds, args.repeats)
-    result: dict[str, Any] = {"krauss_only": out}
+    result: dict[str, Any] = {"metadata": meta, "krauss_only": out}
     if args.ours:
         result["ours"] = {
             name: measure_ours(args.batch, scale, args.seconds, args.repeats)
@@ -182,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["budget_us_per_replica_decision"] = budget
         for part in [out, *result.get("ours", {}).values()]:
             part["share_of_budget_best"] = part["us_per_replica_decision_best"] / budget
+    meta["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     print(json.dumps(result, indent=2))
     return 0
 

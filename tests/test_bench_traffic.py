@@ -265,6 +265,10 @@ def test_car_following_floor(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["budget_us_per_replica_decision"] == pytest.approx(2.0)
     krauss, ours = out["krauss_only"], out["ours"]
+    assert (
+        "--ours" in out["metadata"]["command"]
+        and out["metadata"]["seconds_per_measurement"] == 0.01
+    )
     assert krauss["us_per_replica_decision_best"] > 0.0 and krauss["vehicles"] == 40
     assert krauss["share_of_budget_best"] == pytest.approx(
         krauss["us_per_replica_decision_best"] / 2.0
