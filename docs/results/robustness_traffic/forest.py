@@ -53,8 +53,8 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(rows) + 1.6), sharey=True)
     ys = list(range(len(rows)))[::-1]
     for ax, col, title in (
-        (axes[0], 2, "mean travel time, % of one-window arm (< 0 is better)"),
-        (axes[1], 3, "return, % of |one-window arm| (> 0 is better)"),
+        (axes[0], 2, "mean travel time, % of arm (a) (< 0: better)"),
+        (axes[1], 3, "return, % of |arm (a)| (> 0: better)"),
     ):
         for y, row in zip(ys, rows, strict=True):
             pt, lo, hi = row[col]
@@ -68,9 +68,7 @@ def main() -> None:
     axes[0].set_yticklabels(
         [f"{r[0]}: {ARM_LABELS[r[1]]} ({r[4]} seeds faster)" for r in rows], fontsize=8
     )
-    fig.suptitle(
-        "Paired difference to training on one real window, 95 % bootstrap intervals", fontsize=10
-    )
+    fig.suptitle("Paired difference to (a), one real window: 95 % bootstrap intervals", fontsize=10)
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
