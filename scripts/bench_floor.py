@@ -4,8 +4,9 @@ Times the cheapest part of a microscopic decision step in isolation: every vehic
 replica takes SUMO's Krauss update (safe speed, acceleration limit, dawdling with one uniform
 draw, position) once per one-second sub-step. The vehicles ride ring lanes, so the traffic
 keeps moving with no insertion, junction, lane change, statistics, observation or reward work;
-a full simulator does all of these on top. The defaults match sumo-rl's single intersection
-under random control in ``lepton/TrafficSignal-v0`` (about 38 vehicles on its 8 incoming lanes,
+a full simulator does all of these on top. It is compiled with ``fastmath``, so it is a generous
+lower bound. The defaults match sumo-rl's single intersection under random control in
+``lepton/TrafficSignal-v0`` (about 38 vehicles on its 8 lanes, two 2-lane roads in and out,
 5 sub-steps per 5-s decision).
 
 It answers how much of a per-replica-decision time budget car-following alone uses::
@@ -172,6 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("batch", "vehicles", "lanes", "sub_steps", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: must be >= 1")
+    if (args.reference_rate is None) != (args.ratio is None):
+        parser.error("--reference-rate and --ratio: give both (the budget needs both) or neither")
+    for name in ("reference_rate", "ratio", "seconds"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            parser.error(f"--{name.replace('_', '-')}: must be > 0, got {value}")
     from scripts import bench
 
     meta = bench.metadata(bench.Settings(seconds=args.seconds, repeats=args.repeats, warmup_s=0.0))
@@ -184,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             name: measure_ours(args.batch, scale, args.seconds, args.repeats)
             for name, scale in (("sumo_rl_demand", 1.0), ("no_demand", 0.0))
         }
-    if args.reference_rate and args.ratio:
+    if args.reference_rate is not None and args.ratio is not None:
         budget = 1e6 / (args.reference_rate * args.ratio)
         result["budget_us_per_replica_decision"] = budget
         for part in [out, *result.get("ours", {}).values()]:

@@ -277,5 +277,12 @@ def test_car_following_floor(capsys):
     assert ours["no_demand"]["vehicles_on_network"] == 0.0
     assert ours["sumo_rl_demand"]["vehicles_on_network"] > 10.0
     assert all(o["us_per_replica_decision_best"] > 0.0 for o in ours.values())
-    with pytest.raises(SystemExit):
-        floor.main(["--batch", "0"])
+    for bad in (["--batch", "0"], ["--ratio", "500"], ["--reference-rate", "0", "--ratio", "5"]):
+        with pytest.raises(SystemExit):
+            floor.main(bad)
+    err = capsys.readouterr().err
+    assert (
+        "--batch: must be >= 1" in err
+        and "give both" in err
+        and "--reference-rate: must be > 0" in err
+    )
