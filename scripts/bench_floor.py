@@ -31,7 +31,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numba
@@ -87,6 +87,21 @@ def krauss_decisions(
     return k
 
 
+def cpu_seconds_per_call(
+    call: Callable[[int], object], seconds: float, repeats: int
+) -> list[float]:
+    """CPU seconds per ``call(i)`` (``i`` counts the calls) in each of ``repeats`` runs."""
+    runs = []
+    for _ in range(repeats):
+        calls = 0
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            call(calls)
+            calls += 1
+        runs.append((time.process_time() - start) / calls)
+    return runs
+
+
 def measure(
     batch: int, vehicles: int, lanes: int, n_sub: int, seconds: float, repeats: int
 ) -> dict[str, float]:
@@ -98,15 +113,12 @@ def measure(
     pos[:] = ring - spacing * np.arange(per_lane)
     speed = np.zeros_like(pos)
     uni = np.random.default_rng(0).random(1 << 20)
-    k = krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, 0)  # compile and warm up
-    runs = []
-    for _ in range(repeats):
-        calls = 0
-        start = time.process_time()
-        while time.process_time() - start < seconds:
-            k = krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, k)
-            calls += 1
-        runs.append((time.process_time() - start) / (calls * batch))
+    k = [krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, 0)]  # compile and warm up
+
+    def call(_: int) -> None:
+        k[0] = krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, k[0])
+
+    runs = [t / batch for t in cpu_seconds_per_call(call, seconds, repeats)]
     updates = per_lane * lanes * n_sub
     best, median = min(runs), statistics.median(runs)
     return {
@@ -140,14 +152,10 @@ def measure_ours(
     pool = [rng.integers(0, n_actions, (batch, 1)) for _ in range(64)]
     for i in range(200):
         sim.advance(pool[i % 64])
-    runs = []
-    for _ in range(repeats):
-        calls = 0
-        start = time.process_time()
-        while time.process_time() - start < seconds:
-            sim.advance(pool[calls % 64])
-            calls += 1
-        runs.append((time.process_time() - start) / (calls * batch))
+    runs = [
+        t / batch
+        for t in cpu_seconds_per_call(lambda i: sim.advance(pool[i % 64]), seconds, repeats)
+    ]
     on_network = float(sim.metrics[:, METRICS.index("on_network")].mean())
     return {
         "us_per_replica_decision_best": min(runs) * 1e6,
