@@ -13,6 +13,7 @@ from envs.traffic import builders
 from envs.traffic.network import RED, Phase, SignalProgram
 from envs.traffic.scenario import SignalSettings, TrafficScenario
 from envs.traffic.sim import (
+    A_TELEPORTS,
     F_INSERT,
     F_POS,
     F_SPEED,
@@ -56,6 +57,37 @@ def check_no_overlap(sim: TrafficSim, b: int = 0) -> None:
         length = sim.compiled.vtypes[vi[on, I_TYPE], T_LEN]
         # the back of every vehicle is behind the front of the one that follows it
         assert np.all(front[:-1] - length[:-1] >= front[1:] - 1e-6), (lane, front, length)
+
+
+def check_lane_lists(sim: TrafficSim, b: int = 0) -> None:
+    """The kernel's vehicle order: every alive vehicle once, by lane, front first, with ranges."""
+    n = int(sim.n_alive[b])
+    order = sim.order[b, :n]
+    assert sorted(order.tolist()) == vehicles(sim, b).tolist()
+    lanes = sim.vi[b, order, I_LANE]
+    pos = sim.vf[b, order, F_POS]
+    same = lanes[1:] == lanes[:-1]
+    assert np.all(lanes[1:] >= lanes[:-1]) and np.all(pos[1:][same] <= pos[:-1][same])
+    count = np.bincount(lanes, minlength=sim.count.shape[1])
+    assert np.array_equal(sim.count[b], count)
+    for lane in np.flatnonzero(count):
+        assert lanes[sim.first[b, lane]] == lane and (
+            sim.first[b, lane] == 0 or lanes[sim.first[b, lane] - 1] < lane
+        )
+
+
+def test_lane_lists_stay_sorted_through_insertions_transfers_and_teleports() -> None:
+    # heavy demand and a short teleport time: blocked insertions, spillback and teleports
+    sc = builders.PRESETS["grid2x2"](seconds=900, scale=4.0).replace(teleport_time=20.0)
+    sim = make_sim(sc, batch=2, seed=3)
+    rng = np.random.default_rng(2)
+    k = len(sim.controlled)
+    for _ in range(150):
+        sim.step(rng.integers(0, 8, size=(2, k)))
+        check_lane_lists(sim, 0)
+        check_lane_lists(sim, 1)
+    assert np.all(sim.metrics[:, 2] > 50)  # trips finished
+    assert sim.acc[:, A_TELEPORTS].min() > 0 and sim.pending.min() > 0
 
 
 def test_vehicles_are_conserved_and_never_overlap_on_a_grid() -> None:

@@ -427,38 +427,70 @@ def _sort_order(
     vf: np.ndarray,
     order: np.ndarray,
     n: int,
+    first: np.ndarray,
+    count: np.ndarray,
+    klane: np.ndarray,
+    kpos: np.ndarray,
 ) -> None:  # pragma: no cover
-    """Insertion sort of the alive vehicles by (lane ascending, position descending)."""
-    for k in range(1, n):
+    """Sort the alive vehicles by (lane ascending, position descending); set each lane's range.
+
+    An insertion sort (the order is nearly sorted from the sub-step before) over keys gathered
+    once into ``klane`` and ``kpos``; lane ``l`` holds ``order[first[l]:first[l] + count[l]]``.
+    """
+    for k in range(n):
         v = order[k]
-        lane = vi[v, I_LANE]
-        pos = vf[v, F_POS]
+        klane[k] = vi[v, I_LANE]
+        kpos[k] = vf[v, F_POS]
+    for k in range(1, n):
+        lane = klane[k]
+        pos = kpos[k]
+        lu = klane[k - 1]
+        if lu < lane or (lu == lane and kpos[k - 1] >= pos):
+            continue
+        v = order[k]
         j = k - 1
         while j >= 0:
-            u = order[j]
-            lu = vi[u, I_LANE]
-            if lu > lane or (lu == lane and vf[u, F_POS] < pos):
-                order[j + 1] = u
+            lu = klane[j]
+            if lu > lane or (lu == lane and kpos[j] < pos):
+                order[j + 1] = order[j]
+                klane[j + 1] = lu
+                kpos[j + 1] = kpos[j]
                 j -= 1
             else:
                 break
         order[j + 1] = v
-
-
-@numba.njit(cache=True)
-def _lane_ranges(
-    vi: np.ndarray,
-    order: np.ndarray,
-    n: int,
-    first: np.ndarray,
-    count: np.ndarray,
-) -> None:  # pragma: no cover
+        klane[j + 1] = lane
+        kpos[j + 1] = pos
     count[:] = 0
     for k in range(n):
-        lane = vi[order[k], I_LANE]
+        lane = klane[k]
         if count[lane] == 0:
             first[lane] = k
         count[lane] += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _place_tail(
+    order: np.ndarray, n: int, v: int, lane: int, first: np.ndarray, count: np.ndarray
+) -> None:  # pragma: no cover
+    """Put vehicle ``v`` at the tail of ``lane`` in the sorted ``order[:n]`` (``n`` before it).
+
+    The caller guarantees that ``v`` is behind every vehicle of the lane, so this is where a
+    sort would put it; lanes after ``lane`` shift by one.
+    """
+    if count[lane] > 0:
+        p = first[lane] + count[lane]
+    else:
+        p = 0
+        for m in range(lane):
+            p += count[m]
+        first[lane] = p
+    for j in range(n, p, -1):
+        order[j] = order[j - 1]
+    order[p] = v
+    count[lane] += 1
+    for m in range(lane + 1, count.shape[0]):
+        first[m] += 1
 
 
 # Helpers called per vehicle are inlined in Numba's IR (``inline="always"``): a compiled call
@@ -646,6 +678,8 @@ def _advance(
     vt_speed: np.ndarray,
     vt_set: np.ndarray,
     seg_due: np.ndarray,
+    klane: np.ndarray,
+    kpos: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Advance replica ``b`` by one decision: apply its actions, then ``n_sub`` sub-steps."""
     dt = params[0]
@@ -725,8 +759,7 @@ def _advance(
         n = n_alive[b]
         if sub == 0:
             # later sub-steps start from the order and lane ranges the previous one left
-            _sort_order(vib, vfb, ob, n)
-            _lane_ranges(vib, ob, n, first, count)
+            _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
         # --- strategic lane changes ---
         changed = False
         # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
@@ -868,8 +901,7 @@ def _advance(
                     changed = True
                     break
         if changed:
-            _sort_order(vib, vfb, ob, n)
-            _lane_ranges(vib, ob, n, first, count)
+            _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
         # re-evaluate connection choices of vehicles that changed lanes or wait for one
         for k in range(n):
             v = ob[k]
@@ -1110,8 +1142,7 @@ def _advance(
                     vfb[v, F_POS] = llen - 0.01
                     vfb[v, F_SPEED] = 0.0
             k += 1
-        _sort_order(vib, vfb, ob, n)
-        _lane_ranges(vib, ob, n, first, count)
+        _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
         for k in range(n):
             v = ob[k]
             if vib[v, I_CONN] == -1:
@@ -1144,6 +1175,8 @@ def _advance(
                     acc[b, A_TELEPORTS] += 1.0
                     _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt)
                     n -= 1
+                    # the lane ranges lost a vehicle: later teleports and insertions read them
+                    _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
                     continue
                 nxt = route_edges[rs + rpos + 1]
                 dest = -1
@@ -1165,8 +1198,7 @@ def _advance(
                     vfb[v, F_STUCK] = 0.0
                     vfb[v, F_LWAIT] = 0.0
                     vib[v, I_CONN] = -1
-                    _sort_order(vib, vfb, ob, n)
-                    _lane_ranges(vib, ob, n, first, count)
+                    _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
                     vib[v, I_CONN] = _choose_conn(
                         dest,
                         route,
@@ -1279,15 +1311,13 @@ def _advance(
                 vfb[v, F_LOSS] = 0.0
                 vfb[v, F_STUCK] = 0.0
                 vfb[v, F_ROUTELEN] = 0.0
-                ob[n] = v
+                # it enters behind the lane's last vehicle: the lane lists stay sorted
+                _place_tail(ob, n, v, best, first, count)
                 n += 1
                 n_alive[b] = n
                 acc[b, A_INSERTED] += 1.0
                 acc[b, A_DDELAY] += t_next - dep_time[b, j]
                 seg_ptr[b, src] += 1
-                # keep the lane lists valid for the next insertions of this sub-step
-                _sort_order(vib, vfb, ob, n)
-                _lane_ranges(vib, ob, n, first, count)
                 vib[v, I_CONN] = _choose_conn(
                     best,
                     route,
@@ -1767,6 +1797,9 @@ def _step_replicas(
     tp = _v2(sf, lay_sf, 4)
     lane_cap = _v1(sf, lay_sf, 5)
     refill_any = False
+    # sort keys, scratch shared by the replicas (stepped one after the other)
+    klane = np.empty(vi.shape[1], dtype=np.int32)
+    kpos = np.empty(vi.shape[1])
     for b in range(lay_i32[0, 1]):
         conn_eta = conn_eta_all[b]
         new_speed = new_speed_all[b]
@@ -1830,6 +1863,8 @@ def _step_replicas(
             vt_speed,
             vt_set,
             seg_due,
+            klane,
+            kpos,
         )
         _summarise(
             b,
