@@ -906,34 +906,49 @@ def ratio_key(batch_size: int) -> str:
 
 
 def paired_rounds(
-    workload: Workload, settings: Settings, log: Callable[[str], None] = print
+    name: str,
+    reference: Reference,
+    settings: Settings,
+    measure: Callable[[int, Settings], float],
+    log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """``settings.rounds`` rounds of ours at every batch size, then the reference, and the ratios.
 
     Each side gets one timed window of ``settings.seconds`` after its warm-up.
 
+    Args:
+        name: the workload's label in progress messages.
+        reference: the reference, timed by its worker.
+        settings: budgets; ``rounds`` and ``batch_sizes`` say what is timed.
+        measure: our steps/s at a batch size, under settings with one repeat.
+        log: progress messages.
+
     Returns:
         Per round: ``ours`` (steps/s per batch size), ``reference`` (steps/s) and ``ratios``;
         rounds whose reference run failed are left out.
     """
-    assert workload.reference is not None
     one = dataclasses.replace(settings, repeats=1)
-    kwargs = dict(workload.kwargs)
     rounds = []
     for r in range(settings.rounds):
-        log(f"[{workload.name}] paired round {r + 1}/{settings.rounds}")
-        ours = {
-            str(b): measure_ours(workload.env_id, kwargs, b, one)["best"]
-            for b in settings.batch_sizes
-        }
-        ref = run_reference(workload.reference, one, log, timing_only=True)
+        log(f"[{name}] paired round {r + 1}/{settings.rounds}")
+        ours = {str(b): measure(b, one) for b in settings.batch_sizes}
+        ref = run_reference(reference, one, log, timing_only=True)
         if not ref.get("available"):
-            log(f"[{workload.name}] paired round {r + 1}: reference failed: {ref.get('reason')}")
+            log(f"[{name}] paired round {r + 1}: reference failed: {ref.get('reason')}")
             continue
         theirs = float(ref["steps_per_s"]["best"])
         ratios = {ratio_key(b): ours[str(b)] / theirs for b in settings.batch_sizes}
         rounds.append({"ours": ours, "reference": theirs, "ratios": ratios})
     return rounds
+
+
+def paired_medians(rounds: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Median of every ratio over paired ``rounds`` (empty when there are none)."""
+    if not rounds:
+        return {}
+    return {
+        key: float(np.median([r["ratios"][key] for r in rounds])) for key in rounds[0]["ratios"]
+    }
 
 
 def run_workload(
@@ -991,14 +1006,17 @@ def run_workload(
     if reference is not None and reference.get("available") and reference.get("policies"):
         log(f"[{workload.name}] faithfulness: fixed policies on both implementations")
         result["faithfulness"] = faithfulness(workload, reference, settings)
-    result["rounds"], result["paired"] = [], {}
-    if ref_sps and settings.rounds > 0:
-        result["rounds"] = paired_rounds(workload, settings, log)
-    if result["rounds"]:
-        result["paired"] = {
-            key: float(np.median([r["ratios"][key] for r in result["rounds"]]))
-            for key in result["rounds"][0]["ratios"]
-        }
+    result["rounds"] = []
+    if ref_sps and workload.reference is not None and settings.rounds > 0:
+        env_id = workload.env_id
+        result["rounds"] = paired_rounds(
+            workload.name,
+            workload.reference,
+            settings,
+            lambda b, one: measure_ours(env_id, kwargs, b, one)["best"],
+            log,
+        )
+    result["paired"] = paired_medians(result["rounds"])
     result["targets"] = dict(workload.targets)
     checked = {**{k: result.get(k) for k in workload.targets}, **result["paired"]}
     result["targets_met"] = {
@@ -1237,6 +1255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ppo-epochs", type=int, default=defaults.n_epochs)
     parser.add_argument("--ppo-timesteps", type=int, default=defaults.total_timesteps)
     args = parser.parse_args(argv)
+    if args.rounds < 0:
+        parser.error(f"--rounds: must be >= 0 (0: no paired rounds), got {args.rounds}")
 
     ppo = None
     if not args.no_ppo:

@@ -286,3 +286,45 @@ def test_car_following_floor(capsys):
         and "give both" in err
         and "--reference-rate: must be > 0" in err
     )
+
+
+def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
+    # the best runs meet both targets; the paired rounds, with a faster reference, miss them
+    refs = iter([1000.0, 2000.0, 1500.0, 900.0])  # the main run, then one per round
+
+    timing_only_calls: list[bool] = []
+
+    def fake_reference(ref, settings, log=print, *, timing_only=False):
+        timing_only_calls.append(timing_only)
+        best = next(refs)
+        return {
+            "name": ref.name,
+            "available": True,
+            "steps_per_s": {"best": best, "cpu_best": best},
+        }
+
+    def fake_measure(env_id, kwargs, num_envs, settings):
+        rate = 25_000.0 if num_envs == 1 else 600_000.0
+        return {"best": rate, "cpu_best": rate}
+
+    monkeypatch.setattr(bench, "run_reference", fake_reference)
+    monkeypatch.setattr(bt, "measure_ours", fake_measure)
+    settings = bench.Settings(
+        seconds=0.01, repeats=2, warmup_s=0.0, batch_sizes=(1, 256), ppo=None, rounds=3
+    )
+    w = bt.speed_case(bt.SPEED_CASES[0], settings, log=lambda message: None)
+    assert [r["reference"] for r in w["rounds"]] == [2000.0, 1500.0, 900.0]
+    assert timing_only_calls == [False, True, True, True]
+    assert w["ratio_b256"] == pytest.approx(600.0) and w["ratio_single"] == pytest.approx(25.0)
+    assert w["paired"]["ratio_b256"] == pytest.approx(400.0)
+    assert w["paired"]["ratio_single"] == pytest.approx(25_000.0 / 1500.0)
+    assert w["targets_met"] == {"ratio_single": False, "ratio_b256": False}
+    text = bt.format_speed({"single-intersection": w}, (1, 256))
+    assert "ratio_b256 over 3 paired rounds: median 400.0 (300.0, 400.0, 666.7)" in text
+    assert "target single-intersection ratio_b256 >= 500: 400.0 (paired median) (MISSED)" in text
+
+
+def test_negative_rounds_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        bt.main(["traffic", "--rounds", "-1"])
+    assert "--rounds: must be >= 0" in capsys.readouterr().err
