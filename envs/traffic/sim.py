@@ -672,7 +672,6 @@ def _advance(
     count: np.ndarray,
     conn_eta: np.ndarray,
     conn_busy: np.ndarray,
-    new_speed: np.ndarray,
     vt_pos: np.ndarray,
     vt_len: np.ndarray,
     vt_speed: np.ndarray,
@@ -958,6 +957,7 @@ def _advance(
             if cnt == 0:
                 continue
             llen = lane_f[lane, 0]
+            lead_pos = lead_speed = lead_len = 0.0  # the vehicle ahead, before its move
             for k in range(first[lane], first[lane] + cnt):
                 v = ob[k]
                 t = vib[v, I_TYPE]
@@ -968,14 +968,14 @@ def _advance(
                     vmax = min(conn_f[vib[v, I_INCONN], 1] * sf, tp[t, T_VMAX])
                 else:
                     vmax = min(lane_f[lane, 1] * sf, tp[t, T_VMAX])
+                ideal = vmax
                 vib[v, I_PASS] = 0
                 if k > first[lane]:
-                    u = ob[k - 1]
-                    gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - tp[t, T_GAP]
+                    gap = lead_pos - lead_len - pos - tp[t, T_GAP]
                     vn = _next_speed(
                         speed,
                         vmax,
-                        vfb[u, F_SPEED],
+                        lead_speed,
                         gap,
                         True,
                         tp,
@@ -1095,30 +1095,23 @@ def _advance(
                 uni_ptr[b] += 1
                 if uni_ptr[b] >= uni.shape[1]:
                     uni_ptr[b] = 0
-                new_speed[v] = vn
-        # --- execute moves, transfers and arrivals ---
-        for k in range(n):
-            v = ob[k]
-            vn = new_speed[v]
-            t = vib[v, I_TYPE]
-            lane = vib[v, I_LANE]
-            pos_old = vfb[v, F_POS]
-            if pos_old < 0.0:
-                ideal = min(conn_f[vib[v, I_INCONN], 1] * vfb[v, F_SF], tp[t, T_VMAX])
-            else:
-                ideal = min(lane_f[lane, 1] * vfb[v, F_SF], tp[t, T_VMAX])
-            vfb[v, F_SPEED] = vn
-            vfb[v, F_POS] = pos_old + vn * dt
-            vfb[v, F_ROUTELEN] += vn * dt
-            loss = dt * max(0.0, 1.0 - vn / ideal)
-            vfb[v, F_LOSS] += loss
-            acc[b, A_STEP_LOSS] += loss
-            if vn < HALT_SPEED:
-                vfb[v, F_WAIT] += dt
-                vfb[v, F_LWAIT] += dt
-                vfb[v, F_STUCK] += dt
-            else:
-                vfb[v, F_STUCK] = 0.0
+                lead_pos = pos
+                lead_speed = speed
+                lead_len = tp[t, T_LEN]
+                # --- move: every vehicle planned on the positions before this sub-step ---
+                vfb[v, F_SPEED] = vn
+                vfb[v, F_POS] = pos + vn * dt
+                vfb[v, F_ROUTELEN] += vn * dt
+                loss = dt * max(0.0, 1.0 - vn / ideal)
+                vfb[v, F_LOSS] += loss
+                acc[b, A_STEP_LOSS] += loss
+                if vn < HALT_SPEED:
+                    vfb[v, F_WAIT] += dt
+                    vfb[v, F_LWAIT] += dt
+                    vfb[v, F_STUCK] += dt
+                else:
+                    vfb[v, F_STUCK] = 0.0
+        # --- transfers and arrivals ---
         k = 0
         while k < n:
             v = ob[k]
@@ -1610,7 +1603,6 @@ STATE_F64 = (
     "last_wait",
     "quantities",
     "conn_eta",
-    "new_speed",
     "vt_pos",
     "vt_len",
     "vt_speed",
@@ -1748,10 +1740,9 @@ def _step_replicas(
     last_wait = _v2(f64, lay_f64, 8)
     quantities = _v2(f64, lay_f64, 9)
     conn_eta_all = _v2(f64, lay_f64, 10)
-    new_speed_all = _v2(f64, lay_f64, 11)
-    vt_pos_all = _v2(f64, lay_f64, 12)
-    vt_len_all = _v2(f64, lay_f64, 13)
-    vt_speed_all = _v2(f64, lay_f64, 14)
+    vt_pos_all = _v2(f64, lay_f64, 11)
+    vt_len_all = _v2(f64, lay_f64, 12)
+    vt_speed_all = _v2(f64, lay_f64, 13)
     vi = _v3(i32, lay_i32, 0)
     order = _v2(i32, lay_i32, 1)
     free_stack = _v2(i32, lay_i32, 2)
@@ -1802,7 +1793,6 @@ def _step_replicas(
     kpos = np.empty(vi.shape[1])
     for b in range(lay_i32[0, 1]):
         conn_eta = conn_eta_all[b]
-        new_speed = new_speed_all[b]
         vt_pos = vt_pos_all[b]
         vt_len = vt_len_all[b]
         vt_speed = vt_speed_all[b]
@@ -1857,7 +1847,6 @@ def _step_replicas(
             count,
             conn_eta,
             conn_busy,
-            new_speed,
             vt_pos,
             vt_len,
             vt_speed,
@@ -2076,7 +2065,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "last_wait": (b, k),
             "quantities": (b, len(QUANTITIES)),
             "conn_eta": (b, n_c),
-            "new_speed": (b, v),
             "vt_pos": (b, n_l),
             "vt_len": (b, n_l),
             "vt_speed": (b, n_l),
