@@ -351,6 +351,20 @@ def make_training_env(
     return venv
 
 
+def evaluation_env(
+    env: EnvConfig, ev: EvalConfig, episodes: int, training_env: VecEnv, first_seed: int
+) -> VecEnv:
+    """A batched env for ``episodes`` evaluation episodes, normalised like ``training_env``.
+
+    Its scenarios are ``ev.scenarios`` (see :func:`make_eval_env`); observations are normalised
+    with ``training_env``'s statistics (frozen) when it is a ``VecNormalize``.
+    """
+    venv = make_eval_env(env, ev, min(episodes, ev.batch_size), first_seed)
+    if isinstance(training_env, VecNormalize):
+        return frozen_normalization(venv, training_env)
+    return venv
+
+
 def frozen_normalization(venv: VecEnv, like: VecNormalize) -> VecNormalize:
     """Wrap ``venv`` in a ``VecNormalize`` that applies ``like``'s settings without updating.
 
@@ -401,9 +415,23 @@ def normalization_path(model_path: str | Path) -> Path:
     return Path(model_path).with_name(VECNORMALIZE_FILE)
 
 
-def make_single_env(env: EnvConfig, render_mode: str | None = None) -> gym.Env[Any, Any]:
-    """A single Gymnasium env (with the registered wrappers), e.g. for rendering."""
+def make_single_env(
+    env: EnvConfig,
+    render_mode: str | None = None,
+    *,
+    ev: EvalConfig | None = None,
+    first_seed: int = 0,
+) -> gym.Env[Any, Any]:
+    """A single Gymnasium env (with the registered wrappers), e.g. for rendering.
+
+    With ``ev.scenarios`` set, episodes seeded ``first_seed`` to ``first_seed + ev.episodes - 1``
+    run on the evaluation scenarios, as in :func:`make_eval_env`; other seeds draw from the
+    training env's source.
+    """
     env_id = resolve_env_id(env)
     kwargs, _ = _sharing_kwargs(env)
-    _add_scenario_source(env, env_id, kwargs)
+    if ev is not None and ev.scenarios is not None:
+        kwargs["scenario"] = eval_source(env, ev.scenarios, first_seed, ev.episodes)
+    else:
+        _add_scenario_source(env, env_id, kwargs)
     return lepton_envs.make(env_id, render_mode=render_mode, **kwargs)

@@ -2,11 +2,13 @@
 
 ``mode=human`` opens the environment's window (``render_mode="human"``); ``mode=video`` draws
 ``rgb_array`` frames and writes ``out`` as ``.mp4`` (imageio with ffmpeg) or ``.gif`` (Pillow).
-Episodes use the evaluation seeds, like ``lepton-evaluate``.
+Episodes use the evaluation seeds and, with ``eval.scenarios`` set, the evaluation scenarios,
+like ``lepton-evaluate``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,7 +52,8 @@ def run(cfg: DictConfig) -> Path | None:
     torch.set_num_threads(config.torch_threads)
 
     render_mode = "human" if config.mode == RenderMode.human else "rgb_array"
-    env = make_single_env(config.env, render_mode=render_mode)
+    ev = dataclasses.replace(config.eval, episodes=seeds.episodes)
+    env = make_single_env(config.env, render_mode=render_mode, ev=ev, first_seed=seeds.eval_start)
     act = _policy(config, env, seeds.fit)
     folder = run_folder(cfg)
     out = _video_path(config, folder) if config.mode == RenderMode.video else None

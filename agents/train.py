@@ -61,7 +61,7 @@ from agents.checkpoints import (
 from agents.config import as_config, env_kwargs, make_seeds
 from agents.envs import (
     VECNORMALIZE_FILE,
-    frozen_normalization,
+    evaluation_env,
     load_normalization_stats,
     make_eval_env,
     make_training_env,
@@ -119,7 +119,7 @@ def run(cfg: DictConfig) -> Metrics:
     # --- environments -----------------------------------------------------------------------
     venv = make_training_env(config.env, config.n_envs, train_seed, agent.normalize, agent.gamma)
     baselines = baseline_names(venv, config.baselines)
-    curve_env = _evaluation_env(config, curve_episodes, venv, seeds.eval_start)
+    curve_env = evaluation_env(config.env, config.eval, curve_episodes, venv, seeds.eval_start)
 
     # --- model and callbacks ----------------------------------------------------------------
     if checkpoint is None:
@@ -185,7 +185,7 @@ def run(cfg: DictConfig) -> Metrics:
 
     # --- evaluation of the agent and the baselines on the evaluation seeds ----------------
     results: dict[str, Episodes] = {}
-    eval_env = _evaluation_env(config, config.eval.episodes, venv, seeds.eval_start)
+    eval_env = evaluation_env(config.env, config.eval, config.eval.episodes, venv, seeds.eval_start)
     results[agent.name] = run_episodes(
         model,
         eval_env,
@@ -259,19 +259,6 @@ def _restore(
     model.set_random_seed(seed)
     log.info("resuming from %s (%d steps)", checkpoint.model, checkpoint.num_timesteps)
     return model
-
-
-def _evaluation_env(
-    config: TrainConfig, episodes: int, training_env: VecEnv, first_seed: int
-) -> VecEnv:
-    """A batched env for ``episodes`` evaluation episodes, normalised like ``training_env``.
-
-    Its scenarios are ``eval.scenarios`` (see :func:`agents.envs.make_eval_env`).
-    """
-    venv = make_eval_env(config.env, config.eval, min(episodes, config.eval.batch_size), first_seed)
-    if isinstance(training_env, VecNormalize):
-        return frozen_normalization(venv, training_env)
-    return venv
 
 
 def _logger(folder: Path, config: TrainConfig) -> Logger:

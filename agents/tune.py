@@ -12,6 +12,10 @@ storage URL and name share the work. A trial:
    pruner, which stops trials below the median of earlier trials at the same step;
 3. scores the mean return over ``eval.episodes`` evaluation episodes.
 
+The curve and the score run on ``eval.scenarios`` when it is set, as in ``lepton-train``. The
+study picks the best of many trials by that score, so give it a validation source (e.g.
+``train:<folder>``), not the held-out scenarios the final results are reported on.
+
 The agent preset's own values are the first trial (``tune.enqueue_defaults``), so the study
 measures the defaults exactly like every other trial. At the end the best values are written as
 a complete agent preset, ``conf/agent/<tune.preset>.yaml``, usable as ``agent=<tune.preset>``.
@@ -34,7 +38,7 @@ from stable_baselines3.common.utils import set_random_seed
 from agents.algorithms import as_sb3_agent, build_model
 from agents.callbacks import LearningCurveCallback
 from agents.config import as_config, env_kwargs, make_seeds, plain
-from agents.envs import frozen_normalization, make_training_env, make_vec_env, resolve_env_id
+from agents.envs import evaluation_env, make_training_env, resolve_env_id
 from agents.evaluation import run_episodes
 from conf.schema import ParamSpec, ParamType, SB3AgentConfig, TuneConfig
 from envs.core.registry import suggest
@@ -264,11 +268,9 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
         seed=config.seed,
         device=config.device,
     )
-    curve_env = make_vec_env(config.env, min(curve_episodes, config.eval.batch_size))
-    eval_env = make_vec_env(config.env, min(config.eval.episodes, config.eval.batch_size))
-    if hasattr(venv, "obs_rms"):
-        curve_env = frozen_normalization(curve_env, venv)  # type: ignore[arg-type]
-        eval_env = frozen_normalization(eval_env, venv)  # type: ignore[arg-type]
+    # the curve and the score run on eval.scenarios when set (a validation source)
+    curve_env = evaluation_env(config.env, config.eval, curve_episodes, venv, seeds.eval_start)
+    eval_env = evaluation_env(config.env, config.eval, config.eval.episodes, venv, seeds.eval_start)
     args = (curve_env, seeds.eval_start, curve_episodes, config.eval.eval_freq)
     kwargs: dict[str, Any] = {"metrics": (), "deterministic": config.eval.deterministic}
     curve = (

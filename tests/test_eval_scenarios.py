@@ -3,6 +3,7 @@ scenario (``env.scenarios=real:<folder>@<k>``), and the ``levels:`` inventory da
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,61 @@ def test_train_evaluates_agent_and_baselines_on_held_out(levels, make_cfg):
     assert (folder / "curve.csv").is_file()
     n = metrics["ppo"]["return"]["n"]
     assert n == metrics["base_stock"]["return"]["n"] >= 1
+
+
+def _base(venv):
+    while hasattr(venv, "venv"):
+        venv = venv.venv
+    return venv
+
+
+def test_tune_scores_trials_on_the_evaluation_scenarios(levels, make_cfg, monkeypatch):
+    from agents import tune
+
+    _, held = real_series(levels)
+    scored: list[tuple[float, ...]] = []
+    real_run = tune.run_episodes
+
+    def spy(model, venv, *args, **kwargs):
+        reset = venv.reset
+
+        def recording_reset():
+            obs = reset()
+            scored.extend(demand_of(_base(venv)))
+            return obs
+
+        venv.reset = recording_reset
+        return real_run(model, venv, *args, **kwargs)
+
+    monkeypatch.setattr(tune, "run_episodes", spy)
+    overrides = ["env=inventory", "total_timesteps=64", "eval.eval_freq=64"]
+    overrides += ["eval.episodes=4", "eval.batch_size=4", "eval.curve_episodes=2"]
+    value, curve = tune.train_and_score(
+        make_cfg("tune", [*overrides, f"eval.scenarios=heldout:{levels}"])
+    )
+    assert np.isfinite(value) and curve
+    assert len(scored) == 4 and set(scored) <= set(held)
+    assert scored == [cycle(held)(k, None) for k in range(4)]
+    scored.clear()
+    tune.train_and_score(make_cfg("tune", overrides))  # without it: the env's own scenario
+    assert len(scored) == 4 and not set(scored) & set(held)
+
+
+def test_single_env_for_rendering_runs_the_evaluation_scenarios(levels, tmp_path):
+    from agents.envs import make_single_env
+
+    _, held = real_series(levels)
+    config = compose_train(
+        ["env=inventory", f"env.scenarios=gan:{levels}", f"eval.scenarios=heldout:{levels}"],
+        tmp_path,
+    )
+    seeds = make_seeds(config.seed, config.n_envs, config.eval, 3)
+    ev = dataclasses.replace(config.eval, episodes=3)
+    env = make_single_env(config.env, ev=ev, first_seed=seeds.eval_start)
+    shown = []
+    for seed in seeds.eval:
+        env.reset(seed=seed)
+        shown += demand_of(env.unwrapped)
+    assert shown == [cycle(held)(k, None) for k in range(3)]
+    env.reset(seed=seeds.fit[0])  # fitting a baseline: the training source (generated)
+    assert not set(demand_of(env.unwrapped)) & set(held)
