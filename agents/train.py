@@ -32,6 +32,10 @@ env's scenarios (:func:`agents.envs.make_eval_env`).
 
 With ``resume=true`` a run continues from the latest checkpoint in its folder (after a crash or
 ``kill -9``) and trains up to the same ``total_timesteps``; without a checkpoint it starts afresh.
+
+With ``init_model=<run folder>`` the model starts from that run's policy weights and its
+normalisation statistics (:mod:`agents.warmstart`), e.g. to train a finished run further or on
+another configuration of the same env; the agent preset's own hyperparameters apply.
 """
 
 from __future__ import annotations
@@ -81,6 +85,13 @@ from agents.report import (
     write_metrics,
 )
 from agents.runs import job_folder, run_folder, save_command, save_config
+from agents.warmstart import (
+    check_normalization,
+    load_source_stats,
+    load_source_weights,
+    source_folder,
+    start_from_stats,
+)
 from conf.schema import SB3AgentConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -132,6 +143,8 @@ def run(cfg: DictConfig) -> Metrics:
             device=config.device,
             verbose=config.verbose,
         )
+        if config.init_model is not None:
+            _start_from(model, venv, agent, config.init_model, config.device)
     else:
         model = _restore(checkpoint, agent, venv, config, train_seed)
     folder = run_folder(cfg)  # written once everything is known to fit together
@@ -235,11 +248,25 @@ def run(cfg: DictConfig) -> Metrics:
     title = f"{env_id}: {seeds.episodes} evaluation episodes (seeds {seeds.eval_start}..)"
     if config.eval.scenarios is not None:
         title += f" on {config.eval.scenarios}"
+    if config.init_model is not None:
+        title += f"; {agent.name} started from {config.init_model}"
     print_table(metrics, columns, title)
     log.info("run folder: %s", folder)
     for env in (venv, curve_env, eval_env, baseline_env):
         env.close()
     return metrics
+
+
+def _start_from(
+    model: BaseAlgorithm, venv: VecEnv, agent: SB3AgentConfig, init_model: str, device: str
+) -> None:
+    """Copy the saved policy's weights (and normalisation statistics) of ``init_model`` in."""
+    folder = source_folder(init_model, "init_model")
+    stats = load_source_stats(folder)
+    check_normalization(agent, stats, folder)
+    start_from_stats(venv, stats)
+    load_source_weights(model, folder, device)
+    log.info("starting from the policy of %s", folder)
 
 
 def _restore(

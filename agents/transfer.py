@@ -40,7 +40,6 @@ import dataclasses
 import functools
 import importlib.util
 import logging
-import pickle
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -73,6 +72,12 @@ from agents.runs import command_line, run_folder, save_command, save_config
 from agents.stats import mean as mean_of
 from agents.stats import stratified_bootstrap
 from agents.transfer_metrics import Curve, compare, interval
+from agents.warmstart import (
+    check_normalization,
+    load_source_stats,
+    load_source_weights,
+    start_from_stats,
+)
 from conf.schema import (
     EnvConfig,
     EvalConfig,
@@ -311,38 +316,6 @@ def _encoding_hint(
 # --- weights ------------------------------------------------------------------------------
 
 
-def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu") -> None:
-    """Copy the policy weights saved in ``folder/model.zip`` into ``model``.
-
-    Raises:
-        ValueError: naming ``agent.policy_kwargs.net_arch`` when the networks differ.
-    """
-    _, params, _ = load_from_zip_file(folder / "model.zip", load_data=False, device=device)
-    state: dict[str, torch.Tensor] = dict(params["policy"])
-    own = model.policy.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if state[k].shape != own[k].shape
-    ]
-    if missing or extra or shapes:
-        details = "; ".join(
-            [
-                *shapes[:3],
-                *(f"missing {k}" for k in missing[:3]),
-                *(f"extra {k}" for k in extra[:3]),
-            ]
-        )
-        raise ValueError(
-            f"agent.policy_kwargs.net_arch: the source network ({folder / 'model.zip'}) does not "
-            f"fit the agent's network ({details}); use the source's agent preset or its "
-            "net_arch, activation and algorithm"
-        )
-    model.policy.load_state_dict(state)
-
-
 def freeze_features(policy: nn.Module, layers: int) -> dict[str, int]:
     """Freeze the feature extractors and the first ``layers`` hidden layers of every trunk.
 
@@ -401,18 +374,6 @@ def _trunks(policy: nn.Module) -> list[tuple[nn.Sequential, int]]:
     return found
 
 
-def load_source_stats(folder: Path) -> VecNormalize | None:
-    """The normalisation statistics saved next to the source model (``None`` if none)."""
-    path = folder / VECNORMALIZE_FILE
-    if not path.is_file():
-        return None
-    with path.open("rb") as fh:
-        stats = pickle.load(fh)
-    if not isinstance(stats, VecNormalize):
-        raise ValueError(f"source: {path} holds no VecNormalize statistics")
-    return stats
-
-
 # --- one arm --------------------------------------------------------------------------------
 
 
@@ -461,9 +422,7 @@ def train_arm(
     seeds = make_seeds(seed, n_envs, ev, episodes=ev.curve_episodes)
     set_random_seed(seed)
     venv = make_training_env(env, n_envs, seed, agent.normalize, agent.gamma)
-    if stats is not None and isinstance(venv, VecNormalize) and venv.norm_obs:
-        venv.obs_rms = stats.obs_rms.copy()
-        venv.ret_rms = stats.ret_rms.copy()
+    start_from_stats(venv, stats)
     model = build_model(
         agent,
         venv,
@@ -577,7 +536,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         source_folder, source_points = _train_source(source.train, folder / "source", progress)
     assert source_folder is not None
     stats = load_source_stats(source_folder)
-    _check_normalization(agent, stats, source_folder)
+    check_normalization(agent, stats, source_folder)
 
     # --- the target's baselines: the default threshold ------------------------------------
     # The best baseline is picked on the evaluation episodes; its score is then measured on
@@ -767,24 +726,6 @@ def _train_source(
         writer.writerow(["timesteps", "mean", "std"])
         writer.writerows([p["timesteps"], p["mean"], p["std"]] for p in arm.points)
     return folder, arm.points
-
-
-def _check_normalization(agent: SB3AgentConfig, stats: VecNormalize | None, folder: Path) -> None:
-    """The source's statistics and the agent's normalisation must agree."""
-    normalizes = agent.normalize is not None and agent.normalize.obs
-    if stats is not None and stats.norm_obs and not normalizes:
-        raise ValueError(
-            f"agent.normalize.obs: the source ({folder}) was trained on normalised "
-            "observations; set agent.normalize.obs=true (the transfer arm starts from its "
-            "statistics)"
-        )
-    if stats is None and normalizes:
-        log.warning(
-            "the source (%s) has no %s: the transfer arm normalises observations with fresh "
-            "statistics the source never saw",
-            folder,
-            VECNORMALIZE_FILE,
-        )
 
 
 def _baseline_scores(

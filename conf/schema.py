@@ -519,6 +519,10 @@ class TrainConfig:
             none.
         force: run a job again although its folder records it as finished (otherwise it is
             skipped).
+        init_model: start from a saved policy: a run folder (or its ``model.zip``) whose
+            policy weights, and normalisation statistics when saved, the new model starts
+            from; the agent preset's hyperparameters, optimiser and schedule start afresh, and
+            its network must match the saved one. A run resumed from a checkpoint ignores it.
         adversarial: the adversarial curriculum's settings, used with
             ``env.scenarios=adversarial:<folder>``.
     """
@@ -541,6 +545,7 @@ class TrainConfig:
     sweep_dir: str = "runs/sweeps/${now:%Y%m%d-%H%M%S}"
     resume: bool = False
     force: bool = False
+    init_model: str | None = None
     adversarial: AdversarialSettings = dataclasses.field(default_factory=AdversarialSettings)
 
 

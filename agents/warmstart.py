@@ -1,0 +1,113 @@
+"""Start a fresh model from a saved one: its policy weights and normalisation statistics.
+
+``lepton-train init_model=<run folder>`` and ``lepton-transfer``'s transfer arms build the model
+from their own agent preset (hyperparameters, optimiser, schedule) and then copy in the saved
+policy's weights; the training env's running statistics start from the saved ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from agents.envs import VECNORMALIZE_FILE
+from conf.schema import SB3AgentConfig
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.zip"
+
+
+def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu") -> None:
+    """Copy the policy weights saved in ``folder/model.zip`` into ``model``.
+
+    Raises:
+        ValueError: naming ``agent.policy_kwargs.net_arch`` when the networks differ.
+    """
+    _, params, _ = load_from_zip_file(folder / MODEL_FILE, load_data=False, device=device)
+    state: dict[str, torch.Tensor] = dict(params["policy"])
+    own = model.policy.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
+    if missing or extra or shapes:
+        details = "; ".join(
+            [
+                *shapes[:3],
+                *(f"missing {k}" for k in missing[:3]),
+                *(f"extra {k}" for k in extra[:3]),
+            ]
+        )
+        raise ValueError(
+            f"agent.policy_kwargs.net_arch: the source network ({folder / MODEL_FILE}) does not "
+            f"fit the agent's network ({details}); use the source's agent preset or its "
+            "net_arch, activation and algorithm"
+        )
+    model.policy.load_state_dict(state)
+
+
+def load_source_stats(folder: Path) -> VecNormalize | None:
+    """The normalisation statistics saved next to the source model (``None`` if none)."""
+    path = folder / VECNORMALIZE_FILE
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        stats = pickle.load(fh)
+    if not isinstance(stats, VecNormalize):
+        raise ValueError(f"source: {path} holds no VecNormalize statistics")
+    return stats
+
+
+def check_normalization(agent: SB3AgentConfig, stats: VecNormalize | None, folder: Path) -> None:
+    """The source's statistics and the agent's normalisation must agree.
+
+    Raises:
+        ValueError: naming ``agent.normalize.obs`` when the source normalised observations and
+            the agent does not.
+    """
+    normalizes = agent.normalize is not None and agent.normalize.obs
+    if stats is not None and stats.norm_obs and not normalizes:
+        raise ValueError(
+            f"agent.normalize.obs: the source ({folder}) was trained on normalised "
+            "observations; set agent.normalize.obs=true (training starts from its statistics)"
+        )
+    if stats is None and normalizes:
+        log.warning(
+            "the source (%s) has no %s: observations are normalised with fresh statistics the "
+            "source never saw",
+            folder,
+            VECNORMALIZE_FILE,
+        )
+
+
+def start_from_stats(venv: VecEnv, stats: VecNormalize | None) -> None:
+    """Start ``venv``'s running statistics (a training ``VecNormalize``) from ``stats``."""
+    if stats is not None and isinstance(venv, VecNormalize) and venv.norm_obs:
+        venv.obs_rms = stats.obs_rms.copy()
+        venv.ret_rms = stats.ret_rms.copy()
+
+
+def source_folder(path: str, field: str) -> Path:
+    """The run folder of ``path``: a folder holding ``model.zip``, or that ``model.zip`` itself.
+
+    Raises:
+        FileNotFoundError: naming ``field`` when there is no saved model there.
+    """
+    given = Path(path)
+    folder = given.parent if given.name == MODEL_FILE else given
+    if not (folder / MODEL_FILE).is_file():
+        raise FileNotFoundError(
+            f"{field}: no saved model at {path!r}; give a run folder holding {MODEL_FILE} (or "
+            f"that {MODEL_FILE})"
+        )
+    return folder
