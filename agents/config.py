@@ -150,3 +150,16 @@ def make_seeds(seed: int, n_envs: int, ev: EvalConfig, episodes: int | None = No
         eval_start=seed + ev.seed_offset,
         episodes=episodes,
     )
+
+
+def refuse_init_model(config: TrainConfig, tool: str) -> None:
+    """Refuse ``init_model`` in ``tool``, which evaluates a saved model instead of training.
+
+    Raises:
+        ValueError: naming ``init_model`` and the field to use.
+    """
+    if config.init_model is not None:
+        raise ValueError(
+            f"init_model: {tool} does not train; give the saved model as "
+            "model_path=<run folder>/model.zip"
+        )

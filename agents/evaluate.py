@@ -18,7 +18,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.algorithms import as_sb3_agent, load_model
-from agents.config import Seeds, as_config, make_seeds, plain
+from agents.config import Seeds, as_config, make_seeds, plain, refuse_init_model
 from agents.envs import load_normalization, make_eval_env, normalization_path
 from agents.evaluation import run_episodes
 from agents.policies import Policy, make_baseline
@@ -47,6 +47,7 @@ def run(cfg: DictConfig) -> Metrics:
         ``{agent name: {metric: {"mean", "std", "n"}}}``.
     """
     config = as_config(cfg, EvaluateConfig)
+    refuse_init_model(config, "lepton-evaluate")
     seeds = make_seeds(config.seed, config.n_envs, config.eval, config.episodes)
 
     set_random_seed(config.seed)

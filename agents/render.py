@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.algorithms import as_sb3_agent, load_model
-from agents.config import as_config, make_seeds
+from agents.config import as_config, make_seeds, refuse_init_model
 from agents.envs import load_normalization, make_single_env, make_vec_env, normalization_path
 from agents.policies import make_baseline
 from agents.pretrained import check_fits, resolve_model_path
@@ -44,6 +44,7 @@ def run(cfg: DictConfig) -> Path | None:
         The video file for ``mode=video``, ``None`` for ``mode=human``.
     """
     config = as_config(cfg, RenderConfig)
+    refuse_init_model(config, "lepton-render")
     seeds = make_seeds(config.seed, config.n_envs, config.eval, config.episodes)
     if config.out is not None:
         _check_suffix(Path(config.out))

@@ -85,13 +85,7 @@ from agents.report import (
     write_metrics,
 )
 from agents.runs import job_folder, run_folder, save_command, save_config
-from agents.warmstart import (
-    check_normalization,
-    load_source_stats,
-    load_source_weights,
-    source_folder,
-    start_from_stats,
-)
+from agents.warmstart import start_from
 from conf.schema import SB3AgentConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -144,7 +138,7 @@ def run(cfg: DictConfig) -> Metrics:
             verbose=config.verbose,
         )
         if config.init_model is not None:
-            _start_from(model, venv, agent, config.init_model, config.device)
+            start_from(model, venv, agent, config.init_model, config.device)
     else:
         model = _restore(checkpoint, agent, venv, config, train_seed)
     folder = run_folder(cfg)  # written once everything is known to fit together
@@ -255,18 +249,6 @@ def run(cfg: DictConfig) -> Metrics:
     for env in (venv, curve_env, eval_env, baseline_env):
         env.close()
     return metrics
-
-
-def _start_from(
-    model: BaseAlgorithm, venv: VecEnv, agent: SB3AgentConfig, init_model: str, device: str
-) -> None:
-    """Copy the saved policy's weights (and normalisation statistics) of ``init_model`` in."""
-    folder = source_folder(init_model, "init_model")
-    stats = load_source_stats(folder)
-    check_normalization(agent, stats, folder)
-    start_from_stats(venv, stats)
-    load_source_weights(model, folder, device)
-    log.info("starting from the policy of %s", folder)
 
 
 def _restore(

@@ -674,6 +674,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _check_settings(config: TransferConfig) -> None:
+    if config.init_model is not None:
+        raise ValueError(
+            "init_model: lepton-transfer starts its transfer arm from source=<run folder>; "
+            "init_model is for lepton-train and lepton-tune"
+        )
     if not config.seeds:
         raise ValueError("seeds: give at least one seed, e.g. seeds=[0,1,2]")
     if len(set(config.seeds)) != len(config.seeds):

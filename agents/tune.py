@@ -12,7 +12,9 @@ storage URL and name share the work. A trial:
    pruner, which stops trials below the median of earlier trials at the same step;
 3. scores the mean return over ``eval.episodes`` evaluation episodes.
 
-The curve and the score run on ``eval.scenarios`` when it is set, as in ``lepton-train``. The
+With ``init_model=<run folder>`` every trial starts from that run's policy, so the study tunes
+the hyperparameters of training it further. The curve and the score run on ``eval.scenarios``
+when it is set, as in ``lepton-train``. The
 study picks the best of many trials by that score, so give it a validation source (e.g.
 ``train:<folder>``), not the held-out scenarios the final results are reported on.
 
@@ -40,6 +42,7 @@ from agents.callbacks import LearningCurveCallback
 from agents.config import as_config, env_kwargs, make_seeds, plain
 from agents.envs import evaluation_env, make_training_env, resolve_env_id
 from agents.evaluation import run_episodes
+from agents.warmstart import start_from
 from conf.schema import ParamSpec, ParamType, SB3AgentConfig, TuneConfig
 from envs.core.registry import suggest
 
@@ -268,6 +271,8 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
         seed=config.seed,
         device=config.device,
     )
+    if config.init_model is not None:  # every trial starts from the saved policy
+        start_from(model, venv, agent, config.init_model, config.device)
     # the curve and the score run on eval.scenarios when set (a validation source)
     curve_env = evaluation_env(config.env, config.eval, curve_episodes, venv, seeds.eval_start)
     eval_env = evaluation_env(config.env, config.eval, config.eval.episodes, venv, seeds.eval_start)

@@ -1,6 +1,7 @@
 """Start a fresh model from a saved one: its policy weights and normalisation statistics.
 
-``lepton-train init_model=<run folder>`` and ``lepton-transfer``'s transfer arms build the model
+``lepton-train`` and ``lepton-tune`` with ``init_model=<run folder>``, and ``lepton-transfer``'s
+transfer arms, build the model
 from their own agent preset (hyperparameters, optimiser, schedule) and then copy in the saved
 policy's weights; the training env's running statistics start from the saved ones.
 """
@@ -111,3 +112,20 @@ def source_folder(path: str, field: str) -> Path:
             f"that {MODEL_FILE})"
         )
     return folder
+
+
+def start_from(
+    model: BaseAlgorithm, venv: VecEnv, agent: SB3AgentConfig, init_model: str, device: str
+) -> None:
+    """Start ``model`` and its training env ``venv`` from the saved run ``init_model``.
+
+    Raises:
+        FileNotFoundError: naming ``init_model`` when it holds no saved model.
+        ValueError: naming the agent field that does not fit the saved policy.
+    """
+    folder = source_folder(init_model, "init_model")
+    stats = load_source_stats(folder)
+    check_normalization(agent, stats, folder)
+    start_from_stats(venv, stats)
+    load_source_weights(model, folder, device)
+    log.info("starting from the policy of %s", folder)

@@ -250,6 +250,13 @@ def test_unknown_source_names_the_choices(make_cfg):
         run(cfg)
 
 
+def test_init_model_is_refused_in_favour_of_source(make_cfg, tmp_path):
+    cfg = make_cfg("transfer", ["source=inventory", f"init_model={tmp_path}"])
+    with pytest.raises(ValueError, match=r"init_model: lepton-transfer starts .* source="):
+        run(cfg)
+    assert not Path(cfg.run_dir).exists()
+
+
 # --- configuration --------------------------------------------------------------------------
 
 

@@ -48,3 +48,25 @@ def test_a_missing_or_mismatched_source_names_the_field(make_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"agent.policy_kwargs.net_arch: the source network"):
         train(bad)
     assert not (Path(bad.run_dir) / "config.yaml").exists()  # nothing written
+
+
+def test_tune_trials_start_from_the_saved_policy(make_cfg):
+    from agents import tune
+
+    base = ["agent.normalize.obs=false", "agent.normalize.reward=false"]
+    first = make_cfg("config", [*base, "baselines=[]"])
+    train(first)
+    ended = curve(Path(first.run_dir))[-1]
+    _, points = tune.train_and_score(make_cfg("tune", [*base, f"init_model={first.run_dir}"]))
+    assert points[0]["timesteps"] == 0
+    assert points[0]["mean"] == pytest.approx(ended["mean"], abs=1e-9)
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "render"])
+def test_tools_that_do_not_train_refuse_init_model(make_cfg, tmp_path, tool):
+    module = __import__(f"agents.{tool}", fromlist=["run"])
+    cfg = make_cfg(tool, ["agent=base_stock", f"init_model={tmp_path}"])
+    with pytest.raises(
+        ValueError, match=rf"init_model: lepton-{tool} does not train; .*model_path"
+    ):
+        module.run(cfg)
