@@ -625,8 +625,7 @@ def _next_speed(
 
 
 @numba.njit(cache=True)
-def _advance(
-    b: int,
+def _advance_replicas(
     n_sub: int,
     actions: np.ndarray,
     program_mode: np.ndarray,
@@ -668,131 +667,227 @@ def _advance(
     greens: np.ndarray,
     params: np.ndarray,
     tp: np.ndarray,
-    first: np.ndarray,
-    count: np.ndarray,
-    conn_eta: np.ndarray,
-    conn_busy: np.ndarray,
-    vt_pos: np.ndarray,
-    vt_len: np.ndarray,
-    vt_speed: np.ndarray,
-    vt_set: np.ndarray,
+    first_all: np.ndarray,
+    count_all: np.ndarray,
+    conn_eta_all: np.ndarray,
+    conn_busy_all: np.ndarray,
+    vt_pos_all: np.ndarray,
+    vt_len_all: np.ndarray,
+    vt_speed_all: np.ndarray,
+    vt_set_all: np.ndarray,
     seg_due: np.ndarray,
     klane: np.ndarray,
     kpos: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Advance replica ``b`` by one decision: apply its actions, then ``n_sub`` sub-steps."""
-    dt = params[0]
-    yellow = params[2]
-    all_red = params[3]
-    min_green = params[4]
-    max_green = params[5]
-    teleport = params[6]
-    n_sources = int(params[9])
-    n_lanes = lane_f.shape[0]
-    n_sig = sig_i.shape[0]
-    acc[b, A_STEP_ARRIVED] = 0.0
-    acc[b, A_STEP_LOSS] = 0.0
-    vib = vi[b]
-    vfb = vf[b]
-    ob = order[b]
-    # --- decisions of the controlled signals ---
-    for k in range(controlled.shape[0]):
-        s = controlled[k]
-        if program_mode[b, s]:
-            continue
-        a = actions[b, k]
-        gs = sig_i[s, 4]
-        ng = sig_i[s, 5]
-        target = greens[gs + a % ng]
-        cur = sig_int[b, s, S_CUR]
-        if sig_int[b, s, S_STAGE] != 0:
-            continue
-        if target == cur and sig_float[b, s, S_GREEN] >= max_green and ng > 1:
-            # max green reached: move on to the next green phase in program order
-            for j in range(ng):
-                if greens[gs + j] == cur:
-                    target = greens[gs + (j + 1) % ng]
-                    break
-        if target != cur and sig_float[b, s, S_TSC] >= yellow + all_red + min_green:
-            sig_int[b, s, S_TARGET] = target
-            sig_float[b, s, S_TSC] = 0.0
-            sig_float[b, s, S_STAGE_T] = 0.0
-            if yellow > 0:
-                sig_int[b, s, S_STAGE] = 1
-            elif all_red > 0:
-                sig_int[b, s, S_STAGE] = 2
-            else:
-                sig_int[b, s, S_CUR] = target
-                sig_float[b, s, S_GREEN] = 0.0
-    for sub in range(n_sub):
-        t_now = time[b]
-        # --- link states ---
-        for s in range(n_sig):
-            off = sig_i[s, 0]
-            nl = sig_i[s, 1]
-            is_ctrl = False
-            for k in range(controlled.shape[0]):
-                if controlled[k] == s and not program_mode[b, s]:
-                    is_ctrl = True
-            if not is_ctrl:
-                p = sig_int[b, s, S_PHASE]
-                for j in range(nl):
-                    link_state[b, off + j] = phase_state[p, j]
-            else:
-                cur = sig_int[b, s, S_CUR]
-                stage = sig_int[b, s, S_STAGE]
-                tgt = sig_int[b, s, S_TARGET]
-                for j in range(nl):
-                    c0 = phase_state[cur, j]
-                    if stage == 0:
-                        link_state[b, off + j] = c0
-                    else:
-                        c1 = phase_state[tgt, j]
-                        going = (c0 == GREEN or c0 == MINOR_GREEN) and (c1 == RED or c1 == STOP)  # noqa: SIM109
-                        if not going:
+    """Advance every replica by one decision: apply its actions, then ``n_sub`` sub-steps.
+
+    The replicas are stepped one after the other inside this one call: a compiled call passes
+    each of its ~50 arrays as a struct and counts references on it, about 1,600 cycles, which
+    cost some 7 % of the step while it was called once per replica (so is :func:`_summarise`).
+    """
+    for b in range(vi.shape[0]):
+        first = first_all[b]
+        count = count_all[b]
+        conn_eta = conn_eta_all[b]
+        conn_busy = conn_busy_all[b]
+        vt_pos = vt_pos_all[b]
+        vt_len = vt_len_all[b]
+        vt_speed = vt_speed_all[b]
+        vt_set = vt_set_all[b]
+        dt = params[0]
+        yellow = params[2]
+        all_red = params[3]
+        min_green = params[4]
+        max_green = params[5]
+        teleport = params[6]
+        n_sources = int(params[9])
+        n_lanes = lane_f.shape[0]
+        n_sig = sig_i.shape[0]
+        acc[b, A_STEP_ARRIVED] = 0.0
+        acc[b, A_STEP_LOSS] = 0.0
+        vib = vi[b]
+        vfb = vf[b]
+        ob = order[b]
+        # --- decisions of the controlled signals ---
+        for k in range(controlled.shape[0]):
+            s = controlled[k]
+            if program_mode[b, s]:
+                continue
+            a = actions[b, k]
+            gs = sig_i[s, 4]
+            ng = sig_i[s, 5]
+            target = greens[gs + a % ng]
+            cur = sig_int[b, s, S_CUR]
+            if sig_int[b, s, S_STAGE] != 0:
+                continue
+            if target == cur and sig_float[b, s, S_GREEN] >= max_green and ng > 1:
+                # max green reached: move on to the next green phase in program order
+                for j in range(ng):
+                    if greens[gs + j] == cur:
+                        target = greens[gs + (j + 1) % ng]
+                        break
+            if target != cur and sig_float[b, s, S_TSC] >= yellow + all_red + min_green:
+                sig_int[b, s, S_TARGET] = target
+                sig_float[b, s, S_TSC] = 0.0
+                sig_float[b, s, S_STAGE_T] = 0.0
+                if yellow > 0:
+                    sig_int[b, s, S_STAGE] = 1
+                elif all_red > 0:
+                    sig_int[b, s, S_STAGE] = 2
+                else:
+                    sig_int[b, s, S_CUR] = target
+                    sig_float[b, s, S_GREEN] = 0.0
+        for sub in range(n_sub):
+            t_now = time[b]
+            # --- link states ---
+            for s in range(n_sig):
+                off = sig_i[s, 0]
+                nl = sig_i[s, 1]
+                is_ctrl = False
+                for k in range(controlled.shape[0]):
+                    if controlled[k] == s and not program_mode[b, s]:
+                        is_ctrl = True
+                if not is_ctrl:
+                    p = sig_int[b, s, S_PHASE]
+                    for j in range(nl):
+                        link_state[b, off + j] = phase_state[p, j]
+                else:
+                    cur = sig_int[b, s, S_CUR]
+                    stage = sig_int[b, s, S_STAGE]
+                    tgt = sig_int[b, s, S_TARGET]
+                    for j in range(nl):
+                        c0 = phase_state[cur, j]
+                        if stage == 0:
                             link_state[b, off + j] = c0
-                        elif stage == 1:
-                            link_state[b, off + j] = YELLOW
                         else:
-                            link_state[b, off + j] = RED
-        n = n_alive[b]
-        if sub == 0:
-            # later sub-steps start from the order and lane ranges the previous one left
-            _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-        # --- strategic lane changes ---
-        changed = False
-        # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
-        # leads there but not on to the edge after (two edges of lookahead) changes if it can
-        for k in range(n):
-            v = ob[k]
-            c = vib[v, I_CONN]
-            if c == -2 or vfb[v, F_POS] < 0.0:
-                continue
-            lane = vib[v, I_LANE]
-            route = vib[v, I_ROUTE]
-            rpos = vib[v, I_RPOS]
-            rs = route_i[route, 0]
-            nxt = route_edges[rs + rpos + 1]
-            after = route_edges[rs + rpos + 2] if rs + rpos + 2 < route_i[route, 1] else -1
-            if c >= 0 and (
-                after < 0 or _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
-            ):
-                continue
-            e = lane_i[lane, 0]
-            my_idx = lane_i[lane, 3]
-            best_d = 1 << 30
-            direction = 0
-            for j in range(edge_i[e, 0], edge_i[e, 1]):
-                other = edge_lanes[j]
-                if other == lane or not _lane_continues(
-                    other, nxt, lane_i, lout, conn_i, conn_edge
+                            c1 = phase_state[tgt, j]
+                            going = (c0 == GREEN or c0 == MINOR_GREEN) and (c1 == RED or c1 == STOP)  # noqa: SIM109
+                            if not going:
+                                link_state[b, off + j] = c0
+                            elif stage == 1:
+                                link_state[b, off + j] = YELLOW
+                            else:
+                                link_state[b, off + j] = RED
+            n = n_alive[b]
+            if sub == 0:
+                # later sub-steps start from the order and lane ranges the previous one left
+                _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
+            # --- strategic lane changes ---
+            changed = False
+            # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
+            # leads there but not on to the edge after (two edges of lookahead) changes if it can
+            for k in range(n):
+                v = ob[k]
+                c = vib[v, I_CONN]
+                if c == -2 or vfb[v, F_POS] < 0.0:
+                    continue
+                lane = vib[v, I_LANE]
+                route = vib[v, I_ROUTE]
+                rpos = vib[v, I_RPOS]
+                rs = route_i[route, 0]
+                nxt = route_edges[rs + rpos + 1]
+                after = route_edges[rs + rpos + 2] if rs + rpos + 2 < route_i[route, 1] else -1
+                if c >= 0 and (
+                    after < 0
+                    or _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
                 ):
                     continue
-                if c >= 0:
-                    oc = _choose_conn(
-                        other,
-                        route,
-                        rpos,
+                e = lane_i[lane, 0]
+                my_idx = lane_i[lane, 3]
+                best_d = 1 << 30
+                direction = 0
+                for j in range(edge_i[e, 0], edge_i[e, 1]):
+                    other = edge_lanes[j]
+                    if other == lane or not _lane_continues(
+                        other, nxt, lane_i, lout, conn_i, conn_edge
+                    ):
+                        continue
+                    if c >= 0:
+                        oc = _choose_conn(
+                            other,
+                            route,
+                            rpos,
+                            lane_i,
+                            lout,
+                            conn_i,
+                            conn_edge,
+                            route_i,
+                            route_edges,
+                            count,
+                        )
+                        if oc < 0 or not _lane_continues(
+                            conn_i[oc, 1], after, lane_i, lout, conn_i, conn_edge
+                        ):
+                            continue
+                    d = abs(lane_i[other, 3] - my_idx)
+                    if d < best_d:
+                        best_d = d
+                        direction = 1 if lane_i[other, 3] > my_idx else -1
+                if direction == 0:
+                    continue
+                target = -1
+                for j in range(edge_i[e, 0], edge_i[e, 1]):
+                    if lane_i[edge_lanes[j], 3] == my_idx + direction:
+                        target = edge_lanes[j]
+                if target < 0:
+                    continue
+                t = vib[v, I_TYPE]
+                pos = vfb[v, F_POS]
+                length = tp[t, T_LEN]
+                forced = c == -1 and vfb[v, F_STUCK] >= FORCE_CHANGE
+                ok = pos <= lane_f[target, 0]
+                # neighbours on the target lane (sorted by position descending)
+                for j in range(first[target], first[target] + count[target]):
+                    if count[target] == 0:
+                        break
+                    u = ob[j]
+                    if vib[u, I_LANE] != target:
+                        continue
+                    up = vfb[u, F_POS]
+                    ut = vib[u, I_TYPE]
+                    if up >= pos:  # ahead
+                        if up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP]):
+                            ok = False
+                    else:  # behind
+                        need = 0.0 if forced else tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]
+                        if pos - length - up < need:
+                            ok = False
+                if ok:
+                    vib[v, I_LANE] = target
+                    vib[v, I_CONN] = -1
+                    vfb[v, F_LWAIT] = 0.0
+                    changed = True
+            # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that
+            # also leads to its next edge and holds at least two vehicles fewer ---
+            for lane in range(n_lanes):
+                cnt = count[lane]
+                if cnt < 3:
+                    continue
+                v = ob[first[lane] + cnt - 1]
+                c = vib[v, I_CONN]
+                pos = vfb[v, F_POS]
+                if c < 0 or pos < 0.0 or vib[v, I_LANE] != lane:
+                    continue
+                route = vib[v, I_ROUTE]
+                nxt = route_edges[route_i[route, 0] + vib[v, I_RPOS] + 1]
+                e = lane_i[lane, 0]
+                my_idx = lane_i[lane, 3]
+                t = vib[v, I_TYPE]
+                length = tp[t, T_LEN]
+                for j in range(edge_i[e, 0], edge_i[e, 1]):
+                    target = edge_lanes[j]
+                    if abs(lane_i[target, 3] - my_idx) != 1 or count[target] + 2 > cnt:
+                        continue
+                    if pos > lane_f[target, 0] or not _lane_continues(
+                        target, nxt, lane_i, lout, conn_i, conn_edge
+                    ):
+                        continue
+                    # ... and from there on to the edge after next, as well as the current lane
+                    if not _continues_as_well(
+                        v,
+                        c,
+                        target,
+                        vib,
                         lane_i,
                         lout,
                         conn_i,
@@ -800,401 +895,33 @@ def _advance(
                         route_i,
                         route_edges,
                         count,
-                    )
-                    if oc < 0 or not _lane_continues(
-                        conn_i[oc, 1], after, lane_i, lout, conn_i, conn_edge
                     ):
                         continue
-                d = abs(lane_i[other, 3] - my_idx)
-                if d < best_d:
-                    best_d = d
-                    direction = 1 if lane_i[other, 3] > my_idx else -1
-            if direction == 0:
-                continue
-            target = -1
-            for j in range(edge_i[e, 0], edge_i[e, 1]):
-                if lane_i[edge_lanes[j], 3] == my_idx + direction:
-                    target = edge_lanes[j]
-            if target < 0:
-                continue
-            t = vib[v, I_TYPE]
-            pos = vfb[v, F_POS]
-            length = tp[t, T_LEN]
-            forced = c == -1 and vfb[v, F_STUCK] >= FORCE_CHANGE
-            ok = pos <= lane_f[target, 0]
-            # neighbours on the target lane (sorted by position descending)
-            for j in range(first[target], first[target] + count[target]):
-                if count[target] == 0:
-                    break
-                u = ob[j]
-                if vib[u, I_LANE] != target:
-                    continue
-                up = vfb[u, F_POS]
-                ut = vib[u, I_TYPE]
-                if up >= pos:  # ahead
-                    if up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP]):
-                        ok = False
-                else:  # behind
-                    need = 0.0 if forced else tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]
-                    if pos - length - up < need:
-                        ok = False
-            if ok:
-                vib[v, I_LANE] = target
-                vib[v, I_CONN] = -1
-                vfb[v, F_LWAIT] = 0.0
-                changed = True
-        # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that
-        # also leads to its next edge and holds at least two vehicles fewer ---
-        for lane in range(n_lanes):
-            cnt = count[lane]
-            if cnt < 3:
-                continue
-            v = ob[first[lane] + cnt - 1]
-            c = vib[v, I_CONN]
-            pos = vfb[v, F_POS]
-            if c < 0 or pos < 0.0 or vib[v, I_LANE] != lane:
-                continue
-            route = vib[v, I_ROUTE]
-            nxt = route_edges[route_i[route, 0] + vib[v, I_RPOS] + 1]
-            e = lane_i[lane, 0]
-            my_idx = lane_i[lane, 3]
-            t = vib[v, I_TYPE]
-            length = tp[t, T_LEN]
-            for j in range(edge_i[e, 0], edge_i[e, 1]):
-                target = edge_lanes[j]
-                if abs(lane_i[target, 3] - my_idx) != 1 or count[target] + 2 > cnt:
-                    continue
-                if pos > lane_f[target, 0] or not _lane_continues(
-                    target, nxt, lane_i, lout, conn_i, conn_edge
-                ):
-                    continue
-                # ... and from there on to the edge after next, as well as the current lane
-                if not _continues_as_well(
-                    v,
-                    c,
-                    target,
-                    vib,
-                    lane_i,
-                    lout,
-                    conn_i,
-                    conn_edge,
-                    route_i,
-                    route_edges,
-                    count,
-                ):
-                    continue
-                ok = True
-                for jj in range(first[target], first[target] + count[target]):
-                    u = ob[jj]
-                    up = vfb[u, F_POS]
-                    ut = vib[u, I_TYPE]
-                    if up >= pos:
-                        if up - tp[ut, T_LEN] - pos < tp[t, T_GAP]:
+                    ok = True
+                    for jj in range(first[target], first[target] + count[target]):
+                        u = ob[jj]
+                        up = vfb[u, F_POS]
+                        ut = vib[u, I_TYPE]
+                        if up >= pos:
+                            if up - tp[ut, T_LEN] - pos < tp[t, T_GAP]:
+                                ok = False
+                        elif pos - length - up < tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]:
                             ok = False
-                    elif pos - length - up < tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]:
-                        ok = False
-                if ok:
-                    vib[v, I_LANE] = target
-                    vib[v, I_CONN] = -1
-                    vfb[v, F_LWAIT] = 0.0
-                    changed = True
-                    break
-        if changed:
-            _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-        # re-evaluate connection choices of vehicles that changed lanes or wait for one
-        for k in range(n):
-            v = ob[k]
-            if vib[v, I_CONN] == -1 and vfb[v, F_POS] >= 0.0:
-                vib[v, I_CONN] = _choose_conn(
-                    vib[v, I_LANE],
-                    vib[v, I_ROUTE],
-                    vib[v, I_RPOS],
-                    lane_i,
-                    lout,
-                    conn_i,
-                    conn_edge,
-                    route_i,
-                    route_edges,
-                    count,
-                )
-        # --- foe approach times (for yielding) ---
-        conn_eta[:] = 1e9
-        conn_busy[:] = 0
-        for k in range(n):
-            v = ob[k]
-            if vfb[v, F_POS] < 0.0:
-                conn_busy[vib[v, I_INCONN]] = 1
-        for lane in range(n_lanes):
-            if count[lane] == 0:
-                continue
-            v = ob[first[lane]]
-            c = vib[v, I_CONN]
-            if c >= 0:
-                dist = lane_f[lane, 0] - vfb[v, F_POS]
-                eta = dist / max(vfb[v, F_SPEED], 0.1)
-                if vfb[v, F_SPEED] < HALT_SPEED:
-                    gl = conn_i[c, 2]
-                    st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
-                    if dist > 1.0 or st == RED or st == YELLOW or _yields(st):  # noqa: SIM109
-                        eta = 1e8
-                if eta < conn_eta[c]:
-                    conn_eta[c] = eta
-        # --- plan speeds ---
-        # the tail of every lane as seen by vehicles entering it; a vehicle granted entry
-        # becomes the tail for the next one, so two streams never merge into the same space
-        for lane in range(n_lanes):
-            if count[lane] > 0:
-                u = ob[first[lane] + count[lane] - 1]
-                vt_pos[lane] = vfb[u, F_POS]
-                vt_len[lane] = tp[vib[u, I_TYPE], T_LEN]
-                vt_speed[lane] = vfb[u, F_SPEED]
-                # 1: a tail on the lane; c + 2: a tail inside the junction on connection c
-                vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
-            else:
-                vt_set[lane] = 0
-        for lane in range(n_lanes):
-            cnt = count[lane]
-            if cnt == 0:
-                continue
-            llen = lane_f[lane, 0]
-            lead_pos = lead_speed = lead_len = 0.0  # the vehicle ahead, before its move
-            for k in range(first[lane], first[lane] + cnt):
-                v = ob[k]
-                t = vib[v, I_TYPE]
-                pos = vfb[v, F_POS]
-                speed = vfb[v, F_SPEED]
-                sf = vfb[v, F_SF]
-                if pos < 0.0:
-                    vmax = min(conn_f[vib[v, I_INCONN], 1] * sf, tp[t, T_VMAX])
-                else:
-                    vmax = min(lane_f[lane, 1] * sf, tp[t, T_VMAX])
-                ideal = vmax
-                vib[v, I_PASS] = 0
-                if k > first[lane]:
-                    gap = lead_pos - lead_len - pos - tp[t, T_GAP]
-                    vn = _next_speed(
-                        speed,
-                        vmax,
-                        lead_speed,
-                        gap,
-                        True,
-                        tp,
-                        t,
-                        dt,
-                        uni[b, uni_ptr[b]],
-                    )
-                else:
-                    dist = llen - pos
-                    c = vib[v, I_CONN]
-                    if c == -2:
-                        vn = _next_speed(
-                            speed,
-                            vmax,
-                            0.0,
-                            0.0,
-                            False,
-                            tp,
-                            t,
-                            dt,
-                            uni[b, uni_ptr[b]],
-                        )
-                    else:
-                        allowed = False
-                        if c >= 0:
-                            gl = conn_i[c, 2]
-                            st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
-                            dec = tp[t, T_DEC]
-                            if st == RED:
-                                allowed = False
-                            elif st == YELLOW:
-                                allowed = speed * speed / (2.0 * dec) > dist
-                            else:
-                                allowed = True
-                                if _yields(st):
-                                    if st == STOP and dist > 1.0 + speed:
-                                        allowed = False
-                                    own = dist / max(speed, 1.0)
-                                    for j in range(conn_i[c, 4], conn_i[c, 5]):
-                                        f = foes[j]
-                                        gf = conn_i[f, 2]
-                                        sf_ = link_state[b, gf] if gf >= 0 else conn_i[f, 3]
-                                        if sf_ == RED:
-                                            continue
-                                        if conn_busy[f] == 1 or conn_eta[f] < own + YIELD_GAP:
-                                            allowed = False
-                                            break
-                            to = conn_i[c, 1]
-                            if allowed:
-                                # room on the target lane for the whole vehicle
-                                room = lane_f[to, 0]
-                                # a moving tail makes room; only a halting one blocks
-                                if vt_set[to] >= 1 and vt_speed[to] < HALT_SPEED:
-                                    room = vt_pos[to] - vt_len[to]
-                                # a vehicle still inside the junction on another path into
-                                # the same lane merges first
-                                if (
-                                    vt_set[to] >= 2
-                                    and vt_set[to] != c + 2
-                                    and vt_pos[to] - vt_len[to] - tp[t, T_GAP] < -conn_f[c, 0]
-                                ):
-                                    allowed = False
-                                if room < tp[t, T_LEN] + tp[t, T_GAP] and dist > 0.5 * tp[t, T_LEN]:
-                                    allowed = False
-                        if allowed:
-                            vib[v, I_PASS] = 1
-                            to = conn_i[c, 1]
-                            clen = conn_f[c, 0]
-                            vc = conn_f[c, 1] * sf
-                            vmax = min(
-                                vmax,
-                                math.sqrt(vc * vc + 2.0 * tp[t, T_DEC] * max(dist, 0.0)),
-                            )
-                            if vt_set[to] >= 1:
-                                gap = dist + clen + vt_pos[to] - vt_len[to] - tp[t, T_GAP]
-                                vn = _next_speed(
-                                    speed,
-                                    vmax,
-                                    vt_speed[to],
-                                    gap,
-                                    True,
-                                    tp,
-                                    t,
-                                    dt,
-                                    uni[b, uni_ptr[b]],
-                                )
-                            else:
-                                vn = _next_speed(
-                                    speed,
-                                    vmax,
-                                    0.0,
-                                    0.0,
-                                    False,
-                                    tp,
-                                    t,
-                                    dt,
-                                    uni[b, uni_ptr[b]],
-                                )
-                            vt_pos[to] = pos - llen - clen
-                            vt_len[to] = tp[t, T_LEN]
-                            vt_speed[to] = speed
-                            vt_set[to] = c + 2
-                        else:
-                            vn = _next_speed(
-                                speed,
-                                vmax,
-                                0.0,
-                                dist - 0.1,
-                                True,
-                                tp,
-                                t,
-                                dt,
-                                uni[b, uni_ptr[b]],
-                            )
-                            if pos + vn * dt > llen - 0.05:
-                                vn = max(0.0, (llen - 0.05 - pos) / dt)
-                uni_ptr[b] += 1
-                if uni_ptr[b] >= uni.shape[1]:
-                    uni_ptr[b] = 0
-                lead_pos = pos
-                lead_speed = speed
-                lead_len = tp[t, T_LEN]
-                # --- move: every vehicle planned on the positions before this sub-step ---
-                vfb[v, F_SPEED] = vn
-                vfb[v, F_POS] = pos + vn * dt
-                vfb[v, F_ROUTELEN] += vn * dt
-                loss = dt * max(0.0, 1.0 - vn / ideal)
-                vfb[v, F_LOSS] += loss
-                acc[b, A_STEP_LOSS] += loss
-                if vn < HALT_SPEED:
-                    vfb[v, F_WAIT] += dt
-                    vfb[v, F_LWAIT] += dt
-                    vfb[v, F_STUCK] += dt
-                else:
-                    vfb[v, F_STUCK] = 0.0
-        # --- transfers and arrivals ---
-        k = 0
-        while k < n:
-            v = ob[k]
-            lane = vib[v, I_LANE]
-            llen = lane_f[lane, 0]
-            if vfb[v, F_POS] >= llen:
-                c = vib[v, I_CONN]
-                if c == -2:
-                    _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt)
-                    n -= 1
-                    continue
-                if c >= 0 and vib[v, I_PASS] == 1:
-                    to = conn_i[c, 1]
-                    vfb[v, F_POS] = min(vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01)
-                    vib[v, I_LANE] = to
-                    vib[v, I_INCONN] = c
-                    vib[v, I_RPOS] += 1
-                    vfb[v, F_LWAIT] = 0.0
-                    vib[v, I_CONN] = -1
-                else:
-                    vfb[v, F_POS] = llen - 0.01
-                    vfb[v, F_SPEED] = 0.0
-            k += 1
-        _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-        for k in range(n):
-            v = ob[k]
-            if vib[v, I_CONN] == -1:
-                vib[v, I_CONN] = _choose_conn(
-                    vib[v, I_LANE],
-                    vib[v, I_ROUTE],
-                    vib[v, I_RPOS],
-                    lane_i,
-                    lout,
-                    conn_i,
-                    conn_edge,
-                    route_i,
-                    route_edges,
-                    count,
-                )
-        # --- teleports of vehicles stuck at the front of their lane ---
-        if teleport > 0.0:
-            k = 0
-            while k < n:
-                v = ob[k]
-                lane = vib[v, I_LANE]
-                if vfb[v, F_STUCK] < teleport or first[lane] != k or vfb[v, F_POS] < 0.0:
-                    k += 1
-                    continue
-                route = vib[v, I_ROUTE]
-                rs = route_i[route, 0]
-                rn = route_i[route, 1] - rs
-                rpos = vib[v, I_RPOS]
-                if rpos >= rn - 1:
-                    acc[b, A_TELEPORTS] += 1.0
-                    _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt)
-                    n -= 1
-                    # the lane ranges lost a vehicle: later teleports and insertions read them
-                    _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-                    continue
-                nxt = route_edges[rs + rpos + 1]
-                dest = -1
-                for j in range(edge_i[nxt, 0], edge_i[nxt, 1]):
-                    cand = edge_lanes[j]
-                    room = lane_f[cand, 0]
-                    if count[cand] > 0:
-                        u = ob[first[cand] + count[cand] - 1]
-                        room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
-                    if room >= tp[vib[v, I_TYPE], T_LEN] + tp[vib[v, I_TYPE], T_GAP]:
-                        dest = cand
+                    if ok:
+                        vib[v, I_LANE] = target
+                        vib[v, I_CONN] = -1
+                        vfb[v, F_LWAIT] = 0.0
+                        changed = True
                         break
-                if dest >= 0:
-                    acc[b, A_TELEPORTS] += 1.0
-                    vib[v, I_LANE] = dest
-                    vib[v, I_RPOS] += 1
-                    vib[v, I_INCONN] = -1
-                    vfb[v, F_POS] = min(tp[vib[v, I_TYPE], T_LEN], lane_f[dest, 0] - 0.01)
-                    vfb[v, F_STUCK] = 0.0
-                    vfb[v, F_LWAIT] = 0.0
-                    vib[v, I_CONN] = -1
-                    _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
+            if changed:
+                _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
+            # re-evaluate connection choices of vehicles that changed lanes or wait for one
+            for k in range(n):
+                v = ob[k]
+                if vib[v, I_CONN] == -1 and vfb[v, F_POS] >= 0.0:
                     vib[v, I_CONN] = _choose_conn(
-                        dest,
-                        route,
+                        vib[v, I_LANE],
+                        vib[v, I_ROUTE],
                         vib[v, I_RPOS],
                         lane_i,
                         lout,
@@ -1204,61 +931,347 @@ def _advance(
                         route_edges,
                         count,
                     )
-                    k = 0
+            # --- foe approach times (for yielding) ---
+            conn_eta[:] = 1e9
+            conn_busy[:] = 0
+            for k in range(n):
+                v = ob[k]
+                if vfb[v, F_POS] < 0.0:
+                    conn_busy[vib[v, I_INCONN]] = 1
+            for lane in range(n_lanes):
+                if count[lane] == 0:
                     continue
+                v = ob[first[lane]]
+                c = vib[v, I_CONN]
+                if c >= 0:
+                    dist = lane_f[lane, 0] - vfb[v, F_POS]
+                    eta = dist / max(vfb[v, F_SPEED], 0.1)
+                    if vfb[v, F_SPEED] < HALT_SPEED:
+                        gl = conn_i[c, 2]
+                        st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
+                        if dist > 1.0 or st == RED or st == YELLOW or _yields(st):  # noqa: SIM109
+                            eta = 1e8
+                    if eta < conn_eta[c]:
+                        conn_eta[c] = eta
+            # --- plan speeds ---
+            # the tail of every lane as seen by vehicles entering it; a vehicle granted entry
+            # becomes the tail for the next one, so two streams never merge into the same space
+            for lane in range(n_lanes):
+                if count[lane] > 0:
+                    u = ob[first[lane] + count[lane] - 1]
+                    vt_pos[lane] = vfb[u, F_POS]
+                    vt_len[lane] = tp[vib[u, I_TYPE], T_LEN]
+                    vt_speed[lane] = vfb[u, F_SPEED]
+                    # 1: a tail on the lane; c + 2: a tail inside the junction on connection c
+                    vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
+                else:
+                    vt_set[lane] = 0
+            for lane in range(n_lanes):
+                cnt = count[lane]
+                if cnt == 0:
+                    continue
+                llen = lane_f[lane, 0]
+                lead_pos = lead_speed = lead_len = 0.0  # the vehicle ahead, before its move
+                for k in range(first[lane], first[lane] + cnt):
+                    v = ob[k]
+                    t = vib[v, I_TYPE]
+                    pos = vfb[v, F_POS]
+                    speed = vfb[v, F_SPEED]
+                    sf = vfb[v, F_SF]
+                    if pos < 0.0:
+                        vmax = min(conn_f[vib[v, I_INCONN], 1] * sf, tp[t, T_VMAX])
+                    else:
+                        vmax = min(lane_f[lane, 1] * sf, tp[t, T_VMAX])
+                    ideal = vmax
+                    vib[v, I_PASS] = 0
+                    if k > first[lane]:
+                        gap = lead_pos - lead_len - pos - tp[t, T_GAP]
+                        vn = _next_speed(
+                            speed,
+                            vmax,
+                            lead_speed,
+                            gap,
+                            True,
+                            tp,
+                            t,
+                            dt,
+                            uni[b, uni_ptr[b]],
+                        )
+                    else:
+                        dist = llen - pos
+                        c = vib[v, I_CONN]
+                        if c == -2:
+                            vn = _next_speed(
+                                speed,
+                                vmax,
+                                0.0,
+                                0.0,
+                                False,
+                                tp,
+                                t,
+                                dt,
+                                uni[b, uni_ptr[b]],
+                            )
+                        else:
+                            allowed = False
+                            if c >= 0:
+                                gl = conn_i[c, 2]
+                                st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
+                                dec = tp[t, T_DEC]
+                                if st == RED:
+                                    allowed = False
+                                elif st == YELLOW:
+                                    allowed = speed * speed / (2.0 * dec) > dist
+                                else:
+                                    allowed = True
+                                    if _yields(st):
+                                        if st == STOP and dist > 1.0 + speed:
+                                            allowed = False
+                                        own = dist / max(speed, 1.0)
+                                        for j in range(conn_i[c, 4], conn_i[c, 5]):
+                                            f = foes[j]
+                                            gf = conn_i[f, 2]
+                                            sf_ = link_state[b, gf] if gf >= 0 else conn_i[f, 3]
+                                            if sf_ == RED:
+                                                continue
+                                            if conn_busy[f] == 1 or conn_eta[f] < own + YIELD_GAP:
+                                                allowed = False
+                                                break
+                                to = conn_i[c, 1]
+                                if allowed:
+                                    # room on the target lane for the whole vehicle
+                                    room = lane_f[to, 0]
+                                    # a moving tail makes room; only a halting one blocks
+                                    if vt_set[to] >= 1 and vt_speed[to] < HALT_SPEED:
+                                        room = vt_pos[to] - vt_len[to]
+                                    # a vehicle still inside the junction on another path into
+                                    # the same lane merges first
+                                    if (
+                                        vt_set[to] >= 2
+                                        and vt_set[to] != c + 2
+                                        and vt_pos[to] - vt_len[to] - tp[t, T_GAP] < -conn_f[c, 0]
+                                    ):
+                                        allowed = False
+                                    if (
+                                        room < tp[t, T_LEN] + tp[t, T_GAP]
+                                        and dist > 0.5 * tp[t, T_LEN]
+                                    ):
+                                        allowed = False
+                            if allowed:
+                                vib[v, I_PASS] = 1
+                                to = conn_i[c, 1]
+                                clen = conn_f[c, 0]
+                                vc = conn_f[c, 1] * sf
+                                vmax = min(
+                                    vmax,
+                                    math.sqrt(vc * vc + 2.0 * tp[t, T_DEC] * max(dist, 0.0)),
+                                )
+                                if vt_set[to] >= 1:
+                                    gap = dist + clen + vt_pos[to] - vt_len[to] - tp[t, T_GAP]
+                                    vn = _next_speed(
+                                        speed,
+                                        vmax,
+                                        vt_speed[to],
+                                        gap,
+                                        True,
+                                        tp,
+                                        t,
+                                        dt,
+                                        uni[b, uni_ptr[b]],
+                                    )
+                                else:
+                                    vn = _next_speed(
+                                        speed,
+                                        vmax,
+                                        0.0,
+                                        0.0,
+                                        False,
+                                        tp,
+                                        t,
+                                        dt,
+                                        uni[b, uni_ptr[b]],
+                                    )
+                                vt_pos[to] = pos - llen - clen
+                                vt_len[to] = tp[t, T_LEN]
+                                vt_speed[to] = speed
+                                vt_set[to] = c + 2
+                            else:
+                                vn = _next_speed(
+                                    speed,
+                                    vmax,
+                                    0.0,
+                                    dist - 0.1,
+                                    True,
+                                    tp,
+                                    t,
+                                    dt,
+                                    uni[b, uni_ptr[b]],
+                                )
+                                if pos + vn * dt > llen - 0.05:
+                                    vn = max(0.0, (llen - 0.05 - pos) / dt)
+                    uni_ptr[b] += 1
+                    if uni_ptr[b] >= uni.shape[1]:
+                        uni_ptr[b] = 0
+                    lead_pos = pos
+                    lead_speed = speed
+                    lead_len = tp[t, T_LEN]
+                    # --- move: every vehicle planned on the positions before this sub-step ---
+                    vfb[v, F_SPEED] = vn
+                    vfb[v, F_POS] = pos + vn * dt
+                    vfb[v, F_ROUTELEN] += vn * dt
+                    loss = dt * max(0.0, 1.0 - vn / ideal)
+                    vfb[v, F_LOSS] += loss
+                    acc[b, A_STEP_LOSS] += loss
+                    if vn < HALT_SPEED:
+                        vfb[v, F_WAIT] += dt
+                        vfb[v, F_LWAIT] += dt
+                        vfb[v, F_STUCK] += dt
+                    else:
+                        vfb[v, F_STUCK] = 0.0
+            # --- transfers and arrivals ---
+            k = 0
+            while k < n:
+                v = ob[k]
+                lane = vib[v, I_LANE]
+                llen = lane_f[lane, 0]
+                if vfb[v, F_POS] >= llen:
+                    c = vib[v, I_CONN]
+                    if c == -2:
+                        _arrive(
+                            b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt
+                        )
+                        n -= 1
+                        continue
+                    if c >= 0 and vib[v, I_PASS] == 1:
+                        to = conn_i[c, 1]
+                        vfb[v, F_POS] = min(
+                            vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01
+                        )
+                        vib[v, I_LANE] = to
+                        vib[v, I_INCONN] = c
+                        vib[v, I_RPOS] += 1
+                        vfb[v, F_LWAIT] = 0.0
+                        vib[v, I_CONN] = -1
+                    else:
+                        vfb[v, F_POS] = llen - 0.01
+                        vfb[v, F_SPEED] = 0.0
                 k += 1
-        # --- insertion ---
-        t_next = t_now + dt
-        # departures are grouped by source edge (time order within a group): each source
-        # inserts its due vehicles in order until one does not fit (SUMO's insertion order)
-        for src in range(n_sources):
-            while (
-                seg_due[b, src] < seg_end[b, src] and dep_time[b, seg_due[b, src]] < t_next - 1e-9
-            ):
-                seg_due[b, src] += 1
-            while seg_ptr[b, src] < seg_due[b, src]:
-                j = seg_ptr[b, src]
-                route = dep_i[b, j, 0]
-                rs = route_i[route, 0]
-                e0 = route_edges[rs]
-                t = dep_i[b, j, 1]
-                mode = dep_i[b, j, 2]
-                length = tp[t, T_LEN]
-                mingap = tp[t, T_GAP]
-                nxt = route_edges[rs + 1] if route_i[route, 1] - rs > 1 else -1
-                best = -1
-                best_room = -1e18
-                n_cand = edge_i[e0, 1] - edge_i[e0, 0]
-                pick = -1
-                if mode == -3:
-                    pick = int(uni[b, uni_ptr[b]] * n_cand)
-                    uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
-                for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
-                    cand = edge_lanes[jj]
-                    idx = jj - edge_i[e0, 0]
-                    if mode >= 0 and lane_i[cand, 3] != mode:
+            _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
+            for k in range(n):
+                v = ob[k]
+                if vib[v, I_CONN] == -1:
+                    vib[v, I_CONN] = _choose_conn(
+                        vib[v, I_LANE],
+                        vib[v, I_ROUTE],
+                        vib[v, I_RPOS],
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        route_i,
+                        route_edges,
+                        count,
+                    )
+            # --- teleports of vehicles stuck at the front of their lane ---
+            if teleport > 0.0:
+                k = 0
+                while k < n:
+                    v = ob[k]
+                    lane = vib[v, I_LANE]
+                    if vfb[v, F_STUCK] < teleport or first[lane] != k or vfb[v, F_POS] < 0.0:
+                        k += 1
                         continue
-                    if mode == -4 and idx != 0:
+                    route = vib[v, I_ROUTE]
+                    rs = route_i[route, 0]
+                    rn = route_i[route, 1] - rs
+                    rpos = vib[v, I_RPOS]
+                    if rpos >= rn - 1:
+                        acc[b, A_TELEPORTS] += 1.0
+                        _arrive(
+                            b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt
+                        )
+                        n -= 1
+                        # the lane ranges lost a vehicle: later teleports and insertions read them
+                        _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
                         continue
-                    if mode == -3 and idx != pick:
+                    nxt = route_edges[rs + rpos + 1]
+                    dest = -1
+                    for j in range(edge_i[nxt, 0], edge_i[nxt, 1]):
+                        cand = edge_lanes[j]
+                        room = lane_f[cand, 0]
+                        if count[cand] > 0:
+                            u = ob[first[cand] + count[cand] - 1]
+                            room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                        if room >= tp[vib[v, I_TYPE], T_LEN] + tp[vib[v, I_TYPE], T_GAP]:
+                            dest = cand
+                            break
+                    if dest >= 0:
+                        acc[b, A_TELEPORTS] += 1.0
+                        vib[v, I_LANE] = dest
+                        vib[v, I_RPOS] += 1
+                        vib[v, I_INCONN] = -1
+                        vfb[v, F_POS] = min(tp[vib[v, I_TYPE], T_LEN], lane_f[dest, 0] - 0.01)
+                        vfb[v, F_STUCK] = 0.0
+                        vfb[v, F_LWAIT] = 0.0
+                        vib[v, I_CONN] = -1
+                        _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
+                        vib[v, I_CONN] = _choose_conn(
+                            dest,
+                            route,
+                            vib[v, I_RPOS],
+                            lane_i,
+                            lout,
+                            conn_i,
+                            conn_edge,
+                            route_i,
+                            route_edges,
+                            count,
+                        )
+                        k = 0
                         continue
-                    if (
-                        mode == -1
-                        and nxt >= 0
-                        and not _lane_continues(cand, nxt, lane_i, lout, conn_i, conn_edge)
-                    ):
-                        continue
-                    room = lane_f[cand, 0]
-                    if count[cand] > 0:
-                        u = ob[first[cand] + count[cand] - 1]
-                        room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
-                    if room > best_room:
-                        best_room = room
-                        best = cand
-                if best < 0 and mode == -1:
-                    # no lane continues: take the freest lane of the edge
+                    k += 1
+            # --- insertion ---
+            t_next = t_now + dt
+            # departures are grouped by source edge (time order within a group): each source
+            # inserts its due vehicles in order until one does not fit (SUMO's insertion order)
+            for src in range(n_sources):
+                while (
+                    seg_due[b, src] < seg_end[b, src]
+                    and dep_time[b, seg_due[b, src]] < t_next - 1e-9
+                ):
+                    seg_due[b, src] += 1
+                while seg_ptr[b, src] < seg_due[b, src]:
+                    j = seg_ptr[b, src]
+                    route = dep_i[b, j, 0]
+                    rs = route_i[route, 0]
+                    e0 = route_edges[rs]
+                    t = dep_i[b, j, 1]
+                    mode = dep_i[b, j, 2]
+                    length = tp[t, T_LEN]
+                    mingap = tp[t, T_GAP]
+                    nxt = route_edges[rs + 1] if route_i[route, 1] - rs > 1 else -1
+                    best = -1
+                    best_room = -1e18
+                    n_cand = edge_i[e0, 1] - edge_i[e0, 0]
+                    pick = -1
+                    if mode == -3:
+                        pick = int(uni[b, uni_ptr[b]] * n_cand)
+                        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
                     for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
                         cand = edge_lanes[jj]
+                        idx = jj - edge_i[e0, 0]
+                        if mode >= 0 and lane_i[cand, 3] != mode:
+                            continue
+                        if mode == -4 and idx != 0:
+                            continue
+                        if mode == -3 and idx != pick:
+                            continue
+                        if (
+                            mode == -1
+                            and nxt >= 0
+                            and not _lane_continues(cand, nxt, lane_i, lout, conn_i, conn_edge)
+                        ):
+                            continue
                         room = lane_f[cand, 0]
                         if count[cand] > 0:
                             u = ob[first[cand] + count[cand] - 1]
@@ -1266,121 +1279,134 @@ def _advance(
                         if room > best_room:
                             best_room = room
                             best = cand
-                pos = min(length, lane_f[best, 0]) if best >= 0 else 0.0
-                if best < 0 or best_room - mingap < pos or n_free[b] == 0:
-                    break
-                # speed at insertion
-                vmax_t = tp[t, T_VMAX]
-                sf = _speed_factor(b, t, tp, uni, uni_ptr)
-                vmax = min(lane_f[best, 1] * sf, vmax_t)
-                code = dep_speed[b, j]
-                if code == -1.0 or code == -2.0:
-                    v0 = vmax
-                elif code == -3.0:
-                    v0 = vmax * uni[b, uni_ptr[b]]
-                    uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
-                else:
-                    v0 = min(code, vmax)
-                if count[best] > 0:
-                    u = ob[first[best] + count[best] - 1]
-                    gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - mingap
-                    v0 = min(v0, _safe_speed(v0, vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC]))
-                n_free[b] -= 1
-                v = free_stack[b, n_free[b]]
-                vib[v, I_ALIVE] = 1
-                vib[v, I_LANE] = best
-                vib[v, I_ROUTE] = route
-                vib[v, I_RPOS] = 0
-                vib[v, I_INCONN] = -1
-                vib[v, I_TYPE] = t
-                vib[v, I_PASS] = 0
-                vfb[v, F_POS] = pos
-                vfb[v, F_SPEED] = max(v0, 0.0)
-                vfb[v, F_SF] = sf
-                vfb[v, F_DEPART] = dep_time[b, j]
-                vfb[v, F_INSERT] = t_next
-                vfb[v, F_WAIT] = 0.0
-                vfb[v, F_LWAIT] = 0.0
-                vfb[v, F_LOSS] = 0.0
-                vfb[v, F_STUCK] = 0.0
-                vfb[v, F_ROUTELEN] = 0.0
-                # it enters behind the lane's last vehicle: the lane lists stay sorted
-                _place_tail(ob, n, v, best, first, count)
-                n += 1
-                n_alive[b] = n
-                acc[b, A_INSERTED] += 1.0
-                acc[b, A_DDELAY] += t_next - dep_time[b, j]
-                seg_ptr[b, src] += 1
-                vib[v, I_CONN] = _choose_conn(
-                    best,
-                    route,
-                    0,
-                    lane_i,
-                    lout,
-                    conn_i,
-                    conn_edge,
-                    route_i,
-                    route_edges,
-                    count,
-                )
-        # --- clock, signals, accumulators ---
-        time[b] = t_next
-        speed_sum = 0.0
-        for k in range(n):
-            speed_sum += vfb[ob[k], F_SPEED]
-        acc[b, A_SPEED_SUM] += speed_sum
-        acc[b, A_COUNT_SUM] += n
-        for s in range(n_sig):
-            is_ctrl = False
-            for k in range(controlled.shape[0]):
-                if controlled[k] == s and not program_mode[b, s]:
-                    is_ctrl = True
-            if not is_ctrl:
-                sig_float[b, s, S_ELAPSED] += dt
-                p = sig_int[b, s, S_PHASE]
-                if sig_float[b, s, S_ELAPSED] >= phase_dur[p] - 1e-9:
-                    sig_float[b, s, S_ELAPSED] = 0.0
-                    ps = sig_i[s, 2]
-                    sig_int[b, s, S_PHASE] = ps + (p - ps + 1) % sig_i[s, 3]
-            else:
-                sig_float[b, s, S_TSC] += dt
-                sig_float[b, s, S_STAGE_T] += dt
-                stage = sig_int[b, s, S_STAGE]
-                if stage == 0:
-                    sig_float[b, s, S_GREEN] += dt
-                elif stage == 1 and sig_float[b, s, S_STAGE_T] >= yellow - 1e-9:
-                    sig_float[b, s, S_STAGE_T] = 0.0
-                    if all_red > 0:
-                        sig_int[b, s, S_STAGE] = 2
+                    if best < 0 and mode == -1:
+                        # no lane continues: take the freest lane of the edge
+                        for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
+                            cand = edge_lanes[jj]
+                            room = lane_f[cand, 0]
+                            if count[cand] > 0:
+                                u = ob[first[cand] + count[cand] - 1]
+                                room = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN]
+                            if room > best_room:
+                                best_room = room
+                                best = cand
+                    pos = min(length, lane_f[best, 0]) if best >= 0 else 0.0
+                    if best < 0 or best_room - mingap < pos or n_free[b] == 0:
+                        break
+                    # speed at insertion
+                    vmax_t = tp[t, T_VMAX]
+                    sf = _speed_factor(b, t, tp, uni, uni_ptr)
+                    vmax = min(lane_f[best, 1] * sf, vmax_t)
+                    code = dep_speed[b, j]
+                    if code == -1.0 or code == -2.0:
+                        v0 = vmax
+                    elif code == -3.0:
+                        v0 = vmax * uni[b, uni_ptr[b]]
+                        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
                     else:
+                        v0 = min(code, vmax)
+                    if count[best] > 0:
+                        u = ob[first[best] + count[best] - 1]
+                        gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - mingap
+                        v0 = min(
+                            v0, _safe_speed(v0, vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC])
+                        )
+                    n_free[b] -= 1
+                    v = free_stack[b, n_free[b]]
+                    vib[v, I_ALIVE] = 1
+                    vib[v, I_LANE] = best
+                    vib[v, I_ROUTE] = route
+                    vib[v, I_RPOS] = 0
+                    vib[v, I_INCONN] = -1
+                    vib[v, I_TYPE] = t
+                    vib[v, I_PASS] = 0
+                    vfb[v, F_POS] = pos
+                    vfb[v, F_SPEED] = max(v0, 0.0)
+                    vfb[v, F_SF] = sf
+                    vfb[v, F_DEPART] = dep_time[b, j]
+                    vfb[v, F_INSERT] = t_next
+                    vfb[v, F_WAIT] = 0.0
+                    vfb[v, F_LWAIT] = 0.0
+                    vfb[v, F_LOSS] = 0.0
+                    vfb[v, F_STUCK] = 0.0
+                    vfb[v, F_ROUTELEN] = 0.0
+                    # it enters behind the lane's last vehicle: the lane lists stay sorted
+                    _place_tail(ob, n, v, best, first, count)
+                    n += 1
+                    n_alive[b] = n
+                    acc[b, A_INSERTED] += 1.0
+                    acc[b, A_DDELAY] += t_next - dep_time[b, j]
+                    seg_ptr[b, src] += 1
+                    vib[v, I_CONN] = _choose_conn(
+                        best,
+                        route,
+                        0,
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        route_i,
+                        route_edges,
+                        count,
+                    )
+            # --- clock, signals, accumulators ---
+            time[b] = t_next
+            speed_sum = 0.0
+            for k in range(n):
+                speed_sum += vfb[ob[k], F_SPEED]
+            acc[b, A_SPEED_SUM] += speed_sum
+            acc[b, A_COUNT_SUM] += n
+            for s in range(n_sig):
+                is_ctrl = False
+                for k in range(controlled.shape[0]):
+                    if controlled[k] == s and not program_mode[b, s]:
+                        is_ctrl = True
+                if not is_ctrl:
+                    sig_float[b, s, S_ELAPSED] += dt
+                    p = sig_int[b, s, S_PHASE]
+                    if sig_float[b, s, S_ELAPSED] >= phase_dur[p] - 1e-9:
+                        sig_float[b, s, S_ELAPSED] = 0.0
+                        ps = sig_i[s, 2]
+                        sig_int[b, s, S_PHASE] = ps + (p - ps + 1) % sig_i[s, 3]
+                else:
+                    sig_float[b, s, S_TSC] += dt
+                    sig_float[b, s, S_STAGE_T] += dt
+                    stage = sig_int[b, s, S_STAGE]
+                    if stage == 0:
+                        sig_float[b, s, S_GREEN] += dt
+                    elif stage == 1 and sig_float[b, s, S_STAGE_T] >= yellow - 1e-9:
+                        sig_float[b, s, S_STAGE_T] = 0.0
+                        if all_red > 0:
+                            sig_int[b, s, S_STAGE] = 2
+                        else:
+                            sig_int[b, s, S_STAGE] = 0
+                            sig_int[b, s, S_CUR] = sig_int[b, s, S_TARGET]
+                            sig_float[b, s, S_GREEN] = 0.0
+                    elif stage == 2 and sig_float[b, s, S_STAGE_T] >= all_red - 1e-9:
                         sig_int[b, s, S_STAGE] = 0
                         sig_int[b, s, S_CUR] = sig_int[b, s, S_TARGET]
                         sig_float[b, s, S_GREEN] = 0.0
-                elif stage == 2 and sig_float[b, s, S_STAGE_T] >= all_red - 1e-9:
-                    sig_int[b, s, S_STAGE] = 0
-                    sig_int[b, s, S_CUR] = sig_int[b, s, S_TARGET]
-                    sig_float[b, s, S_GREEN] = 0.0
-    # --- lane statistics for observations and rewards ---
-    n = n_alive[b]
-    for lane in range(n_lanes):
-        lane_stats[b, lane, L_COUNT] = 0.0
-        lane_stats[b, lane, L_HALT] = 0.0
-        lane_stats[b, lane, L_WAIT] = 0.0
-        lane_stats[b, lane, L_SPEED] = 0.0
-    for k in range(n):
-        v = ob[k]
-        if vfb[v, F_POS] < 0.0:
-            continue
-        lane = vib[v, I_LANE]
-        lane_stats[b, lane, L_COUNT] += 1.0
-        lane_stats[b, lane, L_WAIT] += vfb[v, F_LWAIT]
-        lane_stats[b, lane, L_SPEED] += vfb[v, F_SPEED]
-        if vfb[v, F_SPEED] < HALT_SPEED:
-            lane_stats[b, lane, L_HALT] += 1.0
-    due = 0
-    for src in range(seg_ptr.shape[1]):
-        due += seg_due[b, src] - seg_ptr[b, src]
-    pending[b] = due
+        # --- lane statistics for observations and rewards ---
+        n = n_alive[b]
+        for lane in range(n_lanes):
+            lane_stats[b, lane, L_COUNT] = 0.0
+            lane_stats[b, lane, L_HALT] = 0.0
+            lane_stats[b, lane, L_WAIT] = 0.0
+            lane_stats[b, lane, L_SPEED] = 0.0
+        for k in range(n):
+            v = ob[k]
+            if vfb[v, F_POS] < 0.0:
+                continue
+            lane = vib[v, I_LANE]
+            lane_stats[b, lane, L_COUNT] += 1.0
+            lane_stats[b, lane, L_WAIT] += vfb[v, F_LWAIT]
+            lane_stats[b, lane, L_SPEED] += vfb[v, F_SPEED]
+            if vfb[v, F_SPEED] < HALT_SPEED:
+                lane_stats[b, lane, L_HALT] += 1.0
+        due = 0
+        for src in range(seg_ptr.shape[1]):
+            due += seg_due[b, src] - seg_ptr[b, src]
+        pending[b] = due
 
 
 @numba.njit(cache=True, inline="always")
@@ -1438,7 +1464,6 @@ def _arrive(
 
 @numba.njit(cache=True)
 def _summarise(
-    b: int,
     controlled: np.ndarray,
     program_mode: np.ndarray,
     n_alive: np.ndarray,
@@ -1463,76 +1488,80 @@ def _summarise(
     last_wait: np.ndarray,
     obs: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Metrics ``[B, M]``, per-signal quantities ``[B, K, 6]`` and the default observation."""
-    arrived = max(acc[b, A_ARRIVED], 1.0)
-    halt = 0.0
-    speed = 0.0
-    on_lanes = 0.0
-    for lane in range(lane_stats.shape[1]):
-        halt += lane_stats[b, lane, L_HALT]
-        speed += lane_stats[b, lane, L_SPEED]
-        on_lanes += lane_stats[b, lane, L_COUNT]
-    metrics[b, 0] = time[b]
-    metrics[b, 1] = acc[b, A_STEP_ARRIVED]
-    metrics[b, 2] = acc[b, A_ARRIVED]
-    metrics[b, 3] = acc[b, A_INSERTED]
-    metrics[b, 4] = n_alive[b]
-    metrics[b, 5] = pending[b]
-    metrics[b, 6] = acc[b, A_TT] / arrived
-    metrics[b, 7] = acc[b, A_WAIT] / arrived
-    metrics[b, 8] = acc[b, A_LOSS] / arrived
-    metrics[b, 9] = acc[b, A_DDELAY] / max(acc[b, A_INSERTED], 1.0)
-    metrics[b, 10] = halt
-    metrics[b, 11] = speed / max(on_lanes, 1.0)
-    metrics[b, 12] = acc[b, A_SPEED_SUM] / max(acc[b, A_COUNT_SUM], 1.0)
-    metrics[b, 13] = acc[b, A_TELEPORTS]
-    k_n = controlled.shape[0]
-    yellow = params[2]
-    all_red = params[3]
-    min_green = params[4]
-    for k in range(k_n):
-        wait = 0.0
-        q = 0.0
-        n_in = 0.0
-        rel = 0.0
-        for j in range(sig_in_ptr[k], sig_in_ptr[k + 1]):
-            lane = sig_in[j]
-            wait += lane_stats[b, lane, L_WAIT]
-            q += lane_stats[b, lane, L_HALT]
-            n_in += lane_stats[b, lane, L_COUNT]
-            rel += lane_stats[b, lane, L_SPEED] / lane_f[lane, 1]
-        n_out = 0.0
-        for j in range(sig_out_ptr[k], sig_out_ptr[k + 1]):
-            n_out += lane_stats[b, sig_out[j], L_COUNT]
-        wait /= 100.0
-        per_sig[b, k, 0] = last_wait[b, k] - wait
-        last_wait[b, k] = wait
-        per_sig[b, k, 1] = q
-        per_sig[b, k, 2] = n_in - n_out
-        per_sig[b, k, 3] = rel / n_in if n_in > 0 else 1.0
-        per_sig[b, k, 4] = acc[b, A_STEP_LOSS] / k_n
-        per_sig[b, k, 5] = acc[b, A_STEP_ARRIVED] / k_n
-    if obs.shape[2] == 0:
-        return
-    for k in range(k_n):
-        _encode_signal(
-            b,
-            k,
-            controlled[k],
-            program_mode,
-            sig_int,
-            sig_float,
-            lane_stats,
-            sig_i,
-            sig_in_ptr,
-            sig_in,
-            lane_cap,
-            green_of_phase,
-            yellow + all_red + min_green,
-            obs_dims[0],
-            obs_dims[1],
-            obs,
-        )
+    """Metrics ``[B, M]``, per-signal quantities ``[B, K, 6]`` and the default observation.
+
+    Every replica, one after the other (see :func:`_advance_replicas`).
+    """
+    for b in range(n_alive.shape[0]):
+        arrived = max(acc[b, A_ARRIVED], 1.0)
+        halt = 0.0
+        speed = 0.0
+        on_lanes = 0.0
+        for lane in range(lane_stats.shape[1]):
+            halt += lane_stats[b, lane, L_HALT]
+            speed += lane_stats[b, lane, L_SPEED]
+            on_lanes += lane_stats[b, lane, L_COUNT]
+        metrics[b, 0] = time[b]
+        metrics[b, 1] = acc[b, A_STEP_ARRIVED]
+        metrics[b, 2] = acc[b, A_ARRIVED]
+        metrics[b, 3] = acc[b, A_INSERTED]
+        metrics[b, 4] = n_alive[b]
+        metrics[b, 5] = pending[b]
+        metrics[b, 6] = acc[b, A_TT] / arrived
+        metrics[b, 7] = acc[b, A_WAIT] / arrived
+        metrics[b, 8] = acc[b, A_LOSS] / arrived
+        metrics[b, 9] = acc[b, A_DDELAY] / max(acc[b, A_INSERTED], 1.0)
+        metrics[b, 10] = halt
+        metrics[b, 11] = speed / max(on_lanes, 1.0)
+        metrics[b, 12] = acc[b, A_SPEED_SUM] / max(acc[b, A_COUNT_SUM], 1.0)
+        metrics[b, 13] = acc[b, A_TELEPORTS]
+        k_n = controlled.shape[0]
+        yellow = params[2]
+        all_red = params[3]
+        min_green = params[4]
+        for k in range(k_n):
+            wait = 0.0
+            q = 0.0
+            n_in = 0.0
+            rel = 0.0
+            for j in range(sig_in_ptr[k], sig_in_ptr[k + 1]):
+                lane = sig_in[j]
+                wait += lane_stats[b, lane, L_WAIT]
+                q += lane_stats[b, lane, L_HALT]
+                n_in += lane_stats[b, lane, L_COUNT]
+                rel += lane_stats[b, lane, L_SPEED] / lane_f[lane, 1]
+            n_out = 0.0
+            for j in range(sig_out_ptr[k], sig_out_ptr[k + 1]):
+                n_out += lane_stats[b, sig_out[j], L_COUNT]
+            wait /= 100.0
+            per_sig[b, k, 0] = last_wait[b, k] - wait
+            last_wait[b, k] = wait
+            per_sig[b, k, 1] = q
+            per_sig[b, k, 2] = n_in - n_out
+            per_sig[b, k, 3] = rel / n_in if n_in > 0 else 1.0
+            per_sig[b, k, 4] = acc[b, A_STEP_LOSS] / k_n
+            per_sig[b, k, 5] = acc[b, A_STEP_ARRIVED] / k_n
+        if obs.shape[2] == 0:
+            continue
+        for k in range(k_n):
+            _encode_signal(
+                b,
+                k,
+                controlled[k],
+                program_mode,
+                sig_int,
+                sig_float,
+                lane_stats,
+                sig_i,
+                sig_in_ptr,
+                sig_in,
+                lane_cap,
+                green_of_phase,
+                yellow + all_red + min_green,
+                obs_dims[0],
+                obs_dims[1],
+                obs,
+            )
 
 
 @numba.njit(cache=True)
@@ -1724,8 +1753,9 @@ def _step_replicas(
 ) -> bool:  # pragma: no cover - compiled
     """Advance every replica by one decision and write its outputs.
 
-    The views into the packed buffers are carved once per call, not once per replica. Returns
-    whether some replica needs fresh uniforms (see :func:`_advance_all` for ``episode``).
+    The views into the packed buffers are carved once per call, and the kernels it calls loop
+    over the replicas themselves. Returns whether some replica needs fresh uniforms (see
+    :func:`_advance_all` for ``episode``).
     """
     nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards, terms, flags = episode
     # views, in the order of STATE_* and STATIC_*
@@ -1791,96 +1821,86 @@ def _step_replicas(
     # sort keys, scratch shared by the replicas (stepped one after the other)
     klane = np.empty(vi.shape[1], dtype=np.int32)
     kpos = np.empty(vi.shape[1])
+    _advance_replicas(
+        n_sub,
+        actions,
+        program_mode,
+        controlled,
+        vi,
+        vf,
+        order,
+        n_alive,
+        free_stack,
+        n_free,
+        dep_time,
+        dep_i,
+        dep_speed,
+        seg_ptr,
+        seg_end,
+        sig_int,
+        sig_float,
+        link_state,
+        time,
+        acc,
+        lane_stats,
+        pending,
+        uni,
+        uni_ptr,
+        lane_f,
+        lane_i,
+        lout,
+        conn_f,
+        conn_i,
+        conn_edge,
+        foes,
+        edge_i,
+        edge_lanes,
+        route_i,
+        route_edges,
+        sig_i,
+        phase_state,
+        phase_dur,
+        greens,
+        params,
+        tp,
+        first_all,
+        count_all,
+        conn_eta_all,
+        conn_busy_all,
+        vt_pos_all,
+        vt_len_all,
+        vt_speed_all,
+        vt_set_all,
+        seg_due,
+        klane,
+        kpos,
+    )
+    _summarise(
+        controlled,
+        program_mode,
+        n_alive,
+        sig_int,
+        sig_float,
+        time,
+        acc,
+        lane_stats,
+        pending,
+        lane_f,
+        sig_i,
+        params,
+        sig_in_ptr,
+        sig_in,
+        sig_out_ptr,
+        sig_out,
+        lane_cap,
+        green_of_phase,
+        obs_dims,
+        metrics,
+        per_sig,
+        last_wait,
+        signal_obs,
+    )
     for b in range(lay_i32[0, 1]):
-        conn_eta = conn_eta_all[b]
-        vt_pos = vt_pos_all[b]
-        vt_len = vt_len_all[b]
-        vt_speed = vt_speed_all[b]
-        first = first_all[b]
-        count = count_all[b]
-        conn_busy = conn_busy_all[b]
-        vt_set = vt_set_all[b]
-        _advance(
-            b,
-            n_sub,
-            actions,
-            program_mode,
-            controlled,
-            vi,
-            vf,
-            order,
-            n_alive,
-            free_stack,
-            n_free,
-            dep_time,
-            dep_i,
-            dep_speed,
-            seg_ptr,
-            seg_end,
-            sig_int,
-            sig_float,
-            link_state,
-            time,
-            acc,
-            lane_stats,
-            pending,
-            uni,
-            uni_ptr,
-            lane_f,
-            lane_i,
-            lout,
-            conn_f,
-            conn_i,
-            conn_edge,
-            foes,
-            edge_i,
-            edge_lanes,
-            route_i,
-            route_edges,
-            sig_i,
-            phase_state,
-            phase_dur,
-            greens,
-            params,
-            tp,
-            first,
-            count,
-            conn_eta,
-            conn_busy,
-            vt_pos,
-            vt_len,
-            vt_speed,
-            vt_set,
-            seg_due,
-            klane,
-            kpos,
-        )
-        _summarise(
-            b,
-            controlled,
-            program_mode,
-            n_alive,
-            sig_int,
-            sig_float,
-            time,
-            acc,
-            lane_stats,
-            pending,
-            lane_f,
-            sig_i,
-            params,
-            sig_in_ptr,
-            sig_in,
-            sig_out_ptr,
-            sig_out,
-            lane_cap,
-            green_of_phase,
-            obs_dims,
-            metrics,
-            per_sig,
-            last_wait,
-            signal_obs,
-        )
         for q in range(quantities.shape[1]):
             total = 0.0
             for k in range(per_sig.shape[1]):
