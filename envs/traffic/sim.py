@@ -547,6 +547,42 @@ def _choose_conn(
 
 
 @numba.njit(cache=True, inline="always")
+def _choose_pending(
+    n: int,
+    ob: np.ndarray,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    on_lane_only: bool,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    count: np.ndarray,
+) -> None:  # pragma: no cover
+    """Choose a connection for every vehicle without one (-1), in order.
+
+    ``on_lane_only`` leaves out vehicles still inside a junction.
+    """
+    for k in range(n):
+        v = ob[k]
+        if vib[v, I_CONN] == -1 and (not on_lane_only or vfb[v, F_POS] >= 0.0):
+            vib[v, I_CONN] = _choose_conn(
+                vib[v, I_LANE],
+                vib[v, I_ROUTE],
+                vib[v, I_RPOS],
+                lane_i,
+                lout,
+                conn_i,
+                conn_edge,
+                route_i,
+                route_edges,
+                count,
+            )
+
+
+@numba.njit(cache=True, inline="always")
 def _continues_as_well(
     v: int,
     c: int,
@@ -916,21 +952,9 @@ def _advance_replicas(
             if changed:
                 _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
             # re-evaluate connection choices of vehicles that changed lanes or wait for one
-            for k in range(n):
-                v = ob[k]
-                if vib[v, I_CONN] == -1 and vfb[v, F_POS] >= 0.0:
-                    vib[v, I_CONN] = _choose_conn(
-                        vib[v, I_LANE],
-                        vib[v, I_ROUTE],
-                        vib[v, I_RPOS],
-                        lane_i,
-                        lout,
-                        conn_i,
-                        conn_edge,
-                        route_i,
-                        route_edges,
-                        count,
-                    )
+            _choose_pending(
+                n, ob, vib, vfb, True, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
+            )
             # --- foe approach times (for yielding) ---
             conn_eta[:] = 1e9
             conn_busy[:] = 0
@@ -1157,21 +1181,9 @@ def _advance_replicas(
                         vfb[v, F_SPEED] = 0.0
                 k += 1
             _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-            for k in range(n):
-                v = ob[k]
-                if vib[v, I_CONN] == -1:
-                    vib[v, I_CONN] = _choose_conn(
-                        vib[v, I_LANE],
-                        vib[v, I_ROUTE],
-                        vib[v, I_RPOS],
-                        lane_i,
-                        lout,
-                        conn_i,
-                        conn_edge,
-                        route_i,
-                        route_edges,
-                        count,
-                    )
+            _choose_pending(
+                n, ob, vib, vfb, False, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
+            )
             # --- teleports of vehicles stuck at the front of their lane ---
             if teleport > 0.0:
                 k = 0
