@@ -328,3 +328,33 @@ def test_negative_rounds_are_refused(capsys):
     with pytest.raises(SystemExit):
         bt.main(["traffic", "--rounds", "-1"])
     assert "--rounds: must be >= 0" in capsys.readouterr().err
+
+
+def test_core_ab_refuses_bad_arguments(capsys):
+    ab = importlib.import_module("scripts.traffic_core_ab")
+    with pytest.raises(SystemExit):
+        ab.main(["--rounds", "-1"])
+    assert "--rounds: must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"--base: git cannot show envs/traffic/sim.py at 'nope'"):
+        ab.main(["--base", "nope", "--scenario", "single"])
+
+
+def _core_edited() -> bool:
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", "envs/traffic/sim.py"], cwd=ROOT, check=False
+    )
+    return done.returncode != 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_core_edited(), reason="envs/traffic/sim.py differs from HEAD's")
+def test_core_ab_finds_the_committed_core_identical_to_itself(capsys):
+    # the working tree's core against HEAD's: the same file
+    ab = importlib.import_module("scripts.traffic_core_ab")
+    argv = ["--base", "HEAD", "--scenario", "single", "--replicas", "2", "--decisions", "30"]
+    assert ab.main([*argv, "--rounds", "1", "--batch", "4", "--seconds", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "single: identical (2 replicas x 30 decisions)" in out
+    assert "speed-up over HEAD at B = 4: median" in out
