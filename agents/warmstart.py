@@ -57,15 +57,19 @@ def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu")
     model.policy.load_state_dict(state)
 
 
-def load_source_stats(folder: Path) -> VecNormalize | None:
-    """The normalisation statistics saved next to the source model (``None`` if none)."""
+def load_source_stats(folder: Path, field: str = "source") -> VecNormalize | None:
+    """The normalisation statistics saved next to the source model (``None`` if none).
+
+    Raises:
+        ValueError: naming ``field`` when the file holds something else.
+    """
     path = folder / VECNORMALIZE_FILE
     if not path.is_file():
         return None
     with path.open("rb") as fh:
         stats = pickle.load(fh)
     if not isinstance(stats, VecNormalize):
-        raise ValueError(f"source: {path} holds no VecNormalize statistics")
+        raise ValueError(f"{field}: {path} holds no VecNormalize statistics")
     return stats
 
 
@@ -124,7 +128,7 @@ def start_from(
         ValueError: naming the agent field that does not fit the saved policy.
     """
     folder = source_folder(init_model, "init_model")
-    stats = load_source_stats(folder)
+    stats = load_source_stats(folder, "init_model")
     check_normalization(agent, stats, folder)
     start_from_stats(venv, stats)
     load_source_weights(model, folder, device)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 
 import pytest
 
+from agents.envs import VECNORMALIZE_FILE
 from agents.train import run as train
 
 
@@ -70,3 +72,12 @@ def test_tools_that_do_not_train_refuse_init_model(make_cfg, tmp_path, tool):
         ValueError, match=rf"init_model: lepton-{tool} does not train; .*model_path"
     ):
         module.run(cfg)
+
+
+def test_statistics_that_are_not_statistics_name_the_field(make_cfg, tmp_path):
+    first = make_cfg("config", ["baselines=[]"])
+    train(first)
+    folder = Path(first.run_dir)
+    (folder / VECNORMALIZE_FILE).write_bytes(pickle.dumps({"not": "statistics"}))
+    with pytest.raises(ValueError, match=r"init_model: .* holds no VecNormalize statistics"):
+        train(make_cfg("config", [f"init_model={folder}"]))
