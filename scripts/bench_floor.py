@@ -132,30 +132,43 @@ def measure(
     }
 
 
-def measure_ours(
-    batch: int, scale: float, seconds: float, repeats: int, seed: int = 0
-) -> dict[str, float]:
-    """CPU time per replica-decision of ``TrafficSim.advance`` on sumo-rl's single intersection.
+def filled_sim(
+    sim_cls: Any, batch: int, scale: float = 1.0, seed: int = 0
+) -> tuple[Any, Callable[[int], object]]:
+    """``sim_cls`` (a ``TrafficSim``) on sumo-rl's single intersection, filled by 200 decisions.
 
-    The demand is sumo-rl's times ``scale``; actions are random; the network is filled by 200
-    decisions before timing. Returns the best and median time and the vehicles on the network.
+    The demand is sumo-rl's times ``scale``; actions are random. Returns the sim and
+    ``step(i)``, which runs decision ``i`` of a cycle of 64 drawn action sets.
     """
     from envs.traffic.builders import sumo_rl_single_intersection
-    from envs.traffic.sim import METRICS, TrafficSim
 
-    sc = sumo_rl_single_intersection(seconds=1e9, scale=scale)
-    sim = TrafficSim(batch, sc)
+    sim = sim_cls(batch, sumo_rl_single_intersection(seconds=1e9, scale=scale))
     rngs = [np.random.default_rng([seed, i]) for i in range(batch)]
     sim.reset(np.ones(batch, dtype=bool), rngs, [None] * batch)
     rng = np.random.default_rng(seed)
     n_actions = int(sim.num_greens[0])
     pool = [rng.integers(0, n_actions, (batch, 1)) for _ in range(64)]
-    for i in range(200):
+
+    def step(i: int) -> None:
         sim.advance(pool[i % 64])
-    runs = [
-        t / batch
-        for t in cpu_seconds_per_call(lambda i: sim.advance(pool[i % 64]), seconds, repeats)
-    ]
+
+    for i in range(200):
+        step(i)
+    return sim, step
+
+
+def measure_ours(
+    batch: int, scale: float, seconds: float, repeats: int, seed: int = 0
+) -> dict[str, float]:
+    """CPU time per replica-decision of ``TrafficSim.advance`` on sumo-rl's single intersection.
+
+    The network is filled first (:func:`filled_sim`). Returns the best and median time and the
+    vehicles on the network.
+    """
+    from envs.traffic.sim import METRICS, TrafficSim
+
+    sim, step = filled_sim(TrafficSim, batch, scale, seed)
+    runs = [t / batch for t in cpu_seconds_per_call(step, seconds, repeats)]
     on_network = float(sim.metrics[:, METRICS.index("on_network")].mean())
     return {
         "us_per_replica_decision_best": min(runs) * 1e6,

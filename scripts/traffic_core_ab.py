@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -79,9 +78,14 @@ def load_core(rev: str, folder: Path) -> ModuleType:
     except subprocess.CalledProcessError as exc:
         message = f"--base: git cannot show envs/traffic/sim.py at {rev!r}: {exc.stderr.strip()}"
         raise SystemExit(message) from None
-    path = folder / "sim_base.py"
+    return import_core(text, folder, "traffic_core_base")
+
+
+def import_core(text: str, folder: Path, name: str) -> ModuleType:
+    """The source ``text`` of a traffic core, written to ``folder`` and imported as ``name``."""
+    path = folder / f"{name}.py"
     path.write_text(text)
-    spec = importlib.util.spec_from_file_location("traffic_core_base", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -123,28 +127,19 @@ def compare(
 def paired_rounds(
     base: ModuleType, ours: ModuleType, batch: int, rounds: int, seconds: float
 ) -> list[float]:
-    """Per round, base's CPU time per replica-decision over ours (> 1: ours is faster)."""
-    from envs.traffic.builders import sumo_rl_single_intersection
+    """Per round, base's CPU time per replica-decision over ours (> 1: ours is faster).
 
-    scenario = sumo_rl_single_intersection(seconds=3600.0 * 50)
-    rng = np.random.default_rng(0)
-    pool = [rng.integers(0, 4, (batch, 1)) for _ in range(64)]
-    sims = []
-    for module in (base, ours):
-        sim = module.TrafficSim(batch, scenario)
-        _reset([sim], np.ones(batch, dtype=bool), [[0, i] for i in range(batch)])
-        for k in range(200):  # fill the network
-            sim.advance(pool[k % 64])
-        sims.append(sim)
+    Both run sumo-rl's single intersection, filled first, with the same random actions
+    (:func:`scripts.bench_floor.filled_sim`).
+    """
+    from scripts.bench_floor import cpu_seconds_per_call, filled_sim
 
-    def cpu_per_decision(sim: Any) -> float:
-        start, calls = time.process_time(), 0
-        while time.process_time() - start < seconds:
-            sim.advance(pool[calls % 64])
-            calls += 1
-        return (time.process_time() - start) / (calls * batch)
+    steps = [filled_sim(module.TrafficSim, batch)[1] for module in (base, ours)]
 
-    return [cpu_per_decision(sims[0]) / cpu_per_decision(sims[1]) for _ in range(rounds)]
+    def once(step: Callable[[int], object]) -> float:
+        return cpu_seconds_per_call(step, seconds, 1)[0]
+
+    return [once(steps[0]) / once(steps[1]) for _ in range(rounds)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -358,3 +358,20 @@ def test_core_ab_finds_the_committed_core_identical_to_itself(capsys):
     out = capsys.readouterr().out
     assert "single: identical (2 replicas x 30 decisions)" in out
     assert "speed-up over HEAD at B = 4: median" in out
+
+
+@pytest.mark.slow
+def test_core_ab_finds_where_a_changed_core_departs(tmp_path):
+    # the same core with vehicles counted as halting up to 0.2 m/s instead of 0.1 m/s
+    ab = importlib.import_module("scripts.traffic_core_ab")
+    from envs.traffic import sim as ours
+
+    text = (ROOT / "envs" / "traffic" / "sim.py").read_text()
+    assert text.count("\nHALT_SPEED = 0.1\n") == 1
+    changed = ab.import_core(
+        text.replace("\nHALT_SPEED = 0.1\n", "\nHALT_SPEED = 0.2\n"), tmp_path, "core_changed"
+    )
+    scenario = ab._scenarios()["single"]()
+    assert ab.compare(ours, ours, scenario, 2, 30) is None
+    where = ab.compare(changed, ours, scenario, 2, 30)
+    assert where is not None and where.startswith("decision ")
