@@ -835,17 +835,25 @@ def test_dict_observation_splits_the_flat_one_and_trains_a_multi_input_policy():
     assert not obs["candidates"][:, 20].any()  # hidden quality stays hidden
 
     short = {"preset": "slate", "max_steps": 5}
-    venv = VecDictObservation(make_sb3_vec_env("lepton/RecSlate-v0", 3, scenario=short))
+    venv = VecDictObservation(make_sb3_vec_env("lepton/RecSlate-v0", 3, seed=0, scenario=short))
     obs = venv.reset()
     assert obs["candidates"].shape == (3, 10, 14)
-    ended = 0
+    # A user may leave before the time limit, so an episode lasts at most 5 steps: every
+    # replica ends within the first 5, and one that ends early is terminated, not truncated.
+    length = np.zeros(3, dtype=int)
+    ended = np.zeros(3, dtype=int)
     for _ in range(6):
         obs, _, dones, infos = venv.step(np.tile([0, 1, 2], (3, 1)))
-        for done, info in zip(dones, infos, strict=True):
+        length += 1
+        for i, (done, info) in enumerate(zip(dones, infos, strict=True)):
             if done:
-                ended += 1
                 assert info["terminal_observation"]["candidates"].shape == (10, 14)
-    assert ended == 3
+                if length[i] < 5:
+                    assert not info["TimeLimit.truncated"]
+                ended[i] += 1
+                length[i] = 0
+        assert (length < 5).all()
+    assert (ended >= 1).all()
     model = PPO("MultiInputPolicy", venv, n_steps=32, batch_size=32, device="cpu", seed=0)
     model.learn(64)
     action, _ = model.predict(venv.reset())
