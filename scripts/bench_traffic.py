@@ -341,24 +341,38 @@ def measure_single(env_id: str, kwargs: Mapping[str, Any], settings: bench.Setti
 
 
 def measure_ours(
-    env_id: str, kwargs: Mapping[str, Any], num_envs: int, settings: bench.Settings
+    env_id: str,
+    kwargs: Mapping[str, Any],
+    num_envs: int,
+    settings: bench.Settings,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """:func:`measure_single` for ``num_envs == 1``, else :func:`bench.measure_vector`."""
+    """:func:`measure_single` for one env, else :func:`bench.measure_vector` on ``threads``.
+
+    ``threads`` is the batched env's own argument: the threads that step its replicas.
+    """
     if num_envs == 1:
         return measure_single(env_id, kwargs, settings)
-    return bench.measure_vector(env_id, kwargs, num_envs, settings)
+    return bench.measure_vector(env_id, {**kwargs, "threads": threads}, num_envs, settings)
 
 
 def speed_case(
-    case: SpeedCase, settings: bench.Settings, log: Callable[[str], None] = print
+    case: SpeedCase,
+    settings: bench.Settings,
+    log: Callable[[str], None] = print,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Ours at every B and sumo-rl's single env on one scenario, with ratios and targets."""
+    """Ours at every B and sumo-rl's single env on one scenario, with ratios and targets.
+
+    ``threads`` steps our batched envs (B > 1) on that many threads; the CPU-time basis then
+    counts the CPU seconds of all of them, so it stays a per-core comparison.
+    """
     kwargs = dict(case.kwargs)
     detail: dict[str, dict[str, Any]] = {}
     reference: dict[str, Any] | None = None
     for b in settings.batch_sizes:
         log(f"[traffic {case.name}] ours: steps/s at B={b}")
-        detail[str(b)] = measure_ours(case.env_id, kwargs, b, settings)
+        detail[str(b)] = measure_ours(case.env_id, kwargs, b, settings, threads)
         if b == 1 and settings.reference:
             # sumo-rl runs right after our single env, between our measurements
             log(f"[traffic {case.name}] sumo-rl: steps/s (worker speed mode)")
@@ -383,6 +397,7 @@ def speed_case(
     result: dict[str, Any] = {
         "env_id": case.env_id,
         "kwargs": kwargs,
+        "threads": threads,
         "ours_steps_per_s": ours,
         "ours_detail": detail,
         "reference_steps_per_s": ref_rate,
@@ -400,7 +415,7 @@ def speed_case(
             case.name,
             _reference(case.name),
             settings,
-            lambda b, one: measure_ours(case.env_id, kwargs, b, one)["best"],
+            lambda b, one: measure_ours(case.env_id, kwargs, b, one, threads)["best"],
             log,
         )
     result["paired"] = bench.paired_medians(result["rounds"])
@@ -721,6 +736,9 @@ def format_speed(speed: Mapping[str, Any], sizes: Sequence[int]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for name, w in speed.items():
+        if w.get("threads", 1) > 1:
+            lines.append(f"{name}: our batched envs stepped on {w['threads']} threads")
+    for name, w in speed.items():
         ref = w.get("reference")
         if ref is None:
             continue
@@ -831,7 +849,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
         report["speed"] = {}
         cases = [c for c in SPEED_CASES if not args.scenario or c.name in args.scenario]
         for case in [] if args.no_speed else cases:
-            report["speed"][case.name] = speed_case(case, settings, log)
+            report["speed"][case.name] = speed_case(case, settings, log, args.threads)
         if not args.no_ttq:
             cap = args.ttq_max_wall if args.ttq_max_wall else (20.0 if quick else 300.0)
             report["ttq"] = time_to_quality(
@@ -882,6 +900,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "median ratio over the rounds is what a target is checked against (default 0: none)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="traffic: threads that step our batched envs (the env's threads; default 1, "
+        "one core like sumo-rl)",
+    )
+    parser.add_argument(
         "--scenario",
         action="append",
         help="only this scenario (repeatable): traffic: single-intersection, grid4x4; "
@@ -917,6 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 0:
         parser.error(f"--rounds: must be >= 0 (0: no paired rounds), got {args.rounds}")
+    if args.threads < 1:
+        parser.error(f"--threads: must be >= 1, got {args.threads}")
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

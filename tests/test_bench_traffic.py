@@ -303,7 +303,10 @@ def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
             "steps_per_s": {"best": best, "cpu_best": best},
         }
 
-    def fake_measure(env_id, kwargs, num_envs, settings):
+    threads_of: list[tuple[int, int]] = []
+
+    def fake_measure(env_id, kwargs, num_envs, settings, threads=1):
+        threads_of.append((num_envs, threads))
         rate = 25_000.0 if num_envs == 1 else 600_000.0
         return {"best": rate, "cpu_best": rate}
 
@@ -312,8 +315,9 @@ def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
     settings = bench.Settings(
         seconds=0.01, repeats=2, warmup_s=0.0, batch_sizes=(1, 256), ppo=None, rounds=3
     )
-    w = bt.speed_case(bt.SPEED_CASES[0], settings, log=lambda message: None)
+    w = bt.speed_case(bt.SPEED_CASES[0], settings, log=lambda message: None, threads=2)
     assert [r["reference"] for r in w["rounds"]] == [2000.0, 1500.0, 900.0]
+    assert threads_of == [(1, 2), (256, 2)] * 4 and w["threads"] == 2
     assert timing_only_calls == [False, True, True, True]
     assert w["ratio_b256"] == pytest.approx(600.0) and w["ratio_single"] == pytest.approx(25.0)
     assert w["paired"]["ratio_b256"] == pytest.approx(400.0)
@@ -322,12 +326,23 @@ def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
     text = bt.format_speed({"single-intersection": w}, (1, 256))
     assert "ratio_b256 over 3 paired rounds: median 400.0 (300.0, 400.0, 666.7)" in text
     assert "target single-intersection ratio_b256 >= 500: 400.0 (paired median) (MISSED)" in text
+    assert "single-intersection: our batched envs stepped on 2 threads" in text
+
+
+def test_bench_threads_reach_the_batched_env(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "measure_vector", lambda env_id, kwargs, b, s: seen.append(kwargs))
+    bt.measure_ours("lepton/TrafficSignal-v0", {"scenario": "sumo_rl_single"}, 16, None, 2)
+    assert seen == [{"scenario": "sumo_rl_single", "threads": 2}]
 
 
 def test_negative_rounds_are_refused(capsys):
     with pytest.raises(SystemExit):
         bt.main(["traffic", "--rounds", "-1"])
     assert "--rounds: must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bt.main(["traffic", "--threads", "0"])
+    assert "--threads: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_core_ab_refuses_bad_arguments(capsys):

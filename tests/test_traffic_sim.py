@@ -323,3 +323,92 @@ def test_fused_step_equals_the_generic_path() -> None:
     assert ends == 2
     with pytest.raises(Exception, match="4"):
         fused.step(np.full((2, 4), 4))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) -> None:
+    """Replicas split over threads (5 over 2 or 3: uneven shares) give the one-thread results."""
+    kwargs = {"scenario": {"preset": "grid2x2", "seconds": 300}, "reward_weights": {"queue": 0.5}}
+    one = gym.make_vec(
+        "lepton/TrafficGrid-v0", num_envs=5, vectorization_mode="vector_entry_point", **kwargs
+    )
+    many = gym.make_vec(
+        "lepton/TrafficGrid-v0",
+        num_envs=5,
+        vectorization_mode="vector_entry_point",
+        threads=threads,
+        **kwargs,
+    )
+    assert many.unwrapped.runner.sim.threads == threads
+    o1, _ = one.reset(seed=7)
+    o2, _ = many.reset(seed=7)
+    np.testing.assert_array_equal(o1, o2)
+    rng = np.random.default_rng(1)
+    ends = 0
+    for _ in range(70):  # past the end of the 300-s episodes: autoreset included
+        acts = rng.integers(0, 4, size=(5, 4))
+        a, b = one.step(acts), many.step(acts)
+        for x, y in zip(a[:4], b[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        for key in ("mean_travel_time", "on_network", "arrived_total"):
+            np.testing.assert_array_equal(a[4][key], b[4][key])
+        ends += int(b[3].sum())
+    assert ends == 5
+    sim1, sim2 = one.unwrapped.runner.sim, many.unwrapped.runner.sim
+    for name in ("vi", "vf", "sig_int", "sig_float", "acc", "uni_ptr"):
+        np.testing.assert_array_equal(getattr(sim1, name), getattr(sim2, name), err_msg=name)
+    # an action out of range in one share changes nothing in any share
+    before = sim2.vf.copy(), sim2.time.copy()
+    bad = np.zeros((5, 4), dtype=np.int64)
+    bad[0, 0] = 4
+    with pytest.raises(Exception, match="4"):
+        many.step(bad)
+    np.testing.assert_array_equal(sim2.vf, before[0])
+    np.testing.assert_array_equal(sim2.time, before[1])
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_threads_must_be_a_positive_integer(bad: object) -> None:
+    with pytest.raises(ValueError, match="threads: must be an integer >= 1"):
+        gym.make("lepton/TrafficSignal-v0", threads=bad)
+    sc = builders.sumo_rl_single_intersection(seconds=60)
+    with pytest.raises(ValueError, match="threads: must be an integer >= 1"):
+        TrafficSim(4, sc, threads=bad)  # type: ignore[arg-type]
+    assert TrafficSim(2, sc, threads=8).threads == 2  # at most one thread per replica
+
+
+def _step_in_child(conn, venv) -> None:  # type: ignore[no-untyped-def]
+    conn.send(venv.step(np.ones((4, 4), dtype=np.int64))[0])
+    conn.close()
+
+
+def test_threaded_batch_steps_in_a_forked_child() -> None:
+    """A child forked after the thread pool started builds its own (the parent's threads are
+    not in the child) instead of waiting on them forever."""
+    import multiprocessing
+
+    venvs = [
+        gym.make_vec(
+            "lepton/TrafficGrid-v0",
+            num_envs=4,
+            vectorization_mode="vector_entry_point",
+            threads=threads,
+            scenario={"preset": "grid2x2", "seconds": 300},
+        )
+        for threads in (1, 2)
+    ]
+    for venv in venvs:
+        venv.reset(seed=0)
+        venv.step(np.zeros((4, 4), dtype=np.int64))  # the pool of 2 is running from here
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    proc = multiprocessing.get_context("fork").Process(
+        target=_step_in_child, args=(child, venvs[1])
+    )
+    proc.start()
+    try:
+        assert parent.poll(60), "the forked child's threaded step did not finish"
+        obs = parent.recv()
+    finally:
+        proc.kill()
+        proc.join()
+    np.testing.assert_array_equal(obs, venvs[0].step(np.ones((4, 4), dtype=np.int64))[0])

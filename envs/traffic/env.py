@@ -274,6 +274,8 @@ class TrafficSignalEnv(LeptonEnv):
       ``controlled``) may be given in the mapping too.
     - ``observation``, ``reward_weights``, ``render_mode``: as every Lepton env.
     - ``obs_phases``, ``obs_lanes``: padded sizes of the per-signal observation.
+    - ``threads``: threads that step the replicas of a batch (a vector env of this env), each a
+      contiguous share; results do not depend on it (see :class:`~envs.traffic.sim.TrafficSim`).
     """
 
     observation_builders = OBSERVATIONS
@@ -295,7 +297,11 @@ class TrafficSignalEnv(LeptonEnv):
         render_mode: str | None = None,
         obs_phases: int | None = None,
         obs_lanes: int | None = None,
+        threads: int = 1,
     ) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
+        self.threads = threads
         super().__init__(
             scenario,
             observation=observation,
@@ -322,7 +328,11 @@ class TrafficSignalEnv(LeptonEnv):
     def make_sim(self, batch_size: int) -> TrafficSim:
         layout = self.layout
         return TrafficSim(
-            batch_size, self.structure, obs_phases=layout.phases, obs_lanes=layout.lane_slots
+            batch_size,
+            self.structure,
+            obs_phases=layout.phases,
+            obs_lanes=layout.lane_slots,
+            threads=self.threads,
         )
 
     def make_action_space(self) -> spaces.Space:

@@ -117,7 +117,8 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
 
     ## Arguments
     The arguments of :class:`~envs.traffic.env.TrafficSignalEnv` (``scenario``,
-    ``observation``, ``reward_weights``, ``render_mode``, ``obs_phases``, ``obs_lanes``):
+    ``observation``, ``reward_weights``, ``render_mode``, ``obs_phases``, ``obs_lanes``,
+    ``threads``; one replica steps on one thread):
 
     >>> import envs.traffic
     >>> env = envs.traffic.parallel_env(scenario={"preset": "grid2x2", "seconds": 300})
@@ -145,6 +146,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         render_mode: str | None = None,
         obs_phases: int | None = None,
         obs_lanes: int | None = None,
+        threads: int = 1,
     ) -> None:
         self.env = TrafficSignalEnv(
             scenario,
@@ -153,6 +155,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
             render_mode=render_mode,
             obs_phases=obs_phases,
             obs_lanes=obs_lanes,
+            threads=threads,
         )
         self.render_mode = render_mode
         self.possible_agents: list[str] = list(self.env.signal_ids)

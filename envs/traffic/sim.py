@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -1762,48 +1764,60 @@ def _step_replicas(
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
     episode: tuple,
+    b0: int,
+    b1: int,
 ) -> bool:  # pragma: no cover - compiled
-    """Advance every replica by one decision and write its outputs.
+    """Advance replicas ``b0 .. b1 - 1`` by one decision and write their outputs.
 
-    The views into the packed buffers are carved once per call, and the kernels it calls loop
-    over the replicas themselves. Returns whether some replica needs fresh uniforms (see
-    :func:`_advance_all` for ``episode``).
+    The views into the packed buffers are carved once per call, those of per-replica state cut
+    to the share (C-contiguous still, so the kernels compile as for the whole batch), and the
+    kernels it calls loop over the share's replicas themselves. Returns whether one of them
+    needs fresh uniforms (see :func:`_advance_all` for ``episode``).
     """
     nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards, terms, flags = episode
+    episode_steps = episode_steps[b0:b1]
+    rewards = rewards[b0:b1]
+    terms = terms[b0:b1]
+    flags = flags[:, b0:b1]
+    actions = actions[b0:b1]
+    signal_obs = signal_obs[b0:b1]
+    dep_time = dep_time[b0:b1]
+    dep_i = dep_i[b0:b1]
+    dep_speed = dep_speed[b0:b1]
     # views, in the order of STATE_* and STATIC_*
-    vf = _v3(f64, lay_f64, 0)
-    time = _v1(f64, lay_f64, 1)
-    acc = _v2(f64, lay_f64, 2)
-    lane_stats = _v3(f64, lay_f64, 3)
-    sig_float = _v3(f64, lay_f64, 4)
-    uni = _v2(f64, lay_f64, 5)
-    metrics = _v2(f64, lay_f64, 6)
-    per_sig = _v3(f64, lay_f64, 7)
-    last_wait = _v2(f64, lay_f64, 8)
-    quantities = _v2(f64, lay_f64, 9)
-    conn_eta_all = _v2(f64, lay_f64, 10)
-    vt_pos_all = _v2(f64, lay_f64, 11)
-    vt_len_all = _v2(f64, lay_f64, 12)
-    vt_speed_all = _v2(f64, lay_f64, 13)
-    vi = _v3(i32, lay_i32, 0)
-    order = _v2(i32, lay_i32, 1)
-    free_stack = _v2(i32, lay_i32, 2)
-    sig_int = _v3(i32, lay_i32, 3)
-    n_alive = _v1(i64, lay_i64, 0)
-    n_free = _v1(i64, lay_i64, 1)
-    seg_ptr = _v2(i64, lay_i64, 2)
-    seg_end = _v2(i64, lay_i64, 3)
-    pending = _v1(i64, lay_i64, 4)
-    uni_ptr = _v1(i64, lay_i64, 5)
-    first_all = _v2(i64, lay_i64, 6)
-    count_all = _v2(i64, lay_i64, 7)
-    conn_busy_all = _v2(i64, lay_i64, 8)
-    vt_set_all = _v2(i64, lay_i64, 9)
-    seg_due = _v2(i64, lay_i64, 10)
-    link_state = _v2(u8, lay_u8, 0)
-    program_mode = _v2(u8, lay_u8, 1)
-    refill = _v1(u8, lay_u8, 2)
-    truncated = _v1(u8, lay_u8, 3)
+    vf = _v3(f64, lay_f64, 0)[b0:b1]
+    time = _v1(f64, lay_f64, 1)[b0:b1]
+    acc = _v2(f64, lay_f64, 2)[b0:b1]
+    lane_stats = _v3(f64, lay_f64, 3)[b0:b1]
+    sig_float = _v3(f64, lay_f64, 4)[b0:b1]
+    uni = _v2(f64, lay_f64, 5)[b0:b1]
+    metrics = _v2(f64, lay_f64, 6)[b0:b1]
+    per_sig = _v3(f64, lay_f64, 7)[b0:b1]
+    last_wait = _v2(f64, lay_f64, 8)[b0:b1]
+    quantities = _v2(f64, lay_f64, 9)[b0:b1]
+    conn_eta_all = _v2(f64, lay_f64, 10)[b0:b1]
+    vt_pos_all = _v2(f64, lay_f64, 11)[b0:b1]
+    vt_len_all = _v2(f64, lay_f64, 12)[b0:b1]
+    vt_speed_all = _v2(f64, lay_f64, 13)[b0:b1]
+    vi = _v3(i32, lay_i32, 0)[b0:b1]
+    order = _v2(i32, lay_i32, 1)[b0:b1]
+    free_stack = _v2(i32, lay_i32, 2)[b0:b1]
+    sig_int = _v3(i32, lay_i32, 3)[b0:b1]
+    n_alive = _v1(i64, lay_i64, 0)[b0:b1]
+    n_free = _v1(i64, lay_i64, 1)[b0:b1]
+    seg_ptr = _v2(i64, lay_i64, 2)[b0:b1]
+    seg_end = _v2(i64, lay_i64, 3)[b0:b1]
+    pending = _v1(i64, lay_i64, 4)[b0:b1]
+    uni_ptr = _v1(i64, lay_i64, 5)[b0:b1]
+    first_all = _v2(i64, lay_i64, 6)[b0:b1]
+    count_all = _v2(i64, lay_i64, 7)[b0:b1]
+    conn_busy_all = _v2(i64, lay_i64, 8)[b0:b1]
+    vt_set_all = _v2(i64, lay_i64, 9)[b0:b1]
+    seg_due = _v2(i64, lay_i64, 10)[b0:b1]
+    link_state = _v2(u8, lay_u8, 0)[b0:b1]
+    program_mode = _v2(u8, lay_u8, 1)[b0:b1]
+    refill = _v1(u8, lay_u8, 2)[b0:b1]
+    truncated = _v1(u8, lay_u8, 3)[b0:b1]
     lane_i = _v2(si, lay_si, 0)
     lout = _v1(si, lay_si, 1)
     conn_i = _v2(si, lay_si, 2)
@@ -1830,7 +1844,7 @@ def _step_replicas(
     tp = _v2(sf, lay_sf, 4)
     lane_cap = _v1(sf, lay_sf, 5)
     refill_any = False
-    # sort keys, scratch shared by the replicas (stepped one after the other)
+    # sort keys, scratch of this call's replicas (stepped one after the other)
     klane = np.empty(vi.shape[1], dtype=np.int32)
     kpos = np.empty(vi.shape[1])
     _advance_replicas(
@@ -1912,7 +1926,7 @@ def _step_replicas(
         last_wait,
         signal_obs,
     )
-    for b in range(lay_i32[0, 1]):
+    for b in range(n_alive.shape[0]):
         for q in range(quantities.shape[1]):
             total = 0.0
             for k in range(per_sig.shape[1]):
@@ -1968,8 +1982,12 @@ def _advance_all(
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
     episode: tuple,
+    b0: int,
+    b1: int,
 ) -> int:  # pragma: no cover - compiled
-    """One decision of every replica, one after the other.
+    """One decision of replicas ``b0 .. b1 - 1``, one after the other.
+
+    :func:`_advance_share` runs it without the GIL.
 
     ``episode`` is ``(nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards,
     terms, flags)`` for a fused environment step (empty ``nvec``: the core step alone): the
@@ -2004,9 +2022,21 @@ def _advance_all(
             dep_i,
             dep_speed,
             episode,
+            b0,
+            b1,
         )
         else 0
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance_share(*args: Any) -> int:  # pragma: no cover - compiled
+    """:func:`_advance_all` without the GIL, for threads that step shares of the replicas.
+
+    Shares are disjoint and each replica's state, uniforms and outputs are its own rows, the
+    scratch per call. A separate entry point, so a one-thread step keeps the GIL.
+    """
+    return _advance_all(*args)
 
 
 def vehicle_capacity(sc: TrafficScenario) -> int:
@@ -2034,6 +2064,9 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             of any controlled signal); signals with fewer phases are padded with zeros.
         obs_lanes: lane slots of the per-signal observation (default: the most incoming lanes
             of any controlled signal); a signal with more lanes than slots raises.
+        threads: threads that step the replicas, each a contiguous share of them (at most one
+            per replica). Replicas are independent and draw from their own generators, so the
+            results do not depend on it.
     """
 
     def __init__(
@@ -2043,8 +2076,14 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         *,
         obs_phases: int | None = None,
         obs_lanes: int | None = None,
+        threads: int = 1,
     ) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
         super().__init__(batch_size, scenario)
+        self.threads = min(threads, batch_size)
+        bounds = np.linspace(0, batch_size, self.threads + 1).round().astype(int).tolist()
+        self._shares = list(zip(bounds[:-1], bounds[1:], strict=True))
         self.compiled = c = compile_scenario(scenario)
         net = scenario.network
         b = batch_size
@@ -2325,7 +2364,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         ``episode`` makes it a fused environment step (see :func:`_advance_all`); returns
         ``False`` (and changes nothing) when an action is out of range there.
         """
-        code = _advance_all(
+        args = (
             self.n_sub,
             actions,
             self._f64.buffer,
@@ -2346,6 +2385,15 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             self.dep_speed,
             self._no_episode if episode is None else episode,
         )
+        if self.threads == 1:
+            code = _advance_all(*args, 0, self.batch_size)
+        else:
+            # the pool steps all shares but the last, which this thread steps; every share
+            # checks all actions first, so an invalid one changes nothing in any share
+            pool = _pool(self.threads - 1)
+            jobs = [pool.submit(_advance_share, *args, *share) for share in self._shares[:-1]]
+            codes = [_advance_share(*args, *self._shares[-1])] + [job.result() for job in jobs]
+            code = min(codes) if min(codes) < 0 else max(codes)
         if code == 1:
             self._refill_uniforms()
         return code >= 0
@@ -2387,6 +2435,22 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
     def conservation(self) -> np.ndarray:
         """``[B]`` inserted - on network - arrived (zero when vehicles are conserved)."""
         return self.acc[:, A_INSERTED] - self.n_alive - self.acc[:, A_ARRIVED]
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The threads that step shares of replicas: one pool per size, shared by the process.
+
+    Pools are kept per process id: a forked child has none of its parent's threads, and a pool
+    copied from the parent would wait on them forever.
+    """
+    key = (os.getpid(), threads)
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="lepton-traffic")
+    return pool
 
 
 def _csr_ptr(lists: list[tuple[int, ...]]) -> np.ndarray:
