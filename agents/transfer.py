@@ -23,6 +23,10 @@ step-0 score, so the metrics ask whether deploying it beats training for the bud
 ``freeze_features`` keeps the feature extractor and the first ``freeze_layers`` hidden layers
 of every policy/value trunk fixed and trains the rest (:func:`freeze_features`).
 
+Every score on the target (the baselines and threshold, the curve points, the zero-shot
+score) runs on ``eval.scenarios`` when it is set, as ``lepton-train`` does
+(:func:`agents.envs.make_eval_env`); a source trained here keeps its own evaluation settings.
+
 One source agent serves every seed, so the intervals describe the variation of fine-tuning and
 evaluation, not of pretraining. The metrics are defined in :mod:`agents.transfer_metrics`.
 
@@ -60,7 +64,8 @@ from agents.callbacks import LearningCurveCallback
 from agents.config import as_config, env_kwargs, make_seeds, plain
 from agents.envs import (
     VECNORMALIZE_FILE,
-    frozen_normalization,
+    evaluation_env,
+    make_eval_env,
     make_training_env,
     make_vec_env,
     resolve_env_id,
@@ -433,9 +438,7 @@ def train_arm(
     )
     if prepare is not None:
         prepare(model, venv)
-    curve_env = make_vec_env(env, min(ev.curve_episodes, ev.batch_size))
-    if isinstance(venv, VecNormalize):
-        curve_env = frozen_normalization(curve_env, venv)
+    curve_env = evaluation_env(env, ev, ev.curve_episodes, venv, seeds.eval_start)
     curve = LearningCurveCallback(
         curve_env,
         seeds.eval_start,
@@ -473,9 +476,7 @@ def evaluate_model(
 ) -> np.ndarray:
     """Returns of ``eval.episodes`` evaluation episodes of seed ``seed`` (normalised like ``venv``)."""
     seeds = make_seeds(seed, n_envs, ev)
-    eval_env = make_vec_env(env, min(ev.episodes, ev.batch_size))
-    if isinstance(venv, VecNormalize):
-        eval_env = frozen_normalization(eval_env, venv)
+    eval_env = evaluation_env(env, ev, ev.episodes, venv, seeds.eval_start)
     episodes = run_episodes(
         model, eval_env, seeds.eval_start, seeds.episodes, deterministic=ev.deterministic
     )
@@ -749,7 +750,13 @@ def _baseline_scores(
     """
     seed = config.seed if seed is None else seed
     seeds = make_seeds(seed, config.n_envs, config.eval, episodes=episodes)
-    env = make_vec_env(config.env, min(seeds.episodes, config.eval.batch_size), allow_sharing=False)
+    env = make_eval_env(
+        config.env,
+        config.eval,
+        min(seeds.episodes, config.eval.batch_size),
+        seeds.eval_start,
+        allow_sharing=False,
+    )
     fit = make_seeds(config.seed, config.n_envs, config.eval).fit
     scores = {}
     for name in baseline_names(env, config.baselines) if names is None else names:

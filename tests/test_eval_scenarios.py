@@ -215,3 +215,49 @@ def test_single_env_for_rendering_runs_the_evaluation_scenarios(levels, tmp_path
     assert shown == [cycle(held)(k, None) for k in range(3)]
     env.reset(seed=seeds.fit[0])  # fitting a baseline: the training source (generated)
     assert not set(demand_of(env.unwrapped)) & set(held)
+
+
+def test_transfer_scores_curves_baselines_and_arms_on_the_evaluation_scenarios(
+    levels, make_cfg, monkeypatch
+):
+    from test_transfer import transfer_overrides
+
+    from agents import transfer
+
+    _, held = real_series(levels)
+    shown: dict[str, list[tuple[float, ...]]] = {}
+
+    def spy(name, make):
+        def made(*args, **kwargs):
+            venv = make(*args, **kwargs)
+            reset = venv.reset
+
+            def recording_reset():
+                obs = reset()
+                shown.setdefault(name, []).extend(demand_of(_base(venv)))
+                return obs
+
+            venv.reset = recording_reset
+            return venv
+
+        return made
+
+    monkeypatch.setattr(transfer, "evaluation_env", spy("arms", transfer.evaluation_env))
+    monkeypatch.setattr(transfer, "make_eval_env", spy("baselines", transfer.make_eval_env))
+    overrides = transfer_overrides(
+        "seeds=[0]", "total_timesteps=128", "eval.episodes=4", "eval.batch_size=4"
+    )
+    overrides += ["eval.curve_episodes=2", "baselines=[base_stock]"]
+    # without eval.scenarios: the target's own scenario (and the source is trained here)
+    cfg = make_cfg("transfer", overrides)
+    transfer.run(cfg)
+    assert shown["arms"] and shown["baselines"]
+    assert not set(shown["arms"] + shown["baselines"]) & set(held)
+    shown.clear()
+    source = f"source={Path(cfg.run_dir) / 'source'}"
+    transfer.run(make_cfg("transfer", [*overrides, source, f"eval.scenarios=heldout:{levels}"]))
+    assert set(shown) == {"arms", "baselines"}
+    for name, scored in shown.items():
+        assert scored and set(scored) <= set(held), name
+    # the threshold's baseline on the curve episodes: the first held-out scenarios in order
+    assert shown["baselines"][-2:] == [cycle(held)(k, None) for k in range(2)]
