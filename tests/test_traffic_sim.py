@@ -339,7 +339,9 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
         threads=threads,
         **kwargs,
     )
-    assert many.unwrapped.runner.sim.threads == threads
+    sim2 = many.unwrapped.runner.sim
+    assert sim2.threads == threads
+    sim2.threaded_min_seconds = 0.0  # every decision on all threads, however small
     o1, _ = one.reset(seed=7)
     o2, _ = many.reset(seed=7)
     np.testing.assert_array_equal(o1, o2)
@@ -353,8 +355,9 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
         for key in ("mean_travel_time", "on_network", "arrived_total"):
             np.testing.assert_array_equal(a[4][key], b[4][key])
         ends += int(b[3].sum())
+        assert sim2.threads_used == threads
     assert ends == 5
-    sim1, sim2 = one.unwrapped.runner.sim, many.unwrapped.runner.sim
+    sim1 = one.unwrapped.runner.sim
     for name in ("vi", "vf", "sig_int", "sig_float", "acc", "uni_ptr"):
         np.testing.assert_array_equal(getattr(sim1, name), getattr(sim2, name), err_msg=name)
     # an action out of range in one share changes nothing in any share
@@ -367,7 +370,7 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
     np.testing.assert_array_equal(sim2.time, before[1])
 
 
-@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", np.int64(0)])
 def test_threads_must_be_a_positive_integer(bad: object) -> None:
     with pytest.raises(ValueError, match="threads: must be an integer >= 1"):
         gym.make("lepton/TrafficSignal-v0", threads=bad)
@@ -375,6 +378,21 @@ def test_threads_must_be_a_positive_integer(bad: object) -> None:
     with pytest.raises(ValueError, match="threads: must be an integer >= 1"):
         TrafficSim(4, sc, threads=bad)  # type: ignore[arg-type]
     assert TrafficSim(2, sc, threads=8).threads == 2  # at most one thread per replica
+    assert TrafficSim(3, sc, threads=np.int64(2)).threads == 2
+
+
+def test_a_decision_after_one_of_little_work_runs_on_one_thread() -> None:
+    sc = builders.sumo_rl_single_intersection(seconds=600)
+    sim = TrafficSim(4, sc, threads=2)
+    sim.reset(np.ones(4, dtype=bool), [np.random.default_rng(i) for i in range(4)], [sc] * 4)
+    actions = np.zeros((4, 1), dtype=np.int64)
+    sim.threaded_min_seconds = 1e9  # no decision is enough work
+    for _ in range(3):
+        sim.step(actions)
+        assert sim.threads_used == 1
+    sim.threaded_min_seconds = 0.0
+    sim.step(actions)  # the previous decision ran on one thread: its work now counts
+    assert sim.threads_used == 2
 
 
 def _step_in_child(conn, venv) -> None:  # type: ignore[no-untyped-def]
@@ -397,6 +415,7 @@ def test_threaded_batch_steps_in_a_forked_child() -> None:
         )
         for threads in (1, 2)
     ]
+    venvs[1].unwrapped.runner.sim.threaded_min_seconds = 0.0
     for venv in venvs:
         venv.reset(seed=0)
         venv.step(np.zeros((4, 4), dtype=np.int64))  # the pool of 2 is running from here

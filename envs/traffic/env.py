@@ -28,6 +28,7 @@ from envs.traffic.sim import (
     S_TSC,
     TrafficSim,
     TrafficState,
+    check_threads,
 )
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
@@ -299,9 +300,7 @@ class TrafficSignalEnv(LeptonEnv):
         obs_lanes: int | None = None,
         threads: int = 1,
     ) -> None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
-        self.threads = threads
+        self.threads = check_threads(threads)
         super().__init__(
             scenario,
             observation=observation,

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
+import time as _time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -2066,8 +2068,13 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             of any controlled signal); a signal with more lanes than slots raises.
         threads: threads that step the replicas, each a contiguous share of them (at most one
             per replica). Replicas are independent and draw from their own generators, so the
-            results do not depend on it.
+            results do not depend on it. Waking a thread costs some 0.1 ms on a small VM, more
+            than a few replicas of a small network take to step, so a decision runs on one
+            thread while the last one took less than :attr:`threaded_min_seconds` of work.
     """
+
+    threaded_min_seconds: float = 5e-4
+    """Work (seconds on one thread) of a decision below which ``threads`` are not used."""
 
     def __init__(
         self,
@@ -2078,12 +2085,13 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         obs_lanes: int | None = None,
         threads: int = 1,
     ) -> None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
         super().__init__(batch_size, scenario)
-        self.threads = min(threads, batch_size)
+        self.threads = min(check_threads(threads), batch_size)
         bounds = np.linspace(0, batch_size, self.threads + 1).round().astype(int).tolist()
         self._shares = list(zip(bounds[:-1], bounds[1:], strict=True))
+        self.threads_used = 1
+        """Threads the last decision ran on."""
+        self._work = 0.0  # seconds of the last decision, times the threads it ran on
         self.compiled = c = compile_scenario(scenario)
         net = scenario.network
         b = batch_size
@@ -2388,15 +2396,30 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         if self.threads == 1:
             code = _advance_all(*args, 0, self.batch_size)
         else:
-            # the pool steps all shares but the last, which this thread steps; every share
-            # checks all actions first, so an invalid one changes nothing in any share
+            code = self._advance_threaded(args)
+        if code == 1:
+            self._refill_uniforms()
+        return code >= 0
+
+    def _advance_threaded(self, args: tuple) -> int:
+        """:func:`_advance_all` on the shares, the pool stepping all but the last (this thread's).
+
+        Every share checks all actions first, so an invalid one changes nothing in any share.
+        A decision whose predecessor was too little work runs on this thread alone.
+        """
+        start = _time.perf_counter()
+        if self._work < self.threaded_min_seconds:
+            self.threads_used = 1
+            code = int(_advance_all(*args, 0, self.batch_size))
+        else:
+            self.threads_used = self.threads
             pool = _pool(self.threads - 1)
             jobs = [pool.submit(_advance_share, *args, *share) for share in self._shares[:-1]]
             codes = [_advance_share(*args, *self._shares[-1])] + [job.result() for job in jobs]
             code = min(codes) if min(codes) < 0 else max(codes)
-        if code == 1:
-            self._refill_uniforms()
-        return code >= 0
+        if code >= 0:
+            self._work = (_time.perf_counter() - start) * self.threads_used
+        return code
 
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.batch_size, -1)
@@ -2435,6 +2458,13 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
     def conservation(self) -> np.ndarray:
         """``[B]`` inserted - on network - arrived (zero when vehicles are conserved)."""
         return self.acc[:, A_INSERTED] - self.n_alive - self.acc[:, A_ARRIVED]
+
+
+def check_threads(threads: Any) -> int:
+    """``threads`` as an int, or a ``ValueError`` naming the field unless it is an integer >= 1."""
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
+    return int(threads)
 
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
