@@ -298,6 +298,24 @@ def test_unknown_preset_names_the_field() -> None:
         gym.make("lepton/TrafficSignal-v0", scenario="grid9x9")
 
 
+def lockstep(a: gym.vector.VectorEnv, b: gym.vector.VectorEnv, seed: int) -> int:
+    """Step two grid2x2 vector envs with the same random actions; every output must match.
+
+    70 decisions, past the end of a 300-s episode; returns the episode ends.
+    """
+    rng = np.random.default_rng(seed)
+    ends = 0
+    for _ in range(70):
+        acts = rng.integers(0, 4, size=(a.num_envs, 4))
+        x, y = a.step(acts), b.step(acts)
+        for u, w in zip(x[:4], y[:4], strict=True):
+            np.testing.assert_array_equal(u, w)
+        for key in ("mean_travel_time", "on_network", "arrived_total"):
+            np.testing.assert_array_equal(x[4][key], y[4][key])
+        ends += int(x[3].sum())
+    return ends
+
+
 def test_fused_step_equals_the_generic_path() -> None:
     kwargs = {"scenario": {"preset": "grid2x2", "seconds": 300}, "reward_weights": {"queue": 0.5}}
     fused = gym.make_vec(
@@ -310,17 +328,7 @@ def test_fused_step_equals_the_generic_path() -> None:
     o1, _ = fused.reset(seed=3)
     o2, _ = generic.reset(seed=3)
     np.testing.assert_array_equal(o1, o2)
-    rng = np.random.default_rng(0)
-    ends = 0
-    for _ in range(70):  # past the end of the 300-s episodes: autoreset included
-        acts = rng.integers(0, 4, size=(2, 4))
-        a = fused.step(acts)
-        g = generic.step(acts)
-        for x, y in zip(a[:4], g[:4], strict=True):
-            np.testing.assert_array_equal(x, y)
-        np.testing.assert_array_equal(a[4]["mean_travel_time"], g[4]["mean_travel_time"])
-        ends += int(a[3].sum())
-    assert ends == 2
+    assert lockstep(fused, generic, seed=0) == 2  # autoreset included
     with pytest.raises(Exception, match="4"):
         fused.step(np.full((2, 4), 4))
 
@@ -345,18 +353,8 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
     o1, _ = one.reset(seed=7)
     o2, _ = many.reset(seed=7)
     np.testing.assert_array_equal(o1, o2)
-    rng = np.random.default_rng(1)
-    ends = 0
-    for _ in range(70):  # past the end of the 300-s episodes: autoreset included
-        acts = rng.integers(0, 4, size=(5, 4))
-        a, b = one.step(acts), many.step(acts)
-        for x, y in zip(a[:4], b[:4], strict=True):
-            np.testing.assert_array_equal(x, y)
-        for key in ("mean_travel_time", "on_network", "arrived_total"):
-            np.testing.assert_array_equal(a[4][key], b[4][key])
-        ends += int(b[3].sum())
-        assert sim2.threads_used == threads
-    assert ends == 5
+    assert lockstep(one, many, seed=1) == 5  # autoreset included
+    assert sim2.threads_used == threads
     sim1 = one.unwrapped.runner.sim
     for name in ("vi", "vf", "sig_int", "sig_float", "acc", "uni_ptr"):
         np.testing.assert_array_equal(getattr(sim1, name), getattr(sim2, name), err_msg=name)
