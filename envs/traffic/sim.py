@@ -1746,6 +1746,35 @@ def _v3(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no c
 
 
 @numba.njit(cache=True)
+def _r1(
+    buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
+) -> np.ndarray:  # pragma: no cover
+    """Rows ``b0 .. b1 - 1`` of per-replica state array ``k`` (``[B]``), carved in one slice."""
+    o = lay[k, 0]
+    return buf[o + b0 : o + b1]
+
+
+@numba.njit(cache=True)
+def _r2(
+    buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
+) -> np.ndarray:  # pragma: no cover
+    """Rows ``b0 .. b1 - 1`` of per-replica state array ``k`` (``[B, d1]``)."""
+    row = lay[k, 2]
+    o = lay[k, 0] + b0 * row
+    return buf[o : o + (b1 - b0) * row].reshape((b1 - b0, row))
+
+
+@numba.njit(cache=True)
+def _r3(
+    buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
+) -> np.ndarray:  # pragma: no cover
+    """Rows ``b0 .. b1 - 1`` of per-replica state array ``k`` (``[B, d1, d2]``)."""
+    row = lay[k, 2] * lay[k, 3]
+    o = lay[k, 0] + b0 * row
+    return buf[o : o + (b1 - b0) * row].reshape((b1 - b0, lay[k, 2], lay[k, 3]))
+
+
+@numba.njit(cache=True)
 def _step_replicas(
     n_sub: int,
     actions: np.ndarray,
@@ -1771,9 +1800,9 @@ def _step_replicas(
 ) -> bool:  # pragma: no cover - compiled
     """Advance replicas ``b0 .. b1 - 1`` by one decision and write their outputs.
 
-    The views into the packed buffers are carved once per call, those of per-replica state cut
-    to the share (C-contiguous still, so the kernels compile as for the whole batch), and the
-    kernels it calls loop over the share's replicas themselves. Returns whether one of them
+    The views into the packed buffers are carved once per call, those of per-replica state
+    holding the share's rows only (C-contiguous still, so the kernels compile as for the whole
+    batch), and the kernels it calls loop over the share's replicas themselves. Returns whether one of them
     needs fresh uniforms (see :func:`_advance_all` for ``episode``).
     """
     nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards, terms, flags = episode
@@ -1787,39 +1816,39 @@ def _step_replicas(
     dep_i = dep_i[b0:b1]
     dep_speed = dep_speed[b0:b1]
     # views, in the order of STATE_* and STATIC_*
-    vf = _v3(f64, lay_f64, 0)[b0:b1]
-    time = _v1(f64, lay_f64, 1)[b0:b1]
-    acc = _v2(f64, lay_f64, 2)[b0:b1]
-    lane_stats = _v3(f64, lay_f64, 3)[b0:b1]
-    sig_float = _v3(f64, lay_f64, 4)[b0:b1]
-    uni = _v2(f64, lay_f64, 5)[b0:b1]
-    metrics = _v2(f64, lay_f64, 6)[b0:b1]
-    per_sig = _v3(f64, lay_f64, 7)[b0:b1]
-    last_wait = _v2(f64, lay_f64, 8)[b0:b1]
-    quantities = _v2(f64, lay_f64, 9)[b0:b1]
-    conn_eta_all = _v2(f64, lay_f64, 10)[b0:b1]
-    vt_pos_all = _v2(f64, lay_f64, 11)[b0:b1]
-    vt_len_all = _v2(f64, lay_f64, 12)[b0:b1]
-    vt_speed_all = _v2(f64, lay_f64, 13)[b0:b1]
-    vi = _v3(i32, lay_i32, 0)[b0:b1]
-    order = _v2(i32, lay_i32, 1)[b0:b1]
-    free_stack = _v2(i32, lay_i32, 2)[b0:b1]
-    sig_int = _v3(i32, lay_i32, 3)[b0:b1]
-    n_alive = _v1(i64, lay_i64, 0)[b0:b1]
-    n_free = _v1(i64, lay_i64, 1)[b0:b1]
-    seg_ptr = _v2(i64, lay_i64, 2)[b0:b1]
-    seg_end = _v2(i64, lay_i64, 3)[b0:b1]
-    pending = _v1(i64, lay_i64, 4)[b0:b1]
-    uni_ptr = _v1(i64, lay_i64, 5)[b0:b1]
-    first_all = _v2(i64, lay_i64, 6)[b0:b1]
-    count_all = _v2(i64, lay_i64, 7)[b0:b1]
-    conn_busy_all = _v2(i64, lay_i64, 8)[b0:b1]
-    vt_set_all = _v2(i64, lay_i64, 9)[b0:b1]
-    seg_due = _v2(i64, lay_i64, 10)[b0:b1]
-    link_state = _v2(u8, lay_u8, 0)[b0:b1]
-    program_mode = _v2(u8, lay_u8, 1)[b0:b1]
-    refill = _v1(u8, lay_u8, 2)[b0:b1]
-    truncated = _v1(u8, lay_u8, 3)[b0:b1]
+    vf = _r3(f64, lay_f64, 0, b0, b1)
+    time = _r1(f64, lay_f64, 1, b0, b1)
+    acc = _r2(f64, lay_f64, 2, b0, b1)
+    lane_stats = _r3(f64, lay_f64, 3, b0, b1)
+    sig_float = _r3(f64, lay_f64, 4, b0, b1)
+    uni = _r2(f64, lay_f64, 5, b0, b1)
+    metrics = _r2(f64, lay_f64, 6, b0, b1)
+    per_sig = _r3(f64, lay_f64, 7, b0, b1)
+    last_wait = _r2(f64, lay_f64, 8, b0, b1)
+    quantities = _r2(f64, lay_f64, 9, b0, b1)
+    conn_eta_all = _r2(f64, lay_f64, 10, b0, b1)
+    vt_pos_all = _r2(f64, lay_f64, 11, b0, b1)
+    vt_len_all = _r2(f64, lay_f64, 12, b0, b1)
+    vt_speed_all = _r2(f64, lay_f64, 13, b0, b1)
+    vi = _r3(i32, lay_i32, 0, b0, b1)
+    order = _r2(i32, lay_i32, 1, b0, b1)
+    free_stack = _r2(i32, lay_i32, 2, b0, b1)
+    sig_int = _r3(i32, lay_i32, 3, b0, b1)
+    n_alive = _r1(i64, lay_i64, 0, b0, b1)
+    n_free = _r1(i64, lay_i64, 1, b0, b1)
+    seg_ptr = _r2(i64, lay_i64, 2, b0, b1)
+    seg_end = _r2(i64, lay_i64, 3, b0, b1)
+    pending = _r1(i64, lay_i64, 4, b0, b1)
+    uni_ptr = _r1(i64, lay_i64, 5, b0, b1)
+    first_all = _r2(i64, lay_i64, 6, b0, b1)
+    count_all = _r2(i64, lay_i64, 7, b0, b1)
+    conn_busy_all = _r2(i64, lay_i64, 8, b0, b1)
+    vt_set_all = _r2(i64, lay_i64, 9, b0, b1)
+    seg_due = _r2(i64, lay_i64, 10, b0, b1)
+    link_state = _r2(u8, lay_u8, 0, b0, b1)
+    program_mode = _r2(u8, lay_u8, 1, b0, b1)
+    refill = _r1(u8, lay_u8, 2, b0, b1)
+    truncated = _r1(u8, lay_u8, 3, b0, b1)
     lane_i = _v2(si, lay_si, 0)
     lout = _v1(si, lay_si, 1)
     conn_i = _v2(si, lay_si, 2)
