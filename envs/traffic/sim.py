@@ -1727,25 +1727,6 @@ class Arena:
 
 
 @numba.njit(cache=True)
-def _v1(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    o = lay[k, 0]
-    return buf[o : o + lay[k, 1]]
-
-
-@numba.njit(cache=True)
-def _v2(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    o = lay[k, 0]
-    return buf[o : o + lay[k, 1] * lay[k, 2]].reshape((lay[k, 1], lay[k, 2]))
-
-
-@numba.njit(cache=True)
-def _v3(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    o = lay[k, 0]
-    n = lay[k, 1] * lay[k, 2] * lay[k, 3]
-    return buf[o : o + n].reshape((lay[k, 1], lay[k, 2], lay[k, 3]))
-
-
-@numba.njit(cache=True)
 def _r1(
     buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
 ) -> np.ndarray:  # pragma: no cover
@@ -1772,6 +1753,22 @@ def _r3(
     row = lay[k, 2] * lay[k, 3]
     o = lay[k, 0] + b0 * row
     return buf[o : o + (b1 - b0) * row].reshape((b1 - b0, lay[k, 2], lay[k, 3]))
+
+
+@numba.njit(cache=True)
+def _v1(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    """Array ``k`` of a packed buffer, all of it (``_r1`` from row 0 to the last)."""
+    return _r1(buf, lay, k, 0, lay[k, 1])
+
+
+@numba.njit(cache=True)
+def _v2(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    return _r2(buf, lay, k, 0, lay[k, 1])
+
+
+@numba.njit(cache=True)
+def _v3(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    return _r3(buf, lay, k, 0, lay[k, 1])
 
 
 @numba.njit(cache=True)
