@@ -108,7 +108,11 @@ def _vec_env(
     vec_cls = getattr(importlib.import_module(module), attr)
     env_spec = spec(env_id)
     assert cls is not None
-    venv: VecEnv = vec_cls(cls(**{**env_spec.kwargs, **kwargs}), n_envs, env_spec.max_episode_steps)
+    kwargs = dict(kwargs)
+    limit = kwargs.pop("max_episode_steps", None)  # as make_sb3_vec_env takes it
+    if limit is None:
+        limit = env_spec.max_episode_steps
+    venv: VecEnv = vec_cls(cls(**{**env_spec.kwargs, **kwargs}), n_envs, limit)
     if seed is not None:
         venv.seed(seed)
     return venv

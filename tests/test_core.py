@@ -81,8 +81,33 @@ class WalkSim(BatchedSim[WalkScenario, WalkState]):
             truncated=self.t >= self.horizon,
         )
 
+    def check_compatible(self, scenario: WalkScenario) -> None:
+        if scenario.horizon > self.structure.horizon:
+            raise ValueError(
+                f"horizon {scenario.horizon} > the structure's {self.structure.horizon}"
+            )
+
     def snapshot(self) -> WalkState:
         return WalkState(self.position.copy(), self.t.copy(), self.horizon.copy())
+
+
+class BufferedWalkSim(WalkSim):
+    """:class:`WalkSim` handing out the same metric and flag buffers at every step."""
+
+    def __init__(self, batch_size: int, scenario: WalkScenario) -> None:
+        super().__init__(batch_size, scenario)
+        self.table = np.zeros((batch_size, 2))
+        self.flags = np.zeros((2, batch_size), dtype=bool)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        result = super().step(actions)
+        self.table[:, 0] = result.metrics["position"]
+        self.table[:, 1] = result.metrics["t"]
+        self.flags[0] = result.terminated
+        self.flags[1] = result.truncated
+        return StepResult(
+            result.quantities, Columns(("position", "t"), self.table), self.flags[0], self.flags[1]
+        )
 
 
 WALK_OBS: Registry[type[ObservationBuilder]] = Registry("observation")
@@ -197,6 +222,8 @@ def test_discrete_actions():
         check_batch_actions(space, np.array([0, 3]), 2)
     with pytest.raises(ValueError, match="must be an integer"):
         check_batch_actions(space, np.array([1.5]), 1)
+    with pytest.raises(ValueError, match=r"shape \(2,\), expected a single integer"):
+        check_batch_actions(space, np.array([[0, 1]]), 1)
     shifted = spaces.Discrete(3, start=-1)
     np.testing.assert_array_equal(check_batch_actions(shifted, np.array([-1, 1]), 2), [-1, 1])
     with pytest.raises(ValueError, match=r"integers -1\.\.1"):
@@ -257,9 +284,11 @@ def test_reward_unknown_term_names_the_allowed_ones():
     assert "Did you mean: progress" in message
 
 
-def test_reward_weights_must_be_finite():
+def test_reward_weights_must_be_finite_numbers():
     with pytest.raises(ValueError, match=r"reward_weights\.effort: weight must be finite"):
         RewardFunction(WALK_REWARDS, {"effort": float("nan")})
+    with pytest.raises(ValueError, match=r"reward_weights\.effort: weight must be a number"):
+        RewardFunction(WALK_REWARDS, {"effort": "x"})
 
 
 def test_quantity_terms_over_columns_match_the_mapping_path():
@@ -447,6 +476,58 @@ def test_vector_env_info_layout_at_episode_ends():
                 o, _ = env.reset()
             np.testing.assert_array_equal(obs[i], o, err_msg=f"replica {i} step {t}")
     assert ended >= 3
+
+
+def test_vector_env_arrays_are_not_written_by_later_steps():
+    class BufferedWalkEnv(WalkEnv):
+        def make_sim(self, batch_size: int) -> WalkSim:
+            return BufferedWalkSim(batch_size, self.structure)
+
+    from envs.core.vector import LeptonVectorEnv
+
+    class BufferedVectorEnv(LeptonVectorEnv):
+        env_cls = BufferedWalkEnv
+
+    venv = BufferedVectorEnv(num_envs=2, scenario={"horizon": 3, "noise": 0, "start": 0})
+    venv.reset(seed=0)
+    kept = [venv.step(np.array([1, 1])) for _ in range(4)]
+    expected_t = [1.0, 2.0, 3.0, 1.0]
+    for k, (_, _, terminated, truncated, infos) in enumerate(kept):
+        np.testing.assert_array_equal(infos["t"], [expected_t[k]] * 2, err_msg=f"step {k}")
+        assert not terminated.any()
+        assert truncated.all() == (k == 2), f"step {k}"
+    np.testing.assert_array_equal(kept[2][4]["final_info"]["t"], [3.0, 3.0])
+
+
+def test_vector_envs_refuse_a_step_before_reset():
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        make_vector(2).step(np.array([1, 1]))
+    venv = LeptonVecEnv(WalkEnv(), 2)
+    venv.step_async(np.array([1, 1]))
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        venv.step_wait()
+
+
+def test_vector_env_reset_scenario_option_starts_these_episodes_only():
+    venv = make_vector(2, scenario={"horizon": 6, "noise": 0, "start": 0})
+    venv.reset(seed=0, options={"scenario": {"horizon": 2, "noise": 0, "start": 0}})
+    assert venv.runner.sim.scenarios == [WalkScenario(horizon=2, noise=0, start=0)] * 2
+    for _ in range(2):
+        *_, truncated, _ = venv.step(np.array([1, 1]))
+    assert truncated.all()  # the forced horizon; the next episodes draw from the source
+    assert venv.runner.sim.scenarios == [WalkScenario(horizon=6, noise=0, start=0)] * 2
+    with pytest.raises(ValueError, match="horizon 9"):
+        venv.reset(options={"scenario": {"horizon": 9}})
+
+
+def test_scenario_list_items_are_checked_when_the_core_is_built():
+    scenarios = [{"horizon": 6}, {"horizon": 4}, {"horizon": 9}]
+    with pytest.raises(ValueError, match=r"scenario\[2\]: horizon 9"):
+        make_vector(2, scenario=scenarios)
+    env = WalkEnv(scenario=scenarios)
+    with pytest.raises(ValueError, match=r"scenario\[2\]: horizon 9"):
+        env.reset(seed=0)  # whatever the seed: not only when the misfit is drawn
+    assert WalkEnv(scenario=scenarios[:2]).reset(seed=0)[0].shape == (2,)
 
 
 def test_vector_env_reset_mask_resets_only_the_masked_replicas():

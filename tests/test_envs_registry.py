@@ -31,8 +31,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs import registration
-from envs.core.env import LeptonEnv
-from envs.core.sb3 import LeptonVecEnv, make_sb3_vec_env
+from envs.core.sb3 import make_sb3_vec_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,10 +244,14 @@ def check_vector_equivalence(
     obs, _ = venv.reset(seed=seed)
     for i in range(num_envs):
         assert_same(obs[i], singles[i][0]["obs"], f"replica {i} reset obs")
-    ends = 0
+    # every step's arrays are kept and compared after the last step: none may be a buffer
+    # that later steps write to
+    returned = []
     for t in range(steps):
         batch = np.stack([np.asarray(actions[i][t]) for i in range(num_envs)])
-        obs, rewards, terminated, truncated, infos = venv.step(batch)
+        returned.append(venv.step(batch))
+    ends = 0
+    for t, (obs, rewards, terminated, truncated, infos) in enumerate(returned):
         for i in range(num_envs):
             rec = singles[i][t + 1]
             where = f"replica {i} step {t}"
@@ -282,26 +285,22 @@ def check_sb3_vec_equivalence(
 ) -> int:
     """Replica ``i`` of the SB3 ``VecEnv`` seeded ``s`` equals a single env seeded ``s + i``.
 
-    With ``max_episode_steps`` the native :class:`LeptonVecEnv` is built directly with that
-    limit (and the single envs get the same ``TimeLimit``). Returns the episode ends seen.
+    ``max_episode_steps`` goes to :func:`make_sb3_vec_env` and to the single envs' ``TimeLimit``.
+    Returns the episode ends seen.
     """
     actions = action_sequences(env_id, num_envs, steps, seed=200 + seed)
     make_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     singles = [single_rollout(env_id, seed + i, actions[i], **make_kwargs) for i in range(num_envs)]
-    if max_episode_steps is None:
-        venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed)
-    else:
-        cls = registration.env_class(env_id)
-        assert cls is not None and issubclass(cls, LeptonEnv)
-        venv = LeptonVecEnv(cls(**registration.spec(env_id).kwargs), num_envs, max_episode_steps)
-        venv.seed(seed)
+    venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed, **make_kwargs)
     obs = venv.reset()
     for i in range(num_envs):
         assert_same(obs[i], singles[i][0]["obs"], f"replica {i} reset obs")
-    ends = 0
+    returned = []  # compared after the last step, as in check_vector_equivalence
     for t in range(steps):
         batch = np.stack([np.asarray(actions[i][t]) for i in range(num_envs)])
-        obs, rewards, dones, infos = venv.step(batch)
+        returned.append(venv.step(batch))
+    ends = 0
+    for t, (obs, rewards, dones, infos) in enumerate(returned):
         for i in range(num_envs):
             rec = singles[i][t + 1]
             where = f"replica {i} step {t}"
@@ -319,6 +318,45 @@ def check_sb3_vec_equivalence(
                 assert "terminal_observation" not in infos[i], where
     venv.close()
     return ends
+
+
+def check_step_before_reset(env_id: str, num_envs: int = 2) -> None:
+    """Both vector envs raise ``ResetNeeded`` for a step before the first reset, as a single
+    env does, and the replicas are untouched: the first reset then equals a fresh env's."""
+    action = np.stack([gym.make(env_id).action_space.sample() for _ in range(num_envs)])
+    fresh, _ = gym.make_vec(env_id, num_envs=num_envs).reset(seed=0)
+    venv = gym.make_vec(env_id, num_envs=num_envs)
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        venv.step(action)
+    obs, _ = venv.reset(seed=0)
+    assert_same(obs, fresh, "first observations after the refused step")
+    sb3 = make_sb3_vec_env(env_id, num_envs=num_envs)
+    sb3.step_async(action)
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        sb3.step_wait()
+    venv.close()
+    sb3.close()
+
+
+def check_sb3_render(env_id: str, num_envs: int = 2) -> None:
+    """The SB3 ``VecEnv`` renders ``rgb_array`` frames of every replica, tiled as SB3 does."""
+    from stable_baselines3.common.vec_env.base_vec_env import tile_images
+
+    venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=0, render_mode="rgb_array")
+    venv.reset()
+    venv.step(np.stack([venv.action_space.sample() for _ in range(num_envs)]))
+    images = venv.get_images()
+    single = gym.make(env_id, render_mode="rgb_array")
+    single.reset(seed=0)
+    shape = single.render().shape
+    assert len(images) == num_envs
+    for frame in images:
+        assert isinstance(frame, np.ndarray) and frame.shape == shape and frame.dtype == np.uint8
+    frame = venv.render()
+    assert isinstance(frame, np.ndarray)
+    assert frame.shape == tile_images(images).shape
+    venv.close()
+    single.close()
 
 
 def check_ppo_smoke(env_id: str, total_timesteps: int = 128, num_envs: int = 4) -> None:
@@ -402,11 +440,18 @@ def test_sb3_vec_env_equals_single_envs(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sb3_vec_env_equals_single_envs_across_truncations(env_id):
-    cls = registration.env_class(env_id)
-    if cls is None or not issubclass(cls, LeptonEnv):
-        pytest.skip("a time limit can be given to the native SB3 VecEnv of Lepton envs only")
     ends = check_sb3_vec_equivalence(env_id, steps=20, max_episode_steps=7)
     assert ends >= 4
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_vector_envs_refuse_a_step_before_reset(env_id):
+    check_step_before_reset(env_id)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_vec_env_renders_every_replica(env_id):
+    check_sb3_render(env_id)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -13,7 +13,7 @@ from gymnasium.utils import seeding
 
 from envs.core.features import ObservationBuilder, RewardFunction, RewardTerm
 from envs.core.registry import Registry
-from envs.core.scenario import ScenarioSource, as_source
+from envs.core.scenario import ScenarioList, ScenarioSource, as_source
 from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult
 from envs.core.spaces import check_batch_actions
 
@@ -63,6 +63,14 @@ class BatchRunner:
         self.autoreset = autoreset
         self.max_episode_steps = max_episode_steps
         self.sim = env.make_sim(batch_size)
+        if isinstance(env.source, ScenarioList):
+            # every listed scenario must fit the arrays built for the first: say so now rather
+            # than at whichever reset first draws a misfit
+            for i, scenario in enumerate(env.source.scenarios):
+                try:
+                    self.sim.check_compatible(scenario)
+                except ValueError as exc:
+                    raise ValueError(f"scenario[{i}]: {exc}") from exc
         self.rngs: list[np.random.Generator | None] = [None] * batch_size
         self.episode_steps = np.zeros(batch_size, dtype=np.int64)
         self.obs: np.ndarray | None = None
@@ -76,7 +84,11 @@ class BatchRunner:
     def reset(
         self, mask: np.ndarray | None = None, scenarios: Sequence[Any] | None = None
     ) -> np.ndarray:
-        """Reset the replicas in ``mask`` (all by default) and return all observations."""
+        """Reset the replicas in ``mask`` (all by default) and return all observations.
+
+        ``scenarios`` forces replica ``i``'s scenario where ``scenarios[i]`` is not ``None``;
+        the others draw theirs from the env's source.
+        """
         if mask is None:
             mask = np.ones(self.batch_size, dtype=bool)
         drawn: list[Any] = [None] * self.batch_size
@@ -85,7 +97,8 @@ class BatchRunner:
                 self.rngs[i] = seeding.np_random(None)[0]
             rng = self.rngs[i]
             assert rng is not None
-            drawn[i] = scenarios[i] if scenarios is not None else self.env.source.sample(rng)
+            forced = None if scenarios is None else scenarios[i]
+            drawn[i] = self.env.source.sample(rng) if forced is None else forced
         self.sim.reset(mask, self.rngs, drawn)
         self.episode_steps[mask] = 0
         self.obs = self.env.encode_obs(self.sim.snapshot())
@@ -103,7 +116,13 @@ class BatchRunner:
         return obs
 
     def step(self, actions: np.ndarray) -> BatchStep:
-        """Validate and apply ``actions`` (``[B, ...]``), then autoreset finished replicas."""
+        """Validate and apply ``actions`` (``[B, ...]``), then autoreset finished replicas.
+
+        The observations, rewards and flags returned are fresh arrays; ``metrics`` may be views
+        of the core's buffers, which the next step overwrites (adapters convert or copy them).
+        """
+        if self.obs is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
         fused = self.env.fused_batch_step(self, actions)
         if fused is not None:
             return fused
@@ -112,8 +131,9 @@ class BatchRunner:
         terms = self.env.reward.terms(result)
         rewards = self.env.reward.total(terms)
         self.episode_steps += 1
-        terminated = np.asarray(result.terminated, dtype=bool)
-        truncated = np.asarray(result.truncated, dtype=bool)
+        # copies: a core may hand out the same flag buffers at every step
+        terminated = np.array(result.terminated, dtype=bool)
+        truncated = np.array(result.truncated, dtype=bool)
         if self.max_episode_steps is not None:
             truncated = truncated | (self.episode_steps >= self.max_episode_steps)
         done = terminated | truncated

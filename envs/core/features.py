@@ -84,7 +84,12 @@ class RewardFunction:
                     f"reward_weights: unknown reward term {name!r}; allowed values: {allowed}."
                     f"{suggest(name, allowed)}"
                 )
-            w = float(weight)
+            try:
+                w = float(weight)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"reward_weights.{name}: weight must be a number, got {weight!r}"
+                ) from None
             if not np.isfinite(w):
                 raise ValueError(f"reward_weights.{name}: weight must be finite, got {weight!r}")
             self.weights[name] = w

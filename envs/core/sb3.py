@@ -24,6 +24,8 @@ class RunnerVecEnv(VecEnv):
 
     env: LeptonEnv
     runner: BatchRunner
+    _replica_infos: Sequence[Mapping[str, Any]] = ()
+    """The last step's ``info`` of each replica, for the renderer's overlay."""
 
     def snapshot(self) -> Any:
         """Read-only state of all replicas (for baselines and renderers)."""
@@ -33,7 +35,23 @@ class RunnerVecEnv(VecEnv):
         self.env.close()
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None] * self.num_envs
+        """One frame per replica (``rgb_array``), which ``render()`` tiles into one image."""
+        if self.render_mode != "rgb_array":
+            return [None] * self.runner.batch_size
+        return [self._draw(i) for i in range(self.runner.batch_size)]
+
+    def render(self, mode: str | None = None) -> np.ndarray | None:
+        """SB3's ``VecEnv.render``; in ``human`` mode the window shows replica 0."""
+        if self.render_mode == "human" and mode in (None, "human"):
+            self._draw(0)
+            return None
+        return super().render(mode)
+
+    def _draw(self, i: int) -> np.ndarray | None:
+        if self.runner.obs is None:
+            raise gym.error.ResetNeeded("call reset() before render()")
+        info = self._replica_infos[i] if i < len(self._replica_infos) else {}
+        return self.env.draw(self.runner.snapshot().replica(i), info)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
@@ -93,19 +111,16 @@ class LeptonVecEnv(RunnerVecEnv):
             self.runner.seed(seeds)
         scenarios = None
         if any("scenario" in o for o in self._options):
+            # replicas without the option draw theirs from the env's source
             scenarios = [
                 self.env.coerce_scenario(o["scenario"]) if "scenario" in o else None
                 for o in self._options
             ]
-            for i, s in enumerate(scenarios):
-                if s is None:
-                    rng = self.runner.rngs[i]
-                    assert rng is not None
-                    scenarios[i] = self.env.source.sample(rng)
         obs = self.runner.reset(scenarios=scenarios)
         self._reset_seeds()
         self._reset_options()
         self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._replica_infos = ()
         return obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -116,6 +131,7 @@ class LeptonVecEnv(RunnerVecEnv):
         out = self.runner.step(self._actions)
         self._actions = None
         infos = _step_infos(out.terms, out.metrics, self.num_envs)
+        self._replica_infos = infos
         if out.final_obs is not None:
             for i in np.flatnonzero(out.done):
                 infos[i]["terminal_observation"] = out.final_obs[i]
@@ -154,7 +170,11 @@ def _columns(values: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
 
 
 def make_sb3_vec_env(
-    env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any
+    env_id: str,
+    num_envs: int = 1,
+    seed: int | None = None,
+    max_episode_steps: int | None = None,
+    **kwargs: Any,
 ) -> VecEnv:
     """Build an SB3 ``VecEnv`` for a registered id: native for Lepton envs, else ``DummyVecEnv``.
 
@@ -162,18 +182,21 @@ def make_sb3_vec_env(
         env_id: a registered id (``lepton/Inventory-v0``).
         num_envs: number of replicas.
         seed: if given, the first reset gives replica ``i`` the seed ``seed + i``.
+        max_episode_steps: truncate episodes after this many steps, as ``gymnasium.make``'s
+            argument does (``None``: the registered limit).
         **kwargs: env constructor arguments.
     """
     from envs.registration import env_class, spec
 
     env_spec = spec(env_id)
     cls = env_class(env_id)
+    limit = env_spec.max_episode_steps if max_episode_steps is None else max_episode_steps
     if cls is not None and issubclass(cls, LeptonEnv):
-        venv: VecEnv = LeptonVecEnv(
-            cls(**{**env_spec.kwargs, **kwargs}), num_envs, env_spec.max_episode_steps
-        )
+        venv: VecEnv = LeptonVecEnv(cls(**{**env_spec.kwargs, **kwargs}), num_envs, limit)
     else:
-        venv = DummyVecEnv([lambda: gym.make(env_id, **kwargs) for _ in range(num_envs)])
+        venv = DummyVecEnv(
+            [lambda: gym.make(env_id, max_episode_steps=limit, **kwargs) for _ in range(num_envs)]
+        )
     if seed is not None:
         venv.seed(seed)
     return venv

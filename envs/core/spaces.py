@@ -25,6 +25,12 @@ def check_batch_actions(space: spaces.Space, actions: np.ndarray, batch_size: in
         ):
             return actions.astype(np.int64, copy=False)
     if isinstance(space, spaces.Discrete):
+        if actions.size != batch_size:
+            got = actions.shape[1:] if actions.shape[:1] == (batch_size,) else actions.shape
+            raise ValueError(
+                f"action has shape {got}, expected a single integer (shape ()) for the action "
+                f"space {space}"
+            )
         actions = actions.reshape(batch_size)
         if not np.issubdtype(actions.dtype, np.integer):
             if not np.all(np.mod(actions, 1) == 0):

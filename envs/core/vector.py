@@ -55,7 +55,11 @@ class LeptonVectorEnv(VectorEnv):
         seed: int | list[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset all replicas (or those in ``options["reset_mask"]``)."""
+        """Reset all replicas (or those in ``options["reset_mask"]``).
+
+        ``options["scenario"]`` (a scenario, preset name or mapping, as for a single env) is the
+        scenario of the episodes started here; later episodes draw from the env's source again.
+        """
         if seed is None and not self._seeded:
             seeds: list[int | None] = [None] * self.num_envs
             self.runner.seed(seeds)
@@ -66,8 +70,13 @@ class LeptonVectorEnv(VectorEnv):
                 raise ValueError(f"seed: expected {self.num_envs} seeds, got {len(seed)}")
             self.runner.seed(list(seed))
         self._seeded = True
-        mask = None if options is None else options.get("reset_mask")
-        obs = self.runner.reset(mask)
+        options = options or {}
+        mask = options.get("reset_mask")
+        scenarios = None
+        if options.get("scenario") is not None:
+            # like a single env's reset option, for every replica reset here
+            scenarios = [self.env.coerce_scenario(options["scenario"])] * self.num_envs
+        obs = self.runner.reset(mask, scenarios)
         return obs.copy(), {}
 
     def step(
@@ -108,7 +117,11 @@ class LeptonVectorEnv(VectorEnv):
 
 
 def _named_columns(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``values`` as a plain dict of ``[B, ...]`` arrays (one C-level pass for ``Columns``)."""
+    """``values`` as a plain dict of ``[B, ...]`` arrays that no later step writes to.
+
+    A core's metrics may be views of buffers it overwrites at the next step, so they are
+    copied (one copy of the whole table for ``Columns``).
+    """
     if isinstance(values, Columns):
-        return dict(zip(values.names, values.array.T, strict=True))
-    return dict(values)
+        return dict(zip(values.names, values.array.T.copy(), strict=True))
+    return {k: np.array(v) for k, v in values.items()}
