@@ -10,6 +10,7 @@ import pytest
 
 import envs  # noqa: F401  (registers the ids)
 from envs.traffic import builders
+from envs.traffic.env import make_scenario
 from envs.traffic.network import RED, Phase, SignalProgram
 from envs.traffic.scenario import SignalSettings, TrafficScenario
 from envs.traffic.sim import (
@@ -296,6 +297,22 @@ def test_bad_signal_settings_name_the_field(bad: dict[str, float]) -> None:
 def test_unknown_preset_names_the_field() -> None:
     with pytest.raises(ValueError, match="scenario.preset"):
         gym.make("lepton/TrafficSignal-v0", scenario="grid9x9")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "allowed"),
+    [
+        ({"preset": "grid2x2", "end": 100}, "seconds"),  # the builder's own keywords
+        ({"preset": "arterial4", "end": 100}, "help(envs.traffic.builders.arterial)"),  # **kwargs
+        ({"resco": "grid4x4", "seconds": 100}, "begin, end"),
+    ],
+)
+def test_unknown_scenario_option_names_the_field(scenario: dict, allowed: str) -> None:
+    key = next(k for k in scenario if k not in ("preset", "resco"))
+    with pytest.raises(ValueError, match=f"scenario.{key}: unknown option") as err:
+        make_scenario(scenario)
+    assert allowed in str(err.value) and "delta_time" in str(err.value)
+    assert make_scenario({"preset": "arterial4", "seconds": 60.0}).end == 60.0
 
 
 def lockstep(a: gym.vector.VectorEnv, b: gym.vector.VectorEnv, seed: int) -> int:

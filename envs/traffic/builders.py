@@ -1427,6 +1427,7 @@ def _preset(
 
     build.__name__ = func.__name__
     build.__doc__ = f"{func.__name__}({defaults}) with keyword overrides."
+    build.__wrapped__ = func  # type: ignore[attr-defined]  # its signature is the preset's
     return build
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -438,6 +440,40 @@ class TrafficVectorEnv(LeptonVectorEnv):
     env_cls = TrafficSignalEnv
 
 
+def _check_options(opts: Mapping[str, Any], allowed: list[str], what: str) -> None:
+    """Raise naming the first option of ``opts`` not in ``allowed``."""
+    for key in opts:
+        if key not in allowed:
+            raise ValueError(
+                f"scenario.{key}: unknown option of the traffic {what}; allowed: "
+                f"{', '.join(allowed)} and the signal settings {', '.join(SIGNAL_KEYS)}"
+            )
+
+
+def _build_preset(builder: Any, opts: dict[str, Any], name: str) -> TrafficScenario:
+    """``builder(**opts)``, with an error naming the option for one it does not take."""
+    params = inspect.signature(builder).parameters.values()  # through ``__wrapped__``
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    allowed = [p.name for p in params if p.kind in kinds]
+    passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    what = f"preset {name!r}"
+    if not passes_on:
+        _check_options(opts, allowed, what)
+        return builder(**opts)
+    try:
+        return builder(**opts)
+    except TypeError as exc:  # an option the builder passes on, unknown to the one it reaches
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if bad is None:
+            raise
+        func = getattr(builder, "__wrapped__", builder).__name__
+        raise ValueError(
+            f"scenario.{bad.group(1)}: unknown option of the traffic {what}; allowed: "
+            f"{', '.join(allowed)}, those documented in help(envs.traffic.builders.{func}), and "
+            f"the signal settings {', '.join(SIGNAL_KEYS)}"
+        ) from exc
+
+
 def make_scenario(obj: Any) -> TrafficScenario:
     """Turn ``None``, a preset name, ``resco:<name>`` or a mapping into a scenario.
 
@@ -486,7 +522,9 @@ def make_scenario(obj: Any) -> TrafficScenario:
     elif "resco" in opts:
         from envs.traffic.nets import resco_scenario
 
-        sc = resco_scenario(opts.pop("resco"), **opts)
+        name = opts.pop("resco")
+        _check_options(opts, [*SUMO_KEYS[2:], "name", "teleport_time"], f"network resco:{name}")
+        sc = resco_scenario(name, **opts)
     else:
         name = opts.pop("preset", "sumo_rl_single")
         if name not in builders.PRESETS:
@@ -495,7 +533,7 @@ def make_scenario(obj: Any) -> TrafficScenario:
                 f"scenario.preset: unknown traffic preset {name!r}; allowed values: {allowed} "
                 "(or resco:<network>, or a mapping with net_file/route_file)"
             )
-        sc = builders.PRESETS[name](**opts)
+        sc = _build_preset(builders.PRESETS[name], opts, name)
     if signal_opts:
         fields = {f: getattr(sc.signals, f) for f in SIGNAL_KEYS}
         fields.update(signal_opts)
