@@ -224,6 +224,7 @@ def check_spaces(
     *,
     target_env: Mapping[str, Any],
     source_env: Mapping[str, Any] | None = None,
+    field: str = "source",
 ) -> None:
     """Raise :class:`IncompatibleSourceError` unless the source's spaces fit the target's.
 
@@ -237,6 +238,7 @@ def check_spaces(
         target_act: action space of the target.
         target_env: the target env config as plain data (``id``, ``kwargs``).
         source_env: the source env config as plain data, when known.
+        field: the config field that named the source, for the message.
     """
     problems = []
     if not spaces_fit(source_obs, target_obs):
@@ -255,7 +257,7 @@ def check_spaces(
     kinds = {kind for kind, _, _ in problems}
     hint = _encoding_hint(kinds, source_act, target_act, target_env, source_env)
     raise IncompatibleSourceError(
-        f"source: the source agent cannot act on the target: {what}. {hint}"
+        f"{field}: the source agent cannot act on the target: {what}. {hint}"
     )
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -118,6 +120,40 @@ def source_folder(path: str, field: str) -> Path:
     return folder
 
 
+def check_source_fits(folder: Path, venv: VecEnv, agent: SB3AgentConfig) -> None:
+    """The saved policy must act on ``venv``'s spaces and be of ``agent``'s algorithm.
+
+    Checked before the weights, so that a source trained on another env is reported as that,
+    not as a network mismatch.
+
+    Raises:
+        ValueError: naming ``init_model`` (spaces, as ``lepton-transfer`` reports them) or the
+            algorithm.
+    """
+    from agents.transfer import check_spaces  # it imports this module
+
+    data, _, _ = load_from_zip_file(folder / MODEL_FILE, load_data=True, device="cpu")
+    assert data is not None
+    saved = folder / "config.yaml"
+    run_cfg: Any = OmegaConf.load(saved) if saved.is_file() else None
+    env_node = None if run_cfg is None else OmegaConf.select(run_cfg, "env")
+    check_spaces(
+        data["observation_space"],
+        data["action_space"],
+        venv.observation_space,
+        venv.action_space,
+        target_env={"id": "this run's env"},
+        source_env=None if env_node is None else OmegaConf.to_container(env_node, resolve=True),  # type: ignore[arg-type]
+        field="init_model",
+    )
+    algo = None if run_cfg is None else OmegaConf.select(run_cfg, "agent.algo")
+    if algo is not None and algo != agent.algo:
+        raise ValueError(
+            f"init_model: {folder} was trained with agent.algo={algo!r} but this run's agent is "
+            f"{agent.algo!r}; pass agent={algo} (or the source's agent preset)"
+        )
+
+
 def start_from(
     model: BaseAlgorithm, venv: VecEnv, agent: SB3AgentConfig, init_model: str, device: str
 ) -> None:
@@ -128,6 +164,7 @@ def start_from(
         ValueError: naming the agent field that does not fit the saved policy.
     """
     folder = source_folder(init_model, "init_model")
+    check_source_fits(folder, venv, agent)
     stats = load_source_stats(folder, "init_model")
     check_normalization(agent, stats, folder)
     start_from_stats(venv, stats)

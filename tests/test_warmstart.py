@@ -50,6 +50,13 @@ def test_a_missing_or_mismatched_source_names_the_field(make_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"agent.policy_kwargs.net_arch: the source network"):
         train(bad)
     assert not (Path(bad.run_dir) / "config.yaml").exists()  # nothing written
+    # a source of another env is reported as such, before its network is compared
+    other = make_cfg("config", [f"init_model={first.run_dir}", "env=ops/autoscale_steady"])
+    with pytest.raises(ValueError, match=r"init_model: the source agent cannot act on the"):
+        train(other)
+    a2c = make_cfg("config", [f"init_model={first.run_dir}", "agent=a2c"])
+    with pytest.raises(ValueError, match=r"init_model: .* agent.algo='ppo' .* pass agent=ppo"):
+        train(a2c)
 
 
 def test_tune_trials_start_from_the_saved_policy(make_cfg):
