@@ -157,6 +157,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         if key == "only":
             options.only = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
         elif key == "episodes":
+            if not value.strip().isdigit() or int(value) < 1:
+                parser.error(f"episodes: expected an integer >= 1, got {value!r}")
             options.episodes = int(value)
         elif key in ("runs", "dest", "presets"):
             setattr(options, key, Path(value))

@@ -146,7 +146,7 @@ def test_mismatched_env_names_the_agent_and_both_shapes(make_cfg):
     assert "experiment=traffic_single_ppo agent=pretrained/traffic-single" in message
 
 
-def test_parse_args_selects_entries_and_rejects_unknown_ones():
+def test_parse_args_selects_entries_and_rejects_unknown_ones(capsys):
     options = zoo.parse_args(["only=[traffic-single,inventory]", "--check", "episodes=3"])
     assert options.check and options.episodes == 3
     assert [e.name for e in zoo.selected(options.only)] == ["traffic-single", "inventory"]
@@ -155,6 +155,10 @@ def test_parse_args_selects_entries_and_rejects_unknown_ones():
         zoo.parse_args(["only=[traffic-singel]"])
     with pytest.raises(SystemExit):
         zoo.parse_args(["epsiodes=3"])
+    for bad in ("abc", "0"):
+        with pytest.raises(SystemExit):
+            zoo.parse_args(["--check", f"episodes={bad}"])
+    assert "episodes: expected an integer >= 1, got 'abc'" in capsys.readouterr().err
 
 
 def test_every_entry_trains_like_lepton_train():
