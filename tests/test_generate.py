@@ -334,6 +334,10 @@ def test_first_word_is_the_command():
     assert command_word(["-m", "sample", "n=3"]) == ["-m", "command=sample", "n=3"]
     assert command_word(["--config-name", "fit", "x=1"]) == ["--config-name", "fit", "x=1"]
     assert command_word(["seed=1"]) == ["seed=1"]
+    assert command_word(["--info", "defaults", "fit"]) == ["--info", "defaults", "command=fit"]
+    for argv in (["bogus"], ["fit", "sample"], ["fit", "family", "traffic"]):
+        with pytest.raises(ValueError, match=r"unknown command '\w+'; allowed: fit, sample"):
+            command_word(argv)
 
 
 def test_command_line_fit_then_sample(tmp_path):
@@ -368,6 +372,19 @@ def test_command_line_fit_then_sample(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert len(list((folder / "samples__seed0__n3").glob("sample_*.json"))) == 3
+    # refused settings leave no output folder behind; a stray word is a usage error
+    bad = subprocess.run(
+        [*cmd, "sample", f"path={folder}", "n=0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "n: " in bad.stderr, bad.stderr
+    assert not (folder / "samples__seed0__n0").exists()
+    word = subprocess.run([*cmd, "bogus"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert word.returncode == 2 and "unknown command 'bogus'" in word.stderr
 
 
 # --- traffic: a RESCO city --------------------------------------------------------------------
