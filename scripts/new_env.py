@@ -38,6 +38,8 @@ RESERVED = frozenset({"core", "registration", "envs_registry", "new_env"})
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+SHARED_TEMPLATE = "conf_agent_target.yaml.tmpl"
+"""The template of a file several scaffolded families share (kept when it exists)."""
 FAMILY_MODULES = ("__init__.py", "scenario.py", "sim.py", "env.py", "render.py", "baselines.py")
 """Modules of a scaffolded family package, each rendered from ``templates/<module>.tmpl``."""
 
@@ -85,7 +87,7 @@ def find_repo_root(start: Path | None = None) -> Path:
     """Return the repository root: the nearest folder above ``start`` holding ``envs/``.
 
     The search starts at ``start`` (default: the current directory) and falls back to the
-    checkout this script belongs to.
+    checkout this script belongs to (not to an installed suite's ``site-packages``).
 
     Raises:
         ScaffoldError: if no Lepton Gym checkout is found.
@@ -95,7 +97,8 @@ def find_repo_root(start: Path | None = None) -> Path:
         if (folder / "envs" / "registration.py").is_file():
             return folder
     own = Path(__file__).resolve().parents[1]
-    if (own / "envs" / "registration.py").is_file():
+    # a source checkout, not the site-packages folder of an installed suite
+    if (own / "envs" / "registration.py").is_file() and (own / "pyproject.toml").is_file():
         return own
     raise ScaffoldError(
         f"no Lepton Gym checkout (a folder with envs/registration.py) above {here}; "
@@ -104,11 +107,16 @@ def find_repo_root(start: Path | None = None) -> Path:
 
 
 def planned_files(names: Names, dest: Path) -> dict[Path, str]:
-    """The files the scaffold writes, as ``{path: template file name}``."""
+    """The files the scaffold writes, as ``{path: template file name}``.
+
+    ``conf/agent/target.yaml``, the preset of the scaffold's rule baseline, is shared by every
+    family with a ``target`` baseline: :func:`scaffold` writes it only where it does not exist.
+    """
     family = dest / "envs" / names.name
     files = {family / module: f"{module}.tmpl" for module in FAMILY_MODULES}
     files[dest / "conf" / "env" / f"{names.name}.yaml"] = "conf_env.yaml.tmpl"
     files[dest / "tests" / f"test_{names.name}.py"] = "test_family.py.tmpl"
+    files[dest / "conf" / "agent" / "target.yaml"] = SHARED_TEMPLATE
     return files
 
 
@@ -196,7 +204,11 @@ def validate(name: str, dest: Path, *, force: bool = False) -> Names:
             f"entry point {other!r}; choose another name"
         )
     if not force:
-        existing = [str(p) for p in planned_files(names, dest) if p.exists()]
+        existing = [
+            str(p)
+            for p, template in planned_files(names, dest).items()
+            if p.exists() and template != SHARED_TEMPLATE
+        ]
         if existing:
             raise ScaffoldError(
                 f"these files already exist (pass --force to overwrite them): {existing}"
@@ -220,6 +232,8 @@ def scaffold(name: str, dest: Path | None = None, *, force: bool = False) -> lis
     names = validate(name, root, force=force)
     written = []
     for path, template in planned_files(names, root).items():
+        if template == SHARED_TEMPLATE and path.exists():
+            continue
         text = render_template(template, names)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -269,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``lepton-new-env``."""
     parser = argparse.ArgumentParser(
         prog="lepton-new-env",
-        description="Scaffold a new environment family: envs/NAME/, conf/env/NAME.yaml and "
-        "tests/test_NAME.py.",
+        description="Scaffold a new environment family: envs/NAME/, conf/env/NAME.yaml, "
+        "tests/test_NAME.py and, where missing, conf/agent/target.yaml (its rule baseline).",
     )
     parser.add_argument("name", metavar="NAME", help="family name in snake_case, e.g. reservoir")
     parser.add_argument(

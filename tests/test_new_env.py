@@ -121,6 +121,7 @@ def test_scaffold_writes_the_family_preset_and_tests(family, cli):
     fam = family.root / "envs" / family.name
     expected = {fam / m for m in new_env.FAMILY_MODULES}
     expected |= {family.root / "conf" / "env" / f"{family.name}.yaml"}
+    expected |= {family.root / "conf" / "agent" / "target.yaml"}  # the rule baseline's preset
     expected |= {family.root / "tests" / f"test_{family.name}.py"}
     assert set(family.files) == expected
     for path in expected:
@@ -150,6 +151,13 @@ def test_generated_preset_composes_with_hydra(family):
     _, _, _, _, info = env.step(env.action_space.sample())
     assert set(cfg.env.metrics) <= set(info)
     env.close()
+    # every baseline of the family is usable as agent=<name>
+    from envs.core.baselines import baseline_registry
+
+    for baseline in baseline_registry(gym.make(family.env_id)).names():
+        path = family.root / "conf" / "agent" / f"{baseline}.yaml"
+        path = path if path.is_file() else ROOT / "conf" / "agent" / f"{baseline}.yaml"
+        assert path.is_file(), f"no preset for agent={baseline}"
 
 
 def assert_ruff_clean(files: list[str], cwd: Path) -> None:
@@ -281,7 +289,14 @@ def test_existing_family_needs_force(tmp_path, capsys, cli):
     assert sim.read_text() == "# edited\n"
     assert new_env.main(["basin", "--dest", str(tmp_path), "--force"]) == 0
     assert sim.read_text().startswith('"""Batched simulation core')
-    assert written == new_env.scaffold("basin", tmp_path, force=True)
+    shared = tmp_path / "conf" / "agent" / "target.yaml"
+    assert shared in written
+    shared.write_text(shared.read_text() + "# kept\n")  # a preset other families use
+    again = new_env.scaffold("basin", tmp_path, force=True)
+    assert again == [p for p in written if p != shared]
+    assert shared.read_text().endswith("# kept\n")
+    # a second family in the same tree shares the preset instead of clashing on it
+    assert shared not in new_env.scaffold("lagoon", tmp_path)
 
 
 def test_force_never_overwrites_a_family_of_another_layout(tmp_path, capsys, cli):
@@ -292,6 +307,19 @@ def test_force_never_overwrites_a_family_of_another_layout(tmp_path, capsys, cli
     assert new_env.main(["lake", "--dest", str(tmp_path), "--force"]) == 2
     assert "not a family with the scaffold's layout" in capsys.readouterr().err
     assert (other / "__init__.py").read_text() == '"""A hand-written family."""\n'
+
+
+def test_installed_suite_is_not_a_checkout(tmp_path, cli, monkeypatch):
+    new_env = cli.new_env
+    site = tmp_path / "site-packages"  # envs/ and scripts/ as a wheel installs them
+    (site / "envs").mkdir(parents=True)
+    (site / "envs" / "registration.py").write_text("")
+    (site / "scripts").mkdir()
+    monkeypatch.setattr(new_env, "__file__", str(site / "scripts" / "new_env.py"))
+    with pytest.raises(new_env.ScaffoldError, match="pass --dest"):
+        new_env.find_repo_root(tmp_path / "elsewhere")
+    (site / "pyproject.toml").write_text("")  # a source checkout is the fallback
+    assert new_env.find_repo_root(tmp_path / "elsewhere") == site.resolve()
 
 
 def test_repo_root_is_found_from_a_subfolder(tmp_path, cli):
