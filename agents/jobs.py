@@ -7,13 +7,23 @@ Every ``lepton-train`` run, alone or as one job of a sweep, goes through :func:`
                                 "error", "traceback"}
 
 A job whose record says ``finished`` is skipped (its saved metrics are returned) unless
-``force=true``; a failed or killed job runs again. The record is written atomically, so a
-job killed at any moment leaves either the previous record or the new one; a ``running``
+``force=true``, but only when it is the same job: the folder's ``config.yaml`` and the new
+configuration agree on every key but :data:`agents.runs.RUN_ONLY_KEYS` (or, without a
+``config.yaml``, the record's env, agent and seed agree). A finished run of another configuration
+is refused with a :class:`~agents.runs.RunMismatchError` naming the differing keys, and so is
+``resume=true`` into the folder of another experiment (:func:`agents.runs.check_resume`); a
+refused job writes nothing. A failed or killed job runs again. The record is written atomically,
+so a job killed at any moment leaves either the previous record or the new one; a ``running``
 record whose process no longer exists on this host reads as ``interrupted``.
+
+Hydra writes ``<run_dir>/.hydra/`` before the job starts; :class:`KeepRunRecord`, a Hydra
+callback, turns that off for a single run that :func:`plan_job` will skip or refuse, so the
+earlier run's ``.hydra/`` stays as it was.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -26,9 +36,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from agents.runs import job_folder
+from agents.runs import (
+    Difference,
+    RunMismatchError,
+    check_resume,
+    config_differences,
+    describe_differences,
+    job_folder,
+    saved_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +60,10 @@ FINISHED = "finished"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 """States of a job (``interrupted``: ``running`` but its process is gone)."""
+
+RUN = "run"
+SKIP = "skip"
+"""What :func:`plan_job` decides for a job."""
 
 T = TypeVar("T")
 
@@ -140,7 +164,7 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], T]) -> T | dict[str, A
     """Run ``task(cfg)`` as a recorded job in its run folder.
 
     Args:
-        cfg: the composed configuration (``force`` is read from it).
+        cfg: the composed configuration (``force`` and ``resume`` are read from it).
         task: the work, e.g. :func:`agents.train.run`.
 
     Returns:
@@ -148,13 +172,15 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], T]) -> T | dict[str, A
         (``{}`` if there is none).
 
     Raises:
+        RunMismatchError: before anything is written, when the folder holds a finished run or
+            (with ``resume=true``) any run of another configuration (see :func:`plan_job`).
         Exception: whatever ``task`` raises, after the record says ``failed`` with the
             traceback (a sweep's launcher records it and goes on with the other jobs).
     """
     folder = job_folder(cfg)
-    force = bool(OmegaConf.select(cfg, "force", default=False))
     previous = read_status(folder)
-    if previous is not None and previous.state == FINISHED and not force:
+    if plan_job(folder, cfg, previous) == SKIP:
+        assert previous is not None
         log.info(
             "%s: finished earlier (%s); skipped (force=true runs it again)", folder, previous.ended
         )
@@ -184,3 +210,86 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], T]) -> T | dict[str, A
     status.ended = _now()
     write_status(folder, status)
     return result
+
+
+def plan_job(folder: Path, cfg: DictConfig, previous: JobStatus | None = None) -> str:
+    """Whether the job ``cfg`` in ``folder`` runs (:data:`RUN`) or is skipped (:data:`SKIP`).
+
+    A finished job is skipped unless ``force=true``, if it is the same job: its ``config.yaml``
+    matches ``cfg`` but for :data:`~agents.runs.RUN_ONLY_KEYS` (without one, its record's env,
+    agent and seed match). With ``resume=true`` the folder's run must be ``cfg``'s own but for
+    :data:`~agents.runs.RESUME_KEYS` (:func:`~agents.runs.check_resume`).
+
+    Args:
+        folder: the job's run folder.
+        cfg: the job's configuration (``force`` and ``resume`` are read from it).
+        previous: the folder's status record (default: read from ``folder``).
+
+    Raises:
+        RunMismatchError: naming ``run_dir`` (``sweep_dir`` in a multirun) for a finished run
+            of another configuration, or ``resume``, the differing keys and what to do instead.
+    """
+    if previous is None:
+        previous = read_status(folder)
+    force = bool(OmegaConf.select(cfg, "force", default=False))
+    resume = bool(OmegaConf.select(cfg, "resume", default=False))
+    saved = saved_config(folder)
+    if previous is not None and previous.state == FINISHED and not force:
+        if saved is not None:
+            found = config_differences(saved, cfg)
+        else:
+            found = _identity_differences(previous.job, _identity(cfg))
+        if not found:
+            return SKIP
+        where = "sweep_dir" if _multirun() else "run_dir"
+        message = (
+            f"{where}: {folder} holds a finished run of another configuration "
+            f"({describe_differences(found)}); pass force=true to run this one there instead "
+            f"(that run's results are replaced), or choose another {where}"
+        )
+        if [d.key for d in found] == ["total_timesteps"]:
+            message += f"; to train the finished run further, use init_model={folder}"
+        raise RunMismatchError(message)
+    if resume:
+        check_resume(folder, cfg, required=False)
+    return RUN
+
+
+class KeepRunRecord(Callback):
+    """Hydra callback: a run that :func:`plan_job` skips or refuses leaves ``.hydra/`` alone.
+
+    Hydra writes the composed config and the overrides to ``<run_dir>/.hydra/`` before the job
+    starts, which would overwrite the record of the run already in the folder although the job
+    then does nothing. For a single run that will be skipped or refused this callback sets
+    ``hydra.output_subdir`` to null first; :func:`run_job` then skips it or raises the error.
+    (Each job of a multirun has its own folder, named after its overrides.)
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        task = copy.deepcopy(config)
+        with read_write(task), open_dict(task):
+            del task["hydra"]
+        try:
+            folder = Path(str(config.hydra.run.dir))
+            keep = plan_job(folder, task) == SKIP
+        except RunMismatchError:
+            keep = True
+        except Exception:  # e.g. an interpolation that cannot resolve: the job reports it
+            return
+        if keep:
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.output_subdir = None
+
+
+def _identity_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[Difference]:
+    """The differences between the ``job`` entries of a status record and of a new job."""
+    keys = {"env": "env.name", "env_id": "env.id", "agent": "agent.name", "seed": "seed"}
+    return [
+        Difference(name, saved[key], now.get(key))
+        for key, name in keys.items()
+        if saved.get(key) is not None and saved[key] != now.get(key)
+    ]
+
+
+def _multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

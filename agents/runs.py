@@ -1,15 +1,73 @@
-"""Run folders: where a run writes, and the files that make it reproducible."""
+"""Run folders: where a run writes, the files that make it reproducible, and whose run it is.
+
+A run folder belongs to one experiment: its ``config.yaml``. Before a run continues or skips the
+run in a folder, :func:`config_differences` compares that file with the new configuration, key by
+key, leaving out :data:`RUN_ONLY_KEYS` (how a run goes, not what it computes)::
+
+    resume: runs/x holds a run of another configuration (saved -> now: env.name
+    'inventory_lost_sales' -> 'inventory', agent.algo 'a2c' -> 'ppo', ...); ...
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from conf.resolvers import RUNTIME_KEYS
+
+CONFIG_FILE = "config.yaml"
+"""The resolved configuration of the run in a folder (:func:`save_config`)."""
+
+RUN_ONLY_KEYS = RUNTIME_KEYS | {
+    "tensorboard",
+    "torch_threads",
+    "checkpoint_freq",
+    "eval.batch_size",
+}
+"""Keys that change how a run goes, not what it computes (dotted; a key covers its children).
+
+The overrides left out of a sweep job's folder name (``conf.resolvers.RUNTIME_KEYS``), plus the
+logging, threading and checkpointing switches and the evaluation's batch size (evaluation results
+do not depend on it).
+"""
+
+RESUME_KEYS = RUN_ONLY_KEYS | {"total_timesteps"}
+"""Keys a resumed run may change: :data:`RUN_ONLY_KEYS` and the budget it trains up to."""
+
+PRIORITY_KEYS = ("env.name", "env.id", "agent.algo", "agent.name", "seed", "total_timesteps")
+"""Differences named first in messages (the rest follow in the order of the configuration)."""
+
+
+class RunMismatchError(ValueError):
+    """A run folder holds the run of another configuration than the one asked for."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """One key whose value differs between a saved run and a new configuration.
+
+    Attributes:
+        key: the dotted key, e.g. ``env.kwargs.scenario``.
+        saved: its value in the folder's ``config.yaml`` (:data:`ABSENT` if not there).
+        now: its value in the new configuration (:data:`ABSENT` if not there).
+    """
+
+    key: str
+    saved: Any
+    now: Any
+
+
+ABSENT = "<absent>"
+"""Value of a key that one of two compared configurations does not have."""
 
 
 def job_folder(cfg: DictConfig) -> Path:
@@ -38,7 +96,7 @@ def run_folder(cfg: DictConfig) -> Path:
 
 def save_config(folder: Path, cfg: DictConfig) -> Path:
     """Write the resolved configuration to ``config.yaml``."""
-    path = folder / "config.yaml"
+    path = folder / CONFIG_FILE
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return path
 
@@ -65,3 +123,105 @@ def save_command(folder: Path) -> Path:
             lines.append(shlex.join([*job, *hydra_cfg.overrides.task]))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def saved_config(folder: Path) -> dict[str, Any] | None:
+    """The configuration saved in ``folder/config.yaml`` as plain data (``None`` if none)."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        return None
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return {str(k): v for k, v in data.items()} if isinstance(data, dict) else None
+
+
+def config_differences(
+    saved: Mapping[str, Any],
+    cfg: DictConfig,
+    ignore: Collection[str] = RUN_ONLY_KEYS,
+) -> list[Difference]:
+    """The keys whose values differ between a saved configuration and ``cfg``.
+
+    ``cfg`` is resolved and read back as :func:`save_config` writes it, so values compare as
+    they would be saved (enums as names, interpolations resolved). Lists compare as a whole.
+
+    Args:
+        saved: a saved configuration (:func:`saved_config`).
+        cfg: the new configuration.
+        ignore: dotted keys left out, each with everything below it.
+
+    Returns:
+        The differences, those of :data:`PRIORITY_KEYS` first, then in the order of the keys.
+    """
+    now = OmegaConf.to_container(
+        OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True)), resolve=False
+    )
+    assert isinstance(now, dict)
+    old, new = dict(_flatten(saved)), dict(_flatten(now))
+    keys = [*old, *(k for k in new if k not in old)]
+    out = [
+        Difference(k, old.get(k, ABSENT), new.get(k, ABSENT))
+        for k in keys
+        if not _ignored(k, ignore) and old.get(k, ABSENT) != new.get(k, ABSENT)
+    ]
+    rank = {k: i for i, k in enumerate(PRIORITY_KEYS)}
+    return sorted(out, key=lambda d: rank.get(d.key, len(rank)))  # stable: config order after
+
+
+def describe_differences(differences: Iterable[Difference], limit: int = 6) -> str:
+    """``saved -> now: env.name 'a' -> 'b', agent.algo 'a2c' -> 'ppo', and 3 more keys``."""
+    items = list(differences)
+    parts = [f"{d.key} {_short(d.saved)} -> {_short(d.now)}" for d in items[:limit]]
+    if len(items) > limit:
+        parts.append(f"and {len(items) - limit} more keys")
+    return "saved -> now: " + ", ".join(parts)
+
+
+def check_resume(folder: Path, cfg: DictConfig, *, required: bool = True) -> None:
+    """Raise unless the run in ``folder`` is ``cfg``'s own, so ``cfg`` may continue it.
+
+    Only :data:`RESUME_KEYS` may differ: a run resumes with its own configuration and a longer
+    or shorter ``total_timesteps``, never with another env, algorithm or hyperparameter.
+
+    Args:
+        folder: the run folder to resume.
+        cfg: the configuration that would continue it.
+        required: raise as well when the folder has no ``config.yaml`` to compare with.
+
+    Raises:
+        RunMismatchError: naming ``resume``, the differing keys and what to do instead.
+    """
+    saved = saved_config(folder)
+    if saved is None:
+        if required:
+            raise RunMismatchError(
+                f"resume: {folder} has checkpoints but no {CONFIG_FILE} saying which experiment "
+                "they belong to, so they cannot be continued safely; start a new run_dir, or "
+                "train afresh in this one without resume=true"
+            )
+        return
+    differences = config_differences(saved, cfg, ignore=RESUME_KEYS)
+    if differences:
+        raise RunMismatchError(
+            f"resume: {folder} holds a run of another configuration "
+            f"({describe_differences(differences)}); resuming would continue that run's "
+            "checkpoint as a different experiment. Repeat the run's own overrides with "
+            f"resume=true (its command line is in {folder / 'command.txt'}), or start a new "
+            "run_dir"
+        )
+
+
+def _flatten(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    if isinstance(data, Mapping) and data:
+        for key, value in data.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, data
+
+
+def _ignored(key: str, ignore: Collection[str]) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in ignore)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = value if value is ABSENT else repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -31,7 +31,10 @@ run on those scenarios instead of the training env's; baselines are still fitted
 env's scenarios (:func:`agents.envs.make_eval_env`).
 
 With ``resume=true`` a run continues from the latest checkpoint in its folder (after a crash or
-``kill -9``) and trains up to the same ``total_timesteps``; without a checkpoint it starts afresh.
+``kill -9``) and trains up to ``total_timesteps``; without a checkpoint it starts afresh. Only the
+run's own configuration may continue it: a configuration that differs from the folder's
+``config.yaml`` in anything but runtime switches and ``total_timesteps`` (another env, algorithm,
+seed or hyperparameter) is refused before anything is written (:func:`agents.runs.check_resume`).
 
 With ``init_model=<run folder>`` the model starts from that run's policy weights and its
 normalisation statistics (:mod:`agents.warmstart`), e.g. to train a finished run further or on
@@ -84,7 +87,7 @@ from agents.report import (
     write_json,
     write_metrics,
 )
-from agents.runs import job_folder, run_folder, save_command, save_config
+from agents.runs import check_resume, job_folder, run_folder, save_command, save_config
 from agents.warmstart import start_from
 from conf.schema import SB3AgentConfig, TrainConfig
 
@@ -110,6 +113,8 @@ def run(cfg: DictConfig) -> Metrics:
     curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
 
     checkpoint = latest_checkpoint(job_folder(cfg)) if config.resume else None
+    if checkpoint is not None:  # only the run's own configuration may continue its checkpoint
+        check_resume(job_folder(cfg), cfg)
     if config.resume and checkpoint is None:
         log.info("resume: no checkpoint in %s; training from the start", job_folder(cfg))
 
