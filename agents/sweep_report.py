@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from agents.jobs import FINISHED
+from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
-from agents.sweeps import Job, describe, jobs, progress_line
-from conf.resolvers import IDENTITY_KEYS, RUNTIME_KEYS, override_key
+from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line
+from conf.resolvers import IDENTITY_KEYS, RUNTIME_KEYS, override_key, safe_name
 
 REPORT_DIR = "report"
 
@@ -315,10 +315,16 @@ def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> di
         ``{"rows": [Row...], "files": [Path...], "jobs": [...]}``.
 
     Raises:
-        FileNotFoundError: if ``sweep_dir`` is not a folder or holds no job folder.
+        FileNotFoundError: if ``sweep_dir`` is not a folder, is the folder of a single run (a job
+            of a sweep or a ``lepton-train`` run) or holds no job folder.
+        ValueError: if ``reps`` is below 1.
     """
+    if reps < 1:
+        raise ValueError(f"reps: must be >= 1, got {reps}")
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"SWEEP_DIR: {str(sweep_dir)!r} is not a folder")
+    if is_job(sweep_dir):
+        raise FileNotFoundError(_run_folder_message(sweep_dir))
     all_jobs = jobs(sweep_dir)
     if not all_jobs:
         raise FileNotFoundError(
@@ -349,9 +355,9 @@ def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> di
         md += [f"## {env}", "", caption, "", _markdown(header, cells)]
         _print_table(header, cells, caption)
         if plots:
-            curves = out / f"curves_{env}.png"
+            curves = out / f"curves_{safe_name(env)}.png"
             plot_curves(curves, env_runs, f"{env_id}: learning curves")
-            profile = out / f"profile_{env}.png"
+            profile = out / f"profile_{safe_name(env)}.png"
             plot_profiles(profile, env_runs, f"{env_id}: performance profiles")
             files += [curves, profile]
             md += [
@@ -379,6 +385,35 @@ def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> di
             print(f"  {j['job']}: {j['state']} {j['error']}")
     print(f"report: {out / 'report.md'}")
     return {"rows": rows, "files": files, "jobs": job_rows}
+
+
+def _run_folder_message(folder: Path) -> str:
+    """Why a run folder gets no report, and where its results and its sweep are."""
+    has = [n for n in (STATUS_FILE, "config.yaml", "metrics.json") if (folder / n).is_file()]
+    status = read_status(folder)
+    if (folder / "metrics.json").is_file():
+        detail = "its results are in metrics.json and table.md"
+    elif status is not None:
+        detail = f"its {STATUS_FILE} says {status.state}" + (
+            f" ({status.error})" if status.error else ""
+        )
+    else:
+        detail = "it has no results yet"
+    message = (
+        f"SWEEP_DIR: {str(folder)!r} is a run folder ({', '.join(has)}), not a sweep "
+        f"(a report compares the seeds of a sweep's jobs); {detail}"
+    )
+    sweep = next(
+        (
+            p
+            for p in folder.parents[:2]
+            if (p / SWEEP_FILE).is_file() or (p / "multirun.yaml").is_file()
+        ),
+        None,
+    )
+    if sweep is not None:
+        return f"{message}; the sweep it belongs to: lepton-report {sweep}"
+    return f"{message}; pass the sweep_dir of a `lepton-train -m ...` run"
 
 
 def _row_dict(row: Row) -> dict[str, Any]:

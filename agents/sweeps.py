@@ -7,6 +7,9 @@ is a Hydra callback (configured in ``conf/config.yaml``) that records the number
 
     sweep runs/sweeps/bench [########----------] 5/12 done: 4 finished, 1 failed, 2 running, 5 pending
 
+The number of jobs is counted as Hydra's basic sweeper builds them: ``hydra.sweeper.params``
+(e.g. of an experiment) first, then the command line, whose value wins for a key given in both.
+
 This module is imported by Hydra to build the callback, so it stays light (no torch).
 """
 
@@ -26,51 +29,118 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from agents.jobs import FAILED, FINISHED, INTERRUPTED, RUNNING, JobStatus, read_status
+from agents.jobs import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    STATUS_FILE,
+    JobStatus,
+    read_status,
+)
+from conf.resolvers import safe_name
 
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "sweep.json"
 """Written into the sweep folder when a sweep starts: number of jobs and the overrides."""
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+"""``hydra.sweeper._target_`` of the sweeper whose jobs :func:`count_jobs` counts."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One job folder of a sweep and its status record (``None``: not started yet)."""
+    """One job folder of a sweep and its status record (``None``: not started yet).
+
+    Attributes:
+        folder: the job's folder.
+        status: its status record.
+        name: the folder relative to the sweep folder (``""``: ``folder.name``).
+    """
 
     folder: Path
     status: JobStatus | None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.folder.name)
 
 
 def count_jobs(overrides: Iterable[str]) -> int | None:
     """Jobs of a basic sweep over ``overrides`` (``None`` when a sweep cannot be counted).
 
+    As in Hydra's basic sweeper, a key given more than once counts once, with its last value:
+    ``["seed=range(5)", "seed=0"]`` (an experiment's sweep of the seed, then ``seed=0`` on the
+    command line) is one job, not five.
+
     Args:
-        overrides: command-line overrides, e.g. ``["agent=ppo,a2c", "seed=range(3)"]``.
+        overrides: overrides in the order the sweeper reads them, e.g.
+            ``["agent=ppo,a2c", "seed=range(3)"]``.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    total = 1
+    sizes: dict[str, int] = {}
     for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.get_key_element()  # a key given again replaces its earlier values
         if not override.is_sweep_override():
+            sizes[key] = 1
             continue
         if not override.is_discrete_sweep():
             return None
         try:
-            total *= len(list(override.sweep_string_iterator()))
+            sizes[key] = len(list(override.sweep_string_iterator()))
         except Exception:  # e.g. glob() needs the config loader
             return None
-    return total
+    return math.prod(sizes.values())
+
+
+def is_job(folder: Path) -> bool:
+    """Whether ``folder`` is the folder of one run (it has a status record or a config).
+
+    A sweep folder never is: it holds ``sweep.json`` and ``multirun.yaml`` and its job folders.
+    """
+    return (folder / STATUS_FILE).is_file() or (folder / "config.yaml").is_file()
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` but Hydra's and other hidden ones (``.hydra``), sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def jobs(sweep_dir: Path) -> list[Job]:
-    """The job folders of ``sweep_dir`` (every sub-folder with a status record or a config)."""
+    """The job folders of ``sweep_dir`` (every sub-folder with a status record or a config).
+
+    Hidden folders (``.hydra``) are skipped. A job whose env or agent name holds a ``/``
+    (``pretrained/inventory``) used to be written one level deeper
+    (``inventory__pretrained/inventory__0``, before :func:`conf.resolvers.safe_name`): such a
+    folder is found too, named by its relative path, unless the same job also has its folder
+    under the current name.
+    """
     found = []
-    for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
-        status = read_status(folder)
-        if status is not None or (folder / "config.yaml").is_file():
-            found.append(Job(folder, status))
+    for folder in _subfolders(sweep_dir):
+        if is_job(folder):
+            found.append(Job(folder, read_status(folder)))
+            continue
+        for inner in _subfolders(folder):
+            name = inner.relative_to(sweep_dir).as_posix()
+            status = read_status(inner)
+            if (
+                status is not None
+                and _is_nested_job(status, name)
+                and not is_job(sweep_dir / safe_name(name))
+            ):
+                found.append(Job(inner, status, name))
     return found
+
+
+def _is_nested_job(status: JobStatus, name: str) -> bool:
+    """Whether ``name`` is the job name of ``status`` split by a ``/`` of its env or agent."""
+    env, agent, seed = (status.job.get(k) for k in ("env", "agent", "seed"))
+    if env is None or agent is None or "/" not in f"{env}{agent}":
+        return False
+    return name == f"{env}__{agent}__{seed}" or name.startswith(f"{env}__{agent}__{seed}__")
 
 
 def sweep_total(sweep_dir: Path) -> int | None:
@@ -118,10 +188,12 @@ class SweepProgress(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        overrides = list(config.hydra.overrides.task)
+        # the basic sweeper reads hydra.sweeper.params first, then the command line
         params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-        overrides += [f"{k}={v}" for k, v in params.items()]
-        total = count_jobs(overrides)
+        overrides = [f"{k}={v}" for k, v in params.items()]
+        overrides += list(config.hydra.overrides.task)
+        sweeper = OmegaConf.select(config, "hydra.sweeper._target_", default=BASIC_SWEEPER)
+        total = count_jobs(overrides) if sweeper == BASIC_SWEEPER else None
         data = {"total": total, "overrides": overrides}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(data, indent=2) + "\n")
         log.info("sweep %s: %s jobs", sweep_dir, total if total is not None else "?")
@@ -151,7 +223,7 @@ def describe(jobs_: Sequence[Job]) -> list[dict[str, Any]]:
         s = job.status
         rows.append(
             {
-                "job": job.folder.name,
+                "job": job.name,
                 "state": s.state if s is not None else "pending",
                 "attempt": s.attempt if s is not None else 0,
                 "error": (s.error or "") if s is not None else "",

@@ -7,6 +7,9 @@ whatever the launcher, the order of the jobs or the time::
     hydra.sweep.subdir: ${lepton.job_name:${env.name},${agent.name},${seed},${hydra.overrides.task}}
     -> inventory__ppo__3                  (only env, agent and seed overridden)
     -> inventory__ppo__3__5f1c2a9e        (plus other overrides: a hash of them, sorted)
+    -> inventory__pretrained+inventory__0 (agent.name ``pretrained/inventory``: one folder)
+
+``lepton.safe_name`` makes any name usable as one path component (see :func:`safe_name`).
 
 ``lepton.generate_dir`` names the folder ``lepton-generate`` writes (see :func:`generate_dir`).
 """
@@ -27,6 +30,28 @@ RUNTIME_KEYS = frozenset(
 """Overrides that change how a job runs, not what it computes: left out of its identity."""
 
 
+PATH_SEPARATORS = ("/", "\\")
+"""Characters that would split a name into nested folders (``agent.name: pretrained/inventory``)."""
+
+SEPARATOR_REPLACEMENT = "+"
+"""What :func:`safe_name` puts in their place: no env or agent name uses it, so no two names
+share a folder (``-`` would make ``pretrained/x-y`` and ``pretrained-x/y`` collide)."""
+
+
+def safe_name(name: object) -> str:
+    """``name`` as a single path component: path separators become ``+``.
+
+    Names without a separator come back unchanged, so existing folders keep their names::
+
+        >>> safe_name("pretrained/inventory"), safe_name("ppo_tuned_inventory")
+        ('pretrained+inventory', 'ppo_tuned_inventory')
+    """
+    text = str(name)
+    for sep in PATH_SEPARATORS:
+        text = text.replace(sep, SEPARATOR_REPLACEMENT)
+    return text
+
+
 def override_key(override: str) -> str:
     """The config key of a command-line override (``+a.b=1`` -> ``a.b``, ``~a`` -> ``a``)."""
     key = override.split("=", 1)[0]
@@ -45,11 +70,13 @@ def job_name(env_name: str, agent_name: str, seed: int, overrides: Iterable[str]
     Returns:
         A name that depends only on what the job computes: overrides of :data:`RUNTIME_KEYS`
         are ignored and the others are sorted, so the launcher and the job order do not matter.
+        Env and agent names go through :func:`safe_name`, so the job is one folder of the sweep
+        even when a name holds a ``/`` (``pretrained/inventory``).
     """
     rest = sorted(
         str(o) for o in overrides if override_key(str(o)) not in IDENTITY_KEYS | RUNTIME_KEYS
     )
-    name = f"{env_name}__{agent_name}__{seed}"
+    name = f"{safe_name(env_name)}__{safe_name(agent_name)}__{seed}"
     if rest:
         name += "__" + hashlib.sha1("\n".join(rest).encode()).hexdigest()[:8]
     return name
@@ -78,6 +105,7 @@ def generate_dir(
 def register_resolvers() -> None:
     """Register the ``lepton.*`` resolvers (idempotent)."""
     OmegaConf.register_new_resolver("lepton.generate_dir", generate_dir, replace=True)
+    OmegaConf.register_new_resolver("lepton.safe_name", safe_name, replace=True)
     OmegaConf.register_new_resolver(
         "lepton.job_name",
         lambda env, agent, seed, overrides: job_name(env, agent, int(seed), list(overrides)),

@@ -22,17 +22,23 @@ def main(argv: list[str] | None = None) -> int:
         "ratio per run (SWEEP_DIR/report/transfer.md).",
     )
     parser.add_argument("sweep_dir", type=Path, help="the sweep_dir of a lepton-train multirun")
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument(
+        "--reps", type=int, default=2000, help="bootstrap resamples, at least 1 (default 2000)"
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error(f"argument --reps: must be >= 1, got {args.reps}")
     from agents.sweep_report import jobs, write_report  # after parsing: --help is instant
     from agents.transfer_report import find_runs, is_transfer_run, write_transfer_report
 
     try:
-        if (
-            args.sweep_dir.is_dir()
-            and find_runs(args.sweep_dir)
-            and all(is_transfer_run(j.folder) for j in jobs(args.sweep_dir))
+        if args.sweep_dir.is_dir() and (
+            is_transfer_run(args.sweep_dir)  # one lepton-transfer run: a table of one row
+            or (
+                find_runs(args.sweep_dir)
+                and all(is_transfer_run(j.folder) for j in jobs(args.sweep_dir))
+            )
         ):
             write_transfer_report(args.sweep_dir)
         else:

@@ -27,8 +27,9 @@ from agents.jobs import (
 )
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweep_report import write_report
-from agents.sweeps import count_jobs, progress_line, state_counts
-from conf.resolvers import job_name
+from agents.sweeps import SweepProgress, count_jobs, jobs, progress_line, state_counts
+from conf.resolvers import job_name, safe_name
+from scripts.report import main as report_main
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "1"}
@@ -57,6 +58,16 @@ def test_job_name_depends_only_on_what_the_job_computes():
     assert job_name("e", "a", 0, ["resume=true", "progress_bar=false", "sweep_dir=x"]) == "e__a__0"
 
 
+def test_job_name_keeps_a_name_with_a_slash_in_one_folder():
+    overrides = ["agent=pretrained/inventory", "seed=0"]
+    name = job_name("inventory", "pretrained/inventory", 0, overrides)
+    assert name == "inventory__pretrained+inventory__0"
+    assert job_name("ops/x", "a\\b", 1, ["n_envs=2"]).startswith("ops+x__a+b__1__")
+    # names without a separator keep their folders
+    assert safe_name("ppo_tuned_inventory") == "ppo_tuned_inventory"
+    assert safe_name("pretrained/traffic-single") == "pretrained+traffic-single"
+
+
 def test_sweep_config_maps_jobs_to_stable_folders():
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -75,12 +86,90 @@ def test_sweep_config_maps_jobs_to_stable_folders():
         assert cfg.hydra.sweep.subdir == "inventory_lost_sales__a2c__4"
         cfg = compose("config", overrides=[*overrides, "n_envs=2"], return_hydra_config=True)
         assert cfg.hydra.sweep.subdir.startswith("inventory_lost_sales__a2c__4__")
+        pretrained = ["env=inventory", "agent=pretrained/inventory", "seed=1", "sweep_dir=/s"]
+        cfg = compose("config", overrides=pretrained, return_hydra_config=True)
+        assert cfg.agent.name == "pretrained/inventory"
+        assert cfg.hydra.sweep.subdir == "inventory__pretrained+inventory__1"
     GlobalHydra.instance().clear()
 
 
 def test_count_jobs_of_a_sweep():
     assert count_jobs(["env=a,b", "agent=ppo,a2c", "seed=range(3)", "n_envs=4"]) == 12
     assert count_jobs(["seed=0"]) == 1
+
+
+def _launched(overrides):
+    """The jobs Hydra's basic sweeper builds from ``overrides``."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def test_count_jobs_lets_the_command_line_shadow_a_sweeper_param():
+    # an experiment's hydra.sweeper.params first, then the command line (as the sweeper reads them)
+    overrides = ["env=a,b,c,d", "seed=range(5)", "experiment=benchmark", "seed=0", "n_envs=0"]
+    assert count_jobs(overrides) == len(_launched(overrides)) == 4
+    overrides = ["seed=range(5)", "env=a,b", "seed=1,2"]
+    assert count_jobs(overrides) == len(_launched(overrides)) == 4
+
+
+def _compose_hydra(overrides):
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="conf", version_base="1.3"):
+            return compose("config", overrides=overrides, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_sweep_progress_records_the_jobs_hydra_launches(tmp_path):
+    sweep = tmp_path / "bm"
+    cfg = _compose_hydra(["experiment=benchmark", "seed=0", "n_envs=0", f"sweep_dir={sweep}"])
+    SweepProgress().on_multirun_start(cfg)
+    data = json.loads((sweep / "sweep.json").read_text())
+    assert data["total"] == 4  # the experiment's 4 envs, its 5 seeds shadowed by seed=0
+    assert data["overrides"][:2] == [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    assert "0/4 done: 0 finished, 0 failed, 0 running, 4 pending" in progress_line(sweep)
+    cfg = _compose_hydra(["experiment=benchmark", f"sweep_dir={sweep}"])
+    SweepProgress().on_multirun_start(cfg)
+    assert json.loads((sweep / "sweep.json").read_text())["total"] == 20
+    # another sweeper (e.g. Optuna) reads its params differently: unknown, not a wrong count
+    cfg.hydra.sweeper._target_ = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    SweepProgress().on_multirun_start(cfg)
+    assert json.loads((sweep / "sweep.json").read_text())["total"] is None
+
+
+@pytest.mark.slow
+def test_benchmark_sweep_with_a_shadowed_seed_ends_complete(tmp_path):
+    sweep = tmp_path / "bm"
+    cmd = [sys.executable, "-m", "scripts.train", "-m", "experiment=benchmark", "seed=0"]
+    cmd += ["n_envs=0", f"sweep_dir={sweep}"]  # n_envs=0: every job fails at once
+    subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert json.loads((sweep / "sweep.json").read_text())["total"] == 4
+    assert "4/4 done: 0 finished, 4 failed, 0 running, 0 pending" in progress_line(sweep)
+
+
+def test_sweep_of_a_pretrained_agent_is_tracked_and_reported(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "scripts.train", "-m", "agent=pretrained/inventory", "seed=0,1"]
+    cmd += ["total_timesteps=128", "agent.n_steps=32", "agent.batch_size=64"]
+    cmd += ["eval.eval_freq=128", "checkpoint_freq=0", *TINY_CLI, f"sweep_dir={sweep}"]
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folders = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert [f.split("__")[:3] for f in folders] == [
+        ["inventory", "pretrained+inventory", "0"],
+        ["inventory", "pretrained+inventory", "1"],
+    ]
+    assert "2/2 done: 2 finished, 0 failed, 0 running, 0 pending" in done.stderr + done.stdout
+    result = write_report(sweep, reps=100, plots=False)
+    agents = [r for r in result["rows"] if r.kind == "agent"]
+    assert [(r.policy, r.seeds) for r in agents] == [("pretrained/inventory", 2)]
 
 
 # --- status records and skipping ---------------------------------------------------------------
@@ -288,8 +377,8 @@ def test_performance_profile_counts_episodes_above_each_threshold():
 # --- report -----------------------------------------------------------------------------------
 
 
-def _fake_job(sweep, env, agent, seed, score, state=FINISHED, baseline=100.0):
-    folder = sweep / f"{env}__{agent}__{seed}"
+def _fake_job(sweep, env, agent, seed, score, state=FINISHED, baseline=100.0, name=None):
+    folder = sweep / (name or job_name(env, agent, seed, []))
     folder.mkdir(parents=True)
     write_status(
         folder,
@@ -297,6 +386,7 @@ def _fake_job(sweep, env, agent, seed, score, state=FINISHED, baseline=100.0):
             state=state,
             started="2026-01-01T00:00:00",
             overrides=[f"env={env}", f"agent={agent}", f"seed={seed}", "total_timesteps=100"],
+            job={"env": env, "agent": agent, "seed": seed, "env_id": f"lepton/{env}-v0"},
             error=None if state == FINISHED else "ValueError: boom",
             traceback=None if state == FINISHED else "Traceback ...",
         ),
@@ -369,3 +459,63 @@ def test_report_explains_an_empty_folder(tmp_path):
     from scripts.report import main
 
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_jobs_skip_hidden_folders_and_read_the_old_nested_layout(tmp_path):
+    sweep = tmp_path / "sweep"
+    _fake_job(sweep, "chain", "ppo", 0, 10.0)
+    (sweep / ".hydra").mkdir()
+    (sweep / ".hydra" / "config.yaml").write_text("a: 1\n")  # Hydra's copy, not a job
+    # a job of agent pretrained/x written before its name was made safe: one level deeper
+    _fake_job(sweep, "chain", "pretrained/x", 0, 20.0, name="chain__pretrained/x__0")
+    # a job folder one level down that is no such job (e.g. a sweep inside a folder of sweeps)
+    _fake_job(sweep / "older", "chain", "ppo", 1, 30.0)
+    assert [j.name for j in jobs(sweep)] == ["chain__ppo__0", "chain__pretrained/x__0"]
+    assert "2/2 done: 2 finished" in progress_line(sweep)
+    rows = write_report(sweep, reps=50, plots=False)["rows"]
+    assert {r.policy for r in rows if r.kind == "agent"} == {"ppo", "pretrained/x"}
+    jobs_csv = (sweep / "report" / "jobs.csv").read_text()
+    assert "chain__pretrained/x__0,finished" in jobs_csv and ".hydra" not in jobs_csv
+    # run again under the safe name: the new folder replaces the old one
+    _fake_job(sweep, "chain", "pretrained/x", 0, 20.0)
+    assert [j.name for j in jobs(sweep)] == ["chain__ppo__0", "chain__pretrained+x__0"]
+
+
+def test_report_refuses_a_run_folder(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    _fake_job(sweep, "chain", "ppo", 0, 10.0)
+    (sweep / "sweep.json").write_text(json.dumps({"total": 1}))
+    run = sweep / "chain__ppo__0"
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("a: 1\n")
+    with pytest.raises(FileNotFoundError, match=r"is a run folder .*, not a sweep"):
+        write_report(run)
+    assert not (run / "report").exists()
+    assert report_main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lepton-report: SWEEP_DIR: {str(run)!r} is a run folder ")
+    assert "(status.json, config.yaml, metrics.json)" in err
+    assert "its results are in metrics.json and table.md" in err
+    assert err.rstrip().endswith(f"the sweep it belongs to: lepton-report {sweep}")
+    # a failed run alone, in no sweep
+    alone = tmp_path / "alone"
+    _fake_job(alone, "chain", "dqn", 0, 0.0, state=FAILED)
+    assert report_main([str(alone / "chain__dqn__0")]) == 2
+    err = capsys.readouterr().err
+    assert "its status.json says failed (ValueError: boom)" in err
+    assert "pass the sweep_dir of a `lepton-train -m ...` run" in err
+    assert report_main([str(sweep), "--reps", "10", "--no-plots"]) == 0
+
+
+@pytest.mark.parametrize("reps", ["0", "-1"])
+def test_report_refuses_fewer_than_one_resample(tmp_path, capsys, reps):
+    _fake_job(tmp_path, "chain", "ppo", 0, 10.0)
+    with pytest.raises(SystemExit) as exc:
+        report_main([str(tmp_path), "--reps", reps])
+    assert exc.value.code == 2
+    assert f"lepton-report: error: argument --reps: must be >= 1, got {reps}" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "report").exists()
+    with pytest.raises(ValueError, match="reps: must be >= 1, got 0"):
+        write_report(tmp_path, reps=0)
