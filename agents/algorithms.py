@@ -1,4 +1,9 @@
-"""Stable-Baselines3 algorithms built from agent configs, with action-space checks."""
+"""Stable-Baselines3 algorithms built from agent configs, with action-space checks.
+
+Also where a saved model lives: :func:`model_file` turns a run folder into its ``model.zip``
+and :func:`run_config_path` finds the ``config.yaml`` of the run that wrote a model (next to
+it, or one level up for a checkpoint in ``<run folder>/checkpoints/``).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
+from agents.checkpoints import CHECKPOINT_DIR
 from conf.schema import (
     Activation,
     AgentConfig,
@@ -43,6 +49,19 @@ ACTION_SPACES: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
     "td3": (spaces.Box,),
 }
 """Action spaces each algorithm supports."""
+
+MODEL_FILE = "model.zip"
+"""Name of the model ``lepton-train`` saves in its run folder."""
+
+RUN_CONFIG_FILE = "config.yaml"
+"""Name of the resolved configuration a run saves in its folder."""
+
+MODEL_FORMS = (
+    "<run folder>/model.zip",
+    f"<run folder>/{CHECKPOINT_DIR}/model_<n>_steps.zip",
+    "<run folder>",
+)
+"""What a saved model may be given as, for messages."""
 
 ACTIVATIONS: dict[Activation, type[nn.Module]] = {
     Activation.tanh: nn.Tanh,
@@ -220,18 +239,52 @@ def build_model(
     )
 
 
+def model_file(model_path: str | Path, field: str = "model_path") -> Path:
+    """The model file of ``model_path``: the file itself, or the ``model.zip`` of a run folder.
+
+    Raises:
+        FileNotFoundError: naming ``field`` and the allowed forms when there is no such file.
+    """
+    path = Path(model_path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        what = f" (a folder without {MODEL_FILE})" if Path(model_path).is_dir() else ""
+        raise FileNotFoundError(
+            f"{field}: no model at {str(model_path)!r}{what}; allowed: {', '.join(MODEL_FORMS)}"
+        )
+    return path
+
+
+def run_config_path(model: str | Path) -> Path | None:
+    """The ``config.yaml`` of the run that saved ``model`` (a model file), ``None`` if none.
+
+    It is next to the model, or in the run folder above it for a checkpoint (a model in the
+    run's ``checkpoints/`` folder).
+    """
+    folder = Path(model).parent
+    candidates = [folder / RUN_CONFIG_FILE]
+    if folder.name == CHECKPOINT_DIR:
+        candidates.append(folder.parent / RUN_CONFIG_FILE)
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def load_model(
     agent: SB3AgentConfig, model_path: str | Path, venv: VecEnv | None, device: str = "cpu"
 ) -> BaseAlgorithm:
     """Load a model saved by ``lepton-train`` with the class of ``agent.algo``.
 
+    Args:
+        agent: the agent config (``agent.algo`` selects the class).
+        model_path: a model file, or a run folder holding ``model.zip`` (see :func:`model_file`).
+        venv: the env the model will act in (its spaces are checked), or ``None``.
+        device: torch device.
+
     Raises:
         FileNotFoundError: naming ``model_path`` when there is no such file.
         ValueError: when the model's spaces differ from ``venv``'s, naming both.
     """
-    path = Path(model_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model_path: no model at {str(path)!r}")
+    path = model_file(model_path)
     cls = algorithm_class(agent.algo)
     try:
         return cls.load(str(path), env=venv, device=device)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,16 @@ from conf.schema import EnvConfig, EvalConfig, NormalizeConfig
 from envs.core.sb3 import make_sb3_vec_env
 from envs.core.scenario import ScenarioSource
 
+log = logging.getLogger(__name__)
+
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 """Name of the normalisation statistics saved next to a model."""
+
+CHECKPOINT_MODEL = re.compile(r"^(?P<prefix>.+)_(?P<steps>\d+)_steps\.zip$")
+"""A checkpoint's model, ``<prefix>_<n>_steps.zip`` (SB3's ``CheckpointCallback`` naming)."""
+
+RUNTIME_ENV_KWARGS = frozenset({"threads"})
+"""Constructor arguments that change how an env runs, not what it computes (nor its spaces)."""
 
 
 def resolve_env_id(env: EnvConfig) -> str:
@@ -399,9 +409,20 @@ def load_normalization(path: str | Path, venv: VecEnv) -> VecNormalize:
     """Load saved ``VecNormalize`` statistics around ``venv``, frozen and with raw rewards.
 
     Raises:
-        ValueError: if the statistics were saved for another observation space.
+        ValueError: if the statistics were saved for another observation or action space.
     """
-    stats = VecNormalize.load(str(path), venv)
+    try:
+        stats = VecNormalize.load(str(path), venv)
+    except AssertionError as exc:  # SB3 checks the observation shape with an assert
+        raise ValueError(
+            f"the normalisation statistics {str(path)!r} were saved for another observation "
+            f"space than the env's {venv.observation_space}: {exc}"
+        ) from exc
+    if stats.action_space != venv.action_space:  # the wrapper keeps the pickled spaces
+        raise ValueError(
+            f"the normalisation statistics {str(path)!r} were saved for the action space "
+            f"{stats.action_space}, but the env acts in {venv.action_space}"
+        )
     stats.training = False
     stats.norm_reward = False
     return stats
@@ -415,8 +436,66 @@ def load_normalization_stats(path: str | Path, into: VecNormalize) -> None:
 
 
 def normalization_path(model_path: str | Path) -> Path:
-    """Where the normalisation statistics of the model at ``model_path`` are stored."""
-    return Path(model_path).with_name(VECNORMALIZE_FILE)
+    """Where the normalisation statistics of the model at ``model_path`` are stored.
+
+    A checkpoint ``<prefix>_<n>_steps.zip`` (``checkpoints/model_<n>_steps.zip``, see
+    :mod:`agents.checkpoints`) has its own, ``<prefix>_vecnormalize_<n>_steps.pkl`` next to it;
+    any other model (``model.zip``), or a run folder, the run's ``vecnormalize.pkl``.
+    """
+    path = Path(model_path)
+    if path.is_dir():
+        return path / VECNORMALIZE_FILE
+    checkpoint = CHECKPOINT_MODEL.match(path.name)
+    if checkpoint is not None:
+        prefix, steps = checkpoint["prefix"], checkpoint["steps"]
+        return path.with_name(f"{prefix}_vecnormalize_{steps}_steps.pkl")
+    return path.with_name(VECNORMALIZE_FILE)
+
+
+def saved_normalization(
+    model_path: str | Path,
+    normalized: bool | None,
+    run_config: str | Path | None = None,
+    field: str = "model_path",
+) -> Path | None:
+    """The normalisation statistics to load for the model at ``model_path``.
+
+    Args:
+        model_path: the model file.
+        normalized: whether the model was trained with observation normalisation (its run's
+            ``agent.normalize.obs``); ``None`` when that is unknown (no run config).
+        run_config: the run's ``config.yaml`` that says so, for the message.
+        field: config field named in messages.
+
+    Returns:
+        The statistics file (see :func:`normalization_path`), or ``None`` when there is none;
+        a warning is logged when ``normalized`` is unknown.
+
+    Raises:
+        FileNotFoundError: naming ``field`` and the missing file when ``normalized`` is true:
+            the policy would act on observations it was never trained on.
+    """
+    stats = normalization_path(model_path)
+    if stats.is_file():
+        return stats
+    if normalized:
+        where = str(run_config) if run_config is not None else "its run's config.yaml"
+        raise FileNotFoundError(
+            f"{field}: {str(model_path)!r} was trained with observation normalisation "
+            f"(agent.normalize.obs=true in {where}) but its statistics "
+            f"{str(stats)!r} are missing; without them the policy sees observations it was "
+            f"never trained on (lepton-train saves {VECNORMALIZE_FILE} next to model.zip and "
+            "model_vecnormalize_<n>_steps.pkl next to each checkpoint)"
+        )
+    if normalized is None:
+        log.warning(
+            "%s: found no config.yaml of the run that saved %s, so whether it needs "
+            "normalisation statistics is unknown; acting without them (none at %s)",
+            field,
+            model_path,
+            stats,
+        )
+    return None
 
 
 def make_single_env(

@@ -1,25 +1,44 @@
 """Evaluate a saved model or a baseline on seeded evaluation episodes.
 
-``run(cfg)`` evaluates ``model_path`` (an SB3 agent, with the normalisation statistics saved
-next to it) or the baseline ``agent=<name>`` for ``episodes`` episodes on the evaluation seeds
-and writes ``metrics.json``, ``eval.csv`` and ``table.md`` into its run folder.
+``run(cfg)`` evaluates ``model_path`` (an SB3 agent, with its normalisation statistics) or the
+baseline ``agent=<name>`` for ``episodes`` episodes on the evaluation seeds and writes
+``metrics.json``, ``eval.csv`` and ``table.md`` into its run folder.
+
+A saved model is ``<run>/model.zip``, a checkpoint ``<run>/checkpoints/model_<n>_steps.zip`` or
+the run folder itself. The run's ``config.yaml`` (next to the model, or in the run folder above
+a checkpoint) decides what the command line leaves open (see :func:`follow_saved_run`): without
+``env=...``, ``env.<key>=...`` or ``experiment=...`` the model is evaluated on the env it was
+trained on, without ``agent=...`` with the run's agent. An env chosen on the command line that
+differs from the run's is a transfer evaluation: it runs, says so, and fails when the model's
+spaces do not fit. A model trained with observation normalisation is refused when its
+statistics (``vecnormalize.pkl``, or the checkpoint's ``model_vecnormalize_<n>_steps.pkl``) are
+missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.algorithms import as_sb3_agent, load_model
+from agents.algorithms import as_sb3_agent, load_model, model_file, run_config_path
 from agents.config import Seeds, as_config, make_seeds, plain, refuse_init_model
-from agents.envs import load_normalization, make_eval_env, normalization_path
+from agents.envs import (
+    RUNTIME_ENV_KWARGS,
+    load_normalization,
+    make_eval_env,
+    saved_normalization,
+)
 from agents.evaluation import run_episodes
 from agents.policies import Policy, make_baseline
 from agents.pretrained import check_fits, resolve_model_path
@@ -32,7 +51,15 @@ from agents.report import (
     write_metrics,
 )
 from agents.runs import run_folder, save_command, save_config
-from conf.schema import EvaluateConfig, SB3AgentConfig
+from conf.resolvers import override_key
+from conf.schema import (
+    AGENT_SCHEMAS,
+    ENV_SCHEMAS,
+    EvaluateConfig,
+    GenericEnvConfig,
+    PretrainedFields,
+    SB3AgentConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +73,7 @@ def run(cfg: DictConfig) -> Metrics:
     Returns:
         ``{agent name: {metric: {"mean", "std", "n"}}}``.
     """
+    follow_saved_run(cfg)
     config = as_config(cfg, EvaluateConfig)
     refuse_init_model(config, "lepton-evaluate")
     seeds = make_seeds(config.seed, config.n_envs, config.eval, config.episodes)
@@ -61,7 +89,7 @@ def run(cfg: DictConfig) -> Metrics:
         seeds.eval_start,
         allow_sharing=isinstance(config.agent, SB3AgentConfig),
     )
-    policy, venv = load_policy(config, venv, seeds)
+    policy, venv, transfer = _load_policy(config, venv, seeds)
     folder = run_folder(cfg)
     save_config(folder, cfg)
     save_command(folder)
@@ -82,11 +110,10 @@ def run(cfg: DictConfig) -> Metrics:
     write_metrics(folder / "metrics.json", metrics)
     write_episodes(folder / "eval.csv", results)
     (folder / "table.md").write_text(markdown_table(metrics, columns))
-    print_table(
-        metrics,
-        columns,
-        f"{config.env.id}: {seeds.episodes} evaluation episodes (seeds {seeds.eval_start}..)",
-    )
+    title = f"{config.env.id}: {seeds.episodes} evaluation episodes (seeds {seeds.eval_start}..)"
+    if transfer is not None:
+        title += f"; transfer: {transfer}"
+    print_table(metrics, columns, title)
     log.info("run folder: %s", folder)
     return metrics
 
@@ -96,13 +123,24 @@ def load_policy(config: EvaluateConfig, venv: VecEnv, seeds: Seeds) -> tuple[Pol
 
     A baseline agent is built on ``venv`` and fitted on the training seeds; an SB3 agent is
     loaded from ``model_path`` (a pretrained agent, ``agent=pretrained/<name>``, from its
-    packaged model when ``model_path`` is ``null``), with ``vecnormalize.pkl`` from the same
-    folder when present.
+    packaged model when ``model_path`` is ``null``) with its normalisation statistics (see
+    :func:`saved_model`).
 
     Raises:
         ValueError: naming ``model_path`` when it is missing for an SB3 agent or given for a
-            baseline, or when the run that wrote it used another algorithm.
+            baseline, when the run that wrote it used another algorithm, or when the model
+            does not fit the env.
+        FileNotFoundError: naming ``model_path`` when there is no model there, or when the
+            model was trained with observation normalisation and its statistics are missing.
     """
+    policy, venv, _ = _load_policy(config, venv, seeds)
+    return policy, venv
+
+
+def _load_policy(
+    config: EvaluateConfig, venv: VecEnv, seeds: Seeds
+) -> tuple[Policy, VecEnv, str | None]:
+    """:func:`load_policy`, and the transfer :attr:`SavedModel.transfer` of a saved model."""
     if not isinstance(config.agent, SB3AgentConfig):
         if config.model_path is not None:
             raise ValueError(
@@ -114,45 +152,326 @@ def load_policy(config: EvaluateConfig, venv: VecEnv, seeds: Seeds) -> tuple[Pol
             config.agent.name, venv, seed=config.seed, fit_seeds=seeds.fit, field="agent"
         )
         log.info("baseline %s: %s", config.agent.name, baseline.params())
-        return baseline, venv
+        return baseline, venv, None
     agent = as_sb3_agent(config.agent, "evaluating a model")
-    model_path = resolve_model_path(agent, config.model_path)  # a pretrained agent's own
+    saved = saved_model(config, "evaluating a model")
+    check_fits(agent, venv, config.env.id)
+    model, stats = load_saved_model(agent, saved, venv, config.device)
+    return model, stats if stats is not None else venv, saved.transfer
+
+
+# --- the run that saved a model --------------------------------------------------------------
+
+RUN_GROUPS = ("env", "agent")
+"""Config groups a saved model's run decides when the command line leaves them open."""
+
+CHOOSES_EVERY_GROUP = "experiment"
+"""Override that chooses every group of :data:`RUN_GROUPS` (an experiment names its env and
+agent)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedModel:
+    """A saved SB3 model to act with, and what the run that saved it recorded.
+
+    Attributes:
+        path: the model file (``model.zip`` or a checkpoint's ``model_<n>_steps.zip``).
+        run_config: the run's ``config.yaml`` (``None``: not found).
+        stats: the normalisation statistics to load (``None``: none).
+        transfer: set when the configured env differs from the run's, describing both
+            (``trained on ... (see config.yaml), evaluated on ...``); ``None`` otherwise.
+    """
+
+    path: Path
+    run_config: Path | None
+    stats: Path | None
+    transfer: str | None
+
+
+def command_line_overrides() -> list[str] | None:
+    """The command-line overrides of this Hydra job (``hydra.overrides.task``).
+
+    ``None`` outside a Hydra app: a configuration composed in-process (tests, ``lepton-zoo``)
+    chose everything it holds.
+    """
+    if not HydraConfig.initialized():
+        return None
+    return [str(override) for override in HydraConfig.get().overrides.task]
+
+
+def chooses(group: str, overrides: Sequence[str]) -> bool:
+    """Whether ``overrides`` choose the config group ``group`` itself.
+
+    ``<group>=<option>`` (with ``+``/``++``/``~``) or ``experiment=<name>`` choose it;
+    ``<group>.<key>=<value>`` only changes one key of it.
+    """
+    keys = {override_key(override) for override in overrides}
+    return group in keys or CHOOSES_EVERY_GROUP in keys
+
+
+def follow_saved_run(cfg: DictConfig) -> list[str]:
+    """Take the env and the agent of the run that saved ``model_path`` where the command line chose none.
+
+    For an SB3 agent with a saved model whose run left its ``config.yaml`` (next to the model,
+    or in the run folder above a checkpoint), every group of :data:`RUN_GROUPS` that the
+    command line does not choose (see :func:`chooses`) is replaced in ``cfg`` by the run's, and
+    the command line's ``<group>.<key>=<value>`` overrides are applied on top of it. ``run_dir``
+    is pinned first, so the run folder stays the one Hydra opened for this job. Outside a
+    Hydra app (:func:`command_line_overrides` is ``None``) ``cfg`` is left as it is.
+
+    Args:
+        cfg: a configuration composed from ``conf/evaluate.yaml`` or ``conf/render.yaml``;
+            changed in place.
+
+    Returns:
+        The groups taken from the run.
+
+    Raises:
+        FileNotFoundError: naming ``model_path`` when there is no model there.
+        ValueError: naming ``model_path`` when the run's env or agent fits no schema.
+    """
+    overrides = command_line_overrides()
+    if overrides is None:
+        return []
+    try:  # the rest is validated (with clearer messages) once the groups are final
+        agent = OmegaConf.to_object(cfg.agent)
+    except OmegaConfBaseException:
+        return []
+    if not isinstance(agent, SB3AgentConfig):
+        return []
+    model_path = resolve_model_path(agent, OmegaConf.select(cfg, "model_path"))
     if model_path is None:
+        return []
+    saved = run_config_path(model_file(model_path))
+    if saved is None:
+        return []
+    run_cfg: Any = OmegaConf.load(saved)
+    nodes = {
+        group: _saved_node(group, run_cfg[group], saved)
+        for group in RUN_GROUPS
+        if not chooses(group, overrides) and isinstance(run_cfg.get(group), DictConfig)
+    }
+    if "agent" in nodes and OmegaConf.select(run_cfg, "agent.algo") is None:
+        del nodes["agent"]  # not an SB3 agent's run
+    if not nodes:
+        return []
+    with open_dict(cfg):
+        cfg.run_dir = str(cfg.run_dir)
+        for group, node in nodes.items():
+            _apply_group_overrides(node, group, overrides, cfg)
+            cfg[group] = node
+    log.info(
+        "using the %s of the run that saved the model (%s): %s; choose another on the command "
+        "line (%s)",
+        " and ".join(nodes),
+        saved,
+        ", ".join(f"{group} {_group_label(cfg, group)}" for group in nodes),
+        ", ".join(f"{group}=..." for group in nodes),
+    )
+    return list(nodes)
+
+
+def _group_label(cfg: DictConfig, group: str) -> str:
+    """A short label of ``cfg[group]``: the env's ``id`` and ``kwargs``, the agent's ``name``."""
+    if group == "env":
+        return _env_label(OmegaConf.to_container(cfg.env, resolve=True))
+    return str(OmegaConf.select(cfg, f"{group}.name"))
+
+
+def _saved_node(group: str, saved: DictConfig, path: Path) -> DictConfig:
+    """``saved`` (the run's ``env`` or ``agent``) typed with the schema it was composed from."""
+    keys = {str(key) for key in saved}
+    if group == "env":
+        candidates: list[type] = [GenericEnvConfig, *ENV_SCHEMAS.values()]
+    else:
+        algo = OmegaConf.select(saved, "algo")
+        pretrained = {f.name for f in dataclasses.fields(PretrainedFields)}
+        candidates = [
+            schema
+            for schema in AGENT_SCHEMAS.values()
+            if issubclass(schema, SB3AgentConfig)
+            and getattr(schema, "algo", None) == algo
+            and issubclass(schema, PretrainedFields) == bool(keys & pretrained)
+        ]
+    errors = []
+    for schema in candidates:
+        fields = {f.name for f in dataclasses.fields(schema)}
+        if not keys <= fields:
+            errors.append(f"{schema.__name__} has no {sorted(keys - fields)}")
+            continue
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(schema), saved)
+        except OmegaConfBaseException as exc:
+            errors.append(f"{schema.__name__}: {exc}")
+            continue
+        assert isinstance(node, DictConfig)
+        return node
+    raise ValueError(
+        f"model_path: the {group} recorded in {path} fits no {group} schema "
+        f"({'; '.join(errors) or 'none for it'}); choose the {group} on the command line "
+        f"({group}=...)"
+    )
+
+
+def _apply_group_overrides(
+    node: DictConfig, group: str, overrides: Sequence[str], cfg: DictConfig
+) -> None:
+    """Apply the ``<group>.<key>`` overrides of the command line (composed into ``cfg``) to ``node``."""
+    prefix = f"{group}."
+    for override in overrides:
+        key = override_key(override)
+        if not key.startswith(prefix):
+            continue
+        sub = key[len(prefix) :]
+        with open_dict(node):
+            if override.startswith("~"):
+                parent, _, last = sub.rpartition(".")
+                container = OmegaConf.select(node, parent) if parent else node
+                if isinstance(container, DictConfig) and last in container:
+                    del container[last]
+                continue
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, DictConfig | ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+            OmegaConf.update(node, sub, plain(value), merge=False)
+
+
+def saved_model(config: EvaluateConfig, purpose: str) -> SavedModel:
+    """The saved model of ``config`` (an SB3 agent), checked against the run that saved it.
+
+    The model is ``model_path`` (a file or a run folder) or a pretrained agent's own. With the
+    run's ``config.yaml``: another ``agent.algo`` fails; another env (``id``, ``kwargs`` but
+    :data:`~agents.envs.RUNTIME_ENV_KWARGS`, ``scenarios``) is a transfer evaluation, logged as
+    a warning. The normalisation statistics are the model's own (see
+    :func:`~agents.envs.saved_normalization`); they are required when the run normalised
+    observations (its ``agent.normalize.obs``, or a pretrained preset's when the run left no
+    config).
+
+    Args:
+        config: the evaluation (or rendering) configuration.
+        purpose: what needs the model, for messages (``"evaluating a model"``).
+
+    Raises:
+        ValueError: naming ``model_path`` when it is missing for the agent, or when the run
+            used another algorithm.
+        FileNotFoundError: naming ``model_path`` when there is no model, or no statistics for a
+            model that needs them.
+    """
+    agent = as_sb3_agent(config.agent, purpose)
+    given = resolve_model_path(agent, config.model_path)  # a pretrained agent's own
+    if given is None:
         raise ValueError(
             f"model_path: agent={agent.name} needs model_path=<run folder>/model.zip (written by "
-            "lepton-train); or evaluate a baseline, e.g. agent=base_stock, or a pretrained "
-            "agent, e.g. agent=pretrained/traffic-single"
+            "lepton-train) or the run folder; or use a baseline, e.g. agent=base_stock, or a "
+            "pretrained agent, e.g. agent=pretrained/traffic-single"
         )
-    check_fits(agent, venv, config.env.id)
-    _check_run_config(Path(model_path), config)
-    stats = normalization_path(model_path)
-    if stats.is_file():
-        venv = load_normalization(stats, venv)
-    model = load_model(agent, model_path, venv, device=config.device)
-    return model, venv
+    path = model_file(given)
+    run_config = run_config_path(path)
+    run_cfg: Any = OmegaConf.load(run_config) if run_config is not None else None
+    transfer = _check_run_config(path, run_config, run_cfg, config) if run_cfg else None
+    if run_cfg is not None:
+        normalized = OmegaConf.select(run_cfg, "agent.normalize.obs")
+    elif isinstance(agent, PretrainedFields):
+        normalized = agent.normalize.obs
+    else:
+        normalized = None
+    known = None if normalized is None else bool(normalized)
+    stats = saved_normalization(path, known, run_config)
+    return SavedModel(path, run_config, stats, transfer)
 
 
-def _check_run_config(model_path: Path, config: EvaluateConfig) -> None:
-    """Compare with the run that saved the model: another algorithm fails, another env warns."""
-    saved = model_path.with_name("config.yaml")
-    if not saved.is_file():
-        return
+def load_saved_model(
+    agent: SB3AgentConfig, saved: SavedModel, venv: VecEnv, device: str
+) -> tuple[BaseAlgorithm, VecNormalize | None]:
+    """Load ``saved`` to act in ``venv``: the model, and its statistics around ``venv``.
+
+    Raises:
+        ValueError: when the model or its statistics do not fit ``venv``'s spaces; for a
+            transfer evaluation naming both envs.
+    """
+    try:  # the model first: SB3 checks both spaces against the env itself
+        model = load_model(agent, saved.path, venv, device=device)
+        stats = load_normalization(saved.stats, venv) if saved.stats is not None else None
+    except ValueError as exc:
+        if saved.transfer is None:
+            raise
+        detail = exc.__cause__ or exc  # SB3's own words, without load_model's preamble
+        raise ValueError(
+            f"model_path: transfer evaluation refused: the model was {saved.transfer}, and it "
+            f"does not fit that env: {detail} (drop the env=..., env.<key>=... and "
+            "experiment=... overrides to evaluate on the env it was trained on)"
+        ) from exc
+    return model, stats
+
+
+def _check_run_config(
+    model_path: Path, saved: Path | None, run_cfg: Any, config: EvaluateConfig
+) -> str | None:
+    """Compare with the run that saved the model: another algorithm fails, another env is a transfer.
+
+    Returns:
+        The transfer's description when the envs differ (also logged as a warning), else
+        ``None``.
+    """
     agent = as_sb3_agent(config.agent, "evaluating a model")
-    run_cfg: Any = OmegaConf.load(saved)
     algo = OmegaConf.select(run_cfg, "agent.algo")
     if algo is not None and algo != agent.algo:
         raise ValueError(
             f"model_path: {str(model_path)!r} was trained with agent.algo={algo!r} "
-            f"(see {saved}); pass agent={algo}"
+            f"(see {saved}); pass agent={algo} (without agent=... or experiment=... on the "
+            "command line the run's agent is used)"
         )
-    trained_on = {key: OmegaConf.select(run_cfg, f"env.{key}") for key in ("id", "kwargs")}
-    evaluating = {key: plain(config.env).get(key) for key in ("id", "kwargs")}
-    if trained_on["kwargs"] is not None:
-        trained_on["kwargs"] = OmegaConf.to_container(trained_on["kwargs"], resolve=True)
-    if trained_on != evaluating:
-        log.warning(
-            "the model was trained on env %s (see %s) and is evaluated on %s",
-            trained_on,
-            saved,
-            evaluating,
-        )
+    trained_env = OmegaConf.select(run_cfg, "env")
+    if trained_env is None:
+        return None
+    trained_on = _env_identity(OmegaConf.to_container(trained_env, resolve=True))
+    evaluating = _env_identity(plain(config.env))
+    if trained_on == evaluating:
+        return None
+    before, after = _env_difference(trained_on, evaluating)
+    transfer = f"trained on {before} (see {saved}), evaluated on {after}"
+    log.warning(
+        "transfer evaluation: the model was %s, the configured env (without env=..., "
+        "env.<key>=... or experiment=... on the command line it runs on the env it was trained "
+        "on)",
+        transfer,
+    )
+    return transfer
+
+
+def _env_identity(env: Any) -> dict[str, Any]:
+    """What decides an env's dynamics and spaces: ``id``, ``kwargs`` but runtime-only keys, ``scenarios``."""
+    env = env if isinstance(env, dict) else {}
+    kwargs = env.get("kwargs") or {}
+    return {
+        "id": env.get("id"),
+        "kwargs": {k: v for k, v in kwargs.items() if k not in RUNTIME_ENV_KWARGS},
+        "scenarios": env.get("scenarios"),
+    }
+
+
+def _env_difference(trained: dict[str, Any], evaluating: dict[str, Any]) -> tuple[str, str]:
+    """Labels of two env identities that name only what differs (both envs when the ids do)."""
+    if trained["id"] != evaluating["id"]:
+        return _env_label(trained), _env_label(evaluating)
+
+    def differing(env: dict[str, Any], other: dict[str, Any]) -> str:
+        keys = sorted(set(env["kwargs"]) | set(other["kwargs"]))
+        parts = [
+            f"env.kwargs.{key}={env['kwargs'].get(key)!r}"
+            for key in keys
+            if env["kwargs"].get(key) != other["kwargs"].get(key)
+        ]
+        if env["scenarios"] != other["scenarios"]:
+            parts.append(f"env.scenarios={env['scenarios']!r}")
+        return f"{env['id']} with {', '.join(parts)}"
+
+    return differing(trained, evaluating), differing(evaluating, trained)
+
+
+def _env_label(env: Any) -> str:
+    identity = _env_identity(env)
+    label = f"{identity['id']} {identity['kwargs']}"
+    if identity["scenarios"] is not None:
+        label += f" scenarios={identity['scenarios']}"
+    return label

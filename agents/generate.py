@@ -723,7 +723,8 @@ def resolve_agent(spec: str | None, field: str = "model") -> LoadedAgent:
     Raises:
         ValueError: naming ``field`` and the allowed forms (and the pretrained names).
     """
-    from agents.envs import normalization_path
+    from agents.algorithms import run_config_path
+    from agents.envs import saved_normalization
     from agents.pretrained import zoo_dir
 
     forms = "pretrained/<name>, <run folder>/model.zip or <run folder>"
@@ -741,24 +742,25 @@ def resolve_agent(spec: str | None, field: str = "model") -> LoadedAgent:
             path = path / "model.zip"
         if not path.is_file():
             raise ValueError(f"{field}: no model at {spec!r}; allowed: {forms}")
-    saved = path.with_name("config.yaml")
-    if not saved.is_file():
+    saved = run_config_path(path)  # next to the model, or above a checkpoint's folder
+    if saved is None:
         raise ValueError(
-            f"{field}: {path} has no config.yaml next to it (the run's configuration, written by "
-            "lepton-train); it gives the model's algorithm and env"
+            f"{field}: {path} has no config.yaml of its run (next to it, or in the run folder "
+            "above a checkpoint; written by lepton-train); it gives the model's algorithm and env"
         )
     run_cfg: Any = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
     env = run_cfg.get("env") or {}
-    algo = (run_cfg.get("agent") or {}).get("algo")
+    agent = run_cfg.get("agent") or {}
+    algo = agent.get("algo")
     if not algo or not env.get("id"):
         raise ValueError(f"{field}: {saved} names no agent.algo or env.id")
-    stats = normalization_path(path)
+    normalized = bool((agent.get("normalize") or {}).get("obs", False))
     return LoadedAgent(
         path,
         str(algo),
         str(env["id"]),
         dict(env.get("kwargs") or {}),
-        stats if stats.is_file() else None,
+        saved_normalization(path, normalized, saved, field),
     )
 
 

@@ -3,7 +3,9 @@
 ``mode=human`` opens the environment's window (``render_mode="human"``); ``mode=video`` draws
 ``rgb_array`` frames and writes ``out`` as ``.mp4`` (imageio with ffmpeg) or ``.gif`` (Pillow).
 Episodes use the evaluation seeds and, with ``eval.scenarios`` set, the evaluation scenarios,
-like ``lepton-evaluate``.
+like ``lepton-evaluate``; a saved model is found, checked against its run and normalised as
+there (a run folder or a checkpoint, the run's env and agent unless the command line chooses
+them, its own normalisation statistics; see :mod:`agents.evaluate`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.algorithms import as_sb3_agent, load_model
+from agents.algorithms import as_sb3_agent
 from agents.config import as_config, make_seeds, refuse_init_model
-from agents.envs import load_normalization, make_single_env, make_vec_env, normalization_path
+from agents.envs import make_single_env, make_vec_env
+from agents.evaluate import follow_saved_run, load_saved_model, saved_model
 from agents.policies import make_baseline
-from agents.pretrained import check_fits, resolve_model_path
+from agents.pretrained import check_fits
 from agents.runs import run_folder, save_command, save_config
 from conf.schema import RenderConfig, RenderMode, SB3AgentConfig
 
@@ -43,6 +46,7 @@ def run(cfg: DictConfig) -> Path | None:
     Returns:
         The video file for ``mode=video``, ``None`` for ``mode=human``.
     """
+    follow_saved_run(cfg)
     config = as_config(cfg, RenderConfig)
     refuse_init_model(config, "lepton-render")
     seeds = make_seeds(config.seed, config.n_envs, config.eval, config.episodes)
@@ -110,18 +114,10 @@ def _policy(config: RenderConfig, env: Any, fit_seeds: Sequence[int]) -> Act:
         baseline = make_baseline(config.agent.name, env, seed=config.seed, fit_seeds=fit_seeds)
         return lambda obs: baseline.predict(obs, deterministic=True)[0]
     agent = as_sb3_agent(config.agent, "rendering a model")
-    model_path = resolve_model_path(agent, config.model_path)  # a pretrained agent's own
-    if model_path is None:
-        raise ValueError(
-            f"model_path: agent={agent.name} needs model_path=<run folder>/model.zip; or render a "
-            "baseline, e.g. agent=base_stock, or a pretrained agent, e.g. "
-            "agent=pretrained/traffic-single"
-        )
+    saved = saved_model(config, "rendering a model")
     venv = make_vec_env(config.env, 1)  # checks the model's spaces against the env's
     check_fits(agent, venv, config.env.id)
-    model = load_model(agent, model_path, venv, device=config.device)
-    stats_path = normalization_path(model_path)
-    stats = load_normalization(stats_path, venv) if stats_path.is_file() else None
+    model, stats = load_saved_model(agent, saved, venv, config.device)
     slots = int(getattr(venv, "slots_per_replica", 1))
     nvec = np.asarray(getattr(env.action_space, "nvec", 0))
 
