@@ -19,8 +19,12 @@ study picks the best of many trials by that score, so give it a validation sourc
 ``train:<folder>``), not the held-out scenarios the final results are reported on.
 
 The agent preset's own values are the first trial (``tune.enqueue_defaults``), so the study
-measures the defaults exactly like every other trial. At the end the best values are written as
-a complete agent preset, ``conf/agent/<tune.preset>.yaml``, usable as ``agent=<tune.preset>``.
+measures the defaults exactly like every other trial; a default Optuna cannot take (``null``, a
+value outside a categorical's choices, a value <= 0 on a log scale such as PPO's ``ent_coef``
+0.0) is replaced (:func:`defaults_trial`) and the summary names every replacement. At the end the
+best values are written as a complete agent preset, ``conf/agent/<tune.preset>.yaml``, usable as
+``agent=<tune.preset>``; with ``tune.preset_dir`` elsewhere the summary prints a command that
+loads the file written (:func:`preset_usage`).
 """
 
 from __future__ import annotations
@@ -150,26 +154,72 @@ def decode_params(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[s
     }
 
 
-def default_values(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
-    """The preset's own value of every parameter that lies inside the search space."""
+def preset_values(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """The preset's own value of every parameter of the space (plain data)."""
     current = plain(agent)
     values = {}
-    for key, spec in space.items():
+    for key in space:
         value: Any = current
         for part in key.split("."):
             value = value[part]
-        if spec.type == ParamType.categorical:
-            assert spec.choices is not None
-            if json.dumps(value) in [json.dumps(plain(c)) for c in spec.choices]:
-                values[key] = value
-        elif (
-            value is not None
-            and spec.low is not None
-            and spec.high is not None
-            and spec.low <= value <= spec.high
-        ):
-            values[key] = value
+        values[key] = value
     return values
+
+
+def _in_space(value: Any, spec: ParamSpec) -> bool:
+    if spec.type == ParamType.categorical:
+        assert spec.choices is not None
+        return json.dumps(value) in [json.dumps(plain(c)) for c in spec.choices]
+    return (
+        value is not None
+        and spec.low is not None
+        and spec.high is not None
+        and spec.low <= value <= spec.high
+    )
+
+
+def default_values(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """The preset's own value of every parameter that lies inside the search space."""
+    return {k: v for k, v in preset_values(agent, space).items() if _in_space(v, space[k])}
+
+
+def defaults_trial(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """The values enqueued as the defaults trial: the preset's own wherever Optuna takes them.
+
+    Optuna takes a number outside a range as it is (it warns and uses it), so such defaults
+    are enqueued exactly. It cannot take ``null``, a value outside a categorical's choices, or
+    a value <= 0 on a log scale: a value <= 0 becomes the range's lower bound (``ent_coef``
+    0.0 -> 1e-8), the others are left to the sampler. :func:`substituted` reports the values
+    the trial used in place of the preset's.
+    """
+    values = {}
+    for key, value in preset_values(agent, space).items():
+        spec = space[key]
+        if spec.type == ParamType.categorical:
+            if _in_space(value, spec):
+                values[key] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            values[key] = spec.low if spec.log and value <= 0 else value
+    return values
+
+
+def substituted(
+    agent: SB3AgentConfig, space: dict[str, ParamSpec], used: dict[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """``{key: (preset's value, value used)}`` where the defaults trial's ``used`` differ."""
+    own = preset_values(agent, space)
+    return {
+        key: (own[key], used.get(key))
+        for key in space
+        if json.dumps(plain(own[key])) != json.dumps(plain(used.get(key)))
+    }
+
+
+def describe_substitutions(subs: dict[str, tuple[Any, Any]]) -> str:
+    """``ent_coef=1e-08 in place of the preset's 0.0`` for every substituted value."""
+    return ", ".join(
+        f"{key}={used!r} in place of the preset's {own!r}" for key, (own, used) in subs.items()
+    )
 
 
 def apply_values(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
@@ -183,13 +233,53 @@ def apply_values(cfg: DictConfig, values: dict[str, Any]) -> DictConfig:
 # --- presets -----------------------------------------------------------------------------------
 
 
+def _packaged_agent_dir() -> Path:
+    import conf
+
+    return Path(conf.__file__).resolve().parent / "agent"
+
+
 def preset_dir(config: TuneConfig) -> Path:
     """Folder of the preset written with the best values (``conf/agent`` by default)."""
     if config.tune.preset_dir is not None:
         return Path(config.tune.preset_dir)
-    import conf
+    return _packaged_agent_dir()
 
-    return Path(conf.__file__).resolve().parent / "agent"
+
+def preset_usage(config: TuneConfig) -> str:
+    """How to train with the written preset: a command that loads that very file.
+
+    ``agent=<preset>`` looks in this package's ``conf/agent`` first, then in the ``agent/``
+    subfolder of each ``hydra.searchpath`` folder. A preset written elsewhere is found that
+    way when its folder is named ``agent`` and no packaged preset has its name; otherwise the
+    hint copies it to such a place first.
+    """
+    name = config.tune.preset
+    folder = preset_dir(config).resolve()
+    packaged = _packaged_agent_dir()
+    if folder == packaged:
+        return f"Use it with `lepton-train agent={name}`."
+    shadowed = (packaged / f"{name}.yaml").is_file()
+    if folder.name == "agent" and not shadowed:
+        return (
+            f"Use it with `lepton-train 'hydra.searchpath=[file://{folder.parent}]' agent={name}`."
+        )
+    target = folder if folder.name == "agent" else folder / "agent"
+    new, k = name, 0
+    while (packaged / f"{new}.yaml").is_file():
+        k += 1
+        new = f"{name}_{k}"
+    why = (
+        f"loads the packaged conf/agent/{name}.yaml, not this file"
+        if shadowed
+        else "finds only presets in an agent/ folder of a config search path"
+    )
+    copy = target / f"{new}.yaml"
+    return (
+        f"`agent={name}` {why}; to use this one: "
+        f"`mkdir -p {copy.parent} && cp {folder / name}.yaml {copy}`, then "
+        f"`lepton-train 'hydra.searchpath=[file://{target.parent}]' agent={new}`."
+    )
 
 
 def write_preset(
@@ -331,7 +421,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg: a configuration composed from ``conf/tune.yaml``.
 
     Returns:
-        ``{"best_value", "best_params", "default_value", "preset", "trials"}``.
+        ``{"best_value", "best_params", "default_value", "default_substituted", "preset",
+        "usage", "trials", "pruned"}``; ``default_substituted`` maps each parameter the
+        defaults trial could not take from the preset to ``(preset's value, value used)``.
     """
     import optuna
 
@@ -340,8 +432,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     space = parse_search_space(config.search_space, type(agent))
     make_seeds(config.seed, config.n_envs, config.eval)  # fail early on a bad protocol
     sampler_seed = config.tune.sampler_seed
-    if sampler_seed is None:
-        sampler_seed = config.seed * 100_003 + os.getpid()
+    if sampler_seed is None:  # numpy's RandomState takes seeds below 2**32
+        sampler_seed = (config.seed * 100_003 + os.getpid()) % 2**32
     study = optuna.create_study(
         study_name=config.tune.name,
         storage=_storage(config.tune.storage),
@@ -355,7 +447,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         direction="maximize",
         load_if_exists=True,
     )
-    defaults = default_values(agent, space)
+    defaults = defaults_trial(agent, space)
     if config.tune.enqueue_defaults and defaults:
         study.enqueue_trial(
             trial_params(defaults, space), user_attrs={"defaults": True}, skip_if_exists=True
@@ -399,18 +491,24 @@ def _summarise(
     best_values = decode_params(best.params, space)
     default_trials = [t for t in complete if t.user_attrs.get("defaults")]
     default_value = default_trials[0].value if default_trials else None
+    subs = (
+        substituted(agent, space, decode_params(default_trials[0].params, space))
+        if default_trials
+        else {}
+    )
+    scored = (
+        f"the preset's own values scored {default_value:.2f}"
+        + (f" (with {describe_substitutions(subs)}: outside the search space)" if subs else "")
+        if default_value is not None
+        else ""
+    )
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    usage = preset_usage(config)
     header = (
         f"{agent.name} tuned by lepton-tune on {config.env.id} ({config.env.name}): study "
         f"{config.tune.name!r},\ntrial {best.number} of {len(trials)}: mean evaluation return "
         f"{best.value:.2f} over {config.eval.episodes} episodes after {config.total_timesteps} "
-        f"steps (seed {config.seed})"
-        + (
-            f";\nthe preset's own values scored {default_value:.2f}"
-            if default_value is not None
-            else ""
-        )
-        + f".\nUse it with `lepton-train agent={config.tune.preset}`."
+        f"steps (seed {config.seed})" + (f";\n{scored}" if scored else "") + f".\n{usage}"
     )
     path = write_preset(
         preset_dir(config) / f"{config.tune.preset}.yaml",
@@ -425,13 +523,18 @@ def _summarise(
     )
     if default_value is not None:
         print(f"defaults ({agent.name}): {default_value:.2f}")
+        if subs:
+            print(f"  the defaults trial ran with {describe_substitutions(subs)}")
     print(f"best (trial {best.number}): {best.value:.2f} with {best_values}")
-    print(f"preset: {path} (agent={config.tune.preset})")
+    print(f"preset: {path}")
+    print(usage)
     return {
         "best_value": best.value,
         "best_params": best_values,
         "default_value": default_value,
+        "default_substituted": subs,
         "preset": path,
+        "usage": usage,
         "trials": len(trials),
         "pruned": pruned,
     }

@@ -7,6 +7,11 @@ the full key in the message, long before an environment or a model is built::
     lepton-train agent.learning_rat=1e-3   # Key 'learning_rat' not in 'PPOConfig'
     lepton-train total_timesteps=abc       # Value 'abc' ... could not be converted to Integer
 
+Ranges (``agent.gamma`` in [0, 1], ``total_timesteps`` >= 1...) are checked next, when a tool
+turns the composed configuration into its schema (``agents.config.RULES``)::
+
+    lepton-train agent.gamma=2             # agent.gamma: must be in [0, 1], got 2
+
 The schemas live under the ``schema`` group of the ConfigStore (``schema/env/inventory``,
 ``schema/agent/ppo``, ``schema/train``...), so the ``env`` and ``agent`` groups list only the
 YAML presets. :func:`register_configs` is called when the ``conf`` package is imported, which
@@ -68,6 +73,15 @@ class InventoryActionMode(enum.Enum):
     quantity = "quantity"
 
 
+INVENTORY_REWARD_WEIGHTS = {
+    "revenue": 1.0,
+    "procurement_cost": 1.0,
+    "shortage_cost": 1.0,
+    "holding_cost": 1.0,
+}
+"""``InventoryEnv.default_reward_weights``, repeated so that importing the schema stays light."""
+
+
 @dataclasses.dataclass
 class InventoryKwargs:
     """Constructor arguments of ``lepton/Inventory-v0`` and its variants.
@@ -80,14 +94,19 @@ class InventoryKwargs:
             ``quantity`` (Box of raw order quantities).
         order_levels: order levels per stage in ``discrete`` mode.
         reward_weights: weight per reward term (``revenue``, ``procurement_cost``,
-            ``shortage_cost``, ``holding_cost``); ``null`` keeps the defaults (all 1).
+            ``shortage_cost``, ``holding_cost``; the env's defaults, all 1). A mapping, never
+            ``null``, so that the command line merges into it:
+            ``env.kwargs.reward_weights.holding_cost=2`` or
+            ``'env.kwargs.reward_weights={holding_cost: 2}'`` change one term and keep the rest.
     """
 
     scenario: Any = "serial4"
     observation: str = "default"
     action_mode: InventoryActionMode = InventoryActionMode.continuous
     order_levels: int = 11
-    reward_weights: dict[str, float] | None = None
+    reward_weights: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict(INVENTORY_REWARD_WEIGHTS)
+    )
 
 
 @dataclasses.dataclass
@@ -498,13 +517,15 @@ class TrainConfig:
         env: the environment.
         agent: the agent (an SB3 algorithm for training).
         experiment_name: label of the run (an experiment preset sets it; default: agent name).
-        seed: master seed (training seeds ``seed + i``, evaluation seeds after an offset).
+        seed: master seed, 0 to 2**32 - 1 (training seeds ``seed + i``, evaluation seeds
+            after an offset).
         total_timesteps: environment steps of training, summed over the ``n_envs`` replicas.
         n_envs: parallel training replicas (one batched env).
         eval: evaluation protocol.
         baselines: baselines compared in the report (``null``: all of the family's).
         run_dir: the run folder (Hydra's output directory).
-        device: torch device (``cpu``, ``cuda``, ``auto``).
+        device: torch device: ``auto`` (CUDA when available), ``cpu``, ``cuda``,
+            ``cuda:<index>`` or ``mps``.
         torch_threads: CPU threads torch may use.
         progress_bar: show a progress bar while training (needs tqdm and rich).
         tensorboard: write TensorBoard logs to ``<run_dir>/tb``.
@@ -641,10 +662,14 @@ class StudyConfig:
             process id, so concurrent workers explore differently).
         pruner: median pruning.
         enqueue_defaults: evaluate the agent preset's own values as the first trial, so the
-            study compares the tuned values with the defaults.
+            study compares the tuned values with the defaults (a default the search space
+            cannot take is replaced, and the summary says so).
         preset: name of the agent preset written with the best values (``conf/agent/<preset>
             .yaml``; use it as ``agent=<preset>``).
-        preset_dir: folder of that preset (``null``: this package's ``conf/agent``).
+        preset_dir: folder of that preset (``null``: this package's ``conf/agent``). Elsewhere,
+            name the folder ``agent`` and pick a name no packaged preset has, and train with
+            ``'hydra.searchpath=[file://<its parent>]' agent=<preset>``; the summary prints
+            the command.
     """
 
     name: str = "${agent.name}_${env.name}"

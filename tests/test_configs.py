@@ -1,30 +1,38 @@
 """Every config preset composes and instantiates; mistakes fail at composition, naming the key."""
 
+import dataclasses
 import functools
 import re
+import subprocess
+import typing
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from agents.algorithms import IncompatibleAgentError, agents_that_fit, build_model
 from agents.config import as_config, env_kwargs, make_seeds
 from agents.envs import make_training_env, make_vec_env
 from agents.policies import baseline_names, make_baseline
 from conf.schema import (
+    AGENT_SCHEMAS,
+    ENV_SCHEMAS,
+    ROOT_SCHEMAS,
     BaselineAgentConfig,
     EvalConfig,
     EvaluateConfig,
     InventoryActionMode,
+    InventoryKwargs,
     RenderConfig,
     SB3AgentConfig,
     TrainConfig,
+    TuneConfig,
 )
 from envs.core.baselines import baseline_registry
-from envs.ops.inventory.env import ACTION_MODES
+from envs.ops.inventory.env import ACTION_MODES, InventoryEnv
 from envs.registration import env_class
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -319,3 +327,302 @@ def _full_message(exc: BaseException) -> str:
         parts.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     return "\n".join(parts)
+
+
+# --- reward weights from the command line ------------------------------------------------------
+
+INVENTORY_PRESETS = [env for env in presets("env") if env.startswith("inventory")]
+
+
+@pytest.mark.parametrize("env", INVENTORY_PRESETS)
+@pytest.mark.parametrize(
+    "override",
+    [
+        "env.kwargs.reward_weights={holding_cost: 2}",
+        "+env.kwargs.reward_weights={holding_cost: 2}",
+        "env.kwargs.reward_weights.holding_cost=2",
+    ],
+)
+def test_inventory_reward_weights_merge_from_the_command_line(make_cfg, env, override):
+    # a None default cannot take a merged mapping (OmegaConf's internal error at full_key
+    # env.kwargs.reward_weights); the defaults are a mapping, so one term changes, the rest stay
+    config = as_config(make_cfg("config", [f"env={env}", override]), TrainConfig)
+    weights = env_kwargs(config.env)["reward_weights"]
+    assert weights == {**InventoryEnv.default_reward_weights, "holding_cost": 2.0}
+    venv = make_vec_env(config.env, 1, seed=0)
+    assert venv.env.reward.weights["holding_cost"] == 2.0
+    assert venv.env.reward.weights["revenue"] == 1.0
+    venv.close()
+
+
+def test_inventory_schema_reward_weights_are_the_envs_defaults():
+    assert InventoryKwargs().reward_weights == dict(InventoryEnv.default_reward_weights)
+    for env in INVENTORY_PRESETS:
+        preset = OmegaConf.load(CONF / "env" / f"{env}.yaml")
+        assert dict(preset.kwargs.reward_weights) == dict(InventoryEnv.default_reward_weights)
+
+
+@pytest.mark.parametrize("env", [e for e in presets("env") if e != "traffic/sumo"])
+def test_every_env_preset_takes_reward_weights_from_the_command_line(make_cfg, env):
+    env_id = OmegaConf.load(CONF / "env" / f"{env}.yaml").id
+    term = next(iter(env_class(env_id).default_reward_weights))
+    cfg = make_cfg("config", [f"env={env}", f"env.kwargs.reward_weights={{{term}: 2}}"])
+    assert env_kwargs(as_config(cfg, TrainConfig).env)["reward_weights"][term] == 2
+
+
+def _schemas(node: type, seen: set[type]) -> set[type]:
+    if node in seen or not dataclasses.is_dataclass(node):
+        return seen
+    seen.add(node)
+    for hint in typing.get_type_hints(node).values():
+        for arg in (hint, *typing.get_args(hint)):
+            if isinstance(arg, type):
+                _schemas(arg, seen)
+    return seen
+
+
+def test_no_schema_mapping_defaults_to_null():
+    # OmegaConf cannot merge a mapping into a None node typed dict | None: every such field
+    # would fail like env.kwargs.reward_weights did when set from the command line
+    seen: set[type] = set()
+    for node in [*ROOT_SCHEMAS.values(), *ENV_SCHEMAS.values(), *AGENT_SCHEMAS.values()]:
+        _schemas(node, seen)
+    traps = []
+    for node in seen:
+        hints = typing.get_type_hints(node)
+        for field in dataclasses.fields(node):
+            args = typing.get_args(hints[field.name])
+            if type(None) in args and any(typing.get_origin(a) is dict for a in args):
+                traps.append(f"{node.__name__}.{field.name}")
+    assert not traps
+
+
+# --- ranges checked where the run config is assembled ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("total_timesteps=-5", "total_timesteps: must be >= 1, got -5"),
+        ("agent.gamma=2", "agent.gamma: must be in [0, 1], got 2"),
+        ("eval.curve_episodes=0", "eval.curve_episodes: must be >= 1, got 0"),
+        ("eval.batch_size=0", "eval.batch_size: must be >= 1, got 0"),
+        (
+            "device=gpu",
+            "device: must be auto, cpu, cuda, cuda:<index> (e.g. cuda:0) or mps, got 'gpu'",
+        ),
+        ("torch_threads=0", "torch_threads: must be >= 1, got 0"),
+        ("seed=-1", "seed: must be in [0, 4294967295], got -1"),
+        ("seed=4294967296", "seed: must be in [0, 4294967295], got 4294967296"),
+        ("agent.n_steps=0", "agent.n_steps: must be >= 1, got 0"),
+        ("agent.batch_size=0", "agent.batch_size: must be >= 1, got 0"),
+        (
+            "agent.batch_size=1",
+            "agent.batch_size: must be >= 2 with agent.normalize_advantage=true, got 1",
+        ),
+        ("agent.learning_rate=-1", "agent.learning_rate: must be > 0, got -1"),
+        ("agent.learning_rate=nan", "agent.learning_rate: must be > 0, got nan"),
+        (
+            "agent.policy_kwargs.net_arch=[64,0]",
+            "agent.policy_kwargs.net_arch: every layer size must be >= 1, got [64, 0]",
+        ),
+        ("eval.eval_freq=-1", "eval.eval_freq: must be >= 0, got -1"),
+        ("env.kwargs.order_levels=1", "env.kwargs.order_levels: must be >= 2, got 1"),
+        ("agent=sac agent.tau=0", "agent.tau: must be in (0, 1], got 0"),
+        (
+            "agent=sac agent.ent_coef=auto_0",
+            "agent.ent_coef: must be a number >= 0, 'auto' or 'auto_<initial value > 0>' "
+            "(e.g. auto_0.1), got 'auto_0'",
+        ),
+        (
+            "agent=dqn agent.gradient_steps=0",
+            "agent.gradient_steps: must be >= 1, or -1 (one per env step), got 0",
+        ),
+        ("agent=dqn agent.exploration_fraction=0", "agent.exploration_fraction: must be in (0, 1]"),
+    ],
+)
+def test_out_of_range_values_fail_naming_field_and_range(make_cfg, override, message):
+    from agents.train import run
+
+    cfg = make_cfg("config", override.split())
+    with pytest.raises(ValueError) as err:
+        as_config(cfg, TrainConfig)
+    assert message in str(err.value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run(cfg)
+    assert not Path(cfg.run_dir).exists()  # failed before anything was written
+
+
+def test_every_out_of_range_field_is_named_at_once(make_cfg):
+    cfg = make_cfg("config", ["agent.gamma=2", "eval.episodes=0", "device=tpu"])
+    with pytest.raises(ValueError) as err:
+        as_config(cfg, TrainConfig)
+    assert sorted(str(err.value).split("; ")) == [
+        "agent.gamma: must be in [0, 1], got 2",
+        "device: must be auto, cpu, cuda, cuda:<index> (e.g. cuda:0) or mps, got 'tpu'",
+        "eval.episodes: must be >= 1, got 0",
+    ]
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+def test_every_torch_device_form_is_accepted(make_cfg, device):
+    assert as_config(make_cfg("config", [f"device={device}"]), TrainConfig).device == device
+
+
+@pytest.mark.parametrize("root", ["evaluate", "render"])
+def test_evaluation_roots_check_ranges_too(make_cfg, root):
+    with pytest.raises(ValueError, match=r"eval\.batch_size: must be >= 1, got 0"):
+        as_config(make_cfg(root, ["eval.batch_size=0"]), ROOTS[root])
+
+
+# --- lepton-tune: range checks, the defaults trial, the preset hint -----------------------------
+
+
+def _tune_cfg(make_cfg, tmp_path, *extra):
+    return make_cfg(
+        "tune",
+        [
+            f"tune.storage=sqlite:///{tmp_path / 'study.db'}",
+            f"tune.preset_dir={tmp_path / 'agent'}",
+            "tune.sampler_seed=0",
+            *extra,
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tune.n_trials=0", "tune.n_trials: must be >= 1, got 0"),
+        ("tune.timeout=0", "tune.timeout: must be > 0, got 0"),
+        ("tune.sampler_seed=-1", "tune.sampler_seed: must be in [0, 4294967295], got -1"),
+        ("tune.pruner.warmup_steps=-1", "tune.pruner.warmup_steps: must be >= 0, got -1"),
+    ],
+)
+def test_tune_refuses_out_of_range_study_settings(make_cfg, tmp_path, override, message):
+    from agents import tune
+
+    cfg = _tune_cfg(make_cfg, tmp_path, override)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tune.run(cfg)
+    assert not (tmp_path / "study.db").exists() and not (tmp_path / "agent").exists()
+
+
+@pytest.fixture
+def scored_trials(monkeypatch):
+    """``agents.tune.train_and_score`` replaced: trial ``k`` scores ``k``, its agent kept."""
+    from agents import tune
+
+    agents = []
+
+    def score(cfg, trial=None):
+        agents.append(as_config(cfg, TuneConfig).agent)
+        return float(len(agents)), []
+
+    monkeypatch.setattr(tune, "train_and_score", score)
+    return agents
+
+
+def test_tune_defaults_trial_runs_the_presets_values_or_names_substitutes(
+    make_cfg, tmp_path, scored_trials, capsys
+):
+    from agents import tune
+
+    cfg = _tune_cfg(make_cfg, tmp_path, "tune.n_trials=2", "tune.preset=ppo_tuned_here")
+    preset = as_config(cfg, TuneConfig).agent
+    # the (shrunk) preset: n_epochs=2 lies below the int range [3, 10]; ent_coef=0.0 cannot lie
+    # on the log range [1e-8, 1e-2]
+    assert preset.n_epochs == 2 and preset.ent_coef == 0.0
+    with pytest.warns(UserWarning, match="n_epochs with value 2 is out of range"):
+        result = tune.run(cfg)
+    first = scored_trials[0]
+    for key in as_config(cfg, TuneConfig).search_space:
+        if key != "ent_coef":  # everything else is the preset's own value, in range or not
+            assert _field(first, key) == _field(preset, key), key
+    assert first.ent_coef == 1e-8  # the log range's lower bound, reported as such
+    assert result["default_substituted"] == {"ent_coef": (0.0, 1e-8)}
+    note = "ent_coef=1e-08 in place of the preset's 0.0"
+    assert note in capsys.readouterr().out
+    header = (tmp_path / "agent" / "ppo_tuned_here.yaml").read_text()
+    assert f"# the preset's own values scored 1.00 (with {note}" in header
+
+
+def _field(agent, key):
+    return functools.reduce(getattr, key.split("."), agent)
+
+
+def test_tune_defaults_trial_without_substitutes_says_so(make_cfg, tmp_path, scored_trials):
+    from agents import tune
+
+    cfg = _tune_cfg(
+        make_cfg, tmp_path, "tune.n_trials=1", "tune.preset=ppo_tuned_here", "agent.ent_coef=0.001"
+    )
+    with open_dict(cfg):  # a space that holds every default
+        for key in [k for k in cfg.search_space if k != "ent_coef"]:
+            del cfg.search_space[key]
+    result = tune.run(cfg)
+    assert result["default_substituted"] == {}
+    assert scored_trials[0].ent_coef == 0.001
+    header = (tmp_path / "agent" / "ppo_tuned_here.yaml").read_text()
+    assert "# the preset's own values scored 1.00.\n" in header
+
+
+def _compose_hint(usage: str) -> TrainConfig:
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    match = re.search(r"`lepton-train ('hydra\.searchpath=\[[^\]]+\]' )?agent=(\S+)`", usage)
+    assert match, usage
+    overrides = [f"agent={match.group(2)}"]
+    if match.group(1):
+        overrides.insert(0, match.group(1).strip().strip("'"))
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    GlobalHydra.instance().clear()
+    return as_config(cfg, TrainConfig)
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter n_epochs")  # the shrunk preset's n_epochs=2
+@pytest.mark.parametrize("folder", ["agent", "presets"])
+@pytest.mark.parametrize("name", ["ppo_tuned_here", "ppo_tuned_inventory"])  # new / packaged
+def test_tune_hint_loads_the_preset_just_written(make_cfg, tmp_path, scored_trials, folder, name):
+    from agents import tune
+
+    cfg = _tune_cfg(
+        make_cfg,
+        tmp_path,
+        "tune.n_trials=1",
+        f"tune.preset={name}",
+        f"tune.preset_dir={tmp_path / folder}",
+        "agent.learning_rate=0.000123",  # tells the written preset from the packaged one
+    )
+    result = tune.run(cfg)
+    assert result["preset"] == tmp_path / folder / f"{name}.yaml"
+    usage = result["usage"]
+    assert f"# {usage}\n" in result["preset"].read_text()
+    copy = re.search(r"`(mkdir -p \S+ && cp \S+ \S+)`", usage)
+    if folder == "agent" and name == "ppo_tuned_here":
+        assert copy is None  # usable where it is
+    else:
+        assert copy is not None, usage
+        subprocess.run(copy.group(1), shell=True, check=True)
+    assert _compose_hint(usage).agent.learning_rate == 0.000123
+
+
+def test_tune_hint_in_the_packaged_folder_is_the_plain_agent_override(make_cfg, tmp_path):
+    from agents import tune
+
+    config = as_config(make_cfg("tune", ["tune.preset=ppo_tuned_inventory"]), TuneConfig)
+    assert tune.preset_usage(config) == "Use it with `lepton-train agent=ppo_tuned_inventory`."
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter n_epochs")
+def test_tune_default_sampler_seed_fits_numpy(make_cfg, tmp_path, scored_trials):
+    # seed * 100003 + pid exceeded 2**32 - 1 for seeds above ~42900: Optuna's sampler refused it
+    from agents import tune
+
+    cfg = _tune_cfg(make_cfg, tmp_path, "tune.n_trials=2", "seed=50000")
+    with open_dict(cfg):
+        cfg.tune.sampler_seed = None
+    assert tune.run(cfg)["trials"] == 2
