@@ -442,12 +442,28 @@ def _check_run_config(
 def _env_identity(env: Any) -> dict[str, Any]:
     """What decides an env's dynamics and spaces: ``id``, ``kwargs`` but runtime-only keys, ``scenarios``."""
     env = env if isinstance(env, dict) else {}
-    kwargs = env.get("kwargs") or {}
-    return {
-        "id": env.get("id"),
-        "kwargs": {k: v for k, v in kwargs.items() if k not in RUNTIME_ENV_KWARGS},
-        "scenarios": env.get("scenarios"),
-    }
+    kwargs = {k: v for k, v in (env.get("kwargs") or {}).items() if k not in RUNTIME_ENV_KWARGS}
+    defaults = _default_reward_weights(env.get("id"))
+    if defaults is not None:  # null, {} and the family's own weights are the same reward
+        weights = {**defaults, **dict(kwargs.get("reward_weights") or {})}
+        kwargs["reward_weights"] = {k: float(w) for k, w in sorted(weights.items())}
+    return {"id": env.get("id"), "kwargs": kwargs, "scenarios": env.get("scenarios")}
+
+
+def _default_reward_weights(env_id: Any) -> dict[str, float] | None:
+    """The reward weights env ``env_id`` uses when given none (``None`` if not a Lepton env)."""
+    import gymnasium as gym
+
+    from envs.core.env import LeptonEnv
+    from envs.registration import env_class
+
+    try:
+        cls = env_class(str(env_id))
+    except gym.error.Error:  # an unknown id: compared as given
+        return None
+    if cls is None or not issubclass(cls, LeptonEnv):
+        return None
+    return dict(cls.default_reward_weights)
 
 
 def _env_difference(trained: dict[str, Any], evaluating: dict[str, Any]) -> tuple[str, str]:

@@ -245,3 +245,16 @@ def test_generate_resolves_a_checkpoint_with_its_run_config_and_statistics(a2c_r
     lone = shutil.copy(checkpoint, copy / "checkpoints")
     with pytest.raises(FileNotFoundError, match=r"model: .* observation normalisation"):
         resolve_agent(str(lone))
+
+
+def test_default_reward_weights_given_or_not_are_no_difference():
+    from agents.evaluate import _env_identity
+
+    env = {"id": "lepton/Inventory-v0", "kwargs": {"scenario": "serial4"}}
+    weights = [None, {}, {"revenue": 1, "holding_cost": 1.0}]
+    ids = [
+        _env_identity({**env, "kwargs": {**env["kwargs"], "reward_weights": w}}) for w in weights
+    ]
+    assert ids[0] == ids[1] == ids[2] == _env_identity(env)
+    other = {**env, "kwargs": {**env["kwargs"], "reward_weights": {"holding_cost": 2}}}
+    assert _env_identity(other) != ids[0]
