@@ -115,13 +115,15 @@ class TrafficSumoEnvConfig(GenericEnvConfig):
 
     Attributes:
         net_file: path of the ``.net.xml``.
-        route_file: path of the ``.rou.xml`` (``None``: no demand).
-        begin: first simulated second (``None``: from the route file).
-        end: last simulated second (``None``: ``begin + 3600``).
+        route_file: path of the ``.rou.xml``, or a list of them read in order (``None``: no
+            demand).
+        begin: first simulated second (``None``: the earliest departure, or 0).
+        end: the scenario ends here (``None``: just after the latest departure or flow end;
+            ``begin + 3600`` without demand). Give it to let the last vehicles arrive.
     """
 
     net_file: str = MISSING
-    route_file: str | None = None
+    route_file: Any = None  # a path or a list of paths (OmegaConf has no str | list union)
     begin: float | None = None
     end: float | None = None
 

@@ -626,3 +626,14 @@ def test_tune_default_sampler_seed_fits_numpy(make_cfg, tmp_path, scored_trials)
     with open_dict(cfg):
         cfg.tune.sampler_seed = None
     assert tune.run(cfg)["trials"] == 2
+
+
+def test_sumo_preset_takes_a_list_of_route_files(make_cfg, tmp_path):
+    overrides = [o for o in env_overrides("traffic/sumo") if not o.startswith("env.route_file=")]
+    files = [str(tmp_path / "a.rou.xml"), str(tmp_path / "b.rou.xml")]
+    config = as_config(
+        make_cfg("config", [*overrides, f"env.route_file=[{','.join(files)}]"]), TrainConfig
+    )
+    assert (
+        list(config.env.kwargs["scenario"]["route_file"]) == files
+    )  # load_sumo reads them in order
