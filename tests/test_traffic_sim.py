@@ -446,3 +446,28 @@ def test_threaded_batch_steps_in_a_forked_child() -> None:
         proc.kill()
         proc.join()
     np.testing.assert_array_equal(obs, venvs[0].step(np.ones((4, 4), dtype=np.int64))[0])
+
+
+def test_a_forced_scenario_keeps_what_the_core_was_built_for() -> None:
+    short = make_scenario({"preset": "grid2x2", "seconds": 100})
+    long = make_scenario({"preset": "grid2x2", "seconds": 300})
+    env = gym.make("lepton/TrafficGrid-v0", scenario=long)
+    with pytest.raises(ValueError, match=r"end \(100.0 vs 300.0\) must equal the environment's"):
+        env.reset(seed=0, options={"scenario": short})
+    slower = long.replace(
+        vtypes={k: dataclasses.replace(v, accel=1.0) for k, v in long.vtypes.items()}
+    )
+    with pytest.raises(ValueError, match="vtypes"):
+        env.reset(seed=0, options={"scenario": slower})
+    # another demand on the same network, routes and window is what a drawn scenario changes
+    busier = long.replace(
+        name="busier", flows=tuple(dataclasses.replace(f, value=f.value * 2) for f in long.flows)
+    )
+    env.reset(seed=0, options={"scenario": busier})
+    # the check leaves nothing of this env's build on the scenario: its own env runs its window
+    steps = 0
+    own = gym.make("lepton/TrafficGrid-v0", scenario=short)
+    own.reset(seed=0)
+    while not any(own.step(own.action_space.sample())[2:4]):
+        steps += 1
+    assert steps + 1 == 100 / short.signals.delta_time

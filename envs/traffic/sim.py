@@ -38,6 +38,7 @@ import math
 import numbers
 import os
 import time as _time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -2119,6 +2120,9 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         """Threads the last decision ran on."""
         self._work = 0.0  # seconds of the last decision, times the threads it ran on
         self.compiled = c = compile_scenario(scenario)
+        self._fits: weakref.WeakValueDictionary[int, TrafficScenario] = (
+            weakref.WeakValueDictionary()
+        )  # scenarios that passed check_compatible, by id
         net = scenario.network
         b = batch_size
         self.controlled = np.array(scenario.controlled_signals, dtype=np.int32)
@@ -2267,15 +2271,24 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for name in self.ARENAS:
             for view in getattr(self, name).views:
                 state.pop(view, None)
-        for name in ("program_mode", "_truncated", "_q_columns", "_m_columns"):
+        for name in ("program_mode", "_truncated", "_q_columns", "_m_columns", "_fits"):
             state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._fits = weakref.WeakValueDictionary()
         self._bind_views()
 
     def check_compatible(self, scenario: TrafficScenario) -> None:
+        """A scenario may change the demand and ``begin``; what the core compiled must match.
+
+        That is the network (lanes, connections, signal programs), the routes, the vehicle
+        types, the signal settings, ``step_length``, ``end`` and ``teleport_time``. A scenario
+        that passed is remembered (weakly), so a source drawing the same objects checks once.
+        """
+        if scenario is self.structure or self._fits.get(id(scenario)) is scenario:
+            return
         a, s = scenario.network, self.structure.network
         if a is not s and (a.num_lanes, a.num_connections, a.num_signals) != (
             s.num_lanes,
@@ -2295,16 +2308,36 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
                 f"scenario {scenario.name!r}: signal settings and step_length must equal the "
                 "environment's"
             )
-        if scenario is not self.structure and scenario.__dict__.get("_compiled") is None:
-            if [r.edges for r in scenario.routes] != [r.edges for r in self.structure.routes] or (
-                list(scenario.vtypes) != list(self.structure.vtypes)
-            ):
-                raise ValueError(
-                    f"scenario {scenario.name!r}: a scenario drawn for this environment must keep "
-                    "its network, routes and vehicle types (demand, profiles and departures may "
-                    "change)"
-                )
-            object.__setattr__(scenario, "_compiled", self.compiled)
+        if [r.edges for r in scenario.routes] != [r.edges for r in self.structure.routes] or (
+            list(scenario.vtypes) != list(self.structure.vtypes)
+        ):
+            raise ValueError(
+                f"scenario {scenario.name!r}: a scenario drawn for this environment must keep "
+                "its network, routes and vehicle types (demand, profiles and departures may "
+                "change)"
+            )
+        fixed = {
+            "end": (scenario.end, self.structure.end),
+            "teleport_time": (scenario.teleport_time, self.structure.teleport_time),
+            "vtypes": (scenario.vtypes, self.structure.vtypes),
+        }
+        differ = [f"{k} ({x!r} vs {y!r})" for k, (x, y) in fixed.items() if x != y]
+        if a is not s:  # another network object: compare what the kernel reads of it
+            own, mine = compile_scenario(scenario), self.compiled
+            differ += [
+                f"network.{f.name}"
+                for f in dataclasses.fields(Compiled)
+                if f.name not in ("params", "vtypes")
+                and not np.array_equal(getattr(own, f.name), getattr(mine, f.name))
+            ]
+        if differ:
+            raise ValueError(
+                f"scenario {scenario.name!r}: {'; '.join(differ)} must equal the environment's "
+                f"(scenario {self.structure.name!r}); a drawn or forced scenario may change "
+                "its demand and begin, not what the simulation was built for; build a new "
+                "environment for it"
+            )
+        self._fits[id(scenario)] = scenario
 
     # --- reset -------------------------------------------------------------------------------
     def _reset(self, idx: np.ndarray) -> None:
