@@ -368,6 +368,17 @@ NET_ERRORS = [
      r'<connection from="ME_0" to="EX_0">: link state \'-\''),
     ('type="actuated"', 'type="rail_crossing"', r'<tlLogic id="C" programID="0">.*rail_crossing'),
     ("</net>", "<bogus", "malformed XML"),
+    ('<edge id="CE" from="C" to="E"', '<edge id="CE" from="C"',
+     r'<edge id="CE"> is missing the required attribute \'to\''),
+    ('<edge id="ME" from="M" to="E"', '<edge id="ME" to="E"',
+     r'<edge id="ME"> is missing the required attribute \'from\''),
+    ('<connection from="CE" to="EX" fromLane="1"', '<connection from="CE" to="EX" fromLane="7"',
+     r'<connection from="CE" fromLane="7" to="EX" toLane="0">: edge \'CE\' has no lane 7'),
+    ('<connection from="ME" to="EX"', '<connection from="ME" to="NOPE"',
+     r'<connection from="ME" fromLane="0" to="NOPE" toLane="0">: unknown edge \'NOPE\''),
+    ('speed="8.33" length="97.00"', 'speed="8.33" length="-5"',
+     r"hand.net.xml: lane_length: lane 'ME_0' has length -5.0"),
+    ('tl="C" linkIndex="4"', 'tl="C" linkIndex="99"', r"hand.net.xml: conn_link: .* uses link 99"),
 ]  # fmt: skip
 
 
@@ -397,6 +408,22 @@ ROUTE_ERRORS = [
     ('carFollowModel="IDM"', 'carFollowModel="W99"', r"<vType id='idm'>: carFollowModel='W99'"),
     ('vehsPerHour="360"', 'vehsPerHour="360" probability="0.1"', r"<flow id='f0'>: give only one"),
     ("</routes>", "", "malformed XML"),
+    ('<route id="r_sn" edges="SC CN"/>', '<route id="r_sn" edges="SC CN"/><route id="r_sn" edges="ME EX"/>',
+     r"<route id='r_sn'>: another route with the id 'r_sn' exists \(earlier in this file\)"),
+    ('<vehicle id="v1" depart="12.5">', '<vehicle id="v0" depart="12.5">',
+     r"<vehicle id='v0'>: another vehicle with the id 'v0' exists"),
+    ('<trip id="t1"', '<trip id="v0"', r"<trip id='v0'>: another vehicle with the id 'v0' exists"),
+    ('<flow id="f2"', '<flow id="f0"', r"<flow id='f0'>: another flow with the id 'f0' exists"),
+    ('<vType id="bus" vClass="bus"/>', '<vType id="car" vClass="bus"/>',
+     r"<vType id='car'>: another vehicle type with the id 'car' exists"),
+    ('vehsPerHour="360"', 'vehsPerHour="-10"', r"<flow id='f0'>: vehsPerHour must be >= 0, got -10"),
+    ('probability="0.1"', 'probability="1.5"', r"<flow id='f1'>: probability must be in \[0, 1\]"),
+    ('vehsPerHour="360"', 'period="0"', r"<flow id='f0'>: period must be > 0, got 0"),
+    ('vehsPerHour="360"', 'period="exp(-0.5)"', r"<flow id='f0'>: period='exp\(-0.5\)': the rate"),
+    ('type="car" route="r_we"', 'type="car" route="r_we" speedFactor="0.3"',
+     r"<vehicle id='v0'>: attribute 'speedFactor' is not supported; give it on the vehicle's <vType>"),
+    ('<flow id="f2"', '<flow id="f2" departEdge="1"',
+     r"<flow id='f2'>: attribute 'departEdge' is not supported"),
 ]  # fmt: skip
 
 
@@ -409,6 +436,45 @@ def test_broken_routes(tmp_path, old, new, match):
         with pytest.raises(ValueError, match=match) as info:
             load_sumo(net_file, rou_file, begin=0, end=300)
     assert "hand.rou.xml" in str(info.value)
+
+
+def test_duplicate_ids_across_route_files(tmp_path):
+    net_file, rou_file = write(tmp_path)
+    more = tmp_path / "more.rou.xml"
+    more.write_text('<routes><route id="r_we" edges="ME EX"/></routes>')
+    with pytest.raises(ValueError, match=r"more.rou.xml: <route id='r_we'>: another route .*hand"):
+        load_sumo(net_file, [rou_file, more])
+
+
+def test_arrival_edge_is_ignored_with_a_warning(tmp_path):
+    rou = ROU_XML.replace('departLane="free"', 'departLane="free" arrivalEdge="1"')
+    net_file, rou_file = write(tmp_path, rou=rou)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sc = load_sumo(net_file, rou_file, begin=0, end=300)
+    assert "t1" in {v.id for v in sc.vehicles}
+    assert any("hand.rou.xml: arrivalEdge is ignored" in str(w.message) for w in caught)
+
+
+def test_window_without_demand_warns(tmp_path):
+    rou = """<routes>
+    <route id="r" edges="WC CE EX"/>
+    <flow id="f" route="r" begin="1000" end="2000" period="5"/>
+    <vehicle id="v" route="r" depart="1500"/>
+</routes>"""
+    net_file, rou_file = write(tmp_path, rou=rou)
+    with pytest.warns(UserWarning) as caught:
+        sc = load_sumo(net_file, rou_file, begin=0, end=500)
+    assert (sc.vehicles, sc.flows) == ((), ())
+    messages = [str(w.message) for w in caught]
+    assert any(
+        "hand.rou.xml: no vehicle departs in the window [0.0, 500.0) s; the demand covers "
+        "[1000.0, 2000.0) s" in m
+        for m in messages
+    ), messages
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_sumo(net_file, rou_file, begin=1000, end=1600).vehicles) == 1
 
 
 def test_missing_files(tmp_path):

@@ -2,8 +2,9 @@
 
 The network is read with ``sumolib`` (the optional ``sumo`` extra); the junction rows that
 ``sumolib`` keeps only privately (``incLanes`` and the ``<request>`` rows) are read directly from
-the XML in one extra pass, which also checks every element's required attributes so a broken
-file is reported by element rather than by a bare ``KeyError``. Demand files are plain XML and
+the XML in one extra pass, which also checks every element's required attributes and that
+every connection's edges and lanes exist, so a broken file is reported by element rather than
+by a bare ``KeyError``. Demand files are plain XML and
 need nothing beyond the standard library.
 
 Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenario`):
@@ -169,10 +170,23 @@ _NET_REQUIRED = {
     "tlLogic": ("id", "programID", "offset", "type"),
     "phase": ("duration", "state"),
 }
+_NET_REQUIRED_NORMAL = {"edge": ("from", "to")}
+"""Further required attributes of an element without ``function`` (a normal edge; internal,
+crossing and walking-area edges have no end nodes)."""
 _DEMAND_TAGS = ("vType", "vTypeDistribution", "route", "routeDistribution", "vehicle", "trip",
                 "flow")  # fmt: skip
-_UNSUPPORTED_TRIP_ATTRS = ("fromJunction", "toJunction", "fromTaz", "toTaz", "fromXY", "toXY",
-                           "fromLonLat", "toLonLat")  # fmt: skip
+_UNSUPPORTED_TRIP_ATTRS = {
+    **dict.fromkeys(("fromJunction", "toJunction", "fromTaz", "toTaz", "fromXY", "toXY",
+                     "fromLonLat", "toLonLat"), ""),
+    "speedFactor": "; give it on the vehicle's <vType>",
+    "departEdge": "; vehicles depart on the route's first edge",
+}  # fmt: skip
+"""Vehicle, trip and flow attributes that change where or how vehicles drive, and a hint."""
+_IGNORED_ARRIVAL_ATTRS = ("arrivalEdge", "arrivalLane", "arrivalPos", "arrivalSpeed")
+_ID_SPACES = {"vType": "vehicle type", "vTypeDistribution": "vehicle type", "route": "route",
+              "routeDistribution": "route", "vehicle": "vehicle", "trip": "vehicle",
+              "flow": "flow"}  # fmt: skip
+"""The id namespace of each demand element; SUMO rejects a second definition of an id in one."""
 _FLOW_END_DEFAULT = 86400.0
 """SUMO's default ``end`` of a flow without ``number`` (24 h)."""
 
@@ -225,6 +239,8 @@ def _scan_net(path: Path) -> _NetScan:
     """Check required attributes and read the junctions' ``incLanes`` and ``<request>`` rows."""
     lanes: dict[str, list[str]] = {}
     requests: dict[str, dict[int, str]] = {}
+    edge_lanes: dict[str, set[str]] = {}
+    connections: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     junction = None
     parents: list[ET.Element] = []
     try:
@@ -237,14 +253,25 @@ def _scan_net(path: Path) -> _NetScan:
             if not parents and el.tag != "net":
                 raise ValueError(f"{path}: not a SUMO network (root element <{el.tag}>, not <net>)")
             parents.append(el)
-            for attr in _NET_REQUIRED.get(el.tag, ()):
+            required = _NET_REQUIRED.get(el.tag, ())
+            if el.get("function") is None:
+                required += _NET_REQUIRED_NORMAL.get(el.tag, ())
+            for attr in required:
                 if el.get(attr) is None:
                     where = f" in <{parents[-2].tag} id={parents[-2].get('id')!r}>"
                     raise ValueError(
                         f"{path}: {_describe(el)}{where if len(parents) > 2 else ''} is missing "
                         f"the required attribute {attr!r}"
                     )
-            if el.tag == "junction":
+            if el.tag == "edge":
+                edge_lanes[el.get("id", "")] = set()
+            elif el.tag == "lane" and parents[-2].tag == "edge":
+                edge_lanes.setdefault(parents[-2].get("id", ""), set()).add(el.get("index", ""))
+            elif el.tag == "connection":
+                ends = ((el.get("from", ""), el.get("fromLane", "")),
+                        (el.get("to", ""), el.get("toLane", "")))  # fmt: skip
+                connections.append((_describe(el), ends))
+            elif el.tag == "junction":
                 junction = el.get("id", "")
                 if not junction.startswith(":"):
                     lanes[junction] = el.get("incLanes", "").split()
@@ -259,6 +286,15 @@ def _scan_net(path: Path) -> _NetScan:
                 requests.setdefault(junction, {})[index] = el.get("response", "")
     except ET.ParseError as exc:
         raise ValueError(f"{path}: malformed XML: {exc}") from exc
+    for described, ends in connections:
+        for edge, index in ends:
+            if edge not in edge_lanes:
+                raise ValueError(f"{path}: {described}: unknown edge {edge!r}")
+            if index not in edge_lanes[edge]:
+                raise ValueError(
+                    f"{path}: {described}: edge {edge!r} has no lane {index} (its lanes: "
+                    f"{', '.join(sorted(edge_lanes[edge], key=lambda i: (len(i), i)))})"
+                )
     return _NetScan(lanes, requests)
 
 
@@ -514,32 +550,35 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
         if len(shape) >= 3:
             junction_shapes[node.getID()] = shape
 
-    return Network(
-        lane_ids=tuple(lane_ids),
-        lane_edge=lane_edge,
-        lane_index=lane_index,
-        lane_length=lane_length,
-        lane_speed=lane_speed,
-        lane_shapes=tuple(lane_shapes),
-        lane_width=lane_width,
-        edge_ids=tuple(edge_ids),
-        edge_from=tuple(edge_from),
-        edge_to=tuple(edge_to),
-        conn_from=[c["from"] for c in conns],
-        conn_to=[c["to"] for c in conns],
-        conn_length=[c["length"] for c in conns],
-        conn_speed=[c["speed"] for c in conns],
-        conn_dir=tuple(c["dir"] for c in conns),
-        conn_tls=[sig_index[c["tls"]] if c["tls"] else -1 for c in conns],
-        conn_link=[c["link"] for c in conns],
-        conn_state=[_code(c["state"]) for c in conns],
-        conn_foes=tuple(foes),
-        conn_shapes=tuple(c["shape"] for c in conns),
-        signals=tuple(programs),
-        nodes=nodes,
-        junction_shapes=junction_shapes,
-        name=name,
-    )
+    try:
+        return Network(
+            lane_ids=tuple(lane_ids),
+            lane_edge=lane_edge,
+            lane_index=lane_index,
+            lane_length=lane_length,
+            lane_speed=lane_speed,
+            lane_shapes=tuple(lane_shapes),
+            lane_width=lane_width,
+            edge_ids=tuple(edge_ids),
+            edge_from=tuple(edge_from),
+            edge_to=tuple(edge_to),
+            conn_from=[c["from"] for c in conns],
+            conn_to=[c["to"] for c in conns],
+            conn_length=[c["length"] for c in conns],
+            conn_speed=[c["speed"] for c in conns],
+            conn_dir=tuple(c["dir"] for c in conns),
+            conn_tls=[sig_index[c["tls"]] if c["tls"] else -1 for c in conns],
+            conn_link=[c["link"] for c in conns],
+            conn_state=[_code(c["state"]) for c in conns],
+            conn_foes=tuple(foes),
+            conn_shapes=tuple(c["shape"] for c in conns),
+            signals=tuple(programs),
+            nodes=nodes,
+            junction_shapes=junction_shapes,
+            name=name,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def _code(state: str) -> int:
@@ -583,6 +622,19 @@ class _Demand:
     route_dists: dict[str, list[tuple[str, float]]] = dataclasses.field(default_factory=dict)
     items: list[_Item] = dataclasses.field(default_factory=list)
     warned: set[tuple[Path, str]] = dataclasses.field(default_factory=set)
+    defined: dict[tuple[str, str], Path] = dataclasses.field(default_factory=dict)
+
+    def define(self, el: ET.Element, path: Path) -> str:
+        """The element's id, after checking that its namespace has no element with that id."""
+        key = (_ID_SPACES[el.tag], _req(el, "id", path))
+        if key in self.defined:
+            first = self.defined[key]
+            where = "earlier in this file" if first == path else f"in {first}"
+            raise ValueError(
+                f"{_owner(el, path)}: another {key[0]} with the id {key[1]!r} exists ({where})"
+            )
+        self.defined[key] = path
+        return key[1]
 
     def warn_once(self, path: Path, key: str, message: str) -> None:
         if (path, key) not in self.warned:
@@ -804,7 +856,7 @@ def _depart(el: ET.Element, path: Path, demand: _Demand) -> _Depart:
                 f"{owner}: departPos={pos!r} is not supported; supported: base, 0, random, "
                 "free, random_free"
             )
-    for attr in ("arrivalLane", "arrivalPos", "arrivalSpeed"):
+    for attr in _IGNORED_ARRIVAL_ATTRS:
         if el.get(attr) is not None:
             demand.warn_once(path, attr, f"{attr} is ignored (vehicles leave at the route's end)")
     return _Depart(lane, speed)
@@ -819,9 +871,9 @@ def _item(el: ET.Element, path: Path, demand: _Demand) -> _Item:
             nested.append(child)
         elif child.tag != "param":
             raise ValueError(f"{path}: <{child.tag}> inside {_describe(el)} is not supported")
-    for attr in _UNSUPPORTED_TRIP_ATTRS:
+    for attr, hint in _UNSUPPORTED_TRIP_ATTRS.items():
         if el.get(attr) is not None:
-            raise ValueError(f"{_owner(el, path)}: attribute {attr!r} is not supported")
+            raise ValueError(f"{_owner(el, path)}: attribute {attr!r} is not supported{hint}")
     has_trip = el.get("from") is not None or el.get("to") is not None
     if el.tag == "trip" and (nested or el.get("route") is not None):
         raise ValueError(f"{_owner(el, path)}: a trip takes 'from'/'to', not a route")
@@ -864,17 +916,23 @@ def _flow_rate(el: ET.Element, path: Path, item: _Item) -> None:
                 rate = float(m.group(1))
             except ValueError:
                 raise ValueError(f"{owner}: period={raw!r} is not a valid exp(rate)") from None
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"{owner}: period={raw!r}: the rate must be > 0")
             item.kind, item.value = "poisson", rate * 3600.0
         elif attr == "period":
             item.kind, item.value = "period", _num(el, "period", path)
             spacing = item.value
             if not item.value > 0:
-                raise ValueError(f"{owner}: period must be > 0")
+                raise ValueError(f"{owner}: period must be > 0, got {item.value}")
         elif attr == "vehsPerHour":
             item.kind, item.value = "vehs_per_hour", _num(el, "vehsPerHour", path)
+            if item.value < 0:
+                raise ValueError(f"{owner}: vehsPerHour must be >= 0, got {item.value}")
             spacing = 3600.0 / item.value if item.value > 0 else None
         else:
             item.kind, item.value = "probability", _num(el, "probability", path)
+            if not 0 <= item.value <= 1:
+                raise ValueError(f"{owner}: probability must be in [0, 1], got {item.value}")
         if number is not None:
             if spacing is None:
                 raise ValueError(f"{owner}: 'number' together with {attr!r} is not supported")
@@ -899,6 +957,8 @@ def _read_demand(path: Path, demand: _Demand) -> None:
         tag = el.tag
         if tag == "param" or not isinstance(tag, str):
             continue
+        if tag in _ID_SPACES:
+            did = demand.define(el, path)
         if tag == "vType":
             vt = _vtype(el, path, demand)
             demand.vtypes[vt.id] = vt
@@ -906,17 +966,18 @@ def _read_demand(path: Path, demand: _Demand) -> None:
         elif tag == "vTypeDistribution":
             ids, probs, inline = _members(el, path, "vTypes", "vType")
             for child in inline:
+                demand.define(child, path)
                 vt = _vtype(child, path, demand)
                 demand.vtypes[vt.id] = vt
                 demand.vtype_class[vt.id] = (child.get("vClass", "passenger"), path)
-            demand.vtype_dists[_req(el, "id", path)] = list(zip(ids, probs, strict=True))
+            demand.vtype_dists[did] = list(zip(ids, probs, strict=True))
         elif tag == "route":
-            demand.routes[_req(el, "id", path)] = _route_edges(el, path)
+            demand.routes[did] = _route_edges(el, path)
         elif tag == "routeDistribution":
             ids, probs, inline = _members(el, path, "routes", "route")
             for child in inline:
-                demand.routes[child.get("id", "")] = _route_edges(child, path)
-            demand.route_dists[_req(el, "id", path)] = list(zip(ids, probs, strict=True))
+                demand.routes[demand.define(child, path)] = _route_edges(child, path)
+            demand.route_dists[did] = list(zip(ids, probs, strict=True))
         elif tag in ("vehicle", "trip", "flow"):
             demand.items.append(_item(el, path, demand))
         else:
@@ -1221,7 +1282,12 @@ def load_sumo(
         ImportError: with the install command when ``sumolib`` is missing.
         FileNotFoundError: naming a missing file.
         ValueError: naming the file and element for malformed XML, missing attributes,
-            unknown edges, routes or types, unroutable trips and unsupported elements or values.
+            duplicate ids, unknown edges, routes or types, unroutable trips and unsupported
+            elements or values.
+
+    Warns:
+        UserWarning: for approximated or ignored attributes, and when no vehicle departs in
+            the window.
 
     Example:
         >>> sc = load_sumo("grid.net.xml", "grid.rou.xml", begin=0, end=3600)  # doctest: +SKIP
@@ -1256,9 +1322,12 @@ def load_sumo(
             if item.route is not None:
                 member = res.pick(item.route, demand.route_dists, "route")
             rid = res.route_for(item, vt, member)
-            vehicles.append(
-                Departure(item.id, item.time, rid, vt.id, item.depart.lane, item.depart.speed)
-            )
+            try:
+                vehicles.append(
+                    Departure(item.id, item.time, rid, vt.id, item.depart.lane, item.depart.speed)
+                )
+            except ValueError as exc:
+                raise ValueError(f"{owner}: {exc}") from None
             continue
         clipped = _clip_flow(item, begin, end)
         if clipped is None:
@@ -1274,7 +1343,18 @@ def load_sumo(
             vt = res.vtype(t, owner)
             rid = res.route_for(item, vt, r)
             fid = item.id if len(parts) == 1 else f"{item.id}#{k}"
-            flows.append(Flow(fid, rid, b, e, kind, v, vt.id, item.depart.lane, item.depart.speed))
+            try:
+                flows.append(
+                    Flow(fid, rid, b, e, kind, v, vt.id, item.depart.lane, item.depart.speed)
+                )
+            except ValueError as exc:
+                raise ValueError(f"{owner}: {exc}") from None
+    if demand.items and not vehicles and not flows:
+        warnings.warn(
+            f"{', '.join(map(str, files))}: no vehicle departs in the window [{begin}, {end}) s; "
+            f"the demand covers [{lo}, {hi}) s",
+            stacklevel=2,
+        )
     vehicles.sort(key=lambda d: d.depart)
     vtypes = dict(demand.vtypes)
     vtypes.setdefault("DEFAULT_VEHTYPE", VehicleType())
