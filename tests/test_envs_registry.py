@@ -355,6 +355,8 @@ def check_sb3_render(env_id: str, num_envs: int = 2) -> None:
     frame = venv.render()
     assert isinstance(frame, np.ndarray)
     assert frame.shape == tile_images(images).shape
+    by_method = venv.env_method("render", indices=[num_envs - 1])
+    assert len(by_method) == 1 and np.array_equal(by_method[0], images[-1])
     venv.close()
     single.close()
 

@@ -66,6 +66,14 @@ class RunnerVecEnv(VecEnv):
         indices: VecEnvIndices = None,
         **method_kwargs: Any,
     ) -> list[Any]:
+        """Call ``method_name`` on the shared env once per index; ``render`` draws each replica.
+
+        The shared env configures the replicas and never runs an episode itself, so a method
+        that reads an episode's state is answered by the replicas: ``render`` is the only one
+        of the Gymnasium API that a vector env's caller reaches this way.
+        """
+        if method_name == "render" and not method_args and not method_kwargs:
+            return [self._draw(i) for i in self._get_indices(indices)]
         return [
             getattr(self.env, method_name)(*method_args, **method_kwargs)
             for _ in self._get_indices(indices)
