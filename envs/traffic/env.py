@@ -259,14 +259,18 @@ class TrafficSignalEnv(LeptonEnv):
 
     ## Episode End
     - Termination: never.
-    - Truncation: when the clock reaches the scenario's ``end``.
+    - Truncation: at the first decision that ends at or after the scenario's ``end`` (an
+      ``end - begin`` that is not a multiple of ``delta_time`` runs up to one decision past it,
+      as sumo-rl's episodes do).
 
     ## Info
     ``time``, ``arrived`` (trips finished in the step), ``arrived_total``, ``inserted_total``,
     ``on_network``, ``waiting_to_insert``, ``mean_travel_time``, ``mean_waiting_time`` and
-    ``mean_delay`` (time loss) over finished trips, ``mean_depart_delay``, ``queue`` (halting
-    vehicles now), ``mean_speed`` (now), ``episode_mean_speed`` (vehicle-weighted), ``teleports``
-    and ``reward_terms``.
+    ``mean_delay`` (time loss) over finished trips (0 until a trip finishes: read them with
+    ``arrived_total``), ``mean_depart_delay`` (from the scheduled departure to insertion, which
+    ends the sub-step: a departure at a whole second counts one sub-step, where SUMO inserts in
+    the same step and reports 0), ``queue`` (halting vehicles now), ``mean_speed`` (now),
+    ``episode_mean_speed`` (vehicle-weighted), ``teleports`` and ``reward_terms``.
 
     ## Arguments
     - ``scenario``: a :class:`TrafficScenario`, a preset name (see

@@ -108,8 +108,9 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
 
     ## Episode End
     - Termination: never.
-    - Truncation: every agent when the clock reaches the scenario's ``end``; ``agents`` is then
-      empty until the next :meth:`reset`.
+    - Truncation: every agent at the first decision that ends at or after the scenario's
+      ``end`` (see :class:`~envs.traffic.env.TrafficSignalEnv`); ``agents`` is then empty until
+      the next :meth:`reset`.
 
     ## Info
     Per agent: the network metrics of the single env's ``info`` (``mean_travel_time``,
