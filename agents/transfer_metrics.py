@@ -151,6 +151,23 @@ def verdict(transfer: Mapping[str, Any], scratch: Mapping[str, Any]) -> str:
     return DID_NOT_HELP
 
 
+def paired_verdict(gain: Mapping[str, Any]) -> str:
+    """The verdict of a paired gain's :func:`interval` (transfer minus scratch, seed by seed).
+
+    Transfer *helped* when the whole interval lies above 0, *hurt* when it lies below, and
+    *did not help* when it holds 0 (or is empty). The arms share their seeds, so the paired
+    gain sees an effect that the two arms' own intervals, each as wide as the seeds spread,
+    can hide by overlapping (:func:`verdict`).
+    """
+    if gain["low"] is None:
+        return DID_NOT_HELP
+    if gain["low"] > 0:
+        return HELPED
+    if gain["high"] < 0:
+        return HURT
+    return DID_NOT_HELP
+
+
 def compare(
     transfer: Mapping[int, Curve],
     scratch: Mapping[int, Curve],
@@ -186,6 +203,8 @@ def compare(
         ``time_to_threshold`` intervals cover the seeds that reached the threshold
         (``reached`` counts them); ``time_to_threshold_censored`` counts a seed that never
         reached it at the last curve point (the budget), a lower bound of its time.
+        ``verdicts`` (at the start, at the end, over the whole budget) read the paired
+        ``jumpstart``, ``asymptotic_gain`` and ``total_reward_gain`` (:func:`paired_verdict`).
     """
     if sorted(transfer) != sorted(scratch):
         raise ValueError(
@@ -253,9 +272,14 @@ def compare(
     for name in ("jumpstart", "asymptotic_gain", "total_reward_gain", "transfer_ratio"):
         aggregate[name] = over_seeds(lambda row, n=name: row[n])
 
+    # from the paired gains: the same seeds on both arms (see paired_verdict)
     verdicts = {
-        name: verdict(aggregate[name]["transfer"], aggregate[name]["scratch"])
-        for name in ("initial", "asymptotic", "total_reward")
+        name: paired_verdict(aggregate[gain])
+        for name, gain in (
+            ("initial", "jumpstart"),
+            ("asymptotic", "asymptotic_gain"),
+            ("total_reward", "total_reward_gain"),
+        )
     }
     return {
         "seeds": seeds,

@@ -147,6 +147,18 @@ def test_compare_pairs_seeds_and_summarises():
     worse = compare(scratch, transfer, threshold=None, reps=200)
     assert worse["verdicts"]["total_reward"] == HURT
     assert worse["aggregate"]["time_to_threshold"]["transfer"]["reached"] == 0
+    # seeds spread far apart, transfer a little below scratch on every one: the arms' own
+    # intervals overlap, the paired gains do not
+    spread, lower = {}, {}
+    for seed in range(6):
+        base = np.array([0.0, 2.0, 4.0, 6.0]) + 10.0 * seed
+        spread[seed] = Curve(T, base)
+        lower[seed] = Curve(T, base - 0.5 - 0.01 * seed)
+    paired = compare(lower, spread, threshold=None, asymptote_points=2, reps=500)
+    agg = paired["aggregate"]
+    assert agg["total_reward"]["transfer"]["high"] > agg["total_reward"]["scratch"]["low"]
+    assert verdict(agg["total_reward"]["transfer"], agg["total_reward"]["scratch"]) == DID_NOT_HELP
+    assert paired["verdicts"] == {"initial": HURT, "asymptotic": HURT, "total_reward": HURT}
     with pytest.raises(ValueError, match="same seeds"):
         compare({0: scratch[0]}, {1: scratch[1]}, threshold=None)
 
