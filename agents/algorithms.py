@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from agents.checkpoints import CHECKPOINT_DIR
+from agents.runs import CONFIG_FILE
 from conf.schema import (
     Activation,
     AgentConfig,
@@ -52,9 +53,6 @@ ACTION_SPACES: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
 
 MODEL_FILE = "model.zip"
 """Name of the model ``lepton-train`` saves in its run folder."""
-
-RUN_CONFIG_FILE = "config.yaml"
-"""Name of the resolved configuration a run saves in its folder."""
 
 MODEL_FORMS = (
     "<run folder>/model.zip",
@@ -263,9 +261,9 @@ def run_config_path(model: str | Path) -> Path | None:
     run's ``checkpoints/`` folder).
     """
     folder = Path(model).parent
-    candidates = [folder / RUN_CONFIG_FILE]
+    candidates = [folder / CONFIG_FILE]
     if folder.name == CHECKPOINT_DIR:
-        candidates.append(folder.parent / RUN_CONFIG_FILE)
+        candidates.append(folder.parent / CONFIG_FILE)
     return next((path for path in candidates if path.is_file()), None)
 
 

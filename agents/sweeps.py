@@ -38,6 +38,7 @@ from agents.jobs import (
     JobStatus,
     read_status,
 )
+from agents.runs import CONFIG_FILE
 from conf.resolvers import safe_name
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def is_job(folder: Path) -> bool:
 
     A sweep folder never is: it holds ``sweep.json`` and ``multirun.yaml`` and its job folders.
     """
-    return (folder / STATUS_FILE).is_file() or (folder / "config.yaml").is_file()
+    return (folder / STATUS_FILE).is_file() or (folder / CONFIG_FILE).is_file()
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -11,20 +11,18 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
-from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from agents.algorithms import MODEL_FILE
 from agents.envs import VECNORMALIZE_FILE
+from agents.runs import saved_config
 from conf.schema import SB3AgentConfig
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.zip"
 
 
 def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu") -> None:
@@ -134,19 +132,17 @@ def check_source_fits(folder: Path, venv: VecEnv, agent: SB3AgentConfig) -> None
 
     data, _, _ = load_from_zip_file(folder / MODEL_FILE, load_data=True, device="cpu")
     assert data is not None
-    saved = folder / "config.yaml"
-    run_cfg: Any = OmegaConf.load(saved) if saved.is_file() else None
-    env_node = None if run_cfg is None else OmegaConf.select(run_cfg, "env")
+    run_cfg = saved_config(folder) or {}
     check_spaces(
         data["observation_space"],
         data["action_space"],
         venv.observation_space,
         venv.action_space,
         target_env={"id": "this run's env"},
-        source_env=None if env_node is None else OmegaConf.to_container(env_node, resolve=True),  # type: ignore[arg-type]
+        source_env=run_cfg.get("env"),
         field="init_model",
     )
-    algo = None if run_cfg is None else OmegaConf.select(run_cfg, "agent.algo")
+    algo = (run_cfg.get("agent") or {}).get("algo")
     if algo is not None and algo != agent.algo:
         raise ValueError(
             f"init_model: {folder} was trained with agent.algo={algo!r} but this run's agent is "
