@@ -216,8 +216,9 @@ def follow_saved_run(cfg: DictConfig) -> list[str]:
     or in the run folder above a checkpoint), every group of :data:`RUN_GROUPS` that the
     command line does not choose (see :func:`chooses`) is replaced in ``cfg`` by the run's, and
     the command line's ``<group>.<key>=<value>`` overrides are applied on top of it. ``run_dir``
-    is pinned first, so the run folder stays the one Hydra opened for this job. Outside a
-    Hydra app (:func:`command_line_overrides` is ``None``) ``cfg`` is left as it is.
+    is pinned first, so the run folder stays the one Hydra opened for this job (whose default
+    name already names the run's env and agent: see :func:`evaluated_names`). Outside a Hydra
+    app (:func:`command_line_overrides` is ``None``) ``cfg`` is left as it is.
 
     Args:
         cfg: a configuration composed from ``conf/evaluate.yaml`` or ``conf/render.yaml``;
@@ -230,35 +231,13 @@ def follow_saved_run(cfg: DictConfig) -> list[str]:
         FileNotFoundError: naming ``model_path`` when there is no model there.
         ValueError: naming ``model_path`` when the run's env or agent fits no schema.
     """
-    overrides = command_line_overrides()
-    if overrides is None:
+    found = _saved_run_groups(cfg)
+    if found is None:
         return []
-    try:  # the rest is validated (with clearer messages) once the groups are final
-        agent = OmegaConf.to_object(cfg.agent)
-    except OmegaConfBaseException:
-        return []
-    if not isinstance(agent, SB3AgentConfig):
-        return []
-    model_path = resolve_model_path(agent, OmegaConf.select(cfg, "model_path"))
-    if model_path is None:
-        return []
-    saved = run_config_path(model_file(model_path))
-    if saved is None:
-        return []
-    run_cfg: Any = OmegaConf.load(saved)
-    nodes = {
-        group: _saved_node(group, run_cfg[group], saved)
-        for group in RUN_GROUPS
-        if not chooses(group, overrides) and isinstance(run_cfg.get(group), DictConfig)
-    }
-    if "agent" in nodes and OmegaConf.select(run_cfg, "agent.algo") is None:
-        del nodes["agent"]  # not an SB3 agent's run
-    if not nodes:
-        return []
+    saved, nodes = found
     with open_dict(cfg):
         cfg.run_dir = str(cfg.run_dir)
         for group, node in nodes.items():
-            _apply_group_overrides(node, group, overrides, cfg)
             cfg[group] = node
     log.info(
         "using the %s of the run that saved the model (%s): %s; choose another on the command "
@@ -269,6 +248,62 @@ def follow_saved_run(cfg: DictConfig) -> list[str]:
         ", ".join(f"{group}=..." for group in nodes),
     )
     return list(nodes)
+
+
+def evaluated_names(cfg: DictConfig) -> tuple[str, str]:
+    """``env.name`` and ``agent.name`` of what the job of ``cfg`` evaluates or renders.
+
+    Those of the run that saved the model wherever :func:`follow_saved_run` takes its groups,
+    those of ``cfg`` elsewhere; ``cfg`` itself is not changed. The default ``run_dir`` of
+    ``lepton-evaluate`` and ``lepton-render`` is named with them (resolver
+    ``lepton.evaluated``), so the folder names the env actually evaluated. A model or a run
+    record that cannot be read leaves the names of ``cfg``: the job then reports the error.
+    """
+    names = {group: str(OmegaConf.select(cfg, f"{group}.name")) for group in RUN_GROUPS}
+    try:
+        found = _saved_run_groups(cfg)
+    except Exception:  # the job reports it with its own message
+        found = None
+    if found is not None:
+        names.update({group: str(node.name) for group, node in found[1].items()})
+    return names["env"], names["agent"]
+
+
+def _saved_run_groups(cfg: DictConfig) -> tuple[Path, dict[str, DictConfig]] | None:
+    """The ``config.yaml`` of the run that saved ``cfg``'s model and the groups it decides.
+
+    The groups are those of :data:`RUN_GROUPS` the command line does not choose, typed and with
+    the command line's ``<group>.<key>=<value>`` overrides applied; ``None`` when there are
+    none (outside a Hydra app, for a baseline, or without a saved run).
+    """
+    overrides = command_line_overrides()
+    if overrides is None:
+        return None
+    try:  # the rest is validated (with clearer messages) once the groups are final
+        agent = OmegaConf.to_object(cfg.agent)
+    except OmegaConfBaseException:
+        return None
+    if not isinstance(agent, SB3AgentConfig):
+        return None
+    model_path = resolve_model_path(agent, OmegaConf.select(cfg, "model_path"))
+    if model_path is None:
+        return None
+    saved = run_config_path(model_file(model_path))
+    if saved is None:
+        return None
+    run_cfg: Any = OmegaConf.load(saved)
+    nodes = {
+        group: _saved_node(group, run_cfg[group], saved)
+        for group in RUN_GROUPS
+        if not chooses(group, overrides) and isinstance(run_cfg.get(group), DictConfig)
+    }
+    if "agent" in nodes and OmegaConf.select(run_cfg, "agent.algo") is None:
+        del nodes["agent"]  # not an SB3 agent's run
+    if not nodes:
+        return None
+    for group, node in nodes.items():
+        _apply_group_overrides(node, group, overrides, cfg)
+    return saved, nodes
 
 
 def _group_label(cfg: DictConfig, group: str) -> str:

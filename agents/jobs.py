@@ -8,7 +8,7 @@ Every ``lepton-train`` run, alone or as one job of a sweep, goes through :func:`
 
 A job whose record says ``finished`` is skipped (its saved metrics are returned) unless
 ``force=true``, but only when it is the same job: the folder's ``config.yaml`` and the new
-configuration agree on every key but :data:`agents.runs.RUN_ONLY_KEYS` (or, without a
+configuration agree on every key but :data:`conf.resolvers.RUN_ONLY_KEYS` (or, without a
 ``config.yaml``, the record's env, agent and seed agree). A finished run of another configuration
 is refused with a :class:`~agents.runs.RunMismatchError` naming the differing keys, and so is
 ``resume=true`` into the folder of another experiment (:func:`agents.runs.check_resume`); a
@@ -216,7 +216,7 @@ def plan_job(folder: Path, cfg: DictConfig, previous: JobStatus | None = None) -
     """Whether the job ``cfg`` in ``folder`` runs (:data:`RUN`) or is skipped (:data:`SKIP`).
 
     A finished job is skipped unless ``force=true``, if it is the same job: its ``config.yaml``
-    matches ``cfg`` but for :data:`~agents.runs.RUN_ONLY_KEYS` (without one, its record's env,
+    matches ``cfg`` but for :data:`~conf.resolvers.RUN_ONLY_KEYS` (without one, its record's env,
     agent and seed match). With ``resume=true`` the folder's run must be ``cfg``'s own but for
     :data:`~agents.runs.RESUME_KEYS` (:func:`~agents.runs.check_resume`).
 

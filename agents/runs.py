@@ -2,7 +2,8 @@
 
 A run folder belongs to one experiment: its ``config.yaml``. Before a run continues or skips the
 run in a folder, :func:`config_differences` compares that file with the new configuration, key by
-key, leaving out :data:`RUN_ONLY_KEYS` (how a run goes, not what it computes)::
+key, leaving out :data:`RUN_ONLY_KEYS` (how a run goes, not what it computes; defined in
+:mod:`conf.resolvers`, as a sweep job's folder name leaves these keys out too)::
 
     resume: runs/x holds a run of another configuration (saved -> now: env.name
     'inventory_lost_sales' -> 'inventory', agent.algo 'a2c' -> 'ppo', ...); ...
@@ -22,23 +23,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from conf.resolvers import RUNTIME_KEYS
+from conf.resolvers import RUN_ONLY_KEYS, covered
 
 CONFIG_FILE = "config.yaml"
 """The resolved configuration of the run in a folder (:func:`save_config`)."""
-
-RUN_ONLY_KEYS = RUNTIME_KEYS | {
-    "tensorboard",
-    "torch_threads",
-    "checkpoint_freq",
-    "eval.batch_size",
-}
-"""Keys that change how a run goes, not what it computes (dotted; a key covers its children).
-
-The overrides left out of a sweep job's folder name (``conf.resolvers.RUNTIME_KEYS``), plus the
-logging, threading and checkpointing switches and the evaluation's batch size (evaluation results
-do not depend on it).
-"""
 
 RESUME_KEYS = RUN_ONLY_KEYS | {"total_timesteps"}
 """Keys a resumed run may change: :data:`RUN_ONLY_KEYS` and the budget it trains up to."""
@@ -161,7 +149,7 @@ def config_differences(
     out = [
         Difference(k, old.get(k, ABSENT), new.get(k, ABSENT))
         for k in keys
-        if not _ignored(k, ignore) and old.get(k, ABSENT) != new.get(k, ABSENT)
+        if not covered(k, ignore) and old.get(k, ABSENT) != new.get(k, ABSENT)
     ]
     rank = {k: i for i, k in enumerate(PRIORITY_KEYS)}
     return sorted(out, key=lambda d: rank.get(d.key, len(rank)))  # stable: config order after
@@ -216,10 +204,6 @@ def _flatten(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
             yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
     else:
         yield prefix, data
-
-
-def _ignored(key: str, ignore: Collection[str]) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in ignore)
 
 
 def _short(value: Any, width: int = 40) -> str:

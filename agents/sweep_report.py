@@ -31,7 +31,7 @@ from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line
-from conf.resolvers import IDENTITY_KEYS, RUNTIME_KEYS, override_key, safe_name
+from conf.resolvers import computing_overrides, safe_name
 
 REPORT_DIR = "report"
 
@@ -82,13 +82,15 @@ class Row:
 
 
 def _variant_labels(finished: list[Job]) -> dict[Path, str]:
-    """Overrides that tell jobs of the same env, agent and seed apart (those not shared)."""
+    """Overrides that tell jobs of the same env, agent and seed apart (those not shared).
+
+    These are the overrides hashed into the job's folder name (:func:`computing_overrides`):
+    switches such as ``tensorboard=true`` never label a variant.
+    """
     extras: dict[Path, set[str]] = {}
     for job in finished:
         overrides = job.status.overrides if job.status is not None else []
-        extras[job.folder] = {
-            o for o in overrides if override_key(o) not in IDENTITY_KEYS | RUNTIME_KEYS
-        }
+        extras[job.folder] = set(computing_overrides(overrides))
     common = set.intersection(*extras.values()) if extras else set()
     return {folder: ", ".join(sorted(e - common)) for folder, e in extras.items()}
 

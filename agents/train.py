@@ -113,7 +113,10 @@ def run(cfg: DictConfig) -> Metrics:
     curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
 
     checkpoint = latest_checkpoint(job_folder(cfg)) if config.resume else None
-    if checkpoint is not None:  # only the run's own configuration may continue its checkpoint
+    # only the run's own configuration may continue its checkpoint. agents.jobs.plan_job checks
+    # this too, before run_job writes the job's record; this check is for callers of run()
+    # alone (lepton-zoo) and is the one that refuses checkpoints without a config.yaml
+    if checkpoint is not None:
         check_resume(job_folder(cfg), cfg)
     if config.resume and checkpoint is None:
         log.info("resume: no checkpoint in %s; training from the start", job_folder(cfg))

@@ -178,11 +178,6 @@ def _in_space(value: Any, spec: ParamSpec) -> bool:
     )
 
 
-def default_values(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
-    """The preset's own value of every parameter that lies inside the search space."""
-    return {k: v for k, v in preset_values(agent, space).items() if _in_space(v, space[k])}
-
-
 def defaults_trial(agent: SB3AgentConfig, space: dict[str, ParamSpec]) -> dict[str, Any]:
     """The values enqueued as the defaults trial: the preset's own wherever Optuna takes them.
 

@@ -7,17 +7,27 @@ whatever the launcher, the order of the jobs or the time::
     hydra.sweep.subdir: ${lepton.job_name:${env.name},${agent.name},${seed},${hydra.overrides.task}}
     -> inventory__ppo__3                  (only env, agent and seed overridden)
     -> inventory__ppo__3__5f1c2a9e        (plus other overrides: a hash of them, sorted)
+    -> inventory__ppo__3                  (plus only run-only ones: tensorboard=true, ...)
     -> inventory__pretrained+inventory__0 (agent.name ``pretrained/inventory``: one folder)
 
 ``lepton.safe_name`` makes any name usable as one path component (see :func:`safe_name`).
 
 ``lepton.generate_dir`` names the folder ``lepton-generate`` writes (see :func:`generate_dir`).
+
+``lepton.evaluated`` names the folder of ``lepton-evaluate`` and ``lepton-render`` after the env
+and the agent the job actually uses (see :func:`evaluated`): a saved model's run decides them
+where the command line leaves them open::
+
+    run_dir: runs/evaluate/${lepton.evaluated:}__${seed}__${now:%Y%m%d-%H%M%S}
+    lepton-evaluate model_path=runs/<lost-sales a2c run>
+    -> runs/evaluate/inventory_lost_sales__a2c__0__20260101-120000   (not inventory__ppo__0__...)
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -27,7 +37,21 @@ IDENTITY_KEYS = frozenset({"env", "agent", "seed"})
 RUNTIME_KEYS = frozenset(
     {"force", "resume", "sweep_dir", "run_dir", "progress_bar", "verbose", "device"}
 )
-"""Overrides that change how a job runs, not what it computes: left out of its identity."""
+"""Switches of where and how a job runs: where it writes, whether it reruns or resumes, output."""
+
+RUN_ONLY_KEYS = RUNTIME_KEYS | {
+    "tensorboard",
+    "torch_threads",
+    "checkpoint_freq",
+    "eval.batch_size",
+}
+"""Keys that change how a run goes, not what it computes (dotted; a key covers its children).
+
+:data:`RUNTIME_KEYS`, plus the logging, threading and checkpointing switches and the
+evaluation's batch size (evaluation results do not depend on it). Overrides of them are left out
+of a sweep job's folder name (:func:`job_name`), and a saved run that differs from a new
+configuration only in them is the same run (``agents.runs.config_differences``).
+"""
 
 
 PATH_SEPARATORS = ("/", "\\")
@@ -58,6 +82,31 @@ def override_key(override: str) -> str:
     return key.lstrip("+~")
 
 
+def covered(key: str, keys: Collection[str]) -> bool:
+    """Whether the dotted ``key`` is one of ``keys`` or below one of them.
+
+    ``covered("eval.batch_size", RUN_ONLY_KEYS)`` is true, ``covered("eval", RUN_ONLY_KEYS)``
+    and ``covered("eval.episodes", RUN_ONLY_KEYS)`` are false.
+    """
+    return any(key == k or key.startswith(f"{k}.") for k in keys)
+
+
+def computing_overrides(overrides: Iterable[object]) -> list[str]:
+    """The overrides that change what a job computes, beyond its env, agent and seed, sorted.
+
+    Left out: the choice of ``env``, ``agent`` or ``seed`` (:data:`IDENTITY_KEYS`, named in the
+    job's folder in clear) and every override of :data:`RUN_ONLY_KEYS` or below one (in any of
+    the forms ``key=``, ``+key=``, ``++key=``, ``~key``). ``env.<key>=...`` and
+    ``agent.<key>=...`` stay: they change the job.
+    """
+    return sorted(
+        str(o)
+        for o in overrides
+        if override_key(str(o)) not in IDENTITY_KEYS
+        and not covered(override_key(str(o)), RUN_ONLY_KEYS)
+    )
+
+
 def job_name(env_name: str, agent_name: str, seed: int, overrides: Iterable[str]) -> str:
     """The folder name of a sweep job: ``<env>__<agent>__<seed>[__<hash of other overrides>]``.
 
@@ -68,14 +117,14 @@ def job_name(env_name: str, agent_name: str, seed: int, overrides: Iterable[str]
         overrides: the job's command-line overrides (``hydra.overrides.task``).
 
     Returns:
-        A name that depends only on what the job computes: overrides of :data:`RUNTIME_KEYS`
-        are ignored and the others are sorted, so the launcher and the job order do not matter.
+        A name that depends only on what the job computes: overrides of :data:`RUN_ONLY_KEYS`
+        are ignored (see :func:`computing_overrides`) and the others are sorted, so neither the
+        launcher, the job order nor a switch such as ``tensorboard=true`` added when the sweep
+        runs again changes it (finished jobs are then found and skipped).
         Env and agent names go through :func:`safe_name`, so the job is one folder of the sweep
         even when a name holds a ``/`` (``pretrained/inventory``).
     """
-    rest = sorted(
-        str(o) for o in overrides if override_key(str(o)) not in IDENTITY_KEYS | RUNTIME_KEYS
-    )
+    rest = computing_overrides(overrides)
     name = f"{safe_name(env_name)}__{safe_name(agent_name)}__{seed}"
     if rest:
         name += "__" + hashlib.sha1("\n".join(rest).encode()).hexdigest()[:8]
@@ -102,10 +151,24 @@ def generate_dir(
     return f"runs/generators/{family}__{kind}__{seed}__{now}"
 
 
+def evaluated(*, _root_: Any) -> str:
+    """``<env.name>__<agent.name>`` of what a ``lepton-evaluate`` or ``lepton-render`` job uses.
+
+    The names of the run that saved ``model_path`` where the command line chooses no env or agent
+    (``agents.evaluate.evaluated_names``), else those of the configuration; both through
+    :func:`safe_name`. Resolved only by those tools' folder names, so the import stays lazy.
+    """
+    from agents.evaluate import evaluated_names
+
+    env, agent = evaluated_names(_root_)
+    return f"{safe_name(env)}__{safe_name(agent)}"
+
+
 def register_resolvers() -> None:
     """Register the ``lepton.*`` resolvers (idempotent)."""
     OmegaConf.register_new_resolver("lepton.generate_dir", generate_dir, replace=True)
     OmegaConf.register_new_resolver("lepton.safe_name", safe_name, replace=True)
+    OmegaConf.register_new_resolver("lepton.evaluated", evaluated, replace=True)
     OmegaConf.register_new_resolver(
         "lepton.job_name",
         lambda env, agent, seed, overrides: job_name(env, agent, int(seed), list(overrides)),

@@ -48,15 +48,15 @@ def hydra_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """Compose a root config as a Hydra app does: the overrides are the job's command line."""
     count = 0
 
-    def make(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    def make(config_name: str, overrides: Sequence[str], run_dir: bool = True) -> DictConfig:
         nonlocal count
         count += 1
-        run_dir = tmp_path / f"run{count}"
+        folder = [f"run_dir={tmp_path / f'run{count}'}"] if run_dir else []  # else the default
         GlobalHydra.instance().clear()
         with initialize_config_module(config_module="conf", version_base="1.3"):
             cfg = compose(
                 config_name,
-                overrides=[*TINY_BUDGETS, f"run_dir={run_dir}", *overrides],
+                overrides=[*TINY_BUDGETS, *folder, *overrides],
                 return_hydra_config=True,
             )
         HydraConfig.instance().set_config(cfg)
@@ -174,6 +174,35 @@ def test_evaluate_uses_the_env_and_agent_of_the_run(a2c_run, hydra_cfg):
     saved = OmegaConf.load(Path(run_dir) / "config.yaml")
     assert saved.run_dir == run_dir  # the folder Hydra opened for the job
     assert saved.env.kwargs.scenario == "lost_sales" and saved.agent.algo == "a2c"
+
+
+def test_default_folder_names_the_env_and_agent_of_the_run(
+    a2c_run, hydra_cfg, tmp_path, monkeypatch
+):
+    folder, metrics = a2c_run
+    monkeypatch.chdir(tmp_path)  # the default folders are relative: runs/evaluate/...
+    cfg = hydra_cfg("evaluate", [f"model_path={folder}"], run_dir=False)  # defaults: ppo, serial4
+    opened = Path(HydraConfig.get().run.dir)  # the folder Hydra opens for the job
+    assert opened.parent == Path("runs/evaluate")
+    assert opened.name.startswith("inventory_lost_sales__a2c__0__")
+    assert evaluate.run(cfg) == {"a2c": metrics["a2c"]}
+    run_dir = Path(cfg.run_dir)
+    assert run_dir.parent == opened.parent and run_dir.name.startswith(
+        "inventory_lost_sales__a2c__0__"
+    )
+    assert OmegaConf.load(run_dir / "config.yaml").env.name == "inventory_lost_sales"
+    assert [p.name.split("__")[0] for p in Path("runs/evaluate").iterdir()] == [
+        "inventory_lost_sales"
+    ]
+    # what the command line chooses names the folder; the rest is still the run's
+    hydra_cfg("evaluate", ["env=inventory", f"model_path={folder}"], run_dir=False)
+    assert Path(HydraConfig.get().run.dir).name.startswith("inventory__a2c__0__")
+    hydra_cfg("evaluate", ["agent=base_stock", f"model_path={folder}"], run_dir=False)
+    assert Path(HydraConfig.get().run.dir).name.startswith("inventory__base_stock__0__")
+    hydra_cfg("render", [f"model_path={_checkpoint(folder)}"], run_dir=False)
+    opened = Path(HydraConfig.get().run.dir)
+    assert opened.parent == Path("runs/render")
+    assert opened.name.startswith("inventory_lost_sales__a2c__0__")
 
 
 def test_evaluate_with_the_agent_chosen_still_uses_the_run_env(a2c_run, hydra_cfg):

@@ -28,7 +28,7 @@ from agents.jobs import (
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweep_report import write_report
 from agents.sweeps import SweepProgress, count_jobs, jobs, progress_line, state_counts
-from conf.resolvers import job_name, safe_name
+from conf.resolvers import RUN_ONLY_KEYS, job_name, safe_name
 from scripts.report import main as report_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +56,31 @@ def test_job_name_depends_only_on_what_the_job_computes():
     assert a != job_name("inventory", "ppo", 3, ["total_timesteps=2000", "agent.gamma=0.9"])
     # runtime switches never change the folder
     assert job_name("e", "a", 0, ["resume=true", "progress_bar=false", "sweep_dir=x"]) == "e__a__0"
+
+
+def test_job_name_ignores_every_run_only_override_and_keys_below_them():
+    base = ["seed=3", "total_timesteps=1000"]
+    name = job_name("inventory", "ppo", 3, base)
+    run_only = [
+        "tensorboard=true",
+        "torch_threads=2",
+        "checkpoint_freq=0",
+        "eval.batch_size=4",
+        "+tensorboard=true",
+        "++eval.batch_size=4",
+        "~checkpoint_freq",
+        "eval.batch_size.extra=1",  # a key covers its children
+    ]
+    for override in run_only:
+        assert job_name("inventory", "ppo", 3, [*base, override]) == name, override
+    assert job_name("inventory", "ppo", 3, [*run_only, *base]) == name
+    # what the job computes still names another folder
+    for override in ("eval.episodes=4", "eval.batch=4", "eval={batch_size:4}", "n_envs=2"):
+        assert job_name("inventory", "ppo", 3, [*base, override]) != name, override
+    # one set: a saved run that differs only in these keys is the same run
+    from agents.runs import RUN_ONLY_KEYS as RUN_ONLY_KEYS_OF_RUNS
+
+    assert RUN_ONLY_KEYS_OF_RUNS is RUN_ONLY_KEYS
 
 
 def test_job_name_keeps_a_name_with_a_slash_in_one_folder():
@@ -86,6 +111,10 @@ def test_sweep_config_maps_jobs_to_stable_folders():
         assert cfg.hydra.sweep.subdir == "inventory_lost_sales__a2c__4"
         cfg = compose("config", overrides=[*overrides, "n_envs=2"], return_hydra_config=True)
         assert cfg.hydra.sweep.subdir.startswith("inventory_lost_sales__a2c__4__")
+        # the same sweep launched again with runtime switches finds the same folders
+        again = [*overrides, "tensorboard=true", "torch_threads=2", "eval.batch_size=4"]
+        cfg = compose("config", overrides=again, return_hydra_config=True)
+        assert cfg.hydra.sweep.subdir == "inventory_lost_sales__a2c__4"
         pretrained = ["env=inventory", "agent=pretrained/inventory", "seed=1", "sweep_dir=/s"]
         cfg = compose("config", overrides=pretrained, return_hydra_config=True)
         assert cfg.agent.name == "pretrained/inventory"
@@ -451,6 +480,24 @@ def test_report_on_a_synthetic_sweep(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "IQM return" in printed and "chain__dqn__0: failed ValueError: boom" in printed
     assert result["rows"][0].policy == "ppo"
+
+
+def test_report_and_progress_ignore_run_only_overrides_of_a_relaunched_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        _fake_job(sweep, "chain", "ppo", seed, 10.0 * (seed + 1))
+    (sweep / "sweep.json").write_text(json.dumps({"total": 2}))
+    # seed 1 finished in a relaunch that added switches: still its job and its folder
+    folder = sweep / job_name("chain", "ppo", 1, ["torch_threads=2", "tensorboard=true"])
+    assert folder.name == "chain__ppo__1"
+    status = read_status(folder)
+    status.overrides += ["torch_threads=2", "tensorboard=true"]
+    write_status(folder, status)
+    counts = state_counts(sweep)
+    assert (counts[FINISHED], counts["pending"], counts["total"]) == (2, 0, 2)
+    result = write_report(sweep, reps=50)
+    ppo = [row for row in result["rows"] if row.kind == "agent"]
+    assert [(row.policy, row.seeds) for row in ppo] == [("ppo", 2)]
 
 
 def test_report_explains_an_empty_folder(tmp_path):

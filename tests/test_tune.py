@@ -68,11 +68,17 @@ def test_nested_fields_and_categorical_lists_round_trip():
     values = tune.suggest_values(trial, space)
     assert values == {"learning_rate": 1e-3, "n_epochs": 4, "policy_kwargs.net_arch": [8]}
     assert tune.decode_params(tune.trial_params(values, space), space) == values
-    # the preset's own values are enqueued only where they lie inside the space
-    assert tune.default_values(PPOConfig(name="ppo"), space) == {
-        "policy_kwargs.net_arch": [64, 64],
-        "learning_rate": 3e-4,
+    # the defaults trial enqueues the preset's own values (plain data, nested keys read), a
+    # number outside its range as it is; a categorical value outside the choices is left out
+    ppo = PPOConfig(name="ppo")
+    own = {"policy_kwargs.net_arch": [64, 64], "n_epochs": 10, "learning_rate": 3e-4}
+    assert tune.preset_values(ppo, space) == own
+    assert tune.defaults_trial(ppo, space) == own
+    narrow = {
+        **space,
+        "policy_kwargs.net_arch": ParamSpec(type=ParamType.categorical, choices=[[8]]),
     }
+    assert tune.defaults_trial(ppo, narrow) == {"n_epochs": 10, "learning_rate": 3e-4}
 
 
 def test_written_preset_composes_as_an_agent(tmp_path, make_cfg):
