@@ -20,9 +20,10 @@ from envs.traffic.baselines import (
     SignalBaseline,
 )
 from envs.traffic.env import TrafficSignalEnv, TrafficVectorEnv
+from envs.traffic.multi import TrafficParallelEnv
 from envs.traffic.network import LINK_STATES
 from envs.traffic.scenario import SignalSettings
-from envs.traffic.sim import L_COUNT, L_HALT, TrafficState
+from envs.traffic.sim import L_COUNT, L_HALT, S_STAGE, TrafficState
 
 NAMES = ("fixed_time", "max_pressure", "longest_queue", "actuated", "sotl", "random")
 
@@ -121,6 +122,37 @@ def test_max_pressure_on_a_hand_checked_snapshot() -> None:
     assert int(mp.act(tie)[0]) == 0
 
 
+def test_max_pressure_follows_the_pressure_within_the_signal_timings() -> None:
+    """Every decision takes the phase of largest pressure; the env keeps the timings: 2 s of
+    yellow, 3 s of all-red, then at least ``min_green`` (5 s) of green before the next change."""
+    timings = SignalSettings(delta_time=1.0, yellow_time=2.0, all_red_time=3.0, min_green=5.0)
+    sc = builders.PRESETS["sumo_rl_single"](seconds=400, signals=timings)
+    env = TrafficSignalEnv(sc)
+    env.reset(seed=0)
+    mp = MaxPressureBaseline(env)
+    green_start, change, red_start = float(sc.begin), None, None
+    greens = []
+    for _ in range(400):
+        snap = env.snapshot()
+        t = float(snap.time[0])
+        pressure = mp.pressure(snap)[0, 0]
+        action = int(mp.act(snap)[0])
+        assert pressure[action] == pressure.max()
+        env.step(action)
+        after = env.snapshot()
+        stage, now = int(after.signal_int[0, 0, S_STAGE]), float(after.time[0])
+        if stage == 1 and change is None:  # the change was decided at t
+            change = t
+            greens.append(t - green_start)
+        elif stage == 2 and red_start is None:
+            assert change is not None and now - change == 2.0  # yellow
+            red_start = now
+        elif stage == 0 and red_start is not None:
+            assert now - red_start == 3.0  # all-red
+            green_start, change, red_start = now, None, None
+    assert len(greens) > 10 and min(greens) >= 5.0, greens
+
+
 def test_phase_links_of_a_grid_are_distinct_and_cover_the_green_links() -> None:
     sc = builders.PRESETS["grid2x2"](seconds=60)
     env = TrafficSignalEnv(sc)
@@ -179,6 +211,45 @@ def test_every_baseline_acts_through_every_adapter(kind: str, preset: str) -> No
                 assert all(space.contains(np.asarray(a, dtype=space.dtype)) for a in actions)
                 obs, *_ = env.step(actions)
         env.close()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_baseline_drives_the_pettingzoo_env(name: str) -> None:
+    """``predict`` of the agents' observation dict gives ``{agent: phase}``, as on the grid."""
+    sc = builders.PRESETS["grid2x2"](seconds=40.0)
+    par = TrafficParallelEnv(sc)
+    single = TrafficSignalEnv(sc)
+    obs, _ = par.reset(seed=0)
+    flat, _ = single.reset(seed=0)
+    policy = BASELINES.get(name)(par, seed=0)
+    reference = BASELINES.get(name)(single, seed=0)
+    steps = 0
+    while par.agents:
+        actions, _ = policy.predict(obs)
+        expected, _ = reference.predict(flat)
+        assert list(actions) == par.agents
+        assert [actions[a] for a in par.agents] == np.asarray(expected).tolist()
+        obs, rewards, _, _, _ = par.step(actions)
+        flat, reward, _, _, _ = single.step(expected)
+        assert sum(rewards.values()) == pytest.approx(reward, abs=1e-9)
+        steps += 1
+    assert steps == 8
+    with pytest.raises(ValueError, match=r"keys \['Z9'\] are not controlled signals"):
+        policy.predict({"Z9": obs["A0"]})
+
+
+def test_a_signal_controller_needs_a_traffic_env() -> None:
+    with pytest.raises(TypeError, match="MaxPressureBaseline.*traffic env.*InventoryEnv"):
+        BASELINES.get("max_pressure")(gym.make("lepton/Inventory-v0"))
+
+
+def test_a_vector_env_the_baseline_cannot_see_through_names_the_native_one() -> None:
+    sync = gym.vector.SyncVectorEnv(
+        [lambda: TrafficSignalEnv(builders.PRESETS["single4"](seconds=60))]
+    )
+    with pytest.raises(TypeError, match="SyncVectorEnv.*native vector env"):
+        BASELINES.get("max_pressure")(sync)
+    sync.close()
 
 
 def test_random_baseline_is_seeded_and_covers_the_phases() -> None:

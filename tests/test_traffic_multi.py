@@ -100,6 +100,31 @@ def test_parallel_episode_end_and_errors():
     assert env.agents == env.possible_agents
 
 
+def test_parallel_actions_checked_per_agent():
+    """Each agent's action is one integer of its own space; errors name the agent."""
+    single = envs.traffic.parallel_env(scenario={"preset": "sumo_rl_single", "seconds": 60})
+    single.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions\['t'\].*Discrete\(2\).*array\(\[1, 0\]\)"):
+        single.step({"t": np.array([1, 0])})  # not silently cut to its first entry
+    env = make_parallel()
+    env.reset(seed=0)
+    valid = dict.fromkeys(env.agents, 0)
+    for bad in (7, -1, 1.5, None, "1", [0, 1]):
+        with pytest.raises(ValueError, match=r"actions\['A1'\]: expected one integer in 0\.\.3"):
+            env.step({**valid, "A1": bad})
+    with pytest.raises(TypeError, match=r"actions: expected a dict \{agent: action\}"):
+        env.step(np.zeros(4, dtype=np.int64))
+    # refused steps changed nothing; integer values of any numeric type are taken
+    reference = make_parallel()
+    reference.reset(seed=0)
+    mixed = {"A0": np.int64(3), "A1": 2.0, "B0": np.array([1]), "B1": 0}
+    out = env.step(mixed)
+    want = reference.step({"A0": 3, "A1": 2, "B0": 1, "B1": 0})
+    for a in env.possible_agents:
+        np.testing.assert_array_equal(out[0][a], want[0][a])
+        assert out[1][a] == want[1][a]
+
+
 def test_parallel_render_delegates():
     env = make_parallel(render_mode="rgb_array")
     env.reset(seed=0)
@@ -161,6 +186,21 @@ def test_shared_equals_plain_env_blocks():
             assert info["signal"] == shared.signal_ids[j]
             assert info["mean_travel_time"] == info_p[i]["mean_travel_time"]
             assert info["reward_terms"] == outs[i][4][shared.signal_ids[j]]["reward_terms"]
+
+
+def test_shared_render_by_slot_draws_its_replica():
+    venv = TrafficSharedVecEnv(make_env(render_mode="rgb_array"), 2)
+    venv.seed(0)
+    venv.reset()
+    for _ in range(3):
+        venv.step(np.arange(8) % 4)
+    images = venv.get_images()  # one frame per replica
+    assert len(images) == 2 and not np.array_equal(images[0], images[1])
+    frames = venv.env_method("render", indices=[0, 3, 4, 7])
+    for frame, replica in zip(frames, [0, 0, 1, 1], strict=True):
+        np.testing.assert_array_equal(frame, images[replica])
+    assert len(venv.env_method("render")) == venv.num_envs
+    venv.close()
 
 
 def test_shared_actions_validated_and_taken_modulo():

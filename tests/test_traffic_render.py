@@ -167,6 +167,18 @@ def test_human_mode_headless():
     env.close()
 
 
+def test_human_mode_survives_another_window_closing():
+    """pygame has one display: closing one human-mode env leaves the other drawing."""
+    first = gym.make("lepton/TrafficSignal-v0", render_mode="human")
+    second = gym.make("lepton/TrafficSignal-v0", render_mode="human")
+    first.reset(seed=0)
+    second.reset(seed=0)
+    first.close()
+    second.step(0)  # draws its frame in a window of its own again
+    assert second.render() is None
+    second.close()
+
+
 def test_recording_through_lepton_render(make_cfg, tmp_path):
     from PIL import Image
 

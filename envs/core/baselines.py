@@ -35,6 +35,12 @@ def find_lepton_env(env: Any) -> LeptonEnv:
             break
         env = nxt
         seen += 1
+    if hasattr(env, "envs") or hasattr(env, "num_envs"):
+        raise TypeError(
+            f"{type(env).__name__}: a baseline reads the state of one Lepton Gym core and cannot "
+            "see through this vector env; use the suite's native vector env (gymnasium.make_vec "
+            "with vectorization_mode='vector_entry_point', or envs.core.sb3.make_sb3_vec_env)"
+        )
     raise TypeError(f"{type(env).__name__} does not wrap a Lepton Gym environment")
 
 

@@ -82,7 +82,8 @@ class PygameView(ABC):
         canvas.fill(BACKGROUND)
         self.paint(canvas, snapshot, info)
         if self.render_mode == "human":
-            if self.window is None:
+            # pygame has one display: another view's close() may have shut it since last frame
+            if self.window is None or pygame.display.get_surface() is None:
                 pygame.display.init()
                 pygame.display.set_caption(self.caption)
                 self.window = pygame.display.set_mode(self.size)

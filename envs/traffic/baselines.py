@@ -3,10 +3,12 @@
 Every controller reads the state snapshot of all replicas (``TrafficState``, arrays
 ``[B, ...]``) and returns one green phase per controlled signal, indexed like the env's actions
 (phase ``i`` is the ``i``-th green phase of the signal's program), so the same controller drives
-a single env (``Discrete``), a grid (``MultiDiscrete``), a native vector env or an SB3
-``VecEnv``. The env applies the choices with its usual rules: a change waits for
-``yellow_time + min_green`` since the last one, runs through yellow (and all-red), and a green
-held for ``max_green`` moves on to the next green phase.
+a single env (``Discrete``), a grid (``MultiDiscrete``), a native vector env, an SB3
+``VecEnv`` or the PettingZoo env (``predict`` of a ``{agent: obs}`` dict returns
+``{agent: phase}``). The env applies the choices with its usual rules: a change waits for
+``yellow_time + all_red_time + min_green`` since the last one (every green lasts at least
+``min_green``), runs through yellow (and all-red), and a green held for ``max_green`` moves on
+to the next green phase.
 
 What each controller needs from the network (per signal and green phase: its green links as
 ``(incoming lane, outgoing lane)`` pairs and the lanes it serves) is computed once at
@@ -26,6 +28,7 @@ Controllers:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,6 +36,7 @@ from gymnasium import spaces
 
 from envs.core.baselines import Baseline
 from envs.core.registry import Registry
+from envs.traffic.env import TrafficSignalEnv
 from envs.traffic.sim import (
     F_POS,
     I_ALIVE,
@@ -82,6 +86,13 @@ class SignalBaseline(Baseline):
 
     def __init__(self, env: Any, seed: int | None = None) -> None:
         super().__init__(env, seed)
+        if not isinstance(self.lepton, TrafficSignalEnv):
+            raise TypeError(
+                f"{type(self).__name__} controls traffic signals: it needs a traffic env "
+                f"(TrafficSignalEnv, e.g. lepton/TrafficSignal-v0), got "
+                f"{type(self.lepton).__name__}"
+            )
+        self.signal_ids: tuple[str, ...] = self.lepton.signal_ids
         sc = self.lepton.structure
         net = sc.network
         self.settings = sc.signals
@@ -118,6 +129,40 @@ class SignalBaseline(Baseline):
             self.links.append(per_phase)
         self.lane_length = np.asarray(net.lane_length, dtype=np.float64)
         self.lane_speed = np.asarray(net.lane_speed, dtype=np.float64)
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, None]:
+        """SB3-style ``predict``; a PettingZoo observation ``{agent: obs}`` gets ``{agent: phase}``.
+
+        The dict form drives :class:`~envs.traffic.multi.TrafficParallelEnv` (one agent per
+        signal, named by its id); every other observation is answered as
+        :meth:`Baseline.predict` does.
+
+        Raises:
+            ValueError: a key of a dict observation is not a controlled signal's id, or the
+                env runs more than one replica.
+        """
+        if not isinstance(observation, Mapping):
+            return super().predict(observation, state, episode_start, deterministic)
+        unknown = [a for a in observation if a not in self.signal_ids]
+        if unknown:
+            raise ValueError(
+                f"observation: keys {unknown} are not controlled signals; the agents are "
+                f"{list(self.signal_ids)}"
+            )
+        actions = np.asarray(self.act(self.source.snapshot()))
+        if actions.shape[0] != 1:
+            raise ValueError(
+                f"observation: a dict {{agent: obs}} is one replica's, but the env runs "
+                f"{actions.shape[0]} replicas"
+            )
+        phases = actions.reshape(-1).tolist()
+        return {a: phases[k] for k, a in enumerate(self.signal_ids) if a in observation}, None
 
     # --- helpers -----------------------------------------------------------------------------
     def current_green(self, snapshot: TrafficState) -> np.ndarray:
@@ -232,7 +277,8 @@ class MaxPressureBaseline(SignalBaseline):
     ``sum over (i, o) of (n_i - n_o)``, where ``(i, o)`` runs over the distinct
     (incoming lane, outgoing lane) pairs of the phase's green links (``G`` or ``g``) and ``n``
     counts the vehicles on a lane. Ties keep the current phase. The env enforces the minimum
-    green (changes before ``yellow_time + min_green`` are ignored) and ``max_green``.
+    green (changes before ``yellow_time + all_red_time + min_green`` are ignored) and
+    ``max_green``.
     """
 
     description: ClassVar[str] = "max-pressure (Varaiya): green phase of largest in-out count"

@@ -223,9 +223,9 @@ class TrafficSignalEnv(LeptonEnv):
     back when downstream lanes are full, and are inserted from their routes' first edges as
     demand arrives. Every ``delta_time`` seconds (5 by default) the agent chooses the next green
     phase of every controlled signal; a change runs through ``yellow_time`` of yellow (and
-    ``all_red_time`` of all red) and only happens once ``yellow_time + min_green`` seconds
-    have passed since the last one; a green held for ``max_green`` seconds moves on to the next
-    green phase. These are sumo-rl's conventions, so results compare with it.
+    ``all_red_time`` of all red) and only happens once ``yellow_time + all_red_time +
+    min_green`` seconds have passed since the last one; a green held for ``max_green`` seconds
+    moves on to the next green phase. These are sumo-rl's conventions, so results compare with it.
 
     ## Action Space
     `Discrete(G)` for one signal (``G`` green phases of its program), `MultiDiscrete([G_1,
@@ -237,7 +237,7 @@ class TrafficSignalEnv(LeptonEnv):
     | slots        | feature                                                           |
     |--------------|-------------------------------------------------------------------|
     | `obs_phases` | one-hot of the current green phase (its target during yellow)      |
-    | 1            | 1 once ``yellow_time + min_green`` passed since the last change     |
+    | 1            | 1 once yellow + all-red + min_green passed since the last change   |
     | `obs_lanes`  | density of every incoming lane: vehicles / (length / 7.5 m), <= 1   |
     | `obs_lanes`  | queue of every incoming lane: halting vehicles on the same scale    |
 

@@ -19,7 +19,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
 
 from envs.core.env import BatchRunner
 from envs.core.features import QuantityTerm, RewardFunction
@@ -197,9 +201,20 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         dict[str, bool],
         dict[str, dict[str, Any]],
     ]:
-        """Apply one green-phase choice per agent (every live agent must act)."""
+        """Apply one green-phase choice per agent (every live agent must act).
+
+        Raises:
+            TypeError: ``actions`` is not a mapping ``{agent: action}``.
+            ValueError: an agent is missing or unknown, or an agent's action is not one
+                integer of its ``Discrete`` space (naming the agent).
+        """
         if not self.agents:
             raise gym.error.ResetNeeded("call reset() before step() (the episode has ended)")
+        if not isinstance(actions, Mapping):
+            raise TypeError(
+                f"actions: expected a dict {{agent: action}} for the agents {self.agents}, "
+                f"got {type(actions).__name__}"
+            )
         missing = [a for a in self.agents if a not in actions]
         unknown = [a for a in actions if a not in self.action_spaces]
         if missing or unknown:
@@ -207,7 +222,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
                 f"actions: expected one action for each agent {self.agents}; "
                 f"missing {missing}, unknown {unknown}"
             )
-        joint = np.asarray([actions[a] for a in self.possible_agents]).reshape(-1)
+        joint = np.array([self._action(a, actions[a]) for a in self.possible_agents])
         obs, _, terminated, truncated, info = self.env.step(
             joint[0] if self.num_signals == 1 else joint
         )
@@ -230,6 +245,19 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
             dict.fromkeys(agents, bool(terminated)),
             dict.fromkeys(agents, bool(truncated)),
             infos,
+        )
+
+    def _action(self, agent: str, action: Any) -> int:
+        """``agent``'s action (one integer value, as the single env takes) as an ``int``."""
+        n = int(self.action_spaces[agent].n)
+        value = np.asarray(action)
+        if value.size == 1 and value.dtype.kind in "biuf":
+            v = float(value.reshape(()))
+            if v.is_integer() and 0 <= v < n:
+                return int(v)
+        raise ValueError(
+            f"actions[{agent!r}]: expected one integer in 0..{n - 1} (the agent's "
+            f"action space Discrete({n})), got {action!r}"
         )
 
     def state(self) -> np.ndarray:
@@ -273,6 +301,8 @@ class TrafficSharedVecEnv(RunnerVecEnv):
     - Seeding: ``seed(s)`` makes the next reset give replica ``i`` the seed ``s + i`` (every
       slot of a replica reports that seed), as :class:`~envs.core.sb3.LeptonVecEnv` does; an
       option ``{"scenario": ...}`` of a replica's first slot forces that replica's scenario.
+    - Rendering: ``get_images`` (and so ``render``) draws one frame per replica;
+      ``env_method("render")`` of a slot draws the slot's replica.
 
     Evaluation aggregates the :attr:`slots_per_replica` slots of a replica into one episode
     (see :func:`agents.evaluation.run_episodes`).
@@ -330,6 +360,19 @@ class TrafficSharedVecEnv(RunnerVecEnv):
         self._reset_options()
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return obs.reshape(self.num_envs, self.width).copy()
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        """As :meth:`RunnerVecEnv.env_method`; ``render`` of slot ``i * K + k`` draws replica ``i``."""
+        if method_name == "render" and not method_args and not method_kwargs:
+            k = self.num_signals
+            return [self._draw(slot // k) for slot in self._get_indices(indices)]
+        return super().env_method(method_name, *method_args, indices=indices, **method_kwargs)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions

@@ -23,8 +23,8 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
   edge (SUMO's ``--time-to-teleport``).
 - **Signals**: uncontrolled signals (and controlled ones in ``program_mode``) run their fixed-time
   program; controlled ones take a green phase per decision (sumo-rl's semantics: a change needs
-  ``yellow_time + min_green`` since the last change and runs through yellow and optional all-red;
-  ``max_green`` is enforced by moving to the next green phase).
+  ``yellow_time + all_red_time + min_green`` since the last change and runs through yellow and
+  optional all-red; ``max_green`` is enforced by moving to the next green phase).
 
 Vehicles are conserved: ``inserted = on network + arrived``. The random draws of replica ``i``
 come from its own generator (through a buffer of uniforms refilled from it), so replica ``i`` of a
