@@ -321,7 +321,9 @@ def env_scenario(env_id: str, kwargs: dict[str, Any], field: str = "env.scenario
 def _sharing_kwargs(env: EnvConfig) -> tuple[dict[str, Any], bool]:
     """The constructor arguments of ``env`` without ``parameter_sharing``, and its value."""
     kwargs = env_kwargs(env)
-    sharing = kwargs.pop(PARAMETER_SHARING, False)
+    sharing = kwargs.pop(PARAMETER_SHARING, None)
+    if sharing is None:  # the env configs declare it as null: no sharing
+        sharing = False
     if not isinstance(sharing, bool):
         raise ValueError(f"env.kwargs.{PARAMETER_SHARING}: expected true or false, got {sharing!r}")
     return kwargs, sharing

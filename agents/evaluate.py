@@ -477,7 +477,12 @@ def _check_run_config(
 def _env_identity(env: Any) -> dict[str, Any]:
     """What decides an env's dynamics and spaces: ``id``, ``kwargs`` but runtime-only keys, ``scenarios``."""
     env = env if isinstance(env, dict) else {}
-    kwargs = {k: v for k, v in (env.get("kwargs") or {}).items() if k not in RUNTIME_ENV_KWARGS}
+    # a null argument is the constructor's default, as an absent one (a config that declares it)
+    kwargs = {
+        k: v
+        for k, v in (env.get("kwargs") or {}).items()
+        if k not in RUNTIME_ENV_KWARGS and v is not None
+    }
     defaults = _default_reward_weights(env.get("id"))
     if defaults is not None:  # null, {} and the family's own weights are the same reward
         weights = {**defaults, **dict(kwargs.get("reward_weights") or {})}

@@ -130,7 +130,10 @@ def config_differences(
     """The keys whose values differ between a saved configuration and ``cfg``.
 
     ``cfg`` is resolved and read back as :func:`save_config` writes it, so values compare as
-    they would be saved (enums as names, interpolations resolved). Lists compare as a whole.
+    they would be saved (enums as names, interpolations resolved). Lists compare as a whole. A
+    key that one side lacks and the other holds as ``null`` is no difference: ``null`` stands
+    for the default, so a config that starts declaring an optional key (``env.kwargs.obs_lanes:
+    null``) still matches the runs saved before.
 
     Args:
         saved: a saved configuration (:func:`saved_config`).
@@ -149,7 +152,9 @@ def config_differences(
     out = [
         Difference(k, old.get(k, ABSENT), new.get(k, ABSENT))
         for k in keys
-        if not covered(k, ignore) and old.get(k, ABSENT) != new.get(k, ABSENT)
+        if not covered(k, ignore)
+        and old.get(k, ABSENT) != new.get(k, ABSENT)
+        and not _null_and_absent(old.get(k, ABSENT), new.get(k, ABSENT))
     ]
     rank = {k: i for i, k in enumerate(PRIORITY_KEYS)}
     return sorted(out, key=lambda d: rank.get(d.key, len(rank)))  # stable: config order after
@@ -196,6 +201,10 @@ def check_resume(folder: Path, cfg: DictConfig, *, required: bool = True) -> Non
             f"resume=true (its command line is in {folder / 'command.txt'}), or start a new "
             "run_dir"
         )
+
+
+def _null_and_absent(a: Any, b: Any) -> bool:
+    return (a is ABSENT and b is None) or (a is None and b is ABSENT)
 
 
 def _flatten(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:

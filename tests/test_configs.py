@@ -133,6 +133,19 @@ def test_env_presets_compose_and_make(make_cfg, env):
     venv.close()
 
 
+@pytest.mark.parametrize("env", [e for e in presets("env") if e.startswith("traffic/")])
+def test_traffic_presets_take_the_documented_sharing_and_padding_overrides(make_cfg, env):
+    plain = as_config(make_cfg("config", env_overrides(env)), TrainConfig)
+    assert make_vec_env(plain.env, 1, seed=0).num_envs == 1  # null: no sharing, no padding
+    overrides = ["env.kwargs.parameter_sharing=true", "env.kwargs.obs_lanes=16"]
+    config = as_config(make_cfg("config", [*env_overrides(env), *overrides]), TrainConfig)
+    venv = make_vec_env(config.env, 1, seed=0)
+    structure = venv.get_attr("structure")[0] if hasattr(venv, "get_attr") else None
+    k = len(structure.controlled_signals) if structure is not None else venv.num_envs
+    assert venv.num_envs == k  # one slot per signal of the one replica
+    venv.close()
+
+
 @pytest.mark.parametrize("env", presets("env"))
 def test_env_presets_build_ppo_and_every_baseline(make_cfg, env):
     config = as_config(make_cfg("config", env_overrides(env)), TrainConfig)

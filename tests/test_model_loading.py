@@ -287,3 +287,13 @@ def test_default_reward_weights_given_or_not_are_no_difference():
     assert ids[0] == ids[1] == ids[2] == _env_identity(env)
     other = {**env, "kwargs": {**env["kwargs"], "reward_weights": {"holding_cost": 2}}}
     assert _env_identity(other) != ids[0]
+
+
+def test_null_env_arguments_are_the_absent_defaults():
+    from agents.evaluate import _env_identity
+
+    env = {"id": "lepton/TrafficSignal-v0", "kwargs": {"observation": "default"}}
+    declared = {**env, "kwargs": {**env["kwargs"], "obs_lanes": None, "parameter_sharing": None}}
+    assert _env_identity(declared) == _env_identity(env)
+    padded = {**env, "kwargs": {**env["kwargs"], "obs_lanes": 8}}
+    assert _env_identity(padded) != _env_identity(env)

@@ -194,6 +194,21 @@ def test_same_finished_job_is_skipped_whatever_the_runtime_switches(make_cfg):
     assert not calls and read_status(folder).attempt == 1
 
 
+def test_a_run_saved_before_a_config_declared_a_null_key_is_the_same_job(make_cfg):
+    first = make_cfg("config", ["env=traffic/single_intersection"])
+    folder = Path(first.run_dir)
+    _finish(first)
+    saved = OmegaConf.load(folder / "config.yaml")
+    for key in ("obs_lanes", "obs_phases", "parameter_sharing"):  # as saved by older configs
+        assert saved.env.kwargs.pop(key) is None
+    OmegaConf.save(saved, folder / "config.yaml")
+    again = _in(make_cfg, folder, ["env=traffic/single_intersection"])
+    assert _finish(again) == []  # skipped: null is the default an absent key stood for
+    changed = _in(make_cfg, folder, ["env=traffic/single_intersection", "env.kwargs.obs_lanes=8"])
+    with pytest.raises(RunMismatchError, match=r"env.kwargs.obs_lanes <absent> -> 8"):
+        _finish(changed)
+
+
 def test_finished_run_with_another_budget_is_refused_with_the_way_to_train_further(make_cfg):
     first = make_cfg("config")
     folder = Path(first.run_dir)
