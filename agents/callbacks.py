@@ -6,6 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -32,6 +33,11 @@ class LearningCurveCallback(BaseCallback):
         csv_path: file receiving ``timesteps,mean,std`` rows (``None``: none).
         points: points taken before (a run resumed from a checkpoint); the run then takes no
             point at its first step, only the next ones of the ``eval_freq`` grid.
+
+    The point before training is best taken with :meth:`evaluate_before_training` before
+    ``model.learn``: learn's first reset updates a ``VecNormalize``'s statistics, so a point
+    taken when training starts scores the policy on statistics it never acted with (a warm
+    start's first point would then differ from the saved policy's score).
     """
 
     def __init__(
@@ -59,10 +65,27 @@ class LearningCurveCallback(BaseCallback):
         self.points: list[dict[str, float]] = [dict(p) for p in points]
         """``{timesteps, mean, std, <metric>...}`` per point, in order."""
         self._next = 0
+        self._unlogged: tuple[dict[str, float], float] | None = None
+        self._length = 0.0
+
+    def evaluate_before_training(self, model: BaseAlgorithm) -> None:
+        """Take the step-0 point now, with ``model`` as ``learn`` will start from it.
+
+        Call it just before ``model.learn(callback=...)`` with this callback; the point is
+        logged when training starts (the model may have no logger before).
+        """
+        if self.points:
+            raise RuntimeError("the curve already has its points; the first is taken once")
+        self.model = model
+        point = self._evaluate(log=False)
+        self._unlogged = point, self._length
 
     def _on_training_start(self) -> None:
         self._rewrite_csv()
-        if not self.points:  # a resumed run keeps the grid of points it started with
+        if self._unlogged is not None:
+            self._log(*self._unlogged)
+            self._unlogged = None
+        elif not self.points:  # a resumed run keeps the grid of points it started with
             self._evaluate()
         if self.eval_freq > 0:
             self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
@@ -81,7 +104,8 @@ class LearningCurveCallback(BaseCallback):
             self._rewrite_csv()
         self._evaluate()
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, log: bool = True) -> dict[str, float]:
+        """Take a point at the current step; ``log``: log it and append it to ``csv_path``."""
         training_env = self.model.get_env()
         if isinstance(self.eval_env, VecNormalize) and isinstance(training_env, VecNormalize):
             sync_normalization(training_env, self.eval_env)
@@ -100,17 +124,23 @@ class LearningCurveCallback(BaseCallback):
             "std": summary["return"]["std"],
             **{m: summary[m]["mean"] for m in self.metrics},
         }
+        self._length = float(summary["length"]["mean"])
         self.points.append(point)
+        if log:
+            self._log(point, self._length)
+            if self.csv_path is not None:
+                with self.csv_path.open("a", newline="") as fh:
+                    csv.writer(fh).writerow([point[k] for k in self._columns()])
+        return point
+
+    def _log(self, point: dict[str, float], length: float) -> None:
         self.logger.record("eval/mean_return", point["mean"])
         self.logger.record("eval/std_return", point["std"])
-        self.logger.record("eval/mean_length", summary["length"]["mean"])
+        self.logger.record("eval/mean_length", length)
         for m in self.metrics:
-            self.logger.record(f"eval/{m}", summary[m]["mean"])
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(self.num_timesteps)
-        if self.csv_path is not None:
-            with self.csv_path.open("a", newline="") as fh:
-                csv.writer(fh).writerow([point[k] for k in self._columns()])
+            self.logger.record(f"eval/{m}", point[m])
+        self.logger.record("time/total_timesteps", point["timesteps"], exclude="tensorboard")
+        self.logger.dump(int(point["timesteps"]))
 
     def _columns(self) -> list[str]:
         return ["timesteps", "mean", "std", *self.metrics]

@@ -188,6 +188,8 @@ def run(cfg: DictConfig) -> Metrics:
         f" (resumed at {done})" if checkpoint is not None else "",
         folder,
     )
+    if checkpoint is None:  # before learn's first reset updates normalisation statistics
+        curve.evaluate_before_training(model)
     model.learn(
         total_timesteps=max(config.total_timesteps - done, 0),
         callback=callbacks,

@@ -450,6 +450,9 @@ def train_arm(
         deterministic=ev.deterministic,
     )
     if learn:
+        # the step-0 point scores the policy on the statistics it starts from (the source's):
+        # learn's first reset updates them
+        curve.evaluate_before_training(model)
         model.learn(total_timesteps=total_timesteps, callback=curve, progress_bar=progress_bar)
         points = curve.points
     else:

@@ -314,16 +314,16 @@ class PruningCurve(LearningCurveCallback):
         self.pruned = False
         self._reported: set[int] = set()
 
-    def _evaluate(self) -> None:
-        super()._evaluate()
-        point = self.points[-1]
+    def _evaluate(self, log: bool = True) -> dict[str, float]:
+        point = super()._evaluate(log)
         step = int(point["timesteps"])
         if step in self._reported:  # the final point retaken at the same step
-            return
+            return point
         self._reported.add(step)
         self.trial.report(point["mean"], step=step)
         if self.trial.should_prune():
             self.pruned = True
+        return point
 
     def _on_step(self) -> bool:
         return super()._on_step() and not self.pruned

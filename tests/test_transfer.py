@@ -394,7 +394,8 @@ def test_tiny_transfer_run_writes_the_folder(make_cfg):
         transfer_overrides(f"source={folder / 'source'}", "mode=freeze_features", "seeds=[0]"),
     )
     frozen = run(cfg)
-    assert not (Path(cfg.run_dir) / "source").exists()
+    frozen_dir = Path(cfg.run_dir)
+    assert not (frozen_dir / "source").exists()
     assert frozen["parameters"]["frozen"] > 0
     assert frozen["source"]["algo"] == "ppo"
     # zero-shot: the transfer curve is flat at its step-0 score
@@ -411,6 +412,14 @@ def test_tiny_transfer_run_writes_the_folder(make_cfg):
     assert len(set(values)) == 1
     # the same source and seed: the zero-shot score does not depend on the mode
     assert flat["zero_shot"]["per_seed"]["0"] == pytest.approx(frozen["zero_shot"]["per_seed"]["0"])
+    # and a trained arm's step-0 point scores the source as it is, on the source's statistics
+    # (taken before training's first reset updates them): the zero-shot curve's value
+    first = next(
+        row.split(",")[3]
+        for row in (frozen_dir / "curves.csv").read_text().splitlines()[1:]
+        if row.startswith("transfer,0,0,")
+    )
+    assert float(first) == pytest.approx(float(values[0]), abs=1e-9)
 
     # lepton-report on the folder of the three runs: one transfer table
     root = folder.parent
