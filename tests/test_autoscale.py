@@ -529,6 +529,55 @@ def test_hpa_rule_tolerance_not_ready_pods_and_scale_down_window() -> None:
     assert desired(1, 10, 0.9, 10) == 15
 
 
+def test_hpa_not_ready_pods_never_turn_a_scale_up_into_a_scale_down() -> None:
+    env = AutoscaleEnv(one_service(max_replicas=60), action_mode="target")
+    env.reset(seed=0)
+    hpa = HPABaseline(env)
+    starting = np.zeros_like(env.snapshot().starting)
+    starting[0, 0, -1] = 1
+    failed = np.zeros_like(env.snapshot().failed)
+    failed[0, 0, 0] = 7
+    # 8 ready replicas at full load, 1 starting, 7 failed ones still held: the scale-up
+    # recommendation ceil(1.0 * 8 / (9 * 0.6) * 9) = 14 lies below the current 16, and
+    # Kubernetes keeps the current count rather than scale down an overloaded service
+    s = _fake(
+        env,
+        t=[1],
+        ready=[[8]],
+        desired=[[16]],
+        starting=starting,
+        failed=failed,
+        last=_util(env, 1.0),
+    )
+    assert int(hpa.recommend(s)[0, 0]) == 16
+    assert int(env.actions_to_sim(hpa.act(s))[0, 0]) == 16
+
+
+@pytest.mark.parametrize("name", ["hpa", "predictive"])
+def test_windows_count_each_replicas_own_step_length(name: str) -> None:
+    one = dataclasses.replace(PRESETS["bursty"], name="one_minute", horizon=40)
+    five = dataclasses.replace(one, name="five_minute", step_minutes=5.0)
+    kwargs = {"scenario": [one, five], "action_mode": "target"}
+    venv = gym.make_vec(ENV_ID, num_envs=4, **kwargs)
+    venv.reset(seed=3)
+    core = venv.unwrapped
+    assert set(core.snapshot().step_minutes.tolist()) == {1.0, 5.0}
+    singles = [gym.make(ENV_ID, **kwargs) for _ in range(4)]
+    for i, single in enumerate(singles):
+        single.reset(seed=3 + i)
+    policy = BASELINES.get(name)(venv)
+    alone = [BASELINES.get(name)(single) for single in singles]
+    # a replica's window in minutes does not depend on the step length of the others
+    for _ in range(30):
+        actions = policy.act(core.snapshot())
+        expected = [p.act(e.unwrapped.snapshot())[0] for p, e in zip(alone, singles, strict=True)]
+        np.testing.assert_array_equal(actions, expected)
+        venv.step(actions)
+        for single, action in zip(singles, expected, strict=True):
+            single.step(action)
+    venv.close()
+
+
 def test_predictive_forecast_extrapolates_a_linear_trend() -> None:
     env = AutoscaleEnv(one_service(startup_minutes=3.0), action_mode="target")
     env.reset(seed=0)
@@ -641,8 +690,16 @@ def test_bad_baseline_parameters_raise_errors_naming_the_field() -> None:
         HPABaseline(env, tolerance=-0.1)
     with pytest.raises(ValueError, match="metric: 'cpu'.*allowed"):
         HPABaseline(env, metric="cpu")
+    with pytest.raises(ValueError, match="stabilisation_minutes: must be a finite number"):
+        HPABaseline(env, stabilisation_minutes=float("nan"))
+    with pytest.raises(ValueError, match="stabilisation_minutes: must be a finite number"):
+        HPABaseline(env, stabilisation_minutes=float("inf"))
     with pytest.raises(ValueError, match="window_minutes"):
         PredictiveBaseline(env, window_minutes=0)
+    with pytest.raises(ValueError, match="window_minutes"):
+        PredictiveBaseline(env, window_minutes=float("nan"))
+    with pytest.raises(ValueError, match="drain_minutes"):
+        PredictiveBaseline(env, drain_minutes=float("nan"))
     with pytest.raises(ValueError, match="target_utilisation"):
         StaticPeakBaseline(env, target_utilisation=0.0)
 

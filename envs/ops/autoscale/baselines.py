@@ -60,7 +60,9 @@ class HPABaseline(_Stateful):
       desired count;
     - scaling up, starting replicas count as idle (Kubernetes' treatment of not-ready pods):
       ``ratio' = u R / ((R + S) target)``; if ``ratio'`` is within the tolerance or below 1
-      nothing changes, else the recommendation is ``ceil(ratio' (R + S))``;
+      nothing changes, else the recommendation is ``ceil(ratio' (R + S))``, and never below
+      the current desired count when ``S > 0`` (as in Kubernetes, not-ready pods never turn a
+      scale-up into a scale-down; failed replicas are not pods the rule counts);
     - scaling down, the recommendation is ``ceil(ratio R)``;
     - with no ready replica, or before the first step, nothing changes (no metrics).
 
@@ -96,8 +98,10 @@ class HPABaseline(_Stateful):
         self.target = _check_fraction("target_utilisation", target_utilisation)
         if not 0.0 <= tolerance < 1.0:
             raise ValueError(f"tolerance: must lie in [0, 1), got {tolerance}")
-        if stabilisation_minutes < 0:
-            raise ValueError(f"stabilisation_minutes: must be >= 0, got {stabilisation_minutes}")
+        if not 0.0 <= stabilisation_minutes < np.inf:
+            raise ValueError(
+                f"stabilisation_minutes: must be a finite number >= 0, got {stabilisation_minutes}"
+            )
         if metric not in HPA_METRICS:
             raise ValueError(f"metric: {metric!r} is not allowed; allowed: {HPA_METRICS}")
         self.tolerance = float(tolerance)
@@ -131,7 +135,10 @@ class HPABaseline(_Stateful):
         up = has_metrics & (ratio > 1.0 + self.tolerance) & (ratio_up > 1.0 + self.tolerance)
         down = has_metrics & (ratio < 1.0 - self.tolerance)
         rec = current.copy()
-        rec = np.where(up, np.ceil(ratio_up * pods - 1e-9), rec)
+        grow = np.ceil(ratio_up * pods - 1e-9)
+        # with not-ready pods a scale-up recommendation never falls below the current count
+        grow = np.where(starting > 0, np.maximum(grow, current), grow)
+        rec = np.where(up, grow, rec)
         rec = np.where(down, np.ceil(ratio * ready - 1e-9), rec)
         return np.clip(rec, snapshot.min_replicas, snapshot.max_replicas)
 
@@ -139,11 +146,16 @@ class HPABaseline(_Stateful):
         """Return the HPA actions ``[B, K]``."""
         fresh = self._new_episodes(snapshot)
         b, k = snapshot.desired.shape
-        step = float(np.max(snapshot.step_minutes))
-        # recommendations younger than the window (Kubernetes keeps those after the cutoff)
-        width = max(1, int(np.ceil(self.window_minutes / step - 1e-9)))
-        if self._recs is None or self._recs.shape != (b, k, width):
-            self._recs = np.full((b, k, width), -np.inf)
+        step = np.asarray(snapshot.step_minutes, dtype=np.float64)
+        # recommendations younger than the window (Kubernetes keeps those after the cutoff),
+        # counted in each replica's own steps
+        width = np.maximum(1, np.ceil(self.window_minutes / step - 1e-9)).astype(np.int64)
+        size = int(width.max())
+        if self._recs is None or self._recs.shape[:2] != (b, k):
+            self._recs = np.full((b, k, size), -np.inf)
+        elif self._recs.shape[2] < size:
+            grown = np.full((b, k, size - self._recs.shape[2]), -np.inf)
+            self._recs = np.concatenate([self._recs, grown], axis=2)
         self._recs[fresh] = -np.inf
         rec = self.recommend(snapshot)
         self._recs = np.roll(self._recs, 1, axis=2)
@@ -151,7 +163,8 @@ class HPABaseline(_Stateful):
         current = snapshot.desired.astype(np.float64)
         # Kubernetes' stabilizeRecommendation: never below the scale-up recommendation (window
         # 0: the current one), never above the largest recommendation of the scale-down window
-        down_limit = self._recs.max(axis=2)
+        in_window = np.arange(self._recs.shape[2])[None, :] < width[:, None]
+        down_limit = np.where(in_window[:, None, :], self._recs, -np.inf).max(axis=2)
         final = np.minimum(np.maximum(current, rec), down_limit)
         return self.lepton.targets_to_actions(final, snapshot)
 
@@ -220,9 +233,9 @@ class PredictiveBaseline(Baseline):
     ) -> None:
         super().__init__(env, seed)
         self.target = _check_fraction("target_utilisation", target_utilisation)
-        if window_minutes <= 0:
+        if not window_minutes > 0:
             raise ValueError(f"window_minutes: must be > 0, got {window_minutes}")
-        if drain_minutes <= 0:
+        if not drain_minutes > 0:
             raise ValueError(f"drain_minutes: must be > 0, got {drain_minutes}")
         self.window_minutes = float(window_minutes)
         self.drain_minutes = float(drain_minutes)
@@ -239,9 +252,12 @@ class PredictiveBaseline(Baseline):
         """Forecast arrival rate per service when replicas started now are ready, ``[B, K]``."""
         step = np.asarray(snapshot.step_minutes, dtype=np.float64)
         width = snapshot.history.shape[3]
-        n_max = int(min(width, max(2, np.ceil(self.window_minutes / float(step.min()) - 1e-9))))
+        # the window in each replica's own steps (at least two points for a trend)
+        span = np.minimum(width, np.maximum(2, np.ceil(self.window_minutes / step - 1e-9)))
+        span = span.astype(np.int64)
+        n_max = int(span.max())
         t = np.asarray(snapshot.t)
-        n = np.minimum(t, n_max)  # valid points per replica
+        n = np.minimum(t, span)  # valid points per replica
         # ages 0 (last step) .. n_max - 1, gathered from the ring
         ages = np.arange(n_max)
         idx = (t[:, None] - 1 - ages[None, :]) % width
