@@ -867,3 +867,20 @@ def test_dict_observation_needs_the_default_observation_of_a_recommendation_env(
         DictObservation(gym.make("lepton/RecSlate-v0", observation="user"))
     with pytest.raises(TypeError, match="env: a Dict observation needs a recommendation"):
         DictObservation(gym.make("lepton/Inventory-v0"))
+
+
+def test_baselines_answer_a_dict_wrapped_single_env_with_one_action():
+    from envs.core.baselines import baseline_registry
+    from envs.core.sb3 import make_sb3_vec_env
+    from envs.recsys.wrappers import DictObservation, VecDictObservation
+
+    env = DictObservation(gym.make("lepton/RecSlate-v0"))
+    obs, _ = env.reset(seed=0)
+    venv = VecDictObservation(make_sb3_vec_env("lepton/RecSlate-v0", 2, seed=0))
+    vobs = venv.reset()
+    for name in baseline_registry(env).names():
+        action, _ = baseline_registry(env).get(name)(env, seed=0).predict(obs)
+        assert env.action_space.contains(action), name  # one slate, not a batch of one
+        env.step(action)
+        actions, _ = baseline_registry(venv).get(name)(venv, seed=0).predict(vobs)
+        assert actions.shape == (2, *env.action_space.shape), name

@@ -115,11 +115,15 @@ class Baseline(ABC):
         episode_start: Any = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, None]:
-        """SB3-style ``predict``: a single action for a single observation, else a batch."""
+        """SB3-style ``predict``: one action on a single env (wrapped or not), else a batch.
+
+        Whether the env is single decides, not the observation's shape: a wrapper may change
+        the observation (``DictObservation``) while the env still takes one action.
+        """
+        import gymnasium as gym
+
         actions = self.act(self.source.snapshot())
-        obs_shape = self.lepton.observation_space.shape
-        single = obs_shape is not None and np.shape(observation) == obs_shape
-        return (actions[0] if single else actions), None
+        return (actions[0] if isinstance(self.env, gym.Env) else actions), None
 
 
 def baseline_registry(env: Any) -> Registry[type[Baseline]]:
