@@ -5,14 +5,21 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import sys
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import gymnasium as gym
 
 NAMESPACE = "lepton"
 PLUGIN_GROUP = "lepton_gym.envs"
+
+ENTRY_POINT_FORM = "'package.module:Name'"
+"""The form of an env's (or vector env's) entry point string, for messages."""
+
+PLUGIN_VALUE_FORM = "'package.module:register_envs' (or 'package.module')"
+"""The form of the value of a ``lepton_gym.envs`` entry point, for messages."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +34,8 @@ class EnvInfo:
 
 _INFOS: dict[str, EnvInfo] = {}
 _PLUGINS_LOADED = False
+_DEFERRED: list[EntryPoint] = []
+"""Plugin entry points whose module was being imported when the plugins were loaded."""
 
 
 def register(
@@ -51,15 +60,28 @@ def register(
         kwargs: default constructor arguments.
 
     Raises:
-        ValueError: if the id is malformed or already registered with another entry point.
+        ValueError: if the id or an entry point is malformed, or the id is already registered
+            with another entry point.
     """
     if not id.startswith(f"{NAMESPACE}/"):
+        if "/" in id:
+            raise ValueError(
+                f"id: {id!r} has the namespace {id.partition('/')[0]!r}; ids are registered under "
+                f"{NAMESPACE!r}: '{NAMESPACE}/<Name>-v<N>' or '<Name>-v<N>'"
+            )
         id = f"{NAMESPACE}/{id}"
-    ns, name, version = gym.envs.registration.parse_env_id(id)
+    try:
+        _, _, version = gym.envs.registration.parse_env_id(id)
+    except gym.error.Error:
+        raise ValueError(
+            f"id: {id!r} is malformed; expected '{NAMESPACE}/<Name>-v<N>' with a name of letters, "
+            "digits, '_', '-', '.' or ':', e.g. 'lepton/Reservoir-v0'"
+        ) from None
     if version is None:
         raise ValueError(f"id: {id!r} needs a version suffix, e.g. '{id}-v0'")
-    if not isinstance(entry_point, str) or ":" not in entry_point:
-        raise ValueError(f"entry_point: expected a 'module:Class' string, got {entry_point!r}")
+    _check_entry_point("entry_point", entry_point)
+    if vector_entry_point is not None:
+        _check_entry_point("vector_entry_point", vector_entry_point)
     existing = _INFOS.get(id)
     if existing is not None:
         if existing.entry_point != entry_point:
@@ -79,27 +101,97 @@ def register(
     _INFOS[id] = EnvInfo(id=id, description=description, family=family, entry_point=entry_point)
 
 
+def _check_entry_point(field: str, value: Any) -> None:
+    """Raise a ``ValueError`` naming ``field`` unless ``value`` is a ``module:Name`` string."""
+    module, sep, attr = value.partition(":") if isinstance(value, str) else ("", "", "")
+    parts = module.split(".") if sep else []
+    if not parts or not all(p.isidentifier() for p in parts) or not attr.isidentifier():
+        raise ValueError(
+            f"{field}: expected a {ENTRY_POINT_FORM} string (a dotted module path, one ':' and "
+            f"the name of a class or function in that module), got {value!r}"
+        )
+
+
 def load_plugins() -> list[str]:
     """Import every ``lepton_gym.envs`` entry point (calling it if callable); return their names.
 
-    A plugin that fails to load is reported with a warning and skipped.
+    An entry point names a function that registers ids (``my_package.lepton:register_envs``)
+    or a module that registers them when imported (``my_package.lepton``). A plugin that fails
+    to load, whose value is malformed or that names an environment class instead of such a
+    function, is reported with a warning and skipped.
+
+    A plugin whose module is still being imported (it imported ``envs`` itself, which loads
+    the plugins: ``from my_package.lepton import ...`` before ``import envs``) is loaded once
+    that import has finished, on the next lookup of an id (:func:`env_ids`,
+    :func:`resolve_id` and the functions built on them); it is not among the names returned.
     """
     global _PLUGINS_LOADED
     loaded = []
     for ep in entry_points(group=PLUGIN_GROUP):
-        try:
-            obj = ep.load()
-            if callable(obj):
-                obj()
+        if _being_imported(_plugin_module(ep.value)):
+            if ep not in _DEFERRED:
+                _DEFERRED.append(ep)
+            continue
+        if _load_plugin(ep):
             loaded.append(ep.name)
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the suite
-            warnings.warn(f"lepton_gym.envs plugin {ep.name!r} failed to load: {exc}", stacklevel=2)
     _PLUGINS_LOADED = True
     return loaded
 
 
+def _plugin_module(value: str) -> str:
+    return value.partition(":")[0].strip()
+
+
+def _being_imported(module: str) -> bool:
+    """Whether ``module`` is in the middle of its import (partially initialised)."""
+    spec = getattr(sys.modules.get(module), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+def _load_deferred() -> None:
+    """Load the deferred plugins whose module has finished importing."""
+    for ep in list(_DEFERRED):
+        if not _being_imported(_plugin_module(ep.value)):
+            _DEFERRED.remove(ep)
+            _load_plugin(ep, stacklevel=4)
+
+
+def _load_plugin(ep: EntryPoint, stacklevel: int = 3) -> bool:
+    """Load one ``lepton_gym.envs`` entry point; warn and return ``False`` if it fails."""
+    where = f"lepton_gym.envs plugin {ep.name!r}"
+    module, sep, attr = ep.value.partition(":")
+    module, attr = module.strip(), attr.split("[")[0].strip()
+    if not all(p.isidentifier() for p in module.split(".")) or (
+        sep and not all(p.isidentifier() for p in attr.split("."))
+    ):
+        warnings.warn(
+            f"{where} failed to load: its value {ep.value!r} is not of the form "
+            f"{PLUGIN_VALUE_FORM}",
+            stacklevel=stacklevel,
+        )
+        return False
+    try:
+        obj = ep.load()
+        if isinstance(obj, type) and issubclass(obj, gym.Env):
+            warnings.warn(
+                f"{where} failed to load: its value {ep.value!r} names the environment class "
+                f"{obj.__name__}, which registers nothing; name a function that calls "
+                f"envs.register(...), of the form {PLUGIN_VALUE_FORM}",
+                stacklevel=stacklevel,
+            )
+            return False
+        if callable(obj):
+            obj()
+    except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the suite
+        warnings.warn(f"{where} failed to load: {exc} (value {ep.value!r})", stacklevel=stacklevel)
+        return False
+    return True
+
+
 def env_ids() -> list[str]:
     """All ids registered through :func:`register`, sorted."""
+    if _DEFERRED:
+        _load_deferred()
     return sorted(_INFOS)
 
 
@@ -114,6 +206,8 @@ def resolve_id(env_id: str) -> str:
     Raises:
         gymnasium.error.UnregisteredEnv: naming the closest registered ids.
     """
+    if _DEFERRED:
+        _load_deferred()
     if env_id in _INFOS or env_id in gym.registry:
         return env_id
     prefixed = f"{NAMESPACE}/{env_id}"

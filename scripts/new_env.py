@@ -203,16 +203,18 @@ def validate(name: str, dest: Path, *, force: bool = False) -> Names:
             f"NAME: {name!r} would register {names.env_id}, which is already registered with "
             f"entry point {other!r}; choose another name"
         )
-    if not force:
-        existing = [
-            str(p)
-            for p, template in planned_files(names, dest).items()
-            if p.exists() and template != SHARED_TEMPLATE
-        ]
-        if existing:
-            raise ScaffoldError(
-                f"these files already exist (pass --force to overwrite them): {existing}"
-            )
+    existing = [
+        str(p)
+        for p, template in planned_files(names, dest).items()
+        if p.exists() and template != SHARED_TEMPLATE
+    ]
+    if existing and not family_dir.exists():
+        # files of the suite or of another family (conf/env/<name>.yaml, tests/test_<name>.py),
+        # not of a family made by the scaffold: --force never overwrites them
+        raise ScaffoldError(
+            f"NAME: {name!r} would overwrite files that belong to no family made by "
+            f"lepton-new-env: {existing}; choose another name"
+        )
     return names
 
 
@@ -263,12 +265,28 @@ def format_files(paths: Sequence[Path]) -> bool:
 
 
 def next_steps(names: Names, root: Path) -> str:
-    """The instructions printed after a successful scaffold."""
+    """The instructions printed after a successful scaffold.
+
+    When ``root/envs`` is not where Python imports the ``envs`` package from (``--dest``
+    outside the checkout in use), the family is not registered yet, and the steps say so.
+    """
     n = names.name
+    registered = f"# {names.env_id} is registered"
+    before: list[str] = []
+    imported = _installed_families()
+    if imported and (root / "envs").resolve() not in set(imported.values()):
+        where = ", ".join(sorted({str(p) for p in imported.values()}))
+        registered = f"# {names.env_id} is not registered yet (see above)"
+        before = [
+            f"Python imports the envs package from {where}, not from {root / 'envs'}: "
+            f"move envs/{n}/, conf/env/{n}.yaml and tests/test_{n}.py into that checkout (or run "
+            f"from a full checkout at {root}, first on PYTHONPATH) before these steps.",
+        ]
     return "\n".join(
         [
+            *before,
             "Next steps:",
-            f"  1. lepton-envs --family {n}            # {names.env_id} is registered",
+            f"  1. lepton-envs --family {n}            {registered}",
             f"  2. pytest tests/test_{n}.py tests/test_envs_registry.py",
             f"  3. reshape envs/{n}/sim.py (dynamics), scenario.py (fields, presets),",
             "     env.py (spaces, observation builders, reward terms, docstring), baselines.py",

@@ -12,10 +12,12 @@ import contextlib
 import importlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,3 +332,133 @@ def test_repo_root_is_found_from_a_subfolder(tmp_path, cli):
     (copy / "envs" / "registration.py").write_text("")
     (copy / "docs" / "deep").mkdir(parents=True)
     assert new_env.find_repo_root(copy / "docs" / "deep") == copy.resolve()
+
+
+def test_force_never_overwrites_files_of_no_scaffolded_family(tmp_path, capsys, cli):
+    new_env = cli.new_env
+    suite_test = tmp_path / "tests" / "test_sweeps.py"  # the suite's own test of sweeps
+    suite_test.parent.mkdir()
+    suite_test.write_text("# the suite's tests\n")
+    preset = tmp_path / "conf" / "env" / "inventory_lost_sales.yaml"  # a built-in preset
+    preset.parent.mkdir(parents=True)
+    preset.write_text("# a built-in preset\n")
+    for name in ("sweeps", "inventory_lost_sales"):
+        for force in ([], ["--force"]):
+            assert new_env.main([name, "--dest", str(tmp_path), *force]) == 2
+            err = capsys.readouterr().err
+            assert "belong to no family made by lepton-new-env" in err
+            assert "choose another name" in err and "pass --force" not in err
+            assert not (tmp_path / "envs" / name).exists()
+    assert suite_test.read_text() == "# the suite's tests\n"
+    assert preset.read_text() == "# a built-in preset\n"
+
+
+def test_scaffold_outside_the_imported_checkout_says_the_id_is_not_registered_yet(
+    tmp_path, capsys, cli
+):
+    assert cli.new_env.main(["pond", "--dest", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "lepton/Pond-v0 is registered" not in out
+    assert "lepton/Pond-v0 is not registered yet" in out
+    assert f"not from {tmp_path / 'envs'}" in out
+    assert "move envs/pond/, conf/env/pond.yaml and tests/test_pond.py into that checkout" in out
+
+
+# --- registering an env of one's own ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"entry_point": "my_package.env:"}, "entry_point"),
+        ({"entry_point": ":MyTask"}, "entry_point"),
+        ({"entry_point": "my_package.env:MyTask:extra"}, "entry_point"),
+        ({"entry_point": "my package.env:MyTask"}, "entry_point"),
+        ({"vector_entry_point": "my_package.env.MyVectorTask"}, "vector_entry_point"),
+        ({"vector_entry_point": "my_package.env:"}, "vector_entry_point"),
+    ],
+)
+def test_register_refuses_malformed_entry_points(kwargs, field):
+    arguments = {"entry_point": "my_package.env:MyTask", "description": "x", **kwargs}
+    with registry_restored():
+        with pytest.raises(ValueError, match=rf"^{field}: expected a 'package.module:Name'"):
+            envs.register("lepton/MyTask-v0", **arguments)
+        assert "lepton/MyTask-v0" not in gym.registry
+        envs.register("lepton/MyTask-v0", "my_package.env:MyTask", description="x")  # id free
+
+
+@pytest.mark.parametrize(
+    ("env_id", "message"),
+    [
+        ("other/MyTask-v0", "id: 'other/MyTask-v0' has the namespace 'other'"),
+        ("My Task-v0", "id: 'lepton/My Task-v0' is malformed; expected 'lepton/<Name>-v<N>'"),
+    ],
+)
+def test_register_refuses_malformed_ids_with_a_value_error(env_id, message):
+    with registry_restored(), pytest.raises(ValueError, match=re.escape(message)):
+        envs.register(env_id, "my_package.env:MyTask", description="x")
+    assert not [k for k in gym.registry if "MyTask" in k or "My Task" in k]
+
+
+def _fake_plugins(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    from importlib.metadata import EntryPoint
+
+    from envs import registration
+
+    eps = [EntryPoint(name, value, registration.PLUGIN_GROUP) for name, value in values.items()]
+    monkeypatch.setattr(registration, "entry_points", lambda **params: eps)
+
+
+def test_plugin_with_a_malformed_value_or_an_env_class_warns_and_registers_nothing(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "lepton_class_plugin.py").write_text(
+        "import gymnasium as gym\n\n\nclass Task(gym.Env):\n"
+        "    def __init__(self):\n        raise AssertionError('instantiated')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _fake_plugins(monkeypatch, spaced="my package:register", cls="lepton_class_plugin:Task")
+    ids = envs.env_ids()
+    with registry_restored(), pytest.warns(UserWarning) as record:
+        assert envs.load_plugins() == []
+        assert envs.env_ids() == ids
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert messages[0].startswith("lepton_gym.envs plugin 'cls' failed to load: its value ")
+    assert "names the environment class Task, which registers nothing" in messages[0]
+    assert "'package.module:register_envs'" in messages[0]
+    assert messages[1].startswith("lepton_gym.envs plugin 'spaced' failed to load: its value")
+    assert (
+        "'my package:register' is not of the form 'package.module:register_envs'" in (messages[1])
+    )
+
+
+PLUGIN_IMPORTING_ENVS = '''
+"""A plugin module that loads the plugins while it is imported (as ``import envs`` does)."""
+
+from envs import registration
+
+registration.load_plugins()  # the first ``import envs``, reached from this module's imports
+
+
+def register_envs():
+    registration.register("lepton/EarlyPlugin-v0", "{entry_point}", description="imported first")
+'''
+
+
+def test_plugin_imported_before_envs_is_registered_once_its_import_ends(tmp_path, monkeypatch):
+    entry_point = envs.env_info(envs.env_ids()[0]).entry_point
+    (tmp_path / "lepton_early_plugin.py").write_text(
+        PLUGIN_IMPORTING_ENVS.format(entry_point=entry_point)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _fake_plugins(monkeypatch, early="lepton_early_plugin:register_envs")
+    try:
+        with registry_restored(), warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "partially initialized module" warning
+            importlib.import_module("lepton_early_plugin")  # the user's import comes first
+            assert "lepton/EarlyPlugin-v0" in envs.env_ids()
+            assert envs.resolve_id("EarlyPlugin-v0") == "lepton/EarlyPlugin-v0"
+    finally:
+        sys.modules.pop("lepton_early_plugin", None)
+    assert "lepton/EarlyPlugin-v0" not in gym.registry

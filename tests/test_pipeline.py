@@ -231,3 +231,50 @@ def test_entry_points_run_as_modules(tmp_path):
     render_cmd = [sys.executable, "-m", "scripts.render", "agent=order_nothing", f"out={gif}"]
     subprocess.run([*render_cmd, f"run_dir={tmp_path / 'r'}"], cwd=ROOT, env=env, check=True)
     assert gif.stat().st_size > 0
+
+
+PLAIN_ENV_PRESET = """
+defaults:
+  - /schema/env/generic@_here_
+  - _self_
+id: lepton/PlainCartPole-v0
+name: plain_cartpole
+kwargs: {}
+metrics: []
+"""
+
+
+def test_a_plain_gymnasium_env_registered_by_the_user_trains_and_evaluates(make_cfg, tmp_path):
+    """``envs.register`` takes any Gymnasium env: it trains without baselines to compare with."""
+    from test_envs_registry import registry_restored
+
+    import envs
+    from agents.policies import baseline_names
+
+    conf = tmp_path / "user_conf"
+    (conf / "env").mkdir(parents=True)
+    (conf / "env" / "plain_cartpole.yaml").write_text(PLAIN_ENV_PRESET)
+    search = f"hydra.searchpath=[file://{conf}]"
+    with registry_restored():
+        envs.register(
+            "PlainCartPole-v0",
+            "gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+            description="Gymnasium's CartPole, registered as a user's env.",
+            max_episode_steps=50,
+        )
+        cfg = make_cfg("config", [search, "env=plain_cartpole", "checkpoint_freq=0"])
+        metrics = train.run(cfg)
+        assert list(metrics) == ["ppo"]  # no baselines: the agent alone
+        folder = Path(cfg.run_dir)
+        assert (folder / "model.zip").is_file() and (folder / "curve.png").is_file()
+        assert metrics["ppo"]["return"]["n"] == EPISODES
+        cfg = make_cfg("config", [search, "env=plain_cartpole", "baselines=[]"])
+        venv = make_vec_env(as_config(cfg, TrainConfig).env, 2)
+        assert baseline_names(venv) == baseline_names(venv, []) == []
+        with pytest.raises(KeyError, match=r"baselines: lepton/PlainCartPole-v0 \(CartPoleEnv\) "):
+            baseline_names(venv, ["random"])
+        with pytest.raises(KeyError, match=r"agent: .* has no baselines, so the baseline 'random'"):
+            make_baseline("random", venv, seed=0, fit_seeds=[0])
+        venv.close()
+        saved = make_cfg("evaluate", [search, "env=plain_cartpole", f"model_path={folder}"])
+        assert evaluate.run(saved) == {"ppo": metrics["ppo"]}

@@ -549,6 +549,8 @@ def make_curriculum(config: Any, venv: VecEnv) -> AdversarialCurriculum | None:
     from agents.envs import frozen_normalization, make_vec_env, sync_normalization
     from agents.policies import make_baseline
 
+    if config.env.scenarios is None:  # the env's own scenarios (and any env, Lepton or not)
+        return None
     sources = venv.get_attr("source")
     source = sources[0] if sources else None
     if not isinstance(source, AdversarialSource):
