@@ -12,7 +12,9 @@ configuration agree on every key but :data:`conf.resolvers.RUN_ONLY_KEYS` (or, w
 ``config.yaml``, the record's env, agent and seed agree). A finished run of another configuration
 is refused with a :class:`~agents.runs.RunMismatchError` naming the differing keys, and so is
 ``resume=true`` into the folder of another experiment (:func:`agents.runs.check_resume`); a
-refused job writes nothing. A failed or killed job runs again. The record is written atomically,
+job whose record says ``running`` in a live process of this host (the same sweep launched
+twice) is refused with a :class:`JobRunningError` unless ``force=true``; a refused job writes
+nothing. A failed or killed job runs again. The record is written atomically,
 so a job killed at any moment leaves either the previous record or the new one; a ``running``
 record whose process no longer exists on this host reads as ``interrupted``.
 
@@ -66,6 +68,10 @@ SKIP = "skip"
 """What :func:`plan_job` decides for a job."""
 
 T = TypeVar("T")
+
+
+class JobRunningError(RuntimeError):
+    """The job's folder is in use: its record says ``running`` in a live process of this host."""
 
 
 @dataclasses.dataclass
@@ -174,6 +180,8 @@ def run_job(cfg: DictConfig, task: Callable[[DictConfig], T]) -> T | dict[str, A
     Raises:
         RunMismatchError: before anything is written, when the folder holds a finished run or
             (with ``resume=true``) any run of another configuration (see :func:`plan_job`).
+        JobRunningError: before anything is written, when another live process of this host
+            runs the job in that folder (see :func:`plan_job`).
         Exception: whatever ``task`` raises, after the record says ``failed`` with the
             traceback (a sweep's launcher records it and goes on with the other jobs).
     """
@@ -218,7 +226,9 @@ def plan_job(folder: Path, cfg: DictConfig, previous: JobStatus | None = None) -
     A finished job is skipped unless ``force=true``, if it is the same job: its ``config.yaml``
     matches ``cfg`` but for :data:`~conf.resolvers.RUN_ONLY_KEYS` (without one, its record's env,
     agent and seed match). With ``resume=true`` the folder's run must be ``cfg``'s own but for
-    :data:`~agents.runs.RESUME_KEYS` (:func:`~agents.runs.check_resume`).
+    :data:`~agents.runs.RESUME_KEYS` (:func:`~agents.runs.check_resume`). A job still running
+    in another live process of this host is refused unless ``force=true``: two processes in one
+    folder would overwrite each other's checkpoints, model and record.
 
     Args:
         folder: the job's run folder.
@@ -228,11 +238,24 @@ def plan_job(folder: Path, cfg: DictConfig, previous: JobStatus | None = None) -
     Raises:
         RunMismatchError: naming ``run_dir`` (``sweep_dir`` in a multirun) for a finished run
             of another configuration, or ``resume``, the differing keys and what to do instead.
+        JobRunningError: naming the folder and the process that runs the job there.
     """
     if previous is None:
         previous = read_status(folder)
     force = bool(OmegaConf.select(cfg, "force", default=False))
     resume = bool(OmegaConf.select(cfg, "resume", default=False))
+    if (
+        previous is not None
+        and previous.state == RUNNING  # read_status: a dead process's record reads interrupted
+        and previous.host == socket.gethostname()
+        and previous.pid != os.getpid()
+        and not force
+    ):
+        raise JobRunningError(
+            f"{folder}: this job is running in process {previous.pid} on this host (attempt "
+            f"{previous.attempt}, started {previous.started}); wait for it or stop that process "
+            "first, or pass force=true to run it here anyway if that process is not this job"
+        )
     saved = saved_config(folder)
     if previous is not None and previous.state == FINISHED and not force:
         if saved is not None:
@@ -259,9 +282,10 @@ class KeepRunRecord(Callback):
     """Hydra callback: a run that :func:`plan_job` skips or refuses leaves ``.hydra/`` alone.
 
     Hydra writes the composed config and the overrides to ``<run_dir>/.hydra/`` before the job
-    starts, which would overwrite the record of the run already in the folder although the job
-    then does nothing. For a single run that will be skipped or refused this callback sets
-    ``hydra.output_subdir`` to null first; :func:`run_job` then skips it or raises the error.
+    starts, which would overwrite the record of the run already in the folder (or still running
+    there) although the job then does nothing. For a single run that will be skipped or refused
+    this callback sets ``hydra.output_subdir`` to null first; :func:`run_job` then skips it or
+    raises the error.
     (Each job of a multirun has its own folder, named after its overrides.)
     """
 
@@ -272,7 +296,7 @@ class KeepRunRecord(Callback):
         try:
             folder = Path(str(config.hydra.run.dir))
             keep = plan_job(folder, task) == SKIP
-        except RunMismatchError:
+        except (RunMismatchError, JobRunningError):
             keep = True
         except Exception:  # e.g. an interpolation that cannot resolve: the job reports it
             return

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
-from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line
+from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line, sweep_total
 from conf.resolvers import computing_overrides, safe_name
 
 REPORT_DIR = "report"
@@ -318,7 +318,8 @@ def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> di
 
     Raises:
         FileNotFoundError: if ``sweep_dir`` is not a folder, is the folder of a single run (a job
-            of a sweep or a ``lepton-train`` run) or holds no job folder.
+            of a sweep or a ``lepton-train`` run) or holds no job folder (for a sweep whose
+            ``sweep.json`` is there: none of its jobs has started).
         ValueError: if ``reps`` is below 1.
     """
     if reps < 1:
@@ -328,6 +329,14 @@ def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> di
     if is_job(sweep_dir):
         raise FileNotFoundError(_run_folder_message(sweep_dir))
     all_jobs = jobs(sweep_dir)
+    if not all_jobs and (sweep_dir / SWEEP_FILE).is_file():
+        total = sweep_total(sweep_dir)
+        raise FileNotFoundError(
+            f"SWEEP_DIR: {str(sweep_dir)!r} is a sweep of {total if total is not None else '?'} "
+            "jobs none of which has started (no job folder yet): while it runs, its jobs appear "
+            "as they start; a sweep that ended without any (e.g. a job whose overrides do not "
+            "compose) says why in the output of `lepton-train -m ...`"
+        )
     if not all_jobs:
         raise FileNotFoundError(
             f"SWEEP_DIR: {str(sweep_dir)!r} holds no job folders (with status.json or config.yaml); "

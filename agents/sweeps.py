@@ -9,12 +9,15 @@ is a Hydra callback (configured in ``conf/config.yaml``) that records the number
 
 The number of jobs is counted as Hydra's basic sweeper builds them: ``hydra.sweeper.params``
 (e.g. of an experiment) first, then the command line, whose value wins for a key given in both.
+When the sweep ends, also after a failed job, it logs the failed jobs and the ``lepton-report``
+command.
 
 This module is imported by Hydra to build the callback, so it stays light (no torch).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import logging
@@ -154,13 +157,18 @@ def sweep_total(sweep_dir: Path) -> int | None:
 
 
 def state_counts(sweep_dir: Path) -> dict[str, int]:
-    """Jobs per state (``finished``, ``failed``, ``running``, ``interrupted``, ``pending``)."""
+    """Jobs per state (``finished``, ``failed``, ``running``, ``interrupted``, ``pending``).
+
+    ``total`` is the number of jobs of the latest launch (``sweep.json``), or the number of
+    job folders where there are more: a launch of a part of the sweep (``seed=1`` to rerun one
+    job) counts the jobs of the earlier launches too.
+    """
     counts = Counter(j.status.state if j.status is not None else "pending" for j in jobs(sweep_dir))
     out = {s: counts.get(s, 0) for s in (FINISHED, FAILED, RUNNING, INTERRUPTED)}
-    total = sweep_total(sweep_dir)
     started = sum(out.values())
-    out["pending"] = max((total or started) - started, 0)
-    out["total"] = total if total is not None else started
+    total = max(sweep_total(sweep_dir) or 0, started)
+    out["pending"] = total - started
+    out["total"] = total
     return out
 
 
@@ -184,7 +192,13 @@ def failed_jobs(sweep_dir: Path) -> list[Job]:
 
 
 class SweepProgress(Callback):
-    """Hydra callback: counts the jobs of a sweep and logs progress after every job."""
+    """Hydra callback: counts the jobs of a sweep and logs progress after every job.
+
+    When the sweep ends, also when a job failed (Hydra then skips ``on_multirun_end``), it logs
+    the failed jobs with their errors and the ``lepton-report`` command.
+    """
+
+    _summarised = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -198,18 +212,28 @@ class SweepProgress(Callback):
         data = {"total": total, "overrides": overrides}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(data, indent=2) + "\n")
         log.info("sweep %s: %s jobs", sweep_dir, total if total is not None else "?")
+        # Hydra's sweeper raises the first failed job's error after the jobs have run and then
+        # never calls on_multirun_end: the summary is given when the process exits instead
+        self._summarised = False
+        atexit.register(self._summarise, sweep_dir)
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        if sweep_dir.is_dir():
-            log.info(progress_line(sweep_dir))
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_dir():
             return
+        log.info(progress_line(sweep_dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._summarise(Path(str(config.hydra.sweep.dir)))
+        atexit.unregister(self._summarise)  # summarised: nothing is left for the exit
+
+    def _summarise(self, sweep_dir: Path) -> None:
+        """Log the progress, the failed jobs with their errors and the report command, once."""
+        if self._summarised or not sweep_dir.is_dir():
+            return
+        self._summarised = True
         log.info(progress_line(sweep_dir))
         for job in failed_jobs(sweep_dir):
             assert job.status is not None

@@ -1,6 +1,7 @@
 """Sweeps at scale: job folders, status records, skipping, failure isolation, resume, reports."""
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -243,6 +244,43 @@ def test_run_job_records_failure_with_traceback_and_reruns_it(make_cfg):
     assert read_status(folder).state == FINISHED and read_status(folder).attempt == 2
 
 
+def test_a_job_running_in_another_live_process_is_refused_unless_forced(make_cfg):
+    import socket
+
+    from agents.jobs import JobRunningError
+
+    cfg = make_cfg("config")
+    folder = Path(cfg.run_dir)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = JobStatus(
+            state=RUNNING, started="t0", host=socket.gethostname(), pid=other.pid, attempt=1
+        )
+        write_status(folder, running)
+        calls = []
+        with pytest.raises(JobRunningError, match=rf"running in process {other.pid} on this host"):
+            run_job(cfg, calls.append)
+        assert not calls and read_status(folder) == running  # nothing run, nothing written
+        cfg.resume = True  # resuming it alongside the live process is refused too
+        with pytest.raises(JobRunningError, match="force=true"):
+            run_job(cfg, calls.append)
+        cfg.resume = False
+        # a record of another host cannot be checked and is not refused; nor is this process's
+        write_status(
+            folder, JobStatus(state=RUNNING, started="t0", host="elsewhere", pid=other.pid)
+        )
+        assert run_job(cfg, lambda c: "ran") == "ran"
+        write_status(folder, dataclasses.replace(running, pid=os.getpid()))
+        assert run_job(cfg, lambda c: "ran here") == "ran here"
+        write_status(folder, running)
+        cfg.force = True
+        assert run_job(cfg, lambda c: "forced") == "forced"
+        assert read_status(folder).state == FINISHED and read_status(folder).attempt == 2
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_running_record_of_a_dead_process_reads_interrupted(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -274,6 +312,12 @@ def test_failing_job_does_not_stop_the_sweep_and_only_it_reruns(tmp_path):
     assert "eval.seed_offset=2" in failed.overrides
     assert state_counts(sweep)["total"] == 2
     assert "1 finished, 1 failed" in progress_line(sweep)
+    # the end of the sweep names its failed jobs and the report (Hydra's sweeper raises the
+    # first job error instead of calling on_multirun_end)
+    output = first.stdout + first.stderr
+    failed_folder = next(p for name, p in folders.items() if states[name].state == FAILED)
+    assert f"failed: {failed_folder}: ValueError: eval.seed_offset" in output
+    assert f"report: lepton-report {sweep}" in output
 
     second = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert second.returncode != 0
@@ -498,6 +542,33 @@ def test_report_and_progress_ignore_run_only_overrides_of_a_relaunched_sweep(tmp
     result = write_report(sweep, reps=50)
     ppo = [row for row in result["rows"] if row.kind == "agent"]
     assert [(row.policy, row.seeds) for row in ppo] == [("ppo", 2)]
+
+
+def test_progress_of_a_sweep_relaunched_in_part_counts_every_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        _fake_job(sweep, "chain", "ppo", seed, 10.0)
+    _fake_job(sweep, "chain", "dqn", 0, 0.0, state=FAILED)
+    (sweep / "sweep.json").write_text(json.dumps({"total": 1}))  # `seed=1`: one job again
+    counts = state_counts(sweep)
+    assert (counts[FINISHED], counts[FAILED], counts["pending"], counts["total"]) == (3, 1, 0, 4)
+    line = progress_line(sweep)
+    assert "[" + "#" * 20 + "] 4/4 done: 3 finished, 1 failed, 0 running, 0 pending" in line
+    (sweep / "sweep.json").write_text(json.dumps({"total": 6}))  # two jobs not started yet
+    assert "[" + "#" * 13 + "-" * 7 + "] 4/6 done" in progress_line(sweep)
+
+
+def test_report_on_a_sweep_none_of_whose_jobs_started(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text(json.dumps({"total": 4, "overrides": ["env=a,b"]}))
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(FileNotFoundError, match=r"is a sweep of 4 jobs none of which has started"):
+        write_report(sweep)
+    assert report_main([str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "no job folder yet" in err and "pass the sweep_dir of a" not in err
+    assert not (sweep / "report").exists()
 
 
 def test_report_explains_an_empty_folder(tmp_path):
