@@ -9,7 +9,8 @@ revision ``REV`` next to the working tree's and
 2. with ``--rounds N``, times both at ``--batch`` replicas on sumo-rl's single intersection in
    ``N`` paired rounds (``--seconds`` of CPU time each, the base first) and prints each round's
    ratio and their median: the machine's speed drifts between runs, so only ratios taken
-   seconds apart compare two cores.
+   seconds apart compare two cores. ``--threads N`` steps the batch on ``N`` threads and
+   times wall-clock seconds instead.
 
 Exit status 1 when some scenario differs.
 """
@@ -17,11 +18,13 @@ Exit status 1 when some scenario differs.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -125,19 +128,35 @@ def compare(
 
 
 def paired_rounds(
-    base: ModuleType, ours: ModuleType, batch: int, rounds: int, seconds: float
+    base: ModuleType,
+    ours: ModuleType,
+    batch: int,
+    rounds: int,
+    seconds: float,
+    threads: int = 1,
 ) -> list[float]:
-    """Per round, base's CPU time per replica-decision over ours (> 1: ours is faster).
+    """Per round, base's time per replica-decision over ours (> 1: ours is faster).
 
     Both run sumo-rl's single intersection, filled first, with the same random actions
-    (:func:`scripts.bench_floor.filled_sim`).
+    (:func:`scripts.bench_floor.filled_sim`). One thread is timed in CPU time; several
+    (``TrafficSim(threads=...)``) in wall time, since their CPU time adds up.
     """
     from scripts.bench_floor import cpu_seconds_per_call, filled_sim
 
-    steps = [filled_sim(module.TrafficSim, batch)[1] for module in (base, ours)]
+    steps = [
+        filled_sim(functools.partial(module.TrafficSim, threads=threads), batch)[1]
+        for module in (base, ours)
+    ]
 
     def once(step: Callable[[int], object]) -> float:
-        return cpu_seconds_per_call(step, seconds, 1)[0]
+        if threads == 1:
+            return cpu_seconds_per_call(step, seconds, 1)[0]
+        calls = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            step(calls)
+            calls += 1
+        return (time.perf_counter() - start) / calls
 
     return [once(steps[0]) / once(steps[1]) for _ in range(rounds)]
 
@@ -157,8 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=0, help="paired timing rounds (0: none)")
     parser.add_argument("--batch", type=int, default=256, help="replicas in the timing rounds")
     parser.add_argument("--seconds", type=float, default=1.0, help="CPU seconds per timing run")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads stepping the batch (>1: wall time)"
+    )
     args = parser.parse_args(argv)
-    for name in ("replicas", "decisions", "batch"):
+    for name in ("replicas", "decisions", "batch", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
     if args.rounds < 0:
@@ -177,10 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             verdict = "identical" if where is None else f"DIFFERENT from {where}"
             print(f"{name}: {verdict} ({args.replicas} replicas x {args.decisions} decisions)")
         if args.rounds:
-            ratios = paired_rounds(base, ours, args.batch, args.rounds, args.seconds)
+            ratios = paired_rounds(base, ours, args.batch, args.rounds, args.seconds, args.threads)
             each = ", ".join(f"{r:.3f}" for r in ratios)
+            threads = f" on {args.threads} threads (wall time)" if args.threads > 1 else ""
             print(
-                f"speed-up over {args.base} at B = {args.batch}: median "
+                f"speed-up over {args.base} at B = {args.batch}{threads}: median "
                 f"{statistics.median(ratios):.3f} over {args.rounds} paired rounds ({each})"
             )
     return 1 if differ else 0

@@ -350,6 +350,9 @@ def test_core_ab_refuses_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         ab.main(["--rounds", "-1"])
     assert "--rounds: must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ab.main(["--threads", "0"])
+    assert "--threads: must be >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--base: git cannot show envs/traffic/sim.py at 'nope'"):
         ab.main(["--base", "nope", "--scenario", "single"])
 
@@ -373,6 +376,11 @@ def test_core_ab_finds_the_committed_core_identical_to_itself(capsys):
     out = capsys.readouterr().out
     assert "single: identical (2 replicas x 30 decisions)" in out
     assert "speed-up over HEAD at B = 4: median" in out
+    assert (
+        ab.main([*argv, "--rounds", "1", "--batch", "4", "--seconds", "0.05", "--threads", "2"])
+        == 0
+    )
+    assert "speed-up over HEAD at B = 4 on 2 threads (wall time): median" in capsys.readouterr().out
 
 
 @pytest.mark.slow
