@@ -583,3 +583,18 @@ def test_batch_runner_replica_equals_single_env():
     obs = runner.reset()
     for i, s in enumerate([7, 8, 9]):
         np.testing.assert_array_equal(obs[i], WalkEnv().reset(seed=s)[0])
+
+
+@WALK_OBS.register("misfit")
+class MisfitObservation(WalkObservation):
+    @property
+    def space(self) -> spaces.Box:
+        return spaces.Box(-np.inf, np.inf, (3,), np.float32)
+
+
+def test_an_observation_builder_whose_encode_misses_its_space_is_named_at_reset():
+    env = WalkEnv(observation="misfit")
+    with pytest.raises(ValueError, match=r"observation: builder 'misfit' \(MisfitObservation\)"):
+        env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"encodes 4 replicas as shape \(4, 2\).*needs \(4, 3\)"):
+        LeptonVecEnv(WalkEnv(observation="misfit"), 4).reset()

@@ -102,7 +102,21 @@ class BatchRunner:
         self.sim.reset(mask, self.rngs, drawn)
         self.episode_steps[mask] = 0
         self.obs = self.env.encode_obs(self.sim.snapshot())
+        self._check_obs_shape(self.obs)
         return self.obs
+
+    def _check_obs_shape(self, obs: np.ndarray) -> None:
+        """Raise if the builder encodes observations of another shape than its space's."""
+        shape = self.env.observation_space.shape
+        if shape is None or np.shape(obs) == (self.batch_size, *shape):
+            return
+        builder = self.env.observation_builder
+        raise ValueError(
+            f"observation: builder {self.env.observation_name!r} ({type(builder).__name__}) "
+            f"encodes {self.batch_size} replicas as shape {np.shape(obs)}, but its space "
+            f"{self.env.observation_space} needs {(self.batch_size, *shape)}; make its space "
+            "and encode agree"
+        )
 
     def reset_rows(self, mask: np.ndarray, obs: np.ndarray) -> np.ndarray:
         """Reset the replicas in ``mask`` and write their new observations into ``obs``."""
