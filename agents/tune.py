@@ -96,7 +96,7 @@ def parse_search_space(
         if key not in fields:
             raise ValueError(
                 f"{where}: not a tunable field of {schema.__name__}; allowed: {fields}."
-                f"{suggest(key, fields)}"
+                f"{suggest(key, fields)}{_space_hint(key, schema)}"
             )
         if spec.type == ParamType.categorical:
             if not spec.choices:
@@ -110,10 +110,47 @@ def parse_search_space(
                 raise ValueError(f"{where}: needs low < high, got low={spec.low}, high={spec.high}")
             if spec.log and spec.step is not None:
                 raise ValueError(f"{where}: 'log' and 'step' cannot be combined")
+            if spec.step is not None and spec.step <= 0:
+                raise ValueError(f"{where}: needs step > 0 (or null), got {spec.step}")
+            if spec.type == ParamType.int:
+                bad = {
+                    name: value
+                    for name, value in (("low", spec.low), ("high", spec.high), ("step", spec.step))
+                    if value is not None and not float(value).is_integer()
+                }
+                if bad:
+                    raise ValueError(f"{where}: type int needs whole numbers, got {bad}")
             if spec.log and spec.low <= 0:
                 raise ValueError(f"{where}: a log scale needs low > 0, got {spec.low}")
         checked[key] = spec
     return checked
+
+
+def _space_hint(key: str, schema: type[Any]) -> str:
+    """For a field of another algorithm: the packaged search space of this one, or how to add one."""
+    others = sorted(
+        {
+            cls.algo
+            for cls in _subclasses(SB3AgentConfig)
+            if isinstance(getattr(cls, "algo", None), str) and key in agent_fields(cls)
+        }
+    )
+    algo = getattr(schema, "algo", None)
+    if not others or not isinstance(algo, str):
+        return ""
+    spaces = sorted(p.stem for p in (_packaged_agent_dir().parent / "search_space").glob("*.yaml"))
+    fix = (
+        f"use search_space={algo}"
+        if algo in spaces
+        else f"conf/search_space/ has none for {algo} (only {spaces}): write "
+        f"search_space/{algo}.yaml with the allowed fields in a folder on hydra.searchpath "
+        f"and pass search_space={algo}"
+    )
+    return f" {key} is a field of {', '.join(others)}: this search space is for another algorithm; {fix}."
+
+
+def _subclasses(cls: type[Any]) -> list[type[Any]]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
 
 
 def suggest_values(trial: Any, space: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -443,10 +480,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         load_if_exists=True,
     )
     defaults = defaults_trial(agent, space)
-    if config.tune.enqueue_defaults and defaults:
-        study.enqueue_trial(
-            trial_params(defaults, space), user_attrs={"defaults": True}, skip_if_exists=True
-        )
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest_values(trial, space)
@@ -457,20 +490,57 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return value
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    held = sum(t.state in finished for t in study.get_trials(deepcopy=False))
     log.info(
-        "study %r in %s: %d trials so far; this worker runs until it holds %d",
+        "study %r in %s: %d trials so far, %d finished; this worker runs until it holds %d",
         config.tune.name,
         config.tune.storage,
         len(study.trials),
+        held,
         config.tune.n_trials,
     )
-    study.optimize(
-        objective,
-        callbacks=[optuna.study.MaxTrialsCallback(config.tune.n_trials, states=finished)],
-        timeout=config.tune.timeout,
-        gc_after_trial=True,
-    )
+    # Optuna checks the limit after a trial, so a study that holds it already would get one more
+    if held < config.tune.n_trials:
+        if config.tune.enqueue_defaults and defaults:
+            enqueue_defaults(study, trial_params(defaults, space))
+        study.optimize(
+            objective,
+            callbacks=[optuna.study.MaxTrialsCallback(config.tune.n_trials, states=finished)],
+            timeout=config.tune.timeout,
+            gc_after_trial=True,
+        )
     return _summarise(study, config, agent, space)
+
+
+def enqueue_defaults(study: Any, params: dict[str, Any]) -> bool:
+    """Enqueue the defaults trial unless the study holds it waiting, running or finished.
+
+    A defaults trial that failed (its worker interrupted, or killed and found stale by the
+    heartbeat) is enqueued again, so a resumed study still measures the preset's own values.
+
+    Returns:
+        Whether the trial was enqueued.
+    """
+    import optuna
+
+    with warnings.catch_warnings():  # marked experimental, like the heartbeat
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # as optimize does before each trial
+    live = (
+        optuna.trial.TrialState.WAITING,
+        optuna.trial.TrialState.RUNNING,
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+    )
+    if any(
+        t.state in live
+        and t.user_attrs.get("defaults")
+        and t.system_attrs.get("fixed_params", t.params) == params
+        for t in study.get_trials(deepcopy=False)
+    ):
+        return False
+    study.enqueue_trial(params, user_attrs={"defaults": True})
+    return True
 
 
 def _summarise(

@@ -11,7 +11,16 @@ from omegaconf import OmegaConf, open_dict
 
 from agents import tune
 from agents.config import as_config
-from conf.schema import ParamSpec, ParamType, PPOConfig, SACConfig, TrainConfig, TuneConfig
+from conf.schema import (
+    A2CConfig,
+    DQNConfig,
+    ParamSpec,
+    ParamType,
+    PPOConfig,
+    SACConfig,
+    TrainConfig,
+    TuneConfig,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -42,6 +51,14 @@ def test_tune_config_composes_with_every_search_space(make_cfg):
         ),
         ({"ent_coef": ParamSpec(low=0.0, high=0.1, log=True)}, "a log scale needs low > 0"),
         ({"n_steps": ParamSpec(type=ParamType.categorical, choices=[])}, "non-empty 'choices'"),
+        (
+            {"n_epochs": ParamSpec(type=ParamType.int, low=3, high=10, step=0)},
+            r"search_space.n_epochs: needs step > 0",
+        ),
+        (
+            {"n_epochs": ParamSpec(type=ParamType.int, low=3.5, high=10)},
+            r"search_space.n_epochs: type int needs whole numbers, got \{'low': 3.5\}",
+        ),
         ({"algo": ParamSpec(type=ParamType.categorical, choices=["a2c"])}, "not a tunable field"),
         ({}, "search_space: empty"),
     ],
@@ -49,6 +66,14 @@ def test_tune_config_composes_with_every_search_space(make_cfg):
 def test_bad_search_spaces_name_the_field(space, match):
     with pytest.raises(ValueError, match=match):
         tune.parse_search_space(space, PPOConfig)
+
+
+def test_a_space_of_another_algorithm_names_the_one_to_use(make_cfg):
+    ppo_space = as_config(make_cfg("tune", []), TuneConfig).search_space
+    with pytest.raises(ValueError, match=r"of A2CConfig.* another algorithm; use search_space=a2c"):
+        tune.parse_search_space(ppo_space, A2CConfig)
+    with pytest.raises(ValueError, match=r"of DQNConfig.* conf/search_space/ has none for dqn"):
+        tune.parse_search_space(ppo_space, DQNConfig)
 
 
 def test_nested_fields_and_categorical_lists_round_trip():
@@ -141,3 +166,30 @@ def test_two_runs_share_one_study_and_write_the_best_preset(make_cfg, tmp_path):
     assert saved.learning_rate == pytest.approx(study.best_params["learning_rate"])
     assert second["best_value"] == pytest.approx(study.best_value)
     assert json.dumps(second["best_params"])
+
+
+def test_a_resumed_study_measures_the_defaults_and_stops_at_n_trials(make_cfg, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    overrides = [
+        f"tune.storage={storage}",
+        f"tune.preset_dir={tmp_path / 'agent'}",
+        "tune.n_trials=1",
+        "tune.sampler_seed=0",
+        "total_timesteps=64",
+        "eval.eval_freq=64",
+    ]
+    cfg = make_cfg("tune", overrides)
+    with open_dict(cfg):
+        for key in [k for k in cfg.search_space if k != "learning_rate"]:
+            del cfg.search_space[key]
+    # a worker interrupted in the defaults trial: Optuna marks it failed
+    study = optuna.create_study(study_name="ppo_inventory", storage=storage)
+    study.enqueue_trial({"learning_rate": 3e-4}, user_attrs={"defaults": True})
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+
+    resumed = tune.run(cfg)
+    assert resumed["trials"] == 2 and resumed["default_value"] is not None
+    trials = optuna.load_study(study_name="ppo_inventory", storage=storage).trials
+    assert trials[1].params == {"learning_rate": 3e-4} and trials[1].user_attrs["defaults"]
+    again = tune.run(cfg)  # the study holds tune.n_trials finished trials: none is added
+    assert again["trials"] == 2
