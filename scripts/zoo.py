@@ -488,10 +488,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             print(f"not in {dest / 'index.json'}: {missing}; train them with lepton-zoo")
             return 1
-        rows = [
-            check(e.name, index[e.name], options.episodes, options.runs / "check") for e in entries
-        ]
-        for r in rows:
+        ok = True
+        for e in entries:  # each verdict as it comes; one entry that fails stops no other
+            try:
+                r = check(e.name, index[e.name], options.episodes, options.runs / "check")
+            except Exception as exc:  # noqa: BLE001 - reported, and the exit status says so
+                log.exception("zoo entry %s: the check failed", e.name)
+                print(f"{e.name:18s} ERROR: {type(exc).__name__}: {exc}", flush=True)
+                ok = False
+                continue
             verdict = "wins" if r["wins"] else "LOSES"
             if r["wins"]:
                 verdict += " clearly" if r["clear"] else " within noise"
@@ -499,9 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"{r['name']:18s} {r['metric']}: {r['agent']:.4g} vs {r['baseline']} "
                 f"{r['baseline_score']:.4g} over {r['episodes']} episodes, paired margin "
-                f"{r['margin']:+.4g} [{low:+.4g}, {high:+.4g}] -> {verdict}"
+                f"{r['margin']:+.4g} [{low:+.4g}, {high:+.4g}] -> {verdict}",
+                flush=True,
             )
-        return 0 if all(r["wins"] for r in rows) else 1
+            ok &= bool(r["wins"])
+        return 0 if ok else 1
 
     records = {}
     for entry in entries:

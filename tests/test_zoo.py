@@ -181,6 +181,31 @@ def test_check_reevaluates_an_entry_against_its_best_baseline(tmp_path, capsys):
     assert time.perf_counter() - start < 60
 
 
+def test_check_reports_every_entry_when_one_fails(tmp_path, capsys, monkeypatch):
+    def check(name, record, episodes, runs):
+        if name == "inventory":
+            raise RuntimeError("the model file is unreadable")
+        return {
+            "name": name,
+            "metric": "mean_travel_time",
+            "agent": 1.0,
+            "baseline": "max_pressure",
+            "baseline_score": 2.0,
+            "episodes": episodes,
+            "margin": 1.0,
+            "margin_ci95": (0.5, 1.5),
+            "wins": True,
+            "clear": True,
+        }
+
+    monkeypatch.setattr(zoo, "check", check)
+    status = zoo.main(["--check", "only=[inventory,traffic-single]", f"runs={tmp_path}"])
+    out = capsys.readouterr().out
+    assert "inventory          ERROR: RuntimeError: the model file is unreadable" in out
+    assert "traffic-single" in out and "-> wins clearly" in out  # checked after the failure
+    assert status == 1
+
+
 def test_best_baseline_excludes_oracles_but_reports_them(tmp_path):
     """An oracle (a baseline reading hidden state) is shown, not counted as the bar to beat."""
     (tmp_path / "config.yaml").write_text("agent: {name: ppo}\n")
