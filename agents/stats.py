@@ -20,14 +20,17 @@ def iqm(scores: np.ndarray) -> np.ndarray:
     """Interquartile mean over the last axis: the mean after cutting 25 % from each end.
 
     ``floor(0.25 * n)`` values are cut from each end, as ``scipy.stats.trim_mean(x, 0.25)``
-    and rliable do: with fewer than 4 runs nothing is cut and the IQM is the mean.
+    and rliable do: with fewer than 4 runs nothing is cut and the IQM is the mean. A NaN score
+    makes the IQM NaN, as it makes the mean (sorting would otherwise cut it as the largest).
     """
     x = np.sort(np.asarray(scores, dtype=np.float64), axis=-1)
     n = x.shape[-1]
     if n == 0:
         raise ValueError("iqm: no scores")
     cut = int(np.floor(0.25 * n))
-    return x[..., cut : n - cut].mean(axis=-1)
+    # np.sort puts NaN last, so the last value is NaN exactly when any score is
+    trimmed = x[..., cut : n - cut].mean(axis=-1)
+    return np.where(np.isnan(x[..., -1]), np.nan, trimmed)[()]
 
 
 def mean(scores: np.ndarray) -> np.ndarray:

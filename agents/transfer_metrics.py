@@ -34,6 +34,7 @@ from agents.stats import mean, stratified_bootstrap
 HELPED = "transfer helped"
 DID_NOT_HELP = "transfer did not help"
 HURT = "transfer hurt"
+ONE_SEED = "transfer cannot be judged from one seed"
 """Verdicts: the transfer interval lies above / overlaps / lies below the scratch interval."""
 
 
@@ -157,10 +158,13 @@ def paired_verdict(gain: Mapping[str, Any]) -> str:
     Transfer *helped* when the whole interval lies above 0, *hurt* when it lies below, and
     *did not help* when it holds 0 (or is empty). The arms share their seeds, so the paired
     gain sees an effect that the two arms' own intervals, each as wide as the seeds spread,
-    can hide by overlapping (:func:`verdict`).
+    can hide by overlapping (:func:`verdict`). One seed gives no interval (its "interval" is
+    the one difference): such a gain *cannot be judged*, whatever its sign.
     """
     if gain["low"] is None:
         return DID_NOT_HELP
+    if gain["n"] < 2:
+        return ONE_SEED
     if gain["low"] > 0:
         return HELPED
     if gain["high"] < 0:
@@ -294,6 +298,11 @@ def compare(
 
 def sentence(verdicts: Mapping[str, str], seeds: int, confidence: float) -> str:
     """One plain-language line from the verdicts (total reward first, then start and end)."""
+    if seeds < 2:
+        return (
+            "Transfer cannot be judged from one seed: a paired difference needs two or more "
+            "seeds for an interval (set seeds to a list of several)."
+        )
     pct = f"{confidence:.0%}"
     main = verdicts["total_reward"]
     detail = (

@@ -107,8 +107,18 @@ def row(result: Mapping[str, Any], folder: Path) -> dict[str, str]:
     }
 
 
-def markdown(rows: Sequence[Mapping[str, str]], title: str) -> str:
-    """The rows as a Markdown table (the main metrics) followed by each run's verdict."""
+def markdown(
+    rows: Sequence[Mapping[str, str]], title: str, confidences: Sequence[float] = (0.95,)
+) -> str:
+    """The rows as a Markdown table (the main metrics) followed by each run's verdict.
+
+    Args:
+        rows: the rows (:func:`row`).
+        title: the heading.
+        confidences: coverage of the runs' intervals (``confidence`` of ``lepton-transfer``),
+            stated under the table.
+    """
+    coverage = ", ".join(f"{100 * c:g} %" for c in sorted(set(confidences)))
     head = (
         "| pair | mode | seeds | jumpstart | time to threshold: transfer | scratch | "
         "asymptote: transfer | scratch | total reward: transfer | scratch | transfer ratio | "
@@ -125,10 +135,10 @@ def markdown(rows: Sequence[Mapping[str, str]], title: str) -> str:
         )
     lines += [
         "",
-        "Means over seeds with 95 % bootstrap intervals. Time to threshold: environment steps on "
-        "the target until the evaluation return reaches the threshold; a seed that never reaches "
-        "it counts at the budget, (k/n) seeds reached it. Total reward: area under the learning "
-        "curve per step. Transfer ratio: (AUC_transfer - AUC_scratch) / |AUC_scratch|.",
+        f"Means over seeds with {coverage} bootstrap intervals. Time to threshold: environment "
+        "steps on the target until the evaluation return reaches the threshold; a seed that never "
+        "reaches it counts at the budget, (k/n) seeds reached it. Total reward: area under the "
+        "learning curve per step. Transfer ratio: (AUC_transfer - AUC_scratch) / |AUC_scratch|.",
         "",
     ]
     for r in rows:
@@ -150,10 +160,12 @@ def write_transfer_report(root: Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"SWEEP_DIR: {str(root)!r} holds no {RESULT_FILE} (pass a folder of lepton-transfer runs)"
         )
-    rows = [row(json.loads((f / RESULT_FILE).read_text()), f.relative_to(root)) for f in folders]
+    results = [json.loads((f / RESULT_FILE).read_text()) for f in folders]
+    rows = [row(r, f.relative_to(root)) for r, f in zip(results, folders, strict=True)]
     out = root / REPORT_DIR
     out.mkdir(exist_ok=True)
-    md = markdown(rows, f"Transfer report: {root}")
+    confidences = [r["metrics"]["aggregate"]["jumpstart"].get("confidence", 0.95) for r in results]
+    md = markdown(rows, f"Transfer report: {root}", confidences)
     (out / "transfer.md").write_text(md)
     with open(out / "transfer.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)

@@ -23,6 +23,7 @@ from agents.transfer_metrics import (
     DID_NOT_HELP,
     HELPED,
     HURT,
+    ONE_SEED,
     Curve,
     asymptotic,
     compare,
@@ -115,6 +116,16 @@ def test_interval_and_verdicts():
     assert verdict(low, high) == HURT
     assert verdict(high, {"low": 5.5, "high": 7}) == DID_NOT_HELP
     assert verdict(interval([None]), low) == DID_NOT_HELP
+
+
+def test_one_seed_is_not_judged_whatever_its_difference():
+    T = [0, 10, 20, 30]
+    result = compare(
+        {0: Curve(T, [5.0, 6.0, 7.0, 8.0])}, {0: Curve(T, [1.0, 2.0, 3.0, 4.0])}, threshold=None
+    )
+    assert result["aggregate"]["jumpstart"]["n"] == 1
+    assert set(result["verdicts"].values()) == {ONE_SEED}
+    assert result["verdict"].startswith("Transfer cannot be judged from one seed")
 
 
 def test_compare_pairs_seeds_and_summarises():
@@ -473,3 +484,33 @@ def test_figure_axis_turns_symlog_only_when_a_start_dwarfs_the_curve():
     _symlog_if_spread(ax, [-15000.0, -0.8, -0.7, -0.75, -0.9, -0.8])
     assert ax.get_yscale() == "symlog"
     assert ax.get_ylim()[1] < 0  # no empty positive half above a curve below zero
+
+
+def test_transfer_report_states_the_confidence_of_its_intervals(tmp_path):
+    from agents.transfer_report import write_transfer_report
+
+    T = [0, 10, 20]
+    scratch = {s: Curve(T, [0.0, 1.0 + s, 2.0]) for s in range(3)}
+    transfer = {s: Curve(T, [1.0 + s, 2.0, 3.0]) for s in range(3)}
+    metrics = compare(transfer, scratch, threshold=1.5, confidence=0.9, reps=200)
+    result = {
+        "source": {"env": {"name": "a"}},
+        "target": {"env": {"name": "b"}},
+        "mode": "finetune",
+        "seeds": [0, 1, 2],
+        "budget": 20,
+        "zero_shot": interval([0.5, 1.0, 1.5], confidence=0.9, reps=200),
+        "threshold": {"value": 1.5, "from": "threshold"},
+        "metrics": metrics,
+        "verdict": metrics["verdict"],
+    }
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "transfer.json").write_text(json.dumps(result))
+    written = write_transfer_report(tmp_path)
+    jump = metrics["aggregate"]["jumpstart"]
+    assert written["rows"][0]["jumpstart"] == (
+        f"{jump['mean']:.3g} [{jump['low']:.3g}, {jump['high']:.3g}]"
+    )
+    table = (tmp_path / "report" / "transfer.md").read_text()
+    assert "Means over seeds with 90 % bootstrap intervals" in table
+    assert "95" not in table
