@@ -205,17 +205,35 @@ def train(entry: ZooEntry, runs: Path) -> Path:
 def publish(entry: ZooEntry, run: Path, dest: Path, presets: Path) -> dict[str, Any]:
     """Copy the small artefacts of ``run`` into ``dest/<name>``, write its preset and summary.
 
+    The entry is assembled in a staging folder beside ``dest/<name>`` and replaces it only once
+    complete, so a failure (an unreadable run, a score that cannot be computed) leaves the
+    packaged entry as it was.
+
     Returns:
         The entry's record of the manifest.
     """
+    final = dest / entry.name
+    staging = dest / f".{entry.name}.staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        record = _assemble(entry, run, staging, presets)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    return record
+
+
+def _assemble(entry: ZooEntry, run: Path, target: Path, presets: Path) -> dict[str, Any]:
+    """Write the files of ``entry`` from ``run`` into ``target`` and its preset; its record."""
     from omegaconf import OmegaConf
 
     from agents.algorithms import algorithm_class
 
-    target = dest / entry.name
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
     for name in FILES:
         if (run / name).is_file():
             shutil.copy2(run / name, target / name)

@@ -206,6 +206,19 @@ def test_check_reports_every_entry_when_one_fails(tmp_path, capsys, monkeypatch)
     assert status == 1
 
 
+def test_a_failed_publish_keeps_the_packaged_entry(tmp_path):
+    entry = zoo.ENTRIES[0]
+    packaged = tmp_path / "zoo" / entry.name
+    packaged.mkdir(parents=True)
+    (packaged / "model.zip").write_bytes(b"the packaged model")
+    run = tmp_path / "run"
+    run.mkdir()  # a run without its config.yaml: publishing it fails
+    with pytest.raises(FileNotFoundError):
+        zoo.publish(entry, run, tmp_path / "zoo", tmp_path / "presets")
+    assert (packaged / "model.zip").read_bytes() == b"the packaged model"
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == [entry.name]
+
+
 def test_best_baseline_excludes_oracles_but_reports_them(tmp_path):
     """An oracle (a baseline reading hidden state) is shown, not counted as the bar to beat."""
     (tmp_path / "config.yaml").write_text("agent: {name: ppo}\n")
