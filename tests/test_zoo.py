@@ -219,6 +219,33 @@ def test_a_failed_publish_keeps_the_packaged_entry(tmp_path):
     assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == [entry.name]
 
 
+def test_training_goes_on_after_an_entry_that_fails(tmp_path, capsys, monkeypatch):
+    first, second = zoo.ENTRIES[0], zoo.ENTRIES[1]
+    trained = []
+
+    def train(entry, runs):
+        trained.append(entry.name)
+        if entry.name == first.name:
+            raise RuntimeError("diverged")
+        return runs / entry.name
+
+    def publish(entry, folder, dest, presets):
+        (dest / entry.name).mkdir(parents=True)
+        (dest / entry.name / "model.zip").write_bytes(b"model")
+        score = {"metric": "m", "agent_mean": 2.0, "best_baseline": "b", "baseline_mean": 1.0}
+        return {"score": {**score, "wins": True}, "files": {"model.zip": 5}}
+
+    monkeypatch.setattr(zoo, "train", train)
+    monkeypatch.setattr(zoo, "publish", publish)
+    monkeypatch.setattr(zoo, "write_readme", lambda dest: None)
+    argv = [f"only=[{first.name},{second.name}]", f"runs={tmp_path / 'runs'}"]
+    status = zoo.main([*argv, f"dest={tmp_path / 'zoo'}", f"presets={tmp_path / 'presets'}"])
+    assert trained == [first.name, second.name]
+    assert (tmp_path / "zoo" / second.name / "model.zip").is_file()
+    assert f"failed: ['{first.name}']" in capsys.readouterr().out
+    assert status == 1
+
+
 def test_best_baseline_excludes_oracles_but_reports_them(tmp_path):
     """An oracle (a baseline reading hidden state) is shown, not counted as the bar to beat."""
     (tmp_path / "config.yaml").write_text("agent: {name: ppo}\n")
