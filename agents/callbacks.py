@@ -66,7 +66,7 @@ class LearningCurveCallback(BaseCallback):
         """``{timesteps, mean, std, <metric>...}`` per point, in order."""
         self._next = 0
         self._unlogged: tuple[dict[str, float], float] | None = None
-        self._length = 0.0
+        """A point taken with ``log=False`` and its mean episode length, logged at training start."""
 
     def evaluate_before_training(self, model: BaseAlgorithm) -> None:
         """Take the step-0 point now, with ``model`` as ``learn`` will start from it.
@@ -77,8 +77,7 @@ class LearningCurveCallback(BaseCallback):
         if self.points:
             raise RuntimeError("the curve already has its points; the first is taken once")
         self.model = model
-        point = self._evaluate(log=False)
-        self._unlogged = point, self._length
+        self._evaluate(log=False)
 
     def _on_training_start(self) -> None:
         self._rewrite_csv()
@@ -105,7 +104,10 @@ class LearningCurveCallback(BaseCallback):
         self._evaluate()
 
     def _evaluate(self, log: bool = True) -> dict[str, float]:
-        """Take a point at the current step; ``log``: log it and append it to ``csv_path``."""
+        """Take a point at the current step; ``log``: log it and append it to ``csv_path``.
+
+        Without ``log`` the point waits in :attr:`_unlogged` (:meth:`_rewrite_csv` writes it).
+        """
         training_env = self.model.get_env()
         if isinstance(self.eval_env, VecNormalize) and isinstance(training_env, VecNormalize):
             sync_normalization(training_env, self.eval_env)
@@ -124,10 +126,12 @@ class LearningCurveCallback(BaseCallback):
             "std": summary["return"]["std"],
             **{m: summary[m]["mean"] for m in self.metrics},
         }
-        self._length = float(summary["length"]["mean"])
+        length = float(summary["length"]["mean"])
         self.points.append(point)
-        if log:
-            self._log(point, self._length)
+        if not log:
+            self._unlogged = point, length
+        else:
+            self._log(point, length)
             if self.csv_path is not None:
                 with self.csv_path.open("a", newline="") as fh:
                     csv.writer(fh).writerow([point[k] for k in self._columns()])

@@ -101,11 +101,15 @@ def register(
     _INFOS[id] = EnvInfo(id=id, description=description, family=family, entry_point=entry_point)
 
 
+def _dotted(name: str) -> bool:
+    """Whether ``name`` is a dotted path of identifiers (``pkg.module``, ``Class``)."""
+    return all(p.isidentifier() for p in name.split("."))
+
+
 def _check_entry_point(field: str, value: Any) -> None:
     """Raise a ``ValueError`` naming ``field`` unless ``value`` is a ``module:Name`` string."""
     module, sep, attr = value.partition(":") if isinstance(value, str) else ("", "", "")
-    parts = module.split(".") if sep else []
-    if not parts or not all(p.isidentifier() for p in parts) or not attr.isidentifier():
+    if not sep or not _dotted(module) or not attr.isidentifier():
         raise ValueError(
             f"{field}: expected a {ENTRY_POINT_FORM} string (a dotted module path, one ':' and "
             f"the name of a class or function in that module), got {value!r}"
@@ -161,9 +165,7 @@ def _load_plugin(ep: EntryPoint, stacklevel: int = 3) -> bool:
     where = f"lepton_gym.envs plugin {ep.name!r}"
     module, sep, attr = ep.value.partition(":")
     module, attr = module.strip(), attr.split("[")[0].strip()
-    if not all(p.isidentifier() for p in module.split(".")) or (
-        sep and not all(p.isidentifier() for p in attr.split("."))
-    ):
+    if not _dotted(module) or (sep and not _dotted(attr)):
         warnings.warn(
             f"{where} failed to load: its value {ep.value!r} is not of the form "
             f"{PLUGIN_VALUE_FORM}",

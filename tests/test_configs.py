@@ -140,8 +140,7 @@ def test_traffic_presets_take_the_documented_sharing_and_padding_overrides(make_
     overrides = ["env.kwargs.parameter_sharing=true", "env.kwargs.obs_lanes=16"]
     config = as_config(make_cfg("config", [*env_overrides(env), *overrides]), TrainConfig)
     venv = make_vec_env(config.env, 1, seed=0)
-    structure = venv.get_attr("structure")[0] if hasattr(venv, "get_attr") else None
-    k = len(structure.controlled_signals) if structure is not None else venv.num_envs
+    k = len(venv.get_attr("structure")[0].controlled_signals)
     assert venv.num_envs == k  # one slot per signal of the one replica
     venv.close()
 
