@@ -391,6 +391,147 @@ def test_broken_network(tmp_path, old, new, match):
     assert "hand.net.xml" in str(info.value)
 
 
+EDGE_CE = '<edge id="CE" from="C" to="E" priority="2">'
+LANE_WC_1 = 'shape="-100.00,-1.60 -7.20,-1.60"/>'
+PHASE_1 = '<phase duration="3"  state="yyrrr"/>'
+CONN_ME = 'via=":E_2_0" dir="r" state="m"/>'
+TYPED_CE = (EDGE_CE, EDGE_CE.replace(">", ' type="road">'))
+
+
+def with_type(net: str, body: str) -> str:
+    """The hand-written network with edge CE of type ``road`` defined as ``body``."""
+    return net.replace(*TYPED_CE).replace("<edge", f'<type id="road">{body}</type><edge', 1)
+
+
+NET_ELEMENT_ERRORS = [
+    # not elements of a network file
+    pytest.param("</net>", '<bogus id="x"/></net>',
+                 r'<bogus id="x"> is not an element of SUMO network files \(a <net> holds '
+                 r"<location>, ", id="unknown-top-level"),
+    pytest.param(LANE_WC_1, LANE_WC_1[:-2] + "><frobnicate/></lane>",
+                 r'<frobnicate> in <lane id="WC_1"> is not an element of SUMO network files \(a '
+                 r"<lane> holds <neigh>, <stopOffset>, <param>\)", id="unknown-in-lane"),
+    pytest.param('<request index="2" response="011"',
+                 '<lane id="q" index="0" speed="1" length="1"/><request index="2" response="011"',
+                 r'<lane id="q"> in <junction id="E"> is misplaced: a <junction> holds <request>, '
+                 r"<param>", id="lane-in-junction"),
+    pytest.param(PHASE_1, PHASE_1[:-2] + '><param key="k" value="v"/></phase>',
+                 r'<param key="k"> in <phase state="yyrrr"> is misplaced: a <phase> holds no '
+                 r"elements", id="param-in-phase"),
+    pytest.param("</net>", '<busStop id="b" lane="CE_0" startPos="0" endPos="10"/></net>',
+                 r'<busStop id="b"> is a SUMO additional-file element, which this importer does '
+                 r"not support", id="additional"),
+    pytest.param("</net>", '<crossing node="C" edges="CE"/></net>',
+                 r"<crossing> is a netconvert input element", id="netconvert-input"),
+    pytest.param("</net>", '<vehicle id="v" depart="0"/></net>',
+                 r'<vehicle id="v"> is a SUMO demand element, which belongs in a route file',
+                 id="demand"),
+    # SUMO features that change how vehicles drive and are not imported
+    pytest.param(PHASE_1, PHASE_1 + '<condition id="c" value="1"/>',
+                 r'<tlLogic id="C" programID="0">: <condition id="c"> is not supported: programs '
+                 r"with switching conditions", id="condition"),
+    pytest.param(PHASE_1, PHASE_1 + '<function id="f" nArgs="0"><assignment id="a" check="1" '
+                 'value="2"/></function>',
+                 r'<tlLogic id="C" programID="0">: <function id="f"> is not supported',
+                 id="function"),
+    pytest.param(PHASE_1, PHASE_1.replace("/>", ' earlyTarget="c"/>'),
+                 r'<phase state="yyrrr"> attribute earlyTarget is not supported', id="earlyTarget"),
+    pytest.param(NET_XML, with_type(NET_XML, '<restriction vClass="passenger" speed="5"/>'),
+                 r'<restriction vClass="passenger" speed="5"> in <type id="road">: '
+                 r"vClass-specific speed limits are not supported \(edge 'CE' has this type",
+                 id="restriction"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "match"), NET_ELEMENT_ERRORS)
+def test_unknown_or_unsupported_net_element(tmp_path, old, new, match):
+    assert old in NET_XML
+    net_file, _ = write(tmp_path, net=NET_XML.replace(old, new), rou=None)
+    with pytest.raises(ValueError, match=match) as info:
+        load_sumo_network(net_file)
+    assert str(info.value).startswith(f"{net_file}: ")
+
+
+def network_arrays(net) -> tuple:
+    signals = tuple((s.id, s.offset, s.phases) for s in net.signals)
+    return (net.lane_ids, net.lane_speed.tolist(), net.lane_length.tolist(), net.conn_from.tolist(),
+            net.conn_to.tolist(), net.conn_state.tolist(), net.conn_foes, signals)  # fmt: skip
+
+
+def test_metadata_elements_import_unchanged(tmp_path):
+    net = NET_XML.replace(
+        "</net>",
+        '<prohibition prohibitor="CE->EX" prohibited="ME->EX"/>'
+        '<roundabout nodes="C E" edges="CE EX"/>'
+        '<taz id="t" edges="CE"><tazSource id="CE" weight="1"/><tazSink id="EX" weight="1"/>'
+        '<param key="a" value="b"/></taz><param key="k" value="v"/></net>',
+    )
+    net = net.replace(EDGE_CE, EDGE_CE + '<param key="origId" value="1"/>')
+    net = net.replace(LANE_WC_1, LANE_WC_1[:-2] + '><param key="a" value="b"/></lane>')
+    conflict = '<conflict from="CE" to="EX" fromLane="0" toLane="0" startPos="1" endPos="2"/>'
+    net = net.replace(CONN_ME, f'{CONN_ME[:-2]}>{conflict}<param key="c" value="d"/></connection>')
+    net = net.replace(
+        'cont="0"/>\n    </junction>', 'cont="0"/><param key="j" value="k"/></junction>'
+    )
+    # speed limits and stop offsets for other vehicle classes
+    lane_type = '<laneType index="0"><restriction vClass="bus" speed="4"/></laneType>'
+    net = with_type(net, f'<restriction vClass="truck" speed="5"/><meso tauff="1.1"/>{lane_type}')
+    net = net.replace(EDGE_CE, EDGE_CE + '<stopOffset value="3" vClasses="bicycle"/>')
+    except_cars = '<stopOffset value="2" exceptions="passenger"/>'
+    net = net.replace(LANE_WC_1, f"{LANE_WC_1[:-2]}>{except_cars}</lane>")
+    net_file, _ = write(tmp_path, net=net, rou=None)
+    plain_file = tmp_path / "plain" / "hand.net.xml"
+    plain_file.parent.mkdir()
+    plain_file.write_text(NET_XML)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert network_arrays(load_sumo_network(net_file)) == network_arrays(
+            load_sumo_network(plain_file)
+        )
+        # a passenger speed limit on a type no imported edge has
+        unused = with_type(NET_XML, '<restriction vClass="passenger" speed="5"/>')
+        unused = unused.replace('type="road"', 'type="unused"')
+        assert load_sumo_network(write(tmp_path, net=unused, rou=None)[0]).num_lanes == 6
+        # the settings of a fixed-time program
+        static = NET_XML.replace('type="actuated"', 'type="static"')
+        static = static.replace(PHASE_1, PHASE_1 + '<param key="max-gap" value="4"/>')
+        assert load_sumo_network(write(tmp_path, net=static, rou=None)[0]).num_signals == 1
+
+
+def test_switching_conditions_of_a_program_not_run_are_ignored(tmp_path):
+    second = '<tlLogic id="C" type="actuated" programID="1" offset="0">'
+    net = NET_XML.replace(PHASE_1, PHASE_1 + '<condition id="c" value="1"/>')
+    block = net[net.index("<tlLogic") : net.index("</tlLogic>") + len("</tlLogic>")]
+    net = net.replace(block, block + block.replace('<condition id="c" value="1"/>', "").replace(
+        '<tlLogic id="C" type="actuated" programID="0" offset="0">', second))  # fmt: skip
+    (sig,) = load_sumo_network(write(tmp_path, net=net, rou=None)[0]).signals
+    assert [p.state for p in sig.phases] == ["GGrrr", "yyrrr", "rrGGG", "rryyy"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (EDGE_CE, EDGE_CE + '<stopOffset value="3"/>',
+         r'<stopOffset value="3"> in <edge id="CE"> ignored: vehicles of vClass \'passenger\' '
+         r"stop at the lane end"),
+        (LANE_WC_1, LANE_WC_1[:-2] + '><stopOffset value="1" vClasses="passenger bus"/></lane>',
+         r'<stopOffset value="1" vClasses="passenger bus"> in <lane id="WC_1"> ignored'),
+        (LANE_WC_1, LANE_WC_1[:-2] + '><neigh lane="CE_0"/></lane>',
+         r'<neigh lane="CE_0"> in <lane id="WC_1"> ignored: overtaking through the opposite lane'),
+        (PHASE_1, PHASE_1 + '<param key="max-gap" value="4"/><param key="detector-gap" value="2"/>',
+         r'<tlLogic id="C" programID="0">: <param key="max-gap">, <param key="detector-gap"> '
+         r"ignored: actuated switching is not simulated"),
+    ],
+)  # fmt: skip
+def test_approximated_net_elements_warn(tmp_path, old, new, match):
+    assert old in NET_XML
+    net_file, _ = write(tmp_path, net=NET_XML.replace(old, new), rou=None)
+    with pytest.warns(UserWarning, match=match) as caught:
+        net = load_sumo_network(net_file)
+    assert net.num_lanes == 6 and net.num_connections == 6
+    assert [str(w.message).startswith(f"{net_file}: ") for w in caught] == [True]
+
+
 ROUTE_ERRORS = [
     ('<route id="r_sn" edges="SC CN"/>', '<route id="r_sn" edges="SC NOPE"/>',
      r"route 'r_sn': unknown edge 'NOPE'"),

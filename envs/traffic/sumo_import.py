@@ -2,13 +2,21 @@
 
 The network is read with ``sumolib`` (the optional ``sumo`` extra); the junction rows that
 ``sumolib`` keeps only privately (``incLanes`` and the ``<request>`` rows) are read directly from
-the XML in one extra pass, which also checks every element's required attributes and that
-every connection's edges and lanes exist, so a broken file is reported by element rather than
-by a bare ``KeyError``. Demand files are plain XML and
-need nothing beyond the standard library.
+the XML in one extra pass, which also checks that every element is one a network file may hold
+where it stands (:data:`NET_CHILDREN`), every element's required attributes and that every
+connection's edges and lanes exist, so a broken file is reported by element rather than by a
+bare ``KeyError`` or silently ignored. Demand files are plain XML and need nothing beyond the
+standard library.
 
 Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenario`):
 
+- **Elements.** Those that change how vehicles drive and are not imported raise
+  (``<restriction>`` speed limits for ``vclass``, switching conditions of a light's program),
+  close approximations warn (``<stopOffset>``, ``<neigh>``, the ``<param>`` settings of an
+  actuated program) and metadata (``<location>``, ``<type>``, ``<prohibition>``,
+  ``<roundabout>``, ``<taz>``, ``<conflict>``, ``<param>``) is ignored; see
+  :data:`NET_CHILDREN`. Elements unknown to network files raise, naming the file, the element
+  and its parent.
 - **Edges and lanes.** Only normal edges become edges (internal, crossing, walking-area and
   connector edges do not). A lane is kept when its ``allow``/``disallow`` permits ``vclass``;
   an edge without such a lane is dropped. Lanes keep SUMO's index and name, so the rightmost
@@ -36,7 +44,9 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   phase list with a warning and raise when they have no phases; other types raise. When a
   light has several programs the one SUMO runs by default, the last loaded, is used. Phase
   states map ``u`` to ``r`` and ``Y`` to ``y``. Lights that control no kept connection are
-  dropped.
+  dropped. A program with switching conditions (``<condition>``, ``<assignment>``,
+  ``<function>``, ``earlyTarget``, ``finalTarget``) raises; the ``<param>`` settings of an
+  ``actuated`` or ``delay_based`` program are ignored with a warning.
 - **Vehicle types.** Unset parameters take SUMO's defaults for the ``vClass`` (as reported by
   SUMO 1.28, see :data:`VCLASS_DEFAULTS`). ``carFollowModel`` (attribute or nested
   ``<carFollowing-*>``) ``Krauss`` and ``IDM`` map directly; ``KraussOrig1``, ``KraussPS``,
@@ -169,10 +179,63 @@ _NET_REQUIRED = {
     "request": ("index", "response", "foes"),
     "tlLogic": ("id", "programID", "offset", "type"),
     "phase": ("duration", "state"),
+    "restriction": ("vClass", "speed"),
+    "stopOffset": ("value",),
+    "neigh": ("lane",),
 }
 _NET_REQUIRED_NORMAL = {"edge": ("from", "to")}
 """Further required attributes of an element without ``function`` (a normal edge; internal,
 crossing and walking-area edges have no end nodes)."""
+NET_CHILDREN: dict[str, tuple[str, ...]] = {
+    "net": ("location", "type", "edge", "tlLogic", "junction", "connection", "prohibition",
+            "roundabout", "taz", "param"),
+    "type": ("restriction", "meso", "laneType"),
+    "laneType": ("restriction",),
+    "edge": ("lane", "stopOffset", "param"),
+    "lane": ("neigh", "stopOffset", "param"),
+    "tlLogic": ("phase", "condition", "assignment", "function", "param"),
+    "function": ("assignment",),
+    "junction": ("request", "param"),
+    "connection": ("conflict", "param"),
+    "taz": ("tazSource", "tazSink", "param"),
+}  # fmt: skip
+"""The elements of a SUMO network file and the children each may hold (SUMO's ``net_file.xsd``,
+plus ``<param>`` at the top level, where SUMO ignores it); elements not listed hold none. Any
+other element raises. How each is read:
+
+- **Used**: ``edge``, ``lane``, ``junction``, ``request``, ``connection``, ``tlLogic``, ``phase``.
+- **Ignored** (no effect on the simulated vehicles): ``location`` (geo-projection), ``type`` with
+  ``meso`` and ``laneType`` (netconvert's edge types, already applied to the lanes),
+  ``prohibition`` (already encoded in the junctions' ``<request>`` rows), ``roundabout``,
+  ``taz``/``tazSource``/``tazSink`` (only for ``fromTaz``/``toTaz`` demand, which is not
+  supported), ``conflict`` (positions of conflicts inside a junction; foes are per connection
+  here) and ``param``.
+- **Checked where they apply**: ``restriction`` (a vClass-specific speed limit of an edge type)
+  raises when an imported edge has the type and the restriction is for ``vclass``;
+  ``stopOffset`` on an imported lane or its edge that applies to ``vclass`` is ignored with a
+  warning (vehicles stop at the lane end); ``neigh`` (overtaking through the opposite lane) on
+  an imported lane is ignored with a warning; in the program a light runs, ``condition``,
+  ``assignment`` and ``function`` (and the phase attributes ``earlyTarget``/``finalTarget``)
+  raise, and the ``param`` settings of an ``actuated`` or ``delay_based`` program are ignored
+  with a warning (the program runs its phases for their durations).
+"""
+_SWITCHING_TAGS = ("condition", "assignment", "function")
+_SWITCHING_ATTRS = ("earlyTarget", "finalTarget")
+_OTHER_FILE_TAGS = {
+    **dict.fromkeys(("vType", "vTypeDistribution", "route", "routeDistribution", "vehicle",
+                     "trip", "flow", "person", "personFlow", "container", "containerFlow"),
+                    "a SUMO demand element, which belongs in a route file"),
+    **dict.fromkeys(("busStop", "trainStop", "containerStop", "chargingStation", "parkingArea",
+                     "inductionLoop", "e1Detector", "laneAreaDetector", "e2Detector",
+                     "entryExitDetector", "e3Detector", "instantInductionLoop",
+                     "variableSpeedSign", "calibrator", "rerouter", "vaporizer", "routeProbe",
+                     "WAUT", "poly", "poi", "railSignalConstraints"),
+                    "a SUMO additional-file element, which this importer does not support"),
+    **dict.fromkeys(("node", "crossing", "walkingArea", "split", "customShape", "delete"),
+                    "a netconvert input element, which a built network does not hold (build "
+                    "the network with netconvert)"),
+}  # fmt: skip
+"""SUMO elements of other file kinds, which a network file cannot hold."""
 _DEMAND_TAGS = ("vType", "vTypeDistribution", "route", "routeDistribution", "vehicle", "trip",
                 "flow")  # fmt: skip
 _UNSUPPORTED_TRIP_ATTRS = {
@@ -213,15 +276,22 @@ def _parse_xml(path: Path) -> ET.Element:
         raise ValueError(f"{path}: malformed XML: {exc}") from exc
 
 
+_DESCRIBE_KEYS = {
+    "connection": ("from", "fromLane", "to", "toLane"),
+    "conflict": ("from", "fromLane", "to", "toLane"),
+    "request": ("index",),
+    "phase": ("state",),
+    "tlLogic": ("id", "programID"),
+    "param": ("key",),
+    "restriction": ("vClass", "speed"),
+    "stopOffset": ("value", "vClasses", "exceptions"),
+    "neigh": ("lane",),
+}
+"""The attributes that identify an element in messages (others: ``id``)."""
+
+
 def _describe(el: ET.Element) -> str:
-    if el.tag == "connection":
-        keys = ("from", "fromLane", "to", "toLane")
-    elif el.tag == "request":
-        keys = ("index",)
-    elif el.tag == "phase":
-        keys = ("state",)
-    else:
-        keys = ("id",)
+    keys = _DESCRIBE_KEYS.get(el.tag, ("id",))
     shown = " ".join(f'{k}="{el.get(k)}"' for k in keys if el.get(k) is not None)
     return f"<{el.tag}{' ' + shown if shown else ''}>"
 
@@ -230,15 +300,71 @@ def _describe(el: ET.Element) -> str:
 
 
 @dataclasses.dataclass
+class _StopOffset:
+    described: str
+    value: float
+    vclasses: list[str] | None
+    exceptions: list[str]
+
+    def applies(self, vclass: str) -> bool:
+        if self.value <= 0 or vclass in self.exceptions:
+            return False
+        return self.vclasses is None or vclass in self.vclasses or "all" in self.vclasses
+
+
+@dataclasses.dataclass
 class _NetScan:
     junction_lanes: dict[str, list[str]]
     requests: dict[str, dict[int, str]]
+    restrictions: dict[str, list[tuple[str, str]]] = dataclasses.field(default_factory=dict)
+    """Edge type → (vClass, described ``<restriction>``) of its vClass-specific speed limits."""
+    stop_offsets: dict[str, _StopOffset] = dataclasses.field(default_factory=dict)
+    """Edge or lane id → its ``<stopOffset>``."""
+    neighs: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Lane id → its ``<neigh>`` (the opposite-direction lane), described."""
+    switching: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    """(light, programID) → the first switching condition of that program, described."""
+
+
+def _check_placement(path: Path, parents: list[ET.Element]) -> None:
+    """Raise unless a network file may hold the element ``parents[-1]`` inside its parent."""
+    el, parent = parents[-1], parents[-2]
+    allowed = NET_CHILDREN.get(parent.tag, ())
+    if el.tag in allowed:
+        return
+    where = f"{path}: {_describe(el)}{' in ' + _describe(parent) if len(parents) > 2 else ''}"
+    if el.tag in _OTHER_FILE_TAGS:
+        raise ValueError(f"{where} is {_OTHER_FILE_TAGS[el.tag]}")
+    holds = ", ".join(f"<{t}>" for t in allowed) or "no elements"
+    if el.tag in NET_CHILDREN or any(el.tag in tags for tags in NET_CHILDREN.values()):
+        raise ValueError(f"{where} is misplaced: a <{parent.tag}> holds {holds}")
+    raise ValueError(
+        f"{where} is not an element of SUMO network files (a <{parent.tag}> holds {holds})"
+    )
+
+
+def _stop_offset(el: ET.Element, owner: ET.Element, path: Path) -> _StopOffset:
+    described = f"{_describe(el)} in {_describe(owner)}"
+    try:
+        value = float(el.get("value", ""))
+    except ValueError:
+        raise ValueError(f"{path}: {described}: the value must be a number") from None
+    classes = el.get("vClasses")
+    return _StopOffset(
+        described,
+        value,
+        None if classes is None else classes.split(),
+        el.get("exceptions", "").split(),
+    )
 
 
 def _scan_net(path: Path) -> _NetScan:
-    """Check required attributes and read the junctions' ``incLanes`` and ``<request>`` rows."""
-    lanes: dict[str, list[str]] = {}
-    requests: dict[str, dict[int, str]] = {}
+    """Check the elements and their required attributes; read what ``sumolib`` does not keep.
+
+    That is the junctions' ``incLanes`` and ``<request>`` rows and the elements that
+    :data:`NET_CHILDREN` checks where they apply.
+    """
+    scan = _NetScan({}, {})
     edge_lanes: dict[str, set[str]] = {}
     connections: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     junction = None
@@ -253,6 +379,8 @@ def _scan_net(path: Path) -> _NetScan:
             if not parents and el.tag != "net":
                 raise ValueError(f"{path}: not a SUMO network (root element <{el.tag}>, not <net>)")
             parents.append(el)
+            if len(parents) > 1:
+                _check_placement(path, parents)
             required = _NET_REQUIRED.get(el.tag, ())
             if el.get("function") is None:
                 required += _NET_REQUIRED_NORMAL.get(el.tag, ())
@@ -265,7 +393,7 @@ def _scan_net(path: Path) -> _NetScan:
                     )
             if el.tag == "edge":
                 edge_lanes[el.get("id", "")] = set()
-            elif el.tag == "lane" and parents[-2].tag == "edge":
+            elif el.tag == "lane":
                 edge_lanes.setdefault(parents[-2].get("id", ""), set()).add(el.get("index", ""))
             elif el.tag == "connection":
                 ends = ((el.get("from", ""), el.get("fromLane", "")),
@@ -274,7 +402,7 @@ def _scan_net(path: Path) -> _NetScan:
             elif el.tag == "junction":
                 junction = el.get("id", "")
                 if not junction.startswith(":"):
-                    lanes[junction] = el.get("incLanes", "").split()
+                    scan.junction_lanes[junction] = el.get("incLanes", "").split()
             elif el.tag == "request" and junction is not None and not junction.startswith(":"):
                 try:
                     index = int(el.get("index", ""))
@@ -283,7 +411,23 @@ def _scan_net(path: Path) -> _NetScan:
                         f"{path}: <request index={el.get('index')!r}> of junction {junction!r}: "
                         "the index must be an integer"
                     ) from None
-                requests.setdefault(junction, {})[index] = el.get("response", "")
+                scan.requests.setdefault(junction, {})[index] = el.get("response", "")
+            elif el.tag == "restriction":
+                described = f"{_describe(el)} in {_describe(parents[1])}"
+                entry = (el.get("vClass", ""), described)
+                scan.restrictions.setdefault(parents[1].get("id", ""), []).append(entry)
+            elif el.tag == "stopOffset":
+                owner = parents[-2]
+                scan.stop_offsets[owner.get("id", "")] = _stop_offset(el, owner, path)
+            elif el.tag == "neigh":
+                described = f"{_describe(el)} in {_describe(parents[-2])}"
+                scan.neighs[parents[-2].get("id", "")] = described
+            elif len(parents) > 2 and parents[1].tag == "tlLogic":
+                attrs = [a for a in _SWITCHING_ATTRS if el.get(a) is not None]
+                if el.tag in _SWITCHING_TAGS or (el.tag == "phase" and attrs):
+                    key = (parents[1].get("id", ""), parents[1].get("programID", ""))
+                    found = f"{_describe(el)}{' attribute ' + attrs[0] if attrs else ''}"
+                    scan.switching.setdefault(key, found)
     except ET.ParseError as exc:
         raise ValueError(f"{path}: malformed XML: {exc}") from exc
     for described, ends in connections:
@@ -295,7 +439,7 @@ def _scan_net(path: Path) -> _NetScan:
                     f"{path}: {described}: edge {edge!r} has no lane {index} (its lanes: "
                     f"{', '.join(sorted(edge_lanes[edge], key=lambda i: (len(i), i)))})"
                 )
-    return _NetScan(lanes, requests)
+    return scan
 
 
 def _permits(permissions: Any, vclass: str) -> bool:
@@ -328,7 +472,7 @@ def _map_conn_state(state: str, where: str) -> str:
         ) from None
 
 
-def _signal(path: Path, tls: Any) -> SignalProgram:
+def _signal(path: Path, tls: Any, scan: _NetScan) -> SignalProgram:
     programs = tls.getPrograms()
     if not programs:
         raise ValueError(f"{path}: traffic light {tls.getID()!r} has no <tlLogic> program")
@@ -348,6 +492,21 @@ def _signal(path: Path, tls: Any) -> SignalProgram:
             f"{where}: type {kind!r} is not supported; supported: {', '.join(SIGNAL_TYPES)} "
             "(and NEMA with phases)"
         )
+    found = scan.switching.get((tls.getID(), program_id))
+    if found is not None:
+        raise ValueError(
+            f"{where}: {found} is not supported: programs with switching conditions "
+            f"({', '.join(f'<{t}>' for t in _SWITCHING_TAGS)}, {', '.join(_SWITCHING_ATTRS)}) "
+            "cannot be imported"
+        )
+    params = program.getParams()
+    if params and kind in ("actuated", "delay_based"):
+        keys = ", ".join(f'<param key="{k}">' for k in params)
+        warnings.warn(
+            f"{where}: {keys} ignored: {kind} switching is not simulated (a light running this "
+            "program keeps each phase for its duration)",
+            stacklevel=4,
+        )
     if any(p.next for p in phases):
         warnings.warn(f"{where}: phase 'next' is ignored; phases run in order", stacklevel=4)
     out = []
@@ -364,6 +523,14 @@ def _signal(path: Path, tls: Any) -> SignalProgram:
         return SignalProgram(tls.getID(), tuple(out), float(program.getOffset()))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def _warn_ignored(path: Path, found: Sequence[str], reason: str) -> None:
+    """One warning for the elements ``found`` (described) that the import ignores."""
+    unique = list(dict.fromkeys(found))
+    if unique:
+        more = f" (and {len(unique) - 1} more)" if len(unique) > 1 else ""
+        warnings.warn(f"{path}: {unique[0]}{more} ignored: {reason}", stacklevel=4)
 
 
 def _via_chain(net: Any, conn: Any, where: str) -> list[Any]:
@@ -431,12 +598,27 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
     edge_to: list[str] = []
     lane_pos: dict[str, int] = {}
     kept_lanes = []
+    stop_offsets: list[str] = []
+    neighs: list[str] = []
     for edge in net.getEdges(withInternal=False):
         if edge.getFunction():
             continue
         lanes = [ln for ln in edge.getLanes() if _permits(ln.getPermissions(), vclass)]
         if not lanes:
             continue
+        for restricted, described in scan.restrictions.get(edge.getType(), ()):
+            if restricted == vclass:
+                raise ValueError(
+                    f"{path}: {described}: vClass-specific speed limits are not supported "
+                    f"(edge {edge.getID()!r} has this type and is imported for vClass "
+                    f"{vclass!r})"
+                )
+        for ln in lanes:
+            offset = scan.stop_offsets.get(ln.getID(), scan.stop_offsets.get(edge.getID()))
+            if offset is not None and offset.applies(vclass):
+                stop_offsets.append(offset.described)
+            if ln.getID() in scan.neighs:
+                neighs.append(scan.neighs[ln.getID()])
         e = len(edge_ids)
         edge_ids.append(edge.getID())
         edge_from.append(edge.getFromNode().getID())
@@ -454,6 +636,8 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
             if len(shape) < 2:
                 shape = _xy([edge.getFromNode().getCoord(), edge.getToNode().getCoord()])
             lane_shapes.append(shape)
+    _warn_ignored(path, stop_offsets, f"vehicles of vClass {vclass!r} stop at the lane end")
+    _warn_ignored(path, neighs, "overtaking through the opposite lane is not simulated")
 
     # junction link index of every connection; pedestrian links (from walking areas) come last
     junction_link: dict[Any, tuple[str, int]] = {}
@@ -539,7 +723,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
         )
 
     used = {c["tls"] for c in conns if c["tls"]}
-    programs = [_signal(path, t) for t in signals_all if t.getID() in used]
+    programs = [_signal(path, t, scan) for t in signals_all if t.getID() in used]
     sig_index = {p.id: i for i, p in enumerate(programs)}
     nodes: dict[str, tuple[float, float]] = {}
     junction_shapes: dict[str, np.ndarray] = {}
