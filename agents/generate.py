@@ -51,7 +51,13 @@ from agents.envs import PARAMETER_SHARING, env_scenario, resolve_env_id
 from agents.generators import metrics as M
 from agents.generators.base import ScenarioCodec, ScenarioGenerator
 from agents.generators.registry import EnvSpec, Family, get_family
-from agents.runs import save_command, save_config
+from agents.runs import (
+    config_differences,
+    describe_differences,
+    save_command,
+    save_config,
+    saved_config,
+)
 from conf.schema import GenerateCommand, GenerateConfig, GeneratorKind
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,8 @@ def run(cfg: DictConfig | GenerateConfig) -> dict[str, Any]:
         adversarial report.
     """
     config = _as_generate_config(cfg)
+    if config.seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {config.seed}")
     raw = cfg if isinstance(cfg, DictConfig) else None
     if config.command == GenerateCommand.sample:
         return sample(config, raw)
@@ -120,6 +128,7 @@ def fit(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[str, Any]
     # --- real data and the split -----------------------------------------------------------
     features, _ = family.load_data(spec, codec, data_rng, n=config.n_data, **data_params)
     features = np.asarray(features, dtype=np.float64)
+    check_real_data(features, codec, family, spec)
     split = config.split or family.default_split
     gap = family.overlap_rows(family.resolved_data_params(data_params, codec))
     train_idx, held_idx = split_indices(len(features), config, split_rng, split=split, gap=gap)
@@ -232,6 +241,31 @@ def _base_scenario(env: EnvSpec | None, family: Family, field: str) -> Any:
     return base
 
 
+def check_real_data(
+    features: np.ndarray, codec: ScenarioCodec[Any], family: Family, spec: str
+) -> None:
+    """Raise unless every real scenario is valid under ``codec`` (decodes to a scenario).
+
+    A generator learns the real data's range; where the codec's valid range (``params``)
+    excludes part of it, the draws that reproduce that part are rejected, so sampling either
+    gives up or returns a distribution cut short of the real one.
+
+    Raises:
+        ValueError: naming ``params`` with the codec's settings and the real data's range.
+    """
+    bad = [k for k, row in enumerate(features) if codec.decode(row) is None]
+    if not bad:
+        return
+    settings = ", ".join(f"params.{k}={v}" for k, v in family.codec_params(codec).items())
+    rows = features[bad]
+    raise ValueError(
+        f"params: {len(bad)} of {len(features)} real scenarios of data {spec!r} are not valid "
+        f"for codec {codec.name!r} ({settings}): their features range over "
+        f"[{rows.min():g}, {rows.max():g}]; set the range so that it covers the real data "
+        f"(or leave it null: the {family.name} family's default)"
+    )
+
+
 def _check_split_settings(config: GenerateConfig) -> None:
     if not 0.0 < config.held_out < 1.0:
         raise ValueError(f"held_out: must be a fraction in (0, 1), got {config.held_out}")
@@ -242,6 +276,8 @@ def _check_split_settings(config: GenerateConfig) -> None:
             f"min_held_out: the band test needs at least 4 held-out scenarios, got "
             f"{config.min_held_out}"
         )
+    if not 0.0 < config.alpha < 1.0:
+        raise ValueError(f"alpha: the tests' level must be in (0, 1), got {config.alpha}")
     for field in ("n_data", "splits", "plot_samples", "max_rounds"):
         if getattr(config, field) < 1:
             raise ValueError(f"{field}: must be >= 1, got {getattr(config, field)}")
@@ -768,8 +804,9 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     """Search the generator ``config.path`` for scenarios where ``config.model`` loses most.
 
     Regret is the baseline's return minus the agent's on the same scenario and seed. The
-    search (``config.adversarial``) returns the best ``n`` distinct scenarios; ``4 n``
-    ordinary generated scenarios and ``4 n`` held-out real ones are scored the same way.
+    search (``config.adversarial``) returns the best ``n`` distinct scenarios by its own scores;
+    they, ``4 n`` ordinary generated scenarios and ``4 n`` held-out real ones are then scored
+    on the same evaluation seeds (disjoint from the search's), and those regrets are reported.
 
     Returns:
         The report written to ``adversarial.json``.
@@ -816,16 +853,23 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     baseline = make_baseline(
         baseline_name, venv, seed=config.seed, fit_seeds=fit_seeds, field="adversarial.baseline"
     )
-    eval_seed = config.seed + 1_000_000  # disjoint from the baseline's fitting seeds
+    if cfg is not None:
+        _check_not_another_report(output_folder(config), cfg)
 
-    def score(scenarios: list[Any]) -> np.ndarray:
+    # seeds disjoint from the baseline's fitting ones; the search keeps the candidates that
+    # scored highest on its seeds, which overstates their regret wherever episodes are random,
+    # so every reported regret (found, ordinary, real) is measured afresh on the same seeds
+    search_seed = config.seed + 1_000_000
+    eval_seed = config.seed + 2_000_000
+
+    def score(scenarios: list[Any], seed: int = eval_seed) -> np.ndarray:
         return regret(
             model,
             baseline,
             venv,
             scenarios,
             episodes=settings.episodes,
-            seed=eval_seed,
+            seed=seed,
             agent_venv=agent_venv,
         )
 
@@ -841,7 +885,13 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         config.model,
         baseline_name,
     )
-    result = search.run(score, search_rng, top_k=config.n)
+    result = search.run(lambda scenarios: score(scenarios, search_seed), search_rng, top_k=config.n)
+    if not result.found:
+        raise ValueError(
+            f"path: none of the {result.proposed} candidates drawn from {loaded.folder} decoded "
+            f"to a valid scenario (invalid rate {100 * result.invalid_rate:.1f} %); refit the "
+            "generator (lepton-generate fit) or search it with adversarial.method=random"
+        )
     before = dataclasses.replace(gen.stats)
     ordinary = gen.sample(4 * config.n, sample_rng)
     ordinary_invalid = (gen.stats.rejected - before.rejected) / max(
@@ -852,7 +902,7 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     real_features = np.concatenate([held, train])[: 4 * config.n]
     real = [sc for sc in (codec.decode(x) for x in real_features) if sc is not None]
     real_regret = score(real)
-    found_regret = np.asarray([c.regret for c in result.found])
+    found_regret = score([c.scenario for c in result.found])
 
     # --- the folder ---------------------------------------------------------------------------
     folder = output_folder(config)
@@ -871,7 +921,10 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         "settings": dataclasses.asdict(settings),
         "seed": config.seed,
         "method": result.method,
-        "regret": "baseline return - agent return (positive: the agent loses)",
+        "regret": (
+            "baseline return - agent return (positive: the agent loses); found, ordinary and "
+            "real scored on the same evaluation seeds, apart from the search's own"
+        ),
         "found": _regret_summary(found_regret),
         "ordinary": _regret_summary(ordinary_regret),
         "real": _regret_summary(real_regret),
@@ -881,7 +934,8 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         "best_objective_per_iteration": result.best_per_iteration,
         "mean_objective_per_iteration": result.mean_per_iteration,
         "worst": {
-            "regret": worst.regret,
+            "regret": float(found_regret[0]),
+            "search_regret": worst.regret,
             "objective": worst.objective,
             "latent_sq_norm_per_dim": None
             if worst.latent is None
@@ -890,12 +944,13 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         },
         "scenarios": [
             {
-                "regret": c.regret,
+                "regret": float(r),
+                "search_regret": c.regret,
                 "objective": c.objective,
                 "latent_sq_norm_per_dim": None if c.latent is None else float((c.latent**2).mean()),
                 "scenario": family.describe(c.scenario, codec),
             }
-            for c in result.found
+            for c, r in zip(result.found, found_regret, strict=True)
         ],
     }
     _write_json(folder / ADVERSARIAL_FILE, report)
@@ -927,6 +982,22 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         folder,
     )
     return report
+
+
+def _check_not_another_report(folder: Path, cfg: DictConfig) -> None:
+    """Raise if ``folder`` holds the adversarial report of another configuration.
+
+    Another model, baseline or search would replace that report; the same configuration may
+    run again.
+    """
+    saved = saved_config(folder) if (folder / ADVERSARIAL_FILE).is_file() else None
+    differences = config_differences(saved, cfg) if saved is not None else []
+    if differences:
+        raise ValueError(
+            f"out_dir: {folder} holds the adversarial report of another configuration "
+            f"({describe_differences(differences)}); writing this one there would replace it. "
+            f"Choose another out_dir (e.g. out_dir={folder}__<label>), or remove that folder"
+        )
 
 
 def _regret_summary(values: np.ndarray) -> dict[str, Any]:

@@ -271,6 +271,25 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
     assert (out / "adversarial.png").read_bytes()[:4] == b"\x89PNG"
     assert len(list((out / "worst").glob("frame_*.png"))) == 31
     assert (out / "worst.gif").is_file()
+    # the same search may run again; another one must not replace the report
+    overrides = [
+        "command=adversarial",
+        f"path={parametric}",
+        "n=2",
+        "adversarial.population=6",
+        "adversarial.iterations=2",
+        "adversarial.fit_episodes=2",
+        f"out_dir={out}",
+    ]
+    assert run(compose_root("generate", [*overrides, "model=pretrained/inventory"])) == report
+    with pytest.raises(
+        ValueError, match=r"out_dir: .* another configuration .*adversarial\.lam 20\.0 -> 5\.0"
+    ):
+        run(
+            compose_root(
+                "generate", [*overrides, "model=pretrained/inventory", "adversarial.lam=5"]
+            )
+        )
     for overrides, match in [
         (["model=pretrained/nothing"], r"model: no pretrained agent 'nothing'; allowed: \["),
         ([f"model={tmp_path}"], r"model: no model at .*; allowed: pretrained/<name>"),
@@ -281,6 +300,43 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
         )
         with pytest.raises((ValueError, KeyError), match=match):
             run(cfg)
+
+
+def test_generate_adversarial_reports_regrets_measured_afresh(
+    parametric, tmp_path, monkeypatch
+) -> None:
+    """The search keeps the candidates that scored highest on its own seeds; where episodes are
+    random that score overstates their regret, so the report measures them again on the seeds
+    the ordinary and real scenarios are measured on."""
+    import agents.generators.adversarial as adversarial_module
+
+    def seed_noise(model, baseline, venv, scenarios, *, episodes=1, seed=0, agent_venv=None):
+        # every scenario equally hard: the regret is the noise of the episode's seed alone
+        return np.asarray([np.random.default_rng(seed + k).normal() for k in range(len(scenarios))])
+
+    monkeypatch.setattr(adversarial_module, "regret", seed_noise)
+    out = tmp_path / "adv"
+    run(
+        compose_root(
+            "generate",
+            [
+                "command=adversarial",
+                f"path={parametric}",
+                "model=pretrained/inventory",
+                "n=2",
+                "adversarial.population=16",
+                "adversarial.iterations=2",
+                "adversarial.fit_episodes=2",
+                f"out_dir={out}",
+            ],
+        )
+    )
+    saved = json.loads((out / "adversarial.json").read_text())
+    found, ordinary = saved["found"]["values"], saved["ordinary"]["values"]
+    assert found == ordinary[:2] == saved["real"]["values"][:2]
+    assert saved["worst"]["regret"] == found[0]
+    searched = [c["search_regret"] for c in saved["scenarios"]]
+    assert min(searched) > max(found)  # the best 2 of 32 noisy draws, not what they measure
 
 
 @pytest.mark.parametrize(

@@ -310,6 +310,34 @@ def test_blocked_split_holds_out_the_last_rows_and_leaves_out_their_overlap():
         (["family=synthetic", "split=sideways"], r"split: 'sideways' is not allowed; allowed"),
         (["family=synthetic", "n_data=5"], r"n_data: 5 real scenarios leave 1"),
         (["command=sample"], r"path: give the folder"),
+        (["family=synthetic", "seed=-1"], r"seed: must be an integer >= 0, got -1"),
+        (["family=synthetic", "kind=list", "alpha=2"], r"alpha: .*must be in \(0, 1\), got 2"),
+        (["family=synthetic", "wgan.betas=[0.5]"], r"wgan\.betas: must be two numbers in \[0, 1\)"),
+        (["family=synthetic", "wgan.threads=0"], r"wgan\.threads: must be >= 1 or None"),
+        (["family=synthetic", "wgan.gp_weight=-1"], r"wgan\.gp_weight: must be >= 0"),
+        # a codec parameter the codec refuses, named as the params.<key> that set it
+        (
+            ["family=synthetic", "kind=list", "params.max_rate=-5"],
+            r"params\.max_rate: must be a finite number > 0, got -5",
+        ),
+        (
+            ["family=synthetic", "kind=list", "params.tolerance=-1"],
+            r"params\.tolerance: must be a finite number >= 0",
+        ),
+        (
+            ["family=inventory", "kind=list", "params.max_demand=-5"],
+            r"params\.max_demand: must be a finite number > 0",
+        ),
+        # a valid range that excludes the real data: refused before fitting, not by sampling
+        (
+            ["family=inventory", "kind=list", "n_data=100", "params.max_demand=10"],
+            r"params: 100 of 100 real scenarios of data 'env' are not valid for codec "
+            r"'inventory_demand/h30' \(params\.max_demand=10\.0, .*range over \[\d+, \d+\]",
+        ),
+        (
+            ["family=synthetic", "kind=wgan", "n_data=100", "params.max_rate=500"],
+            r"params: \d+ of 100 real scenarios of data 'truth' .*params\.max_rate=500\.0",
+        ),
     ],
 )
 def test_bad_settings_name_the_field_and_allowed_values(overrides, match, tmp_path):

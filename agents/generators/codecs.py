@@ -93,8 +93,8 @@ class InventoryDemandCodec:
             max_demand = 4.0 * peak + 50.0
         if not math.isfinite(max_demand) or max_demand <= 0:
             raise ValueError(f"max_demand: must be a finite number > 0, got {max_demand}")
-        if tolerance < 0:
-            raise ValueError(f"tolerance: must be >= 0, got {tolerance}")
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ValueError(f"tolerance: must be a finite number >= 0, got {tolerance}")
         self.max_demand = float(max_demand)
         self.tolerance = float(tolerance)
         self.integer = integer

@@ -167,9 +167,23 @@ class Family(ABC):
         """``data_params`` with defaults that depend on the base filled in (for records)."""
         return dict(data_params)
 
-    @abstractmethod
     def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
-        """The family's codec on ``base`` (the env's scenario; ``None`` without an env)."""
+        """The family's codec on ``base`` (the env's scenario; ``None`` without an env).
+
+        Raises:
+            ValueError: naming ``params.<key>`` for a parameter the codec refuses.
+        """
+        try:
+            return self._codec(base, **params)
+        except ValueError as exc:
+            key = str(exc).partition(":")[0]
+            if key in params:
+                raise ValueError(f"params.{exc}") from exc
+            raise
+
+    @abstractmethod
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        """Build the codec; errors about a parameter start with ``<key>:``."""
 
     @abstractmethod
     def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
@@ -225,10 +239,10 @@ class SyntheticFamily(Family):
     def _data_ok(self, spec: str) -> bool:
         return spec == "truth"
 
-    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
         periods = params.get("periods", 24)
         if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
-            raise ValueError(f"params.periods: must be an integer >= 1, got {periods!r}")
+            raise ValueError(f"periods: must be an integer >= 1, got {periods!r}")
         return ProfileCodec(
             periods,
             max_rate=float(params.get("max_rate", 5000.0)),
@@ -310,7 +324,7 @@ class InventoryFamily(Family):
     def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
         return EnvSpec("lepton/Inventory-v0", {"scenario": "serial4"}, "inventory")
 
-    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
         return InventoryDemandCodec(
             base,
             max_demand=params.get("max_demand"),
@@ -468,7 +482,7 @@ class TrafficFamily(Family):
         # window each share part of its time span
         return max(math.ceil(data_params["seconds"] / data_params["stride"] - 1e-9) - 1, 0)
 
-    def codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
         return TrafficDemandCodec(
             base,
             bins=params.get("bins", 12),

@@ -116,6 +116,10 @@ class ProfileCodec:
     def __init__(self, periods: int = 24, *, max_rate: float = 5000.0, tolerance: float = 1.0):
         if periods < 1:
             raise ValueError(f"periods: must be >= 1, got {periods}")
+        if not (math.isfinite(max_rate) and max_rate > 0):
+            raise ValueError(f"max_rate: must be a finite number > 0, got {max_rate}")
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ValueError(f"tolerance: must be a finite number >= 0, got {tolerance}")
         self.periods = periods
         self.max_rate = float(max_rate)
         self.tolerance = float(tolerance)

@@ -67,8 +67,20 @@ class WGANConfig:
                 raise ValueError(f"{field}: must be >= 1, got {getattr(self, field)}")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden: need at least one layer of width >= 1, got {self.hidden}")
-        if self.lr <= 0 or self.gp_weight < 0:
-            raise ValueError("lr: must be > 0 and gp_weight >= 0")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr!r}")
+        if not self.gp_weight >= 0:
+            raise ValueError(f"gp_weight: must be >= 0, got {self.gp_weight!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(
+                f"betas: must be two numbers in [0, 1) (Adam's beta1, beta2), got {list(self.betas)}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads: must be >= 1 or None (torch's setting), got {self.threads}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(
+                f"max_seconds: must be > 0 or None (every step), got {self.max_seconds}"
+            )
         if self.bound_margin is not None and not self.bound_margin >= 0:
             raise ValueError(f"bound_margin: must be >= 0 or None, got {self.bound_margin!r}")
 
