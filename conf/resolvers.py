@@ -132,23 +132,55 @@ def job_name(env_name: str, agent_name: str, seed: int, overrides: Iterable[str]
 
 
 def generate_dir(
-    command: object, path: str | None, family: str, kind: object, seed: int, n: int, now: str
+    command: object,
+    path: str | None,
+    family: str,
+    kind: object,
+    seed: int,
+    n: int,
+    now: str,
+    model: str | None = None,
+    baseline: str | None = None,
 ) -> str:
     """Default output folder of ``lepton-generate``.
 
     ``fit`` writes a new generator folder ``runs/generators/<family>__<kind>__<seed>__<time>``;
     ``sample`` and ``adversarial`` write next to the generator they read:
-    ``<path>/samples__seed<seed>__n<n>`` and ``<path>/adversarial__seed<seed>__n<n>``
-    (``runs/generators/<command>__<time>`` when ``path`` is missing, which both reject).
+    ``<path>/samples__seed<seed>__n<n>`` and
+    ``<path>/adversarial__<model>__vs_<baseline>__seed<seed>__n<n>``, where ``<model>`` names the
+    agent (``pretrained/inventory`` -> ``inventory``; ``<run>/model.zip`` -> the run folder's
+    name) and ``<baseline>`` is ``reference`` when unset, so the reports of different agents or
+    baselines on one generator are kept apart (``runs/generators/<command>__<time>`` when
+    ``path`` is missing, which both reject).
     """
     command = getattr(command, "value", command)
     kind = getattr(kind, "value", kind)
     if command in ("sample", "adversarial"):
-        word = "samples" if command == "sample" else "adversarial"
         if not path:
+            word = "samples" if command == "sample" else "adversarial"
             return f"runs/generators/{word}__{now}"
-        return f"{str(path).rstrip('/')}/{word}__seed{seed}__n{n}"
+        if command == "sample":
+            return f"{str(path).rstrip('/')}/samples__seed{seed}__n{n}"
+        who = f"{_model_label(model)}__vs_{_label(baseline or 'reference')}"
+        return f"{str(path).rstrip('/')}/adversarial__{who}__seed{seed}__n{n}"
     return f"runs/generators/{family}__{kind}__{seed}__{now}"
+
+
+def _label(text: str) -> str:
+    """``text`` as one folder-name word: characters other than letters, digits, ``.-_`` -> ``-``."""
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-") or "none"
+
+
+def _model_label(model: str | None) -> str:
+    """The agent's name in a folder name: a pretrained name, a run folder's name or a file stem."""
+    if not model:
+        return "none"
+    parts = [p for p in str(model).replace("\\", "/").split("/") if p]
+    last = parts[-1] if parts else str(model)
+    stem = last[: -len(".zip")] if last.endswith(".zip") else last
+    if stem == "model" and len(parts) > 1:  # <run folder>/model.zip
+        stem = parts[-2]
+    return _label(stem)
 
 
 def evaluated(*, _root_: Any) -> str:

@@ -470,3 +470,22 @@ def test_traffic_fit_sample_and_env(cologne1, tmp_path):
     )
     with pytest.raises(ValueError, match=r"env\.scenarios: .*r19b6w900.*w3600"):
         make_vec_env(whole.env, 1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "folder"),
+    [
+        (["model=pretrained/inventory"], "adversarial__inventory__vs_reference__seed0__n16"),
+        (
+            ["model=runs/train/inv__ppo__0/model.zip", "adversarial.baseline=base_stock"],
+            "adversarial__inv__ppo__0__vs_base_stock__seed0__n16",
+        ),
+        (["model=other/agent.zip", "seed=3", "n=2"], "adversarial__agent__vs_reference__seed3__n2"),
+    ],
+)
+def test_adversarial_folder_names_the_agent_and_the_baseline(
+    overrides: list[str], folder: str
+) -> None:
+    """Reports of different agents or baselines on one generator go to different folders."""
+    cfg = compose_generate(["command=adversarial", "path=runs/generators/g", *overrides])
+    assert cfg.out_dir == f"runs/generators/g/{folder}"
