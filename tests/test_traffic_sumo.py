@@ -80,9 +80,9 @@ NET_XML = """<?xml version="1.0" encoding="UTF-8"?>
     </edge>
 
     <tlLogic id="C" type="actuated" programID="0" offset="0">
-        <phase duration="30" state="GGrrr" minDur="10" maxDur="50"/>
+        <phase duration="30" state="GGrrr" minDur="30" maxDur="30"/>
         <phase duration="3"  state="yyrrr"/>
-        <phase duration="30" state="rrGGG" minDur="10" maxDur="50"/>
+        <phase duration="30" state="rrGGG" minDur="30" maxDur="30"/>
         <phase duration="3"  state="rryyy"/>
     </tlLogic>
 
@@ -229,7 +229,7 @@ def test_signal_program(hand):
     assert sig.id == "C" and sig.num_links == 5 and sig.offset == 0.0
     assert [p.state for p in sig.phases] == ["GGrrr", "yyrrr", "rrGGG", "rryyy"]
     assert [p.duration for p in sig.phases] == [30, 3, 30, 3]
-    assert (sig.phases[0].min_dur, sig.phases[0].max_dur) == (10.0, 50.0)
+    assert (sig.phases[0].min_dur, sig.phases[0].max_dur) == (30.0, 30.0)
     assert sig.green_phases == (0, 2)
     assert hand.controlled_signals == (0,)
 
@@ -530,6 +530,190 @@ def test_approximated_net_elements_warn(tmp_path, old, new, match):
         net = load_sumo_network(net_file)
     assert net.num_lanes == 6 and net.num_connections == 6
     assert [str(w.message).startswith(f"{net_file}: ") for w in caught] == [True]
+
+
+CONN_WC_CE = '<connection from="WC" to="CE" fromLane="1" toLane="0" via=":C_0_0"'
+CONN_CE_EX = '<connection from="CE" to="EX" fromLane="0" toLane="0"'
+LANE_CE_1 = '<lane id="CE_1" index="1" allow="bicycle"'
+PHASE_0 = '<phase duration="30" state="GGrrr" minDur="30" maxDur="30"/>'
+
+NET_ATTR_ERRORS = [
+    pytest.param(EDGE_CE, EDGE_CE.replace(">", ' bidi="CN">'),
+                 r'<edge id="CE"> attribute bidi="CN" is not supported: the edge shares its lanes '
+                 r"with edge 'CN' in the opposite direction", id="bidi"),
+    pytest.param(LANE_CE_1, '<lane id="CE_1" index="1" changeRight="bus"',
+                 r'<lane id="CE_1"> in <edge id="CE"> attribute changeRight="bus" is not '
+                 r"supported: it forbids vClass 'passenger' to change lanes", id="changeRight"),
+    pytest.param(LANE_CE_1, '<lane id="CE_1" index="1" changeRight=""',
+                 r'<lane id="CE_1"> in <edge id="CE"> attribute changeRight="" is not supported',
+                 id="changeRight-none"),
+    pytest.param(CONN_ME, CONN_ME.replace("/>", ' indirect="1"/>'),
+                 r'<connection from="ME" fromLane="0" to="EX" toLane="0"> attribute indirect="1" '
+                 r"is not supported: an indirect turn waits inside the junction", id="indirect"),
+    pytest.param('tl="C" linkIndex="4"', 'tl="C" linkIndex="4" linkIndex2="2"',
+                 r'<connection from="SC" fromLane="0" to="CN" toLane="0"> attribute '
+                 r'linkIndex2="2" is not supported', id="linkIndex2"),
+    pytest.param(CONN_ME, CONN_ME.replace("via=", 'type="slow" via='),
+                 r'<restriction vClass="passenger" speed="5"> in <type id="slow">: '
+                 r'vClass-specific speed limits are not supported \(<connection from="ME" '
+                 r'fromLane="0" to="EX" toLane="0"> has this type', id="connection-type"),
+    pytest.param(PHASE_1, PHASE_1.replace("/>", ' next="0"/>'),
+                 r'<tlLogic id="C" programID="0">: <phase state="yyrrr"> \(phase 1\) attribute '
+                 r'next="0" is not supported: phases run in program order \(phase 1 is followed '
+                 r"by phase 2\)", id="next"),
+    pytest.param(CONN_ME, CONN_ME.replace("/>", ' keepClear="maybe"/>'),
+                 r'<connection from="ME" fromLane="0" to="EX" toLane="0">: keepClear=\'maybe\' '
+                 r"is not a boolean", id="bad-boolean"),
+]  # fmt: skip
+SLOW_TYPE = '<type id="slow"><restriction vClass="passenger" speed="5"/></type>'
+
+
+@pytest.mark.parametrize(("old", "new", "match"), NET_ATTR_ERRORS)
+def test_unsupported_net_attribute(tmp_path, old, new, match):
+    assert old in NET_XML
+    net = NET_XML.replace(old, new)
+    # CE_1 carries cars (a second lane to change to); the type "slow" exists
+    net = net.replace(LANE_CE_1, '<lane id="CE_1" index="1"')
+    net = net.replace("<edge", SLOW_TYPE + "<edge", 1)
+    net_file, _ = write(tmp_path, net=net, rou=None)
+    with pytest.raises(ValueError, match=match) as info:
+        load_sumo_network(net_file)
+    assert str(info.value).startswith(f"{net_file}: ")
+
+
+def test_default_or_inert_net_attributes_import_unchanged(tmp_path):
+    net = NET_XML.replace("<net ", '<net lefthand="false" tlsIgnoreInternalJunctionJam="1" ')
+    net = net.replace(EDGE_CE, EDGE_CE.replace(">", ' bidi="" name="main" spreadType="center">'))
+    # a lane change restriction towards no imported lane, one that allows cars, defaults
+    net = net.replace(
+        '<lane id="CE_0" index="0"',
+        '<lane id="CE_0" index="0" changeLeft="bus" changeRight="" acceleration="0" '
+        'friction="0.5" prefer="bus"',
+    )
+    net = net.replace(LANE_WC_1, LANE_WC_1.replace("/>", ' changeLeft="all passenger"/>'))
+    # the sidewalk is not imported, so its acceleration lane and lane rules do not matter
+    net = net.replace('allow="pedestrian" speed="2.00"',
+                      'allow="pedestrian" acceleration="1" changeLeft="" speed="2.00"')  # fmt: skip
+    # keepClear="0" towards CE_0->EX's foe ME->EX, which merges into the same lane
+    net = net.replace(CONN_CE_EX, CONN_CE_EX + ' keepClear="0"')
+    net = net.replace(
+        CONN_ME,
+        CONN_ME.replace(
+            "/>",
+            ' keepClear="true" pass="0" uncontrolled="0" indirect="no" linkIndex2="-1" '
+            'visibility="4.50" contPos="-1" type=""/>',
+        ),
+    )
+    net = net.replace(PHASE_1, PHASE_1.replace("/>", ' next="2" earliestEnd="-1"/>'))
+    net = net.replace(PHASE_0, PHASE_0.replace("/>", ' next="1" vehext="2"/>'))
+    net = net.replace('<phase duration="3"  state="rryyy"/>',
+                      '<phase duration="3"  state="rryyy" next="0"/>')  # fmt: skip
+    net_file, _ = write(tmp_path, net=net, rou=None)
+    plain_file = tmp_path / "plain" / "hand.net.xml"
+    plain_file.parent.mkdir()
+    plain_file.write_text(NET_XML)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = load_sumo_network(plain_file)
+        assert network_arrays(load_sumo_network(net_file)) == network_arrays(plain)
+        # the right-hand network mirrored by netconvert imports as well
+        lefthand = NET_XML.replace("<net ", '<net lefthand="true" ')
+        assert network_arrays(load_sumo_network(write(tmp_path, net=lefthand, rou=None)[0])) == (
+            network_arrays(plain)
+        )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (CONN_WC_CE, CONN_WC_CE.replace("via=", 'keepClear="0" via='),
+         r'<connection from="WC" fromLane="1" to="CE" toLane="0"> attribute keepClear="0" '
+         r"ignored: vehicles wait before the junction until there is room behind it"),
+        ('<lane id="CE_0" index="0"', '<lane id="CE_0" index="0" acceleration="1"',
+         r'<lane id="CE_0"> attribute acceleration="1" ignored: a motorway acceleration lane is '
+         r"driven like any other lane"),
+        (PHASE_0, PHASE_0.replace('minDur="30" maxDur="30"', 'minDur="10" maxDur="50"'),
+         r'<tlLogic id="C" programID="0">: <phase state="GGrrr"> \(phase 0\) minDur="10" '
+         r'maxDur="50" ignored: actuated switching is not simulated'),
+        (PHASE_1, PHASE_1.replace("/>", ' latestEnd="40"/>'),
+         r'<tlLogic id="C" programID="0">: <phase state="yyrrr"> \(phase 1\) latestEnd="40" '
+         r"ignored: actuated switching is not simulated"),
+    ],
+)  # fmt: skip
+def test_approximated_net_attributes_warn(tmp_path, old, new, match):
+    assert old in NET_XML
+    net_file, _ = write(tmp_path, net=NET_XML.replace(old, new), rou=None)
+    with pytest.warns(UserWarning, match=match) as caught:
+        net = load_sumo_network(net_file)
+    assert net.num_lanes == 6 and net.num_connections == 6
+    assert [str(w.message).startswith(f"{net_file}: ") for w in caught] == [True]
+
+
+def test_actuated_durations_are_kept_and_static_ones_ignored(tmp_path):
+    varying = NET_XML.replace('minDur="30" maxDur="30"', 'minDur="10" maxDur="50"')
+    with pytest.warns(UserWarning, match=r"\(and 1 more phases\) ignored: actuated"):
+        (sig,) = load_sumo_network(write(tmp_path, net=varying, rou=None)[0]).signals
+    assert (sig.phases[0].min_dur, sig.phases[0].max_dur) == (10.0, 50.0)
+    static = varying.replace('type="actuated"', 'type="static"')
+    static = static.replace(PHASE_1, PHASE_1.replace("/>", ' earliestEnd="5" latestEnd="9"/>'))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a static program runs its durations, as in SUMO
+        (sig,) = load_sumo_network(write(tmp_path, net=static, rou=None)[0]).signals
+    assert (sig.phases[0].min_dur, sig.phases[0].max_dur) == (None, None)
+
+
+NETCONVERT_NODES = """<nodes>
+    <node id="C" x="0" y="0" type="traffic_light"/>
+    <node id="W" x="-100" y="0"/><node id="E" x="100" y="0"/>
+    <node id="S" x="0" y="-100"/><node id="N" x="0" y="100"/>
+</nodes>"""
+NETCONVERT_EDGES = """<edges>
+    <edge id="WC" from="W" to="C" numLanes="2" speed="13.89" priority="2"/>
+    <edge id="CE" from="C" to="E" numLanes="2" speed="13.89" priority="2"/>
+    <edge id="SC" from="S" to="C" speed="13.89" priority="1"/>
+    <edge id="NC" from="N" to="C" speed="13.89" priority="1"/>
+    <edge id="CN" from="C" to="N" speed="13.89" priority="1"/>
+</edges>"""
+NETCONVERT_CONNECTIONS = """<connections>
+    <connection from="WC" to="CE" fromLane="0" toLane="0" uncontrolled="1" speed="5"/>
+    <connection from="WC" to="CE" fromLane="1" toLane="1"/>
+    <connection from="WC" to="CN" fromLane="1" toLane="0"/>
+    <connection from="SC" to="CE" fromLane="0" toLane="0" pass="1"/>
+    <connection from="SC" to="CN" fromLane="0" toLane="0"/>
+    <connection from="NC" to="CE" fromLane="0" toLane="1"/>
+</connections>"""
+
+
+def test_connection_attributes_netconvert_applies_are_honoured(tmp_path):
+    sumo = pytest.importorskip("sumo", reason="building a network needs netconvert")
+    netconvert = Path(sumo.SUMO_HOME) / "bin" / "netconvert"
+    if not netconvert.is_file():
+        pytest.skip("netconvert is not installed")
+    files = {"n.nod.xml": NETCONVERT_NODES, "n.edg.xml": NETCONVERT_EDGES,
+             "n.con.xml": NETCONVERT_CONNECTIONS}  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    net_file = tmp_path / "built.net.xml"
+    subprocess.run(
+        [str(netconvert), "-n", "n.nod.xml", "-e", "n.edg.xml", "-x", "n.con.xml", "-o",
+         net_file.name, "--no-turnarounds"],
+        cwd=tmp_path, check=True, capture_output=True,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = load_sumo_network(net_file)
+    # uncontrolled: not controlled by the light, a minor link that yields; speed: its path
+    unc = conn_index(net, "WC_0", "CE_0")
+    assert (net.conn_tls[unc], net.conn_link[unc], LINK_STATES[net.conn_state[unc]]) == (
+        -1,
+        -1,
+        "m",
+    )
+    assert net.conn_foes[unc] and net.conn_speed[unc] == pytest.approx(5.0)
+    # pass: never yields, although the straight SC->CN yields to WC->CE
+    assert net.conn_foes[conn_index(net, "SC_0", "CE_0")] == ()
+    assert net.conn_foes[conn_index(net, "SC_0", "CN_0")]
+    assert net.conn_tls[conn_index(net, "SC_0", "CE_0")] == 0
 
 
 ROUTE_ERRORS = [

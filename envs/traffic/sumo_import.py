@@ -17,6 +17,17 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   ``<roundabout>``, ``<taz>``, ``<conflict>``, ``<param>``) is ignored; see
   :data:`NET_CHILDREN`. Elements unknown to network files raise, naming the file, the element
   and its parent.
+- **Attributes.** Those that change how vehicles drive are checked on the imported edges,
+  lanes and connections and in the program a light runs, and only where their value differs
+  from SUMO's default (see :data:`NET_ATTRS`): an edge ``bidi``, a lane ``changeLeft`` or
+  ``changeRight`` that forbids ``vclass`` to change to another imported lane, a connection
+  ``indirect``/``linkIndex2`` or a ``type`` with a ``<restriction>`` for ``vclass``, and a
+  phase ``next`` other than the following phase raise, naming the file, the element and the
+  attribute with its value; a lane ``acceleration="1"``, a connection ``keepClear="0"`` with a
+  foe towards another lane and the varying durations of an actuated program warn. What
+  netconvert already applied to the lanes, internal lanes, ``<request>`` rows, states and
+  phases (e.g. connection ``pass``, ``uncontrolled``, ``speed``, junction ``type``,
+  ``lefthand``) is read from there, and names and geometry are ignored.
 - **Edges and lanes.** Only normal edges become edges (internal, crossing, walking-area and
   connector edges do not). A lane is kept when its ``allow``/``disallow`` permits ``vclass``;
   an edge without such a lane is dropped. Lanes keep SUMO's index and name, so the rightmost
@@ -40,13 +51,15 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   the signal states ``G``, ``g``, ``r``, ``y`` are kept and ``u`` (red-yellow) becomes ``r``.
   Dead-end ``-`` and anything else raise ``ValueError`` naming the connection.
 - **Traffic lights.** Every ``<tlLogic>`` of type ``static``, ``actuated`` or
-  ``delay_based`` (phases keep ``minDur``/``maxDur``); ``NEMA`` programs are taken as their
+  ``delay_based`` (phases keep ``minDur``/``maxDur``; an actuated program runs each phase for
+  its ``duration`` and warns when a phase could vary); ``NEMA`` programs are taken as their
   phase list with a warning and raise when they have no phases; other types raise. When a
   light has several programs the one SUMO runs by default, the last loaded, is used. Phase
   states map ``u`` to ``r`` and ``Y`` to ``y``. Lights that control no kept connection are
   dropped. A program with switching conditions (``<condition>``, ``<assignment>``,
-  ``<function>``, ``earlyTarget``, ``finalTarget``) raises; the ``<param>`` settings of an
-  ``actuated`` or ``delay_based`` program are ignored with a warning.
+  ``<function>``, ``earlyTarget``, ``finalTarget``) or a phase order changed by ``next``
+  raises; the ``<param>`` settings of an ``actuated`` or ``delay_based`` program are ignored
+  with a warning.
 - **Vehicle types.** Unset parameters take SUMO's defaults for the ``vClass`` (as reported by
   SUMO 1.28, see :data:`VCLASS_DEFAULTS`). ``carFollowModel`` (attribute or nested
   ``<carFollowing-*>``) ``Krauss`` and ``IDM`` map directly; ``KraussOrig1``, ``KraussPS``,
@@ -219,8 +232,66 @@ other element raises. How each is read:
   raise, and the ``param`` settings of an ``actuated`` or ``delay_based`` program are ignored
   with a warning (the program runs its phases for their durations).
 """
+NET_ATTRS: dict[str, dict[str, str | None]] = {
+    "edge": {"bidi": ""},
+    "lane": {"changeLeft": None, "changeRight": None, "acceleration": "false"},
+    "connection": {"keepClear": "true", "indirect": "false", "linkIndex2": "-1", "type": ""},
+    "phase": dict.fromkeys(("next", "minDur", "maxDur", "earliestEnd", "latestEnd")),
+}
+"""The attributes of network elements that change how vehicles drive and that the import checks,
+with SUMO's default (``None``: no fixed default, the value is checked where it applies). They are
+read for normal edges, their lanes and the connections between them; the other attributes of
+SUMO's ``net_file.xsd`` need no check. How each attribute is read:
+
+- **Used**: ``<edge>`` ``id``, ``function``, ``from``, ``to``, ``type`` (for its
+  ``<restriction>``); ``<lane>`` ``id``, ``index``,
+  ``allow``, ``disallow``, ``speed``, ``length``, ``shape``, ``width`` (drawing);
+  ``<junction>`` ``id``, ``x``, ``y``, ``incLanes``, ``shape`` (drawing); ``<request>``
+  ``index``, ``response``, ``foes`` (for ``keepClear``); ``<connection>`` ``from``, ``to``, ``fromLane``,
+  ``toLane``, ``via``, ``tl``, ``linkIndex``, ``dir``, ``state``, ``allow``, ``disallow``;
+  ``<tlLogic>`` ``id``, ``programID``, ``type``, ``offset``; ``<phase>`` ``duration``,
+  ``state``, ``minDur``/``maxDur`` (kept on the phases of actuated programs), ``name``.
+- **Already applied** by netconvert to what is used, so not read again: the connection's
+  ``pass`` and ``uncontrolled`` (its ``<request>`` row and ``state``; an uncontrolled
+  connection has no ``tl``), ``speed``, ``length``, ``shape`` and ``contPos`` (its internal
+  lanes; SUMO ignores them on a connection without ``via``); the edge's ``length`` and
+  ``priority`` (its lanes' lengths and the junctions' rows); the lane's
+  ``endOffset`` (lane and internal-lane geometry); the junction's ``type`` (the states of its
+  connections and the phases of its light, e.g. ``s`` for ``traffic_light_right_on_red``),
+  ``rightOfWay`` and ``roundabout``; the network's ``lefthand`` (geometry, lane indices and right
+  of way describe left-hand traffic, and the simulator has no side-specific rule),
+  ``limitTurnSpeed``, ``junctionHigherSpeed``, ``tlsIgnoreInternalJunctionJam`` and
+  ``internalJunctionsVehicleWidth``.
+- **Ignored** (no effect on the simulated vehicles): names, ids of origin and geometry
+  (``name``, ``shape``, ``spreadType``, ``distance``, ``customShape``, ``outlineShape``,
+  ``radius``, ``z``, the network's ``version`` and geometry options), the edge's
+  ``routingType`` and ``crossingEdges``, the lane's ``type``, ``prefer`` and ``friction``
+  (used only by SUMO's friction device, which imported demand does not have), the junction's
+  ``fringe``, the network's ``checkLaneFoesAll``/``checkLaneFoesRoundabout`` (lateral
+  conflicts; vehicles here have no lateral position), the connection's ``visibility`` (the
+  yield rule here has no sight distance), ``changeLeft``/``changeRight`` (vehicles do not
+  change lanes inside junctions) and ``cont`` of a ``<request>``; the ``<tlLogic>``
+  ``nodes``/``pos`` and ``<phase>`` ``yellow``/``red``/``vehext`` (NEMA settings, see the
+  NEMA rule).
+- **Checked** (on imported edges, lanes and connections, and in the program a light runs):
+  ``bidi`` (an edge sharing its lanes with the opposite direction) raises; ``changeLeft`` or
+  ``changeRight`` raises when it forbids ``vclass`` to change towards another imported lane of
+  the edge (higher index for left, lower for right); ``acceleration="1"`` (a motorway
+  acceleration lane) is ignored with a warning; connection ``indirect="1"`` or ``linkIndex2``
+  (a turn that waits inside the junction for a second link of the light) raises; connection
+  ``type`` raises when the type has a ``<restriction>`` for ``vclass``; ``keepClear="0"`` is
+  ignored with a warning when the connection has a foe towards another lane (SUMO lets such a
+  vehicle wait inside the junction, blocking that foe; here it waits before the junction until
+  there is room); ``next`` other than the following phase raises (phases run in order); in an
+  ``actuated`` or ``delay_based`` program, ``minDur`` < ``maxDur`` and
+  ``earliestEnd``/``latestEnd`` are ignored with a warning (with the program's ``<param>``
+  settings). Boolean values follow SUMO (``1``/``true``/``yes``/``on``/``x`` and
+  ``0``/``false``/``no``/``off``/``-``); anything else raises.
+"""
 _SWITCHING_TAGS = ("condition", "assignment", "function")
 _SWITCHING_ATTRS = ("earlyTarget", "finalTarget")
+_TRUE = ("1", "true", "yes", "on", "x")
+_FALSE = ("0", "false", "no", "off", "-")
 _OTHER_FILE_TAGS = {
     **dict.fromkeys(("vType", "vTypeDistribution", "route", "routeDistribution", "vehicle",
                      "trip", "flow", "person", "personFlow", "container", "containerFlow"),
@@ -324,6 +395,16 @@ class _NetScan:
     """Lane id → its ``<neigh>`` (the opposite-direction lane), described."""
     switching: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     """(light, programID) → the first switching condition of that program, described."""
+    phases_seen: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(light, programID) → the number of its ``<phase>`` elements read so far."""
+    foes: dict[str, dict[int, str]] = dataclasses.field(default_factory=dict)
+    """Junction → link index → its ``<request>`` ``foes`` row."""
+    attrs: dict[tuple[str, ...], tuple[str, dict[str, str]]] = dataclasses.field(
+        default_factory=dict
+    )
+    """Element key → (the element described, its :data:`NET_ATTRS` values that differ from
+    SUMO's default). Keys: ``("edge", id)``, ``("lane", id)``, ``("connection", from,
+    fromLane, to, toLane)``, ``("phase", light, programID, index)``."""
 
 
 def _check_placement(path: Path, parents: list[ET.Element]) -> None:
@@ -341,6 +422,53 @@ def _check_placement(path: Path, parents: list[ET.Element]) -> None:
     raise ValueError(
         f"{where} is not an element of SUMO network files (a <{parent.tag}> holds {holds})"
     )
+
+
+def _bool(path: Path, described: str, attr: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise ValueError(f"{path}: {described}: {attr}={raw!r} is not a boolean (use 1 or 0)")
+
+
+def _scan_attrs(path: Path, el: ET.Element, parents: list[ET.Element], scan: _NetScan) -> None:
+    """Record the :data:`NET_ATTRS` of ``el`` whose value differs from SUMO's default."""
+    checked = NET_ATTRS.get(el.tag)
+    if checked is None:
+        return
+    owner = parents[-2]
+    if el.tag == "edge":
+        if el.get("function") is not None:
+            return
+        key: tuple[str, ...] = ("edge", el.get("id", ""))
+    elif el.tag == "lane":
+        if owner.tag != "edge" or owner.get("function") is not None:
+            return
+        key = ("lane", el.get("id", ""))
+    elif el.tag == "connection":
+        if el.get("from", "").startswith(":"):
+            return
+        key = ("connection", *(el.get(a, "") for a in ("from", "fromLane", "to", "toLane")))
+    else:
+        if owner.tag != "tlLogic":
+            return
+        program = (owner.get("id", ""), owner.get("programID", ""))
+        index = scan.phases_seen.get(program, 0)
+        scan.phases_seen[program] = index + 1
+        key = ("phase", *program, str(index))
+    described = _describe(el)
+    found: dict[str, str] = {}
+    for attr, default in checked.items():
+        raw = el.get(attr)
+        if raw is None:
+            continue
+        if default in ("true", "false"):
+            if _bool(path, described, attr, raw) != (default == "true"):
+                found[attr] = raw
+        elif raw.strip() != default:
+            found[attr] = raw
+    if found:
+        scan.attrs[key] = (described, found)
 
 
 def _stop_offset(el: ET.Element, owner: ET.Element, path: Path) -> _StopOffset:
@@ -361,8 +489,9 @@ def _stop_offset(el: ET.Element, owner: ET.Element, path: Path) -> _StopOffset:
 def _scan_net(path: Path) -> _NetScan:
     """Check the elements and their required attributes; read what ``sumolib`` does not keep.
 
-    That is the junctions' ``incLanes`` and ``<request>`` rows and the elements that
-    :data:`NET_CHILDREN` checks where they apply.
+    That is the junctions' ``incLanes`` and ``<request>`` rows, the elements that
+    :data:`NET_CHILDREN` checks where they apply and the attributes of :data:`NET_ATTRS` that
+    differ from SUMO's defaults.
     """
     scan = _NetScan({}, {})
     edge_lanes: dict[str, set[str]] = {}
@@ -391,6 +520,7 @@ def _scan_net(path: Path) -> _NetScan:
                         f"{path}: {_describe(el)}{where if len(parents) > 2 else ''} is missing "
                         f"the required attribute {attr!r}"
                     )
+            _scan_attrs(path, el, parents, scan)
             if el.tag == "edge":
                 edge_lanes[el.get("id", "")] = set()
             elif el.tag == "lane":
@@ -412,6 +542,7 @@ def _scan_net(path: Path) -> _NetScan:
                         "the index must be an integer"
                     ) from None
                 scan.requests.setdefault(junction, {})[index] = el.get("response", "")
+                scan.foes.setdefault(junction, {})[index] = el.get("foes", "")
             elif el.tag == "restriction":
                 described = f"{_describe(el)} in {_describe(parents[1])}"
                 entry = (el.get("vClass", ""), described)
@@ -499,16 +630,32 @@ def _signal(path: Path, tls: Any, scan: _NetScan) -> SignalProgram:
             f"({', '.join(f'<{t}>' for t in _SWITCHING_TAGS)}, {', '.join(_SWITCHING_ATTRS)}) "
             "cannot be imported"
         )
-    params = program.getParams()
-    if params and kind in ("actuated", "delay_based"):
-        keys = ", ".join(f'<param key="{k}">' for k in params)
-        warnings.warn(
-            f"{where}: {keys} ignored: {kind} switching is not simulated (a light running this "
-            "program keeps each phase for its duration)",
-            stacklevel=4,
-        )
-    if any(p.next for p in phases):
-        warnings.warn(f"{where}: phase 'next' is ignored; phases run in order", stacklevel=4)
+    phase_attrs = [
+        scan.attrs.get(("phase", tls.getID(), program_id, str(k))) for k in range(len(phases))
+    ]
+    for k, entry in enumerate(phase_attrs):
+        raw = entry[1].get("next") if entry is not None else None
+        if entry is not None and raw is not None and raw.split() != [str((k + 1) % len(phases))]:
+            raise ValueError(
+                f'{where}: {entry[0]} (phase {k}) attribute next="{raw}" is not supported: '
+                f"phases run in program order (phase {k} is followed by phase "
+                f"{(k + 1) % len(phases)})"
+            )
+    if kind in ("actuated", "delay_based"):
+        ignored = [f'<param key="{k}">' for k in program.getParams()]
+        varying = [
+            _varying(k, p, e) for k, (p, e) in enumerate(zip(phases, phase_attrs, strict=True))
+        ]
+        varying = [v for v in varying if v]
+        if varying:
+            more = f" (and {len(varying) - 1} more phases)" if len(varying) > 1 else ""
+            ignored.append(varying[0] + more)
+        if ignored:
+            warnings.warn(
+                f"{where}: {', '.join(ignored)} ignored: {kind} switching is not simulated (a "
+                "light running this program keeps each phase for its duration)",
+                stacklevel=4,
+            )
     out = []
     for k, p in enumerate(phases):
         state = "".join(PHASE_STATES.get(ch, ch) for ch in p.state)
@@ -525,12 +672,132 @@ def _signal(path: Path, tls: Any, scan: _NetScan) -> SignalProgram:
         raise ValueError(f"{where}: {exc}") from None
 
 
+def _varying(k: int, phase: Any, entry: tuple[str, dict[str, str]] | None) -> str:
+    """The attributes that let an actuated program vary phase ``k`` (described), or ``""``."""
+    if entry is None:
+        return ""
+    described, found = entry
+    value = {a: _seconds(found.get(a)) for a in ("minDur", "maxDur", "earliestEnd", "latestEnd")}
+    shown = [a for a in ("earliestEnd", "latestEnd") if value[a] is not None]
+    dur = float(phase.duration)
+    lo, hi = value["minDur"], value["maxDur"]
+    if (dur if lo is None else lo) < (dur if hi is None else hi):
+        shown = [*(a for a in ("minDur", "maxDur") if value[a] is not None), *shown]
+    if not shown:
+        return ""
+    return f"{described} (phase {k}) " + " ".join(f'{a}="{found[a]}"' for a in shown)
+
+
+def _seconds(raw: str | None) -> float | None:
+    """A phase time, or ``None`` when unset (absent, ``-1`` or not a number >= 0)."""
+    try:
+        value = float(raw) if raw is not None else -1.0
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def _warn_ignored(path: Path, found: Sequence[str], reason: str) -> None:
     """One warning for the elements ``found`` (described) that the import ignores."""
     unique = list(dict.fromkeys(found))
     if unique:
         more = f" (and {len(unique) - 1} more)" if len(unique) > 1 else ""
         warnings.warn(f"{path}: {unique[0]}{more} ignored: {reason}", stacklevel=4)
+
+
+def _unsupported_attr(path: Path, described: str, attr: str, raw: str, reason: str) -> ValueError:
+    return ValueError(f'{path}: {described} attribute {attr}="{raw}" is not supported: {reason}')
+
+
+def _check_edge_attrs(
+    path: Path, edge: Any, lanes: Sequence[Any], scan: _NetScan, vclass: str
+) -> list[str]:
+    """Check the :data:`NET_ATTRS` of an imported edge and its imported ``lanes``.
+
+    Raises for those the simulator cannot reproduce; returns the acceleration lanes, described.
+    """
+    entry = scan.attrs.get(("edge", edge.getID()))
+    if entry is not None and "bidi" in entry[1]:
+        raw = entry[1]["bidi"]
+        raise _unsupported_attr(
+            path, entry[0], "bidi", raw,
+            f"the edge shares its lanes with edge {raw!r} in the opposite direction (it is "
+            f"imported for vClass {vclass!r})",
+        )  # fmt: skip
+    indices = [ln.getIndex() for ln in lanes]
+    accel = []
+    for ln in lanes:
+        entry = scan.attrs.get(("lane", ln.getID()))
+        if entry is None:
+            continue
+        described, found = entry
+        for attr, side in (("changeLeft", 1), ("changeRight", -1)):
+            raw = found.get(attr)
+            if raw is None or _permits(raw.split(), vclass):
+                continue
+            if any((i - ln.getIndex()) * side > 0 for i in indices):
+                raise _unsupported_attr(
+                    path, f"{described} in {_describe_edge(edge)}", attr, raw,
+                    f"it forbids vClass {vclass!r} to change lanes, which the simulator cannot "
+                    "prohibit",
+                )  # fmt: skip
+        if "acceleration" in found:
+            accel.append(f'{described} attribute acceleration="{found["acceleration"]}"')
+    return accel
+
+
+def _check_conn_attrs(path: Path, conn: Any, scan: _NetScan, vclass: str) -> str | None:
+    """Check the :data:`NET_ATTRS` of an imported connection.
+
+    Raises for those the simulator cannot reproduce; returns the connection described when it
+    has ``keepClear="0"``.
+    """
+    a, b = conn.getFromLane(), conn.getToLane()
+    key = ("connection", a.getEdge().getID(), str(a.getIndex()), b.getEdge().getID(),
+           str(b.getIndex()))  # fmt: skip
+    entry = scan.attrs.get(key)
+    if entry is None:
+        return None
+    described, found = entry
+    for attr in ("indirect", "linkIndex2"):
+        if attr in found:
+            raise _unsupported_attr(
+                path, described, attr, found[attr],
+                "an indirect turn waits inside the junction for a second link of the traffic "
+                f"light, which is not simulated (it is imported for vClass {vclass!r})",
+            )  # fmt: skip
+    for restricted, restriction in scan.restrictions.get(found.get("type", ""), ()):
+        if restricted == vclass:
+            raise ValueError(
+                f"{path}: {restriction}: vClass-specific speed limits are not supported "
+                f"({described} has this type and is imported for vClass {vclass!r})"
+            )
+    if "keepClear" in found:
+        return f'{described} attribute keepClear="{found["keepClear"]}"'
+    return None
+
+
+def _crossing_foe(
+    c: dict[str, Any], conns: list[dict[str, Any]], by_link: dict[Any, int], scan: _NetScan
+) -> bool:
+    """Whether connection ``c`` has an imported foe that leads to another lane.
+
+    Foes are the ``<request>`` ``foes`` row; only a foe towards another lane is blocked by a
+    vehicle that waits inside the junction for room on ``c``'s lane.
+    """
+    if c["junction"] is None:
+        return False
+    jid, k = c["junction"]
+    row = scan.foes.get(jid, {}).get(k, "")
+    n = len(row)
+    return any(
+        row[n - 1 - j] == "1" and (jid, j) in by_link and conns[by_link[(jid, j)]]["to"] != c["to"]
+        for j in range(n)
+    )
+
+
+def _describe_edge(edge: Any) -> str:
+    return f'<edge id="{edge.getID()}">'
 
 
 def _via_chain(net: Any, conn: Any, where: str) -> list[Any]:
@@ -600,6 +867,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
     kept_lanes = []
     stop_offsets: list[str] = []
     neighs: list[str] = []
+    accel_lanes: list[str] = []
     for edge in net.getEdges(withInternal=False):
         if edge.getFunction():
             continue
@@ -613,6 +881,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
                     f"(edge {edge.getID()!r} has this type and is imported for vClass "
                     f"{vclass!r})"
                 )
+        accel_lanes += _check_edge_attrs(path, edge, lanes, scan, vclass)
         for ln in lanes:
             offset = scan.stop_offsets.get(ln.getID(), scan.stop_offsets.get(edge.getID()))
             if offset is not None and offset.applies(vclass):
@@ -638,6 +907,12 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
             lane_shapes.append(shape)
     _warn_ignored(path, stop_offsets, f"vehicles of vClass {vclass!r} stop at the lane end")
     _warn_ignored(path, neighs, "overtaking through the opposite lane is not simulated")
+    _warn_ignored(
+        path,
+        accel_lanes,
+        "a motorway acceleration lane is driven like any other lane (SUMO's merging rules "
+        "for it are not simulated)",
+    )
 
     # junction link index of every connection; pedestrian links (from walking areas) come last
     junction_link: dict[Any, tuple[str, int]] = {}
@@ -680,6 +955,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
             tls = conn.getTLSID()
             if tls and tls not in tls_order:
                 raise ValueError(f"{where}: unknown traffic light {tls!r}")
+            keep_clear_off = _check_conn_attrs(path, conn, scan, vclass)
             conns.append(
                 {
                     "from": a,
@@ -693,6 +969,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
                     "state": _map_conn_state(conn.getState(), where),
                     "junction": junction_link.get(conn),
                     "where": where,
+                    "keep_clear_off": keep_clear_off,
                 }
             )
 
@@ -722,6 +999,17 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
             )
         )
 
+    blocking = [
+        c["keep_clear_off"]
+        for c in conns
+        if c["keep_clear_off"] is not None and _crossing_foe(c, conns, by_link, scan)
+    ]
+    _warn_ignored(
+        path,
+        blocking,
+        "vehicles wait before the junction until there is room behind it (SUMO lets them "
+        "enter and wait inside, blocking crossing traffic)",
+    )
     used = {c["tls"] for c in conns if c["tls"]}
     programs = [_signal(path, t, scan) for t in signals_all if t.getID() in used]
     sig_index = {p.id: i for i, p in enumerate(programs)}
