@@ -524,6 +524,11 @@ def test_switching_conditions_of_a_program_not_run_are_ignored(tmp_path):
     ],
 )  # fmt: skip
 def test_approximated_net_elements_warn(tmp_path, old, new, match):
+    _imports_with_one_warning(tmp_path, old, new, match)
+
+
+def _imports_with_one_warning(tmp_path, old, new, match):
+    """The test network with ``old`` replaced by ``new`` imports whole, warning once."""
     assert old in NET_XML
     net_file, _ = write(tmp_path, net=NET_XML.replace(old, new), rou=None)
     with pytest.warns(UserWarning, match=match) as caught:
@@ -641,12 +646,7 @@ def test_default_or_inert_net_attributes_import_unchanged(tmp_path):
     ],
 )  # fmt: skip
 def test_approximated_net_attributes_warn(tmp_path, old, new, match):
-    assert old in NET_XML
-    net_file, _ = write(tmp_path, net=NET_XML.replace(old, new), rou=None)
-    with pytest.warns(UserWarning, match=match) as caught:
-        net = load_sumo_network(net_file)
-    assert net.num_lanes == 6 and net.num_connections == 6
-    assert [str(w.message).startswith(f"{net_file}: ") for w in caught] == [True]
+    _imports_with_one_warning(tmp_path, old, new, match)
 
 
 def test_actuated_durations_are_kept_and_static_ones_ignored(tmp_path):
