@@ -3,7 +3,12 @@
 ``run(cfg)`` joins (or creates) the study ``tune.name`` in ``tune.storage`` and runs trials
 until the study holds ``tune.n_trials`` complete or pruned ones, so any number of workers
 (processes on one machine, Ray tasks, machines sharing a database) started with the same
-storage URL and name share the work. A trial:
+storage URL and name share the work. ``tune.n_trials`` bounds the whole study, not each
+worker: a worker starts a trial only while the study's complete, pruned and running trials are
+fewer than ``tune.n_trials``; when workers create trials at the same moment, those beyond the
+limit (:func:`over_budget`) train nothing, are marked failed and stop their workers. A failed
+trial (or one whose worker was killed) does not count, so a resumed study runs it again.
+A trial:
 
 1. samples every field of ``search_space`` (keys are fields of the agent, dotted for nested
    ones: ``learning_rate``, ``policy_kwargs.net_arch``) with the TPE sampler;
@@ -428,6 +433,50 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
     return float(result.returns.mean()), curve.points
 
 
+class SurplusTrialError(RuntimeError):
+    """A trial beyond ``tune.n_trials``: it trains nothing and its worker stops."""
+
+
+def budget_used(study: Any, below: int | None = None) -> int:
+    """The trials that count towards ``tune.n_trials``: complete, pruned and running ones.
+
+    Args:
+        study: the Optuna study.
+        below: count only the trials numbered below it, waiting (enqueued) ones included: the
+            trials created before trial ``below``, which run before or beside it.
+    """
+    import optuna
+
+    state = optuna.trial.TrialState
+    states = [state.COMPLETE, state.PRUNED, state.RUNNING]
+    if below is not None:
+        states.append(state.WAITING)
+    trials = study.get_trials(deepcopy=False, states=tuple(states))
+    return sum(1 for t in trials if below is None or t.number < below)
+
+
+def over_budget(study: Any, trial: Any, n_trials: int) -> int | None:
+    """The trials created before ``trial`` that count, when they fill ``n_trials``; else ``None``.
+
+    Workers may create trials at the same moment, each after finding room for one more.
+    Trials are numbered in the order they are created, so each one counts only those created
+    before it (:func:`budget_used` with ``below``): of trials created together, the earlier
+    ones run and the later ones give way, and the study never holds more than ``n_trials``
+    complete, pruned or running trials.
+    """
+    used = budget_used(study, below=trial.number)
+    return used if used >= n_trials else None
+
+
+def _fail_stale_trials(study: Any) -> None:
+    """Mark failed the running trials whose worker stopped beating (as ``optimize`` does)."""
+    import optuna
+
+    with warnings.catch_warnings():  # marked experimental, like the heartbeat
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def _storage(url: str) -> Any:
     import optuna
 
@@ -480,8 +529,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         load_if_exists=True,
     )
     defaults = defaults_trial(agent, space)
+    n_trials = config.tune.n_trials
 
     def objective(trial: optuna.Trial) -> float:
+        held = over_budget(study, trial, n_trials)
+        if held is not None:  # another worker created its trial at the same moment
+            study.stop()
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrialError(
+                f"tune.n_trials: {held} trials were complete, pruned, running or waiting "
+                f"before trial {trial.number}, the study's limit of {n_trials}; the trial "
+                "trains nothing and this worker stops"
+            )
         values = suggest_values(trial, space)
         trial.set_user_attr("worker", os.getpid())
         value, points = train_and_score(apply_values(cfg, values), trial)
@@ -489,24 +548,34 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("trial %d: %.2f with %s", trial.number, value, values)
         return value
 
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    held = sum(t.state in finished for t in study.get_trials(deepcopy=False))
+    def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        _fail_stale_trials(study)  # a killed worker's trial leaves the budget
+        if budget_used(study) >= n_trials:  # the other workers' running trials included
+            study.stop()
+
+    _fail_stale_trials(study)
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    used = budget_used(study)
     log.info(
-        "study %r in %s: %d trials so far, %d finished; this worker runs until it holds %d",
+        "study %r in %s: %d trials so far, %d finished, %d running; this worker runs trials "
+        "while fewer than %d are finished or running",
         config.tune.name,
         config.tune.storage,
-        len(study.trials),
-        held,
-        config.tune.n_trials,
+        len(trials),
+        sum(t.state in (state.COMPLETE, state.PRUNED) for t in trials),
+        sum(t.state == state.RUNNING for t in trials),
+        n_trials,
     )
-    # Optuna checks the limit after a trial, so a study that holds it already would get one more
-    if held < config.tune.n_trials:
+    # Optuna checks the callback after a trial: a study at its limit would get one more
+    if used < n_trials:
         if config.tune.enqueue_defaults and defaults:
             enqueue_defaults(study, trial_params(defaults, space))
         study.optimize(
             objective,
-            callbacks=[optuna.study.MaxTrialsCallback(config.tune.n_trials, states=finished)],
+            callbacks=[stop_at_budget],
             timeout=config.tune.timeout,
+            catch=(SurplusTrialError,),
             gc_after_trial=True,
         )
     return _summarise(study, config, agent, space)
@@ -523,9 +592,7 @@ def enqueue_defaults(study: Any, params: dict[str, Any]) -> bool:
     """
     import optuna
 
-    with warnings.catch_warnings():  # marked experimental, like the heartbeat
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # as optimize does before each trial
+    _fail_stale_trials(study)  # as optimize does before each trial
     live = (
         optuna.trial.TrialState.WAITING,
         optuna.trial.TrialState.RUNNING,

@@ -1,7 +1,8 @@
 """Tune an agent's hyperparameters with Optuna: `lepton-tune [overrides]`.
 
 Runnable as ``python -m scripts.tune``; the work is done by :func:`agents.tune.run`. Workers
-started with the same ``tune.storage`` and ``tune.name`` share one study.
+started with the same ``tune.storage`` and ``tune.name`` share one study, and ``tune.n_trials``
+counts the trials of all of them together (complete, pruned and running ones).
 """
 
 import hydra

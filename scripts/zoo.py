@@ -1,4 +1,4 @@
-"""Train and package the model zoo, or check it: `lepton-zoo [only=[NAME,...]] [--check]`.
+"""Train and package the model zoo, or check it: `lepton-zoo [only=[NAME,...]] [--force|--check]`.
 
 Every entry of :data:`ENTRIES` is one pretrained agent on its family's source scenario. For each,
 ``lepton-zoo`` trains through the ordinary pipeline (:func:`agents.train.run`, composed exactly
@@ -15,6 +15,14 @@ like ``lepton-train <overrides>``), then copies only the small artefacts of the 
 writes the preset ``conf/agent/pretrained/<name>.yaml`` (``agent=pretrained/<name>``) and
 rebuilds the manifest ``agents/pretrained/index.json``.
 
+Training goes through :func:`agents.jobs.run_job`, as ``lepton-train`` does, so the run folder
+``<runs>/<name>`` records it in ``status.json``, and running ``lepton-zoo`` again resumes the
+zoo. An entry is skipped, and the log names it, when its run finished with the entry's current
+configuration and its packaged ``model.zip`` is that run's. When the run finished but was never
+packaged (publishing failed), it is packaged without training again. An entry with no run, an
+unfinished, killed or failed run, or a run of an earlier definition of the entry is trained from
+the start. ``--force`` retrains every selected entry.
+
 ``--check`` reloads every pretrained agent through its preset, evaluates it with
 ``lepton-evaluate``'s pipeline on its source scenario for ``episodes`` episodes and the best
 baseline on the same seeds, prints the paired margin (per-episode difference, 95 % bootstrap
@@ -22,6 +30,7 @@ interval; "clearly" when the interval excludes 0) and fails when the agent no lo
 
     lepton-zoo                                # every entry (about 20 minutes on 2 cores)
     lepton-zoo only=[traffic-single,inventory]
+    lepton-zoo --force only=[inventory]       # retrain although its run finished
     lepton-zoo --check episodes=8
 """
 
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import filecmp
 import json
 import logging
 import shlex
@@ -37,7 +47,10 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.jobs import JobStatus
 
 log = logging.getLogger("lepton.zoo")
 
@@ -124,6 +137,7 @@ class Options:
     Attributes:
         only: names of the entries to train or check (empty: all).
         check: check the packaged agents instead of training.
+        force: retrain every selected entry, also one whose run finished and was packaged.
         episodes: evaluation episodes of ``--check``.
         runs: folder of the training and check runs.
         dest: folder of the zoo (default: ``agents/pretrained`` of this package).
@@ -132,6 +146,7 @@ class Options:
 
     only: list[str] = dataclasses.field(default_factory=list)
     check: bool = False
+    force: bool = False
     episodes: int = 16
     runs: Path = Path("runs/zoo")
     dest: Path | None = None
@@ -147,9 +162,18 @@ def parse_args(argv: Sequence[str]) -> Options:
         f"entries: {', '.join(e.name for e in ENTRIES)}",
     )
     parser.add_argument("--check", action="store_true", help="re-evaluate the packaged agents")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="retrain every selected entry; without it, an entry whose run in runs=DIR finished "
+        "and was packaged is skipped, and one that finished but was not packaged is packaged "
+        "without training",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_intermixed_args(list(argv))
-    options = Options(check=args.check)
+    if args.force and args.check:
+        parser.error("--force: retrains entries; --check re-evaluates them and takes no --force")
+    options = Options(check=args.check, force=args.force)
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -193,13 +217,82 @@ def compose(config_name: str, overrides: Sequence[str]) -> Any:
         GlobalHydra.instance().clear()
 
 
-def train(entry: ZooEntry, runs: Path) -> Path:
-    """Train ``entry`` with :func:`agents.train.run`; returns its run folder."""
+def run_config(entry: ZooEntry, runs: Path, *, force: bool = False) -> Any:
+    """The ``lepton-train`` configuration of ``entry`` with its run folder ``runs/<name>``."""
+    overrides = [*entry.train_overrides(), f"run_dir={runs / entry.name}"]
+    return compose("config", [*overrides, "force=true"] if force else overrides)
+
+
+def finished_run(entry: ZooEntry, runs: Path) -> JobStatus | None:
+    """The record of the finished training run of ``entry`` in ``runs/<name>``, if any.
+
+    The run counts when its ``status.json`` says ``finished`` and :func:`agents.jobs.plan_job`
+    would skip it: its ``config.yaml`` is the entry's current configuration but for the keys
+    that do not change results. ``None`` for no run, an unfinished, killed or failed one, or a
+    run of an earlier definition of the entry.
+    """
+    from agents.jobs import FINISHED, SKIP, plan_job, read_status
+    from agents.runs import RunMismatchError
+
+    folder = runs / entry.name
+    status = read_status(folder)
+    if status is None or status.state != FINISHED:
+        return None
+    try:
+        return status if plan_job(folder, run_config(entry, runs), status) == SKIP else None
+    except RunMismatchError:  # trained before the entry changed: train() replaces it
+        return None
+
+
+def train(entry: ZooEntry, runs: Path, *, force: bool = False) -> Path:
+    """Train ``entry`` in ``runs/<name>`` as a recorded job; returns its run folder.
+
+    :func:`agents.jobs.run_job` runs :func:`agents.train.run` and writes ``status.json``. A
+    finished run of the entry's configuration is kept (``run_job`` skips it) unless ``force``;
+    a finished run of an earlier definition of the entry is replaced, and the log names the
+    keys that changed.
+
+    Raises:
+        agents.jobs.JobRunningError: another live process of this host trains the entry in
+            that folder (without ``force``).
+    """
+    from agents.jobs import plan_job, run_job
+    from agents.runs import (
+        RunMismatchError,
+        config_differences,
+        describe_differences,
+        saved_config,
+    )
     from agents.train import run
 
     folder = runs / entry.name
-    run(compose("config", [*entry.train_overrides(), f"run_dir={folder}"]))
+    cfg = run_config(entry, runs, force=force)
+    try:
+        plan_job(folder, cfg)
+    except RunMismatchError:
+        saved = saved_config(folder)
+        changed = describe_differences(config_differences(saved, cfg)) if saved else "no config"
+        log.info(
+            "zoo entry %s: %s holds a finished run of an earlier definition of the entry (%s); "
+            "training it again",
+            entry.name,
+            folder,
+            changed,
+        )
+        cfg = run_config(entry, runs, force=True)
+    run_job(cfg, run)
     return folder
+
+
+def is_packaged(entry: ZooEntry, run: Path, dest: Path, index: dict[str, Any]) -> bool:
+    """Whether the manifest lists ``entry`` and ``dest/<name>`` holds the model of ``run``."""
+    packaged, trained = dest / entry.name / "model.zip", run / "model.zip"
+    return (
+        entry.name in index
+        and packaged.is_file()
+        and trained.is_file()
+        and filecmp.cmp(packaged, trained, shallow=False)
+    )
 
 
 def publish(entry: ZooEntry, run: Path, dest: Path, presets: Path) -> dict[str, Any]:
@@ -491,7 +584,10 @@ def check(name: str, record: dict[str, Any], episodes: int, runs: Path) -> dict[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train and package the selected entries, or ``--check`` them; returns the exit status."""
+    """Train and package the selected entries, or ``--check`` them; returns the exit status.
+
+    Entries whose run finished and was packaged are skipped unless ``--force`` (see the module).
+    """
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     options = parse_args(sys.argv[1:] if argv is None else argv)
     from agents.pretrained import read_index, zoo_dir
@@ -528,12 +624,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok &= bool(r["wins"])
         return 0 if ok else 1
 
+    packaged = read_index(dest)["entries"]
     records = {}
-    failed = []
+    failed, skipped = [], []
     for entry in entries:  # one entry that fails stops no other
-        log.info("zoo entry %s: %s", entry.name, shlex.join(entry.train_overrides()))
+        folder = options.runs / entry.name
         try:
-            folder = train(entry, options.runs)
+            done = None if options.force else finished_run(entry, options.runs)
+            if done is not None and is_packaged(entry, folder, dest, packaged):
+                log.info(
+                    "zoo entry %s: trained (finished %s) and packaged earlier; skipped "
+                    "(--force retrains it)",
+                    entry.name,
+                    done.ended,
+                )
+                records[entry.name] = packaged[entry.name]
+                skipped.append(entry.name)
+                continue
+            if done is None:
+                log.info("zoo entry %s: %s", entry.name, shlex.join(entry.train_overrides()))
+                folder = train(entry, options.runs, force=options.force)
+            else:
+                log.info(
+                    "zoo entry %s: trained earlier (finished %s) but not packaged; packaging %s",
+                    entry.name,
+                    done.ended,
+                    folder,
+                )
             records[entry.name] = publish(entry, folder, dest, presets)
         except Exception:
             log.exception("zoo entry %s failed; the packaged one (if any) is kept", entry.name)
@@ -549,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name:18s} {s['metric']}: {s['agent_mean']:.4g} vs {s['best_baseline']} "
             f"{s['baseline_mean']:.4g} ({'wins' if s['wins'] else 'LOSES'}), {size:.0f} KiB"
         )
+    if skipped:
+        print(f"skipped: {skipped}, trained and packaged earlier (--force retrains them)")
     if failed:
         print(f"failed: {failed} (see the log above); the others were packaged")
     return 0 if not failed and all(r["score"]["wins"] for r in records.values()) else 1

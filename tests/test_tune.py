@@ -1,6 +1,8 @@
 """lepton-tune: search spaces from config, Optuna sampling, the shared study, preset writing."""
 
 import json
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import optuna
@@ -193,3 +195,107 @@ def test_a_resumed_study_measures_the_defaults_and_stops_at_n_trials(make_cfg, t
     assert trials[1].params == {"learning_rate": 3e-4} and trials[1].user_attrs["defaults"]
     again = tune.run(cfg)  # the study holds tune.n_trials finished trials: none is added
     assert again["trials"] == 2
+
+
+def _cheap_tuning(make_cfg, tmp_path, monkeypatch, n_trials, *extra):
+    """A study of ``n_trials`` whose trials train nothing.
+
+    :func:`agents.tune.train_and_score` is replaced: it records the trial's number and returns
+    ``score["trial"](trial)`` (default: the trial's number), which a test may replace to decide
+    when each trial ends.
+
+    Returns:
+        The config, the numbers of the trials that trained, and ``score``.
+    """
+    cfg = make_cfg(
+        "tune",
+        [
+            f"tune.storage=sqlite:///{tmp_path / 'study.db'}",
+            f"tune.preset_dir={tmp_path / 'agent'}",
+            f"tune.n_trials={n_trials}",
+            "tune.sampler_seed=0",
+            *extra,
+        ],
+    )
+    with open_dict(cfg):
+        for key in [k for k in cfg.search_space if k != "learning_rate"]:
+            del cfg.search_space[key]
+    trained: list[int] = []
+    score = {"trial": lambda trial: float(trial.number)}
+
+    def train_and_score(trial_cfg, trial):
+        trained.append(trial.number)
+        return score["trial"](trial), [{"timesteps": 0.0, "mean": 0.0, "std": 0.0}]
+
+    monkeypatch.setattr(tune, "train_and_score", train_and_score)
+    return cfg, trained, score
+
+
+def _counted(storage):
+    study = optuna.load_study(study_name="ppo_inventory", storage=storage)
+    state = optuna.trial.TrialState
+    return [t for t in study.trials if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING)]
+
+
+def test_two_parallel_workers_run_no_more_than_n_trials(make_cfg, tmp_path, monkeypatch):
+    # every trial is created, none enqueued: two workers popping one enqueued trial from SQLite
+    # at the same moment may both run it (Optuna's queue is not atomic there)
+    no_queue = "tune.enqueue_defaults=false"
+    cfg, trained, score = _cheap_tuning(make_cfg, tmp_path, monkeypatch, 2, no_queue)
+    both_running = threading.Barrier(2, timeout=60)
+    release = threading.Event()
+
+    def ordered(trial):
+        if trial.number < 2:  # each worker holds one of the first two trials at once
+            both_running.wait()
+        if trial.number == 1:  # and trial 1 ends after the other worker has chosen its next
+            release.wait(timeout=60)
+        return float(trial.number)
+
+    score["trial"] = ordered
+    # the study's tables exist before the workers start (two workers creating them at the
+    # same moment in an empty SQLite file is a race of Optuna's own)
+    optuna.create_study(study_name="ppo_inventory", storage=cfg.tune.storage, direction="maximize")
+    with ThreadPoolExecutor(2) as pool:
+        workers = [pool.submit(tune.run, cfg.copy()) for _ in range(2)]
+        done, _ = wait(workers, return_when=FIRST_COMPLETED, timeout=120)
+        assert done, "no worker finished"
+        release.set()
+        results = [w.result(timeout=120) for w in workers]
+    assert sorted(trained) == [0, 1]
+    study = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert results[0]["preset"] == results[1]["preset"]
+
+
+def test_a_resumed_study_counts_the_trials_other_workers_run(make_cfg, tmp_path, monkeypatch):
+    cfg, trained, _ = _cheap_tuning(make_cfg, tmp_path, monkeypatch, 2)
+    study = optuna.create_study(
+        study_name="ppo_inventory", storage=cfg.tune.storage, direction="maximize"
+    )
+    study.tell(study.ask(), 1.0)
+    study.ask()  # another worker's trial, still running
+    result = tune.run(cfg)
+    assert trained == [] and result["trials"] == 2
+    assert len(_counted(cfg.tune.storage)) == 2
+
+
+def test_a_trial_created_beside_another_worker_s_last_one_trains_nothing(
+    make_cfg, tmp_path, monkeypatch
+):
+    cfg, trained, _ = _cheap_tuning(make_cfg, tmp_path, monkeypatch, 2)
+    study = optuna.create_study(
+        study_name="ppo_inventory", storage=cfg.tune.storage, direction="maximize"
+    )
+    study.tell(study.ask(), 1.0)
+
+    def another_worker_starts(study, params):  # between this worker's check and its trial
+        optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage).ask()
+        return False
+
+    monkeypatch.setattr(tune, "enqueue_defaults", another_worker_starts)
+    tune.run(cfg)
+    assert trained == []
+    trials = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage).trials
+    assert len(trials) == 3 and len(_counted(cfg.tune.storage)) == 2
+    assert trials[2].state == optuna.trial.TrialState.FAIL and trials[2].user_attrs["surplus"]

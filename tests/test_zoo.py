@@ -1,7 +1,9 @@
 """The model zoo: manifest and files agree, every pretrained agent loads by name and acts."""
 
+import dataclasses
 import fnmatch
 import json
+import logging
 import time
 import tomllib
 from pathlib import Path
@@ -159,6 +161,11 @@ def test_parse_args_selects_entries_and_rejects_unknown_ones(capsys):
         with pytest.raises(SystemExit):
             zoo.parse_args(["--check", f"episodes={bad}"])
     assert "episodes: expected an integer >= 1, got 'abc'" in capsys.readouterr().err
+    assert zoo.parse_args(["--force", "only=[inventory]"]).force
+    assert not zoo.parse_args([]).force
+    with pytest.raises(SystemExit):
+        zoo.parse_args(["--force", "--check"])
+    assert "--force: retrains entries; --check re-evaluates them" in capsys.readouterr().err
 
 
 def test_every_entry_trains_like_lepton_train():
@@ -223,7 +230,7 @@ def test_training_goes_on_after_an_entry_that_fails(tmp_path, capsys, monkeypatc
     first, second = zoo.ENTRIES[0], zoo.ENTRIES[1]
     trained = []
 
-    def train(entry, runs):
+    def train(entry, runs, *, force=False):
         trained.append(entry.name)
         if entry.name == first.name:
             raise RuntimeError("diverged")
@@ -244,6 +251,112 @@ def test_training_goes_on_after_an_entry_that_fails(tmp_path, capsys, monkeypatc
     assert (tmp_path / "zoo" / second.name / "model.zip").is_file()
     assert f"failed: ['{first.name}']" in capsys.readouterr().out
     assert status == 1
+
+
+class FakeZoo:
+    """``lepton-zoo`` with a training that writes a run folder instantly and a small publish.
+
+    Training goes through the zoo's own path (:func:`agents.jobs.run_job` and its
+    ``status.json``); only :func:`agents.train.run` and :func:`scripts.zoo.publish` are replaced.
+    """
+
+    def __init__(self, tmp_path, monkeypatch):
+        import agents.train
+        from agents.runs import run_folder, save_config
+
+        self.root = tmp_path
+        self.trained, self.published = [], []
+        self.fail_training, self.fail_publish = set(), set()
+
+        def run(cfg):
+            folder = run_folder(cfg)
+            self.trained.append(folder.name)
+            if folder.name in self.fail_training:
+                raise RuntimeError("diverged")
+            save_config(folder, cfg)
+            (folder / "model.zip").write_bytes(f"{folder.name} {len(self.trained)}".encode())
+            return {}
+
+        def publish(entry, folder, dest, presets):
+            self.published.append(entry.name)
+            if entry.name in self.fail_publish:
+                raise ValueError("no score")
+            (dest / entry.name).mkdir(parents=True, exist_ok=True)
+            (dest / entry.name / "model.zip").write_bytes((folder / "model.zip").read_bytes())
+            score = {"metric": "m", "agent_mean": 2.0, "best_baseline": "b", "baseline_mean": 1.0}
+            return {"score": {**score, "wins": True}, "files": {"model.zip": 5}}
+
+        monkeypatch.setattr(agents.train, "run", run)
+        monkeypatch.setattr(zoo, "publish", publish)
+        monkeypatch.setattr(zoo, "write_readme", lambda dest: None)
+
+    def main(self, names, *extra):
+        """Run ``lepton-zoo`` on ``names``; returns the exit status (and clears the records)."""
+        self.trained.clear()
+        self.published.clear()
+        folders = [f"runs={self.root / 'runs'}", f"dest={self.root / 'zoo'}"]
+        argv = [f"only=[{','.join(names)}]", *folders, f"presets={self.root / 'presets'}"]
+        return zoo.main([*argv, *extra])
+
+
+def test_a_rerun_skips_finished_entries_and_force_retrains_them(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    caplog.set_level(logging.INFO, logger="lepton.zoo")
+    fake = FakeZoo(tmp_path, monkeypatch)
+    a, b, c = (e.name for e in zoo.ENTRIES[:3])
+    fake.fail_publish, fake.fail_training = {b}, {c}
+    assert fake.main([a, b, c]) == 1
+    assert fake.trained == [a, b, c] and fake.published == [a, b]
+    assert f"failed: ['{b}', '{c}']" in capsys.readouterr().out
+
+    fake.fail_publish, fake.fail_training = set(), set()
+    caplog.clear()
+    assert fake.main([a, b, c]) == 0
+    assert fake.trained == [c]  # the failed training runs again; the finished ones do not
+    assert fake.published == [b, c]  # b's finished run is packaged without training
+    out = capsys.readouterr().out
+    assert f"skipped: ['{a}'], trained and packaged earlier (--force retrains them)" in out
+    assert f"zoo entry {a}: trained (finished " in caplog.text
+    assert f"zoo entry {b}: trained earlier (finished " in caplog.text
+    packaged = read_index(tmp_path / "zoo")["entries"]
+    assert sorted(packaged) == sorted([a, b, c])
+
+    assert fake.main([a, b, c]) == 0
+    assert fake.trained == [] and fake.published == []
+    assert f"skipped: ['{a}', '{b}', '{c}']" in capsys.readouterr().out
+    assert read_index(tmp_path / "zoo")["entries"] == packaged
+
+    assert fake.main([a, b, c], "--force") == 0
+    assert fake.trained == [a, b, c] and fake.published == [a, b, c]
+    assert "skipped" not in capsys.readouterr().out
+
+
+def test_a_rerun_retrains_killed_runs_and_runs_of_an_earlier_definition(
+    tmp_path, caplog, monkeypatch
+):
+    from agents.jobs import read_status, write_status
+
+    caplog.set_level(logging.INFO, logger="lepton.zoo")
+    fake = FakeZoo(tmp_path, monkeypatch)
+    a, b, c = zoo.ENTRIES[:3]
+    assert fake.main([a.name, b.name, c.name]) == 0
+    # a's definition changes; b's training was killed (its process is gone); c is untouched
+    changed = dataclasses.replace(a, total_timesteps=(a.total_timesteps or 0) + 1000)
+    monkeypatch.setattr(zoo, "ENTRIES", (changed, *zoo.ENTRIES[1:]))
+    killed = read_status(tmp_path / "runs" / b.name)
+    assert killed is not None
+    killed.state, killed.pid = "running", 0
+    write_status(tmp_path / "runs" / b.name, killed)
+    caplog.clear()
+    assert fake.main([a.name, b.name, c.name]) == 0
+    assert fake.trained == [a.name, b.name] and fake.published == [a.name, b.name]
+    assert f"zoo entry {a.name}: " in caplog.text and "earlier definition" in caplog.text
+    assert "total_timesteps" in caplog.text
+    saved = OmegaConf.load(tmp_path / "runs" / a.name / "config.yaml")
+    assert saved.total_timesteps == changed.total_timesteps
+    status = read_status(tmp_path / "runs" / b.name)
+    assert status is not None and status.state == "finished" and status.attempt == 2
 
 
 def test_best_baseline_excludes_oracles_but_reports_them(tmp_path):
