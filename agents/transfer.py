@@ -2,8 +2,8 @@
 
 ``run(cfg)`` (``lepton-transfer``) reads top to bottom: configuration, the source (a run folder,
 or an experiment/env preset trained first), a space check before anything is written, the
-baselines of the target (the best one sets the default threshold, scored again on each seed's
-curve episodes), then for every seed a *scratch* arm (the
+baselines of the target (the best one that is not an oracle sets the default threshold, scored
+again on each seed's curve episodes), then for every seed a *scratch* arm (the
 agent from random weights) and a *transfer* arm (the same agent, budget, training replicas and
 evaluation seeds, started from the source's weights and normalisation statistics), and the
 run folder::
@@ -14,8 +14,16 @@ run folder::
                             vecnormalize.pkl, curve.csv): pass it as ``source=`` next time
     <run_dir>/transfer.json zero-shot scores, baselines, threshold, metrics per seed and over
                             seeds (mean and bootstrap interval), verdicts, commands
+    <run_dir>/seeds/<seed>.json  both arms of a finished seed (curves, zero-shot score), written
+                            as the seed finishes
     <run_dir>/curves.csv    arm, seed, timesteps, mean and std of the evaluation return
     <run_dir>/curves.png    transfer against scratch: mean over seeds with interval bands
+
+``resume=true`` continues an interrupted run in its ``run_dir`` (the same configuration, see
+:func:`agents.runs.check_resume`): a source trained there that finished is kept, and so is every
+seed whose two arms finished with the same ``total_timesteps`` and source model; the other seeds
+run again from their start (an arm is not checkpointed). Without ``resume`` a rerun in the folder
+starts afresh and drops the earlier attempt's seeds.
 
 Modes (``mode``): ``zero_shot`` keeps the source policy unchanged (its curve is flat at its
 step-0 score, so the metrics ask whether deploying it beats training for the budget);
@@ -42,10 +50,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import hashlib
 import importlib.util
+import json
 import logging
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+import warnings
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +71,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
-from agents.algorithms import as_sb3_agent, build_model
+from agents.algorithms import MODEL_FILE, as_sb3_agent, build_model
 from agents.callbacks import LearningCurveCallback
 from agents.config import as_config, env_kwargs, make_seeds, plain
 from agents.envs import (
@@ -79,8 +91,10 @@ from agents.stats import stratified_bootstrap
 from agents.transfer_metrics import Curve, compare, interval
 from agents.warmstart import (
     check_normalization,
+    check_weights_fit,
     load_source_stats,
     load_source_weights,
+    source_state,
     start_from_stats,
 )
 from conf.schema import (
@@ -162,6 +176,11 @@ def plan_source(spec: str, overrides: Sequence[str], target: TransferConfig) -> 
     elif (CONF_DIR / "env" / f"{spec}.yaml").is_file():
         train = compose_train_config([f"env={spec}", *overrides])
         train = dataclasses.replace(train, agent=target.agent)
+    elif (folder / "source" / MODEL_FILE).is_file():
+        raise ValueError(
+            f"source: {spec!r} is a lepton-transfer run; its source agent is "
+            f"source={folder / 'source'}"
+        )
     else:
         raise ValueError(
             f"source: {spec!r} is neither a run folder holding model.zip nor a preset "
@@ -318,6 +337,47 @@ def _encoding_hint(
         "Choose a source trained on an env with the same observation and action spaces (the "
         "same env.kwargs.observation and action_mode), or train one with the target's encoding."
     )
+
+
+def check_network(
+    source: Source, agent: SB3AgentConfig, probe: VecEnv, config: TransferConfig
+) -> None:
+    """Raise unless the transfer arm can start from the source: its network and normalisation.
+
+    Checked on a one-replica ``probe`` of the target before anything is written or trained:
+    the weights saved in a source folder (or those of the network a source preset would train)
+    must fit the network of ``agent``, and observations the source saw normalised must be
+    normalised for the transfer arm too.
+
+    Raises:
+        ValueError: naming ``agent.policy_kwargs.net_arch`` or ``agent.normalize.obs``.
+    """
+    env_id = resolve_env_id(config.env)
+    kwargs = env_kwargs(config.env)
+
+    def build(algo: SB3AgentConfig) -> BaseAlgorithm:
+        # the probe has one replica: SB3's warnings about its rollout size do not apply
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return build_model(algo, probe, env_id=env_id, env_kwargs=kwargs, seed=config.seed)
+
+    target = build(agent)
+    if source.folder is not None:
+        check_normalization(agent, load_source_stats(source.folder), source.folder)
+        check_weights_fit(source_state(source.folder), target, str(source.folder / MODEL_FILE))
+        return
+    assert source.train is not None
+    trained = as_sb3_agent(source.train.agent, "training a source agent")
+    model = build(trained)
+    check_weights_fit(
+        model.policy.state_dict(), target, f"the one source={source.description} trains"
+    )
+    source_obs = trained.normalize is not None and trained.normalize.obs
+    if source_obs and not (agent.normalize is not None and agent.normalize.obs):
+        raise ValueError(
+            f"agent.normalize.obs: the source ({source.description}) is trained on normalised "
+            "observations; set agent.normalize.obs=true (training starts from its statistics)"
+        )
 
 
 # --- weights ------------------------------------------------------------------------------
@@ -526,12 +586,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         target_env=plain(config.env),
         source_env=source.env,
     )
-    probe.close()
     if source.algo is not None and source.algo != agent.algo:
+        probe.close()
         raise ValueError(
             f"agent: the source was trained with agent.algo={source.algo!r} but the transfer "
             f"agent is {agent.algo!r}; pass agent={source.algo} (or the source's agent preset)"
         )
+    try:
+        check_network(source, agent, probe, config)
+    finally:
+        probe.close()
 
     folder = run_folder(cfg)
     save_config(folder, cfg)
@@ -539,21 +603,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     source_folder = source.folder
     source_points: list[dict[str, float]] = []
     if source.train is not None:
-        source_folder, source_points = _train_source(source.train, folder / "source", progress)
+        trained = folder / "source"
+        if config.resume and _source_complete(trained):
+            source_folder, source_points = trained, _read_curve(trained / "curve.csv")
+            log.info("resume: the source trained earlier in %s is kept", trained)
+        else:
+            source_folder, source_points = _train_source(source.train, trained, progress)
     assert source_folder is not None
     stats = load_source_stats(source_folder)
-    check_normalization(agent, stats, source_folder)
+    if source.train is not None:  # a source folder was checked before anything was written
+        check_normalization(agent, stats, source_folder)
+    fingerprint = _fingerprint(source_folder)
+    done = _finished_seeds(folder, config, fingerprint)
 
     # --- the target's baselines: the default threshold ------------------------------------
     # The best baseline is picked on the evaluation episodes; its score is then measured on
     # each seed's curve episodes, the very episodes that seed's curve points are scored on, so
     # time to threshold compares like with like.
-    baselines = _baseline_scores(config)
+    oracles: set[str] = set()
+    baselines = _baseline_scores(config, oracles=oracles)
     threshold = config.threshold
     threshold_from = "threshold"
     per_seed_threshold: dict[int, float] | None = None
-    if threshold is None and baselines:
-        best = max(baselines, key=lambda name: baselines[name])
+    best = best_baseline(baselines, oracles)
+    if threshold is None and best is not None:
         per_seed_threshold = {
             seed: _baseline_scores(config, [best], seed=seed, episodes=config.eval.curve_episodes)[
                 best
@@ -571,6 +644,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     zero_shot: dict[int, float] = {}
     params: dict[str, int] = {}
     for seed in config.seeds:
+        if seed in done:  # resume: both arms of this seed finished in an earlier attempt
+            record = done[seed]
+            curves["scratch"][seed] = record["scratch"]
+            curves["transfer"][seed] = record["transfer"]
+            zero_shot[seed] = record["zero_shot"]
+            params.update(record["parameters"] or {})
+            log.info("seed %d: both arms finished earlier (resume); kept", seed)
+            continue
         # both arms of a seed: the same env, replicas, budget and evaluation schedule
         arm = functools.partial(
             train_arm,
@@ -606,6 +687,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if mode is TransferMode.zero_shot:  # the policy never changes: flat at its score
             points = [{**points[0], "timesteps": p["timesteps"]} for p in scratch.points]
         curves["transfer"][seed] = points
+        _write_seed(
+            folder,
+            seed,
+            {
+                "seed": seed,
+                "total_timesteps": config.total_timesteps,
+                "source": fingerprint,
+                "scratch": curves["scratch"][seed],
+                "transfer": points,
+                "zero_shot": zero_shot[seed],
+                "parameters": dict(params) or None,
+            },
+        )
         log.info(
             "seed %d: zero-shot %.3f, final transfer %.3f, final scratch %.3f",
             seed,
@@ -615,6 +709,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
 
     # --- metrics and the run folder -------------------------------------------------------
+    write_curves(folder / "curves.csv", curves)  # first: kept even if a curve is unusable
     metrics = compare(
         {s: Curve.from_points(p) for s, p in curves["transfer"].items()},
         {s: Curve.from_points(p) for s, p in curves["scratch"].items()},
@@ -651,6 +746,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             ),
         },
         "baselines": baselines,
+        "oracles": sorted(oracles),
         "threshold": {
             "value": threshold,
             "per_seed": per_seed_threshold,
@@ -662,7 +758,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "commands": _commands(config, source, folder),
     }
     write_json(folder / "transfer.json", _jsonable(result))
-    write_curves(folder / "curves.csv", curves)
     plot_transfer(
         folder / "curves.png",
         curves,
@@ -697,10 +792,80 @@ def _check_settings(config: TransferConfig) -> None:
         raise ValueError(f"asymptote_points: must be >= 1, got {config.asymptote_points}")
     if not 0 < config.confidence < 1:
         raise ValueError(f"confidence: must be in (0, 1), got {config.confidence}")
+    if config.bootstrap_reps < 1:
+        raise ValueError(f"bootstrap_reps: must be >= 1, got {config.bootstrap_reps}")
+    if config.threshold is not None and not np.isfinite(config.threshold):
+        raise ValueError(f"threshold: must be a finite return or null, got {config.threshold}")
     if config.mode is TransferMode.freeze_features and config.freeze_layers < 1:
         raise ValueError(f"freeze_layers: must be >= 1, got {config.freeze_layers}")
     for seed in config.seeds:
         make_seeds(seed, config.n_envs, config.eval)  # raises naming eval.seed_offset
+
+
+SEEDS_DIR = "seeds"
+"""Folder of a run's finished seeds (``seeds/<seed>.json``: both arms' curves, zero-shot score)."""
+
+
+def _seed_file(folder: Path, seed: int) -> Path:
+    return folder / SEEDS_DIR / f"{seed}.json"
+
+
+def _write_seed(folder: Path, seed: int, record: Mapping[str, Any]) -> None:
+    """Record both finished arms of ``seed`` at once (atomically: never one arm without the other)."""
+    path = _seed_file(folder, seed)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_json(tmp, _jsonable(dict(record)))
+    tmp.replace(path)
+
+
+def _finished_seeds(
+    folder: Path, config: TransferConfig, fingerprint: str
+) -> dict[int, dict[str, Any]]:
+    """The seeds whose two arms an earlier attempt of this run finished, with ``resume=true``.
+
+    A seed is kept only when its record was made with the same budget and the same source
+    model; otherwise it runs again. Without ``resume`` the records of earlier attempts are
+    removed, so that a later resume cannot mix them with this attempt's seeds.
+    """
+    records = folder / SEEDS_DIR
+    if not config.resume:
+        if records.is_dir():
+            shutil.rmtree(records)
+        return {}
+    done: dict[int, dict[str, Any]] = {}
+    for seed in config.seeds:
+        path = _seed_file(folder, seed)
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        if record.get("total_timesteps") != config.total_timesteps:
+            log.info(
+                "seed %d: finished earlier with total_timesteps=%s, not %d: runs again",
+                seed,
+                record.get("total_timesteps"),
+                config.total_timesteps,
+            )
+        elif record.get("source") != fingerprint:
+            log.info("seed %d: finished earlier from another source model: runs again", seed)
+        else:
+            done[seed] = record
+    return done
+
+
+def _fingerprint(folder: Path) -> str:
+    """SHA-256 of the source's ``model.zip`` (a resumed seed must come from the same weights)."""
+    return hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
+
+
+def _source_complete(folder: Path) -> bool:
+    """Whether a source trained here finished (``curve.csv`` is written last)."""
+    return all((folder / name).is_file() for name in (MODEL_FILE, "config.yaml", "curve.csv"))
+
+
+def _read_curve(path: Path) -> list[dict[str, float]]:
+    with path.open(newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def _train_source(
@@ -739,11 +904,23 @@ def _train_source(
     return folder, arm.points
 
 
+def best_baseline(scores: Mapping[str, float], oracles: Collection[str] = ()) -> str | None:
+    """The baseline that sets the default threshold: the best one that is not an oracle.
+
+    An oracle reads state the agent's observation hides (e.g. the users' latent interests): a
+    reference, not a level an agent can be expected to reach, so it never sets the threshold.
+    ``None`` when no other baseline was scored.
+    """
+    candidates = [name for name in scores if name not in oracles]
+    return max(candidates, key=lambda name: scores[name]) if candidates else None
+
+
 def _baseline_scores(
     config: TransferConfig,
     names: Sequence[str] | None = None,
     seed: int | None = None,
     episodes: int | None = None,
+    oracles: set[str] | None = None,
 ) -> dict[str, float]:
     """Mean return of baselines on the target over the evaluation episodes of ``seed``.
 
@@ -752,6 +929,7 @@ def _baseline_scores(
         names: the baselines to run (default: every configured one).
         seed: whose evaluation episodes (``seed + eval.seed_offset + k``; default ``seed``).
         episodes: how many (default ``eval.episodes``).
+        oracles: when given, receives the names of the baselines that read hidden state.
     """
     seed = config.seed if seed is None else seed
     seeds = make_seeds(seed, config.n_envs, config.eval, episodes=episodes)
@@ -766,6 +944,8 @@ def _baseline_scores(
     scores = {}
     for name in baseline_names(env, config.baselines) if names is None else names:
         baseline = make_baseline(name, env, seed=config.seed, fit_seeds=fit, field="baselines")
+        if oracles is not None and getattr(baseline, "reads_hidden_state", lambda: False)():
+            oracles.add(name)
         returns = run_episodes(
             baseline,
             env,

@@ -60,6 +60,13 @@ class Curve:
             )
         if np.any(np.diff(t) < 0):
             raise ValueError("curve timesteps must increase")
+        bad = ~(np.isfinite(t) & np.isfinite(y))
+        if bad.any():
+            raise ValueError(
+                f"a curve needs finite timesteps and values, got {y[bad].tolist()} at "
+                f"timesteps {t[bad].tolist()} (a diverged evaluation: no metric can be read "
+                "from it)"
+            )
         object.__setattr__(self, "timesteps", t)
         object.__setattr__(self, "values", y)
 
@@ -186,7 +193,10 @@ def compare(
 
     The transfer curve of each seed is put on the timesteps of that seed's scratch curve
     (:meth:`Curve.on`; the arms share an evaluation schedule, so this only matters when a
-    point was taken a few steps apart).
+    point was taken a few steps apart). Both curves of a seed must span the same steps (their
+    first and last points at most half the scratch curve's smallest evaluation interval apart):
+    a curve that stops early, or starts late, would otherwise be extended flat, and the metrics
+    would compare a guess with a measurement.
 
     Args:
         transfer: seed -> curve of the transfer arm.
@@ -198,6 +208,10 @@ def compare(
         confidence: coverage of the intervals.
         reps: bootstrap resamples.
         seed: seed of the resampling.
+
+    Raises:
+        ValueError: when the arms have other seeds, a seed's curves span other steps, or a
+            threshold is missing or not finite.
 
     Returns:
         ``{"seeds", "threshold", "per_seed": {seed: {...}}, "aggregate": {metric: {...}},
@@ -220,10 +234,15 @@ def compare(
         raise ValueError("no curves to compare")
     if isinstance(threshold, Mapping) and sorted(threshold) != seeds:
         raise ValueError(f"threshold: expected one value per seed {seeds}, got {sorted(threshold)}")
+    if reps < 1:
+        raise ValueError(f"bootstrap_reps: must be >= 1, got {reps}")
     per_seed: dict[int, dict[str, Any]] = {}
     for s in seeds:
         level = threshold[s] if isinstance(threshold, Mapping) else threshold
+        if level is not None and not np.isfinite(level):
+            raise ValueError(f"threshold: must be a finite return, got {level} for seed {s}")
         sc = scratch[s]
+        _check_span(transfer[s], sc, s)
         tr = transfer[s].on(sc.timesteps)
         auc_t, auc_s = total_reward(tr), total_reward(sc)
         asym_t, asym_s = asymptotic(tr, asymptote_points), asymptotic(sc, asymptote_points)
@@ -294,6 +313,20 @@ def compare(
         "verdicts": verdicts,
         "verdict": sentence(verdicts, len(seeds), confidence),
     }
+
+
+def _check_span(transfer: Curve, scratch: Curve, seed: int) -> None:
+    """Raise unless both curves of ``seed`` start and end at the same steps (within a point)."""
+    steps = np.diff(scratch.timesteps)
+    steps = steps[steps > 0]
+    tolerance = float(steps.min()) / 2.0 if steps.size else 0.0
+    t, s = transfer.timesteps, scratch.timesteps
+    if abs(t[0] - s[0]) > tolerance or abs(t[-1] - s[-1]) > tolerance:
+        raise ValueError(
+            f"seed {seed}: the transfer curve spans steps {t[0]:g} to {t[-1]:g} and the "
+            f"scratch curve {s[0]:g} to {s[-1]:g}; the arms of a seed must be evaluated on "
+            "the same schedule over the same budget (total_timesteps, eval.eval_freq)"
+        )
 
 
 def sentence(verdicts: Mapping[str, str], seeds: int, confidence: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -31,8 +32,28 @@ def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu")
     Raises:
         ValueError: naming ``agent.policy_kwargs.net_arch`` when the networks differ.
     """
+    state = source_state(folder, device)
+    check_weights_fit(state, model, str(folder / MODEL_FILE))
+    model.policy.load_state_dict(state)
+
+
+def source_state(folder: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The policy weights saved in ``folder/model.zip``."""
     _, params, _ = load_from_zip_file(folder / MODEL_FILE, load_data=False, device=device)
-    state: dict[str, torch.Tensor] = dict(params["policy"])
+    return dict(params["policy"])
+
+
+def check_weights_fit(state: Mapping[str, torch.Tensor], model: BaseAlgorithm, source: str) -> None:
+    """Raise unless the policy weights ``state`` fit ``model``'s policy (names and shapes).
+
+    Args:
+        state: the source's policy weights.
+        model: the model that would start from them.
+        source: where the weights come from, for the message.
+
+    Raises:
+        ValueError: naming ``agent.policy_kwargs.net_arch`` when the networks differ.
+    """
     own = model.policy.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
@@ -50,11 +71,10 @@ def load_source_weights(model: BaseAlgorithm, folder: Path, device: str = "cpu")
             ]
         )
         raise ValueError(
-            f"agent.policy_kwargs.net_arch: the source network ({folder / MODEL_FILE}) does not "
+            f"agent.policy_kwargs.net_arch: the source network ({source}) does not "
             f"fit the agent's network ({details}); use the source's agent preset or its "
             "net_arch, activation and algorithm"
         )
-    model.policy.load_state_dict(state)
 
 
 def load_source_stats(folder: Path, field: str = "source") -> VecNormalize | None:

@@ -104,6 +104,31 @@ def test_curve_interpolates_onto_other_timesteps_and_rejects_bad_input():
         Curve([0, 10], [1])
 
 
+def test_curves_that_are_not_finite_or_span_other_steps_are_refused():
+    # a diverged evaluation point: no metric and no verdict can be read from it
+    with pytest.raises(ValueError, match=r"finite .* got \[nan\] at timesteps \[10.0\]"):
+        Curve(T, [1.0, np.nan, 3.0, 4.0])
+    with pytest.raises(ValueError, match="finite"):
+        Curve(T, [1.0, 2.0, np.inf, 4.0])
+    scratch = {0: Curve(T, [0.0, 1.0, 2.0, 3.0])}
+    # a transfer curve that stops early (or starts late) is not extended flat to the budget
+    for short in (Curve([0, 10], [5.0, 6.0]), Curve([10, 20, 30], [5.0, 6.0, 7.0])):
+        with pytest.raises(ValueError, match=r"seed 0: the transfer curve spans steps"):
+            compare({0: short}, scratch, threshold=None, reps=50)
+    # nor is a longer transfer curve cut to a shorter scratch curve
+    with pytest.raises(ValueError, match=r"scratch curve 0 to 10"):
+        compare(
+            {0: Curve(T, [5.0, 6.0, 7.0, 8.0])}, {0: Curve([0, 10], [0.0, 1.0])}, threshold=None
+        )
+    # a point taken a few steps apart is put on the scratch grid
+    ok = compare({0: Curve([0, 11, 21, 31], [5.0, 6.0, 7.0, 8.0])}, scratch, threshold=None)
+    assert ok["per_seed"][0]["jumpstart"] == 5.0
+    with pytest.raises(ValueError, match=r"bootstrap_reps: must be >= 1, got 0"):
+        compare(scratch, scratch, threshold=None, reps=0)
+    with pytest.raises(ValueError, match=r"threshold: must be a finite return"):
+        compare(scratch, scratch, threshold=float("nan"))
+
+
 def test_interval_and_verdicts():
     s = interval([1.0, 2.0, 3.0, None], reps=500)
     assert s["mean"] == pytest.approx(2.0) and s["n"] == 3
@@ -271,6 +296,84 @@ def test_unknown_source_names_the_choices(make_cfg):
     cfg = make_cfg("transfer")
     with pytest.raises(ValueError, match=r"transfer/inventory_lost_sales__source"):
         run(cfg)
+
+
+def _source_folder(make_cfg, folder, *overrides, normalize=False):
+    """A saved PPO source on the inventory chain (no config.yaml: its algorithm is not known)."""
+    model = _model(make_cfg, *overrides)
+    folder.mkdir()
+    model.save(folder / "model.zip")
+    if normalize:
+        config = as_config(make_cfg("config"), TrainConfig)
+        venv = make_training_env(config.env, 2, 0, config.agent.normalize, config.agent.gamma)
+        venv.save(str(folder / "vecnormalize.pkl"))
+    return folder
+
+
+def test_a_source_network_or_normalisation_that_cannot_start_the_arm_fails_first(
+    make_cfg, tmp_path
+):
+    # the network of a source folder: refused before the folder is written or an arm trains
+    narrow = _source_folder(make_cfg, tmp_path / "narrow", "agent.policy_kwargs.net_arch=[8]")
+    cfg = make_cfg("transfer", [f"source={narrow}", "env=inventory_lost_sales"])
+    with pytest.raises(ValueError, match=r"agent.policy_kwargs.net_arch: the source network"):
+        run(cfg)
+    assert not Path(cfg.run_dir).exists()
+    # the network a source preset would train: refused before the source is trained
+    cfg = make_cfg(
+        "transfer",
+        [
+            "experiment=transfer/inventory_backlog_to_lost_sales",
+            "agent.policy_kwargs.net_arch=[8]",
+        ],
+    )
+    with pytest.raises(ValueError, match=r"net_arch: the source network \(the one source=transfer"):
+        run(cfg)
+    assert not Path(cfg.run_dir).exists()
+    # normalised observations of the source need normalised observations in the arm
+    normed = _source_folder(make_cfg, tmp_path / "normed", normalize=True)
+    cfg = make_cfg(
+        "transfer", [f"source={normed}", "env=inventory_lost_sales", "agent.normalize.obs=false"]
+    )
+    with pytest.raises(ValueError, match=r"agent.normalize.obs: the source .* normalised"):
+        run(cfg)
+    assert not Path(cfg.run_dir).exists()
+    cfg = make_cfg("transfer", [f"source={normed}", "env=inventory_lost_sales", "bootstrap_reps=0"])
+    with pytest.raises(ValueError, match=r"bootstrap_reps: must be >= 1, got 0"):
+        run(cfg)
+    assert not Path(cfg.run_dir).exists()
+    # a lepton-transfer run folder names its source folder
+    (tmp_path / "run" / "source").mkdir(parents=True)
+    (normed / "model.zip").rename(tmp_path / "run" / "source" / "model.zip")
+    cfg = make_cfg("transfer", [f"source={tmp_path / 'run'}", "env=inventory_lost_sales"])
+    with pytest.raises(ValueError, match=r"is a lepton-transfer run; its source agent is source="):
+        run(cfg)
+
+
+def test_an_oracle_baseline_never_sets_the_default_threshold(make_cfg):
+    from agents.transfer import _baseline_scores, best_baseline
+
+    # with hidden quality, quality_first reads what the agent cannot see: the best score
+    # here, but not a level an agent can be expected to reach
+    cfg = make_cfg(
+        "transfer",
+        [
+            "source=recsys/recsim_hidden",
+            "env=recsys/recsim_hidden",
+            "eval.episodes=2",
+            "eval.fit_episodes=2",
+        ],
+    )
+    config = as_config(cfg, TransferConfig)
+    oracles = set()
+    scores = _baseline_scores(config, oracles=oracles)
+    assert "quality_first" in oracles
+    assert max(scores, key=scores.get) in oracles
+    best = best_baseline(scores, oracles)
+    assert best not in oracles and scores[best] == max(
+        v for k, v in scores.items() if k not in oracles
+    )
+    assert best_baseline({"greedy_myopic": 1.0}, {"greedy_myopic"}) is None
 
 
 def test_init_model_is_refused_in_favour_of_source(make_cfg, tmp_path):
@@ -443,6 +546,63 @@ def test_tiny_transfer_run_writes_the_folder(make_cfg):
         rows = list(csv.DictReader(fh))
     assert [r["seeds"] for r in rows] == ["2", "1", "1"]
     assert all(r["claim"] for r in rows)
+
+
+def test_resume_keeps_the_finished_seeds_and_the_trained_source(make_cfg, monkeypatch):
+    import agents.transfer as transfer
+
+    arms, sources = [], []
+    train_arm, train_source = transfer.train_arm, transfer._train_source
+
+    def counted_arm(agent, *args, **kwargs):
+        if args:  # the source's own training (its env given by position)
+            return train_arm(agent, *args, **kwargs)
+        arms.append((kwargs["seed"], "transfer" if kwargs.get("prepare") else "scratch"))
+        if len(arms) == interrupt_at:
+            raise KeyboardInterrupt  # the run is killed during seed 1's transfer arm
+        return train_arm(agent, **kwargs)
+
+    def counted_source(*args):
+        sources.append(args)
+        return train_source(*args)
+
+    monkeypatch.setattr(transfer, "train_arm", counted_arm)
+    monkeypatch.setattr(transfer, "_train_source", counted_source)
+    interrupt_at = 4
+    cfg = make_cfg("transfer", transfer_overrides())
+    folder = Path(cfg.run_dir)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    assert [p.name for p in (folder / "seeds").iterdir()] == ["0.json"]
+    seed0 = json.loads((folder / "seeds" / "0.json").read_text())
+
+    arms.clear(), sources.clear()
+    interrupt_at = 0
+    resumed = run(make_cfg("transfer", [*transfer_overrides(), f"run_dir={folder}", "resume=true"]))
+    assert sources == []  # the finished source is kept
+    assert arms == [(1, "scratch"), (1, "transfer")]  # seed 0 is not trained again
+    rows = list(csv.DictReader((folder / "curves.csv").open()))
+    for arm in ("scratch", "transfer"):
+        kept = [float(r["mean"]) for r in rows if r["arm"] == arm and r["seed"] == "0"]
+        assert kept == [p["mean"] for p in seed0[arm]]
+    assert resumed["zero_shot"]["per_seed"]["0"] == seed0["zero_shot"]
+    assert resumed["metrics"]["aggregate"]["jumpstart"]["n"] == 2
+
+    # another budget: the seeds recorded with the old one run again
+    arms.clear()
+    run(
+        make_cfg(
+            "transfer",
+            [*transfer_overrides(), f"run_dir={folder}", "resume=true", "total_timesteps=256"],
+        )
+    )
+    assert arms == [(0, "scratch"), (0, "transfer"), (1, "scratch"), (1, "transfer")]
+    # without resume the run starts afresh: the earlier attempt's seeds are dropped at once
+    arms.clear()
+    interrupt_at = 1
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg("transfer", [*transfer_overrides(), f"run_dir={folder}"]))
+    assert not (folder / "seeds").exists()
 
 
 def _result(jump, ttt_transfer, ttt_scratch):
