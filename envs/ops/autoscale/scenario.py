@@ -28,22 +28,36 @@ TRACE_DATASETS = ("bank_calls",)
 MINUTES_PER_DAY = 1440.0
 
 
-def _steps(minutes: float, step_minutes: float) -> int:
-    return int(math.ceil(minutes / step_minutes - 1e-9)) if minutes > 0 else 0
+def _steps(minutes: float, step_minutes: float, limit: int) -> int:
+    """``minutes`` in whole steps (rounded up), at most ``limit``."""
+    if minutes <= 0:
+        return 0
+    steps = minutes / step_minutes - 1e-9
+    return limit if steps >= limit else int(math.ceil(steps))
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (``True``/``False`` are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _nonneg(field: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise ValueError(f"{field}: must be a finite number >= 0, got {value!r}")
     if value < 0:
         raise ValueError(f"{field}: must be >= 0, got {value}")
 
 
 def _positive(field: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise ValueError(f"{field}: must be a finite number > 0, got {value!r}")
     if value <= 0:
         raise ValueError(f"{field}: must be > 0, got {value}")
+
+
+def _flag(field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{field}: must be true or false, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,16 +115,16 @@ class ArrivalConfig:
                 f"{field}.kind: {self.kind!r} is not allowed; allowed: {ARRIVAL_KINDS}"
             )
         _nonneg(f"{field}.mean_rate", self.mean_rate)
-        if not 0.0 <= self.amplitude < 1.0:
-            raise ValueError(f"{field}.amplitude: must lie in [0, 1), got {self.amplitude}")
-        if not 0.0 <= self.peak_hour < 24.0:
-            raise ValueError(f"{field}.peak_hour: must lie in [0, 24), got {self.peak_hour}")
+        if not _finite(self.amplitude) or not 0.0 <= self.amplitude < 1.0:
+            raise ValueError(f"{field}.amplitude: must lie in [0, 1), got {self.amplitude!r}")
+        if not _finite(self.peak_hour) or not 0.0 <= self.peak_hour < 24.0:
+            raise ValueError(f"{field}.peak_hour: must lie in [0, 24), got {self.peak_hour!r}")
         _nonneg(f"{field}.noise", self.noise)
         _positive(f"{field}.noise_minutes", self.noise_minutes)
         _nonneg(f"{field}.burst_rate", self.burst_rate)
-        if not math.isfinite(self.burst_size) or self.burst_size < 1.0:
+        if not _finite(self.burst_size) or self.burst_size < 1.0:
             raise ValueError(
-                f"{field}.burst_size: must be a finite number >= 1, got {self.burst_size}"
+                f"{field}.burst_size: must be a finite number >= 1, got {self.burst_size!r}"
             )
         _positive(f"{field}.burst_minutes", self.burst_minutes)
         _positive(f"{field}.trace_interval", self.trace_interval)
@@ -221,9 +235,9 @@ class ServiceConfig:
             )
         _nonneg(f"{field}.startup_minutes", self.startup_minutes)
         _positive(f"{field}.slo_latency", self.slo_latency)
-        if not 0.0 < self.slo_percentile < 1.0:
+        if not _finite(self.slo_percentile) or not 0.0 < self.slo_percentile < 1.0:
             raise ValueError(
-                f"{field}.slo_percentile: must lie in (0, 1), got {self.slo_percentile}"
+                f"{field}.slo_percentile: must lie in (0, 1), got {self.slo_percentile!r}"
             )
         for name in ("replica_cost", "slo_penalty", "drop_penalty", "mtbf_hours"):
             _nonneg(f"{field}.{name}", getattr(self, name))
@@ -277,21 +291,27 @@ class AutoscaleScenario:
 
     @property
     def startup_steps(self) -> tuple[int, ...]:
-        """Start-up delay of every service in whole decision steps (rounded up)."""
-        return tuple(_steps(s.startup_minutes, self.step_minutes) for s in self.services)
+        """Start-up delay of every service in whole decision steps (rounded up).
+
+        A delay longer than the episode counts as ``horizon + 1`` steps: such a replica never
+        becomes ready within the episode either way.
+        """
+        limit = self.horizon + 1
+        return tuple(_steps(s.startup_minutes, self.step_minutes, limit) for s in self.services)
 
     @property
     def detection_steps(self) -> int:
-        """Failure-detection delay in whole decision steps (rounded up)."""
-        return _steps(self.failure_detection_minutes, self.step_minutes)
+        """Failure-detection delay in whole decision steps (rounded up, at most ``horizon + 1``)."""
+        return _steps(self.failure_detection_minutes, self.step_minutes, self.horizon + 1)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
         if not isinstance(self.horizon, int) or isinstance(self.horizon, bool) or self.horizon < 1:
             raise ValueError(f"horizon: must be an integer >= 1 step, got {self.horizon!r}")
         _positive("step_minutes", self.step_minutes)
-        if not 0.0 <= self.start_hour < 24.0:
-            raise ValueError(f"start_hour: must lie in [0, 24), got {self.start_hour}")
+        if not _finite(self.start_hour) or not 0.0 <= self.start_hour < 24.0:
+            raise ValueError(f"start_hour: must lie in [0, 24), got {self.start_hour!r}")
+        _flag("random_start", self.random_start)
         if not isinstance(self.services, tuple) or not self.services:
             raise ValueError("services: need a tuple of at least one ServiceConfig")
         names = set()
@@ -304,7 +324,7 @@ class AutoscaleScenario:
             if service.name in names:
                 raise ValueError(f"services[{k}].name: {service.name!r} is used twice")
             names.add(service.name)
-        if not isinstance(self.zones, int) or self.zones < 1:
+        if not isinstance(self.zones, int) or isinstance(self.zones, bool) or self.zones < 1:
             raise ValueError(f"zones: must be an integer >= 1, got {self.zones!r}")
         _nonneg("outage_rate", self.outage_rate)
         if self.outage_rate > 0.0 and self.zones < 2:

@@ -659,7 +659,8 @@ def sample_episode(scenario: AutoscaleScenario, rng: np.random.Generator) -> Epi
         for s, z, d in zip(starts.tolist(), zones.tolist(), lengths.tolist(), strict=True):
             if outage_at[s] < 0:
                 outage_at[s] = z
-                outage_len[s] = max(1, math.ceil(d / dtm))
+                # an outage cannot outlast the episode (and a huge mean must not overflow)
+                outage_len[s] = max(1, math.ceil(min(d / dtm, h)))
     return EpisodeDraws(start_minute, arrivals, rates[0].copy(), fail_u, outage_at, outage_len)
 
 

@@ -215,8 +215,12 @@ class InventoryEnv(LeptonEnv):
             raise ValueError(
                 f"action_mode: {action_mode!r} is not allowed; allowed: {ACTION_MODES}"
             )
-        if order_levels < 2:
-            raise ValueError(f"order_levels: must be >= 2, got {order_levels}")
+        if (
+            isinstance(order_levels, bool)
+            or not isinstance(order_levels, int | np.integer)
+            or order_levels < 2
+        ):
+            raise ValueError(f"order_levels: must be an integer >= 2, got {order_levels!r}")
         self.action_mode = action_mode
         self.order_levels = int(order_levels)
         super().__init__(

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import numbers
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 DEMAND_KINDS = ("poisson", "normal", "seasonal", "series")
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (``True``/``False`` are not numbers here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,22 +45,30 @@ class DemandConfig:
         """Raise ``ValueError`` naming the field if the demand is not usable for ``horizon``."""
         if self.kind not in DEMAND_KINDS:
             raise ValueError(f"demand.kind: {self.kind!r} is not allowed; allowed: {DEMAND_KINDS}")
-        if not math.isfinite(self.mean) or self.mean < 0:
-            raise ValueError(f"demand.mean: must be a finite number >= 0, got {self.mean}")
-        if not math.isfinite(self.std) or self.std < 0:
-            raise ValueError(f"demand.std: must be a finite number >= 0, got {self.std}")
-        if not 0 <= self.amplitude <= 1:
-            raise ValueError(f"demand.amplitude: must lie in [0, 1], got {self.amplitude}")
-        if self.cycle < 1:
-            raise ValueError(f"demand.cycle: must be >= 1 period, got {self.cycle}")
+        if not _finite(self.mean) or self.mean < 0:
+            raise ValueError(f"demand.mean: must be a finite number >= 0, got {self.mean!r}")
+        if not _finite(self.std) or self.std < 0:
+            raise ValueError(f"demand.std: must be a finite number >= 0, got {self.std!r}")
+        if not _finite(self.amplitude) or not 0 <= self.amplitude <= 1:
+            raise ValueError(f"demand.amplitude: must lie in [0, 1], got {self.amplitude!r}")
+        if not _finite(self.cycle) or self.cycle < 1:
+            raise ValueError(
+                f"demand.cycle: must be a finite number >= 1 period, got {self.cycle!r}"
+            )
         if self.kind == "series":
+            if not isinstance(self.series, Sequence) or isinstance(self.series, str):
+                raise ValueError(
+                    f"demand.series: expected a list of demands per period, got {self.series!r}"
+                )
             if len(self.series) < horizon:
                 raise ValueError(
                     f"demand.series: needs at least horizon={horizon} values, got {len(self.series)}"
                 )
             for t, v in enumerate(self.series):
-                if not math.isfinite(v):
-                    raise ValueError(f"demand.series[{t}]: is {v}; values must be finite (no NaN)")
+                if not _finite(v):
+                    raise ValueError(
+                        f"demand.series[{t}]: is {v!r}; values must be finite numbers (no NaN)"
+                    )
                 if v < 0:
                     raise ValueError(f"demand.series[{t}]: is {v}; values must be >= 0")
 
@@ -103,10 +117,21 @@ class InventoryScenario:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
+        if not isinstance(self.initial_inventory, Sequence) or isinstance(
+            self.initial_inventory, str
+        ):
+            raise ValueError(
+                "initial_inventory: expected a list of on-hand stock per stage, got "
+                f"{self.initial_inventory!r}"
+            )
         n = self.num_stages
         if n < 1:
             raise ValueError("initial_inventory: need at least one stocking stage")
-        if not isinstance(self.horizon, int) or self.horizon < 1:
+        if (
+            isinstance(self.horizon, bool)
+            or not isinstance(self.horizon, numbers.Integral)
+            or self.horizon < 1
+        ):
             raise ValueError(f"horizon: must be an integer >= 1 period, got {self.horizon!r}")
         lengths = {
             "capacities": (self.capacities, n),
@@ -116,6 +141,8 @@ class InventoryScenario:
             "shortage_costs": (self.shortage_costs, n + 1),
         }
         for field, (values, expected) in lengths.items():
+            if not isinstance(values, Sequence) or isinstance(values, str):
+                raise ValueError(f"{field}: expected a list of {expected} numbers, got {values!r}")
             if len(values) != expected:
                 raise ValueError(
                     f"{field}: expected {expected} values for {n} stages, got {len(values)}"
@@ -129,18 +156,28 @@ class InventoryScenario:
         }
         for field, values in nonneg.items():
             for i, v in enumerate(values):
-                if not math.isfinite(v) or v < 0:
-                    raise ValueError(f"{field}[{i}]: must be a finite number >= 0, got {v}")
+                if not _finite(v) or v < 0:
+                    raise ValueError(f"{field}[{i}]: must be a finite number >= 0, got {v!r}")
         for i, v in enumerate(self.capacities):
-            if not math.isfinite(v) or v <= 0:
-                raise ValueError(f"capacities[{i}]: must be a finite number > 0, got {v}")
+            if not _finite(v) or v <= 0:
+                raise ValueError(f"capacities[{i}]: must be a finite number > 0, got {v!r}")
         for i, v in enumerate(self.lead_times):
             if int(v) != v:
                 raise ValueError(f"lead_times[{i}]: must be a whole number of periods, got {v}")
-        if not math.isfinite(self.price) or self.price < 0:
-            raise ValueError(f"price: must be a finite number >= 0, got {self.price}")
-        if not 0 < self.discount <= 1:
-            raise ValueError(f"discount: must lie in (0, 1], got {self.discount}")
+        if not _finite(self.price) or self.price < 0:
+            raise ValueError(f"price: must be a finite number >= 0, got {self.price!r}")
+        if not _finite(self.discount) or not 0 < self.discount <= 1:
+            raise ValueError(f"discount: must lie in (0, 1], got {self.discount!r}")
+        if not isinstance(self.backlog, bool):
+            raise ValueError(
+                f"backlog: must be true (backlog) or false (lost sales), got {self.backlog!r}"
+            )
+        if not isinstance(self.demand, DemandConfig):
+            raise ValueError(
+                "demand: expected a mapping of demand fields (allowed: "
+                f"{[f.name for f in dataclasses.fields(DemandConfig)]}) or a DemandConfig, "
+                f"got {self.demand!r}"
+            )
         self.demand.validate(self.horizon)
 
 

@@ -23,6 +23,10 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _is_sequence(v: Any) -> bool:
+    return isinstance(v, Sequence) and not isinstance(v, str | bytes)
+
+
 def default_condition_names(num_conditions: int) -> tuple[str, ...]:
     """Labels of ``num_conditions`` condition states: ``new, good, worn, poor, failed`` for five.
 
@@ -78,6 +82,11 @@ class MachineConfig:
 
     def validate(self, field: str = "machine") -> None:
         """Raise ``ValueError`` naming the first invalid field (prefixed with ``field``)."""
+        if not _is_sequence(self.transition):
+            raise ValueError(
+                f"{field}.transition: expected a K x K matrix (a list of rows), got "
+                f"{self.transition!r}"
+            )
         k = self.num_conditions
         if k < 2:
             raise ValueError(
@@ -85,6 +94,10 @@ class MachineConfig:
                 f"failed), got {k}"
             )
         for i, row in enumerate(self.transition):
+            if not _is_sequence(row):
+                raise ValueError(
+                    f"{field}.transition[{i}]: expected a row of {k} probabilities, got {row!r}"
+                )
             if len(row) != k:
                 raise ValueError(
                     f"{field}.transition: expected a square {k} x {k} matrix, row {i} has "
@@ -106,10 +119,10 @@ class MachineConfig:
                 f"{field}.transition[{k - 1}]: the failed state must be absorbing (row "
                 f"[0, ..., 0, 1]); got {list(failed)}"
             )
-        if len(self.output) != k:
+        if not _is_sequence(self.output) or len(self.output) != k:
             raise ValueError(
                 f"{field}.output: expected {k} values (one per condition state), got "
-                f"{len(self.output)}"
+                f"{self.output!r}"
             )
         for c, v in enumerate(self.output):
             if not _is_number(v) or not math.isfinite(v) or v < 0:
@@ -190,10 +203,10 @@ class MaintenanceScenario:
             raise ValueError(f"crews: must be an integer >= 0, got {self.crews!r}")
         if not isinstance(self.horizon, int) or isinstance(self.horizon, bool) or self.horizon < 1:
             raise ValueError(f"horizon: must be an integer >= 1 step, got {self.horizon!r}")
-        if len(self.initial_condition) != k:
+        if not _is_sequence(self.initial_condition) or len(self.initial_condition) != k:
             raise ValueError(
                 f"initial_condition: expected {k} probabilities (one per condition state), got "
-                f"{len(self.initial_condition)}"
+                f"{self.initial_condition!r}"
             )
         for c, p in enumerate(self.initial_condition):
             if not _is_number(p) or not math.isfinite(p) or p < 0 or p > 1:
@@ -203,10 +216,15 @@ class MaintenanceScenario:
         total = math.fsum(self.initial_condition)
         if abs(total - 1.0) > ROW_TOLERANCE:
             raise ValueError(f"initial_condition: sums to {total:.9g}; it must sum to 1")
-        if self.condition_names and len(self.condition_names) != k:
+        names = self.condition_names
+        if names and (
+            not _is_sequence(names)
+            or len(names) != k
+            or not all(isinstance(label, str) for label in names)
+        ):
             raise ValueError(
-                f"condition_names: expected {k} labels (one per condition state), got "
-                f"{len(self.condition_names)}"
+                f"condition_names: expected {k} labels (one string per condition state), got "
+                f"{names!r}"
             )
 
 
