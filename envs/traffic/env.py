@@ -24,10 +24,6 @@ from envs.traffic.sim import (
     L_WAIT,
     METRICS,
     QUANTITIES,
-    S_CUR,
-    S_STAGE,
-    S_TARGET,
-    S_TSC,
     TrafficSim,
     TrafficState,
     check_threads,
@@ -78,8 +74,9 @@ class SignalObservation(ObservationBuilder):
 
     Per signal: one-hot of the current green phase (``obs_phases`` slots), a flag that the
     minimum green has elapsed, then for every incoming lane (``obs_lanes`` slots) the density
-    (vehicles / (lane length / 7.5 m)) and then the queue (halting vehicles on the same scale),
-    both clipped to 1. Padding slots are zero, so one policy fits signals of any size.
+    (vehicles / (lane length / 7.5 m); sumo-rl uses 2.5 m plus the mean length of the lane's
+    vehicles, 7.5 m for SUMO's default car) and then the queue (halting vehicles on the same
+    scale), both clipped to 1. Padding slots are zero, so one policy fits signals of any size.
     """
 
     def __init__(
@@ -124,20 +121,6 @@ class LaneFeatureObservation(SignalObservation):
         net = structure.network
         self.cap = net.lane_length / 7.5
         self.speed = net.lane_speed
-        self.change_after = (
-            structure.signals.yellow_time
-            + structure.signals.all_red_time
-            + structure.signals.min_green
-        )
-        n_phase = sum(len(s.phases) for s in net.signals)
-        self.green_of_phase = np.full(max(n_phase, 1), -1, dtype=np.int64)
-        start = 0
-        self.phase_start = []
-        for sig in net.signals:
-            self.phase_start.append(start)
-            for g, p in enumerate(sig.green_phases):
-                self.green_of_phase[start + p] = g
-            start += len(sig.phases)
 
     def lane_features(self, stats: np.ndarray, lanes: np.ndarray, k: int) -> list[np.ndarray]:
         """``[B, len(lanes)]`` arrays, one per feature, for signal ``k``'s ``lanes``."""
@@ -147,15 +130,10 @@ class LaneFeatureObservation(SignalObservation):
         lay = self.layout
         b = snapshot.time.shape[0]
         out = np.zeros((b, lay.num_signals, self.width), dtype=np.float32)
-        for k, s in enumerate(lay.controlled):
-            stage = snapshot.signal_int[:, s, S_STAGE]
-            phase = np.where(
-                stage == 0, snapshot.signal_int[:, s, S_CUR], snapshot.signal_int[:, s, S_TARGET]
-            )
-            g = self.green_of_phase[phase]
-            rows = np.flatnonzero((g >= 0) & (g < lay.phases))
-            out[rows, k, g[rows]] = 1.0
-            out[:, k, lay.phases] = snapshot.signal_float[:, s, S_TSC] >= self.change_after - 1e-9
+        # phase one-hot and min-green flag: the core's, as in the ``default`` observation (a
+        # signal running its own program reports the program's green and a set flag)
+        out[:, :, : lay.phases + 1] = snapshot.signal_obs[:, :, : lay.phases + 1]
+        for k in range(lay.num_signals):
             lanes = np.asarray(lay.lanes[k], dtype=np.int64)
             base = lay.phases + 1
             for f, values in enumerate(self.lane_features(snapshot.lane_stats, lanes, k)):
@@ -242,15 +220,28 @@ class TrafficSignalEnv(LeptonEnv):
     | `obs_lanes`  | queue of every incoming lane: halting vehicles on the same scale    |
 
     so ``F = obs_phases + 1 + 2 obs_lanes``. Other builders: ``queue``, ``pressure``,
-    ``extended`` (density, queue, speed, waiting time per lane). Padding slots are zero.
+    ``extended`` (density, queue, speed, waiting time per lane); all of them share the phase
+    one-hot and the flag (a signal running its own program, as under the ``fixed_time``
+    baseline, shows the program's green, or the next one during yellow, with the flag set).
+    Padding slots are zero. Incoming lanes are in link order with duplicates dropped, as
+    sumo-rl's ``TrafficSignal.lanes``. A lane's capacity is fixed at length / 7.5 m, where
+    sumo-rl divides by 2.5 m plus the mean length of the vehicles on the lane in that step:
+    the same for SUMO's default car (5 m), different on lanes that buses or bicycles use.
 
     ## Rewards
     Weighted terms (defaults: ``diff_waiting_time`` 1, others 0), summed over signals:
-    ``diff_waiting_time`` (drop in the waiting time of vehicles on incoming lanes, in 100 s),
-    ``queue`` (minus halting vehicles on incoming lanes), ``pressure`` (minus incoming minus
-    outgoing vehicles), ``average_speed`` (mean speed over the limit on incoming lanes),
-    ``delay`` (minus time lost by all vehicles in the step, s) and ``throughput`` (trips
-    finished in the step). Every term is in ``info["reward_terms"]``.
+    ``diff_waiting_time`` (drop since the last decision in the summed waiting time of the
+    vehicles on incoming lanes, in 100 s; a vehicle's waiting time counts from when it entered
+    its lane: sumo-rl counts SUMO's accumulated waiting time, over its last 1000 s, less what it
+    last recorded on other incoming lanes, which differs only by the waiting on a previous lane
+    after the last decision there), ``queue`` (minus halting vehicles, speed < 0.1 m/s, on
+    incoming lanes), ``pressure`` (vehicles on outgoing minus incoming lanes, sumo-rl's sign),
+    ``average_speed`` (mean over the vehicles on incoming lanes of speed over the lane's limit,
+    1 when empty; sumo-rl divides by the vehicle's allowed speed, the limit times its speed
+    factor, so its values stay at or below 1 while ours can exceed it slightly), ``delay``
+    (minus time lost by all vehicles in the step, s) and ``throughput`` (trips finished in the
+    step). ``delay`` and ``throughput`` are network-wide, split evenly over the signals for
+    per-signal rewards. Every term is in ``info["reward_terms"]``, weighted or not.
 
     ## Starting State
     An empty network at the scenario's ``begin``; controlled signals start in their first green
@@ -265,12 +256,15 @@ class TrafficSignalEnv(LeptonEnv):
 
     ## Info
     ``time``, ``arrived`` (trips finished in the step), ``arrived_total``, ``inserted_total``,
-    ``on_network``, ``waiting_to_insert``, ``mean_travel_time``, ``mean_waiting_time`` and
-    ``mean_delay`` (time loss) over finished trips (0 until a trip finishes: read them with
-    ``arrived_total``), ``mean_depart_delay`` (from the scheduled departure to insertion, which
-    ends the sub-step: a departure at a whole second counts one sub-step, where SUMO inserts in
-    the same step and reports 0), ``queue`` (halting vehicles now), ``mean_speed`` (now),
-    ``episode_mean_speed`` (vehicle-weighted), ``teleports`` and ``reward_terms``.
+    ``on_network``, ``waiting_to_insert``, ``mean_travel_time`` (insertion to arrival),
+    ``mean_waiting_time`` (time below 0.1 m/s) and ``mean_delay`` (time loss) over finished
+    trips, as SUMO's tripinfo ``duration``, ``waitingTime`` and ``timeLoss`` (0 until a trip
+    finishes: read them with ``arrived_total``), ``mean_depart_delay`` (from the scheduled
+    departure to insertion, which ends the sub-step: a departure at a whole second counts one
+    sub-step, where SUMO inserts in the same step and reports 0), ``queue`` (halting vehicles
+    on all lanes now), ``mean_speed`` (now, over the vehicles on lanes, not those crossing a
+    junction; 0 when there are none), ``episode_mean_speed`` (vehicle-weighted), ``teleports``
+    and ``reward_terms`` (every registered term).
 
     ## Arguments
     - ``scenario``: a :class:`TrafficScenario`, a preset name (see
