@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,6 +19,7 @@ from envs.traffic.builders import (
     single_intersection,
     sumo_rl_single_intersection,
 )
+from envs.traffic.nets import sumo_rl_nets_dir
 from envs.traffic.network import LINK_STATES, Network
 from envs.traffic.scenario import TrafficScenario
 
@@ -309,26 +309,15 @@ def test_presets_take_overrides() -> None:
 
 
 # --- sumo-rl's single intersection ------------------------------------------------------------
-def _sumo_rl_nets() -> Path | None:
-    candidates = []
+@pytest.fixture(scope="module")
+def sumo_rl_nets() -> Path:
+    """sumo-rl's ``nets`` folder (``SUMO_RL_NETS``, else fetched and cached on first use)."""
     if os.environ.get("SUMO_RL_NETS"):
-        candidates.append(Path(os.environ["SUMO_RL_NETS"]))
-    spec = importlib.util.find_spec("sumo_rl")
-    if spec is not None and spec.origin:
-        candidates.append(Path(spec.origin).parent / "nets")
-    candidates.append(Path("/tmp/sumorl_wheel/sumo_rl/nets"))
-    for path in candidates:
-        if (path / "single-intersection" / "single-intersection.net.xml").exists():
-            return path
-    return None
-
-
-NETS = _sumo_rl_nets()
-needs_sumo_rl = pytest.mark.skipif(
-    NETS is None,
-    reason="sumo-rl's nets not found (pip download --no-deps sumo-rl==1.4.5 and unzip it to "
-    "/tmp/sumorl_wheel, or set SUMO_RL_NETS)",
-)
+        return Path(os.environ["SUMO_RL_NETS"])
+    try:
+        return sumo_rl_nets_dir()
+    except RuntimeError as exc:  # no sumo-rl wheel reachable: nothing to compare with
+        pytest.skip(f"sumo-rl's networks are not available: {exc}")
 
 
 def _shape(text: str) -> np.ndarray:
@@ -347,10 +336,8 @@ def test_sumo_rl_preset_structure() -> None:
         sumo_rl_single_intersection(scale=3.0)
 
 
-@needs_sumo_rl
-def test_sumo_rl_preset_matches_the_shipped_files() -> None:
-    assert NETS is not None
-    folder = NETS / "single-intersection"
+def test_sumo_rl_preset_matches_the_shipped_files(sumo_rl_nets: Path) -> None:
+    folder = sumo_rl_nets / "single-intersection"
     root = ET.parse(folder / "single-intersection.net.xml").getroot()
     net = sumo_rl_single_intersection().network
     internal = {}
@@ -416,12 +403,8 @@ def test_sumo_rl_preset_matches_the_shipped_files() -> None:
         assert mine.depart_lane == f.get("departLane")
 
 
-@needs_sumo_rl
-def test_grid_links_match_resco_grid4x4() -> None:
-    assert NETS is not None
-    path = NETS / "RESCO" / "grid4x4" / "grid4x4.net.xml"
-    if not path.exists():
-        pytest.skip("RESCO grid4x4 not in this sumo-rl copy")
+def test_grid_links_match_resco_grid4x4(sumo_rl_nets: Path) -> None:
+    path = sumo_rl_nets / "RESCO" / "grid4x4" / "grid4x4.net.xml"
     root = ET.parse(path).getroot()
     internal = {lane.get("id"): lane for lane in root.iter("lane")}
     net = PRESETS["grid4x4"]().network
