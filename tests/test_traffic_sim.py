@@ -471,3 +471,26 @@ def test_a_forced_scenario_keeps_what_the_core_was_built_for() -> None:
     while not any(own.step(own.action_space.sample())[2:4]):
         steps += 1
     assert steps + 1 == 100 / short.signals.delta_time
+
+
+@pytest.mark.parametrize(
+    ("speed_limit", "u", "expected"),
+    [
+        # below the acceleration (2.6 m/s²) a vehicle dawdles by sigma * its speed * u ...
+        (1.0, 1.0, 0.5),
+        (2.0, 0.5, 1.5),
+        # ... above it by sigma * accel * u (SUMO's dawdle2)
+        (13.89, 1.0, 2.6 - 0.5 * 2.6),
+        (1.0, 0.0, 1.0),
+    ],
+)
+def test_krauss_dawdles_like_sumo(speed_limit: float, u: float, expected: float) -> None:
+    """A starting vehicle (speed 0, free road) reaches min(limit, accel) less SUMO's dawdle."""
+    from envs.traffic.sim import T_ACC, T_DEC, T_MODEL, T_SIGMA, T_TAU, T_VMAX, _next_speed
+
+    tp = np.zeros((1, 10))
+    tp[0, [T_LEN, T_GAP, T_ACC, T_DEC, T_SIGMA, T_TAU, T_VMAX, T_MODEL]] = [
+        5.0, 2.5, 2.6, 4.5, 0.5, 1.0, 55.56, 0.0,
+    ]  # fmt: skip
+    got = _next_speed(0.0, speed_limit, 0.0, 0.0, False, tp, 0, 1.0, u)
+    assert got == pytest.approx(expected)

@@ -4,9 +4,10 @@ Each of ``B`` replicas simulates vehicles on the lanes of one :class:`~envs.traf
 at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
 
 - **Car following**: SUMO's default Krauss model (safe speed
-  ``v_safe = -b τ + sqrt((b τ)² + v_l² + 2 b g)``, acceleration limit, dawdling by ``σ a dt u``
-  bounded below by the comfortable deceleration, Euler position update) or IDM, with SUMO's
-  passenger-car parameters and a per-vehicle speed factor.
+  ``v_safe = -b τ + sqrt((b τ)² + v_l² + 2 b g)``, acceleration limit, dawdling by
+  ``σ min(v, a) dt u`` as SUMO's ``dawdle2`` (a vehicle slower than its acceleration dawdles in
+  proportion to its speed) bounded below by the comfortable deceleration, Euler position
+  update) or IDM, with SUMO's passenger-car parameters and a per-vehicle speed factor.
 - **Junctions**: a vehicle at the end of its lane crosses along its chosen connection when the
   link allows it: green ``G``/``M`` always; permissive ``g``/``m``/``s``/``=`` only if no vehicle
   on a foe connection is in the junction or due at its stop line within the vehicle's own
@@ -666,7 +667,9 @@ def _next_speed(
     vsafe = _safe_speed(v, vl, gap, tau, dec) if has_leader else 1e9
     vm = min(v + acc * dt, vsafe, vmax)
     vmin = min(max(0.0, v - dec * dt), vm)
-    vd = max(0.0, vm - acc * tp[t, T_SIGMA] * dt * u)
+    # SUMO's dawdle2: below the acceleration a vehicle dawdles in proportion to its speed, so
+    # one that is starting does start
+    vd = max(0.0, vm - tp[t, T_SIGMA] * min(vm, acc) * dt * u)
     return max(vmin, vd)
 
 
