@@ -22,6 +22,7 @@ from envs.traffic.sim import (
     I_INCONN,
     I_LANE,
     I_TYPE,
+    METRICS,
     T_GAP,
     T_LEN,
     TrafficSim,
@@ -494,3 +495,23 @@ def test_krauss_dawdles_like_sumo(speed_limit: float, u: float, expected: float)
     ]  # fmt: skip
     got = _next_speed(0.0, speed_limit, 0.0, 0.0, False, tp, 0, 1.0, u)
     assert got == pytest.approx(expected)
+
+
+def test_a_vehicle_enters_at_its_depart_time_like_sumo() -> None:
+    """SUMO inserts a vehicle in the step of its depart time: no depart delay on a free road."""
+    from envs.traffic.scenario import Departure
+
+    sc = every_second(builders.PRESETS["single4"]())
+    route = sc.routes[0].id
+    sc = sc.replace(flows=(), vehicles=(Departure("a", 5.0, route), Departure("b", 7.5, route)))
+    sim = make_sim(sc)
+    entered = {}
+    for t in range(1, 11):
+        sim.advance(np.zeros((1, len(sc.controlled_signals)), dtype=np.int64))
+        for v in vehicles(sim):
+            entered.setdefault(int(v), float(sim.vf[0, v, F_INSERT]))
+        assert float(sim.time[0]) == t
+        assert len(entered) == (t >= 5) + (t >= 8)
+    assert sorted(entered.values()) == [5.0, 8.0]
+    delay = sim.metrics[0, list(METRICS).index("mean_depart_delay")]
+    assert delay == pytest.approx((0.0 + 0.5) / 2)

@@ -1258,11 +1258,13 @@ def _advance_replicas(
             # --- insertion ---
             t_next = t_now + dt
             # departures are grouped by source edge (time order within a group): each source
-            # inserts its due vehicles in order until one does not fit (SUMO's insertion order)
+            # inserts its due vehicles in order until one does not fit (SUMO's insertion order);
+            # a departure due by the end of the sub-step enters then, as SUMO inserts a vehicle
+            # in the step of its depart time, after the others moved
             for src in range(n_sources):
                 while (
                     seg_due[b, src] < seg_end[b, src]
-                    and dep_time[b, seg_due[b, src]] < t_next - 1e-9
+                    and dep_time[b, seg_due[b, src]] <= t_next + 1e-9
                 ):
                     seg_due[b, src] += 1
                 while seg_ptr[b, src] < seg_due[b, src]:
