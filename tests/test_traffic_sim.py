@@ -515,3 +515,47 @@ def test_a_vehicle_enters_at_its_depart_time_like_sumo() -> None:
     assert sorted(entered.values()) == [5.0, 8.0]
     delay = sim.metrics[0, list(METRICS).index("mean_depart_delay")]
     assert delay == pytest.approx((0.0 + 0.5) / 2)
+
+
+def test_vehicles_stuck_side_by_side_in_each_others_lane_swap() -> None:
+    """Two vehicles that reach the stop line side by side, each on the lane the other needs,
+    would block each other for ever: they swap lanes and both drive on."""
+    from envs.traffic.scenario import Departure, VehicleType
+
+    sc = builders.single_intersection(
+        4, lanes_per_arm=2, movement_flows={"wn": 1.0, "ws": 1.0}, seconds=400.0
+    )
+    net = sc.network
+    routes = {r.id: r for r in sc.routes}
+    first_edge = routes["route_wn"].edges[0]
+    lanes = [i for i, lane in enumerate(net.lane_ids) if lane.startswith(first_edge + "_")]
+    lane_id = {int(net.lane_ids[i].rsplit("_", 1)[1]): i for i in lanes}
+
+    def reaches(lane: int, edge: str) -> bool:
+        return any(
+            net.edge_ids[net.lane_edge[net.conn_to[c]]] == edge
+            for c in range(net.num_connections)
+            if net.conn_from[c] == lane
+        )
+
+    # the left turn (to the north) leaves only from lane 1, the right turn only from lane 0
+    north, south = routes["route_wn"].edges[1], routes["route_ws"].edges[1]
+    assert not reaches(lane_id[0], north) and reaches(lane_id[1], north)
+    assert reaches(lane_id[0], south) and not reaches(lane_id[1], south)
+    sc = sc.replace(
+        flows=(),
+        vtypes={"DEFAULT_VEHTYPE": VehicleType(sigma=0.0, speed_dev=0.0)},
+        vehicles=(
+            Departure("left", 0.0, "route_wn", depart_lane=0),
+            Departure("right", 0.0, "route_ws", depart_lane=1),
+        ),
+        teleport_time=-1.0,
+    )
+    sim = make_sim(every_second(sc))
+    sim.program_mode[:] = True
+    arrived = 0.0
+    for _ in range(300):
+        sim.advance(np.zeros((1, len(sc.controlled_signals)), dtype=np.int64))
+        check_no_overlap(sim)
+        arrived = float(sim.metrics[0, list(METRICS).index("arrived_total")])
+    assert arrived == 2

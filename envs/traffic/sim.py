@@ -17,7 +17,8 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
   drive the internal path (negative positions on the target lane).
 - **Routes and lanes**: at every junction a vehicle takes the connection towards its route's next
   edge whose target lane continues best; a vehicle on a lane without such a connection changes
-  to the adjacent lane when the gaps allow it (forced after 10 s at the stop line).
+  to the adjacent lane when the gaps allow it (forced after 10 s at the stop line). Two vehicles
+  stuck side by side, each on the lane the other needs, swap lanes (SUMO's lane-change swap).
 - **Insertion**: departures wait in a queue until their first lane has room
   (SUMO's insertion), counted as depart delay; ``departSpeed=max`` inserts at the safe speed.
 - **Teleports**: a vehicle stopped at the front of its lane for ``teleport_time`` jumps to its next
@@ -624,6 +625,56 @@ def _continues_as_well(
 
 
 @numba.njit(cache=True, inline="always")
+def _swaps(
+    v: int,
+    u: int,
+    lane: int,
+    target: int,
+    first: np.ndarray,
+    count: np.ndarray,
+    ob: np.ndarray,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    tp: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+) -> bool:  # pragma: no cover
+    """Whether ``v``, forced to change from ``lane`` to ``target``, can swap with ``u``.
+
+    ``u`` is the one vehicle on ``target`` in ``v``'s way. It must be stuck too, without a connection from ``target`` to its next edge but with one
+    from ``lane``, and fit on ``lane`` beside the vehicles other than ``v`` (no overlap).
+    """
+    if vib[u, I_CONN] != -1 or vfb[u, F_STUCK] < FORCE_CHANGE or vfb[u, F_POS] < 0.0:
+        return False
+    route = vib[u, I_ROUTE]
+    k = route_i[route, 0] + vib[u, I_RPOS] + 1
+    if k >= route_i[route, 1]:
+        return False
+    nxt = route_edges[k]
+    if _lane_continues(target, nxt, lane_i, lout, conn_i, conn_edge) or not _lane_continues(
+        lane, nxt, lane_i, lout, conn_i, conn_edge
+    ):
+        return False
+    up = vfb[u, F_POS]
+    ulen = tp[vib[u, I_TYPE], T_LEN]
+    for j in range(first[lane], first[lane] + count[lane]):
+        w = ob[j]
+        if w == v or vib[w, I_LANE] != lane:
+            continue
+        wp = vfb[w, F_POS]
+        if wp >= up:
+            if wp - tp[vib[w, I_TYPE], T_LEN] < up:
+                return False
+        elif up - ulen < wp:
+            return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
 def _yields(st: int) -> bool:  # pragma: no cover
     return st == MINOR_GREEN or st == OFF_MINOR or st == MINOR or st == STOP or st == ALLWAY  # noqa: SIM109
 
@@ -885,6 +936,8 @@ def _advance_replicas(
                 length = tp[t, T_LEN]
                 forced = c == -1 and vfb[v, F_STUCK] >= FORCE_CHANGE
                 ok = pos <= lane_f[target, 0]
+                blockers = 0
+                blocker = -1
                 # neighbours on the target lane (sorted by position descending)
                 for j in range(first[target], first[target] + count[target]):
                     if count[target] == 0:
@@ -895,16 +948,61 @@ def _advance_replicas(
                     up = vfb[u, F_POS]
                     ut = vib[u, I_TYPE]
                     if up >= pos:  # ahead
-                        if up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP]):
-                            ok = False
+                        blocked = up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP])
                     else:  # behind
                         need = 0.0 if forced else tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]
-                        if pos - length - up < need:
-                            ok = False
+                        blocked = pos - length - up < need
+                    if blocked:
+                        ok = False
+                        blockers += 1
+                        blocker = u
                 if ok:
                     vib[v, I_LANE] = target
                     vib[v, I_CONN] = -1
                     vfb[v, F_LWAIT] = 0.0
+                    changed = True
+                elif (
+                    forced
+                    and blockers == 1
+                    and _swaps(
+                        v,
+                        blocker,
+                        lane,
+                        target,
+                        first,
+                        count,
+                        ob,
+                        vib,
+                        vfb,
+                        tp,
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        route_i,
+                        route_edges,
+                    )
+                ):
+                    # two vehicles stuck side by side, each wanting the other's lane: they swap
+                    # (SUMO's lane-change swap), else neither could ever move on
+                    vib[v, I_LANE] = target
+                    vib[blocker, I_LANE] = lane
+                    for side in range(2):
+                        w = v if side == 0 else blocker
+                        vfb[w, F_LWAIT] = 0.0
+                        vfb[w, F_STUCK] = 0.0
+                        vib[w, I_CONN] = _choose_conn(
+                            vib[w, I_LANE],
+                            vib[w, I_ROUTE],
+                            vib[w, I_RPOS],
+                            lane_i,
+                            lout,
+                            conn_i,
+                            conn_edge,
+                            route_i,
+                            route_edges,
+                            count,
+                        )
                     changed = True
             # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that
             # also leads to its next edge and holds at least two vehicles fewer ---
