@@ -168,6 +168,15 @@ def _device(value: str) -> str | None:
     return f"must be {DEVICES}"
 
 
+SB3_POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+"""The policy names every SB3 algorithm of :data:`conf.schema.AGENT_SCHEMAS` takes (its
+``policy_aliases``): flat observations, images and ``Dict`` observations."""
+
+
+def _policy(value: str) -> str | None:
+    return None if value in SB3_POLICIES else f"must be one of {list(SB3_POLICIES)}"
+
+
 def _layer_sizes(value: list[int]) -> str | None:
     return None if all(size >= 1 for size in value) else "every layer size must be >= 1"
 
@@ -226,7 +235,7 @@ RULES: dict[type, dict[str, Rule]] = {
         "batch_size": AT_LEAST_1,
     },
     InventoryKwargs: {"order_levels": Interval(2)},
-    SB3AgentConfig: {"learning_rate": POSITIVE, "gamma": UNIT},
+    SB3AgentConfig: {"policy": _policy, "learning_rate": POSITIVE, "gamma": UNIT},
     NormalizeConfig: {"clip_obs": POSITIVE, "clip_reward": POSITIVE},
     PolicyKwargsConfig: {"net_arch": _layer_sizes, "log_std_init": Interval()},
     PPOConfig: {

@@ -31,7 +31,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.algorithms import as_sb3_agent, load_model, model_file, run_config_path
+from agents.algorithms import MODEL_FILE, as_sb3_agent, load_model, model_file, run_config_path
 from agents.config import Seeds, as_config, make_seeds, plain, refuse_init_model
 from agents.envs import (
     RUNTIME_ENV_KWARGS,
@@ -40,6 +40,7 @@ from agents.envs import (
     saved_normalization,
 )
 from agents.evaluation import run_episodes
+from agents.jobs import STATUS_FILE
 from agents.policies import Policy, make_baseline
 from agents.pretrained import check_fits, resolve_model_path
 from agents.report import (
@@ -50,7 +51,7 @@ from agents.report import (
     write_episodes,
     write_metrics,
 )
-from agents.runs import run_folder, save_command, save_config
+from agents.runs import job_folder, run_folder, save_command, save_config
 from conf.resolvers import override_key
 from conf.schema import (
     AGENT_SCHEMAS,
@@ -72,10 +73,15 @@ def run(cfg: DictConfig) -> Metrics:
 
     Returns:
         ``{agent name: {metric: {"mean", "std", "n"}}}``.
+
+    Raises:
+        FileExistsError: naming ``run_dir`` when it holds a ``lepton-train`` run (see
+            :func:`refuse_training_run_folder`).
     """
     follow_saved_run(cfg)
     config = as_config(cfg, EvaluateConfig)
     refuse_init_model(config, "lepton-evaluate")
+    refuse_training_run_folder(job_folder(cfg))
     seeds = make_seeds(config.seed, config.n_envs, config.eval, config.episodes)
 
     set_random_seed(config.seed)
@@ -116,6 +122,31 @@ def run(cfg: DictConfig) -> Metrics:
     print_table(metrics, columns, title)
     log.info("run folder: %s", folder)
     return metrics
+
+
+TRAINING_RUN_FILES = (STATUS_FILE, MODEL_FILE)
+"""Files that only ``lepton-train`` writes into a run folder: their presence marks its run."""
+
+
+def refuse_training_run_folder(folder: Path) -> None:
+    """Refuse to write an evaluation into ``folder`` when it holds a ``lepton-train`` run.
+
+    An evaluation writes ``config.yaml``, ``command.txt``, ``metrics.json``, ``eval.csv`` and
+    ``table.md``, which would replace the training run's own (its baselines' scores, the
+    configuration its model and ``resume`` rely on). A folder of an earlier evaluation is
+    written again.
+
+    Raises:
+        FileExistsError: naming ``run_dir``, the files that mark the run and the folders to use.
+    """
+    found = [name for name in TRAINING_RUN_FILES if (folder / name).is_file()]
+    if found:
+        raise FileExistsError(
+            f"run_dir: {str(folder)!r} holds a lepton-train run ({', '.join(found)}), whose "
+            "config.yaml, metrics.json and eval.csv an evaluation would replace; allowed: a "
+            f"folder without a training run, e.g. run_dir={folder / 'evaluate'}, or no run_dir "
+            "(runs/evaluate/<env>__<agent>__<seed>__<time>)"
+        )
 
 
 def load_policy(config: EvaluateConfig, venv: VecEnv, seeds: Seeds) -> tuple[Policy, VecEnv]:

@@ -12,7 +12,10 @@
 A run's score is its mean evaluation return; the table gives, over the seeds of every policy,
 the mean and the interquartile mean (IQM) with 95 % stratified-bootstrap confidence intervals
 (:mod:`agents.stats`) and the number of seeds behind them. Baselines are evaluated by every job
-on that job's seed; jobs sharing an environment and a seed share the baseline scores.
+on that job's seed; jobs sharing an environment config, an evaluation protocol and a seed share
+the baseline scores. Jobs of one environment that differ in anything their baselines depend on
+(``env.<key>=...``, ``eval.<key>=...``, ``experiment=...`` overrides) get baseline rows of their
+own, labelled with those overrides as their agents are.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line, sweep_total
-from conf.resolvers import computing_overrides, safe_name
+from conf.resolvers import computing_overrides, covered, override_key, safe_name
 
 REPORT_DIR = "report"
 
@@ -81,8 +84,12 @@ class Row:
     metrics: dict[str, float]
 
 
-def _variant_labels(finished: list[Job]) -> dict[Path, str]:
-    """Overrides that tell jobs of the same env, agent and seed apart (those not shared).
+BASELINE_KEYS = ("env", "eval", "experiment")
+"""Overrides under these keys change what a job's baselines score (their env or evaluation)."""
+
+
+def _variants(finished: list[Job]) -> dict[Path, list[str]]:
+    """Overrides that tell jobs of the same env, agent and seed apart (those not shared), sorted.
 
     These are the overrides hashed into the job's folder name (:func:`computing_overrides`):
     switches such as ``tensorboard=true`` never label a variant.
@@ -92,11 +99,20 @@ def _variant_labels(finished: list[Job]) -> dict[Path, str]:
         overrides = job.status.overrides if job.status is not None else []
         extras[job.folder] = set(computing_overrides(overrides))
     common = set.intersection(*extras.values()) if extras else set()
-    return {folder: ", ".join(sorted(e - common)) for folder, e in extras.items()}
+    return {folder: sorted(e - common) for folder, e in extras.items()}
+
+
+def _label(policy: str, variant: list[str]) -> str:
+    return f"{policy} ({', '.join(variant)})" if variant else policy
 
 
 def collect(sweep_dir: Path) -> list[Run]:
-    """Every policy's results in the finished jobs of ``sweep_dir``."""
+    """Every policy's results in the finished jobs of ``sweep_dir``.
+
+    An agent's row label names all of its job's variant overrides, a baseline's only those
+    that change its scores (:data:`BASELINE_KEYS`); a baseline evaluated by several jobs on the
+    same env config, evaluation protocol and seed is counted once.
+    """
     finished = [
         j
         for j in jobs(sweep_dir)
@@ -104,21 +120,27 @@ def collect(sweep_dir: Path) -> list[Run]:
         and j.status.state == FINISHED
         and (j.folder / "metrics.json").is_file()
     ]
-    labels = _variant_labels(finished)
+    variants = _variants(finished)
     runs: list[Run] = []
     seen_baselines: set[tuple[str, str, int, str]] = set()
     for job in finished:
         cfg: Any = OmegaConf.load(job.folder / "config.yaml")
         env, env_id, agent, seed = cfg.env.name, cfg.env.id, cfg.agent.name, int(cfg.seed)
-        variant = labels[job.folder]
+        variant = variants[job.folder]
+        baseline_variant = [o for o in variant if covered(override_key(o), BASELINE_KEYS)]
+        # what a baseline's scores depend on besides its name and the seed
+        evaluated_on = json.dumps(
+            OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["env", "eval"]), resolve=True),
+            sort_keys=True,
+        )
         metrics = json.loads((job.folder / "metrics.json").read_text())
         episodes = _episode_returns(job.folder / "eval.csv")
         curve = _curve(job.folder / "curve.csv")
         for policy, summary in metrics.items():
             kind = "agent" if policy == agent else "baseline"
-            label = f"{policy} ({variant})" if variant and kind == "agent" else policy
+            label = _label(policy, variant if kind == "agent" else baseline_variant)
             if kind == "baseline":
-                key = (env, policy, seed, str(cfg.eval))
+                key = (env, label, seed, evaluated_on)
                 if key in seen_baselines:
                     continue
                 seen_baselines.add(key)

@@ -451,6 +451,11 @@ def test_no_schema_mapping_defaults_to_null():
             "agent.gradient_steps: must be >= 1, or -1 (one per env step), got 0",
         ),
         ("agent=dqn agent.exploration_fraction=0", "agent.exploration_fraction: must be in (0, 1]"),
+        (
+            "agent.policy=FooPolicy",
+            "agent.policy: must be one of ['MlpPolicy', 'CnnPolicy', 'MultiInputPolicy'], "
+            "got 'FooPolicy'",
+        ),
     ],
 )
 def test_out_of_range_values_fail_naming_field_and_range(make_cfg, override, message):
@@ -463,6 +468,14 @@ def test_out_of_range_values_fail_naming_field_and_range(make_cfg, override, mes
     with pytest.raises(ValueError, match=re.escape(message)):
         run(cfg)
     assert not Path(cfg.run_dir).exists()  # failed before anything was written
+
+
+def test_allowed_policies_are_those_of_every_sb3_algorithm():
+    from agents.algorithms import ALGORITHMS
+    from agents.config import SB3_POLICIES
+
+    for algo, cls in ALGORITHMS.items():
+        assert set(cls.policy_aliases) == set(SB3_POLICIES), algo
 
 
 def test_every_out_of_range_field_is_named_at_once(make_cfg):
