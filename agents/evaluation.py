@@ -70,8 +70,10 @@ def run_episodes(
 
     Episode ``k`` runs on a replica seeded ``first_seed + k``: the replicas of a chunk are
     seeded together through ``venv.seed`` (replica ``i`` gets ``seed + i``) and reset; a
-    replica's first episode is recorded and what follows its end (autoreset) is ignored. The
-    results do not depend on the number of replicas.
+    replica's first episode is recorded and what follows its end (autoreset) is ignored. With
+    deterministic actions the results do not depend on the number of replicas; stochastic ones
+    (``deterministic=False``, the random baseline) come from one stream for the whole batch, so
+    another number of replicas draws other (equally distributed) actions.
 
     A replica is one slot of ``venv``, or ``venv.slots_per_replica`` consecutive slots in a
     parameter-sharing env (e.g. the signals of a traffic network): the episode's return is then
