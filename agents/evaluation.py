@@ -70,10 +70,10 @@ def run_episodes(
 
     Episode ``k`` runs on a replica seeded ``first_seed + k``: the replicas of a chunk are
     seeded together through ``venv.seed`` (replica ``i`` gets ``seed + i``) and reset; a
-    replica's first episode is recorded and what follows its end (autoreset) is ignored. With
-    deterministic actions the results do not depend on the number of replicas; stochastic ones
-    (``deterministic=False``, the random baseline) come from one stream for the whole batch, so
-    another number of replicas draws other (equally distributed) actions.
+    replica's first episode is recorded and what follows its end (autoreset) is ignored. The
+    results do not depend on the number of replicas: random actions come from a stream of each
+    episode's own (:func:`action_streams`), for a random baseline and for an SB3 model with
+    ``deterministic=False`` alike.
 
     A replica is one slot of ``venv``, or ``venv.slots_per_replica`` consecutive slots in a
     parameter-sharing env (e.g. the signals of a traffic network): the episode's return is then
@@ -136,25 +136,84 @@ def _run_chunk(
     state: Any = None
     episode_start = np.ones(n, dtype=bool)
     steps = 0
-    while not done.all():
-        if steps >= max_steps:
-            raise RuntimeError(
-                f"episodes did not end within {max_steps} steps; give the env a time limit"
-            )
-        actions, state = policy.predict(
-            obs, state=state, episode_start=episode_start, deterministic=deterministic
-        )
-        obs, rewards, dones, infos = venv.step(actions)
-        active = ~done
-        ended = dones[::k]  # the slots of a replica end together
-        returns[active] += rewards.reshape(n, k).sum(axis=1, dtype=np.float64)[active]
-        lengths[active] += 1
-        for i in np.flatnonzero(ended & active):
-            _record(final, infos[i * k], int(i))
-        done |= ended
-        episode_start = dones
-        steps += 1
+    streams = action_streams(seed, n)
+    per_episode = hasattr(policy, "use_replica_generators")
+    if per_episode:
+        policy.use_replica_generators(streams)  # type: ignore[attr-defined]
+    try:
+        while not done.all():
+            if steps >= max_steps:
+                raise RuntimeError(
+                    f"episodes did not end within {max_steps} steps; give the env a time limit"
+                )
+            if deterministic or per_episode:
+                actions, state = policy.predict(
+                    obs, state=state, episode_start=episode_start, deterministic=deterministic
+                )
+            else:
+                actions = _sample_per_episode(policy, obs, streams, k)
+            obs, rewards, dones, infos = venv.step(actions)
+            active = ~done
+            ended = dones[::k]  # the slots of a replica end together
+            returns[active] += rewards.reshape(n, k).sum(axis=1, dtype=np.float64)[active]
+            lengths[active] += 1
+            for i in np.flatnonzero(ended & active):
+                _record(final, infos[i * k], int(i))
+            done |= ended
+            episode_start = dones
+            steps += 1
+    finally:
+        if per_episode:
+            policy.use_replica_generators(None)  # type: ignore[attr-defined]
     return returns[:count], lengths[:count], {m: v[:count] for m, v in final.items()}
+
+
+ACTION_STREAM = 0x5A17
+"""Mixed into an episode's seed for the stream of its random actions (apart from the env's)."""
+
+
+def action_streams(seed: int, n: int) -> list[np.random.Generator]:
+    """The random-action generators of the episodes seeded ``seed .. seed + n - 1``."""
+    return [np.random.default_rng([seed + i, ACTION_STREAM]) for i in range(n)]
+
+
+def _sample_per_episode(
+    policy: Policy, obs: Any, streams: Sequence[np.random.Generator], k: int
+) -> np.ndarray:
+    """Stochastic actions of an SB3 model, each replica's drawn from its episode's stream.
+
+    The model acts on one replica (its ``k`` slots) at a time, with torch's, numpy's and its
+    action space's generators seeded from that replica's stream and restored afterwards, so
+    training that evaluates on the way continues with its own random state.
+    """
+    import torch
+
+    rows = []
+    space = getattr(policy, "action_space", None)
+    space_rng = getattr(space, "np_random", None)
+    for i, stream in enumerate(streams):
+        part = (
+            {key: value[i * k : (i + 1) * k] for key, value in obs.items()}
+            if isinstance(obs, Mapping)
+            else obs[i * k : (i + 1) * k]
+        )
+        draw = int(stream.integers(2**32))
+        # SB3's DQN explores with numpy's global generator
+        saved_np = np.random.get_state()  # noqa: NPY002
+        saved_space = None if space_rng is None else space_rng.bit_generator.state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(draw)
+            np.random.seed(draw)  # noqa: NPY002
+            if space_rng is not None:
+                space_rng.bit_generator.state = np.random.PCG64(draw).state
+            try:
+                action, _ = policy.predict(part, deterministic=False)
+            finally:
+                np.random.set_state(saved_np)  # noqa: NPY002
+                if space_rng is not None:
+                    space_rng.bit_generator.state = saved_space
+        rows.append(np.asarray(action))
+    return np.concatenate(rows)
 
 
 def _slots_per_replica(venv: VecEnv) -> int:

@@ -148,6 +148,38 @@ def test_evaluation_does_not_depend_on_batch_size(make_cfg):
     np.testing.assert_array_equal(results[0].metrics["fill_rate"], results[1].metrics["fill_rate"])
 
 
+@pytest.mark.parametrize("policy", ["random", "ppo", "dqn"])
+def test_stochastic_evaluation_does_not_depend_on_batch_size(policy):
+    """Random actions come from each episode's own stream: a random baseline and an SB3 model
+    acting stochastically (DQN exploring half the time) score each episode alike in batches of
+    1, 3 and 6; training's own random state is left as it was."""
+    import torch
+    from stable_baselines3 import DQN, PPO
+
+    from envs.core.sb3 import make_sb3_vec_env
+
+    returns = []
+    for batch in (1, 3, 6):
+        venv = make_sb3_vec_env(
+            "lepton/TrafficSignal-v0", num_envs=batch, seed=0, max_episode_steps=30
+        )
+        if policy == "random":
+            agent = make_baseline("random", venv, seed=0, fit_seeds=[])
+        elif policy == "ppo":
+            agent = PPO("MlpPolicy", venv, seed=0, n_steps=16, batch_size=16)
+        else:
+            agent = DQN("MlpPolicy", venv, seed=0, learning_starts=0)
+            agent.exploration_rate = 0.5
+        torch_state, np_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+        episodes = run_episodes(agent, venv, 500, 6, deterministic=False)
+        assert torch.equal(torch.get_rng_state(), torch_state)
+        assert np.random.get_state()[1].tolist() == np_state[1].tolist()  # noqa: NPY002
+        returns.append(episodes.returns)
+        venv.close()
+    assert len({r.round(9).tobytes() for r in returns}) == 1, returns
+    assert np.unique(returns[0]).size > 1  # the episodes do differ
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -87,6 +88,30 @@ class Baseline(ABC):
         self.lepton = find_lepton_env(env)
         self.source = find_snapshot_source(env)
         self.rng = np.random.default_rng(seed)
+        self._replica_rngs: list[np.random.Generator] | None = None
+
+    def use_replica_generators(self, rngs: Sequence[np.random.Generator] | None) -> None:
+        """Draw replica ``i``'s random actions from ``rngs[i]`` (``None``: all from :attr:`rng`).
+
+        Evaluation gives every episode its own stream, so a random baseline's episode does not
+        depend on how many replicas run beside it.
+        """
+        self._replica_rngs = None if rngs is None else list(rngs)
+
+    def draw(
+        self, batch: int, sample: Callable[[np.random.Generator, int], np.ndarray]
+    ) -> np.ndarray:
+        """Random draws for ``batch`` replicas: ``sample(rng, n)`` returns ``n`` replicas' rows.
+
+        One call on :attr:`rng` for the whole batch, or one per replica on its own generator
+        (see :meth:`use_replica_generators`), stacked.
+        """
+        rngs = self._replica_rngs
+        if rngs is None:
+            return sample(self.rng, batch)
+        if len(rngs) < batch:
+            raise ValueError(f"{len(rngs)} replica generators for {batch} replicas")
+        return np.concatenate([sample(rngs[i], 1) for i in range(batch)])
 
     def fit(self, seeds: list[int]) -> Baseline:
         """Tune the baseline's parameters on training episodes ``seeds`` (default: nothing)."""

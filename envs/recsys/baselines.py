@@ -103,7 +103,7 @@ class RandomRecommender(RecBaseline):
 
     def slates(self, state: RecState) -> np.ndarray:
         b = state.candidates.shape[0]
-        keys = self.rng.random((b, self.num_candidates))
+        keys = self.draw(b, lambda rng, n: rng.random((n, self.num_candidates)))
         return top_k(keys, self.slate_size)
 
 

@@ -501,5 +501,7 @@ class RandomBaseline(SignalBaseline):
     def act(self, snapshot: TrafficState) -> np.ndarray:  # type: ignore[override]
         """Return random phases ``[B, *action_shape]``."""
         b = snapshot.time.shape[0]
-        draws = self.rng.integers(0, self.num_greens, size=(b, self.num_greens.size))
+        draws = self.draw(
+            b, lambda rng, n: rng.integers(0, self.num_greens, size=(n, self.num_greens.size))
+        )
         return self.to_actions(draws)

@@ -300,9 +300,13 @@ class RandomBaseline(Baseline):
         batch = snapshot.t.shape[0]
         space = self.lepton.action_space
         if isinstance(space, spaces.MultiDiscrete):
-            draws = self.rng.integers(0, space.nvec, size=(batch, *space.shape))
+            draws = self.draw(
+                batch, lambda rng, n: rng.integers(0, space.nvec, size=(n, *space.shape))
+            )
             return (draws + space.start).astype(space.dtype)
         if isinstance(space, spaces.Box):
-            draws = self.rng.uniform(space.low, space.high, size=(batch, *space.shape))
+            draws = self.draw(
+                batch, lambda rng, n: rng.uniform(space.low, space.high, size=(n, *space.shape))
+            )
             return np.clip(draws, space.low, space.high).astype(space.dtype)
         raise TypeError(f"random baseline: unsupported action space {space}")

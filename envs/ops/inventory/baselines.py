@@ -253,13 +253,18 @@ class RandomBaseline(Baseline):
         batch = snapshot.on_hand.shape[0]
         space = self.lepton.action_space
         if isinstance(space, spaces.Box):
-            uniform = self.rng.uniform(space.low, space.high, size=(batch, *space.shape))
+            uniform = self.draw(
+                batch, lambda rng, n: rng.uniform(space.low, space.high, size=(n, *space.shape))
+            )
             return np.clip(uniform, space.low, space.high).astype(space.dtype)
         if isinstance(space, spaces.MultiDiscrete):
-            levels = self.rng.integers(0, space.nvec, size=(batch, *space.shape))
+            levels = self.draw(
+                batch, lambda rng, n: rng.integers(0, space.nvec, size=(n, *space.shape))
+            )
             return (levels + space.start).astype(space.dtype)
         if isinstance(space, spaces.Discrete):
-            return (space.start + self.rng.integers(0, space.n, size=batch)).astype(space.dtype)
+            draws = self.draw(batch, lambda rng, n: rng.integers(0, space.n, size=n))
+            return (space.start + draws).astype(space.dtype)
         raise TypeError(f"random baseline: unsupported action space {space}")
 
 

@@ -91,9 +91,13 @@ class RandomBaseline(Baseline):
         batch = snapshot.condition.shape[0]
         space = self.lepton.action_space
         if isinstance(space, spaces.MultiDiscrete):
-            return self.rng.integers(0, space.nvec, size=(batch, *space.shape)).astype(np.int64)
+            draws = self.draw(
+                batch, lambda rng, n: rng.integers(0, space.nvec, size=(n, *space.shape))
+            )
+            return draws.astype(np.int64)
         if isinstance(space, spaces.Discrete):
-            return (space.start + self.rng.integers(0, space.n, size=batch)).astype(np.int64)
+            draws = self.draw(batch, lambda rng, n: rng.integers(0, space.n, size=n))
+            return (space.start + draws).astype(np.int64)
         raise TypeError(f"random baseline: unsupported action space {space}")
 
 
