@@ -645,8 +645,9 @@ def _swaps(
 ) -> bool:  # pragma: no cover
     """Whether ``v``, forced to change from ``lane`` to ``target``, can swap with ``u``.
 
-    ``u`` is the one vehicle on ``target`` in ``v``'s way. It must be stuck too, without a connection from ``target`` to its next edge but with one
-    from ``lane``, and fit on ``lane`` beside the vehicles other than ``v`` (no overlap).
+    ``u`` is the one vehicle on ``target`` in ``v``'s way. It must be stuck too, without a
+    connection from ``target`` to its next edge but with one from ``lane``, and fit on ``lane``
+    beside the vehicles other than ``v`` (no overlap).
     """
     if vib[u, I_CONN] != -1 or vfb[u, F_STUCK] < FORCE_CHANGE or vfb[u, F_POS] < 0.0:
         return False
