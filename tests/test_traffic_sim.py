@@ -559,3 +559,15 @@ def test_vehicles_stuck_side_by_side_in_each_others_lane_swap() -> None:
         check_no_overlap(sim)
         arrived = float(sim.metrics[0, list(METRICS).index("arrived_total")])
     assert arrived == 2
+
+
+@pytest.mark.parametrize(
+    ("leader_speed", "gap", "sumo"),
+    # (leader speed m/s, gap after minGap m) -> the speed SUMO 1.28 inserted a car at, read with
+    # libsumo on a one-lane road (departSpeed="max", departPos="base")
+    [(5.39, 1.79, 2.68), (5.97, 4.76, 5.36), (6.61, 3.89, 5.25), (8.55, 7.22, 7.89)],
+)
+def test_insertion_speed_is_sumos(leader_speed: float, gap: float, sumo: float) -> None:
+    from envs.traffic.sim import _insertion_speed
+
+    assert _insertion_speed(leader_speed, gap, 1.0, 4.5, 1.0) == pytest.approx(sumo, abs=0.01)

@@ -20,7 +20,8 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
   to the adjacent lane when the gaps allow it (forced after 10 s at the stop line). Two vehicles
   stuck side by side, each on the lane the other needs, swap lanes (SUMO's lane-change swap).
 - **Insertion**: departures wait in a queue until their first lane has room
-  (SUMO's insertion), counted as depart delay; ``departSpeed=max`` inserts at the safe speed.
+  (SUMO's insertion), counted as depart delay; ``departSpeed=max`` inserts at SUMO's insertion
+  speed (its discrete safe speed behind the lane's last vehicle, ``insertionFollowSpeed``).
 - **Teleports**: a vehicle stopped at the front of its lane for ``teleport_time`` jumps to its next
   edge (SUMO's ``--time-to-teleport``).
 - **Signals**: uncontrolled signals (and controlled ones in ``program_mode``) run their fixed-time
@@ -685,6 +686,48 @@ def _safe_speed(v: float, vl: float, gap: float, tau: float, b: float) -> float:
     g = max(gap, 0.0)
     bt = b * tau
     return -bt + math.sqrt(bt * bt + vl * vl + 2.0 * b * g)
+
+
+NUMERICAL_EPS = 0.001
+"""SUMO's slack on stopping gaps (``NUMERICAL_EPS``)."""
+
+
+@numba.njit(cache=True, inline="always")
+def _brake_gap(speed: float, b: float, dt: float) -> float:  # pragma: no cover
+    """Distance to stop from ``speed`` braking by ``b dt`` per sub-step (SUMO's ``brakeGapEuler``)."""
+    reduction = b * dt
+    steps = int(speed / reduction)
+    return dt * (steps * speed - reduction * steps * (steps + 1) / 2.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _stop_speed(gap: float, b: float, tau: float, dt: float) -> float:  # pragma: no cover
+    """The highest speed from which a vehicle can still stop within ``gap``.
+
+    SUMO's ``maximumSafeStopSpeedEuler``: the vehicle covers ``gap`` braking by ``b dt`` per
+    sub-step after a reaction time ``tau``.
+    """
+    g = gap - NUMERICAL_EPS
+    if g < 0.0:
+        return 0.0
+    bs = b * dt
+    root = math.sqrt(max(dt * dt + 4.0 * (dt * (2.0 * g / bs - tau) + tau * tau), 0.0))
+    n = math.floor(0.5 - (tau - 0.5 * root) / dt)
+    h = 0.5 * n * (n - 1.0) * bs * dt + n * bs * tau
+    return n * bs + (g - h) / (n * dt + tau)
+
+
+@numba.njit(cache=True, inline="always")
+def _insertion_speed(
+    vl: float, gap: float, tau: float, b: float, dt: float
+) -> float:  # pragma: no cover
+    """The safe speed of a vehicle inserted ``gap`` metres behind a leader at speed ``vl``.
+
+    SUMO's ``insertionFollowSpeed`` (``maximumSafeFollowSpeed`` with the Euler update): the
+    vehicle can stop within the gap plus the distance the leader needs to stop, both counted in
+    whole sub-steps of braking.
+    """
+    return _stop_speed(gap + _brake_gap(vl, b, dt), b, tau, dt)
 
 
 @numba.njit(cache=True, inline="always")
@@ -1435,7 +1478,8 @@ def _advance_replicas(
                         u = ob[first[best] + count[best] - 1]
                         gap = vfb[u, F_POS] - tp[vib[u, I_TYPE], T_LEN] - pos - mingap
                         v0 = min(
-                            v0, _safe_speed(v0, vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC])
+                            v0,
+                            _insertion_speed(vfb[u, F_SPEED], gap, tp[t, T_TAU], tp[t, T_DEC], dt),
                         )
                     n_free[b] -= 1
                     v = free_stack[b, n_free[b]]
