@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -82,6 +83,42 @@ _NOT_ALGORITHM_ARGS = {
 
 class IncompatibleAgentError(ValueError):
     """The agent cannot act in the environment's action space."""
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine can run on (``auto`` and ``cpu`` always)."""
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        found += ["cuda", *(f"cuda:{i}" for i in range(count))]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_device(device: str, field: str = "device") -> None:
+    """Raise unless this machine has ``device``, naming ``field`` and the devices it has.
+
+    ``auto`` takes CUDA when available and the CPU otherwise; a device named explicitly
+    (``cuda``, ``cuda:<index>``, ``mps``) must exist: SB3 would otherwise train on the CPU
+    without a word (``cuda``) or fail deep inside torch (``cuda:<index>``, ``mps``).
+    """
+    if device in ("auto", "cpu"):
+        return
+    has = available_devices()
+    if device in has:
+        return
+    cuda = device.split(":")[0] == "cuda"
+    if cuda and torch.cuda.is_available():
+        why = f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    elif cuda:
+        build = f"torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}"
+        why = f"torch sees no CUDA device on this machine ({build})"
+    elif device == "mps":
+        why = "torch has no MPS (Apple GPU) backend on this machine"
+    else:
+        why = "torch does not know this device"
+    raise ValueError(f"{field}: {device!r} is not available: {why}; allowed here: {', '.join(has)}")
 
 
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
@@ -224,8 +261,10 @@ def build_model(
 
     Raises:
         IncompatibleAgentError: if the algorithm does not support the env's action space.
+        ValueError: naming ``device`` when this machine does not have it.
     """
     check_action_space(agent, venv.action_space, env_id, env_kwargs)
+    check_device(device)
     cls = algorithm_class(agent.algo)
     return cls(
         agent.policy,
@@ -280,8 +319,10 @@ def load_model(
 
     Raises:
         FileNotFoundError: naming ``model_path`` when there is no such file.
-        ValueError: when the model's spaces differ from ``venv``'s, naming both.
+        ValueError: when the model's spaces differ from ``venv``'s, naming both, or naming
+            ``device`` when this machine does not have it.
     """
+    check_device(device)
     path = model_file(model_path)
     cls = algorithm_class(agent.algo)
     try:

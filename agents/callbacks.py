@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,9 @@ class LearningCurveCallback(BaseCallback):
     Like SB3's ``EvalCallback`` but every point runs the same seeded episodes (in one batched
     env), so points are comparable and disjoint from training. Points are logged under
     ``eval/`` (TensorBoard), kept in :attr:`points` and appended to ``csv_path``. One point is
-    taken before training and one at its end.
+    taken before training and one at its end, after the final update; every step is logged
+    once (a point of the ``eval_freq`` grid that falls on the last step, before that update,
+    is replaced by the final one, not logged twice).
 
     Args:
         eval_env: batched evaluation env with raw rewards (frozen ``VecNormalize`` when the
@@ -65,8 +68,11 @@ class LearningCurveCallback(BaseCallback):
         self.points: list[dict[str, float]] = [dict(p) for p in points]
         """``{timesteps, mean, std, <metric>...}`` per point, in order."""
         self._next = 0
-        self._unlogged: tuple[dict[str, float], float] | None = None
-        """A point taken with ``log=False`` and its mean episode length, logged at training start."""
+        self._budget = 0
+        """The step count training ends at or after (``learn``'s ``total_timesteps``)."""
+        self._held: list[tuple[dict[str, float], float]] = []
+        """Points taken with ``log=False`` and their mean episode lengths, not yet logged: the
+        step-0 point until training starts, points at or past :attr:`_budget` until it ends."""
 
     def evaluate_before_training(self, model: BaseAlgorithm) -> None:
         """Take the step-0 point now, with ``model`` as ``learn`` will start from it.
@@ -80,18 +86,23 @@ class LearningCurveCallback(BaseCallback):
         self._evaluate(log=False)
 
     def _on_training_start(self) -> None:
-        self._rewrite_csv()
-        if self._unlogged is not None:
-            self._log(*self._unlogged)
-            self._unlogged = None
-        elif not self.points:  # a resumed run keeps the grid of points it started with
-            self._evaluate()
+        # learn's own total_timesteps (absolute, a resumed run's steps included)
+        self._budget = int(self.locals.get("total_timesteps", sys.maxsize))
+        if self._held:
+            self._rewrite_csv(self.points[: -len(self._held)])
+            self._log_held()
+        else:
+            self._rewrite_csv()
+            if not self.points:  # a resumed run keeps the grid of points it started with
+                self._evaluate()
         if self.eval_freq > 0:
             self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.num_timesteps >= self._next:
-            self._evaluate()
+            # at or past the budget this may be the last step, whose point precedes the final
+            # update and is then replaced: it is logged when training ends, if it is kept
+            self._evaluate(log=self.num_timesteps < self._budget)
             while self._next <= self.num_timesteps:
                 self._next += self.eval_freq
         return True
@@ -99,14 +110,18 @@ class LearningCurveCallback(BaseCallback):
     def _on_training_end(self) -> None:
         # a point taken at the last step precedes the final update: take it again
         if self.points and self.points[-1]["timesteps"] == self.num_timesteps:
-            self.points.pop()
-            self._rewrite_csv()
+            last = self.points.pop()
+            if self._held and self._held[-1][0] is last:
+                self._held.pop()  # never logged
+            else:  # a resumed run's checkpoint point, already written
+                self._rewrite_csv(self.points[: len(self.points) - len(self._held)])
+        self._log_held()
         self._evaluate()
 
     def _evaluate(self, log: bool = True) -> dict[str, float]:
         """Take a point at the current step; ``log``: log it and append it to ``csv_path``.
 
-        Without ``log`` the point waits in :attr:`_unlogged` (:meth:`_rewrite_csv` writes it).
+        Without ``log`` the point waits in :attr:`_held` until :meth:`_log_held`.
         """
         training_env = self.model.get_env()
         if isinstance(self.eval_env, VecNormalize) and isinstance(training_env, VecNormalize):
@@ -129,13 +144,23 @@ class LearningCurveCallback(BaseCallback):
         length = float(summary["length"]["mean"])
         self.points.append(point)
         if not log:
-            self._unlogged = point, length
+            self._held.append((point, length))
         else:
-            self._log(point, length)
-            if self.csv_path is not None:
-                with self.csv_path.open("a", newline="") as fh:
-                    csv.writer(fh).writerow([point[k] for k in self._columns()])
+            self._record(point, length)
         return point
+
+    def _record(self, point: dict[str, float], length: float) -> None:
+        """Log ``point`` and append it to ``csv_path``."""
+        self._log(point, length)
+        if self.csv_path is not None:
+            with self.csv_path.open("a", newline="") as fh:
+                csv.writer(fh).writerow([point[k] for k in self._columns()])
+
+    def _log_held(self) -> None:
+        """Log and write the points held back so far, in order."""
+        held, self._held = self._held, []
+        for point, length in held:
+            self._record(point, length)
 
     def _log(self, point: dict[str, float], length: float) -> None:
         self.logger.record("eval/mean_return", point["mean"])
@@ -149,11 +174,12 @@ class LearningCurveCallback(BaseCallback):
     def _columns(self) -> list[str]:
         return ["timesteps", "mean", "std", *self.metrics]
 
-    def _rewrite_csv(self) -> None:
-        """Write the header and the points so far to ``csv_path``."""
+    def _rewrite_csv(self, points: Sequence[dict[str, float]] | None = None) -> None:
+        """Write the header and ``points`` (default: all so far) to ``csv_path``."""
         if self.csv_path is None:
             return
         with self.csv_path.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(self._columns())
-            writer.writerows([point[k] for k in self._columns()] for point in self.points)
+            rows = self.points if points is None else points
+            writer.writerows([point[k] for k in self._columns()] for point in rows)

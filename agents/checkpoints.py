@@ -10,17 +10,21 @@ update, so parameters and step count agree), :class:`ResumableCheckpoint` writes
 
 Each file is written to a temporary name and renamed, and ``latest.json`` is renamed into place
 last, so a process killed at any moment (even ``kill -9``) leaves ``latest.json`` naming a
-complete checkpoint; :func:`latest_checkpoint` reads it.
+complete checkpoint; :func:`latest_checkpoint` reads it. The temporary file a killed process
+was writing (a replay buffer's may be large) is removed when training starts or resumes there.
+A checkpoint damaged afterwards (a truncated copy, a full disk) is refused with a
+:class:`CheckpointError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,29 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (damaged after it was written)."""
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn any failure to read the checkpoint file ``path`` into a :class:`CheckpointError`.
+
+    The message names ``resume``, the file, the original error and what to do instead.
+    """
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(
+            f"resume: the checkpoint file {path} cannot be read ({type(exc).__name__}: {exc}); "
+            "the checkpoint is damaged, so the run cannot continue from it: train afresh in "
+            "this run_dir without resume=true (its checkpoints are replaced), or start a new "
+            "run_dir"
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,18 +89,19 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     path = folder / LATEST_FILE
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
+    with reading(path):
+        data = json.loads(path.read_text())
 
-    def file(key: str) -> Path | None:
-        return folder / data[key] if data.get(key) else None
+        def file(key: str) -> Path | None:
+            return folder / data[key] if data.get(key) else None
 
-    checkpoint = Checkpoint(
-        num_timesteps=int(data["num_timesteps"]),
-        model=folder / data["model"],
-        vecnormalize=file("vecnormalize"),
-        replay_buffer=file("replay_buffer"),
-        curve=list(data.get("curve", [])),
-    )
+        checkpoint = Checkpoint(
+            num_timesteps=int(data["num_timesteps"]),
+            model=folder / data["model"],
+            vecnormalize=file("vecnormalize"),
+            replay_buffer=file("replay_buffer"),
+            curve=list(data.get("curve", [])),
+        )
     for part in (checkpoint.model, checkpoint.vecnormalize, checkpoint.replay_buffer):
         if part is not None and not part.is_file():
             raise FileNotFoundError(f"resume: {path} names {part}, which is missing")
@@ -123,6 +151,8 @@ class ResumableCheckpoint(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp"):  # of a process killed while writing
+            stale.unlink()
         self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
 
     def _on_rollout_start(self) -> None:

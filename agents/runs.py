@@ -173,7 +173,8 @@ def check_resume(folder: Path, cfg: DictConfig, *, required: bool = True) -> Non
     """Raise unless the run in ``folder`` is ``cfg``'s own, so ``cfg`` may continue it.
 
     Only :data:`RESUME_KEYS` may differ: a run resumes with its own configuration and a longer
-    or shorter ``total_timesteps``, never with another env, algorithm or hyperparameter.
+    or shorter ``total_timesteps``, never with another env, algorithm or hyperparameter, and
+    never with a ``total_timesteps`` below the steps its latest checkpoint has trained already.
 
     Args:
         folder: the run folder to resume.
@@ -181,8 +182,12 @@ def check_resume(folder: Path, cfg: DictConfig, *, required: bool = True) -> Non
         required: raise as well when the folder has no ``config.yaml`` to compare with.
 
     Raises:
-        RunMismatchError: naming ``resume``, the differing keys and what to do instead.
+        RunMismatchError: naming ``resume``, the differing keys and what to do instead, or
+            naming ``total_timesteps`` when the checkpoint has trained more steps.
+        agents.checkpoints.CheckpointError: naming the checkpoint file that cannot be read.
     """
+    from agents.checkpoints import latest_checkpoint  # it imports agents.jobs, which imports this
+
     saved = saved_config(folder)
     if saved is None:
         if required:
@@ -200,6 +205,15 @@ def check_resume(folder: Path, cfg: DictConfig, *, required: bool = True) -> Non
             "checkpoint as a different experiment. Repeat the run's own overrides with "
             f"resume=true (its command line is in {folder / 'command.txt'}), or start a new "
             "run_dir"
+        )
+    checkpoint = latest_checkpoint(folder)
+    total = OmegaConf.select(cfg, "total_timesteps", default=None)
+    if checkpoint is not None and total is not None and checkpoint.num_timesteps > total:
+        raise RunMismatchError(
+            f"total_timesteps: the run in {folder} has trained {checkpoint.num_timesteps} steps "
+            f"by its latest checkpoint, more than total_timesteps={total}; resume with "
+            f"total_timesteps >= {checkpoint.num_timesteps} (saved: {saved.get('total_timesteps')}), "
+            "or train afresh without resume=true"
         )
 
 

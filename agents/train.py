@@ -16,6 +16,7 @@ evaluation seeds, and the run folder::
     <run_dir>/curve.csv          learning curve (evaluation return vs environment steps)
     <run_dir>/curve.png          the curve with the baselines as horizontal lines
     <run_dir>/progress.csv       SB3's training log
+    <run_dir>/progress_until_<n>.csv  a resumed run's log up to the checkpoint it resumed from
     <run_dir>/tb/                TensorBoard logs (charts from SB3, eval/ from the curve)
     <run_dir>/checkpoints/       periodic checkpoints: model, normalisation statistics, replay
                                  buffer, learning curve (see :mod:`agents.checkpoints`)
@@ -34,7 +35,14 @@ With ``resume=true`` a run continues from the latest checkpoint in its folder (a
 ``kill -9``) and trains up to ``total_timesteps``; without a checkpoint it starts afresh. Only the
 run's own configuration may continue it: a configuration that differs from the folder's
 ``config.yaml`` in anything but runtime switches and ``total_timesteps`` (another env, algorithm,
-seed or hyperparameter) is refused before anything is written (:func:`agents.runs.check_resume`).
+seed or hyperparameter), or a ``total_timesteps`` below the checkpoint's steps, is refused
+before anything is written (:func:`agents.runs.check_resume`). The logs go on without the steps
+lost with the kill: ``progress_until_<n>.csv`` holds SB3's log up to the checkpoint at step
+``n`` (earlier resumes included) and ``progress.csv`` the rest, and TensorBoard hides what the
+killed attempt logged after step ``n``. The training replicas restart from fresh episodes on a
+new seed (:func:`~agents.checkpoints.continuation_seed`), so a resumed run is reproducible but
+does not repeat the uninterrupted run step for step. A run started afresh in a folder replaces
+an earlier run's checkpoints, TensorBoard logs and logs of earlier resumes.
 
 With ``init_model=<run folder>`` the model starts from that run's policy weights and its
 normalisation statistics (:mod:`agents.warmstart`), e.g. to train a finished run further or on
@@ -43,20 +51,22 @@ another configuration of the same env; the agent preset's own hyperparameters ap
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, make_output_format
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.algorithms import algorithm_class, as_sb3_agent, build_model
+from agents.algorithms import algorithm_class, as_sb3_agent, build_model, check_device
 from agents.callbacks import LearningCurveCallback
 from agents.checkpoints import (
     Checkpoint,
@@ -64,6 +74,7 @@ from agents.checkpoints import (
     clear_checkpoints,
     continuation_seed,
     latest_checkpoint,
+    reading,
 )
 from agents.config import as_config, env_kwargs, make_seeds
 from agents.envs import (
@@ -111,6 +122,7 @@ def run(cfg: DictConfig) -> Metrics:
     kwargs = env_kwargs(config.env)
     seeds = make_seeds(config.seed, config.n_envs, config.eval)
     curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
+    check_device(config.device)
 
     checkpoint = latest_checkpoint(job_folder(cfg)) if config.resume else None
     # only the run's own configuration may continue its checkpoint. agents.jobs.plan_job checks
@@ -152,13 +164,14 @@ def run(cfg: DictConfig) -> Metrics:
     folder = run_folder(cfg)  # written once everything is known to fit together
     if checkpoint is None:
         clear_checkpoints(folder)  # of an earlier run in this folder
+        _clear_logs(folder)
     save_config(folder, cfg)
     save_command(folder)
-    if checkpoint is not None and (folder / "progress.csv").is_file():  # keep the earlier log
-        os.replace(
-            folder / "progress.csv", folder / f"progress_until_{checkpoint.num_timesteps}.csv"
-        )
-    model.set_logger(_logger(folder, config))
+    if checkpoint is not None:  # keep the earlier log up to the checkpoint
+        _keep_progress(folder, checkpoint.num_timesteps)
+    model.set_logger(
+        _logger(folder, config, checkpoint.num_timesteps if checkpoint is not None else None)
+    )
     curve = LearningCurveCallback(
         curve_env,
         seeds.eval_start,
@@ -271,23 +284,115 @@ def _restore(
                 f"resume: the checkpoint {checkpoint.model} has no normalisation statistics but "
                 f"agent.normalize asks for them; resume with the run's own configuration"
             )
-        load_normalization_stats(checkpoint.vecnormalize, venv)
-    model = algorithm_class(agent.algo).load(str(checkpoint.model), env=venv, device=config.device)
+        with reading(checkpoint.vecnormalize):
+            load_normalization_stats(checkpoint.vecnormalize, venv)
+    with reading(checkpoint.model):
+        model = algorithm_class(agent.algo).load(
+            str(checkpoint.model), env=venv, device=config.device
+        )
     if checkpoint.replay_buffer is not None:
-        model.load_replay_buffer(str(checkpoint.replay_buffer))  # type: ignore[attr-defined]
+        with reading(checkpoint.replay_buffer):
+            model.load_replay_buffer(str(checkpoint.replay_buffer))  # type: ignore[attr-defined]
     model.set_random_seed(seed)
     log.info("resuming from %s (%d steps)", checkpoint.model, checkpoint.num_timesteps)
     return model
 
 
-def _logger(folder: Path, config: TrainConfig) -> Logger:
-    """SB3 logger: ``progress.csv`` in the run folder, TensorBoard in ``tb/``, stdout if verbose."""
+PROGRESS_FILE = "progress.csv"
+TENSORBOARD_DIR = "tb"
+
+
+def _logger(folder: Path, config: TrainConfig, resumed_at: int | None = None) -> Logger:
+    """SB3 logger: ``progress.csv`` in the run folder, TensorBoard in ``tb/``, stdout if verbose.
+
+    A run resumed at step ``resumed_at`` hides in TensorBoard what the killed attempt logged
+    after that step (those steps are trained and logged again).
+    """
     formats = [make_output_format("csv", str(folder))]
     if config.tensorboard:
-        formats.append(make_output_format("tensorboard", str(folder / "tb")))
+        purge_step = resumed_at + 1 if resumed_at is not None else None
+        formats.append(_TensorBoard(str(folder / TENSORBOARD_DIR), purge_step))
     if config.verbose > 0:
         formats.append(make_output_format("stdout", str(folder)))
     return Logger(str(folder), formats)
+
+
+class _TensorBoard(TensorBoardOutputFormat):
+    """SB3's TensorBoard output with ``SummaryWriter``'s ``purge_step``.
+
+    With ``purge_step`` the writer starts with a restart marker: TensorBoard then hides the
+    events that earlier event files of the folder logged at that step or later.
+    """
+
+    def __init__(self, folder: str, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def _clear_logs(folder: Path) -> None:
+    """Remove the TensorBoard logs and resumed logs of an earlier run (a fresh run replaces it)."""
+    shutil.rmtree(folder / TENSORBOARD_DIR, ignore_errors=True)
+    for path in folder.glob("progress_until_*.csv"):
+        path.unlink()
+
+
+def _keep_progress(folder: Path, num_timesteps: int) -> None:
+    """Before a run resumes at ``num_timesteps``: its SB3 log so far into ``progress_until_<n>.csv``.
+
+    That file gets the log up to the checkpoint: the rows of the newest such file of an earlier
+    resume (``progress_until_<k>.csv``, ``k <= n``: the log up to ``k``) and the rows of
+    ``progress.csv`` after step ``k`` up to ``n``. The rows the killed attempt logged after ``n``
+    are dropped (those steps are trained again); the other ``progress_until_*.csv`` and
+    ``progress.csv`` are removed. Written through a temporary file, so a process killed meanwhile
+    leaves a log that the next resume completes the same way.
+    """
+    earlier = {}
+    for path in folder.glob("progress_until_*.csv"):
+        step = path.stem.removeprefix("progress_until_")
+        if step.isdigit() and int(step) <= num_timesteps:
+            earlier[int(step)] = path
+    columns: dict[str, None] = {}
+    rows: list[dict[str, str]] = []
+    start = -1
+    if earlier:
+        start = max(earlier)
+        rows += _read_log(earlier[start], columns)
+    current = folder / PROGRESS_FILE
+    if current.is_file():
+        rows += [
+            row
+            for row in _read_log(current, columns)
+            if (logged := _log_step(row)) is None or start < logged <= num_timesteps
+        ]
+    target = folder / f"progress_until_{num_timesteps}.csv"
+    tmp = folder / f".{target.name}.tmp"
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, target)
+    for path in earlier.values():
+        if path != target:
+            path.unlink()
+    current.unlink(missing_ok=True)
+
+
+def _read_log(path: Path, columns: dict[str, None]) -> list[dict[str, str]]:
+    """The rows of an SB3 ``progress.csv``; its columns are added to ``columns`` in order."""
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns.update(dict.fromkeys(reader.fieldnames or ()))
+        return list(reader)
+
+
+def _log_step(row: dict[str, str]) -> int | None:
+    """The step a row of SB3's log was written at (``None``: the row does not say)."""
+    try:
+        return int(float(row.get("time/total_timesteps") or ""))
+    except ValueError:
+        return None
 
 
 def _progress_bar_available() -> bool:

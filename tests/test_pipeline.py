@@ -101,6 +101,28 @@ def test_learning_curve_has_start_and_end_points(trained):
     assert steps == sorted(steps) and len(steps) >= 3
 
 
+def test_every_curve_point_is_logged_once(trained):
+    """The point of the eval_freq grid at the last step precedes the final update; the final
+    point replaces it in every log, not only in curve.csv."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg, folder, _ = trained
+    with (folder / "curve.csv").open() as fh:
+        curve = [(int(float(p["timesteps"])), float(p["mean"])) for p in csv.DictReader(fh)]
+    with (folder / "progress.csv").open() as fh:
+        logged = [
+            (int(float(r["time/total_timesteps"])), float(r["eval/mean_return"]))
+            for r in csv.DictReader(fh)
+            if r["eval/mean_return"]
+        ]
+    assert logged == curve
+    events = EventAccumulator(str(folder / "tb"))
+    events.Reload()
+    shown = events.Scalars("eval/mean_return")
+    assert [e.step for e in shown] == [step for step, _ in curve]
+    assert [e.value for e in shown] == pytest.approx([mean for _, mean in curve], rel=1e-6)
+
+
 def test_evaluation_seeds_are_disjoint_from_training_seeds(trained):
     cfg, folder, _ = trained
     config = as_config(cfg, TrainConfig)

@@ -1,0 +1,200 @@
+"""Resuming a killed run loses nothing and repeats nothing; what cannot be resumed is refused.
+
+A run killed after its checkpoint at step 256 (the steps up to 384 it trained and logged after
+that checkpoint are lost) continues from the checkpoint: its logs (SB3's CSV log, TensorBoard,
+the learning curve) hold every step once, also after several resumes from one checkpoint. A
+resume that cannot continue the checkpoint (a budget below its steps, a damaged file) and a
+device the machine lacks are refused before anything in the folder is written, naming the key.
+"""
+
+import csv
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from agents import train
+from agents.checkpoints import CheckpointError, latest_checkpoint
+from agents.jobs import FINISHED, INTERRUPTED, RUNNING, read_status, run_job, write_status
+from agents.runs import RunMismatchError
+
+KILLED = ("total_timesteps=384", "checkpoint_freq=256", "eval.eval_freq=128")
+"""A run of 3 rollouts of 128 steps with its checkpoint at step 256."""
+
+
+def _mark_killed(folder: Path) -> None:
+    """Make the folder look like a run killed (``kill -9``) after its last checkpoint."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    status = read_status(folder)
+    assert status is not None
+    status.state, status.ended = RUNNING, None
+    status.host, status.pid = socket.gethostname(), proc.pid
+    write_status(folder, status)
+    (folder / "model.zip").unlink()
+    assert read_status(folder).state == INTERRUPTED
+
+
+@pytest.fixture(scope="module")
+def killed_ppo(composer, tmp_path_factory):
+    """A tiny PPO run that trained and logged up to 384 steps, then was killed: its checkpoint
+    is at 256."""
+    folder = tmp_path_factory.mktemp("killed") / "run"
+    run_job(composer("config", KILLED, folder), train.run)
+    assert latest_checkpoint(folder).num_timesteps == 256
+    _mark_killed(folder)
+    return folder
+
+
+@pytest.fixture
+def killed(killed_ppo, tmp_path):
+    """A fresh copy of the killed run for one test."""
+    folder = tmp_path / "killed"
+    shutil.copytree(killed_ppo, folder)
+    return folder
+
+
+def _in(make_cfg, folder: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    cfg = make_cfg("config", [*KILLED, *overrides])
+    cfg.run_dir = str(folder)
+    return cfg
+
+
+def _steps(path: Path, column: str) -> list[int]:
+    """The steps of the rows of an SB3 log (or curve) that have a value in ``column``."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    step = "time/total_timesteps" if "time/total_timesteps" in rows[0] else "timesteps"
+    return [int(float(r[step])) for r in rows if r.get(column)]
+
+
+def _tensorboard(folder: Path, tag: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of ``tag`` as TensorBoard shows the run's ``tb/`` folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "tb"))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def _curve(folder: Path) -> list[tuple[int, float]]:
+    with (folder / "curve.csv").open(newline="") as fh:
+        return [(int(float(r["timesteps"])), float(r["mean"])) for r in csv.DictReader(fh)]
+
+
+def _same(shown: list[tuple[int, float]], curve: list[tuple[int, float]]) -> bool:
+    """Whether TensorBoard shows the curve's points (its values are 32-bit floats)."""
+    steps = [step for step, _ in shown] == [step for step, _ in curve]
+    return steps and [v for _, v in shown] == pytest.approx([v for _, v in curve], rel=1e-6)
+
+
+# --- the logs of a resumed run ---------------------------------------------------------------
+
+
+def test_resumed_run_logs_every_step_once(killed, make_cfg):
+    run_job(_in(make_cfg, killed, ["resume=true"]), train.run)
+    assert read_status(killed).state == FINISHED
+    curve = _curve(killed)
+    assert [step for step, _ in curve] == [0, 128, 256, 384]
+    # TensorBoard hides what the killed attempt logged after its checkpoint at 256
+    shown = _tensorboard(killed, "eval/mean_return")
+    assert [step for step, _ in shown] == [0, 128, 256, 384]
+    assert _same(shown, curve)  # the resumed attempt's 384, not the lost one
+    # SB3's log: up to the checkpoint in progress_until_256.csv, the resumed steps after it
+    before = _steps(killed / "progress_until_256.csv", "eval/mean_return")
+    after = _steps(killed / "progress.csv", "eval/mean_return")
+    assert before == [0, 128, 256] and after == [384]
+
+
+def test_resume_removes_the_file_a_killed_checkpoint_was_writing(killed, make_cfg):
+    stale = killed / "checkpoints" / ".model_replay_buffer_512_steps.pkl.tmp"
+    stale.write_bytes(b"\0" * 1024)  # killed while writing its checkpoint at 512
+    run_job(_in(make_cfg, killed, ["resume=true"]), train.run)
+    assert not stale.exists()
+    assert latest_checkpoint(killed).num_timesteps == 256  # complete checkpoints stay
+
+
+def test_resuming_twice_from_one_checkpoint_keeps_the_log_before_it(killed, make_cfg):
+    run_job(_in(make_cfg, killed, ["resume=true", "total_timesteps=320"]), train.run)
+    _mark_killed(killed)  # killed again before its next checkpoint
+    assert latest_checkpoint(killed).num_timesteps == 256
+    run_job(_in(make_cfg, killed, ["resume=true"]), train.run)
+    assert read_status(killed).attempt == 3
+    before = _steps(killed / "progress_until_256.csv", "eval/mean_return")
+    assert before == [0, 128, 256]  # the first attempt's log, not the second one's
+    assert _steps(killed / "progress.csv", "eval/mean_return") == [384]
+    assert [p.name for p in killed.glob("progress_until_*.csv")] == ["progress_until_256.csv"]
+
+
+def test_a_run_started_afresh_replaces_the_earlier_runs_logs(killed, make_cfg):
+    run_job(_in(make_cfg, killed, ["total_timesteps=256"]), train.run)  # resume=false
+    curve = _curve(killed)
+    assert [step for step, _ in curve] == [0, 128, 256]
+    assert _same(_tensorboard(killed, "eval/mean_return"), curve)
+    assert not list(killed.glob("progress_until_*.csv"))
+
+
+# --- resumes that are refused ------------------------------------------------------------------
+
+
+def test_resume_below_the_checkpoints_steps_is_refused(killed, make_cfg):
+    before = (killed / "status.json").read_bytes()
+    cfg = _in(make_cfg, killed, ["resume=true", "total_timesteps=128"])
+    with pytest.raises(RunMismatchError) as info:
+        run_job(cfg, train.run)
+    message = str(info.value)
+    assert message.startswith("total_timesteps: ")
+    assert "trained 256 steps" in message and "total_timesteps >= 256" in message
+    assert (killed / "status.json").read_bytes() == before
+    with pytest.raises(RunMismatchError, match="total_timesteps >= 256"):
+        train.run(cfg)
+    # the checkpoint's own budget ends the run there
+    run_job(_in(make_cfg, killed, ["resume=true", "total_timesteps=256"]), train.run)
+    from stable_baselines3 import PPO
+
+    assert PPO.load(killed / "model.zip").num_timesteps == 256
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("latest.json", b'{"num_timesteps": 25'),
+        ("model_256_steps.zip", b"PK\x03\x04"),
+        ("model_vecnormalize_256_steps.pkl", b"\x80\x04"),
+    ],
+    ids=["latest", "model", "vecnormalize"],
+)
+def test_a_damaged_checkpoint_is_refused_naming_the_file(killed, make_cfg, damage):
+    name, content = damage
+    (killed / "checkpoints" / name).write_bytes(content)
+    before = (killed / "status.json").read_bytes()
+    cfg = _in(make_cfg, killed, ["resume=true"])
+    expected = f"resume: the checkpoint file {killed / 'checkpoints' / name} cannot be read"
+    with pytest.raises(CheckpointError) as info:
+        run_job(cfg, train.run)
+    message = str(info.value)
+    if name == "latest.json":  # read before the job's record is written
+        assert (killed / "status.json").read_bytes() == before
+    assert message.startswith(expected) and "without resume=true" in message
+    assert not (killed / "model.zip").exists()
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_a_device_the_machine_lacks_is_refused_naming_the_field(make_cfg, monkeypatch, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    cfg = make_cfg("config", [f"device={device}"])
+    with pytest.raises(ValueError) as info:
+        train.run(cfg)
+    assert str(info.value).startswith(f"device: {device!r} is not available: ")
+    assert str(info.value).endswith("allowed here: auto, cpu")
+    assert not Path(cfg.run_dir).exists()  # refused before the run folder is made
