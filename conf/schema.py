@@ -527,7 +527,7 @@ class TrainConfig:
         baselines: baselines compared in the report (``null``: all of the family's).
         run_dir: the run folder (Hydra's output directory).
         device: torch device: ``auto`` (CUDA when available), ``cpu``, ``cuda``,
-            ``cuda:<index>`` or ``mps``.
+            ``cuda:<index>`` or ``mps``; a device named explicitly must exist on the machine.
         torch_threads: CPU threads torch may use.
         progress_bar: show a progress bar while training (needs tqdm and rich).
         tensorboard: write TensorBoard logs to ``<run_dir>/tb``.
