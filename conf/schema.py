@@ -448,7 +448,8 @@ class EvalConfig:
         seed_offset: distance of the first evaluation seed from the training seed.
         eval_freq: environment steps between points of the learning curve (0: only at the
             start and the end of training).
-        curve_episodes: episodes per point of the learning curve.
+        curve_episodes: episodes per point of the learning curve, the first of the evaluation
+            episodes' seeds (at most ``episodes``; a larger value takes all of them).
         fit_episodes: training episodes each baseline is fitted on.
         deterministic: act deterministically (the mode of stochastic policies).
         batch_size: most episodes simulated at once (replicas of one batched env).
