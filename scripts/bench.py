@@ -14,9 +14,10 @@ For every workload of a family, in one run and one process tree, the bench measu
   process with ``torch.set_num_threads(1)``; 1.0 is the limit (the env costs nothing);
 * **the reference implementation** where a workload names one (OR-Gym ``InvManagement-v0`` for
   the inventory family): its steps per second in its own virtual environment, created on first
-  use under ``.bench/venvs/``, a check that it runs on the same parameters as ours and, for
-  faithfulness, fixed policies on both implementations: mean returns over independent episodes
-  (different random streams) and exact returns on common demand paths.
+  use under ``.bench/venvs/`` (and again when its pins change), a check that it runs on the same
+  parameters as ours and, for faithfulness, fixed policies on both implementations: mean returns
+  over independent episodes (different random streams) and exact returns on common demand
+  paths.
 
 ``ratio_single``, ``ratio_b16`` and ``ratio_b256`` divide our steps per second at that B by the
 reference's single-env steps per second. Every rate is also reported per second of process CPU
@@ -32,17 +33,20 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -676,8 +680,37 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+@contextlib.contextmanager
+def _venv_lock(venv: Path) -> Iterator[None]:
+    """Hold ``<venv>.lock`` next to ``venv``, so that benches started together build it once."""
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{venv.name}.lock", "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _installed_with(ready: Path) -> list[list[str]] | None:
+    """The ``pip install`` argument lists a venv's ``.ready`` file records (``None``: unreadable)."""
+    try:
+        return json.loads(ready.read_text())["install"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def reference_python(ref: Reference, settings: Settings, log: Callable[[str], None]) -> Path:
     """The interpreter of ``ref``'s venv, creating the venv on first use.
+
+    A venv is reused only when its ``.ready`` file records exactly ``ref.install``; one built
+    with other pins is built again. Creation holds a lock file, so concurrent benches wait for
+    one another instead of clearing the venv under each other.
 
     Raises:
         ReferenceUnavailable: if the venv cannot be created (e.g. no network), with the reason.
@@ -690,26 +723,36 @@ def reference_python(ref: Reference, settings: Settings, log: Callable[[str], No
     venv = VENVS / ref.venv
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     ready = venv / ".ready"
-    if ready.exists() and python.exists():
-        return python
-    log(f"creating the {ref.name} venv in {venv} (first use; this takes a minute or two)")
+    wanted = [list(args) for args in ref.install]
+    with _venv_lock(venv):
+        if ready.exists() and python.exists():
+            if _installed_with(ready) == wanted:
+                return python
+            log(f"the {ref.name} venv in {venv} was built with other pins; building it again")
+        else:
+            log(f"creating the {ref.name} venv in {venv} (first use; this takes a minute or two)")
+        _build_venv(venv, python, ref.install)
+        ready.write_text(json.dumps({"install": wanted}) + "\n")
+    return python
+
+
+def _build_venv(venv: Path, python: Path, install: Sequence[Sequence[str]]) -> None:
+    """Create ``venv`` afresh and run ``pip install`` with each argument list of ``install``."""
     commands = [[sys.executable, "-m", "venv", "--clear", str(venv)]]
     commands += [
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", *args]
-        for args in ref.install
+        for args in install
     ]
     for command in commands:
         try:
             proc = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ReferenceUnavailable(f"`{' '.join(command)}` failed: {exc}") from exc
+            raise ReferenceUnavailable(f"`{shlex.join(command)}` failed: {exc}") from exc
         if proc.returncode != 0:
             raise ReferenceUnavailable(
-                f"`{' '.join(command)}` exited with {proc.returncode}: "
+                f"`{shlex.join(command)}` exited with {proc.returncode}: "
                 f"{_tail(proc.stderr or proc.stdout)}"
             )
-    ready.write_text(json.dumps({"install": [list(a) for a in ref.install]}) + "\n")
-    return python
 
 
 def run_reference(
@@ -783,7 +826,8 @@ def call_worker(
         return {"available": False, "reason": f"worker failed: {exc}"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        reason = f"worker exited with {proc.returncode}: {_tail(proc.stderr or proc.stdout)}"
+        output = _tail(proc.stderr or proc.stdout) or "no output"
+        reason = f"worker exited with {proc.returncode} (`{shlex.join(command[:2])}`): {output}"
         return {"available": False, "reason": reason}
     return {"available": True, "python": str(python), **json.loads(lines[-1])}
 
@@ -1026,6 +1070,17 @@ def run_workload(
     return result
 
 
+def check_workloads(family: str, workloads: Sequence[str] | None) -> None:
+    """Raise ``ValueError`` naming the allowed values if ``family`` or a workload is unknown."""
+    if family not in WORKLOADS:
+        raise ValueError(f"family: unknown {family!r}; allowed values: {sorted(WORKLOADS)}")
+    if workloads is not None:
+        unknown = sorted(set(workloads) - {w.name for w in WORKLOADS[family]})
+        if unknown:
+            names = [w.name for w in WORKLOADS[family]]
+            raise ValueError(f"workload: unknown {unknown} in {family!r}; allowed values: {names}")
+
+
 def _git_describe() -> str | None:
     try:
         proc = subprocess.run(
@@ -1042,8 +1097,36 @@ def _git_describe() -> str | None:
     return proc.stdout.strip() or None
 
 
-def metadata(settings: Settings) -> dict[str, Any]:
-    """Where and how the numbers were taken."""
+def _cpu_model() -> str | None:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that ran the bench, quoted for a POSIX shell.
+
+    Args:
+        argv: the arguments the bench parsed (default: ``sys.argv[1:]``); the program is
+            ``sys.argv[0]``.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join([sys.argv[0], *args])
+
+
+def metadata(settings: Settings, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Where and how the numbers were taken.
+
+    Args:
+        settings: the run's settings (budgets and seed are copied here).
+        argv: the arguments the bench parsed, recorded in ``command`` (default: ``sys.argv[1:]``).
+    """
     from importlib.metadata import version
 
     versions: dict[str, str | None] = {}
@@ -1060,6 +1143,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "numpy": np.__version__,
         "versions": versions,
         "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(affinity) if affinity is not None else None,
         "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -1067,7 +1151,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "repeats": settings.repeats,
         "warmup_s": settings.warmup_s,
         "seed": settings.seed,
-        "command": " ".join(sys.argv),
+        "command": command_line(argv),
     }
 
 
@@ -1076,19 +1160,17 @@ def run_family(
     settings: Settings,
     workloads: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
+    argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Run every workload of ``family`` (or those named in ``workloads``) and collect the report."""
-    if family not in WORKLOADS:
-        raise ValueError(f"family: unknown {family!r}; allowed values: {sorted(WORKLOADS)}")
+    """Run every workload of ``family`` (or those named in ``workloads``) and collect the report.
+
+    ``argv`` is the command line recorded in the metadata (default: ``sys.argv[1:]``).
+    """
+    check_workloads(family, workloads)
     chosen = [w for w in WORKLOADS[family] if workloads is None or w.name in workloads]
-    if workloads is not None:
-        unknown = sorted(set(workloads) - {w.name for w in WORKLOADS[family]})
-        if unknown:
-            names = [w.name for w in WORKLOADS[family]]
-            raise ValueError(f"workload: unknown {unknown} in {family!r}; allowed values: {names}")
     report: dict[str, Any] = {
         "family": family,
-        "metadata": metadata(settings),
+        "metadata": metadata(settings, argv),
         "settings": dataclasses.asdict(settings),
         "workloads": {w.name: run_workload(w, settings, log) for w in chosen},
     }
@@ -1199,10 +1281,51 @@ def format_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _default_out(family: str, report: Mapping[str, Any]) -> Path:
+def _default_out(family: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    git = report["metadata"].get("git") or "nogit"
+    git = _git_describe() or "nogit"
     return ROOT / ".bench" / f"{family}__{git}__{stamp}.json"
+
+
+def writable_out(path: Path, option: str = "--out") -> Path:
+    """Check, before a long run, that its JSON report can be written to ``path``.
+
+    Creates the parent folder and a probe file in it (removed at once).
+
+    Raises:
+        ValueError: naming ``option``, when ``path`` is a folder or cannot be written.
+    """
+    if path.is_dir():
+        raise ValueError(
+            f"{option}: {path} is a folder; expected a file path such as {path}/bench.json"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and exc.strerror else ""
+        raise ValueError(f"{option}: cannot write {path}: {exc.strerror or exc}{where}") from exc
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{option}: cannot write {path}: permission denied")
+    return path
+
+
+LIMITS: dict[str, tuple[str, Callable[[float], bool], str]] = {
+    "seconds": ("--seconds", lambda x: x > 0, "> 0"),
+    "repeats": ("--repeats", lambda x: x >= 1, ">= 1"),
+    "warmup": ("--warmup", lambda x: x >= 0, ">= 0"),
+    "episodes": ("--episodes", lambda x: x >= 2, ">= 2 (a mean return needs a standard error)"),
+    "exact_cases": ("--exact-cases", lambda x: x >= 0, ">= 0 (0: none)"),
+    "seed": ("--seed", lambda x: x >= 0, ">= 0"),
+    "rounds": ("--rounds", lambda x: x >= 0, ">= 0 (0: no paired rounds)"),
+    "ppo_envs": ("--ppo-envs", lambda x: x >= 1, ">= 1"),
+    "ppo_n_steps": ("--ppo-n-steps", lambda x: x >= 1, ">= 1"),
+    "ppo_batch_size": ("--ppo-batch-size", lambda x: x >= 2, ">= 2 (SB3's PPO needs 2)"),
+    "ppo_epochs": ("--ppo-epochs", lambda x: x >= 1, ">= 1"),
+    "ppo_timesteps": ("--ppo-timesteps", lambda x: x >= 1, ">= 1"),
+}
+"""Allowed values of the numeric options: ``dest -> (option, check, allowed)``."""
 
 
 DELEGATED = {"traffic": "scripts.bench_traffic", "traffic-fidelity": "scripts.bench_traffic"}
@@ -1255,8 +1378,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ppo-epochs", type=int, default=defaults.n_epochs)
     parser.add_argument("--ppo-timesteps", type=int, default=defaults.total_timesteps)
     args = parser.parse_args(argv)
-    if args.rounds < 0:
-        parser.error(f"--rounds: must be >= 0 (0: no paired rounds), got {args.rounds}")
+    for dest, (option, allowed, text) in LIMITS.items():
+        value = getattr(args, dest)
+        if not (math.isfinite(value) and allowed(value)):
+            parser.error(f"{option}: must be {text}, got {value:g}")
+    if args.ppo_envs * args.ppo_n_steps < 2:
+        parser.error("--ppo-envs x --ppo-n-steps: must be >= 2 (frames per PPO rollout)")
+    try:
+        check_workloads(args.family, args.workload)
+        out = writable_out(args.out or _default_out(args.family))
+    except ValueError as exc:
+        parser.error(str(exc) if str(exc).startswith("--") else f"--{exc}")
 
     ppo = None
     if not args.no_ppo:
@@ -1283,9 +1415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    report = run_family(args.family, settings, args.workload, log)
-    out = args.out or _default_out(args.family, report)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    report = run_family(args.family, settings, args.workload, log, argv=given)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report))
     print(f"\nJSON: {out}")

@@ -105,6 +105,10 @@ def test_call_worker_reports_failures():
     assert result["reason"].startswith("worker exited with 0")
     result = bench.call_worker(Path(sys.executable), "missing_worker.py", {}, 60)
     assert result["available"] is False and "worker exited with 2" in result["reason"]
+    # a worker that prints nothing: the reason names the interpreter and says so
+    result = bench.call_worker(Path("/bin/false"), "orgym_worker.py", {}, 60)
+    assert result["available"] is False
+    assert "/bin/false" in result["reason"] and result["reason"].endswith("no output")
 
 
 def test_orgym_parameters_match_our_preset():
@@ -288,3 +292,120 @@ def test_failed_paired_rounds_leave_the_best_run_ratio_to_the_target(monkeypatch
     result = bench.run_workload(workload, settings, log=lambda message: None)
     assert result["rounds"] == [] and result["paired"] == {}
     assert result["targets_met"]["ratio_b4"] is True  # steps/s over 1.0
+
+
+def _tiny_ops_argv(out: Path) -> list[str]:
+    argv = ["ops", "--workload", "Maintenance-v0", "--no-reference", "--no-ppo", "--out", str(out)]
+    return argv + ["--seconds", "0.02", "--repeats", "1", "--warmup", "0.01"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--seconds", "0"),
+        ("--seconds", "-1"),
+        ("--repeats", "0"),
+        ("--warmup", "-0.5"),
+        ("--episodes", "1"),
+        ("--seed", "-1"),
+        ("--ppo-batch-size", "1"),
+        ("--ppo-timesteps", "0"),
+        ("--workload", "Nope-v0"),
+    ],
+)
+def test_bad_option_values_are_refused_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*_tiny_ops_argv(tmp_path / "bench.json"), option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {option}: " in err and ("must be" in err or "allowed values" in err)
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_an_unwritable_out_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    def never(*args, **kwargs):
+        raise AssertionError("the bench ran before --out was checked")
+
+    monkeypatch.setattr(bench, "run_family", never)
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path, tmp_path / "a_file" / "bench.json"):
+        argv = _tiny_ops_argv(out)
+        with pytest.raises(SystemExit) as exc:
+            bench.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "error: --out: " in err and str(out) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no probe left behind
+
+
+def test_metadata_records_the_command_quoted_and_the_machine(tmp_path):
+    import shlex
+
+    out = tmp_path / "bench.json"
+    argv = _tiny_ops_argv(out)
+    argv[argv.index("Maintenance-v0")] = "Autoscale-v0 (bursty)"
+    assert bench.main(argv) == 0
+    meta = json.loads(out.read_text())["metadata"]
+    assert shlex.split(meta["command"])[1:] == argv
+    assert "cpu_model" in meta and meta["cpu_count"] >= 1
+
+
+def _fake_pip(monkeypatch, calls, delay=0.0):
+    """Replace the venv and pip commands of ``reference_python`` by a recorder."""
+    import subprocess
+    import time
+
+    def run(command, **kwargs):
+        calls.append(command)
+        if "venv" in command:
+            time.sleep(delay)
+            python = Path(command[-1]) / "bin" / "python"
+            python.parent.mkdir(parents=True, exist_ok=True)
+            python.write_text("")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(bench.subprocess, "run", run)
+
+
+def _reference(install):
+    return bench.Reference("ref", "Ref-v0", "ref", install, "w.py", lambda env, p: [])
+
+
+def test_reference_venv_is_reused_only_with_the_same_pins(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "VENVS", tmp_path)
+    calls: list[list[str]] = []
+    _fake_pip(monkeypatch, calls)
+    settings, log = bench.Settings(), lambda message: None
+    (tmp_path / "ref" / "bin").mkdir(parents=True)
+    (tmp_path / "ref" / "bin" / "python").write_text("")
+    (tmp_path / "ref" / ".ready").write_text(json.dumps({"install": [["pkg==1.0"]]}))
+    python = bench.reference_python(_reference((("pkg==1.0",),)), settings, log)
+    assert python == tmp_path / "ref" / "bin" / "python" and calls == []
+    bench.reference_python(_reference((("pkg==2.0",),)), settings, log)  # pins changed
+    assert calls[0][-3:] == ["venv", "--clear", str(tmp_path / "ref")]
+    assert calls[1][-1] == "pkg==2.0" and len(calls) == 2
+    ready = json.loads((tmp_path / "ref" / ".ready").read_text())
+    assert ready == {"install": [["pkg==2.0"]]}
+    bench.reference_python(_reference((("pkg==2.0",),)), settings, log)
+    assert len(calls) == 2
+
+
+def test_benches_started_together_build_the_reference_venv_once(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(bench, "VENVS", tmp_path)
+    calls: list[list[str]] = []
+    _fake_pip(monkeypatch, calls, delay=0.3)
+    ref = _reference((("pkg==1.0",),))
+    found = []
+
+    def first_use():
+        found.append(bench.reference_python(ref, bench.Settings(), lambda message: None))
+
+    threads = [threading.Thread(target=first_use) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(found) == 2 and found[0] == found[1]
+    assert sum("venv" in c for c in calls) == 1 and len(calls) == 2
