@@ -940,10 +940,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="traffic-fidelity: reuse a saved worker fidelity result instead of running SUMO",
     )
     args = parser.parse_args(argv)
-    if args.rounds < 0:
-        parser.error(f"--rounds: must be >= 0 (0: no paired rounds), got {args.rounds}")
+    for dest in ("seconds", "repeats", "warmup", "seed", "rounds"):
+        value = getattr(args, dest)
+        option, allowed, text = bench.LIMITS[dest]
+        if value is not None and not (math.isfinite(value) and allowed(value)):
+            parser.error(f"{option}: must be {text}, got {value:g}")
     if args.threads < 1:
         parser.error(f"--threads: must be >= 1, got {args.threads}")
+    if args.out is not None:
+        try:  # before the long run, not after it
+            bench.writable_out(args.out)
+        except ValueError as exc:
+            parser.error(str(exc))
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

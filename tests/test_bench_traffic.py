@@ -340,6 +340,18 @@ def test_negative_rounds_are_refused(capsys):
     with pytest.raises(SystemExit):
         bt.main(["traffic", "--rounds", "-1"])
     assert "--rounds: must be >= 0" in capsys.readouterr().err
+    # values that used to be replaced by the defaults without a word
+    for option, value in (("--repeats", "0"), ("--seconds", "0"), ("--warmup", "-1")):
+        with pytest.raises(SystemExit):
+            bt.main(["traffic", option, value])
+        assert f"{option}: must be" in capsys.readouterr().err
+
+
+def test_an_unwritable_out_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bt, "run", lambda *a: pytest.fail("ran before checking --out"))
+    with pytest.raises(SystemExit):
+        bt.main(["traffic", "--no-reference", "--out", str(tmp_path)])
+    assert f"--out: {tmp_path} is a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bt.main(["traffic", "--threads", "0"])
     assert "--threads: must be >= 1, got 0" in capsys.readouterr().err
