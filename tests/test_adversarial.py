@@ -248,21 +248,16 @@ def test_training_alternates_search_and_updates(parametric, make_cfg) -> None:
 
 def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_path) -> None:
     out = tmp_path / "adv"
-    report = run(
-        compose_root(
-            "generate",
-            [
-                "command=adversarial",
-                f"path={parametric}",
-                "model=pretrained/inventory",
-                "n=2",
-                "adversarial.population=6",
-                "adversarial.iterations=2",
-                "adversarial.fit_episodes=2",
-                f"out_dir={out}",
-            ],
-        )
-    )
+    search = [
+        "command=adversarial",
+        f"path={parametric}",
+        "n=2",
+        "adversarial.population=6",
+        "adversarial.iterations=2",
+        "adversarial.fit_episodes=2",
+        f"out_dir={out}",
+    ]
+    report = run(compose_root("generate", [*search, "model=pretrained/inventory"]))
     saved = json.loads((out / "adversarial.json").read_text())
     assert saved["method"] == "random" and saved["invalid_draws"]["proposed"] == 12
     assert saved["found"]["n"] == 2 and saved["ordinary"]["n"] == 8 and saved["real"]["n"] == 8
@@ -272,24 +267,11 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
     assert len(list((out / "worst").glob("frame_*.png"))) == 31
     assert (out / "worst.gif").is_file()
     # the same search may run again; another one must not replace the report
-    overrides = [
-        "command=adversarial",
-        f"path={parametric}",
-        "n=2",
-        "adversarial.population=6",
-        "adversarial.iterations=2",
-        "adversarial.fit_episodes=2",
-        f"out_dir={out}",
-    ]
-    assert run(compose_root("generate", [*overrides, "model=pretrained/inventory"])) == report
+    assert run(compose_root("generate", [*search, "model=pretrained/inventory"])) == report
     with pytest.raises(
         ValueError, match=r"out_dir: .* another configuration .*adversarial\.lam 20\.0 -> 5\.0"
     ):
-        run(
-            compose_root(
-                "generate", [*overrides, "model=pretrained/inventory", "adversarial.lam=5"]
-            )
-        )
+        run(compose_root("generate", [*search, "model=pretrained/inventory", "adversarial.lam=5"]))
     for overrides, match in [
         (["model=pretrained/nothing"], r"model: no pretrained agent 'nothing'; allowed: \["),
         ([f"model={tmp_path}"], r"model: no model at .*; allowed: pretrained/<name>"),
