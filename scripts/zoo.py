@@ -256,7 +256,7 @@ def train(entry: ZooEntry, runs: Path, *, force: bool = False) -> Path:
         agents.jobs.JobRunningError: another live process of this host trains the entry in
             that folder (without ``force``).
     """
-    from agents.jobs import plan_job, run_job
+    from agents.jobs import run_job
     from agents.runs import (
         RunMismatchError,
         config_differences,
@@ -268,7 +268,7 @@ def train(entry: ZooEntry, runs: Path, *, force: bool = False) -> Path:
     folder = runs / entry.name
     cfg = run_config(entry, runs, force=force)
     try:
-        plan_job(folder, cfg)
+        run_job(cfg, run)  # refuses a run of another configuration before writing anything
     except RunMismatchError:
         saved = saved_config(folder)
         changed = describe_differences(config_differences(saved, cfg)) if saved else "no config"
@@ -279,8 +279,7 @@ def train(entry: ZooEntry, runs: Path, *, force: bool = False) -> Path:
             folder,
             changed,
         )
-        cfg = run_config(entry, runs, force=True)
-    run_job(cfg, run)
+        run_job(run_config(entry, runs, force=True), run)
     return folder
 
 
