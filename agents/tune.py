@@ -3,9 +3,11 @@
 ``run(cfg)`` joins (or creates) the study ``tune.name`` in ``tune.storage`` and runs trials
 until the study holds ``tune.n_trials`` complete or pruned ones, so any number of workers
 (processes on one machine, Ray tasks, machines sharing a database) started with the same
-storage URL and name share the work. ``tune.n_trials`` bounds the whole study, not each
-worker: a worker starts a trial only while the study's complete, pruned and running trials are
-fewer than ``tune.n_trials``; when workers create trials at the same moment, those beyond the
+storage URL and name share the work; workers sharing a SQLite file create its tables, enqueue
+the defaults trial and take enqueued trials one at a time, under a lock file beside it
+(:func:`study_lock`). ``tune.n_trials`` bounds the whole study, not each worker: a worker
+starts a trial only while the study's complete, pruned and running trials are fewer than
+``tune.n_trials``; when workers create trials at the same moment, those beyond the
 limit (:func:`over_budget`) train nothing, are marked failed and stop their workers. A failed
 trial (or one whose worker was killed) does not count, so a resumed study runs it again.
 A trial:
@@ -34,14 +36,17 @@ loads the file written (:func:`preset_usage`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.utils import set_random_seed
@@ -54,6 +59,11 @@ from agents.evaluation import run_episodes
 from agents.warmstart import start_from
 from conf.schema import ParamSpec, ParamType, SB3AgentConfig, TuneConfig
 from envs.core.registry import suggest
+
+try:
+    import fcntl
+except ImportError:  # no advisory file locks on this platform
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -413,8 +423,6 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
     try:
         model.learn(total_timesteps=config.total_timesteps, callback=curve)
         if isinstance(curve, PruningCurve) and curve.pruned:
-            import optuna
-
             raise optuna.TrialPruned(f"pruned at {curve.points[-1]['timesteps']:.0f} steps")
         if hasattr(venv, "obs_rms"):
             from agents.envs import sync_normalization
@@ -445,8 +453,6 @@ def budget_used(study: Any, below: int | None = None) -> int:
         below: count only the trials numbered below it, waiting (enqueued) ones included: the
             trials created before trial ``below``, which run before or beside it.
     """
-    import optuna
-
     state = optuna.trial.TrialState
     states = [state.COMPLETE, state.PRUNED, state.RUNNING]
     if below is not None:
@@ -470,27 +476,83 @@ def over_budget(study: Any, trial: Any, n_trials: int) -> int | None:
 
 def _fail_stale_trials(study: Any) -> None:
     """Mark failed the running trials whose worker stopped beating (as ``optimize`` does)."""
-    import optuna
-
     with warnings.catch_warnings():  # marked experimental, like the heartbeat
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
 
 
-def _storage(url: str) -> Any:
-    import optuna
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite storage URL; ``None`` for another database or memory."""
+    scheme, _, rest = url.partition("://")
+    if scheme.split("+")[0] != "sqlite":
+        return None
+    database = rest[1:].partition("?")[0]  # sqlite:///<relative path>, sqlite:////<absolute>
+    return Path(database) if database not in ("", ":memory:") else None
 
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
-        if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    else:
-        engine_kwargs = {}
+
+@contextlib.contextmanager
+def study_lock(url: str) -> Iterator[None]:
+    """Hold ``<file>.lock`` beside a SQLite storage: one worker at a time runs the block.
+
+    Workers sharing a SQLite file take it for what SQLite does not make atomic across
+    processes: creating the tables of a new file, looking for the defaults trial and enqueuing
+    it, and taking a waiting trial (SQLite has no ``SELECT ... FOR UPDATE``, so two workers
+    reading a trial as waiting would both run it). The lock is held by an open file, so the
+    system releases it when a worker dies. Nothing is held for other databases (they lock rows
+    themselves), for an in-memory one, or on a platform without ``fcntl``. The lock is not
+    re-entrant: a worker holding it must not take it again.
+    """
+    path = _sqlite_file(url)
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class SharedStorage(optuna.storages.RDBStorage):
+    """An RDB storage that workers sharing one SQLite file can open and take trials from at once.
+
+    It creates the tables of a new file, and sets a waiting (enqueued) trial running, under
+    :func:`study_lock`. Optuna takes a waiting trial by reading its state, then writing
+    ``RUNNING``; SQLite does not make the two atomic, so two workers reading the same waiting
+    trial would both run it. Under the lock the second reads it running and takes another.
+    """
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        with study_lock(url):  # workers opening a new file create its tables one at a time
+            super().__init__(url, **kwargs)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        with study_lock(state["url"]):
+            super().__setstate__(state)
+
+    def set_trial_state_values(
+        self,
+        trial_id: int,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        if state != optuna.trial.TrialState.RUNNING:
+            return super().set_trial_state_values(trial_id, state, values)
+        with study_lock(self.url):  # only a trial still waiting is taken; False otherwise
+            return super().set_trial_state_values(trial_id, state, values)
+
+
+def _storage(url: str) -> SharedStorage:
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     with warnings.catch_warnings():  # heartbeats are marked experimental
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         # a worker killed mid-trial stops beating; its trial is marked failed after the grace
-        return optuna.storages.RDBStorage(
+        return SharedStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120
         )
 
@@ -506,8 +568,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "usage", "trials", "pruned"}``; ``default_substituted`` maps each parameter the
         defaults trial could not take from the preset to ``(preset's value, value used)``.
     """
-    import optuna
-
     config = as_config(cfg, TuneConfig)
     agent = as_sb3_agent(config.agent, "tuning")
     space = parse_search_space(config.search_space, type(agent))
@@ -570,7 +630,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # Optuna checks the callback after a trial: a study at its limit would get one more
     if used < n_trials:
         if config.tune.enqueue_defaults and defaults:
-            enqueue_defaults(study, trial_params(defaults, space))
+            with study_lock(config.tune.storage):  # one worker at a time looks, then enqueues
+                enqueue_defaults(study, trial_params(defaults, space))
         study.optimize(
             objective,
             callbacks=[stop_at_budget],
@@ -586,12 +647,12 @@ def enqueue_defaults(study: Any, params: dict[str, Any]) -> bool:
 
     A defaults trial that failed (its worker interrupted, or killed and found stale by the
     heartbeat) is enqueued again, so a resumed study still measures the preset's own values.
+    Workers sharing a SQLite study call it under :func:`study_lock`, so that of workers
+    starting together only one enqueues the trial.
 
     Returns:
         Whether the trial was enqueued.
     """
-    import optuna
-
     _fail_stale_trials(study)  # as optimize does before each trial
     live = (
         optuna.trial.TrialState.WAITING,
@@ -613,8 +674,6 @@ def enqueue_defaults(study: Any, params: dict[str, Any]) -> bool:
 def _summarise(
     study: Any, config: TuneConfig, agent: SB3AgentConfig, space: dict[str, ParamSpec]
 ) -> dict[str, Any]:
-    import optuna
-
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:

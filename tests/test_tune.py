@@ -1,7 +1,10 @@
 """lepton-tune: search spaces from config, Optuna sampling, the shared study, preset writing."""
 
+import contextlib
 import json
+import multiprocessing
 import threading
+import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
+from optuna.storages._rdb.models import TrialModel
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from agents import tune
 from agents.config import as_config
@@ -238,8 +243,7 @@ def _counted(storage):
 
 
 def test_two_parallel_workers_run_no_more_than_n_trials(make_cfg, tmp_path, monkeypatch):
-    # every trial is created, none enqueued: two workers popping one enqueued trial from SQLite
-    # at the same moment may both run it (Optuna's queue is not atomic there)
+    # every trial is created, none enqueued (test_parallel_workers_* cover the queue)
     no_queue = "tune.enqueue_defaults=false"
     cfg, trained, score = _cheap_tuning(make_cfg, tmp_path, monkeypatch, 2, no_queue)
     both_running = threading.Barrier(2, timeout=60)
@@ -253,9 +257,6 @@ def test_two_parallel_workers_run_no_more_than_n_trials(make_cfg, tmp_path, monk
         return float(trial.number)
 
     score["trial"] = ordered
-    # the study's tables exist before the workers start (two workers creating them at the
-    # same moment in an empty SQLite file is a race of Optuna's own)
-    optuna.create_study(study_name="ppo_inventory", storage=cfg.tune.storage, direction="maximize")
     with ThreadPoolExecutor(2) as pool:
         workers = [pool.submit(tune.run, cfg.copy()) for _ in range(2)]
         done, _ = wait(workers, return_when=FIRST_COMPLETED, timeout=120)
@@ -299,3 +300,134 @@ def test_a_trial_created_beside_another_worker_s_last_one_trains_nothing(
     trials = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage).trials
     assert len(trials) == 3 and len(_counted(cfg.tune.storage)) == 2
     assert trials[2].state == optuna.trial.TrialState.FAIL and trials[2].user_attrs["surplus"]
+
+
+# --- workers in separate processes sharing one SQLite file ------------------------------------
+
+WORKERS = 3
+WINDOW_S = 5.0
+"""How long the first worker waits in a widened race window for the others to join it."""
+
+
+def _in_processes(tmp_path, n, work):
+    """Run ``work()`` in ``n`` forked processes that start it together.
+
+    Returns:
+        The traceback of each process that raised (empty when none did).
+    """
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(n)
+
+    def worker(i):
+        try:
+            start.wait(timeout=60)
+            work()
+        except BaseException:
+            (tmp_path / f"worker{i}.error").write_text(traceback.format_exc())
+            raise
+
+    processes = [ctx.Process(target=worker, args=(i,)) for i in range(n)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    hung = [p for p in processes if p.is_alive()]
+    for process in hung:
+        process.kill()
+    assert not hung, f"{len(hung)} of {n} workers did not finish"
+    return [f.read_text() for f in sorted(tmp_path.glob("worker*.error"))]
+
+
+def _meeting(barrier):
+    """Wait for every worker at ``barrier``; once one has waited ``WINDOW_S`` in vain, none waits."""
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=WINDOW_S)
+
+
+def _training_together(tmp_path, score, n):
+    """Trials that log their number to ``trained.txt`` and end once ``n`` are training at once."""
+    log = tmp_path / "trained.txt"
+    all_training = multiprocessing.get_context("fork").Barrier(n)
+
+    def train(trial):
+        with open(log, "a") as out:
+            out.write(f"{trial.number}\n")
+        with contextlib.suppress(threading.BrokenBarrierError):
+            all_training.wait(timeout=30)
+        return float(trial.number)
+
+    score["trial"] = train
+    return lambda: sorted(int(line) for line in log.read_text().split())
+
+
+def test_parallel_workers_on_a_new_sqlite_file_create_its_tables_once(
+    make_cfg, tmp_path, monkeypatch
+):
+    cfg, _, score = _cheap_tuning(make_cfg, tmp_path, monkeypatch, WORKERS)
+    trained = _training_together(tmp_path, score, WORKERS)
+    # every worker finds the file without tables before any creates them
+    checked = multiprocessing.get_context("fork").Barrier(WORKERS)
+    has_table = SQLiteDialect.has_table
+
+    def has_table_together(self, connection, table_name, schema=None, **kw):
+        found = has_table(self, connection, table_name, schema=schema, **kw)
+        if not found:
+            _meeting(checked)
+        return found
+
+    monkeypatch.setattr(SQLiteDialect, "has_table", has_table_together)
+    errors = _in_processes(tmp_path, WORKERS, lambda: tune.run(cfg.copy()))
+    assert errors == []
+    assert trained() == list(range(WORKERS))
+    study = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * WORKERS
+
+
+def test_parallel_workers_enqueue_one_defaults_trial(make_cfg, tmp_path, monkeypatch):
+    cfg, _, score = _cheap_tuning(make_cfg, tmp_path, monkeypatch, WORKERS)
+    trained = _training_together(tmp_path, score, WORKERS)
+    optuna.create_study(study_name="ppo_inventory", storage=cfg.tune.storage, direction="maximize")
+    # every worker finds no defaults trial before any enqueues it
+    looked = multiprocessing.get_context("fork").Barrier(WORKERS)
+    enqueue_trial = optuna.Study.enqueue_trial
+
+    def enqueue_together(self, *args, **kwargs):
+        _meeting(looked)
+        return enqueue_trial(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue_together)
+    errors = _in_processes(tmp_path, WORKERS, lambda: tune.run(cfg.copy()))
+    study = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage)
+    defaults = [t.number for t in study.trials if t.user_attrs.get("defaults")]
+    assert defaults == [0] and study.trials[0].params == {"learning_rate": 3e-4}
+    assert errors == []
+    assert trained() == list(range(WORKERS))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * WORKERS
+
+
+def test_parallel_workers_run_each_enqueued_trial_once(make_cfg, tmp_path, monkeypatch):
+    no_defaults = "tune.enqueue_defaults=false"
+    cfg, _, score = _cheap_tuning(make_cfg, tmp_path, monkeypatch, WORKERS, no_defaults)
+    trained = _training_together(tmp_path, score, WORKERS)
+    study = optuna.create_study(
+        study_name="ppo_inventory", storage=cfg.tune.storage, direction="maximize"
+    )
+    for k in range(WORKERS):
+        study.enqueue_trial({"learning_rate": 1e-4 * (k + 1)})
+    # every worker reads the first waiting trial before any sets it running
+    read = multiprocessing.get_context("fork").Barrier(WORKERS)
+    find = TrialModel.find_or_raise_by_id.__func__
+
+    def find_together(cls, trial_id, session, for_update=False):
+        trial = find(cls, trial_id, session, for_update)
+        if for_update and trial.state == optuna.trial.TrialState.WAITING:
+            _meeting(read)
+        return trial
+
+    monkeypatch.setattr(TrialModel, "find_or_raise_by_id", classmethod(find_together))
+    errors = _in_processes(tmp_path, WORKERS, lambda: tune.run(cfg.copy()))
+    assert trained() == list(range(WORKERS))  # each trial once
+    assert errors == []
+    trials = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * WORKERS
+    assert [t.params["learning_rate"] for t in trials] == pytest.approx([1e-4, 2e-4, 3e-4])
