@@ -522,6 +522,70 @@ def test_bad_baseline_parameters_raise_errors_naming_the_field() -> None:
         BaseStockBaseline(env, max_batch=0)
 
 
+# --- scenario lists and registered variants ----------------------------------------------------
+BIG_TWO_STAGE = {
+    "preset": "two_stage",
+    "name": "big",
+    "initial_inventory": [6000.0, 12000.0],
+    "capacities": [600.0, 600.0],
+    "demand": {"mean": 400.0},
+}
+
+
+@pytest.mark.parametrize("observation", ["default", "orgym"])
+@pytest.mark.parametrize("big_first", [False, True])
+def test_observation_space_holds_every_scenario_of_a_list(
+    observation: str, big_first: bool
+) -> None:
+    scenarios = ["two_stage", BIG_TWO_STAGE]
+    if big_first:
+        scenarios.reverse()
+    env = InventoryEnv(scenarios, observation=observation)
+    space = env.observation_space
+    drawn = set()
+    for seed in range(8):
+        obs, _ = env.reset(seed=seed)
+        drawn.add(env.runner.sim.scenarios[0].name)
+        assert space.contains(obs), env.runner.sim.scenarios[0].name
+        done = False
+        while not done:
+            full = np.ones(2, dtype=np.float32)  # order the capacity: stocks at their highest
+            obs, _, terminated, truncated, _ = env.step(full)
+            assert space.contains(obs), env.runner.sim.scenarios[0].name
+            done = terminated or truncated
+    assert drawn == {"two_stage", "big"}
+    venv = gym.make_vec(ENV_ID, num_envs=4, scenario=scenarios, observation=observation)
+    assert venv.single_observation_space == space
+    obs, _ = venv.reset(seed=0)
+    for _ in range(40):  # past the end of every episode: autoreset draws again
+        assert all(space.contains(row) for row in obs)
+        obs, *_ = venv.step(venv.action_space.sample())
+
+
+def test_a_mapping_without_a_preset_starts_from_the_registered_preset() -> None:
+    orgym = PRESETS["orgym"]
+    short = dataclasses.replace(orgym, horizon=20)
+    env = gym.make("lepton/InventoryORGym-v0", scenario={"horizon": 20})
+    assert env.unwrapped.structure == short
+    variant = InventoryEnv(["orgym", {"horizon": 20}, {"preset": "lost_sales"}], preset="orgym")
+    assert variant.source.scenarios == [orgym, short, PRESETS["lost_sales"]]
+    variant.reset(seed=0, options={"scenario": {"backlog": False}})
+    assert variant.runner.sim.scenarios[0] == dataclasses.replace(orgym, backlog=False)
+    venv = gym.make_vec("lepton/InventoryORGym-v0", num_envs=2, scenario={"horizon": 20})
+    assert venv.env.structure == short
+    assert (
+        make_sb3_vec_env("lepton/InventoryORGym-v0", 2, scenario={"horizon": 20}).env.structure
+        == short
+    )
+    # the plain id keeps the family default; the variant's own scenario is unchanged
+    assert gym.make(ENV_ID, scenario={"horizon": 20}).unwrapped.structure == dataclasses.replace(
+        PRESETS["serial4"], horizon=20
+    )
+    assert gym.make("lepton/InventoryORGym-v0").unwrapped.structure == orgym
+    with pytest.raises(ValueError, match=r"preset: unknown preset 'orgy'; allowed values: \["):
+        InventoryEnv(preset="orgy")
+
+
 # --- rendering --------------------------------------------------------------------------------
 @pytest.mark.parametrize("scenario", ["serial4", "lost_sales"])
 def test_rgb_array_frames(scenario: str) -> None:

@@ -17,7 +17,7 @@ def register_envs() -> None:
         "envs.ops.inventory.env:InventoryEnv",
         vector_entry_point="envs.ops.inventory.env:InventoryVectorEnv",
         family="ops",
-        kwargs={"scenario": "orgym"},
+        kwargs={"scenario": "orgym", "preset": "orgym"},
         description="OR-Gym InvManagement-v0 exactly (4 stages, 30 periods, backlog, discounted profit).",
     )
     register(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,8 +11,9 @@ from gymnasium import spaces
 from envs.core.env import LeptonEnv
 from envs.core.features import ObservationBuilder, RewardTerm
 from envs.core.registry import Registry
+from envs.core.scenario import ScenarioList
 from envs.core.vector import LeptonVectorEnv
-from envs.ops.inventory.scenario import InventoryScenario, make_scenario
+from envs.ops.inventory.scenario import PRESETS, InventoryScenario, make_scenario
 from envs.ops.inventory.sim import InventorySim, InventoryState
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
@@ -39,13 +40,30 @@ REWARDS: Registry[RewardTerm] = Registry("reward term")
 ACTION_MODES = ("continuous", "discrete", "quantity")
 
 
+class StockObservation(ObservationBuilder):
+    """An observation of stock quantities, bounded by :func:`stock_bound`.
+
+    Attributes:
+        bound: the largest stock quantity of any scenario the env draws, units: that of the
+            structure scenario, raised by :meth:`cover` to every scenario of a list.
+    """
+
+    def __init__(self, structure: InventoryScenario) -> None:
+        super().__init__(structure)
+        self.bound = stock_bound(structure)
+
+    def cover(self, scenarios: Iterable[InventoryScenario]) -> None:
+        """Raise :attr:`bound` so that the space holds the observations of every scenario."""
+        self.bound = max([self.bound, *(stock_bound(s) for s in scenarios)])
+
+
 @OBSERVATIONS.register("default")
-class ScaledObservation(ObservationBuilder):
+class ScaledObservation(StockObservation):
     """On hand, owed units, pipeline by arrival period and time left, scaled by capacity.
 
     Layout (``N`` stages, ``W = max lead time + 1``): ``on_hand[N]``, ``owed[N + 1]``,
     ``pipeline[N * W]`` (stage-major), ``periods_left / horizon``; stock quantities are divided
-    by the largest capacity, so typical values lie in [0, a few].
+    by the largest capacity of the structure scenario, so typical values lie in [0, a few].
     """
 
     def __init__(self, structure: InventoryScenario) -> None:
@@ -57,7 +75,7 @@ class ScaledObservation(ObservationBuilder):
 
     @property
     def space(self) -> spaces.Box:
-        high = np.full(self.size, stock_bound(self.structure) / self.scale, dtype=np.float32)
+        high = np.full(self.size, self.bound / self.scale, dtype=np.float32)
         high[-1] = 1.0
         return spaces.Box(low=0.0, high=high, shape=(self.size,), dtype=np.float32)
 
@@ -77,7 +95,7 @@ class ScaledObservation(ObservationBuilder):
 
 
 @OBSERVATIONS.register("orgym")
-class ORGymObservation(ObservationBuilder):
+class ORGymObservation(StockObservation):
     """OR-Gym ``InvManagement``'s state: on hand, then the last ``L_max`` raw orders (unscaled)."""
 
     def __init__(self, structure: InventoryScenario) -> None:
@@ -87,7 +105,7 @@ class ORGymObservation(ObservationBuilder):
 
     @property
     def space(self) -> spaces.Box:
-        return spaces.Box(0.0, stock_bound(self.structure), shape=(self.size,), dtype=np.float32)
+        return spaces.Box(0.0, self.bound, shape=(self.size,), dtype=np.float32)
 
     def encode(self, snapshot: InventoryState) -> np.ndarray:  # type: ignore[override]
         b = snapshot.on_hand.shape[0]
@@ -139,6 +157,7 @@ class InventoryEnv(LeptonEnv):
     | `orgym`   | `(N * W,)`              | on hand and the last ``W - 1`` raw orders (OR-Gym)   |
 
     ``W`` is the largest lead time plus one; ``default`` divides stock by the largest capacity.
+    The bounds cover every scenario of a list, not only the first (whose shapes they take).
 
     ## Rewards
     The weighted sum of the terms ``revenue``, ``procurement_cost``, ``shortage_cost`` and
@@ -173,7 +192,8 @@ class InventoryEnv(LeptonEnv):
 
     | parameter        | default        | meaning                                                  |
     |------------------|----------------|----------------------------------------------------------|
-    | `scenario`       | `"serial4"`    | preset name, mapping of fields, scenario, list or source |
+    | `scenario`       | `preset`       | preset name, mapping of fields, scenario, list or source |
+    | `preset`         | `"serial4"`    | preset of a mapping without ``preset`` (and of ``None``) |
     | `observation`    | `"default"`    | observation builder (`default`, `orgym`)                 |
     | `action_mode`    | `"continuous"` | `continuous`, `discrete` or `quantity`                   |
     | `order_levels`   | `11`           | levels per stage in `discrete` mode                      |
@@ -182,6 +202,8 @@ class InventoryEnv(LeptonEnv):
 
     Presets: `serial4` (OR-Gym's chain, undiscounted), `orgym` (OR-Gym InvManagement-v0 exactly,
     discount 0.97), `orgym_lost_sales` (InvManagement-v1), `lost_sales`, `seasonal`, `two_stage`.
+    A registered variant passes its own ``preset`` (``lepton/InventoryORGym-v0``: `orgym`), so a
+    mapping such as ``scenario={"horizon": 20}`` changes that variant's scenario.
 
     ## Version History
     - v0: initial release.
@@ -205,6 +227,7 @@ class InventoryEnv(LeptonEnv):
         self,
         scenario: Any = None,
         *,
+        preset: str = "serial4",
         observation: str = "default",
         action_mode: str = "continuous",
         order_levels: int = 11,
@@ -221,18 +244,28 @@ class InventoryEnv(LeptonEnv):
             or order_levels < 2
         ):
             raise ValueError(f"order_levels: must be an integer >= 2, got {order_levels!r}")
+        if preset not in PRESETS:
+            raise ValueError(
+                f"preset: unknown preset {preset!r}; allowed values: {sorted(PRESETS)}"
+            )
         self.action_mode = action_mode
         self.order_levels = int(order_levels)
+        self.preset = preset
         super().__init__(
             scenario,
             observation=observation,
             reward_weights=reward_weights,
             render_mode=render_mode,
         )
+        builder = self.observation_builder
+        if isinstance(self.source, ScenarioList) and isinstance(builder, StockObservation):
+            # the structure is the list's first scenario: bound the others' stock too
+            builder.cover(self.source.scenarios)
+            self.observation_space = builder.space
         self._caps = np.asarray(self.structure.capacities, dtype=np.float64)
 
     def coerce_scenario(self, obj: Any) -> InventoryScenario:
-        return make_scenario(obj)
+        return make_scenario(obj, self.preset)
 
     def make_sim(self, batch_size: int) -> InventorySim:
         return InventorySim(batch_size, self.structure)

@@ -211,14 +211,20 @@ def _tuple_fields(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def make_scenario(obj: Any = None) -> InventoryScenario:
-    """Build a scenario from ``None`` (the default), a preset name, a mapping or a scenario.
+def make_scenario(obj: Any = None, preset: str = "serial4") -> InventoryScenario:
+    """Build a scenario from ``None``, a preset name, a mapping or a scenario.
 
     A mapping may name a ``preset`` to start from and override any field; ``demand`` may itself
     be a mapping. Unknown fields raise ``ValueError`` with the allowed names.
+
+    Args:
+        obj: what to build the scenario from.
+        preset: the preset of ``None`` and of a mapping that names none (an env's own preset).
     """
+    if preset not in PRESETS:
+        raise ValueError(f"preset: unknown preset {preset!r}; allowed values: {sorted(PRESETS)}")
     if obj is None:
-        return PRESETS["serial4"]
+        return PRESETS[preset]
     if isinstance(obj, InventoryScenario):
         return obj
     if isinstance(obj, str):
@@ -227,7 +233,7 @@ def make_scenario(obj: Any = None) -> InventoryScenario:
         return PRESETS[obj]
     if isinstance(obj, Mapping):
         data = dict(obj)
-        base = make_scenario(data.pop("preset", None))
+        base = make_scenario(data.pop("preset", preset))
         allowed = {f.name for f in dataclasses.fields(InventoryScenario)}
         unknown = sorted(set(data) - allowed)
         if unknown:
