@@ -17,6 +17,7 @@ from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
@@ -163,6 +164,47 @@ def check_action_space(
     )
 
 
+def policies_that_fit(observation_space: spaces.Space[Any]) -> list[str]:
+    """The SB3 policies (``agent.policy``) that can read ``observation_space``.
+
+    ``MultiInputPolicy`` reads ``Dict`` observations and only those; ``CnnPolicy`` reads images
+    (a 3-D ``uint8`` ``Box`` in [0, 255], channels first or last); ``MlpPolicy`` any other.
+    """
+    if isinstance(observation_space, spaces.Dict):
+        return ["MultiInputPolicy"]
+    if is_image_space(observation_space, check_channels=False):
+        return ["MlpPolicy", "CnnPolicy"]
+    return ["MlpPolicy"]
+
+
+def check_policy(agent: SB3AgentConfig, observation_space: spaces.Space[Any], env_id: str) -> None:
+    """Raise unless ``agent.policy`` can read ``observation_space``, before a model is built.
+
+    SB3 would otherwise fail deep inside the policy's feature extractor.
+
+    Raises:
+        ValueError: naming ``agent.policy``, the observation space and its shape, and the
+            policies that fit it.
+    """
+    fits = policies_that_fit(observation_space)
+    if agent.policy in fits:
+        return
+    needs = {
+        "CnnPolicy": "image observations (a 3-D uint8 Box in [0, 255])",
+        "MultiInputPolicy": "Dict observations",
+    }.get(agent.policy, "observations that are not a Dict")
+    if isinstance(observation_space, spaces.Dict):
+        observes = f"Dict observations with keys {list(observation_space.spaces)}"
+    else:
+        kind, dtype = type(observation_space).__name__, observation_space.dtype
+        observes = f"{kind} observations of shape {observation_space.shape} ({dtype})"
+    raise ValueError(
+        f"agent.policy: {agent.policy!r} needs {needs}, but {env_id} observes {observes}; "
+        f"allowed for this env: {', '.join(fits)} (MlpPolicy for flat observations, "
+        "MultiInputPolicy for Dict ones)"
+    )
+
+
 def _learning_rate(agent: SB3AgentConfig) -> Any:
     if agent.lr_schedule == Schedule.linear:
         return LinearSchedule(agent.learning_rate, 0.0, 1.0)
@@ -261,9 +303,11 @@ def build_model(
 
     Raises:
         IncompatibleAgentError: if the algorithm does not support the env's action space.
-        ValueError: naming ``device`` when this machine does not have it.
+        ValueError: naming ``agent.policy`` when the policy cannot read the env's observations
+            (:func:`check_policy`), or ``device`` when this machine does not have it.
     """
     check_action_space(agent, venv.action_space, env_id, env_kwargs)
+    check_policy(agent, venv.observation_space, env_id)
     check_device(device)
     cls = algorithm_class(agent.algo)
     return cls(

@@ -8,8 +8,9 @@ update, so parameters and step count agree), :class:`ResumableCheckpoint` writes
     checkpoints/model_replay_buffer_<n>_steps.pkl   replay buffer (off-policy; latest only)
     checkpoints/latest.json                         the newest complete checkpoint
 
-Each file is written to a temporary name and renamed, and ``latest.json`` is renamed into place
-last, so a process killed at any moment (even ``kill -9``) leaves ``latest.json`` naming a
+Each file is written to a temporary name, synced to disk and renamed
+(:func:`agents.jobs.write_atomic`), and ``latest.json`` is renamed into place last, so a process
+killed at any moment (even ``kill -9``, or a power loss) leaves ``latest.json`` naming a
 complete checkpoint; :func:`latest_checkpoint` reads it. The temporary file a killed process
 was writing (a replay buffer's may be large) is removed when training starts or resumes there.
 A checkpoint damaged afterwards (a truncated copy, a full disk) is refused with a
@@ -22,18 +23,18 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.jobs import write_json_atomic
+from agents.jobs import write_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ LATEST_FILE = "latest.json"
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read (damaged after it was written)."""
+
+
+DAMAGED = (
+    "the checkpoint is damaged, so the run cannot continue from it: train afresh in this "
+    "run_dir without resume=true (its checkpoints are replaced), or start a new run_dir"
+)
+"""What a :class:`CheckpointError` tells to do instead."""
 
 
 @contextlib.contextmanager
@@ -58,9 +66,7 @@ def reading(path: Path) -> Iterator[None]:
     except Exception as exc:
         raise CheckpointError(
             f"resume: the checkpoint file {path} cannot be read ({type(exc).__name__}: {exc}); "
-            "the checkpoint is damaged, so the run cannot continue from it: train afresh in "
-            "this run_dir without resume=true (its checkpoints are replaced), or start a new "
-            "run_dir"
+            f"{DAMAGED}"
         ) from exc
 
 
@@ -84,7 +90,12 @@ class Checkpoint:
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
-    """The newest complete checkpoint of the run in ``run_dir`` (``None`` if it has none)."""
+    """The newest complete checkpoint of the run in ``run_dir`` (``None`` if it has none).
+
+    Raises:
+        CheckpointError: naming the file when ``latest.json`` cannot be read or names a file
+            that is missing.
+    """
     folder = run_dir / CHECKPOINT_DIR
     path = folder / LATEST_FILE
     if not path.is_file():
@@ -104,7 +115,7 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
         )
     for part in (checkpoint.model, checkpoint.vecnormalize, checkpoint.replay_buffer):
         if part is not None and not part.is_file():
-            raise FileNotFoundError(f"resume: {path} names {part}, which is missing")
+            raise CheckpointError(f"resume: {path} names {part}, which is missing; {DAMAGED}")
     return checkpoint
 
 
@@ -189,6 +200,41 @@ class ResumableCheckpoint(BaseCallback):
         return checkpoint
 
     def _atomic(self, name: str, save: Callable[[str], Any]) -> None:
-        tmp = self.folder / f".{name}.tmp"
-        save(str(tmp))
-        os.replace(tmp, self.folder / name)
+        write_atomic(self.folder / name, lambda tmp: save(str(tmp)))
+
+
+def restore_model(
+    checkpoint: Checkpoint, algo: str, venv: VecEnv, device: str, seed: int
+) -> BaseAlgorithm:
+    """The model of ``checkpoint`` on ``venv``, with its normalisation and replay buffer.
+
+    Args:
+        checkpoint: what :func:`latest_checkpoint` found.
+        algo: the agent's algorithm (``agent.algo``).
+        venv: the training env, a ``VecNormalize`` when ``agent.normalize`` asks for one.
+        device: torch device of the model.
+        seed: seed of the model's random generators from here on.
+
+    Raises:
+        CheckpointError: naming a checkpoint file that cannot be read.
+        ValueError: naming ``resume`` when the checkpoint lacks the normalisation statistics
+            ``venv`` needs.
+    """
+    from agents.algorithms import algorithm_class  # it imports this module
+    from agents.envs import load_normalization_stats
+
+    if isinstance(venv, VecNormalize):
+        if checkpoint.vecnormalize is None:
+            raise ValueError(
+                f"resume: the checkpoint {checkpoint.model} has no normalisation statistics but "
+                "agent.normalize asks for them; resume with the run's own configuration"
+            )
+        with reading(checkpoint.vecnormalize):
+            load_normalization_stats(checkpoint.vecnormalize, venv)
+    with reading(checkpoint.model):
+        model = algorithm_class(algo).load(str(checkpoint.model), env=venv, device=device)
+    if checkpoint.replay_buffer is not None:
+        with reading(checkpoint.replay_buffer):
+            model.load_replay_buffer(str(checkpoint.replay_buffer))  # type: ignore[attr-defined]
+    model.set_random_seed(seed)
+    return model

@@ -422,6 +422,25 @@ def make_seeds(seed: int, n_envs: int, ev: EvalConfig, episodes: int | None = No
     )
 
 
+def check_curve_episodes(ev: EvalConfig) -> int:
+    """The episodes of every learning-curve point: ``ev.curve_episodes``, checked.
+
+    They are the first ``curve_episodes`` of the evaluation episodes' seeds, so there cannot be
+    more of them than ``ev.episodes``.
+
+    Raises:
+        ValueError: naming ``eval.curve_episodes`` and ``eval.episodes`` with their values when
+            ``curve_episodes`` exceeds ``episodes``.
+    """
+    if ev.curve_episodes > ev.episodes:
+        raise ValueError(
+            f"eval.curve_episodes: must be <= eval.episodes, got eval.curve_episodes="
+            f"{ev.curve_episodes} > eval.episodes={ev.episodes} (a curve point takes the first "
+            "evaluation episodes' seeds); lower eval.curve_episodes or raise eval.episodes"
+        )
+    return ev.curve_episodes
+
+
 def refuse_init_model(config: TrainConfig, tool: str) -> None:
     """Refuse ``init_model`` in ``tool``, which evaluates a saved model instead of training.
 

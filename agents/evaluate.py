@@ -40,7 +40,7 @@ from agents.envs import (
     saved_normalization,
 )
 from agents.evaluation import run_episodes
-from agents.jobs import STATUS_FILE
+from agents.jobs import RUN, STATUS_FILE, RunFolderError
 from agents.policies import Policy, make_baseline
 from agents.pretrained import check_fits, resolve_model_path
 from agents.report import (
@@ -137,16 +137,35 @@ def refuse_training_run_folder(folder: Path) -> None:
     written again.
 
     Raises:
-        FileExistsError: naming ``run_dir``, the files that mark the run and the folders to use.
+        RunFolderError: (a ``FileExistsError``) naming ``run_dir``, the files that mark the run
+            and the folders to use.
     """
     found = [name for name in TRAINING_RUN_FILES if (folder / name).is_file()]
     if found:
-        raise FileExistsError(
+        raise RunFolderError(
             f"run_dir: {str(folder)!r} holds a lepton-train run ({', '.join(found)}), whose "
             "config.yaml, metrics.json and eval.csv an evaluation would replace; allowed: a "
             f"folder without a training run, e.g. run_dir={folder / 'evaluate'}, or no run_dir "
             "(runs/evaluate/<env>__<agent>__<seed>__<time>)"
         )
+
+
+def plan_evaluation(folder: Path, cfg: DictConfig) -> str:
+    """Whether ``lepton-evaluate`` writes into ``folder`` (:class:`~agents.jobs.KeepRunRecord`).
+
+    Args:
+        folder: the job's run folder.
+        cfg: the job's configuration.
+
+    Returns:
+        :data:`~agents.jobs.RUN`: an evaluation always runs where it is not refused.
+
+    Raises:
+        RunFolderError: when ``folder`` holds a ``lepton-train`` run (see
+            :func:`refuse_training_run_folder`).
+    """
+    refuse_training_run_folder(folder)
+    return RUN
 
 
 def load_policy(config: EvaluateConfig, venv: VecEnv, seeds: Seeds) -> tuple[Policy, VecEnv]:

@@ -51,7 +51,9 @@ from agents.envs import PARAMETER_SHARING, env_scenario, resolve_env_id
 from agents.generators import metrics as M
 from agents.generators.base import ScenarioCodec, ScenarioGenerator
 from agents.generators.registry import EnvSpec, Family, get_family
+from agents.jobs import RUN
 from agents.runs import (
+    RunMismatchError,
     config_differences,
     describe_differences,
     save_command,
@@ -813,6 +815,8 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
 
     Raises:
         ValueError: naming ``path``, ``model``, ``n`` or ``adversarial.<field>``.
+        RunMismatchError: (a ``ValueError``) naming ``out_dir`` when it holds the adversarial
+            report of another configuration, before anything is loaded.
     """
     import envs as lepton_envs
     from agents.algorithms import algorithm_class
@@ -825,6 +829,8 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         raise ValueError("path: give the folder written by lepton-generate fit (path=<folder>)")
     if config.n < 1:
         raise ValueError(f"n: must be >= 1, got {config.n}")
+    if cfg is not None:
+        _check_not_another_report(output_folder(config), cfg)
     settings = config.adversarial
     agent = resolve_agent(config.model)
     env_id = lepton_envs.resolve_id(agent.env_id)
@@ -853,8 +859,6 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     baseline = make_baseline(
         baseline_name, venv, seed=config.seed, fit_seeds=fit_seeds, field="adversarial.baseline"
     )
-    if cfg is not None:
-        _check_not_another_report(output_folder(config), cfg)
 
     # seeds disjoint from the baseline's fitting ones; the search keeps the candidates that
     # scored highest on its seeds, which overstates their regret wherever episodes are random,
@@ -984,16 +988,38 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
     return report
 
 
+def plan_output(folder: Path, cfg: DictConfig) -> str:
+    """Whether ``lepton-generate`` writes into ``folder`` (:class:`~agents.jobs.KeepRunRecord`).
+
+    Args:
+        folder: the job's output folder.
+        cfg: the job's configuration.
+
+    Returns:
+        :data:`~agents.jobs.RUN` where the command is not refused.
+
+    Raises:
+        RunMismatchError: for ``adversarial`` when ``folder`` holds the adversarial report of
+            another configuration (see :func:`adversarial`).
+    """
+    if _as_generate_config(cfg).command == GenerateCommand.adversarial:
+        _check_not_another_report(folder, cfg)
+    return RUN
+
+
 def _check_not_another_report(folder: Path, cfg: DictConfig) -> None:
     """Raise if ``folder`` holds the adversarial report of another configuration.
 
     Another model, baseline or search would replace that report; the same configuration may
     run again.
+
+    Raises:
+        RunMismatchError: naming ``out_dir``, the differing keys and what to do instead.
     """
     saved = saved_config(folder) if (folder / ADVERSARIAL_FILE).is_file() else None
     differences = config_differences(saved, cfg) if saved is not None else []
     if differences:
-        raise ValueError(
+        raise RunMismatchError(
             f"out_dir: {folder} holds the adversarial report of another configuration "
             f"({describe_differences(differences)}); writing this one there would replace it. "
             f"Choose another out_dir (e.g. out_dir={folder}__<label>), or remove that folder"

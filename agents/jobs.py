@@ -14,19 +14,23 @@ is refused with a :class:`~agents.runs.RunMismatchError` naming the differing ke
 ``resume=true`` into the folder of another experiment (:func:`agents.runs.check_resume`); a
 job whose record says ``running`` in a live process of this host (the same sweep launched
 twice) is refused with a :class:`JobRunningError` unless ``force=true``; a refused job writes
-nothing. A failed or killed job runs again. The record is written atomically,
-so a job killed at any moment leaves either the previous record or the new one; a ``running``
-record whose process no longer exists on this host reads as ``interrupted``.
+nothing. A failed or killed job runs again. The record is written atomically and synced to
+disk (:func:`write_atomic`), so a job killed at any moment, or a power loss, leaves either the
+previous record or the new one; a ``running`` record whose process no longer exists on this
+host reads as ``interrupted``.
 
 Hydra writes ``<run_dir>/.hydra/`` before the job starts; :class:`KeepRunRecord`, a Hydra
 callback, turns that off for a single run that :func:`plan_job` will skip or refuse, so the
-earlier run's ``.hydra/`` stays as it was.
+earlier run's ``.hydra/`` stays as it was, and puts it back when the job is refused once started
+(a damaged checkpoint). ``lepton-evaluate`` and ``lepton-generate`` use it with their own
+planning functions (:func:`agents.evaluate.plan_evaluation`, :func:`agents.generate.plan_output`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -38,8 +42,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn
+from hydra.core.utils import JobStatus as HydraStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from agents.runs import (
@@ -74,6 +81,10 @@ class JobRunningError(RuntimeError):
     """The job's folder is in use: its record says ``running`` in a live process of this host."""
 
 
+class RunFolderError(FileExistsError):
+    """The run folder holds the run of another tool, whose files this one would replace."""
+
+
 @dataclasses.dataclass
 class JobStatus:
     """The status record of one job.
@@ -103,11 +114,56 @@ class JobStatus:
     traceback: str | None = None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through ``write(tmp)`` into a temporary file that is renamed into place.
+
+    The temporary file ``.<name>.<pid>.tmp`` (next to ``path``) is flushed to disk before the
+    rename and the folder after it, so after a crash or a power loss ``path`` holds either its
+    previous content or the complete new one, never an empty or partial file. Where folders
+    cannot be synced (Windows) the rename alone is relied on. A temporary file that ``write``
+    fails to finish is removed.
+
+    Args:
+        path: the file to write.
+        write: writes the whole content to the file it is given (and closes it).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    try:
+        write(tmp)
+        _fsync_file(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+    _fsync_folder(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)  # Windows syncs only handles open for writing
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk, where the platform can."""
+    if os.name == "nt":  # folders cannot be opened as files there
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # a file system that cannot sync folders
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` durably and atomically (see :func:`write_atomic`)."""
+    text = json.dumps(data, indent=2) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_status(folder: Path, status: JobStatus) -> None:
@@ -279,30 +335,83 @@ def plan_job(folder: Path, cfg: DictConfig, previous: JobStatus | None = None) -
 
 
 class KeepRunRecord(Callback):
-    """Hydra callback: a run that :func:`plan_job` skips or refuses leaves ``.hydra/`` alone.
+    """Hydra callback: a run that is skipped or refused leaves the folder's ``.hydra/`` alone.
 
     Hydra writes the composed config and the overrides to ``<run_dir>/.hydra/`` before the job
     starts, which would overwrite the record of the run already in the folder (or still running
-    there) although the job then does nothing. For a single run that will be skipped or refused
-    this callback sets ``hydra.output_subdir`` to null first; :func:`run_job` then skips it or
-    raises the error.
+    there) although the job then does nothing. For a single run this callback first asks the
+    tool's ``plan`` whether the job will run there: for a run it will skip or refuse it sets
+    ``hydra.output_subdir`` to null, and the job then skips it or raises the error. A run that
+    is refused only once it has started (a damaged checkpoint found while resuming, see
+    :func:`refusals`) gets the folder's earlier ``.hydra/`` files back.
     (Each job of a multirun has its own folder, named after its overrides.)
+
+    Args:
+        plan: dotted name of the tool's planning function, called as ``plan(folder, cfg)`` with
+            the run folder and the job's configuration; it returns :data:`RUN` or :data:`SKIP`,
+            or raises one of :func:`refusals` naming why the folder is refused (default
+            :func:`plan_job`, ``lepton-train``'s).
     """
 
+    def __init__(self, plan: str = "agents.jobs.plan_job") -> None:
+        self.plan = plan
+        self._record: tuple[Path, dict[str, bytes]] | None = None
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._record = None
         task = copy.deepcopy(config)
         with read_write(task), open_dict(task):
             del task["hydra"]
+        hydra = HydraConfig.instance()
+        previous = hydra.cfg
         try:
+            plan = get_method(self.plan)
+            hydra.set_config(config)  # the job's folder and overrides, as the job sees them
             folder = Path(str(config.hydra.run.dir))
-            keep = plan_job(folder, task) == SKIP
-        except (RunMismatchError, JobRunningError):
+            keep = plan(folder, task) == SKIP
+        except refusals():
             keep = True
         except Exception:  # e.g. an interpolation that cannot resolve: the job reports it
             return
+        finally:
+            hydra.cfg = previous
+        subdir = config.hydra.output_subdir
         if keep:
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
+        elif subdir is not None and (folder / subdir).is_dir():
+            record = folder / subdir
+            files = {path.name: path.read_bytes() for path in record.iterdir() if path.is_file()}
+            self._record = (record, files)
+
+    def on_run_end(
+        self, config: DictConfig, job_return: JobReturn | None = None, **kwargs: Any
+    ) -> None:
+        if self._record is None or job_return is None or job_return.status != HydraStatus.FAILED:
+            return
+        error = getattr(job_return, "_return_value", None)  # return_value re-raises it
+        if not isinstance(error, refusals()):
+            return
+        record, files = self._record
+        for path in record.iterdir():
+            if path.is_file() and path.name not in files:
+                path.unlink()
+        for name, data in files.items():
+            (record / name).write_bytes(data)
+        log.info("%s: the earlier run's record is put back (this run was refused)", record)
+
+
+def refusals() -> tuple[type[Exception], ...]:
+    """The errors that refuse a run folder: the job computes nothing there.
+
+    :class:`~agents.runs.RunMismatchError` (the folder holds another configuration's run),
+    :class:`JobRunningError` (a live process runs the job there), :class:`RunFolderError`
+    (the folder holds another tool's run) and :class:`~agents.checkpoints.CheckpointError`
+    (``resume=true`` found the folder's checkpoint damaged).
+    """
+    from agents.checkpoints import CheckpointError  # it imports this module
+
+    return (RunMismatchError, JobRunningError, RunFolderError, CheckpointError)
 
 
 def _identity_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[Difference]:

@@ -54,39 +54,36 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
-import os
 import shutil
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, make_output_format
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecNormalize
 
-from agents.algorithms import algorithm_class, as_sb3_agent, build_model, check_device
+from agents.algorithms import as_sb3_agent, build_model, check_device
 from agents.callbacks import LearningCurveCallback
 from agents.checkpoints import (
-    Checkpoint,
     ResumableCheckpoint,
     clear_checkpoints,
     continuation_seed,
     latest_checkpoint,
-    reading,
+    restore_model,
 )
-from agents.config import as_config, env_kwargs, make_seeds
+from agents.config import as_config, check_curve_episodes, env_kwargs, make_seeds
 from agents.envs import (
     VECNORMALIZE_FILE,
     evaluation_env,
-    load_normalization_stats,
     make_eval_env,
     make_training_env,
     resolve_env_id,
 )
 from agents.evaluation import Episodes, run_episodes
 from agents.generators.adversarial import make_curriculum
+from agents.jobs import write_atomic
 from agents.policies import baseline_names, make_baseline
 from agents.report import (
     Metrics,
@@ -100,7 +97,7 @@ from agents.report import (
 )
 from agents.runs import check_resume, job_folder, run_folder, save_command, save_config
 from agents.warmstart import start_from
-from conf.schema import SB3AgentConfig, TrainConfig
+from conf.schema import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +118,7 @@ def run(cfg: DictConfig) -> Metrics:
     env_id = resolve_env_id(config.env)
     kwargs = env_kwargs(config.env)
     seeds = make_seeds(config.seed, config.n_envs, config.eval)
-    curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
+    curve_episodes = check_curve_episodes(config.eval)
     check_device(config.device)
 
     checkpoint = latest_checkpoint(job_folder(cfg)) if config.resume else None
@@ -160,7 +157,8 @@ def run(cfg: DictConfig) -> Metrics:
         if config.init_model is not None:
             start_from(model, venv, agent, config.init_model, config.device)
     else:
-        model = _restore(checkpoint, agent, venv, config, train_seed)
+        model = restore_model(checkpoint, agent.algo, venv, config.device, train_seed)
+        log.info("resuming from %s (%d steps)", checkpoint.model, checkpoint.num_timesteps)
     folder = run_folder(cfg)  # written once everything is known to fit together
     if checkpoint is None:
         clear_checkpoints(folder)  # of an earlier run in this folder
@@ -274,30 +272,6 @@ def run(cfg: DictConfig) -> Metrics:
     return metrics
 
 
-def _restore(
-    checkpoint: Checkpoint, agent: SB3AgentConfig, venv: VecEnv, config: TrainConfig, seed: int
-) -> BaseAlgorithm:
-    """The model of ``checkpoint`` on ``venv``, with its normalisation and replay buffer."""
-    if isinstance(venv, VecNormalize):
-        if checkpoint.vecnormalize is None:
-            raise ValueError(
-                f"resume: the checkpoint {checkpoint.model} has no normalisation statistics but "
-                f"agent.normalize asks for them; resume with the run's own configuration"
-            )
-        with reading(checkpoint.vecnormalize):
-            load_normalization_stats(checkpoint.vecnormalize, venv)
-    with reading(checkpoint.model):
-        model = algorithm_class(agent.algo).load(
-            str(checkpoint.model), env=venv, device=config.device
-        )
-    if checkpoint.replay_buffer is not None:
-        with reading(checkpoint.replay_buffer):
-            model.load_replay_buffer(str(checkpoint.replay_buffer))  # type: ignore[attr-defined]
-    model.set_random_seed(seed)
-    log.info("resuming from %s (%d steps)", checkpoint.model, checkpoint.num_timesteps)
-    return model
-
-
 PROGRESS_FILE = "progress.csv"
 TENSORBOARD_DIR = "tb"
 
@@ -345,8 +319,9 @@ def _keep_progress(folder: Path, num_timesteps: int) -> None:
     resume (``progress_until_<k>.csv``, ``k <= n``: the log up to ``k``) and the rows of
     ``progress.csv`` after step ``k`` up to ``n``. The rows the killed attempt logged after ``n``
     are dropped (those steps are trained again); the other ``progress_until_*.csv`` and
-    ``progress.csv`` are removed. Written through a temporary file, so a process killed meanwhile
-    leaves a log that the next resume completes the same way.
+    ``progress.csv`` are removed. Written through a temporary file synced to disk
+    (:func:`agents.jobs.write_atomic`), so a process killed meanwhile, or a power loss, leaves a
+    log that the next resume completes the same way.
     """
     earlier = {}
     for path in folder.glob("progress_until_*.csv"):
@@ -367,12 +342,14 @@ def _keep_progress(folder: Path, num_timesteps: int) -> None:
             if (logged := _log_step(row)) is None or start < logged <= num_timesteps
         ]
     target = folder / f"progress_until_{num_timesteps}.csv"
-    tmp = folder / f".{target.name}.tmp"
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns), restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, target)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(columns), restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(target, write)
     for path in earlier.values():
         if path != target:
             path.unlink()

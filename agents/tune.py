@@ -53,7 +53,7 @@ from stable_baselines3.common.utils import set_random_seed
 
 from agents.algorithms import as_sb3_agent, build_model
 from agents.callbacks import LearningCurveCallback
-from agents.config import as_config, env_kwargs, make_seeds, plain
+from agents.config import as_config, check_curve_episodes, env_kwargs, make_seeds, plain
 from agents.envs import evaluation_env, make_training_env, resolve_env_id
 from agents.evaluation import run_episodes
 from agents.warmstart import start_from
@@ -394,7 +394,7 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
     config = as_config(cfg, TuneConfig)
     agent = as_sb3_agent(config.agent, "tuning")
     seeds = make_seeds(config.seed, config.n_envs, config.eval)
-    curve_episodes = min(config.eval.curve_episodes, config.eval.episodes)
+    curve_episodes = check_curve_episodes(config.eval)
 
     set_random_seed(config.seed)
     torch.set_num_threads(config.torch_threads)
@@ -572,6 +572,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     agent = as_sb3_agent(config.agent, "tuning")
     space = parse_search_space(config.search_space, type(agent))
     make_seeds(config.seed, config.n_envs, config.eval)  # fail early on a bad protocol
+    check_curve_episodes(config.eval)
     sampler_seed = config.tune.sampler_seed
     if sampler_seed is None:  # numpy's RandomState takes seeds below 2**32
         sampler_seed = (config.seed * 100_003 + os.getpid()) % 2**32

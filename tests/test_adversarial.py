@@ -277,11 +277,14 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
         ([f"model={tmp_path}"], r"model: no model at .*; allowed: pretrained/<name>"),
         (["model=pretrained/inventory", "adversarial.baseline=oracle"], r"adversarial\.baseline"),
     ]:
+        fresh = tmp_path / "bad"  # the folder of another report is refused before the settings
         cfg = compose_root(
-            "generate", ["command=adversarial", f"path={parametric}", f"out_dir={out}", *overrides]
+            "generate",
+            ["command=adversarial", f"path={parametric}", f"out_dir={fresh}", *overrides],
         )
         with pytest.raises((ValueError, KeyError), match=match):
             run(cfg)
+        assert not fresh.exists()
 
 
 def test_generate_adversarial_reports_regrets_measured_afresh(

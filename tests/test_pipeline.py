@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gymnasium import spaces
 from omegaconf import OmegaConf
 
 from agents import evaluate, render, train
-from agents.algorithms import IncompatibleAgentError
+from agents.algorithms import IncompatibleAgentError, policies_that_fit
 from agents.config import as_config, make_seeds
 from agents.envs import make_vec_env
 from agents.evaluation import run_episodes
@@ -229,6 +230,29 @@ def test_incompatible_agent_fails_before_training(make_cfg):
     assert not Path(cfg.run_dir).exists()  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("policy", "needs"),
+    [("CnnPolicy", r"needs image observations"), ("MultiInputPolicy", r"needs Dict observations")],
+)
+def test_a_policy_that_cannot_read_the_observations_fails_before_training(make_cfg, policy, needs):
+    cfg = make_cfg("config", [f"agent.policy={policy}"])
+    with pytest.raises(ValueError) as info:
+        train.run(cfg)
+    message = str(info.value)
+    assert message.startswith(f"agent.policy: {policy!r} {needs}")
+    assert "lepton/Inventory-v0 observes Box observations of shape (41,) (float32)" in message
+    assert "allowed for this env: MlpPolicy (" in message and "MultiInputPolicy for Dict" in message
+    assert not Path(cfg.run_dir).exists()  # nothing written
+
+
+def test_policies_that_fit_each_kind_of_observation():
+    flat = spaces.Box(-1.0, 1.0, (41,), np.float32)
+    image = spaces.Box(0, 255, (3, 16, 16), np.uint8)
+    assert policies_that_fit(flat) == ["MlpPolicy"]
+    assert policies_that_fit(image) == ["MlpPolicy", "CnnPolicy"]
+    assert policies_that_fit(spaces.Dict({"x": flat, "y": image})) == ["MultiInputPolicy"]
+
+
 def test_render_baseline_video_writes_a_gif(make_cfg, tmp_path):
     from PIL import Image
 
@@ -270,7 +294,8 @@ def test_every_experiment_trains(make_cfg, experiment):
 def test_entry_points_run_as_modules(tmp_path):
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg"}
     run_dir = tmp_path / "cli"
-    budget = ["total_timesteps=256", "n_envs=4", "eval.episodes=4", "eval.fit_episodes=4"]
+    budget = ["total_timesteps=256", "n_envs=4", "eval.episodes=4", "eval.curve_episodes=4"]
+    budget += ["eval.fit_episodes=4"]
     budget += ["agent.n_steps=32", "agent.batch_size=64", "agent.n_epochs=2", "progress_bar=false"]
     train_cmd = [sys.executable, "-m", "scripts.train", *budget]
     subprocess.run([*train_cmd, f"run_dir={run_dir}"], cwd=ROOT, env=env, check=True)

@@ -8,8 +8,11 @@ device the machine lacks are refused before anything in the folder is written, n
 """
 
 import csv
+import json
+import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -21,7 +24,17 @@ from omegaconf import DictConfig
 
 from agents import train
 from agents.checkpoints import CheckpointError, latest_checkpoint
-from agents.jobs import FINISHED, INTERRUPTED, RUNNING, read_status, run_job, write_status
+from agents.jobs import (
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    JobStatus,
+    read_status,
+    run_job,
+    write_atomic,
+    write_json_atomic,
+    write_status,
+)
 from agents.runs import RunMismatchError
 
 KILLED = ("total_timesteps=384", "checkpoint_freq=256", "eval.eval_freq=128")
@@ -183,6 +196,90 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(killed, make_cfg, damag
         assert (killed / "status.json").read_bytes() == before
     assert message.startswith(expected) and "without resume=true" in message
     assert not (killed / "model.zip").exists()
+
+
+# --- files renamed into place reach the disk first ----------------------------------------------
+
+
+class SyncRecorder:
+    """Stands in for ``os.fsync`` on the files of ``folder`` and the folder itself.
+
+    Each call is recorded as ``("file", name)``, the name the synced file has at that moment,
+    or ``("folder", name)``, the name the file synced last has when the folder is synced.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+        self.folder = folder
+        self.calls: list[tuple[str, str | None]] = []
+        self._inode: int | None = None
+        monkeypatch.setattr(os, "fsync", self)
+
+    def _name(self, inode: int | None) -> str | None:
+        return next((p.name for p in self.folder.iterdir() if p.stat().st_ino == inode), None)
+
+    def __call__(self, fd: int) -> None:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            assert info.st_ino == self.folder.stat().st_ino
+            self.calls.append(("folder", self._name(self._inode)))
+        else:
+            self._inode = info.st_ino
+            self.calls.append(("file", self._name(info.st_ino)))
+
+    def assert_synced_around_renames(self, *names: str) -> None:
+        """Each file of ``names`` was synced under a temporary name, then renamed, then its
+        folder synced."""
+        assert [kind for kind, _ in self.calls] == ["file", "folder"] * len(names)
+        for (_, before), (_, after), name in zip(
+            self.calls[::2], self.calls[1::2], names, strict=True
+        ):
+            assert before is not None and before.startswith(f".{name}.") and before.endswith(".tmp")
+            assert after == name
+
+
+def test_status_records_are_synced_before_and_after_their_rename(monkeypatch, tmp_path):
+    synced = SyncRecorder(monkeypatch, tmp_path)
+    write_status(tmp_path, JobStatus(state=RUNNING, started="now"))
+    write_status(tmp_path, JobStatus(state=FINISHED, started="now"))  # replaces the first
+    synced.assert_synced_around_renames("status.json", "status.json")
+    assert read_status(tmp_path).state == FINISHED
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temporary file left
+
+
+def test_checkpoint_files_are_synced_before_and_after_their_rename(monkeypatch, tmp_path):
+    from stable_baselines3 import PPO
+
+    from agents.checkpoints import ResumableCheckpoint
+
+    checkpoint = ResumableCheckpoint(tmp_path, save_freq=1)
+    checkpoint.init_callback(PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16))
+    checkpoint.folder.mkdir()
+    synced = SyncRecorder(monkeypatch, checkpoint.folder)
+    saved = checkpoint.save()
+    synced.assert_synced_around_renames("model_0_steps.zip", "latest.json")
+    assert saved.model.is_file() and not list(checkpoint.folder.glob(".*.tmp"))
+
+
+def test_a_resumed_runs_earlier_log_is_synced_before_and_after_its_rename(monkeypatch, tmp_path):
+    (tmp_path / "progress.csv").write_text("time/total_timesteps,x\n128,1\n256,2\n384,3\n")
+    synced = SyncRecorder(monkeypatch, tmp_path)
+    train._keep_progress(tmp_path, 256)
+    synced.assert_synced_around_renames("progress_until_256.csv")
+    assert _steps(tmp_path / "progress_until_256.csv", "x") == [128, 256]
+
+
+def test_a_failed_atomic_write_leaves_the_earlier_file_and_no_temporary_one(tmp_path):
+    path = tmp_path / "latest.json"
+    write_json_atomic(path, {"num_timesteps": 1})
+
+    def fail(tmp: Path) -> None:
+        tmp.write_text('{"num_tim')
+        raise OSError("no space left on device")
+
+    with pytest.raises(OSError, match="no space left"):
+        write_atomic(path, fail)
+    assert json.loads(path.read_text()) == {"num_timesteps": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.json"]
 
 
 # --- devices ------------------------------------------------------------------------------------

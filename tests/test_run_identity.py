@@ -12,17 +12,19 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TINY_BUDGETS
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from agents import train
-from agents.checkpoints import latest_checkpoint
+from agents.checkpoints import CheckpointError, latest_checkpoint
 from agents.jobs import (
     FINISHED,
     INTERRUPTED,
@@ -286,3 +288,137 @@ def test_cli_refuses_another_config_in_a_finished_run_dir_and_keeps_its_record(m
     assert "agent.algo 'ppo' -> 'a2c'" in done.stderr
     assert _snapshot(folder, names) == before
     assert OmegaConf.load(folder / "config.yaml").env.name == "inventory"
+
+
+# --- refused runs of the command-line tools keep the folder's .hydra/ ----------------------
+
+HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")
+QUIET = ("hydra/job_logging=none", "hydra/hydra_logging=none")
+"""Overrides that keep an in-process Hydra app from reconfiguring this process's logging."""
+
+
+def _earlier_hydra_record(folder: Path) -> dict[str, bytes]:
+    """Give ``folder`` the ``.hydra/`` of an earlier run; returns its files' bytes."""
+    record = folder / ".hydra"
+    record.mkdir(parents=True, exist_ok=True)
+    for name in HYDRA_RECORD:
+        (record / name).write_text(f"# the earlier run's {name}\n")
+    return _hydra_record(folder)
+
+
+def _hydra_record(folder: Path) -> dict[str, bytes]:
+    return {f".hydra/{p.name}": p.read_bytes() for p in (folder / ".hydra").iterdir()}
+
+
+def _run_app(main: Callable[[], Any], argv: Sequence[str], monkeypatch) -> None:
+    """Run a Hydra app in this process as its command line would; its error is raised as is."""
+    monkeypatch.setattr(sys, "argv", [*argv, *QUIET])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    GlobalHydra.instance().clear()
+    try:
+        main()
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("latest", b'{"num_timesteps": 25'),  # refused before the job starts
+        ("model", b"PK\x03\x04"),  # refused once the job reads it
+        ("vecnormalize", b"\x80\x04"),
+    ],
+    ids=["latest", "model", "vecnormalize"],
+)
+def test_train_resuming_a_damaged_checkpoint_keeps_the_folders_hydra_record(
+    killed, monkeypatch, damage
+):
+    from scripts.train import main
+
+    part, content = damage
+    checkpoint = latest_checkpoint(killed)
+    assert checkpoint is not None and checkpoint.vecnormalize is not None
+    paths = {"model": checkpoint.model, "vecnormalize": checkpoint.vecnormalize}
+    path = paths.get(part, killed / "checkpoints" / "latest.json")
+    path.write_bytes(content)
+    before = _earlier_hydra_record(killed)
+    argv = ["lepton-train", *TINY_BUDGETS, *A2C_LOST_SALES, "resume=true", f"run_dir={killed}"]
+    with pytest.raises(CheckpointError) as info:
+        _run_app(main, argv, monkeypatch)
+    assert str(info.value).startswith(f"resume: the checkpoint file {path} cannot be read")
+    assert "without resume=true" in str(info.value)
+    assert _hydra_record(killed) == before
+
+
+def test_train_resuming_a_checkpoint_without_its_config_keeps_the_folders_hydra_record(
+    killed, monkeypatch
+):
+    from scripts.train import main
+
+    (killed / "config.yaml").unlink()  # refused by the job itself, after Hydra wrote .hydra/
+    before = _earlier_hydra_record(killed)
+    argv = ["lepton-train", *TINY_BUDGETS, *A2C_LOST_SALES, "resume=true", f"run_dir={killed}"]
+    with pytest.raises(RunMismatchError, match=r"resume: .* has checkpoints but no config\.yaml"):
+        _run_app(main, argv, monkeypatch)
+    assert _hydra_record(killed) == before
+
+
+def test_a_checkpoint_naming_a_missing_file_is_refused_before_the_job_starts(killed):
+    checkpoint = latest_checkpoint(killed)
+    assert checkpoint is not None
+    model = checkpoint.model
+    model.unlink()
+    with pytest.raises(CheckpointError, match=rf"names .*{model.name}, which is missing; "):
+        latest_checkpoint(killed)
+    assert _output_subdir(killed, [*TINY_BUDGETS, *A2C_LOST_SALES, "resume=true"]) is None
+
+
+def test_evaluate_into_a_training_run_folder_keeps_its_hydra_record(make_cfg, monkeypatch):
+    from scripts.evaluate import main
+
+    first = make_cfg("config")
+    folder = Path(first.run_dir)
+    _finish(first)
+    before = {**_snapshot(folder, [*RECORD, "metrics.json"]), **_earlier_hydra_record(folder)}
+    argv = ["lepton-evaluate", "agent=base_stock", "episodes=2", f"run_dir={folder}"]
+    with pytest.raises(FileExistsError, match=r"run_dir: .* holds a lepton-train run \(status"):
+        _run_app(main, argv, monkeypatch)
+    assert {**_snapshot(folder, [*RECORD, "metrics.json"]), **_hydra_record(folder)} == before
+
+
+def test_evaluate_writes_its_hydra_record_into_a_folder_it_may_use(monkeypatch, tmp_path):
+    from scripts.evaluate import main
+
+    folder = tmp_path / "ev"
+    _earlier_hydra_record(folder)  # an earlier evaluation's folder is written again
+    argv = ["lepton-evaluate", "agent=order_nothing", "episodes=2", f"run_dir={folder}"]
+    _run_app(main, [*argv, *TINY_BUDGETS], monkeypatch)
+    assert "agent=order_nothing" in (folder / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_generate_adversarial_into_another_report_keeps_its_hydra_record(monkeypatch, tmp_path):
+    from agents.generate import ADVERSARIAL_FILE
+    from scripts.generate import main
+
+    folder = tmp_path / "adv"
+    search = ["path=gen", "model=pretrained/inventory", f"out_dir={folder}"]
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        earlier = compose("generate", overrides=["command=adversarial", *search])
+    GlobalHydra.instance().clear()
+    folder.mkdir()
+    save_config(folder, earlier)
+    (folder / ADVERSARIAL_FILE).write_text('{"found": {}}\n')
+    before = {
+        **_snapshot(folder, ["config.yaml", ADVERSARIAL_FILE]),
+        **_earlier_hydra_record(folder),
+    }
+    argv = ["lepton-generate", "adversarial", *search, "adversarial.lam=5"]
+    with pytest.raises(
+        RunMismatchError,
+        match=r"out_dir: .* another configuration .*adversarial\.lam 20\.0 -> 5\.0",
+    ):
+        _run_app(main, argv, monkeypatch)
+    after = {**_snapshot(folder, ["config.yaml", ADVERSARIAL_FILE]), **_hydra_record(folder)}
+    assert after == before

@@ -431,3 +431,16 @@ def test_parallel_workers_run_each_enqueued_trial_once(make_cfg, tmp_path, monke
     trials = optuna.load_study(study_name="ppo_inventory", storage=cfg.tune.storage).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * WORKERS
     assert [t.params["learning_rate"] for t in trials] == pytest.approx([1e-4, 2e-4, 3e-4])
+
+
+def test_more_curve_episodes_than_evaluation_episodes_are_refused_before_a_trial(
+    make_cfg, tmp_path
+):
+    storage = tmp_path / "study.db"
+    cfg = make_cfg(
+        "tune",
+        [f"tune.storage=sqlite:///{storage}", "eval.episodes=4", "eval.curve_episodes=8"],
+    )
+    with pytest.raises(ValueError, match=r"eval\.curve_episodes: must be <= eval\.episodes"):
+        tune.run(cfg)
+    assert not storage.exists()  # refused before the study was created
