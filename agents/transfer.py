@@ -11,19 +11,59 @@ run folder::
     <run_dir>/config.yaml   resolved configuration
     <run_dir>/command.txt   working directory and exact command line
     <run_dir>/source/       the source run when it was trained here (model.zip, config.yaml,
-                            vecnormalize.pkl, curve.csv): pass it as ``source=`` next time
+                            vecnormalize.pkl, curve.csv, source.json): pass it as ``source=``
+                            next time; in a multirun, ``<sweep_dir>/sources/<key>/`` instead
     <run_dir>/transfer.json zero-shot scores, baselines, threshold, metrics per seed and over
                             seeds (mean and bootstrap interval), verdicts, commands
     <run_dir>/seeds/<seed>.json  both arms of a finished seed (curves, zero-shot score), written
                             as the seed finishes
+    <run_dir>/arms/<seed>/<arm>/ an unfinished arm: ``arm.json`` (its budget and source model),
+                            ``checkpoints/`` (see :mod:`agents.checkpoints`), and for the
+                            transfer arm ``zero_shot.json``; removed when the seed finishes
     <run_dir>/curves.csv    arm, seed, timesteps, mean and std of the evaluation return
     <run_dir>/curves.png    transfer against scratch: mean over seeds with interval bands
 
+A source trained here is keyed by a SHA-256 of its training configuration (:func:`source_key`:
+every key but the run-only ones of :data:`conf.resolvers.RUN_ONLY_KEYS`, ``device`` kept) and
+trained under an exclusive ``fcntl.flock`` lock on the hidden file ``.<folder name>.lock`` next
+to its folder (not on Windows, see :func:`source_lock`). In a multirun (``lepton-transfer -m
+mode=zero_shot,finetune,freeze_features``) every job shares ``<sweep_dir>/sources/<first 16 hex
+digits of the key>/``: the first job to take the lock trains the source, the others wait for the
+lock and load it, with any launcher (the joblib launcher's processes included; the lock needs a
+local file system). A finished source there is reused by any later job of the same key, with or
+without ``resume``; remove the folder to train it again. A single run trains into
+``<run_dir>/source/`` and reuses it only with ``resume=true``. Reuse checks ``source.json``
+(written last): its key must be the one of this configuration and its ``model.zip`` digest the
+saved one, otherwise the run stops with an error naming the folder, so a source of another
+configuration is never taken for this one.
+
 ``resume=true`` continues an interrupted run in its ``run_dir`` (the same configuration, see
 :func:`agents.runs.check_resume`): a source trained there that finished is kept, and so is every
-seed whose two arms finished with the same ``total_timesteps`` and source model; the other seeds
-run again from their start (an arm is not checkpointed). Without ``resume`` a rerun in the folder
-starts afresh and drops the earlier attempt's seeds.
+seed whose two arms finished with the same ``total_timesteps`` and source model. With
+``checkpoint_freq > 0`` an arm writes a checkpoint every ``checkpoint_freq`` steps and one when
+it finishes (:class:`agents.checkpoints.ResumableCheckpoint`); a resumed arm continues from its
+latest one (:func:`train_arm`), a finished arm of an unfinished seed is kept as it is, and an arm
+without a checkpoint (``checkpoint_freq=0``, or killed before its first one) runs again from its
+start. Without ``resume`` a rerun in the folder starts afresh and drops the earlier attempt's
+seeds and arms.
+
+The learning-curve points an arm took up to its checkpoint are kept as they were recorded: the
+same records as an uninterrupted run. The checkpoint restores the model (weights and optimiser
+state), the step count, the normalisation statistics and an off-policy agent's replay buffer
+exactly; it does not hold the replicas' episodes in progress, the random generators' states or
+SB3's episode logs. A resumed arm restarts its training replicas from fresh episodes on a new
+seed (:func:`agents.checkpoints.continuation_seed`, as ``lepton-train`` does), so its points
+after the checkpoint are those of a reproducible run of the same budget, not a bit-identical
+replay of the uninterrupted one.
+
+Budget: SB3 trains in whole rollouts (``n_steps * n_envs`` steps on-policy, ``train_freq *
+n_envs`` off-policy), so an arm trains ``total_timesteps`` rounded up to its next rollout and
+its last curve point is taken there. ``transfer.json`` keeps the asked ``budget``
+(``total_timesteps``) and reports ``trained_timesteps``, the steps every trained arm actually ran
+(the last point of its curve, what the metrics span). The arms are not cut at
+``total_timesteps``: both arms of a seed have the same agent rollout, so they train the same
+number of steps and their curves end at the same point (the metrics compare like with like),
+whereas stopping inside a rollout would leave its steps collected but never learned from.
 
 Modes (``mode``): ``zero_shot`` keeps the source policy unchanged (its curve is flat at its
 step-0 score, so the metrics ask whether deploying it beats training for the budget);
@@ -47,6 +87,7 @@ action mode).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -56,16 +97,20 @@ import json
 import logging
 import shlex
 import shutil
+import sys
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -73,6 +118,14 @@ from torch import nn
 
 from agents.algorithms import MODEL_FILE, as_sb3_agent, build_model
 from agents.callbacks import LearningCurveCallback
+from agents.checkpoints import (
+    CheckpointError,
+    ResumableCheckpoint,
+    continuation_seed,
+    latest_checkpoint,
+    reading,
+    restore_model,
+)
 from agents.config import as_config, env_kwargs, make_seeds, plain
 from agents.envs import (
     VECNORMALIZE_FILE,
@@ -83,9 +136,17 @@ from agents.envs import (
     resolve_env_id,
 )
 from agents.evaluation import run_episodes
+from agents.jobs import write_json_atomic
 from agents.policies import baseline_names, make_baseline
 from agents.report import write_json
-from agents.runs import command_line, run_folder, save_command, save_config
+from agents.runs import (
+    check_resume,
+    command_line,
+    job_folder,
+    run_folder,
+    save_command,
+    save_config,
+)
 from agents.stats import mean as mean_of
 from agents.stats import stratified_bootstrap
 from agents.transfer_metrics import Curve, compare, interval
@@ -97,6 +158,7 @@ from agents.warmstart import (
     source_state,
     start_from_stats,
 )
+from conf.resolvers import RUN_ONLY_KEYS, covered
 from conf.schema import (
     EnvConfig,
     EvalConfig,
@@ -453,6 +515,15 @@ class Arm:
     points: list[dict[str, float]]
 
 
+def trained_timesteps(points: Sequence[Mapping[str, float]]) -> int:
+    """The steps an arm trained: its last curve point, taken when training ended.
+
+    SB3 trains whole rollouts, so this is ``total_timesteps`` rounded up to the arm's next
+    rollout (``n_steps * n_envs`` on-policy, ``train_freq * n_envs`` off-policy).
+    """
+    return int(points[-1]["timesteps"])
+
+
 def train_arm(
     agent: SB3AgentConfig,
     env: EnvConfig,
@@ -464,13 +535,32 @@ def train_arm(
     device: str = "cpu",
     stats: VecNormalize | None = None,
     prepare: Callable[[BaseAlgorithm, VecEnv], None] | None = None,
+    restore: Callable[[BaseAlgorithm, VecEnv], None] | None = None,
     learn: bool = True,
     progress_bar: bool = False,
+    folder: Path | None = None,
+    checkpoint_freq: int = 0,
 ) -> Arm:
     """Build ``agent`` on ``env`` with seed ``seed`` and train it, recording the learning curve.
 
     Every arm of a seed gets the same training replicas (``seed + i``), the same evaluation
     seeds (``seed + eval.seed_offset + k``) and the same schedule of curve points.
+
+    SB3 trains whole rollouts: the arm trains ``total_timesteps`` rounded up to its next
+    rollout and takes its last point there (:func:`trained_timesteps`). It is not cut at
+    ``total_timesteps``: the arms of a seed share the agent's rollout, so they train the same
+    number of steps and their curves end at the same step.
+
+    With ``folder`` and ``checkpoint_freq > 0`` the arm writes a checkpoint to
+    ``folder/checkpoints`` every ``checkpoint_freq`` steps and one when it finishes
+    (:class:`agents.checkpoints.ResumableCheckpoint`: model, normalisation statistics, replay
+    buffer, the curve so far). When ``folder`` holds a checkpoint already, the arm continues
+    from the latest one instead of starting afresh: the model, its step count, normalisation
+    statistics and replay buffer are restored exactly and the curve points taken up to the
+    checkpoint are kept as recorded; the training replicas restart from fresh episodes seeded
+    by :func:`agents.checkpoints.continuation_seed`, so the steps after the checkpoint do not
+    replay the interrupted attempt step for step. A checkpoint written when the arm finished
+    gives its model and whole curve without training.
 
     Args:
         agent: the algorithm and its hyperparameters.
@@ -483,23 +573,40 @@ def train_arm(
         stats: normalisation statistics to start from (the source's).
         prepare: called on the fresh model and its training env before training (loads the
             source's weights, freezes layers, evaluates zero-shot).
+        restore: called instead of ``prepare`` on a model restored from a checkpoint (whose
+            weights are the checkpoint's): what a saved model does not hold, e.g. frozen layers.
         learn: train; otherwise only the step-0 point is taken (a zero-shot arm).
         progress_bar: show SB3's progress bar.
+        folder: the arm's folder (its checkpoints); ``None``: none are written or read.
+        checkpoint_freq: environment steps between checkpoints (0: none).
     """
     seeds = make_seeds(seed, n_envs, ev, episodes=ev.curve_episodes)
-    set_random_seed(seed)
-    venv = make_training_env(env, n_envs, seed, agent.normalize, agent.gamma)
-    start_from_stats(venv, stats)
-    model = build_model(
-        agent,
-        venv,
-        env_id=resolve_env_id(env),
-        env_kwargs=env_kwargs(env),
-        seed=seed,
-        device=device,
-    )
-    if prepare is not None:
-        prepare(model, venv)
+    with _arm_checkpoint(folder):
+        checkpoint = latest_checkpoint(folder) if learn and folder is not None else None
+    train_seed = seed if checkpoint is None else continuation_seed(seed, checkpoint.num_timesteps)
+    set_random_seed(train_seed)
+    venv = make_training_env(env, n_envs, train_seed, agent.normalize, agent.gamma)
+    if checkpoint is None:
+        start_from_stats(venv, stats)
+        model = build_model(
+            agent,
+            venv,
+            env_id=resolve_env_id(env),
+            env_kwargs=env_kwargs(env),
+            seed=seed,
+            device=device,
+        )
+        if prepare is not None:
+            prepare(model, venv)
+    else:
+        with _arm_checkpoint(folder):
+            model = restore_model(checkpoint, agent.algo, venv, device, train_seed)
+            if restore is not None:
+                restore(model, venv)
+        if checkpoint.num_timesteps >= total_timesteps:  # written when the arm finished
+            log.info("%s: the arm finished earlier (%d steps); kept", folder, model.num_timesteps)
+            return Arm(model, venv, [dict(p) for p in checkpoint.curve])
+        log.info("%s: resuming the arm at %d steps", folder, checkpoint.num_timesteps)
     curve_env = evaluation_env(env, ev, ev.curve_episodes, venv, seeds.eval_start)
     curve = LearningCurveCallback(
         curve_env,
@@ -508,12 +615,26 @@ def train_arm(
         ev.eval_freq,
         metrics=env.metrics,
         deterministic=ev.deterministic,
+        points=checkpoint.curve if checkpoint is not None else (),
     )
     if learn:
-        # the step-0 point scores the policy on the statistics it starts from (the source's):
-        # learn's first reset updates them
-        curve.evaluate_before_training(model)
-        model.learn(total_timesteps=total_timesteps, callback=curve, progress_bar=progress_bar)
+        callbacks: list[BaseCallback] = [curve]
+        saver = None
+        if folder is not None and checkpoint_freq > 0:
+            saver = ResumableCheckpoint(folder, checkpoint_freq, curve_points=lambda: curve.points)
+            callbacks.append(saver)
+        if checkpoint is None:
+            # the step-0 point scores the policy on the statistics it starts from (the
+            # source's): learn's first reset updates them
+            curve.evaluate_before_training(model)
+        model.learn(
+            total_timesteps=max(total_timesteps - model.num_timesteps, 0),
+            callback=callbacks,
+            progress_bar=progress_bar,
+            reset_num_timesteps=checkpoint is None,
+        )
+        if saver is not None:
+            saver.save()  # the finished arm: a resumed run keeps it as it is
         points = curve.points
     else:
         episodes = run_episodes(
@@ -534,6 +655,22 @@ def train_arm(
         ]
     curve_env.close()
     return Arm(model, venv, points)
+
+
+@contextlib.contextmanager
+def _arm_checkpoint(folder: Path | None) -> Iterator[None]:
+    """Add to a :class:`~agents.checkpoints.CheckpointError` how to lose only this arm.
+
+    The arm's own files (its checkpoints, the transfer arm's ``zero_shot.json``) are read
+    inside it.
+    """
+    try:
+        yield
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}; or remove {folder} to train only this arm again from its start (with "
+            "resume=true the run keeps its other seeds and arms)"
+        ) from exc
 
 
 def evaluate_model(
@@ -597,18 +734,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     finally:
         probe.close()
 
+    if config.resume:  # only the run's own configuration continues its seeds and arms
+        check_resume(job_folder(cfg), cfg, required=False)
     folder = run_folder(cfg)
     save_config(folder, cfg)
     save_command(folder)
     source_folder = source.folder
     source_points: list[dict[str, float]] = []
+    trained: TrainedSource | None = None
     if source.train is not None:
-        trained = folder / "source"
-        if config.resume and _source_complete(trained):
-            source_folder, source_points = trained, _read_curve(trained / "curve.csv")
-            log.info("resume: the source trained earlier in %s is kept", trained)
-        else:
-            source_folder, source_points = _train_source(source.train, trained, progress)
+        home, reuse = source_home(folder, source_key(source_identity(source.train)), config.resume)
+        trained = cached_source(source.train, home, reuse=reuse, progress=progress)
+        source_folder, source_points = trained.folder, trained.points
     assert source_folder is not None
     stats = load_source_stats(source_folder)
     if source.train is not None:  # a source folder was checked before anything was written
@@ -643,6 +780,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     curves: dict[str, dict[int, list[dict[str, float]]]] = {arm: {} for arm in ARMS}
     zero_shot: dict[int, float] = {}
     params: dict[str, int] = {}
+    frozen = mode is TransferMode.freeze_features
     for seed in config.seeds:
         if seed in done:  # resume: both arms of this seed finished in an earlier attempt
             record = done[seed]
@@ -650,6 +788,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             curves["transfer"][seed] = record["transfer"]
             zero_shot[seed] = record["zero_shot"]
             params.update(record["parameters"] or {})
+            shutil.rmtree(folder / ARMS_DIR / str(seed), ignore_errors=True)
             log.info("seed %d: both arms finished earlier (resume); kept", seed)
             continue
         # both arms of a seed: the same env, replicas, budget and evaluation schedule
@@ -662,25 +801,51 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             ev=config.eval,
             device=config.device,
             progress_bar=progress,
+            checkpoint_freq=config.checkpoint_freq,
         )
         log.info("seed %d: scratch arm (%d steps on %s)", seed, config.total_timesteps, env_id)
-        scratch = arm(agent)
+        scratch = arm(agent, folder=_arm_folder(folder, seed, "scratch", config, None))
         scratch.venv.close()
         curves["scratch"][seed] = scratch.points
+        if trained_timesteps(scratch.points) != config.total_timesteps:
+            log.info(
+                "seed %d: SB3 trains whole rollouts: the arms train %d steps for "
+                "total_timesteps=%d (trained_timesteps in transfer.json)",
+                seed,
+                trained_timesteps(scratch.points),
+                config.total_timesteps,
+            )
+        arm_folder = _arm_folder(folder, seed, "transfer", config, fingerprint)
 
-        def prepare(model: BaseAlgorithm, venv: VecEnv, seed: int = seed) -> None:
+        def prepare(
+            model: BaseAlgorithm, venv: VecEnv, seed: int = seed, arm_folder: Path = arm_folder
+        ) -> None:
             load_source_weights(model, source_folder, config.device)
-            if mode is TransferMode.freeze_features:
+            if frozen:
                 params.update(freeze_features(model.policy, config.freeze_layers))
             returns = evaluate_model(model, venv, config.env, seed, config.n_envs, config.eval)
             zero_shot[seed] = float(returns.mean())
+            write_json_atomic(arm_folder / ZERO_SHOT_FILE, {"zero_shot": zero_shot[seed]})
+
+        def restore(
+            model: BaseAlgorithm, venv: VecEnv, seed: int = seed, arm_folder: Path = arm_folder
+        ) -> None:
+            # a checkpoint holds the weights, not which of them are frozen, nor the score the
+            # source had before training started
+            if frozen:
+                params.update(freeze_features(model.policy, config.freeze_layers))
+            path = arm_folder / ZERO_SHOT_FILE
+            with reading(path):
+                zero_shot[seed] = float(json.loads(path.read_text())["zero_shot"])
 
         log.info("seed %d: transfer arm (%s)", seed, mode.value)
         transfer = arm(
             transfer_agent,
             stats=stats,
             prepare=prepare,
+            restore=restore,
             learn=mode is not TransferMode.zero_shot,
+            folder=arm_folder,
         )
         transfer.venv.close()
         points = transfer.points
@@ -693,6 +858,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             {
                 "seed": seed,
                 "total_timesteps": config.total_timesteps,
+                "trained_timesteps": {
+                    "scratch": trained_timesteps(scratch.points),
+                    "transfer": (
+                        0 if mode is TransferMode.zero_shot else trained_timesteps(points)
+                    ),
+                },
                 "source": fingerprint,
                 "scratch": curves["scratch"][seed],
                 "transfer": points,
@@ -700,6 +871,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "parameters": dict(params) or None,
             },
         )
+        shutil.rmtree(folder / ARMS_DIR / str(seed), ignore_errors=True)  # kept in the record
         log.info(
             "seed %d: zero-shot %.3f, final transfer %.3f, final scratch %.3f",
             seed,
@@ -707,6 +879,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             points[-1]["mean"],
             scratch.points[-1]["mean"],
         )
+
+    if (folder / ARMS_DIR).is_dir() and not any((folder / ARMS_DIR).iterdir()):
+        (folder / ARMS_DIR).rmdir()  # every seed finished: its record holds both arms
 
     # --- metrics and the run folder -------------------------------------------------------
     write_curves(folder / "curves.csv", curves)  # first: kept even if a curve is unusable
@@ -727,11 +902,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "env": source.env,
             "algo": source.algo,
             "final_return": source_points[-1]["mean"] if source_points else None,
+            "key": trained.key if trained is not None else None,
+            "reused": trained.reused if trained is not None else None,
         },
         "target": {"env": plain(config.env), "id": env_id},
         "mode": mode.value,
         "agent": agent.name,
         "budget": config.total_timesteps,
+        "trained_timesteps": max(trained_timesteps(p) for p in curves["scratch"].values()),
         "seeds": list(config.seeds),
         "eval": plain(config.eval),
         "finetune_lr_scale": config.finetune_lr_scale,
@@ -755,7 +933,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         "verdict": metrics["verdict"],
         "ratio_definition": "(AUC_transfer - AUC_scratch) / |AUC_scratch|",
-        "commands": _commands(config, source, folder),
+        "commands": _commands(config, source, source_folder),
     }
     write_json(folder / "transfer.json", _jsonable(result))
     plot_transfer(
@@ -825,13 +1003,14 @@ def _finished_seeds(
     """The seeds whose two arms an earlier attempt of this run finished, with ``resume=true``.
 
     A seed is kept only when its record was made with the same budget and the same source
-    model; otherwise it runs again. Without ``resume`` the records of earlier attempts are
-    removed, so that a later resume cannot mix them with this attempt's seeds.
+    model; otherwise it runs again. Without ``resume`` the records and arm checkpoints of
+    earlier attempts are removed, so that a later resume cannot mix them with this attempt's.
     """
     records = folder / SEEDS_DIR
     if not config.resume:
-        if records.is_dir():
-            shutil.rmtree(records)
+        for earlier in (records, folder / ARMS_DIR):
+            if earlier.is_dir():
+                shutil.rmtree(earlier)
         return {}
     done: dict[int, dict[str, Any]] = {}
     for seed in config.seeds:
@@ -853,14 +1032,223 @@ def _finished_seeds(
     return done
 
 
+ARMS_DIR = "arms"
+"""Folder of a run's unfinished arms (``arms/<seed>/<arm>/``: checkpoints and what they need)."""
+
+ARM_FILE = "arm.json"
+"""What an arm's checkpoints continue: seed, arm, ``total_timesteps`` and source model."""
+
+ZERO_SHOT_FILE = "zero_shot.json"
+"""The transfer arm's zero-shot score, taken before it trains (a resumed arm reads it)."""
+
+
+def _arm_folder(
+    folder: Path, seed: int, arm: str, config: TransferConfig, source: str | None
+) -> Path:
+    """The folder of one arm (``arms/<seed>/<arm>``), holding only what continues this arm.
+
+    Checkpoints an earlier attempt wrote with another ``total_timesteps`` or source model
+    (``source``: its digest; ``None`` for the scratch arm, which does not read it) are removed:
+    the arm then starts afresh.
+    """
+    path = folder / ARMS_DIR / str(seed) / arm
+    record = {"seed": seed, "arm": arm, "total_timesteps": config.total_timesteps}
+    record["source"] = source
+    saved = path / ARM_FILE
+    if path.is_dir():
+        try:
+            earlier = json.loads(saved.read_text())
+        except (OSError, ValueError):  # none, or unreadable: nothing says what they continue
+            earlier = None
+        if earlier != record:
+            log.info(
+                "seed %d: the %s arm's checkpoints are of another budget or source model: it "
+                "starts afresh",
+                seed,
+                arm,
+            )
+            shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved, record)
+    return path
+
+
 def _fingerprint(folder: Path) -> str:
     """SHA-256 of the source's ``model.zip`` (a resumed seed must come from the same weights)."""
     return hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
 
 
+SOURCE_FILE = "source.json"
+"""Written last into the folder of a source trained here: its key, configuration and digest."""
+
+SOURCES_DIR = "sources"
+"""Folder of a multirun's shared sources (``<sweep_dir>/sources/<key>/``)."""
+
+SOURCE_KEY_IGNORED = RUN_ONLY_KEYS - {"device"}
+"""Keys of a source's training configuration left out of its key: how its run goes, not what
+it trains (:data:`conf.resolvers.RUN_ONLY_KEYS`), but for the device, whose arithmetic may
+give other weights."""
+
+
+def source_identity(train: TrainConfig) -> dict[str, Any]:
+    """What determines a source trained here: its training configuration as plain data.
+
+    Every key but those of :data:`SOURCE_KEY_IGNORED` (``run_dir``, ``resume``, ``tensorboard``,
+    ...): env, agent, seed, budget, replicas, evaluation and the rest.
+    """
+
+    def kept(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for key, value in data.items():
+            name = f"{prefix}{key}"
+            if covered(name, SOURCE_KEY_IGNORED):
+                continue
+            out[str(key)] = kept(value, f"{name}.") if isinstance(value, Mapping) else value
+        return out
+
+    data: dict[str, Any] = json.loads(json.dumps(kept(plain(train)), default=str))
+    return data
+
+
+def source_key(identity: Mapping[str, Any]) -> str:
+    """SHA-256 of a source's :func:`source_identity` (canonical JSON, keys sorted)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_home(folder: Path, key: str, resume: bool) -> tuple[Path, bool]:
+    """Where the source of ``key`` is trained, and whether a finished one there is reused.
+
+    In a multirun every job shares ``<sweep_dir>/sources/<key[:16]>`` and reuses what is
+    there; a single run trains into ``<run_dir>/source`` and reuses it with ``resume`` only.
+
+    Args:
+        folder: the run folder.
+        key: the source's :func:`source_key`.
+        resume: the run's ``resume``.
+    """
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(str(HydraConfig.get().sweep.dir)) / SOURCES_DIR / key[:16], True
+    return folder / "source", resume
+
+
+@contextlib.contextmanager
+def source_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the source ``folder`` (``.<name>.lock`` next to it).
+
+    ``fcntl.flock``: a job that finds the lock taken logs that it waits and blocks until the
+    job holding it ends (or dies: the lock goes with its process). Windows has no ``flock``:
+    there nothing is locked, so jobs sharing a source must not start together (a sequential
+    launcher).
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "win32":
+        yield
+        return
+    import fcntl
+
+    path = folder.parent / f".{folder.name}.lock"
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the source in %s: another job is training it", folder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedSource:
+    """A source trained here (or earlier, with the same key).
+
+    Attributes:
+        folder: its run folder.
+        points: its learning curve.
+        key: its :func:`source_key`.
+        reused: whether it was trained earlier and loaded, not trained by this run.
+    """
+
+    folder: Path
+    points: list[dict[str, float]]
+    key: str
+    reused: bool
+
+
+def cached_source(
+    train: TrainConfig, folder: Path, *, reuse: bool, progress: bool = False
+) -> TrainedSource:
+    """The source of ``train`` in ``folder``: loaded when finished there and ``reuse``, else trained.
+
+    Everything happens under :func:`source_lock`, so of concurrent jobs with the same
+    ``folder`` one trains and the others wait and load. A source is finished when its
+    :data:`SOURCE_FILE` (written last) is there; an unfinished folder is trained again from the
+    start. A finished folder of a run from before :data:`SOURCE_FILE` existed (``curve.csv``
+    last) is adopted as it is.
+
+    Raises:
+        ValueError: naming ``source`` and the folder when the finished source there has
+            another key (another configuration) or its ``model.zip`` is not the one recorded.
+    """
+    identity = source_identity(train)
+    key = source_key(identity)
+    with source_lock(folder):
+        if reuse and _legacy_source(folder):
+            _write_source_file(folder, key, identity)
+        if reuse and _source_complete(folder):
+            _check_source(folder, key)
+            log.info("the source in %s (key %s) is reused", folder, key[:16])
+            return TrainedSource(folder, _read_curve(folder / "curve.csv"), key, True)
+        if folder.exists():
+            shutil.rmtree(folder)  # an unfinished attempt, or a fresh run's
+        _, points = _train_source(train, folder, progress)
+        _write_source_file(folder, key, identity)
+        return TrainedSource(folder, points, key, False)
+
+
+def _write_source_file(folder: Path, key: str, identity: Mapping[str, Any]) -> None:
+    record = {"key": key, "model_sha256": _fingerprint(folder), "config": dict(identity)}
+    write_json_atomic(folder / SOURCE_FILE, record)
+
+
+def _check_source(folder: Path, key: str) -> None:
+    """Raise unless the finished source in ``folder`` has ``key`` and its recorded model."""
+    path = folder / SOURCE_FILE
+    try:
+        record = json.loads(path.read_text())
+        saved, config, digest = record["key"], record["config"], record["model_sha256"]
+    except Exception as exc:
+        raise ValueError(
+            f"source: {path} cannot be read ({type(exc).__name__}: {exc}), so the source in "
+            f"{folder} cannot be checked; it is not reused: remove that folder to train the "
+            "source again"
+        ) from exc
+    if saved != key or source_key(config) != key:
+        raise ValueError(
+            f"source: {folder} holds a source trained with another configuration (key "
+            f"{str(saved)[:16]}, this configuration's {key[:16]}; see its {SOURCE_FILE}); it is "
+            "not reused: remove that folder to train this source there, or choose another "
+            "run_dir or sweep_dir"
+        )
+    if digest != _fingerprint(folder):
+        raise ValueError(
+            f"source: {folder / MODEL_FILE} is not the model recorded in {path} (it changed "
+            "after training); it is not reused: remove that folder to train the source again"
+        )
+
+
 def _source_complete(folder: Path) -> bool:
-    """Whether a source trained here finished (``curve.csv`` is written last)."""
-    return all((folder / name).is_file() for name in (MODEL_FILE, "config.yaml", "curve.csv"))
+    """Whether a source trained here finished (:data:`SOURCE_FILE` is written last)."""
+    names = (MODEL_FILE, "config.yaml", "curve.csv", SOURCE_FILE)
+    return all((folder / name).is_file() for name in names)
+
+
+def _legacy_source(folder: Path) -> bool:
+    """A finished source written before :data:`SOURCE_FILE` existed (``curve.csv`` last)."""
+    names = (MODEL_FILE, "config.yaml", "curve.csv")
+    return not (folder / SOURCE_FILE).exists() and all((folder / n).is_file() for n in names)
 
 
 def _read_curve(path: Path) -> list[dict[str, float]]:
@@ -966,11 +1354,14 @@ def _baseline_scores(
 
 
 def _commands(config: TransferConfig, source: Source, folder: Path) -> dict[str, str]:
-    """The command of this run, and the equivalent ``lepton-train`` runs of its parts."""
+    """The command of this run, and the equivalent ``lepton-train`` runs of its parts.
+
+    ``folder`` is the source's folder (``<run_dir>/source``, or a multirun's shared one).
+    """
     out = {"this_run": command_line()}
     if source.train is not None:
         # the source trained here is a run folder of its own: later runs can start from it
-        out["reuse_source"] = f"{command_line()} source={folder / 'source'}"
+        out["reuse_source"] = f"{command_line()} source={folder}"
         if (CONF_DIR / "experiment" / f"{source.description}.yaml").is_file():
             overrides = " ".join(shlex.quote(o) for o in config.source_overrides)
             out["source_alone"] = f"lepton-train experiment={source.description} {overrides}"
@@ -1117,11 +1508,15 @@ def summary(result: Mapping[str, Any]) -> str:
             f"({agg['time_to_threshold']['scratch']['reached']})",
         ),
         (
-            "time to threshold (never reached = budget)",
+            "time to threshold (never reached = trained steps)",
             cell(agg["time_to_threshold_censored"]["transfer"]),
             cell(agg["time_to_threshold_censored"]["scratch"]),
         ),
     ]
     lines = ["| metric | transfer | scratch |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return "\n".join(lines) + f"\n\n{result['verdict']}\n"
+    trained = result.get("trained_timesteps")
+    budget = f"\n\nBudget: total_timesteps={result['budget']}"
+    if trained is not None and trained != result["budget"]:
+        budget += f"; SB3 trains whole rollouts, so every trained arm ran {trained} steps"
+    return "\n".join(lines) + f"{budget}.\n\n{result['verdict']}\n"

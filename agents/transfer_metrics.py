@@ -220,7 +220,9 @@ def compare(
         ``asymptotic_gain``, ``total_reward_gain``, ``transfer_ratio``) have one interval;
         ``time_to_threshold`` intervals cover the seeds that reached the threshold
         (``reached`` counts them); ``time_to_threshold_censored`` counts a seed that never
-        reached it at the last curve point (the budget), a lower bound of its time.
+        reached it at the last curve point (the budget: the steps the arm trained, i.e.
+        ``total_timesteps`` rounded up to SB3's next whole rollout; ``per_seed`` rows hold it
+        as ``budget``), a lower bound of its time.
         ``verdicts`` (at the start, at the end, over the whole budget) read the paired
         ``jumpstart``, ``asymptotic_gain`` and ``total_reward_gain`` (:func:`paired_verdict`).
     """

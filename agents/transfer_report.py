@@ -4,9 +4,14 @@ Every ``transfer.json`` under ``DIR`` (a ``lepton-transfer -m`` sweep, or any fo
 run folders) gives one row: the pair, the mode, the seeds, and the five transfer metrics with
 their intervals over seeds. Written to ``DIR/report/transfer.md`` and ``transfer.csv``.
 
+The *budget* column is the ``total_timesteps`` a run asked for, *trained_timesteps* the steps
+its arms actually trained (SB3 trains whole rollouts, so the budget rounded up to the next one;
+``-`` for runs that did not record it).
+
 A row's *claim* column says whether the run shows, with non-overlapping intervals, both a
 positive jumpstart (its interval above 0) and a shorter time to threshold than scratch (seeds
-that never reach the threshold counted at the budget); otherwise it names what is missing.
+that never reach the threshold counted at the last curve point, the trained steps); otherwise it
+names what is missing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ COLUMNS = (
     "mode",
     "seeds",
     "budget",
+    "trained_timesteps",
     "zero_shot",
     "jumpstart",
     "threshold",
@@ -89,6 +95,9 @@ def row(result: Mapping[str, Any], folder: Path) -> dict[str, str]:
         + (f" (lr x{scale:g})" if (scale := result.get("finetune_lr_scale", 1.0)) != 1.0 else ""),
         "seeds": str(n),
         "budget": f"{result['budget']:,}",
+        "trained_timesteps": (
+            f"{trained:,}" if (trained := result.get("trained_timesteps")) is not None else "-"
+        ),
         "zero_shot": _cell(result["zero_shot"]),
         "jumpstart": _cell(agg["jumpstart"]),
         "threshold": "-"
@@ -137,13 +146,17 @@ def markdown(
         "",
         f"Means over seeds with {coverage} bootstrap intervals. Time to threshold: environment "
         "steps on the target until the evaluation return reaches the threshold; a seed that never "
-        "reaches it counts at the budget, (k/n) seeds reached it. Total reward: area under the "
+        "reaches it counts at the trained steps, (k/n) seeds reached it. Total reward: area under the "
         "learning curve per step. Transfer ratio: (AUC_transfer - AUC_scratch) / |AUC_scratch|.",
         "",
     ]
     for r in rows:
+        trained = r.get("trained_timesteps", "-")
+        steps = f"budget {r['budget']} steps" + (
+            f", {trained} trained" if trained not in ("-", r["budget"]) else ""
+        )
         lines.append(
-            f"- **{r['pair']}** ({r['mode']}, budget {r['budget']} steps, zero-shot "
+            f"- **{r['pair']}** ({r['mode']}, {steps}, zero-shot "
             f"{r['zero_shot']}, threshold {r['threshold']}): {r['verdict']} `{r['folder']}`"
         )
     return "\n".join(lines) + "\n"

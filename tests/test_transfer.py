@@ -1,7 +1,14 @@
 """Transfer: metrics on hand-made curves, space checks, layer freezing and a tiny end-to-end run."""
 
 import csv
+import dataclasses
 import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +16,22 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from agents.checkpoints import ResumableCheckpoint, latest_checkpoint
 from agents.config import as_config, plain
 from agents.envs import make_training_env, make_vec_env
+from agents.runs import RunMismatchError
 from agents.transfer import (
+    SOURCE_FILE,
     IncompatibleSourceError,
+    cached_source,
     check_spaces,
     freeze_features,
     load_source_weights,
     plan_source,
     run,
+    source_identity,
+    source_key,
+    summary,
 )
 from agents.transfer_metrics import (
     DID_NOT_HELP,
@@ -34,11 +48,12 @@ from agents.transfer_metrics import (
     transfer_ratio,
     verdict,
 )
-from agents.transfer_report import claim
+from agents.transfer_report import claim, row
 from conf.schema import TrainConfig, TransferConfig
 from scripts.report import main as report_main
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 PAIRS = sorted(
     p.stem for p in (CONF / "experiment" / "transfer").glob("*.yaml") if "__source" not in p.stem
 )
@@ -603,6 +618,277 @@ def test_resume_keeps_the_finished_seeds_and_the_trained_source(make_cfg, monkey
     with pytest.raises(KeyboardInterrupt):
         run(make_cfg("transfer", [*transfer_overrides(), f"run_dir={folder}"]))
     assert not (folder / "seeds").exists()
+
+
+# --- the source trained once per configuration ---------------------------------------------
+
+
+def _source_key_of(make_cfg, *extra):
+    config = as_config(make_cfg("transfer", transfer_overrides(*extra)), TransferConfig)
+    source = plan_source(config.source, config.source_overrides, config)
+    return source_key(source_identity(source.train))
+
+
+def test_the_source_key_depends_on_what_trains_the_source_only(make_cfg):
+    base = _source_key_of(make_cfg)
+    # the jobs of a multirun over modes (or the arms' own settings) share their source
+    assert _source_key_of(make_cfg, "mode=zero_shot") == base
+    assert _source_key_of(make_cfg, "mode=freeze_features", "seeds=[7]") == base
+    assert _source_key_of(make_cfg, "total_timesteps=1024", "finetune_lr_scale=0.5") == base
+    tiny = ",".join(f'"{o}"' for o in SOURCE_TINY)
+    # how the source's run goes does not change what it trains ...
+    run_only = f'source_overrides=[{tiny},"tensorboard=true","progress_bar=true","verbose=1"]'
+    assert _source_key_of(make_cfg, run_only) == base
+    # ... its seed, budget or device do
+    for other in ('"seed=1"', '"total_timesteps=1024"', '"device=cuda"'):
+        assert _source_key_of(make_cfg, f"source_overrides=[{tiny},{other}]") != base, other
+
+
+def _write_fake_source(folder, weights=b"weights"):
+    """What ``_train_source`` leaves in ``folder``, without training."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.zip").write_bytes(weights)
+    (folder / "config.yaml").write_text("seed: 0\n")
+    (folder / "curve.csv").write_text("timesteps,mean,std\n0,1.5,0.0\n512,2.5,0.5\n")
+    points = [
+        {"timesteps": 0.0, "mean": 1.5, "std": 0.0},
+        {"timesteps": 512.0, "mean": 2.5, "std": 0.5},
+    ]
+    return folder, points
+
+
+def test_concurrent_jobs_train_a_shared_source_once(make_cfg, tmp_path, monkeypatch, caplog):
+    import agents.transfer as transfer
+
+    train = as_config(make_cfg("config"), TrainConfig)
+    folder = tmp_path / "sweep" / "sources" / "key"
+    calls, started, release, waiting = [], threading.Event(), threading.Event(), threading.Event()
+
+    def train_source(train, folder, progress):
+        calls.append(folder)
+        started.set()
+        assert release.wait(60)  # the first job is still training when the second one starts
+        return _write_fake_source(folder)
+
+    class Waiting(logging.Handler):
+        def emit(self, record):
+            if "waiting for the source" in record.getMessage():
+                waiting.set()
+
+    monkeypatch.setattr(transfer, "_train_source", train_source)
+    caplog.set_level(logging.INFO, logger="agents.transfer")
+    handler = Waiting()
+    logging.getLogger("agents.transfer").addHandler(handler)
+    results = {}
+
+    def job(name):
+        results[name] = cached_source(train, folder, reuse=True)
+
+    try:
+        first = threading.Thread(target=job, args=("first",), daemon=True)
+        first.start()
+        assert started.wait(60)  # the first job holds the lock and trains
+        second = threading.Thread(target=job, args=("second",), daemon=True)
+        second.start()
+        assert waiting.wait(60)  # the second one waits for the lock instead of training too
+        release.set()
+        first.join(60)
+        second.join(60)
+    finally:
+        release.set()
+        logging.getLogger("agents.transfer").removeHandler(handler)
+    assert calls == [folder]
+    assert not results["first"].reused and results["second"].reused
+    assert results["second"].folder == folder
+    assert results["second"].key == results["first"].key
+    assert results["second"].points == results["first"].points
+    record = json.loads((folder / SOURCE_FILE).read_text())
+    assert record["key"] == results["first"].key
+    assert record["config"] == source_identity(train)
+
+
+def test_a_source_of_another_configuration_or_model_is_never_reused(
+    make_cfg, tmp_path, monkeypatch
+):
+    import agents.transfer as transfer
+
+    calls = []
+
+    def train_source(train, folder, progress):
+        calls.append(train)
+        return _write_fake_source(folder, b"weights %d" % len(calls))
+
+    monkeypatch.setattr(transfer, "_train_source", train_source)
+    train = as_config(make_cfg("config"), TrainConfig)
+    folder = tmp_path / "source"
+    first = cached_source(train, folder, reuse=True)
+    assert not first.reused and len(calls) == 1
+    again = cached_source(
+        dataclasses.replace(train, run_dir="elsewhere", tensorboard=False), folder, reuse=True
+    )
+    assert again.reused and again.key == first.key and len(calls) == 1
+    # another source configuration finds this folder: refused, not reused nor replaced
+    other = dataclasses.replace(train, total_timesteps=2 * train.total_timesteps)
+    with pytest.raises(ValueError, match=r"source: .* holds a source trained with another config"):
+        cached_source(other, folder, reuse=True)
+    # a record edited to claim the other configuration does not pass either
+    record = json.loads((folder / SOURCE_FILE).read_text())
+    (folder / SOURCE_FILE).write_text(
+        json.dumps({**record, "key": source_key(source_identity(other))})
+    )
+    with pytest.raises(ValueError, match=r"holds a source trained with another configuration"):
+        cached_source(other, folder, reuse=True)
+    (folder / SOURCE_FILE).write_text(json.dumps(record)[:20])  # cut short
+    with pytest.raises(ValueError, match=r"source: .*source.json cannot be read"):
+        cached_source(train, folder, reuse=True)
+    (folder / SOURCE_FILE).write_text(json.dumps(record))
+    # a model replaced after training
+    (folder / "model.zip").write_bytes(b"other weights")
+    with pytest.raises(ValueError, match=r"model.zip is not the model recorded"):
+        cached_source(train, folder, reuse=True)
+    assert len(calls) == 1
+    # an unfinished source (killed before its record) is trained again, as is one not reused
+    (folder / SOURCE_FILE).unlink()
+    (folder / "curve.csv").unlink()
+    assert not cached_source(train, folder, reuse=True).reused and len(calls) == 2
+    assert not cached_source(train, folder, reuse=False).reused and len(calls) == 3
+
+
+def test_a_multirun_over_modes_trains_its_source_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    tiny = ",".join(f'"{o}"' for o in SOURCE_TINY)
+    cmd = [sys.executable, "-m", "scripts.transfer", "-m", "mode=finetune,zero_shot"]
+    cmd += ["hydra/launcher=processes", "hydra.launcher.n_jobs=2"]  # concurrent jobs
+    cmd += ["experiment=transfer/inventory_backlog_to_lost_sales", "seeds=[0]"]
+    cmd += ["total_timesteps=256", "n_envs=4", "agent.n_steps=32", "agent.n_epochs=2"]
+    cmd += ["agent.batch_size=64", "eval.eval_freq=128", "eval.episodes=4"]
+    cmd += ["eval.curve_episodes=4", "eval.fit_episodes=4", "bootstrap_reps=50"]
+    cmd += ["progress_bar=false", f"source_overrides=[{tiny}]", f"sweep_dir={sweep}"]
+    env = {**os.environ, "MPLBACKEND": "Agg", "HYDRA_FULL_ERROR": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/transfer.json"))]
+    assert sorted(r["mode"] for r in results) == ["finetune", "zero_shot"]
+    # one job trained the source, the other loaded it from the sweep's shared folder
+    assert sorted(r["source"]["reused"] for r in results) == [False, True]
+    (folder,) = {r["source"]["folder"] for r in results}
+    (key,) = {r["source"]["key"] for r in results}
+    assert Path(folder) == sweep / "sources" / key[:16]
+    assert [p.name for p in (sweep / "sources").iterdir() if p.is_dir()] == [key[:16]]
+    assert json.loads((Path(folder) / SOURCE_FILE).read_text())["key"] == key
+    assert not any((p / "source").exists() for p in sweep.iterdir())
+    assert report_main([str(sweep)]) == 0  # the shared folder is no job of the sweep
+
+
+# --- an interrupted arm -----------------------------------------------------------------------
+
+
+def test_an_interrupted_arm_resumes_from_its_checkpoint(make_cfg, monkeypatch):
+    import agents.transfer as transfer
+
+    # the run as it goes uninterrupted
+    cfg = make_cfg("transfer", transfer_overrides("seeds=[0]", "mode=freeze_features"))
+    reference = run(cfg)
+    source = Path(cfg.run_dir) / "source"
+    uninterrupted = json.loads((Path(cfg.run_dir) / "seeds" / "0.json").read_text())
+
+    # the same run from that source, killed in its transfer arm after the checkpoint at 256
+    steps, kill_after = [], 300
+
+    class Interrupting(ResumableCheckpoint):
+        def _on_training_start(self):
+            super()._on_training_start()
+            steps.append((self.folder.parent.name, self.num_timesteps))
+
+        def _on_step(self):
+            arm = self.folder.parent.name
+            if kill_after is not None and arm == "transfer" and self.num_timesteps > kill_after:
+                raise KeyboardInterrupt
+            return True
+
+    monkeypatch.setattr(transfer, "ResumableCheckpoint", Interrupting)
+    overrides = transfer_overrides("seeds=[0]", "mode=freeze_features", f"source={source}")
+    cfg = make_cfg("transfer", overrides)
+    folder = Path(cfg.run_dir)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    assert steps == [("scratch", 0), ("transfer", 0)]
+    assert not (folder / "seeds").exists()
+    assert latest_checkpoint(folder / "arms" / "0" / "scratch").num_timesteps == 512  # finished
+    assert latest_checkpoint(folder / "arms" / "0" / "transfer").num_timesteps == 256
+
+    arms = {}
+    train_arm = transfer.train_arm
+
+    def spy(agent, **kwargs):
+        arms["transfer" if kwargs.get("prepare") else "scratch"] = arm = train_arm(agent, **kwargs)
+        return arm
+
+    monkeypatch.setattr(transfer, "train_arm", spy)
+    steps.clear()
+    kill_after = None
+    resumed = run(make_cfg("transfer", [*overrides, f"run_dir={folder}", "resume=true"]))
+    # only the transfer arm trained, from its checkpoint: 256 of its 512 steps
+    assert steps == [("transfer", 256)]
+    assert arms["transfer"].model.num_timesteps == 512
+    record = json.loads((folder / "seeds" / "0.json").read_text())
+    assert [p["timesteps"] for p in record["transfer"]] == [0, 128, 256, 384, 512]
+    # the points up to the checkpoint are those of the uninterrupted run, and so is the
+    # scratch arm that had finished
+    assert record["transfer"][:3] == uninterrupted["transfer"][:3]
+    assert record["scratch"] == uninterrupted["scratch"]
+    assert record["zero_shot"] == uninterrupted["zero_shot"]
+    assert resumed["parameters"] == reference["parameters"]
+    assert not (folder / "arms").exists()  # the finished seed keeps its record only
+    # the layers frozen before the interruption stay frozen after it
+    policy_net = arms["transfer"].model.policy.mlp_extractor.policy_net
+    assert not policy_net[0].weight.requires_grad
+    saved = transfer.source_state(source)["mlp_extractor.policy_net.0.weight"]
+    assert torch.equal(policy_net[0].weight.detach(), saved)
+    # the arms continue only under the run's own configuration
+    with pytest.raises(RunMismatchError, match=r"resume: .* holds a run of another config"):
+        run(make_cfg("transfer", [*overrides, f"run_dir={folder}", "resume=true", "mode=finetune"]))
+
+
+def test_a_damaged_arm_checkpoint_names_the_arm_to_remove(make_cfg, tmp_path):
+    from agents.checkpoints import CheckpointError
+    from agents.transfer import train_arm
+
+    config = as_config(make_cfg("config"), TrainConfig)
+    arm = tmp_path / "arms" / "0" / "transfer"
+    (arm / "checkpoints").mkdir(parents=True)
+    (arm / "checkpoints" / "latest.json").write_text('{"num_timesteps": 128, "mod')  # cut short
+    with pytest.raises(CheckpointError, match=rf"cannot be read.*remove {re.escape(str(arm))} to"):
+        train_arm(
+            config.agent,
+            config.env,
+            seed=0,
+            n_envs=2,
+            total_timesteps=256,
+            ev=config.eval,
+            folder=arm,
+            checkpoint_freq=128,
+        )
+
+
+# --- the budget -------------------------------------------------------------------------------
+
+
+def test_the_steps_trained_are_reported_when_sb3_rounds_the_budget_up(make_cfg):
+    # rollouts of 32 steps x 4 replicas: a budget of 500 trains 4 whole rollouts
+    cfg = make_cfg("transfer", transfer_overrides("seeds=[0]", "total_timesteps=500"))
+    result = run(cfg)
+    folder = Path(cfg.run_dir)
+    assert result["budget"] == 500 and result["trained_timesteps"] == 512
+    record = json.loads((folder / "seeds" / "0.json").read_text())
+    assert record["trained_timesteps"] == {"scratch": 512, "transfer": 512}
+    for arm in ("scratch", "transfer"):
+        assert record[arm][-1]["timesteps"] == 512  # both arms end at the same step
+    assert result["metrics"]["per_seed"][0]["budget"] == 512  # what the metrics span
+    assert "every trained arm ran 512 steps" in summary(result)
+    saved = json.loads((folder / "transfer.json").read_text())
+    line = row(saved, folder)
+    assert (line["budget"], line["trained_timesteps"]) == ("500", "512")
 
 
 def _result(jump, ttt_transfer, ttt_scratch):
