@@ -101,6 +101,24 @@ def make_eval_env(
 def _vec_env(
     env_id: str, kwargs: dict[str, Any], n_envs: int, seed: int | None, *, sharing: bool
 ) -> VecEnv:
+    """Build the vector env; an env's error about one of its arguments names ``env.kwargs``.
+
+    Envs name the argument a bad value was given as (``observation: unknown observation ...``);
+    every tool builds its envs here, where that argument is ``env.kwargs.<name>`` of the config.
+    """
+    try:
+        return _build_vec_env(env_id, kwargs, n_envs, seed, sharing=sharing)
+    except (KeyError, ValueError) as exc:
+        message = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else ""
+        if not any(message.startswith((f"{key}:", f"{key}.")) for key in kwargs):
+            raise
+        kind = KeyError if isinstance(exc, KeyError) else ValueError
+        raise kind(f"env.kwargs.{message}") from exc
+
+
+def _build_vec_env(
+    env_id: str, kwargs: dict[str, Any], n_envs: int, seed: int | None, *, sharing: bool
+) -> VecEnv:
     if not sharing:
         return make_sb3_vec_env(env_id, n_envs, seed=seed, **kwargs)
     from envs.registration import env_class, spec

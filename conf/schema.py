@@ -89,6 +89,8 @@ class InventoryKwargs:
     Attributes:
         scenario: a preset name (``serial4``, ``orgym``, ``lost_sales``, ...) or a mapping of
             scenario fields, optionally starting from ``preset``.
+        preset: the preset a ``scenario`` mapping without one starts from (each env preset
+            sets its own, so ``'env.kwargs.scenario={horizon: 12}'`` keeps the rest of it).
         observation: observation builder (``default`` or ``orgym``).
         action_mode: ``continuous`` (Box in [-1, 1]), ``discrete`` (MultiDiscrete levels) or
             ``quantity`` (Box of raw order quantities).
@@ -101,6 +103,7 @@ class InventoryKwargs:
     """
 
     scenario: Any = "serial4"
+    preset: str = "serial4"
     observation: str = "default"
     action_mode: InventoryActionMode = InventoryActionMode.continuous
     order_levels: int = 11
@@ -449,7 +452,8 @@ class EvalConfig:
         eval_freq: environment steps between points of the learning curve (0: only at the
             start and the end of training).
         curve_episodes: episodes per point of the learning curve, the first of the evaluation
-            episodes' seeds (at most ``episodes``; a larger value takes all of them).
+            episodes' seeds (at most ``episodes``: ``lepton-train`` refuses a larger value,
+            naming both fields).
         fit_episodes: training episodes each baseline is fitted on.
         deterministic: act deterministically (the mode of stochastic policies).
         batch_size: most episodes simulated at once (replicas of one batched env).

@@ -14,7 +14,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
 from agents.algorithms import IncompatibleAgentError, agents_that_fit, build_model
-from agents.config import as_config, env_kwargs, make_seeds
+from agents.config import as_config, check_curve_episodes, env_kwargs, make_seeds
 from agents.envs import make_training_env, make_vec_env
 from agents.policies import baseline_names, make_baseline
 from conf.schema import (
@@ -235,6 +235,7 @@ def test_experiments_compose(make_cfg, experiment):
     assert config.experiment_name == experiment
     assert Path(cfg.run_dir).name.startswith("run")  # the fixture's folder wins
     make_seeds(config.seed, config.n_envs, config.eval)
+    check_curve_episodes(config.eval)  # no committed experiment has its curve refused
 
 
 @pytest.mark.parametrize(
@@ -323,6 +324,47 @@ def test_env_kwargs_are_plain_data(make_cfg):
     venv = make_vec_env(as_config(cfg, TrainConfig).env, 1, seed=0)
     assert venv.env.structure.horizon == 12
     assert venv.env.structure.backlog is False
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        (
+            "env.kwargs.observation=nope",
+            KeyError,
+            r"env\.kwargs\.observation: unknown observation 'nope'; allowed values: \['default'",
+        ),
+        (
+            "env.kwargs.scenario={preset: nope}",
+            ValueError,
+            r"env\.kwargs\.scenario.*nope",
+        ),
+        ("+env.kwargs.reward_weights={cost: 1}", KeyError, r"env\.kwargs\.reward_weights: "),
+    ],
+)
+def test_a_bad_env_argument_names_its_config_field(make_cfg, override, error, message):
+    config = as_config(make_cfg("config", [override]), TrainConfig)
+    with pytest.raises(error, match=message):
+        make_vec_env(config.env, 1)
+
+
+@pytest.mark.parametrize(
+    ("env", "preset"),
+    [
+        ("inventory_lost_sales", "lost_sales"),
+        ("inventory_orgym", "orgym"),
+        ("ops/autoscale_bursty", "bursty"),
+    ],
+)
+def test_a_scenario_mapping_of_an_env_preset_starts_from_that_preset(make_cfg, env, preset):
+    cfg = make_cfg("config", [f"env={env}", "env.kwargs.scenario={}"])
+    venv = make_vec_env(as_config(cfg, TrainConfig).env, 1)
+    assert venv.env.structure.name == preset
+
+
+def test_a_registry_error_starts_with_the_field_it_was_given_as():
+    with pytest.raises(KeyError, match=r"^.observation: unknown observation 'nope'"):
+        InventoryEnv(observation="nope")
 
 
 def test_seed_offset_must_separate_evaluation_from_training():
@@ -468,6 +510,33 @@ def test_out_of_range_values_fail_naming_field_and_range(make_cfg, override, mes
     with pytest.raises(ValueError, match=re.escape(message)):
         run(cfg)
     assert not Path(cfg.run_dir).exists()  # failed before anything was written
+
+
+def test_more_curve_episodes_than_evaluation_episodes_are_refused(make_cfg):
+    from agents.train import run
+
+    cfg = make_cfg("config", ["eval.episodes=8", "eval.curve_episodes=16"])
+    with pytest.raises(ValueError) as err:
+        run(cfg)
+    message = str(err.value)
+    assert message.startswith("eval.curve_episodes: must be <= eval.episodes, got ")
+    assert "eval.curve_episodes=16 > eval.episodes=8" in message
+    assert not Path(cfg.run_dir).exists()  # failed before anything was written
+    assert check_curve_episodes(EvalConfig(episodes=8, curve_episodes=8)) == 8
+
+
+@pytest.mark.parametrize("root", ["config", "tune", "transfer"])
+def test_root_configs_take_their_curve_from_the_evaluation_episodes(make_cfg, root):
+    ev = make_cfg(root, tiny=False).eval
+    check_curve_episodes(EvalConfig(episodes=ev.episodes, curve_episodes=ev.curve_episodes))
+
+
+@pytest.mark.parametrize(
+    "saved", sorted((CONF.parent / "agents" / "pretrained").glob("*/config.yaml")), ids=str
+)
+def test_pretrained_runs_take_their_curve_from_the_evaluation_episodes(saved):
+    ev = OmegaConf.load(saved).eval
+    check_curve_episodes(EvalConfig(episodes=ev.episodes, curve_episodes=ev.curve_episodes))
 
 
 def test_allowed_policies_are_those_of_every_sb3_algorithm():

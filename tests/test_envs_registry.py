@@ -461,6 +461,91 @@ def test_ppo_smoke(env_id):
     check_ppo_smoke(env_id)
 
 
+# --- a registered variant's preset ----------------------------------------------------------
+
+PRESET_CASES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("lepton/Inventory-v0", "serial4", {"horizon": 20}),
+    ("lepton/InventoryORGym-v0", "orgym", {"horizon": 20}),
+    ("lepton/Maintenance-v0", "five", {"horizon": 20}),
+    ("lepton/MaintenanceSingle-v0", "single", {"horizon": 20}),
+    ("lepton/Autoscale-v0", "steady", {"horizon": 20}),
+    ("lepton/AutoscaleCluster-v0", "cluster3", {"horizon": 20}),
+    ("lepton/RecSlate-v0", "slate", {"max_steps": 20}),
+    ("lepton/RecLongTerm-v0", "long_term", {"max_steps": 20}),
+    ("lepton/RecMovieLens-v0", "movielens", {"max_steps": 20}),
+    ("lepton/RecSimIE-v0", "recsim_ie", {"max_steps": 20}),
+    ("lepton/TrafficSignal-v0", "sumo_rl_single", {"scale": 2.0}),
+    ("lepton/TrafficGrid-v0", "grid4x4", {"scale": 2.0}),
+    ("lepton/TrafficArterial-v0", "arterial4", {"scale": 2.0}),
+)
+"""Every built-in id, its preset and one field a mapping overrides (kept at reset)."""
+
+
+def scenario_key(scenario: Any) -> Any:
+    """What identifies a scenario: itself, or for traffic its parts that compare by value."""
+    from envs.traffic.scenario import TrafficScenario
+
+    if not isinstance(scenario, TrafficScenario):
+        return scenario
+    net = scenario.network
+    return (
+        scenario.name,
+        scenario.begin,
+        scenario.end,
+        net.num_lanes,
+        net.num_signals,
+        scenario.routes,
+        scenario.flows,
+        scenario.vehicles,
+        scenario.signals,
+    )
+
+
+def test_every_builtin_id_is_checked_for_its_preset():
+    builtin = [i for i in ENV_IDS if envs.env_info(i).entry_point.startswith("envs.")]
+    assert sorted(builtin) == sorted(case[0] for case in PRESET_CASES)
+    for env_id in builtin:
+        kwargs = gym.spec(env_id).kwargs
+        if "scenario" in kwargs:
+            # the user's ``scenario`` replaces the registered one, not the registered preset
+            assert kwargs.get("preset") == kwargs["scenario"], env_id
+
+
+@pytest.mark.parametrize(("env_id", "preset", "fields"), PRESET_CASES)
+def test_a_mapping_without_a_preset_starts_from_the_registered_preset(env_id, preset, fields):
+    env = gym.make(env_id, scenario=fields)
+    expected = scenario_key(env.unwrapped.coerce_scenario({"preset": preset, **fields}))
+    assert scenario_key(env.unwrapped.structure) == expected
+    plain = gym.make(env_id)
+    plain.reset(seed=0, options={"scenario": fields})
+    assert scenario_key(plain.unwrapped.runner.sim.scenarios[0]) == expected
+    venv = gym.make_vec(env_id, num_envs=2, scenario=fields)
+    assert scenario_key(venv.env.structure) == expected
+    venv = gym.make_vec(env_id, num_envs=2)
+    venv.reset(seed=0, options={"scenario": fields})
+    assert [scenario_key(s) for s in venv.runner.sim.scenarios] == [expected] * 2
+    sb3 = make_sb3_vec_env(env_id, 2, scenario=fields)
+    assert scenario_key(sb3.env.structure) == expected
+    # the variant's own scenario is unchanged
+    unchanged = scenario_key(plain.unwrapped.coerce_scenario(preset))
+    assert scenario_key(gym.make(env_id).unwrapped.structure) == unchanged
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "lepton/Inventory-v0",
+        "lepton/Maintenance-v0",
+        "lepton/Autoscale-v0",
+        "lepton/RecSlate-v0",
+        "lepton/TrafficSignal-v0",
+    ],
+)
+def test_an_unknown_preset_is_refused_with_the_allowed_values(env_id):
+    with pytest.raises(ValueError, match=r"^preset: unknown (traffic )?preset 'nope'; allowed "):
+        gym.make(env_id, preset="nope")
+
+
 # --- registry behaviour ----------------------------------------------------------------------
 
 

@@ -100,6 +100,17 @@ def test_parallel_episode_end_and_errors():
     assert env.agents == env.possible_agents
 
 
+def test_parallel_env_takes_the_preset_of_a_mapping():
+    """``preset`` is the network of a mapping naming none, at construction and at reset."""
+    env = envs.traffic.parallel_env(scenario={"seconds": 300}, preset="grid2x2")
+    assert env.possible_agents == make_parallel().possible_agents
+    env.reset(seed=0, options={"scenario": {"seconds": 300, "scale": 2.0}})
+    drawn = env.env.runner.sim.scenarios[0]
+    assert drawn.name == "grid2x2" and drawn.network.num_signals == 4
+    with pytest.raises(ValueError, match=r"preset: unknown traffic preset 'grid'; allowed"):
+        envs.traffic.parallel_env(preset="grid")
+
+
 def test_parallel_actions_checked_per_agent():
     """Each agent's action is one integer of its own space; errors name the agent."""
     single = envs.traffic.parallel_env(scenario={"preset": "sumo_rl_single", "seconds": 60})

@@ -219,7 +219,8 @@ class LeptonEnv(gym.Env[np.ndarray, Any]):
         )
         self.structure = self.source.structure
         self.observation_name = observation
-        self.observation_builder = self.observation_builders.get(observation)(self.structure)
+        builder = self.observation_builders.get(observation, field="observation")
+        self.observation_builder = builder(self.structure)
         self.observation_space = self.observation_builder.space
         self.action_space = self.make_action_space()
         weights = dict(self.default_reward_weights)

@@ -39,14 +39,22 @@ class Registry(Generic[T]):
             return add
         return add(item)
 
-    def get(self, name: str) -> T:
-        """Return the object registered under ``name`` or raise a ``KeyError`` with suggestions."""
+    def get(self, name: str, field: str | None = None) -> T:
+        """Return the object registered under ``name`` or raise a ``KeyError`` with suggestions.
+
+        Args:
+            name: the registered name.
+            field: the argument ``name`` was given as, which the error then starts with
+                (``observation: unknown observation 'x'; allowed values: [...]``).
+        """
         try:
             return self._items[name]
         except KeyError:
             allowed = sorted(self._items)
+            where = f"{field}: " if field else ""
             raise KeyError(
-                f"unknown {self.kind} {name!r}; allowed values: {allowed}.{suggest(name, allowed)}"
+                f"{where}unknown {self.kind} {name!r}; allowed values: {allowed}."
+                f"{suggest(name, allowed)}"
             ) from None
 
     def names(self) -> list[str]:

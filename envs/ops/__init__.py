@@ -32,7 +32,7 @@ def register_envs() -> None:
         "envs.ops.maintenance.env:MaintenanceEnv",
         vector_entry_point="envs.ops.maintenance.env:MaintenanceVectorEnv",
         family="ops",
-        kwargs={"scenario": "single"},
+        kwargs={"scenario": "single", "preset": "single"},
         description="One degrading machine with run/repair/replace, exactly solvable by value iteration.",
     )
     register(
@@ -47,6 +47,6 @@ def register_envs() -> None:
         "envs.ops.autoscale.env:AutoscaleEnv",
         vector_entry_point="envs.ops.autoscale.env:AutoscaleVectorEnv",
         family="ops",
-        kwargs={"scenario": "cluster3"},
+        kwargs={"scenario": "cluster3", "preset": "cluster3"},
         description="Autoscale three services with different rates, SLOs and prices on shared zones.",
     )

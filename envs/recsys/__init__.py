@@ -17,7 +17,7 @@ def register_envs() -> None:
         "envs.recsys.env:RecSlateEnv",
         vector_entry_point="envs.recsys.env:RecSlateVectorEnv",
         family="recsys",
-        kwargs={"scenario": "long_term"},
+        kwargs={"scenario": "long_term", "preset": "long_term"},
         description="Clickbait against quality: myopic engagement drives users away.",
     )
     register(
@@ -25,7 +25,7 @@ def register_envs() -> None:
         "envs.recsys.env:RecSlateEnv",
         vector_entry_point="envs.recsys.env:RecSlateVectorEnv",
         family="recsys",
-        kwargs={"scenario": "movielens"},
+        kwargs={"scenario": "movielens", "preset": "movielens"},
         description="Items and user profiles fitted from MovieLens ratings (needs extra `data`).",
     )
     register(
@@ -33,6 +33,6 @@ def register_envs() -> None:
         "envs.recsys.env:RecSlateEnv",
         vector_entry_point="envs.recsys.env:RecSlateVectorEnv",
         family="recsys",
-        kwargs={"scenario": "recsim_ie"},
+        kwargs={"scenario": "recsim_ie", "preset": "recsim_ie"},
         description="RecSim interest_evolution defaults (20 topics, slate of 2 from 10), comparable.",
     )

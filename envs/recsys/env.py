@@ -15,7 +15,7 @@ from envs.core.registry import Registry
 from envs.core.scenario import FixedScenario
 from envs.core.sim import Columns
 from envs.core.vector import LeptonVectorEnv
-from envs.recsys.scenario import RecScenario, make_scenario
+from envs.recsys.scenario import PRESETS, RecScenario, make_scenario
 from envs.recsys.sim import (
     A_LAST_WATCH,
     FEATURE_BOUND,
@@ -489,7 +489,8 @@ class RecSlateEnv(LeptonEnv):
 
     | parameter        | default     | meaning                                                  |
     |------------------|-------------|----------------------------------------------------------|
-    | `scenario`       | `"slate"`   | preset name, mapping of fields, scenario, list or source |
+    | `scenario`       | `preset`    | preset name, mapping of fields, scenario, list or source |
+    | `preset`         | `"slate"`   | preset of a mapping without ``preset`` (and of ``None``) |
     | `observation`    | `"default"` | observation builder (`default`, `user`)                  |
     | `action_mode`    | `"slate"`   | `slate`, `scores` or `linear`                            |
     | `reward_weights` | watch time  | weight per reward term                                   |
@@ -497,7 +498,10 @@ class RecSlateEnv(LeptonEnv):
 
     Presets: `slate` (interest evolution, 10 topics, MNL), `long_term` (clickbait against
     quality), `movielens` (fitted from MovieLens), `recsim_ie` (RecSim ``interest_evolution``
-    defaults), `cascade` (position-biased cascade, slate of 5).
+    defaults), `cascade` (position-biased cascade, slate of 5). A registered variant passes its
+    own ``preset`` (``lepton/RecLongTerm-v0``: `long_term`, ``lepton/RecMovieLens-v0``:
+    `movielens`, ``lepton/RecSimIE-v0``: `recsim_ie`), so a mapping such as
+    ``scenario={"max_steps": 50}`` changes that variant's scenario.
 
     ## Version History
     - v0: initial release.
@@ -522,6 +526,7 @@ class RecSlateEnv(LeptonEnv):
         self,
         scenario: Any = None,
         *,
+        preset: str = "slate",
         observation: str = "default",
         action_mode: str = "slate",
         reward_weights: Mapping[str, float] | None = None,
@@ -531,7 +536,12 @@ class RecSlateEnv(LeptonEnv):
             raise ValueError(
                 f"action_mode: {action_mode!r} is not allowed; allowed values: {ACTION_MODES}"
             )
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ValueError(
+                f"preset: unknown preset {preset!r}; allowed values: {sorted(PRESETS)}"
+            )
         self.action_mode = action_mode
+        self.preset = preset
         self._plan: tuple[tuple[str, ...], np.ndarray] | None = None
         self._plan_for: Any = None
         self._buffers: tuple[np.ndarray, ...] = ()
@@ -553,7 +563,7 @@ class RecSlateEnv(LeptonEnv):
         return state
 
     def coerce_scenario(self, obj: Any) -> RecScenario:
-        return make_scenario(obj)
+        return make_scenario(obj, self.preset)
 
     def make_sim(self, batch_size: int) -> RecSim:
         return RecSim(batch_size, self.structure)

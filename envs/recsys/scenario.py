@@ -346,14 +346,20 @@ PRESETS: dict[str, RecScenario] = {
 }
 
 
-def make_scenario(obj: Any = None) -> RecScenario:
-    """Build a scenario from ``None`` (the default), a preset name, a mapping or a scenario.
+def make_scenario(obj: Any = None, preset: str = "slate") -> RecScenario:
+    """Build a scenario from ``None``, a preset name, a mapping or a scenario.
 
     A mapping may name a ``preset`` to start from and override any field. Unknown fields raise
     ``ValueError`` with the allowed names.
+
+    Args:
+        obj: what to build the scenario from.
+        preset: the preset of ``None`` and of a mapping that names none (an env's own preset).
     """
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"preset: unknown preset {preset!r}; allowed values: {sorted(PRESETS)}")
     if obj is None:
-        return PRESETS["slate"]
+        return PRESETS[preset]
     if isinstance(obj, RecScenario):
         return obj
     if isinstance(obj, str):
@@ -362,7 +368,7 @@ def make_scenario(obj: Any = None) -> RecScenario:
         return PRESETS[obj]
     if isinstance(obj, Mapping):
         data = dict(obj)
-        base = make_scenario(data.pop("preset", None))
+        base = make_scenario(data.pop("preset", None), preset)
         allowed = {f.name for f in dataclasses.fields(RecScenario)}
         unknown = sorted(set(data) - allowed)
         if unknown:

@@ -35,7 +35,7 @@ def register_envs() -> None:
         "envs.traffic.env:TrafficSignalEnv",
         vector_entry_point="envs.traffic.env:TrafficVectorEnv",
         family="traffic",
-        kwargs={"scenario": "sumo_rl_single"},
+        kwargs={"scenario": "sumo_rl_single", "preset": "sumo_rl_single"},
         description="One signalised intersection (sumo-rl's single-intersection): pick green phases.",
     )
     register(
@@ -43,7 +43,7 @@ def register_envs() -> None:
         "envs.traffic.env:TrafficSignalEnv",
         vector_entry_point="envs.traffic.env:TrafficVectorEnv",
         family="traffic",
-        kwargs={"scenario": "grid4x4"},
+        kwargs={"scenario": "grid4x4", "preset": "grid4x4"},
         description="A 4x4 grid of signalised intersections: one green phase per signal and step.",
     )
     register(
@@ -51,6 +51,6 @@ def register_envs() -> None:
         "envs.traffic.env:TrafficSignalEnv",
         vector_entry_point="envs.traffic.env:TrafficVectorEnv",
         family="traffic",
-        kwargs={"scenario": "arterial4"},
+        kwargs={"scenario": "arterial4", "preset": "arterial4"},
         description="A 1x4 arterial of signalised intersections with heavier main-road demand.",
     )

@@ -272,7 +272,11 @@ class TrafficSignalEnv(LeptonEnv):
       a mapping: ``{preset: ..., **preset options}``, ``{net_file: ..., route_file: ...,
       begin: ..., end: ...}`` (SUMO import) or ``{resco: grid4x4}``; the signal settings
       (``delta_time``, ``yellow_time``, ``all_red_time``, ``min_green``, ``max_green``,
-      ``controlled``) may be given in the mapping too.
+      ``controlled``) may be given in the mapping too. Default: ``preset``.
+    - ``preset``: the preset of a mapping that names no ``preset``, ``net_file`` or ``resco``
+      (and of ``None``); default ``"sumo_rl_single"``. A registered variant passes its own
+      (``lepton/TrafficGrid-v0``: ``grid4x4``, ``lepton/TrafficArterial-v0``: ``arterial4``), so
+      a mapping such as ``scenario={"seconds": 600}`` keeps that variant's network.
     - ``observation``, ``reward_weights``, ``render_mode``: as every Lepton env.
     - ``obs_phases``, ``obs_lanes``: padded sizes of the per-signal observation.
     - ``threads``: threads that step the replicas of a batch (a vector env of this env), each a
@@ -293,6 +297,7 @@ class TrafficSignalEnv(LeptonEnv):
         self,
         scenario: Any = None,
         *,
+        preset: str = "sumo_rl_single",
         observation: str = "default",
         reward_weights: Mapping[str, float] | None = None,
         render_mode: str | None = None,
@@ -301,6 +306,8 @@ class TrafficSignalEnv(LeptonEnv):
         threads: int = 1,
     ) -> None:
         self.threads = check_threads(threads)
+        _check_preset(preset)
+        self.preset = preset
         super().__init__(
             scenario,
             observation=observation,
@@ -322,7 +329,7 @@ class TrafficSignalEnv(LeptonEnv):
 
     # --- hooks -------------------------------------------------------------------------------
     def coerce_scenario(self, obj: Any) -> TrafficScenario:
-        return make_scenario(obj)
+        return make_scenario(obj, self.preset)
 
     def make_sim(self, batch_size: int) -> TrafficSim:
         layout = self.layout
@@ -472,18 +479,34 @@ def _build_preset(builder: Any, opts: dict[str, Any], name: str) -> TrafficScena
         ) from exc
 
 
-def make_scenario(obj: Any) -> TrafficScenario:
+def _check_preset(preset: Any) -> None:
+    """Raise a ``ValueError`` naming ``preset`` unless it names a traffic preset."""
+    from envs.traffic import builders
+
+    if not isinstance(preset, str) or preset not in builders.PRESETS:
+        raise ValueError(
+            f"preset: unknown traffic preset {preset!r}; allowed values: {sorted(builders.PRESETS)}"
+        )
+
+
+def make_scenario(obj: Any, preset: str = "sumo_rl_single") -> TrafficScenario:
     """Turn ``None``, a preset name, ``resco:<name>`` or a mapping into a scenario.
+
+    Args:
+        obj: what to build the scenario from.
+        preset: the preset of ``None`` and of a mapping that names no ``preset``, ``net_file``
+            or ``resco`` (an env's own preset).
 
     Raises:
         ValueError: naming the field for an unknown preset or option.
     """
     from envs.traffic import builders
 
+    _check_preset(preset)
     if isinstance(obj, TrafficScenario):
         return obj
     if obj is None:
-        obj = "sumo_rl_single"
+        obj = preset
     if isinstance(obj, str):
         obj = {"resco": obj[6:]} if obj.startswith("resco:") else {"preset": obj}
     if not isinstance(obj, Mapping):
@@ -524,7 +547,7 @@ def make_scenario(obj: Any) -> TrafficScenario:
         _check_options(opts, [*SUMO_KEYS[2:], "name", "teleport_time"], f"network resco:{name}")
         sc = resco_scenario(name, **opts)
     else:
-        name = opts.pop("preset", "sumo_rl_single")
+        name = opts.pop("preset", preset)
         if name not in builders.PRESETS:
             allowed = sorted(builders.PRESETS)
             raise ValueError(

@@ -121,7 +121,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
     ``queue``, ...) and ``reward_terms``, the agent's own terms.
 
     ## Arguments
-    The arguments of :class:`~envs.traffic.env.TrafficSignalEnv` (``scenario``,
+    The arguments of :class:`~envs.traffic.env.TrafficSignalEnv` (``scenario``, ``preset``,
     ``observation``, ``reward_weights``, ``render_mode``, ``obs_phases``, ``obs_lanes``,
     ``threads``; one replica steps on one thread):
 
@@ -146,6 +146,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         self,
         scenario: Any = None,
         *,
+        preset: str = "sumo_rl_single",
         observation: str = "default",
         reward_weights: Mapping[str, float] | None = None,
         render_mode: str | None = None,
@@ -155,6 +156,7 @@ class TrafficParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
     ) -> None:
         self.env = TrafficSignalEnv(
             scenario,
+            preset=preset,
             observation=observation,
             reward_weights=reward_weights,
             render_mode=render_mode,

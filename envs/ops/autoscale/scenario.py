@@ -709,17 +709,23 @@ def make_service(obj: Any, base: ServiceConfig, field: str) -> ServiceConfig:
     return dataclasses.replace(base, **data)
 
 
-def make_scenario(obj: Any = None) -> AutoscaleScenario:
-    """Build a scenario from ``None`` (``steady``), a preset name, a mapping or a scenario.
+def make_scenario(obj: Any = None, preset: str = "steady") -> AutoscaleScenario:
+    """Build a scenario from ``None``, a preset name, a mapping or a scenario.
 
     A mapping may name a ``preset`` to start from and override any field. ``services`` is a
     list whose entries override the preset's service of the same index (or a default
     :class:`ServiceConfig` beyond the preset's services); their ``arrivals`` may be mappings,
     whose ``trace`` may be ``{"csv": ..., "column": ...}`` or ``{"dataset": "bank_calls"}``.
     Unknown fields raise ``ValueError`` with the allowed names.
+
+    Args:
+        obj: what to build the scenario from.
+        preset: the preset of ``None`` and of a mapping that names none (an env's own preset).
     """
+    if not isinstance(preset, str) or preset not in PRESET_NAMES:
+        raise ValueError(f"preset: unknown preset {preset!r}; allowed values: {list(PRESET_NAMES)}")
     if obj is None:
-        return PRESETS["steady"]
+        obj = preset
     if isinstance(obj, AutoscaleScenario):
         return obj
     if isinstance(obj, str):
@@ -732,7 +738,7 @@ def make_scenario(obj: Any = None) -> AutoscaleScenario:
         return PRESETS[obj]
     if isinstance(obj, Mapping):
         data = dict(obj)
-        base = make_scenario(data.pop("preset", None))
+        base = make_scenario(data.pop("preset", None), preset)
         _check_keys("scenario", data, AutoscaleScenario)
         if "services" in data:
             given = data["services"]

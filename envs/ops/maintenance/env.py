@@ -13,7 +13,7 @@ from envs.core.env import LeptonEnv
 from envs.core.features import ObservationBuilder, RewardTerm
 from envs.core.registry import Registry
 from envs.core.vector import LeptonVectorEnv
-from envs.ops.maintenance.scenario import MaintenanceScenario, make_scenario
+from envs.ops.maintenance.scenario import PRESETS, MaintenanceScenario, make_scenario
 from envs.ops.maintenance.sim import MaintenanceSim, MaintenanceState
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
@@ -211,14 +211,17 @@ class MaintenanceEnv(LeptonEnv):
 
     | parameter        | default    | meaning                                                  |
     |------------------|------------|----------------------------------------------------------|
-    | `scenario`       | `"five"`   | preset name, mapping of fields, scenario, list or source |
+    | `scenario`       | `preset`   | preset name, mapping of fields, scenario, list or source |
+    | `preset`         | `"five"`   | preset of a mapping without ``preset`` (and of ``None``) |
     | `observation`    | `"default"`| observation builder (`default`, `compact`)               |
     | `action_mode`    | `"multi"`  | `multi` (MultiDiscrete) or `flat` (Discrete, N <= 8)     |
     | `reward_weights` | all 1      | weight per reward term                                   |
     | `render_mode`    | `None`     | `human` or `rgb_array`                                   |
 
     Presets: `single` (one machine, 5 conditions, 100 steps: exactly solvable) and `five` (five
-    machines of two types, 2 crews, 100 steps).
+    machines of two types, 2 crews, 100 steps). A registered variant passes its own ``preset``
+    (``lepton/MaintenanceSingle-v0``: `single`), so a mapping such as ``scenario={"horizon": 20}``
+    changes that variant's scenario.
 
     ## Version History
     - v0: initial release.
@@ -240,8 +243,9 @@ class MaintenanceEnv(LeptonEnv):
 
     def __init__(
         self,
-        scenario: Any = "five",
+        scenario: Any = None,
         *,
+        preset: str = "five",
         observation: str = "default",
         action_mode: str = "multi",
         reward_weights: Mapping[str, float] | None = None,
@@ -251,7 +255,12 @@ class MaintenanceEnv(LeptonEnv):
             raise ValueError(
                 f"action_mode: {action_mode!r} is not allowed; allowed: {ACTION_MODES}"
             )
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ValueError(
+                f"preset: unknown preset {preset!r}; allowed values: {sorted(PRESETS)}"
+            )
         self.action_mode = action_mode
+        self.preset = preset
         super().__init__(
             scenario,
             observation=observation,
@@ -262,7 +271,7 @@ class MaintenanceEnv(LeptonEnv):
         self._digits = 3 ** np.arange(n, dtype=np.int64)
 
     def coerce_scenario(self, obj: Any) -> MaintenanceScenario:
-        return make_scenario(obj)
+        return make_scenario(obj, self.preset)
 
     def make_sim(self, batch_size: int) -> MaintenanceSim:
         return MaintenanceSim(batch_size, self.structure)

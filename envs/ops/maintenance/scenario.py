@@ -306,8 +306,8 @@ def fleet(machines: Sequence[MachineConfig], num_machines: int) -> tuple[Machine
     return tuple(machines[i % len(machines)] for i in range(num_machines))
 
 
-def make_scenario(obj: Any = None) -> MaintenanceScenario:
-    """Build a scenario from ``None`` (``single``), a preset name, a mapping or a scenario.
+def make_scenario(obj: Any = None, preset: str = "single") -> MaintenanceScenario:
+    """Build a scenario from ``None``, a preset name, a mapping or a scenario.
 
     A mapping may name a ``preset`` to start from and override any field. ``machines`` is a
     list whose items are mappings of machine fields (over the preset's machine at the same
@@ -315,12 +315,20 @@ def make_scenario(obj: Any = None) -> MaintenanceScenario:
     fields of every machine; ``num_machines`` repeats the machine types cyclically to that size.
     Unknown fields raise ``ValueError`` with the allowed names.
 
+    Args:
+        obj: what to build the scenario from.
+        preset: the preset of ``None`` and of a mapping that names none (an env's own preset).
+
     Example:
         >>> make_scenario({"preset": "single", "num_machines": 3, "crews": 1}).num_machines
         3
+        >>> make_scenario({"crews": 1}, preset="five").num_machines
+        5
     """
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"preset: unknown preset {preset!r}; allowed values: {sorted(PRESETS)}")
     if obj is None:
-        return PRESETS["single"]
+        return PRESETS[preset]
     if isinstance(obj, MaintenanceScenario):
         return obj
     if isinstance(obj, str):
@@ -329,7 +337,7 @@ def make_scenario(obj: Any = None) -> MaintenanceScenario:
         return PRESETS[obj]
     if isinstance(obj, Mapping):
         data = dict(obj)
-        base = make_scenario(data.pop("preset", None))
+        base = make_scenario(data.pop("preset", None), preset)
         allowed = {f.name for f in dataclasses.fields(MaintenanceScenario)}
         extra = {"machine", "num_machines"}
         unknown = sorted(set(data) - allowed - extra)
