@@ -22,6 +22,9 @@ For every workload of a family, in one run and one process tree, the bench measu
 ``ratio_single``, ``ratio_b16`` and ``ratio_b256`` divide our steps per second at that B by the
 reference's single-env steps per second. Every rate is also reported per second of process CPU
 time (``cpu_time_basis``), which other jobs on a shared machine disturb less than wall time.
+Every target of a workload gets a line, ``met``, ``MISSED`` or ``not checked`` with the reason: a
+ratio is not checked when the reference did not run or ran on other parameters than ours, and
+the last line counts the targets met, missed and not checked.
 A family is one entry of :data:`WORKLOADS`; adding a family (traffic, recsys, more ops envs)
 means adding its workloads there.
 
@@ -46,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -335,7 +338,10 @@ def check_recsim_params(env: Any, params: Mapping[str, Any]) -> list[str]:
     if params.get("choice_model") != "MultinomialProportionalChoiceModel":
         out.append(f"choice model: reference {params.get('choice_model')!r}, ours proportional")
     if sc.choice_model != "proportional" or sc.length_std != 0 or sc.topic_kind != "onehot":
-        out.append("ours: needs proportional choice, one-hot topics and fixed lengths")
+        out.append(
+            "choice model / topics / lengths: ours needs proportional choice, one-hot topics "
+            "and fixed lengths"
+        )
     return out
 
 
@@ -995,6 +1001,107 @@ def paired_medians(rounds: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     }
 
 
+# --- targets -------------------------------------------------------------------------------
+def is_reference_ratio(key: str) -> bool:
+    """Whether the figure ``key`` divides ours by the reference's (``ratio_single``, ...)."""
+    return key.startswith("ratio_")
+
+
+def reference_problem(reference: Mapping[str, Any] | None) -> str | None:
+    """Why ratios to ``reference`` (a :func:`run_reference` result) cannot meet a target.
+
+    Returns:
+        ``None`` when the reference ran on the same parameters as ours; else the reason:
+        ``--no-reference``, unavailable, or parameters that differ (named).
+    """
+    if reference is None:
+        return "reference unavailable: --no-reference"
+    if not reference.get("available"):
+        return "reference unavailable"
+    if not reference.get("params_match"):
+        names = [line.split(": ", 1)[0] for line in reference.get("param_mismatches") or []]
+        if not names:
+            return "parameters not compared with the reference's"
+        return "parameters differ from the reference's: " + ", ".join(names)
+    return None
+
+
+def check_targets(
+    bounds: Mapping[str, float],
+    values: Mapping[str, Any],
+    paired: Mapping[str, float] | None = None,
+    incomparable: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Check every ``figure >= bound`` target, saying why one is not checked.
+
+    Args:
+        bounds: ``figure -> lower bound``.
+        values: the figures (``None``: not measured).
+        paired: paired-round medians; where there is one, it is the value checked.
+        incomparable: why ratios to the reference are not comparable with ours (see
+            :func:`reference_problem`); ``None`` when they are.
+
+    Returns:
+        Per figure: ``bound``, ``value``, ``basis`` (``paired median`` or ``best runs``),
+        ``target_met`` (``True``/``False``; ``None``: not checked) and ``reason`` (why not
+        checked; ``None`` when checked). A ratio to the reference is not checked when
+        ``incomparable`` gives a reason, even where a value exists.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, bound in bounds.items():
+        value, basis = values.get(key), "best runs"
+        if paired and paired.get(key) is not None:
+            value, basis = paired[key], "paired median"
+        reason = incomparable if is_reference_ratio(key) else None
+        if reason is None and value is None:
+            reason = "not measured"
+        met = None if reason is not None or value is None else bool(value >= bound)
+        out[key] = {
+            "bound": bound,
+            "value": value,
+            "basis": basis,
+            "target_met": met,
+            "reason": reason,
+        }
+    return out
+
+
+def target_status(check: Mapping[str, Any]) -> str:
+    """``met``, ``MISSED`` or ``not checked: <reason>`` for one :func:`check_targets` entry."""
+    if check["target_met"] is None:
+        return f"not checked: {check['reason']}"
+    return "met" if check["target_met"] else "MISSED"
+
+
+def targets_summary(checks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts of targets met, missed and not checked; ``all_met`` only when every one was met.
+
+    ``all_met`` is ``None`` when there is no target, ``False`` when one was missed or not
+    checked.
+    """
+    found = [c["target_met"] for c in checks]
+    met, missed = found.count(True), found.count(False)
+    return {
+        "total": len(found),
+        "met": met,
+        "missed": missed,
+        "not_checked": len(found) - met - missed,
+        "all_met": (met == len(found)) if found else None,
+    }
+
+
+def format_targets_summary(summary: Mapping[str, Any]) -> str:
+    """The summary line of :func:`targets_summary`."""
+    if not summary["total"]:
+        return "targets: none"
+    if summary["all_met"]:
+        return f"targets: all {summary['total']} met"
+    return (
+        f"targets: NOT all met: {summary['met']} met, {summary['missed']} MISSED, "
+        f"{summary['not_checked']} not checked, of {summary['total']}"
+    )
+
+
 def run_workload(
     workload: Workload, settings: Settings, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -1062,11 +1169,14 @@ def run_workload(
         )
     result["paired"] = paired_medians(result["rounds"])
     result["targets"] = dict(workload.targets)
-    checked = {**{k: result.get(k) for k in workload.targets}, **result["paired"]}
-    result["targets_met"] = {
-        key: (None if checked.get(key) is None else bool(checked[key] >= bound))
-        for key, bound in workload.targets.items()
-    }
+    if workload.reference is None:
+        problem: str | None = "no reference implementation"
+    else:
+        problem = reference_problem(reference)
+    result["target_checks"] = check_targets(workload.targets, result, result["paired"], problem)
+    if settings.ppo is None and "ppo_overhead_ratio" in result["target_checks"]:
+        result["target_checks"]["ppo_overhead_ratio"]["reason"] = "not measured: --no-ppo"
+    result["targets_met"] = {k: c["target_met"] for k, c in result["target_checks"].items()}
     return result
 
 
@@ -1174,6 +1284,9 @@ def run_family(
         "settings": dataclasses.asdict(settings),
         "workloads": {w.name: run_workload(w, settings, log) for w in chosen},
     }
+    report["targets_summary"] = targets_summary(
+        c for w in report["workloads"].values() for c in w["target_checks"].values()
+    )
     if hasattr(os, "getloadavg"):
         report["metadata"]["load_average_end"] = list(os.getloadavg())
     return report
@@ -1271,13 +1384,14 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"{name} {key} over {len(rounds)} paired rounds: median {paired[key]:.2f} ({each})"
             )
-        for key, bound in w["targets"].items():
-            met = w["targets_met"].get(key)
-            if met is None:
-                continue
-            status = "met" if met else "MISSED"
-            value, basis = (paired[key], " (paired median)") if key in paired else (w[key], "")
-            lines.append(f"target {name} {key} >= {bound:g}: {value:.2f}{basis} ({status})")
+        for key, check in w["target_checks"].items():
+            basis = " (paired median)" if check["basis"] == "paired median" else ""
+            lines.append(
+                f"target {name} {key} >= {check['bound']:g}: {_num(check['value'], '.2f')}"
+                f"{basis} ({target_status(check)})"
+            )
+    checks = [c for w in report["workloads"].values() for c in w["target_checks"].values()]
+    lines.append(format_targets_summary(targets_summary(checks)))
     return "\n".join(lines)
 
 

@@ -44,6 +44,9 @@ Like for like, both commands run our scenarios as sumo-rl runs SUMO: teleporting
 5 s, no all-red, and no maximum green (sumo-rl ignores ``max_green``; ours gets
 :data:`UNENFORCED_MAX_GREEN`). The JSON records these settings and the command line.
 
+Every target is listed, as in :mod:`scripts.bench`: ``met``, ``MISSED`` or ``not checked`` with
+the reason (sumo-rl did not run, or ran on other parameters than ours), then a count of them.
+
 Examples:
     ``python -m scripts.bench traffic --out docs/results/bench_traffic.json``,
     ``python -m scripts.bench traffic --no-ttq --seconds 1``,
@@ -191,13 +194,18 @@ def speed_ratios(
     return {bench.ratio_key(b): ratio(ours.get(str(b)), reference) for b in batch_sizes}
 
 
-def targets_met(values: Mapping[str, float | None], bounds: Mapping[str, float]) -> dict[str, Any]:
-    """``{key: True/False/None}``: whether ``values[key] >= bound`` (``None``: not measured)."""
-    out: dict[str, Any] = {}
-    for key, bound in bounds.items():
-        v = values.get(key)
-        out[key] = None if v is None else bool(v >= bound)
-    return out
+def targets_met(
+    values: Mapping[str, float | None],
+    bounds: Mapping[str, float],
+    incomparable: str | None = None,
+) -> dict[str, Any]:
+    """``{key: True/False/None}``: whether ``values[key] >= bound`` (``None``: not checked).
+
+    A ratio to sumo-rl is not checked when ``incomparable`` says why it is not comparable
+    (:func:`scripts.bench.reference_problem`); any figure is not checked when not measured.
+    """
+    checks = bench.check_targets(bounds, values, incomparable=incomparable)
+    return {key: c["target_met"] for key, c in checks.items()}
 
 
 def our_figures(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,9 +428,16 @@ def speed_case(
         )
     result["paired"] = bench.paired_medians(result["rounds"])
     result["targets"] = dict(case.targets)
-    # a paired median, where there is one, is what its target is checked against
-    result["targets_met"] = targets_met({**result, **result["paired"]}, case.targets)
-    result["targets_met_cpu"] = targets_met(result["cpu_time_basis"], case.targets)
+    # a paired median, where there is one, is what its target is checked against; no ratio is
+    # checked when sumo-rl did not run or ran on other parameters
+    problem = bench.reference_problem(reference)
+    checks = bench.check_targets(case.targets, result, result["paired"], problem)
+    cpu_checks = bench.check_targets(case.targets, result["cpu_time_basis"], None, problem)
+    for key, check in checks.items():
+        check["cpu_time_basis"] = cpu_checks[key]
+    result["target_checks"] = checks
+    result["targets_met"] = {key: c["target_met"] for key, c in checks.items()}
+    result["targets_met_cpu"] = {key: c["target_met"] for key, c in cpu_checks.items()}
     return result
 
 
@@ -568,7 +583,27 @@ def time_to_quality(
         result["sumo_worker"] = {k: v for k, v in run.items() if k != "ppo_time_to_quality"}
     result.update(ttq_ratio(result["ours"], result["sumo"]))
     result["target_met"] = None if result["ratio"] is None else bool(result["ratio"] >= TTQ_TARGET)
+    result["reason"] = ttq_unchecked_reason(result, settings.reference)
     return result
+
+
+def ttq_unchecked_reason(result: Mapping[str, Any], reference: bool) -> str | None:
+    """Why the time-to-quality target of ``result`` is not checked (``None``: it is).
+
+    Args:
+        result: :func:`time_to_quality`'s result (``ratio``, ``ours``, ``sumo``).
+        reference: whether sumo-rl was asked to run (no ``--no-reference``).
+    """
+    if result.get("ratio") is not None:
+        return None
+    if not reference:
+        return "reference unavailable: --no-reference"
+    ours, sumo = result.get("ours"), result.get("sumo")
+    if not ours or not sumo:
+        return "reference unavailable"
+    if not ours.get("reached") and not sumo.get("reached"):
+        return "neither side reached the threshold within the wall cap"
+    return "not measured"
 
 
 # --- fidelity --------------------------------------------------------------------------------
@@ -629,6 +664,8 @@ def fidelity(
     out: dict[str, Any] = {"config": config, "seeds": list(seeds), "rows": [], "sumo_checks": []}
     if not worker.get("available"):
         out["sumo_worker"] = worker
+        out["target_checks"] = fidelity_checks(config, [], unavailable="reference unavailable")
+        out["all_targets_met"] = None
         return out
     runs = worker["runs"]
     out["sumo_worker"] = {k: v for k, v in worker.items() if k != "runs"}
@@ -669,6 +706,43 @@ def fidelity(
         out["rows"].append(row)
     checks = [row["pass"] for row in out["rows"] if row["pass"] is not None]
     out["all_targets_met"] = all(checks) if checks else None
+    out["target_checks"] = fidelity_checks(config, out["rows"])
+    return out
+
+
+def fidelity_checks(
+    config: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    targets: Mapping[tuple[str, str], Mapping[str, float]] = FIDELITY_TARGETS,
+    unavailable: str = "not run",
+) -> list[dict[str, Any]]:
+    """One entry per fidelity target of a sumo-rl run of ``config``, checked on its row.
+
+    Returns:
+        ``scenario``, ``controller``, ``metric``, ``tolerance``, ``ratio``, ``target_met``
+        (the row's ``pass``; ``None``: not checked) and ``reason`` (``unavailable`` for a run
+        without a row; ``None`` when checked).
+    """
+    planned = {(r["scenario"], r["controller"]) for r in config["runs"] if r["driver"] == "sumo_rl"}
+    by_run = {(r["scenario"], r["controller"]): r for r in rows}
+    out = []
+    for (scenario, controller), bounds in targets.items():
+        if (scenario, controller) not in planned:
+            continue
+        row = by_run.get((scenario, controller))
+        for metric, tolerance in bounds.items():
+            m = row["metrics"][metric] if row is not None else None
+            out.append(
+                {
+                    "scenario": scenario,
+                    "controller": controller,
+                    "metric": metric,
+                    "tolerance": tolerance,
+                    "ratio": None if m is None else m["ratio"],
+                    "target_met": None if m is None else m["pass"],
+                    "reason": unavailable if m is None else None,
+                }
+            )
     return out
 
 
@@ -677,7 +751,14 @@ def format_fidelity(result: Mapping[str, Any]) -> str:
     rows = result.get("rows", [])
     if not rows:
         worker = result.get("sumo_worker", {})
-        return f"fidelity: SUMO side unavailable: {worker.get('reason', 'no runs')}"
+        lines = [f"fidelity: SUMO side unavailable: {worker.get('reason', 'no runs')}"]
+        for c in result.get("target_checks", []):
+            lines.append(
+                f"target {c['scenario']} {c['controller']} {c['metric']} ours / SUMO within "
+                f"1 ± {c['tolerance']:g}: {_num(c['ratio'], '.3f')} "
+                f"({bench.target_status(c)})"
+            )
+        return "\n".join(lines)
     head = ["scenario", "controller", *(label for _, label in FIDELITY_METRICS)]
     head += ["teleports", "targets"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -754,17 +835,18 @@ def format_speed(speed: Mapping[str, Any], sizes: Sequence[int]) -> str:
             lines.append(
                 f"{name} {key} over {len(rounds)} paired rounds: median {paired[key]:,.1f} ({each})"
             )
-        for key, bound in w["targets"].items():
-            met, cpu_met = w["targets_met"][key], w["targets_met_cpu"][key]
-            if met is None:
-                continue
-            value, basis = (paired[key], " (paired median)") if key in paired else (w[key], "")
-            lines.append(
-                f"target {name} {key} >= {bound:g}: {value:,.1f}{basis} "
-                f"({'met' if met else 'MISSED'}); "
-                f"per CPU second {_num(w['cpu_time_basis'][key], ',.1f')} "
-                f"({'met' if cpu_met else 'MISSED'})"
+        for key, check in w["target_checks"].items():
+            basis = " (paired median)" if check["basis"] == "paired median" else ""
+            line = (
+                f"target {name} {key} >= {check['bound']:g}: {_num(check['value'], ',.1f')}"
+                f"{basis} ({bench.target_status(check)})"
             )
+            cpu = check["cpu_time_basis"]
+            if cpu["target_met"] is not None:
+                line += f"; per CPU second {cpu['value']:,.1f} ({bench.target_status(cpu)})"
+            elif cpu["value"] is not None:
+                line += f"; per CPU second {cpu['value']:,.1f}"
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -793,8 +875,7 @@ def format_ttq(ttq: Mapping[str, Any]) -> str:
             f"of {_num(last.get('loaded'), '.0f')} |"
         )
     bound = {"lower": ">= ", "upper": "<= ", "exact": ""}.get(ttq.get("bound") or "", "")
-    met = ttq.get("target_met")
-    status = "—" if met is None else ("met" if met else "MISSED")
+    status = bench.target_status({"target_met": None, "reason": "not measured", **ttq})
     lines.append(
         f"\ntarget ttq ratio (sumo-rl wall / ours) >= {ttq['target']:g}: "
         f"{bound}{_num(ttq.get('ratio'), '.2f')} ({status}); per CPU second "
@@ -819,7 +900,19 @@ def format_report(report: Mapping[str, Any]) -> str:
         parts.append(format_ttq(report["ttq"]))
     if report.get("fidelity"):
         parts.append(format_fidelity(report["fidelity"]))
+    parts.append(bench.format_targets_summary(bench.targets_summary(target_checks(report))))
     return "\n\n".join(parts)
+
+
+def target_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every target of a report: the speed ratios (wall-clock basis), time to quality, fidelity."""
+    out: list[Mapping[str, Any]] = [
+        c for w in (report.get("speed") or {}).values() for c in w["target_checks"].values()
+    ]
+    if report.get("ttq"):
+        out.append(report["ttq"])
+    out += (report.get("fidelity") or {}).get("target_checks", [])
+    return out
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
@@ -862,12 +955,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
             )
     else:
         seeds = (0,) if quick else tuple(args.seeds)
-        resco = ("grid4x4",) if quick else sumo_reference.RESCO
+        resco: tuple[str, ...] = ("grid4x4",) if quick else sumo_reference.RESCO
         if args.scenario:
             resco = tuple(n for n in resco if n in args.scenario)
         report["fidelity"] = fidelity(settings, seeds, resco, log, args.reference_json)
     if hasattr(os, "getloadavg"):
         report["metadata"]["load_average_end"] = list(os.getloadavg())
+    report["targets_summary"] = bench.targets_summary(target_checks(report))
     return report
 
 

@@ -4,6 +4,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,7 +80,8 @@ def test_zero_cost_vec_env_follows_sb3_semantics():
     zero = bench.ZeroCostVecEnv(real.observation_space, real.action_space, 3, episode_length=4)
     assert isinstance(zero, VecEnv) and zero.render_mode is None
     obs = zero.reset()
-    assert obs.shape == (3, *real.observation_space.shape)
+    assert isinstance(obs, np.ndarray)
+    assert len(obs) == 3 and obs.shape[1:] == real.observation_space.shape
     assert obs.dtype == real.observation_space.dtype
     actions = np.stack([real.action_space.sample() for _ in range(3)])
     for t in range(1, 9):
@@ -233,13 +235,19 @@ def test_scripts_run_as_files(script, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def _tiny_recsim(rounds: int) -> tuple[bench.Settings, bench.Workload]:
-    """Tiny budgets on RecSimIE-v0 at B = 1 and 4, with a ``ratio_b4 >= 1`` target."""
+def _tiny_recsim(rounds: int) -> tuple[Any, Any]:
+    """Tiny budgets on RecSimIE-v0 at B = 1 and 4, with a ``ratio_b4 >= 1`` target.
+
+    Its reference finds the parameters of any run the same as ours.
+    """
+    import dataclasses
+
     settings = bench.Settings(
         seconds=0.02, repeats=1, warmup_s=0.01, batch_sizes=(1, 4), ppo=None, rounds=rounds
     )
+    same = dataclasses.replace(bench.RECSIM, check_params=lambda env, params: [])
     workload = bench.Workload(
-        "RecSimIE-v0", "lepton/RecSimIE-v0", reference=bench.RECSIM, targets={"ratio_b4": 1.0}
+        "RecSimIE-v0", "lepton/RecSimIE-v0", reference=same, targets={"ratio_b4": 1.0}
     )
     return settings, workload
 
@@ -409,3 +417,164 @@ def test_benches_started_together_build_the_reference_venv_once(tmp_path, monkey
         t.join()
     assert len(found) == 2 and found[0] == found[1]
     assert sum("venv" in c for c in calls) == 1 and len(calls) == 2
+
+
+def _orgym_params(**changed):
+    """OR-Gym ``InvManagement-v0``'s parameters when it runs our ``orgym`` preset."""
+    params = {
+        "periods": 30,
+        "I0": [100, 100, 200],
+        "p": 2,
+        "r": [1.5, 1.0, 0.75, 0.5],
+        "k": [0.1, 0.075, 0.05, 0.025],
+        "h": [0.15, 0.1, 0.05],
+        "c": [100, 90, 80],
+        "L": [3, 5, 10],
+        "backlog": True,
+        "dist": 1,
+        "dist_param": {"mu": 20},
+        "alpha": 0.97,
+    }
+    return {**params, **changed}
+
+
+def _inventory_with_reference(monkeypatch, reference):
+    """``InventoryORGym-v0`` at B = 1 and 4 (``ratio_b4 >= 1``) with OR-Gym's run faked."""
+    monkeypatch.setattr(bench, "run_reference", lambda ref, settings, log=print, **kw: reference)
+    settings = bench.Settings(seconds=0.02, repeats=1, warmup_s=0.01, batch_sizes=(1, 4), ppo=None)
+    workload = bench.Workload(
+        "InventoryORGym-v0",
+        "lepton/InventoryORGym-v0",
+        reference=bench.ORGYM,
+        targets={"ratio_b4": 1.0, "ppo_overhead_ratio": 0.8},
+    )
+    result = bench.run_workload(workload, settings, log=lambda message: None)
+    report = {
+        "settings": {"batch_sizes": [1, 4]},
+        "metadata": bench.metadata(settings),
+        "workloads": {workload.name: result},
+    }
+    return result, report
+
+
+def _available(params):
+    return {
+        "name": bench.ORGYM.name,
+        "available": True,
+        "api": "gym",
+        "versions": {"or-gym": "0.5.0"},
+        "params": params,
+        "steps_per_s": {"best": 1.0, "cpu_best": 1.0},
+    }
+
+
+def test_targets_against_a_reference_on_the_same_parameters_are_checked(monkeypatch):
+    result, report = _inventory_with_reference(monkeypatch, _available(_orgym_params()))
+    assert result["reference"]["params_match"] is True
+    check = result["target_checks"]["ratio_b4"]
+    assert check["target_met"] is True and check["reason"] is None  # steps/s over 1.0
+    assert check["basis"] == "best runs" and check["value"] == result["ratio_b4"]
+    ppo = result["target_checks"]["ppo_overhead_ratio"]
+    assert ppo["target_met"] is None and ppo["reason"] == "not measured: --no-ppo"
+    text = bench.format_report(report)
+    assert f"target InventoryORGym-v0 ratio_b4 >= 1: {check['value']:.2f} (met)" in text
+    assert (
+        "target InventoryORGym-v0 ppo_overhead_ratio >= 0.8: — (not checked: not measured: "
+        "--no-ppo)" in text
+    )
+
+
+def test_a_reference_on_other_parameters_meets_no_target(monkeypatch):
+    params = _orgym_params(L=[3, 5, 9], alpha=1.0)
+    result, report = _inventory_with_reference(monkeypatch, _available(params))
+    assert result["reference"]["params_match"] is False
+    assert result["ratio_b4"] > 1.0  # comparable, it would be met
+    reason = "parameters differ from the reference's: L / lead_times, alpha / discount"
+    check = result["target_checks"]["ratio_b4"]
+    assert check["target_met"] is None and check["reason"] == reason
+    assert check["value"] == result["ratio_b4"]
+    assert result["targets_met"]["ratio_b4"] is None
+    text = bench.format_report(report)
+    assert "same parameters: NO: L / lead_times" in text
+    assert (
+        f"target InventoryORGym-v0 ratio_b4 >= 1: {check['value']:.2f} (not checked: {reason})"
+        in text
+    )
+    assert "(met)" not in text
+    assert text.splitlines()[-1] == "targets: NOT all met: 0 met, 0 MISSED, 2 not checked, of 2"
+
+
+def test_targets_of_an_unavailable_reference_are_listed_not_checked(monkeypatch):
+    failed = {"name": bench.ORGYM.name, "available": False, "reason": "`pip install` exited with 1"}
+    result, report = _inventory_with_reference(monkeypatch, failed)
+    check = result["target_checks"]["ratio_b4"]
+    assert check == {
+        "bound": 1.0,
+        "value": None,
+        "basis": "best runs",
+        "target_met": None,
+        "reason": "reference unavailable",
+    }
+    text = bench.format_report(report)
+    assert "reference: OR-Gym InvManagement-v0 unavailable: `pip install` exited with 1" in text
+    line = "target InventoryORGym-v0 ratio_b4 >= 1: — (not checked: reference unavailable)"
+    assert line in text
+
+
+def test_no_reference_lists_every_target_not_checked_in_text_and_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["inventory", "--no-reference", "--no-ppo", "--workload", "InventoryORGym-v0"]
+    argv += ["--seconds", "0.02", "--repeats", "1", "--warmup", "0.01", "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    checks = report["workloads"]["InventoryORGym-v0"]["target_checks"]
+    assert set(checks) == set(bench.TARGETS)
+    assert checks["ratio_b256"]["target_met"] is None
+    assert checks["ratio_b256"]["reason"] == "reference unavailable: --no-reference"
+    assert checks["ppo_overhead_ratio"]["target_met"] is None
+    assert report["targets_summary"] == {
+        "total": 2,
+        "met": 0,
+        "missed": 0,
+        "not_checked": 2,
+        "all_met": False,
+    }
+    text = capsys.readouterr().out
+    assert (
+        "target InventoryORGym-v0 ratio_b256 >= 100: — (not checked: reference unavailable: "
+        "--no-reference)" in text
+    )
+    assert "targets: NOT all met: 0 met, 0 MISSED, 2 not checked, of 2" in text
+
+
+def test_targets_summary_claims_all_met_only_when_every_target_was_met():
+    met, missed, unchecked = ({"target_met": v} for v in (True, False, None))
+    summary = bench.targets_summary([met, met])
+    assert summary["all_met"] is True
+    assert bench.format_targets_summary(summary) == "targets: all 2 met"
+    assert bench.targets_summary([met, unchecked])["all_met"] is False
+    assert bench.targets_summary([met, missed])["all_met"] is False
+    assert bench.targets_summary([]) == {
+        "total": 0,
+        "met": 0,
+        "missed": 0,
+        "not_checked": 0,
+        "all_met": None,
+    }
+    assert bench.format_targets_summary(bench.targets_summary([])) == "targets: none"
+
+
+def test_a_workload_without_a_reference_says_so_for_its_ratio_targets():
+    checks = bench.check_targets(
+        {"ratio_b256": 100.0, "ppo_overhead_ratio": 0.8},
+        {"ratio_b256": None, "ppo_overhead_ratio": 0.9},
+        incomparable="no reference implementation",
+    )
+    assert checks["ratio_b256"]["target_met"] is None
+    assert checks["ratio_b256"]["reason"] == "no reference implementation"
+    assert checks["ppo_overhead_ratio"]["target_met"] is True
+    assert checks["ppo_overhead_ratio"]["reason"] is None
+    assert bench.reference_problem({"available": True, "params_match": True}) is None
+    assert bench.reference_problem({"available": True, "params_match": False}) == (
+        "parameters not compared with the reference's"
+    )

@@ -288,11 +288,31 @@ def test_car_following_floor(capsys):
     )
 
 
+def _sumo_rl_params(case, **changed):
+    """The worker's ``params`` for sumo-rl running ``case`` as ours does, with ``changed`` set."""
+    import gymnasium as gym
+
+    env = gym.make(case.env_id, **case.kwargs)
+    sc = env.unwrapped.structure  # type: ignore[attr-defined]
+    env.close()
+    params = {
+        "delta_time": sc.signals.delta_time,
+        "yellow_time": sc.signals.yellow_time,
+        "min_green": sc.signals.min_green,
+        "begin": sc.begin,
+        "end": sc.end,
+        "signals": len(sc.controlled_signals),
+        "sumo_options": {"time_to_teleport": -1},
+    }
+    return {**params, **changed}
+
+
 def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
     # the best runs meet both targets; the paired rounds, with a faster reference, miss them
     refs = iter([1000.0, 2000.0, 1500.0, 900.0])  # the main run, then one per round
 
     timing_only_calls: list[bool] = []
+    params = _sumo_rl_params(bt.SPEED_CASES[0])
 
     def fake_reference(ref, settings, log=print, *, timing_only=False):
         timing_only_calls.append(timing_only)
@@ -300,6 +320,7 @@ def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
         return {
             "name": ref.name,
             "available": True,
+            "params": params,
             "steps_per_s": {"best": best, "cpu_best": best},
         }
 
@@ -322,6 +343,7 @@ def test_paired_rounds_decide_the_traffic_speed_targets(monkeypatch):
     assert w["ratio_b256"] == pytest.approx(600.0) and w["ratio_single"] == pytest.approx(25.0)
     assert w["paired"]["ratio_b256"] == pytest.approx(400.0)
     assert w["paired"]["ratio_single"] == pytest.approx(25_000.0 / 1500.0)
+    assert w["reference"]["params_match"] is True
     assert w["targets_met"] == {"ratio_single": False, "ratio_b256": False}
     text = bt.format_speed({"single-intersection": w}, (1, 256))
     assert "ratio_b256 over 3 paired rounds: median 400.0 (300.0, 400.0, 666.7)" in text
@@ -410,3 +432,141 @@ def test_core_ab_finds_where_a_changed_core_departs(tmp_path):
     assert ab.compare(ours, ours, scenario, 2, 30) is None
     where = ab.compare(changed, ours, scenario, 2, 30)
     assert where is not None and where.startswith("decision ")
+
+
+def _fake_speed(monkeypatch, reference):
+    """``speed_case`` with our rates fixed and sumo-rl's run replaced by ``reference``."""
+    rates = {1: 25_000.0, 256: 600_000.0}
+    monkeypatch.setattr(
+        bt,
+        "measure_ours",
+        lambda env_id, kwargs, b, settings, threads=1: {"best": rates[b], "cpu_best": rates[b]},
+    )
+    monkeypatch.setattr(bench, "run_reference", lambda ref, settings, log=print, **kw: reference)
+
+
+@pytest.mark.parametrize(
+    ("reference", "settings_reference", "reason"),
+    [
+        ({"name": "sumo-rl", "available": False, "reason": "pip failed"}, True,
+         "reference unavailable"),
+        (None, False, "reference unavailable: --no-reference"),
+    ],
+)  # fmt: skip
+def test_traffic_speed_targets_without_sumo_rl_are_listed_not_checked(
+    monkeypatch, reference, settings_reference, reason
+):
+    _fake_speed(monkeypatch, reference)
+    settings = bench.Settings(
+        seconds=0.01, repeats=1, warmup_s=0.0, batch_sizes=(1, 256), ppo=None,
+        reference=settings_reference,
+    )  # fmt: skip
+    w = bt.speed_case(bt.SPEED_CASES[0], settings, log=lambda message: None)
+    assert w["targets_met"] == {"ratio_single": None, "ratio_b256": None}
+    assert w["targets_met_cpu"] == {"ratio_single": None, "ratio_b256": None}
+    for key, bound in (("ratio_single", 20.0), ("ratio_b256", 500.0)):
+        check = w["target_checks"][key]
+        assert check["bound"] == bound and check["value"] is None
+        assert check["target_met"] is None and check["reason"] == reason
+    report = {"speed": {"single-intersection": w}}
+    summary = bench.targets_summary(bt.target_checks(report))
+    assert summary["all_met"] is False and summary["not_checked"] == 2
+    text = bt.format_speed({"single-intersection": w}, (1, 256))
+    assert f"target single-intersection ratio_single >= 20: — (not checked: {reason})" in text
+    assert f"target single-intersection ratio_b256 >= 500: — (not checked: {reason})" in text
+
+
+def test_traffic_speed_targets_against_sumo_rl_on_other_parameters_are_not_checked(monkeypatch):
+    # the ratios would meet both targets, but sumo-rl ran 10-s decisions and 2 signals
+    params = _sumo_rl_params(bt.SPEED_CASES[0], delta_time=10.0, signals=2)
+    reference = {
+        "name": "sumo-rl",
+        "available": True,
+        "params": params,
+        "steps_per_s": {"best": 100.0, "cpu_best": 100.0},
+    }
+    _fake_speed(monkeypatch, reference)
+    settings = bench.Settings(seconds=0.01, repeats=1, warmup_s=0.0, batch_sizes=(1, 256), ppo=None)
+    w = bt.speed_case(bt.SPEED_CASES[0], settings, log=lambda message: None)
+    assert w["reference"]["params_match"] is False
+    assert w["ratio_single"] == pytest.approx(250.0)
+    reason = "parameters differ from the reference's: delta_time, signals"
+    assert w["targets_met"] == {"ratio_single": None, "ratio_b256": None}
+    assert w["targets_met_cpu"] == {"ratio_single": None, "ratio_b256": None}
+    check = w["target_checks"]["ratio_single"]
+    assert check["value"] == pytest.approx(250.0)
+    assert check["target_met"] is None and check["reason"] == reason
+    assert check["cpu_time_basis"]["target_met"] is None
+    text = bt.format_speed({"single-intersection": w}, (1, 256))
+    assert "single-intersection: sumo-rl params same as ours: NO: delta_time" in text
+    assert f"target single-intersection ratio_single >= 20: 250.0 (not checked: {reason})" in text
+    assert "(met)" not in text
+
+
+def test_ttq_target_not_checked_says_why():
+    reached = {"reached": True, "wall_s_to_threshold": 10.0, "cpu_s_to_threshold": 8.0,
+               "wall_s": 10.0, "cpu_s": 8.0, "timesteps": 720}  # fmt: skip
+    failed = {**reached, "reached": False, "wall_s_to_threshold": None}
+    assert bt.ttq_unchecked_reason({"ratio": 6.0}, True) is None
+    assert bt.ttq_unchecked_reason({"ratio": None, "ours": reached, "sumo": None}, False) == (
+        "reference unavailable: --no-reference"
+    )
+    assert bt.ttq_unchecked_reason({"ratio": None, "ours": reached, "sumo": None}, True) == (
+        "reference unavailable"
+    )
+    assert bt.ttq_unchecked_reason({"ratio": None, "ours": failed, "sumo": failed}, True) == (
+        "neither side reached the threshold within the wall cap"
+    )
+    ttq_result = {
+        "threshold_mode": "own",
+        "thresholds": {"ours": 40.0, "sumo": None},
+        "max_wall_s": 20.0,
+        "target": bt.TTQ_TARGET,
+        "ours": {**reached, "evals": []},
+        "sumo": None,
+        "ratio": None,
+        "cpu_ratio": None,
+        "bound": None,
+        "per_timestep_ratio": None,
+        "target_met": None,
+        "reason": "reference unavailable",
+    }
+    text = bt.format_ttq(ttq_result)
+    assert (
+        "target ttq ratio (sumo-rl wall / ours) >= 5: — (not checked: reference unavailable)"
+        in text
+    )
+
+
+def test_fidelity_targets_without_sumo_are_listed_not_checked(monkeypatch):
+    unavailable = {"name": bt.SUMO_RL_NAME, "available": False, "reason": "pip failed"}
+    monkeypatch.setattr(bt, "run_worker", lambda *args, **kwargs: unavailable)
+    settings = bench.Settings(ppo=None)
+    out = bt.fidelity(settings, (0,), ("grid4x4",), log=lambda message: None)
+    assert out["rows"] == [] and out["all_targets_met"] is None
+    listed = {(c["scenario"], c["controller"], c["metric"]) for c in out["target_checks"]}
+    assert listed == {(s, c, m) for (s, c), b in bt.FIDELITY_TARGETS.items() for m in b}
+    assert all(c["target_met"] is None for c in out["target_checks"])
+    assert all(c["reason"] == "reference unavailable" for c in out["target_checks"])
+    text = bt.format_fidelity(out)
+    assert "fidelity: SUMO side unavailable: pip failed" in text
+    assert (
+        "target grid4x4 fixed_time mean_travel_time ours / SUMO within 1 ± 0.1: — "
+        "(not checked: reference unavailable)" in text
+    )
+    report = {"metadata": {}, "fidelity": out}
+    summary = bench.targets_summary(bt.target_checks(report))
+    assert summary == {"total": 6, "met": 0, "missed": 0, "not_checked": 6, "all_met": False}
+    assert bt.format_report(report).endswith(
+        "targets: NOT all met: 0 met, 0 MISSED, 6 not checked, of 6"
+    )
+
+
+def test_fidelity_targets_are_checked_on_their_rows():
+    config = {"runs": [{"scenario": "grid4x4", "controller": "max_pressure", "driver": "sumo_rl"}]}
+    row = bt.fidelity_row("grid4x4", "max_pressure", _means(130.0, 900), _means(100.0, 1000))
+    (check,) = bt.fidelity_checks(config, [row])
+    assert check["metric"] == "mean_travel_time" and check["ratio"] == pytest.approx(1.3)
+    assert check["target_met"] is False and check["reason"] is None
+    (missing,) = bt.fidelity_checks(config, [])
+    assert missing["target_met"] is None and missing["reason"] == "not run"
