@@ -582,9 +582,20 @@ def time_to_quality(
         result["sumo"] = run.get("ppo_time_to_quality") if run.get("available") else None
         result["sumo_worker"] = {k: v for k, v in run.items() if k != "ppo_time_to_quality"}
     result.update(ttq_ratio(result["ours"], result["sumo"]))
-    result["target_met"] = None if result["ratio"] is None else bool(result["ratio"] >= TTQ_TARGET)
+    result["target_met"] = ttq_target_met(result)
     result["reason"] = ttq_unchecked_reason(result, settings.reference)
     return result
+
+
+def ttq_target_met(result: Mapping[str, Any]) -> bool | None:
+    """Whether the time-to-quality ratio of ``result`` meets :data:`TTQ_TARGET`.
+
+    A lower bound (only ours reached the threshold) that meets it does; an upper bound (only
+    sumo-rl reached it, ours ran out of time) never does, whatever its value.
+    """
+    if result["ratio"] is None:
+        return None
+    return result["bound"] != "upper" and bool(result["ratio"] >= TTQ_TARGET)
 
 
 def ttq_unchecked_reason(result: Mapping[str, Any], reference: bool) -> str | None:

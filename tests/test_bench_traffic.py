@@ -189,6 +189,13 @@ def test_ttq_ratio_bounds():
     assert bt.ttq_ratio(None, sumo)["ratio"] is None
 
 
+def test_ttq_target_is_met_by_an_exact_or_lower_bound_never_by_an_upper_one():
+    for bound, met in (("exact", True), ("lower", True), ("upper", False)):
+        assert bt.ttq_target_met({"ratio": bt.TTQ_TARGET * 2, "bound": bound}) is met
+    assert bt.ttq_target_met({"ratio": bt.TTQ_TARGET / 2, "bound": "exact"}) is False
+    assert bt.ttq_target_met({"ratio": None, "bound": None}) is None
+
+
 def test_like_sumo_rl_settings():
     sc = bt.SPEED_CASES[0].kwargs["scenario"]
     assert sc["preset"] == "sumo_rl_single" and sc["seconds"] == 3600.0
