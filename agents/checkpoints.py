@@ -6,7 +6,16 @@ update, so parameters and step count agree), :class:`ResumableCheckpoint` writes
     checkpoints/model_<n>_steps.zip                 the model (optimiser state included)
     checkpoints/model_vecnormalize_<n>_steps.pkl    normalisation statistics (if normalised)
     checkpoints/model_replay_buffer_<n>_steps.pkl   replay buffer (off-policy; latest only)
+    checkpoints/model_<name>_state_<n>_steps.pkl    the state of each named part of the training
+                                                    beyond the model (a :class:`Stateful`, e.g.
+                                                    the adversarial curriculum; latest only)
     checkpoints/latest.json                         the newest complete checkpoint
+
+Training state beyond the model (a curriculum's scenario buffer and counters, ...) joins the
+checkpoint through ``ResumableCheckpoint(state={name: part})``: ``part.state_dict()`` is pickled
+with the checkpoint and :func:`restore_state` hands it back to ``part.load_state_dict`` on resume.
+A checkpoint written before a part's state was saved has none for it: :func:`restore_state`
+names such parts, which then start afresh.
 
 Each file is written to a temporary name, synced to disk and renamed
 (:func:`agents.jobs.write_atomic`), and ``latest.json`` is renamed into place last, so a process
@@ -23,10 +32,11 @@ import contextlib
 import dataclasses
 import json
 import logging
+import pickle
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -70,6 +80,23 @@ def reading(path: Path) -> Iterator[None]:
         ) from exc
 
 
+@runtime_checkable
+class Stateful(Protocol):
+    """A part of the training, beyond the model, whose state a checkpoint keeps."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The part's state now: picklable, and not changed by the part afterwards."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``, as :meth:`state_dict` returned it."""
+        ...
+
+
+RESERVED_STATE_NAMES = ("vecnormalize", "replay_buffer")
+"""Names a :class:`Stateful` part may not take (the checkpoint's own files use them)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
     """A complete checkpoint of a training run.
@@ -80,6 +107,8 @@ class Checkpoint:
         vecnormalize: normalisation statistics (``None``: the run does not normalise).
         replay_buffer: the replay buffer (``None``: on-policy agent).
         curve: the learning-curve points taken up to ``num_timesteps``.
+        state: name -> the pickled state of that :class:`Stateful` part (empty: the run had
+            none, or the checkpoint was written before such state was saved).
     """
 
     num_timesteps: int
@@ -87,6 +116,7 @@ class Checkpoint:
     vecnormalize: Path | None
     replay_buffer: Path | None
     curve: list[dict[str, float]]
+    state: dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
@@ -112,8 +142,10 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             vecnormalize=file("vecnormalize"),
             replay_buffer=file("replay_buffer"),
             curve=list(data.get("curve", [])),
+            state={str(name): folder / str(f) for name, f in data.get("state", {}).items()},
         )
-    for part in (checkpoint.model, checkpoint.vecnormalize, checkpoint.replay_buffer):
+    parts = (checkpoint.model, checkpoint.vecnormalize, checkpoint.replay_buffer)
+    for part in (*parts, *checkpoint.state.values()):
         if part is not None and not part.is_file():
             raise CheckpointError(f"resume: {path} names {part}, which is missing; {DAMAGED}")
     return checkpoint
@@ -142,6 +174,9 @@ class ResumableCheckpoint(BaseCallback):
         run_dir: the run folder (checkpoints go to ``run_dir/checkpoints``).
         save_freq: environment steps (all replicas together) between checkpoints.
         curve_points: returns the learning-curve points so far (stored with the checkpoint).
+        state: name -> a part of the training whose state each checkpoint keeps (see
+            :class:`Stateful`; :func:`restore_state` restores it). Names are identifiers other
+            than :data:`RESERVED_STATE_NAMES`.
     """
 
     def __init__(
@@ -149,15 +184,23 @@ class ResumableCheckpoint(BaseCallback):
         run_dir: Path,
         save_freq: int,
         curve_points: Callable[[], list[dict[str, float]]] | None = None,
+        state: Mapping[str, Stateful] | None = None,
     ) -> None:
         super().__init__()
         if save_freq < 1:
             raise ValueError(
                 f"checkpoint_freq: must be >= 1 (0 disables checkpoints), got {save_freq}"
             )
+        for name in state or {}:
+            if not name.isidentifier() or name in RESERVED_STATE_NAMES:
+                raise ValueError(
+                    f"state: {name!r} cannot name a checkpoint's state; use an identifier other "
+                    f"than {', '.join(RESERVED_STATE_NAMES)}"
+                )
         self.folder = run_dir / CHECKPOINT_DIR
         self.save_freq = save_freq
         self.curve_points = curve_points
+        self.state: dict[str, Stateful] = dict(state or {})
         self._next = save_freq
 
     def _on_training_start(self) -> None:
@@ -188,12 +231,21 @@ class ResumableCheckpoint(BaseCallback):
         if isinstance(self.model, OffPolicyAlgorithm):
             entry["replay_buffer"] = f"model_replay_buffer_{n}_steps.pkl"
             self._atomic(entry["replay_buffer"], self.model.save_replay_buffer)
+        if self.state:
+            entry["state"] = {}
+        for name, part in self.state.items():
+            entry["state"][name] = f"model_{name}_state_{n}_steps.pkl"
+            self._atomic(entry["state"][name], _pickler(part.state_dict()))
         entry["curve"] = list(self.curve_points()) if self.curve_points is not None else []
         write_json_atomic(self.folder / LATEST_FILE, entry)
-        # only the newest replay buffer is kept (they are large); models are small
-        stale = previous.replay_buffer if previous is not None else None
-        if stale is not None and stale.name != entry.get("replay_buffer"):
-            stale.unlink(missing_ok=True)
+        # only the newest replay buffer and state are kept (a buffer is large); models are small
+        stale: list[Path] = []
+        if previous is not None:
+            stale = [p for p in (previous.replay_buffer, *previous.state.values()) if p is not None]
+        kept = {entry.get("replay_buffer"), *entry.get("state", {}).values()}
+        for path in stale:
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
         log.debug("checkpoint at %d steps in %s", n, self.folder)
         checkpoint = latest_checkpoint(self.folder.parent)
         assert checkpoint is not None
@@ -201,6 +253,49 @@ class ResumableCheckpoint(BaseCallback):
 
     def _atomic(self, name: str, save: Callable[[str], Any]) -> None:
         write_atomic(self.folder / name, lambda tmp: save(str(tmp)))
+
+
+def _pickler(state: dict[str, Any]) -> Callable[[str], None]:
+    """Writes ``state`` (pickled now, so later changes of the part do not reach the file)."""
+    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def save(path: str) -> None:
+        Path(path).write_bytes(data)
+
+    return save
+
+
+def restore_state(checkpoint: Checkpoint, parts: Mapping[str, Stateful]) -> list[str]:
+    """Load the state ``checkpoint`` keeps for each of ``parts`` into it (by name).
+
+    Args:
+        checkpoint: what :func:`latest_checkpoint` found.
+        parts: name -> the part, as given to :class:`ResumableCheckpoint` ``state``.
+
+    Returns:
+        The names of ``parts`` the checkpoint keeps no state for (it was written before their
+        state was saved); those parts keep the state they have (they start afresh). State the
+        checkpoint keeps for a name not in ``parts`` is ignored, with a warning.
+
+    Raises:
+        CheckpointError: naming a state file that cannot be read or that its part refuses.
+    """
+    for name in sorted(set(checkpoint.state) - set(parts)):
+        log.warning(
+            "resume: the checkpoint at %d steps keeps %r state this run does not use; ignored",
+            checkpoint.num_timesteps,
+            name,
+        )
+    missing = []
+    for name, part in parts.items():
+        path = checkpoint.state.get(name)
+        if path is None:
+            missing.append(name)
+            continue
+        with reading(path):
+            part.load_state_dict(pickle.loads(path.read_bytes()))
+        log.debug("resume: %r state restored from %s", name, path)
+    return missing
 
 
 def restore_model(

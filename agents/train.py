@@ -19,12 +19,17 @@ evaluation seeds, and the run folder::
     <run_dir>/progress_until_<n>.csv  a resumed run's log up to the checkpoint it resumed from
     <run_dir>/tb/                TensorBoard logs (charts from SB3, eval/ from the curve)
     <run_dir>/checkpoints/       periodic checkpoints: model, normalisation statistics, replay
-                                 buffer, learning curve (see :mod:`agents.checkpoints`)
+                                 buffer, learning curve, adversarial curriculum state (see
+                                 :mod:`agents.checkpoints`)
 
 With ``env.scenarios=adversarial:<folder>`` training alternates with adversarial scenario search
 (:class:`~agents.generators.adversarial.AdversarialCurriculum`, settings ``adversarial``): every
 ``adversarial.refresh_freq`` steps the buffer of high-regret scenarios the training env replays
-is rescored and refilled against the current model.
+is rescored and refilled against the current model. Each checkpoint keeps the curriculum's state
+(``checkpoints/model_adversarial_state_<n>_steps.pkl``: the buffered scenarios and their regrets,
+the source's counters, the searches so far), so a resumed run replays the buffer the run had at
+the checkpoint and searches next at the same steps with the same seeds; a checkpoint without it
+(written before it was saved) resumes with an empty buffer, refilled by a search at once.
 
 With ``eval.scenarios`` set (e.g. ``heldout:<folder>``, the held-out real scenarios of a
 generator folder) the learning curve, the final evaluation of the agent and of every baseline
@@ -41,8 +46,9 @@ lost with the kill: ``progress_until_<n>.csv`` holds SB3's log up to the checkpo
 ``n`` (earlier resumes included) and ``progress.csv`` the rest, and TensorBoard hides what the
 killed attempt logged after step ``n``. The training replicas restart from fresh episodes on a
 new seed (:func:`~agents.checkpoints.continuation_seed`), so a resumed run is reproducible but
-does not repeat the uninterrupted run step for step. A run started afresh in a folder replaces
-an earlier run's checkpoints, TensorBoard logs and logs of earlier resumes.
+does not repeat the uninterrupted run step for step (nor, after its first update, the searches
+of an adversarial curriculum, which score the model it trains). A run started afresh in a folder
+replaces an earlier run's checkpoints, TensorBoard logs and logs of earlier resumes.
 
 With ``init_model=<run folder>`` the model starts from that run's policy weights and its
 normalisation statistics (:mod:`agents.warmstart`), e.g. to train a finished run further or on
@@ -67,11 +73,14 @@ from stable_baselines3.common.vec_env import VecNormalize
 from agents.algorithms import as_sb3_agent, build_model, check_device
 from agents.callbacks import LearningCurveCallback
 from agents.checkpoints import (
+    Checkpoint,
     ResumableCheckpoint,
+    Stateful,
     clear_checkpoints,
     continuation_seed,
     latest_checkpoint,
     restore_model,
+    restore_state,
 )
 from agents.config import as_config, check_curve_episodes, env_kwargs, make_seeds
 from agents.envs import (
@@ -181,12 +190,18 @@ def run(cfg: DictConfig) -> Metrics:
         points=checkpoint.curve if checkpoint is not None else (),
     )
     callbacks: list[BaseCallback] = [curve]
+    state: dict[str, Stateful] = {}  # training state beyond the model, kept with checkpoints
     curriculum = make_curriculum(config, venv)  # env.scenarios=adversarial:<folder>
     if curriculum is not None:
         callbacks.append(curriculum)
+        state[CURRICULUM_STATE] = curriculum
+    if checkpoint is not None:
+        _restore_state(checkpoint, state)
     if config.checkpoint_freq > 0:
         callbacks.append(
-            ResumableCheckpoint(folder, config.checkpoint_freq, curve_points=lambda: curve.points)
+            ResumableCheckpoint(
+                folder, config.checkpoint_freq, curve_points=lambda: curve.points, state=state
+            )
         )
 
     # --- training ---------------------------------------------------------------------------
@@ -274,6 +289,27 @@ def run(cfg: DictConfig) -> Metrics:
 
 PROGRESS_FILE = "progress.csv"
 TENSORBOARD_DIR = "tb"
+CURRICULUM_STATE = "adversarial"
+"""Name of the adversarial curriculum's state in a checkpoint."""
+
+FRESH_STATE = {
+    CURRICULUM_STATE: "the adversarial scenario buffer starts empty and a search refills it before "
+    "training continues",
+}
+"""Per part of the training state, what a resume from a checkpoint without its state does."""
+
+
+def _restore_state(checkpoint: Checkpoint, state: dict[str, Stateful]) -> None:
+    """Load ``checkpoint``'s state into ``state``'s parts; log each part it keeps none for."""
+    for name in restore_state(checkpoint, state):
+        log.warning(
+            "resume: the checkpoint at %d steps (%s) keeps no %s state (it was written before "
+            "that state was saved): %s",
+            checkpoint.num_timesteps,
+            checkpoint.model,
+            name,
+            FRESH_STATE.get(name, "it starts afresh"),
+        )
 
 
 def _logger(folder: Path, config: TrainConfig, resumed_at: int | None = None) -> Logger:

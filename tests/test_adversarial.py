@@ -1,11 +1,14 @@
 """Adversarial scenario search: regret, the CEM over a generator's noise, the replay buffer and
-source, the `env.scenarios=adversarial:<folder>` hook, the curriculum in training and
-`lepton-generate adversarial`."""
+source, the `env.scenarios=adversarial:<folder>` hook, the curriculum in training (and resumed
+from a checkpoint) and `lepton-generate adversarial`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping, Sequence
+import logging
+import pickle
+import shutil
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,10 +18,12 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+from agents.checkpoints import latest_checkpoint
 from agents.config import as_config
 from agents.envs import make_vec_env
 from agents.generate import run
 from agents.generators.adversarial import (
+    AdversarialCurriculum,
     AdversarialSearch,
     AdversarialSource,
     ScenarioBuffer,
@@ -244,6 +249,220 @@ def test_training_alternates_search_and_updates(parametric, make_cfg) -> None:
     bad = make_cfg("config", [f"env.scenarios=adversarial:{parametric}", "adversarial.method=x"])
     with pytest.raises(ValueError, match=r"adversarial\.method: 'x' is not allowed"):
         train(bad)
+
+
+# --- a curriculum resumed from a checkpoint ---------------------------------------------------
+CURRICULUM = (
+    "total_timesteps=384",
+    "checkpoint_freq=256",
+    "eval.eval_freq=128",
+    "baselines=[base_stock]",
+    "adversarial.population=6",
+    "adversarial.iterations=2",
+    "adversarial.fit_episodes=2",
+    "adversarial.buffer_size=4",
+    "adversarial.refresh_freq=64",
+    # the searches score the agent through the training normalisation, which the resumed run's
+    # fresh episodes update: without it a search depends on the model alone
+    "agent.normalize.obs=false",
+    "agent.normalize.reward=false",
+)
+"""Rollouts of 128 steps (4 replicas x 32), searches every 64 steps, a checkpoint at step 256."""
+
+
+class Interrupted(Exception):
+    """Stands in for the end of a killed run."""
+
+
+def _snapshot(curriculum: AdversarialCurriculum) -> dict[str, Any]:
+    """What the curriculum holds now: buffered scenarios and regrets, counters, searches."""
+    source = curriculum.source
+    return {
+        "scenarios": source.buffer.scenarios,
+        "regrets": source.buffer.regrets.tolist(),
+        "drawn": source.drawn,
+        "replayed": source.replayed,
+        "searches": [dict(point) for point in curriculum.history],
+    }
+
+
+def _saved(state: dict[str, Any]) -> dict[str, Any]:
+    """A saved :meth:`~AdversarialCurriculum.state_dict` as a :func:`_snapshot`."""
+    source = state["source"]
+    return {
+        "scenarios": source["buffer"]["scenarios"],
+        "regrets": source["buffer"]["regrets"],
+        "drawn": source["drawn"],
+        "replayed": source["replayed"],
+        "searches": state["history"],
+    }
+
+
+class Searches:
+    """Records the curriculum when training starts and after each of its searches.
+
+    Attributes:
+        events: ``(what, step, snapshot)``: ``what`` is ``start`` or ``search``, ``snapshot``
+            what :func:`_snapshot` says then.
+        stop_after: a search at this step or later ends training (:class:`Interrupted`) after
+            it changed the buffer.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, int, dict[str, Any]]] = []
+        self.stop_after: int | None = None
+        start, refresh = AdversarialCurriculum._on_training_start, AdversarialCurriculum.refresh
+
+        def on_start(curriculum: AdversarialCurriculum) -> None:
+            self.events.append(("start", curriculum.num_timesteps, _snapshot(curriculum)))
+            start(curriculum)
+
+        def on_refresh(curriculum: AdversarialCurriculum) -> Any:
+            result = refresh(curriculum)
+            self.events.append(("search", curriculum.num_timesteps, _snapshot(curriculum)))
+            if self.stop_after is not None and curriculum.num_timesteps >= self.stop_after:
+                raise Interrupted(curriculum.num_timesteps)
+            return result
+
+        monkeypatch.setattr(AdversarialCurriculum, "_on_training_start", on_start)
+        monkeypatch.setattr(AdversarialCurriculum, "refresh", on_refresh)
+
+    def take(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """The events so far, which are then forgotten."""
+        events, self.events = self.events, []
+        return events
+
+    def searches(self, events: list[tuple[str, int, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+        return {step: state for what, step, state in events if what == "search"}
+
+
+@pytest.fixture(scope="module")
+def curriculum_runs(parametric, composer, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """The curriculum run of :data:`CURRICULUM` uninterrupted, the same run killed after its
+    search at step 320 (its checkpoint at 256), a copy of the killed run's folder, and the killed
+    run resumed; with the events :class:`Searches` recorded in each."""
+    from agents.train import run as train
+
+    root = tmp_path_factory.mktemp("curriculum")
+    overrides = [*CURRICULUM, f"env.scenarios=adversarial:{parametric}"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        searches = Searches(monkeypatch)
+        train(composer("config", overrides, root / "whole"))
+        whole = searches.take()
+        searches.stop_after = 320
+        with pytest.raises(Interrupted):
+            train(composer("config", overrides, root / "killed"))
+        killed = searches.take()
+        searches.stop_after = None
+        shutil.copytree(root / "killed", root / "killed_copy")
+        train(composer("config", [*overrides, "resume=true"], root / "killed"))
+        resumed = searches.take()
+    yield {
+        "whole": whole,
+        "killed": killed,
+        "resumed": resumed,
+        "folder": root / "killed",
+        "killed_copy": root / "killed_copy",
+        "overrides": overrides,
+        "searches": searches,
+    }
+
+
+def _saved_state(folder: Path) -> dict[str, Any]:
+    """The curriculum's state the latest checkpoint in ``folder`` keeps (at step 256)."""
+    checkpoint = latest_checkpoint(folder)
+    assert checkpoint is not None and checkpoint.num_timesteps == 256
+    path = checkpoint.state.get("adversarial")
+    assert path is not None and path.name == "model_adversarial_state_256_steps.pkl"
+    return pickle.loads(path.read_bytes())
+
+
+def test_a_checkpoint_keeps_the_curriculums_buffer_and_counters(curriculum_runs) -> None:
+    state = _saved_state(curriculum_runs["killed_copy"])
+    assert state["last"] == 256
+    saved = _saved(state)
+    killed = curriculum_runs["searches"].searches(curriculum_runs["killed"])
+    assert list(killed) == [0, 64, 128, 192, 256, 320]
+    # what it held after the search at 256 (the checkpoint follows the update after it)
+    at_256 = killed[256]
+    assert (saved["scenarios"], saved["regrets"]) == (at_256["scenarios"], at_256["regrets"])
+    assert len(saved["scenarios"]) == 4  # buffer_size: full
+    assert saved["searches"] == at_256["searches"] and len(saved["searches"]) == 5
+    assert saved["drawn"] >= at_256["drawn"] and saved["replayed"] >= at_256["replayed"]
+    # the killed run searched once more before it ended; the checkpoint keeps the state at 256
+    assert len(killed[320]["searches"]) == 6
+
+
+def test_a_resumed_curriculum_continues_from_its_checkpoint(curriculum_runs) -> None:
+    """The resumed run starts from the checkpoint's buffer and counters and searches next at the
+    steps, with the seeds, the uninterrupted run searched at.
+
+    Bit-identical to the uninterrupted run: the state at the checkpoint and every search before
+    the first update after it (here the searches at 320 and 384; they score the checkpoint's
+    model, normalisation off). Not bit-identical: the scenarios the training replicas draw after
+    the checkpoint (they restart from fresh episodes on a continuation seed), hence the model after
+    that update and the searches that score it, and the source's draw counters.
+    """
+    searches = curriculum_runs["searches"]
+    whole = searches.searches(curriculum_runs["whole"])
+    resumed = curriculum_runs["resumed"]
+    what, step, start = resumed[0]
+    assert (what, step) == ("start", 256)
+    # the buffer the uninterrupted run held at the checkpoint, and its searches so far
+    assert (start["scenarios"], start["regrets"]) == (
+        whole[256]["scenarios"],
+        whole[256]["regrets"],
+    )
+    assert start["searches"] == whole[256]["searches"]
+    saved = _saved(_saved_state(curriculum_runs["killed_copy"]))
+    assert (start["scenarios"], start["regrets"]) == (saved["scenarios"], saved["regrets"])
+    assert start["searches"] == saved["searches"]
+    # the counters go on from the checkpoint's: learn's first reset drew one scenario per
+    # replica (4) from the restored source, before training started
+    assert start["drawn"] == saved["drawn"] + 4
+    assert start["replayed"] - saved["replayed"] in range(5)
+    after = searches.searches(resumed)
+    assert list(after) == [k for k in whole if k > 256] == [320, 384]  # none when it resumes
+    for k, held in after.items():
+        assert (held["scenarios"], held["regrets"]) == (whole[k]["scenarios"], whole[k]["regrets"])
+        assert held["searches"] == whole[k]["searches"]
+
+
+def test_a_checkpoint_without_curriculum_state_resumes_with_an_empty_buffer(
+    curriculum_runs, composer, tmp_path, monkeypatch, caplog
+) -> None:
+    """A checkpoint written before the curriculum's state was kept resumes, saying so."""
+    from agents.train import run as train
+
+    folder = tmp_path / "old"
+    shutil.copytree(curriculum_runs["killed_copy"], folder)
+    latest = folder / "checkpoints" / "latest.json"
+    entry = json.loads(latest.read_text())
+    (folder / "checkpoints" / entry.pop("state")["adversarial"]).unlink()
+    latest.write_text(json.dumps(entry))
+    searches = Searches(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="agents.train"):
+        train(composer("config", [*curriculum_runs["overrides"], "resume=true"], folder))
+    message = "keeps no adversarial state (it was written before that state was saved): "
+    message += "the adversarial scenario buffer starts empty"
+    assert any(message in r.getMessage() for r in caplog.records)
+    events = searches.take()
+    what, step, start = events[0]
+    assert (what, step) == ("start", 256) and start["scenarios"] == []
+    assert list(searches.searches(events)) == [256, 320, 384]  # refilled at once
+    assert (folder / "model.zip").is_file()
+
+
+def test_a_saved_buffer_of_other_settings_is_refused() -> None:
+    saved: ScenarioBuffer[str] = ScenarioBuffer(capacity=3, replay_prob=0.25)
+    saved.add(["a", "b"], [1.0, 2.0])
+    restored: ScenarioBuffer[str] = ScenarioBuffer(capacity=3, replay_prob=0.25)
+    restored.load_state_dict(saved.state_dict())
+    assert restored.scenarios == ["b", "a"] and restored.regrets.tolist() == [2.0, 1.0]
+    with pytest.raises(ValueError, match=r"buffer_size: the saved buffer has 3, this one 2"):
+        ScenarioBuffer(capacity=2, replay_prob=0.25).load_state_dict(saved.state_dict())
+    with pytest.raises(ValueError, match=r"replay_prob: the saved buffer has 0.25, this one 0.5"):
+        ScenarioBuffer(capacity=3, replay_prob=0.5).load_state_dict(saved.state_dict())
 
 
 def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_path) -> None:

@@ -9,6 +9,7 @@ device the machine lacks are refused before anything in the folder is written, n
 
 import csv
 import json
+import logging
 import os
 import shutil
 import socket
@@ -23,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from agents import train
-from agents.checkpoints import CheckpointError, latest_checkpoint
+from agents.checkpoints import CheckpointError, latest_checkpoint, restore_state
 from agents.jobs import (
     FINISHED,
     INTERRUPTED,
@@ -151,6 +152,97 @@ def test_a_run_started_afresh_replaces_the_earlier_runs_logs(killed, make_cfg):
     assert [step for step, _ in curve] == [0, 128, 256]
     assert _same(_tensorboard(killed, "eval/mean_return"), curve)
     assert not list(killed.glob("progress_until_*.csv"))
+
+
+def test_a_checkpoint_of_a_run_without_extra_state_resumes_without_it(killed, make_cfg, caplog):
+    assert latest_checkpoint(killed).state == {}
+    assert "state" not in json.loads((killed / "checkpoints" / "latest.json").read_text())
+    with caplog.at_level(logging.DEBUG, logger="agents"):
+        run_job(_in(make_cfg, killed, ["resume=true"]), train.run)
+    assert read_status(killed).state == FINISHED
+    assert not [
+        r for r in caplog.records if "state" in r.getMessage() and "resume" in r.getMessage()
+    ]
+
+
+# --- training state beyond the model -----------------------------------------------------------
+
+
+class Counter:
+    """A part of the training with state: a count and the steps it was counted at."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.steps: list[int] = []
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "steps": list(self.steps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count, self.steps = state["count"], list(state["steps"])
+
+
+def _saver(tmp_path: Path, **parts):
+    from stable_baselines3 import PPO
+
+    from agents.checkpoints import ResumableCheckpoint
+
+    saver = ResumableCheckpoint(tmp_path, save_freq=1, state=parts)
+    saver.init_callback(PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16))
+    saver.folder.mkdir()
+    return saver
+
+
+def test_checkpoints_keep_the_state_of_named_parts_and_restore_it(tmp_path, caplog):
+    counter = Counter()
+    saver = _saver(tmp_path, counter=counter)
+    counter.count, counter.steps = 3, [0, 1, 2]
+    first = saver.save()
+    assert first.state == {"counter": saver.folder / "model_counter_state_0_steps.pkl"}
+    counter.count, counter.steps = 4, [0, 1, 2, 16]
+    then = Counter()
+    assert restore_state(first, {"counter": then}) == []
+    assert (then.count, then.steps) == (3, [0, 1, 2])  # what the part did afterwards is not in it
+    saver.num_timesteps = 16
+    second = saver.save()
+    assert second.state == {"counter": saver.folder / "model_counter_state_16_steps.pkl"}
+    assert not first.state["counter"].exists()  # only the latest state is kept
+    assert first.model.is_file()  # models are
+    fresh = Counter()
+    assert restore_state(second, {"counter": fresh, "other": Counter()}) == ["other"]
+    assert (fresh.count, fresh.steps) == (4, [0, 1, 2, 16])
+    # state the run does not use is ignored, saying so
+    with caplog.at_level(logging.WARNING, logger="agents.checkpoints"):
+        assert restore_state(second, {}) == []
+    assert "keeps 'counter' state this run does not use; ignored" in caplog.text
+
+
+def test_the_state_of_a_part_is_written_atomically(monkeypatch, tmp_path):
+    saver = _saver(tmp_path, counter=Counter())
+    synced = SyncRecorder(monkeypatch, saver.folder)
+    saver.save()
+    synced.assert_synced_around_renames(
+        "model_0_steps.zip", "model_counter_state_0_steps.pkl", "latest.json"
+    )
+
+
+def test_a_damaged_or_missing_state_file_is_refused_naming_it(tmp_path):
+    saver = _saver(tmp_path, counter=Counter())
+    path = saver.save().state["counter"]
+    path.write_bytes(b"\x80\x05")
+    with pytest.raises(CheckpointError, match=rf"the checkpoint file {path} cannot be read"):
+        restore_state(latest_checkpoint(tmp_path), {"counter": Counter()})
+    path.unlink()
+    with pytest.raises(CheckpointError, match=rf"names {path}, which is missing"):
+        latest_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["vecnormalize", "replay_buffer", "a/b", ""])
+def test_a_state_name_the_checkpoint_cannot_use_is_refused(tmp_path, name):
+    from agents.checkpoints import ResumableCheckpoint
+
+    with pytest.raises(ValueError, match=rf"state: {name!r} cannot name a checkpoint's state"):
+        ResumableCheckpoint(tmp_path, save_freq=1, state={name: Counter()})
 
 
 # --- resumes that are refused ------------------------------------------------------------------

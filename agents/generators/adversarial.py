@@ -18,7 +18,9 @@ same seeds (:func:`regret`); positive regret means the agent does worse than the
   buffered scenario with that probability and otherwise asks the base generator.
 - :class:`AdversarialCurriculum` is an SB3 callback that, every ``refresh_freq`` steps, rescores
   the buffer and reruns the search against the current model, so training alternates between
-  scenario search and agent updates.
+  scenario search and agent updates. Its :meth:`~AdversarialCurriculum.state_dict` (the buffered
+  scenarios and regrets, the source's counters, the searches so far) goes into every training
+  checkpoint, so a resumed run replays the buffer the run had at its checkpoint.
 """
 
 from __future__ import annotations
@@ -416,6 +418,38 @@ class ScenarioBuffer(Generic[ScenarioT]):
             raise RuntimeError("ScenarioBuffer: the buffer is empty")
         return self._entries[int(rng.integers(len(self._entries)))][0]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The buffered scenarios and their regrets, in order, and the buffer's settings."""
+        return {
+            "capacity": self.capacity,
+            "replay_prob": self.replay_prob,
+            "scenarios": self.scenarios,
+            "regrets": [r for _, r in self._entries],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Hold the scenarios of ``state`` (from :meth:`state_dict`), replacing the buffer's.
+
+        Raises:
+            ValueError: naming ``buffer_size`` or ``replay_prob`` when ``state`` was written by
+                a buffer with other settings.
+        """
+        for name, mine, theirs in (
+            ("buffer_size", self.capacity, state["capacity"]),
+            ("replay_prob", self.replay_prob, state["replay_prob"]),
+        ):
+            if mine != theirs:
+                raise ValueError(
+                    f"{name}: the saved buffer has {theirs}, this one {mine}; they must agree"
+                )
+        scenarios, regrets = list(state["scenarios"]), [float(r) for r in state["regrets"]]
+        if len(scenarios) != len(regrets) or len(scenarios) > self.capacity:
+            raise ValueError(
+                f"scenarios: the saved buffer holds {len(scenarios)} scenarios and "
+                f"{len(regrets)} regrets (capacity {self.capacity})"
+            )
+        self._entries = list(zip(scenarios, regrets, strict=True))
+
 
 class AdversarialSource(ScenarioSource[ScenarioT]):
     """At each reset: a buffered scenario with probability ``buffer.replay_prob``, else ``base``'s.
@@ -451,6 +485,18 @@ class AdversarialSource(ScenarioSource[ScenarioT]):
             return self.buffer.sample(rng)
         return self.base.sample(rng)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The buffer's state and the counts of draws and replays.
+
+        The source has no random state of its own: each draw uses the episode's generator.
+        """
+        return {"buffer": self.buffer.state_dict(), "drawn": self.drawn, "replayed": self.replayed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict`)."""
+        self.buffer.load_state_dict(state["buffer"])
+        self.drawn, self.replayed = int(state["drawn"]), int(state["replayed"])
+
     def __repr__(self) -> str:
         return f"AdversarialSource({self.base!r}, buffer={len(self.buffer)})"
 
@@ -462,7 +508,8 @@ class AdversarialCurriculum(BaseCallback):
     The search runs against the current model through ``score_factory(model)`` (which returns
     the scoring function, e.g. :func:`regret` on a frozen copy of the training normalisation);
     the buffer of ``source`` then keeps the top scenarios of the old ones (rescored) and the new
-    ones. A search also runs before the first update.
+    ones. A search also runs before the first update, unless the curriculum continues a saved
+    state (:meth:`load_state_dict`): it then searches next where the saved run would have.
 
     Args:
         source: the training env's adversarial source (shared by all its replicas).
@@ -494,10 +541,43 @@ class AdversarialCurriculum(BaseCallback):
         self.seed = seed
         self.top_k = top_k or source.buffer.capacity
         self.history: list[dict[str, float]] = []
+        """One point per search so far; search ``i`` is seeded ``seed + i``."""
         self._last = -1
+        """The step of the latest search (``-1``: none yet)."""
+        self._restored = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """What decides the scenarios trained on from here (pickled with each checkpoint).
+
+        The source's buffer and counters, the searches so far (their number seeds the next one)
+        and the step of the latest one. Everything else a search depends on is the model (saved
+        with the checkpoint) and the configuration (the searches' seed and settings).
+        """
+        return {
+            "source": self.source.state_dict(),
+            "history": [dict(point) for point in self.history],
+            "last": self._last,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict`): no search when training starts.
+
+        Raises:
+            ValueError: naming ``adversarial.<field>`` when the saved buffer has other settings.
+        """
+        try:
+            self.source.load_state_dict(state["source"])
+        except ValueError as exc:
+            raise ValueError(f"adversarial.{exc}") from exc
+        self.history = [dict(point) for point in state["history"]]
+        self._last = int(state["last"])
+        self._restored = True
 
     def _on_training_start(self) -> None:
-        self.refresh()
+        if self._restored:  # a restored buffer was searched at the saved run's steps
+            self._restored = False
+        else:
+            self.refresh()
 
     def _on_step(self) -> bool:
         if self.num_timesteps - self._last >= self.refresh_freq:
