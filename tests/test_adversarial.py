@@ -208,6 +208,17 @@ def parametric(tmp_path_factory) -> Path:
     return folder
 
 
+SMALL_CURRICULUM = (
+    "baselines=[base_stock]",
+    "adversarial.population=6",
+    "adversarial.iterations=2",
+    "adversarial.fit_episodes=2",
+    "adversarial.buffer_size=4",
+    "adversarial.refresh_freq=64",
+)
+"""A small adversarial search: 6 candidates, 2 iterations, a buffer of 4, every 64 steps."""
+
+
 def test_env_scenarios_adversarial_builds_an_env(parametric, tmp_path) -> None:
     cfg = compose_root("config", [f"run_dir={tmp_path}", f"env.scenarios=adversarial:{parametric}"])
     config = as_config(cfg, TrainConfig)
@@ -230,18 +241,7 @@ def test_env_scenarios_adversarial_builds_an_env(parametric, tmp_path) -> None:
 def test_training_alternates_search_and_updates(parametric, make_cfg) -> None:
     from agents.train import run as train
 
-    cfg = make_cfg(
-        "config",
-        [
-            f"env.scenarios=adversarial:{parametric}",
-            "baselines=[base_stock]",
-            "adversarial.population=6",
-            "adversarial.iterations=2",
-            "adversarial.fit_episodes=2",
-            "adversarial.buffer_size=4",
-            "adversarial.refresh_freq=64",
-        ],
-    )
+    cfg = make_cfg("config", [f"env.scenarios=adversarial:{parametric}", *SMALL_CURRICULUM])
     metrics = train(cfg)
     assert np.isfinite(metrics["ppo"]["return"]["mean"])
     progress = (Path(cfg.run_dir) / "progress.csv").read_text()
@@ -256,12 +256,7 @@ CURRICULUM = (
     "total_timesteps=384",
     "checkpoint_freq=256",
     "eval.eval_freq=128",
-    "baselines=[base_stock]",
-    "adversarial.population=6",
-    "adversarial.iterations=2",
-    "adversarial.fit_episodes=2",
-    "adversarial.buffer_size=4",
-    "adversarial.refresh_freq=64",
+    *SMALL_CURRICULUM,
     # the searches score the agent through the training normalisation, which the resumed run's
     # fresh episodes update: without it a search depends on the model alone
     "agent.normalize.obs=false",

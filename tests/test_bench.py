@@ -116,20 +116,7 @@ def test_call_worker_reports_failures():
 def test_orgym_parameters_match_our_preset():
     import gymnasium as gym
 
-    params = {
-        "periods": 30,
-        "I0": [100, 100, 200],
-        "p": 2,
-        "r": [1.5, 1.0, 0.75, 0.5],
-        "k": [0.1, 0.075, 0.05, 0.025],
-        "h": [0.15, 0.1, 0.05],
-        "c": [100, 90, 80],
-        "L": [3, 5, 10],
-        "backlog": True,
-        "dist": 1,
-        "dist_param": {"mu": 20},
-        "alpha": 0.97,
-    }
+    params = _orgym_params()
     env = gym.make("lepton/InventoryORGym-v0")
     assert bench.check_orgym_params(env, params) == []
     wrong = bench.check_orgym_params(env, {**params, "L": [3, 5, 9], "alpha": 1.0})
