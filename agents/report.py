@@ -63,13 +63,30 @@ def table_rows(metrics: Metrics, columns: Sequence[str]) -> list[list[str]]:
 
 
 def markdown_table(metrics: Metrics, columns: Sequence[str]) -> str:
-    """The comparison table as GitHub markdown (rows: policies; columns: mean ± std)."""
+    """The comparison table as GitHub markdown (rows: policies; columns: mean ± std).
+
+    A line under the table says what a cell holds and over how many episodes.
+    """
     header = ["policy", *columns]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(metrics, columns)]
+    counts = sorted(
+        {
+            int(s["n"])
+            for summary in metrics.values()
+            for col in columns
+            if (s := summary.get(col)) is not None and "n" in s
+        }
+    )
+    if counts:
+        lines += [
+            "",
+            "mean ± standard deviation (population, not a confidence interval) over "
+            f"{' or '.join(map(str, counts))} evaluation episodes per policy",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -57,7 +57,12 @@ def stratified_bootstrap(
 
     Returns:
         ``(estimate, low, high)``; with a single run per task the interval is the estimate.
+
+    Raises:
+        ValueError: if a task has no score, ``reps`` is below 1 or ``confidence`` is not in
+            ``(0, 1)``.
     """
+    _check_resampling(reps, confidence)
     tasks = [np.asarray(s, dtype=np.float64).ravel() for s in scores]
     if not tasks or any(t.size == 0 for t in tasks):
         raise ValueError("stratified_bootstrap: every task needs at least one score")
@@ -91,7 +96,14 @@ def performance_profile(
 
     Returns:
         ``(profile, low, high)``, each ``[len(taus)]``.
+
+    Raises:
+        ValueError: if there is no run or a run has no episode, ``reps`` is below 1 or
+            ``confidence`` is not in ``(0, 1)``.
     """
+    _check_resampling(reps, confidence)
+    if not runs or any(np.asarray(r).size == 0 for r in runs):
+        raise ValueError("performance_profile: needs at least one run, each with an episode")
     taus = np.asarray(taus, dtype=np.float64)
     fractions = np.stack(
         [(np.asarray(r, dtype=np.float64)[:, None] > taus[None, :]).mean(axis=0) for r in runs]
@@ -103,3 +115,10 @@ def performance_profile(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
     return profile, low, high
+
+
+def _check_resampling(reps: int, confidence: float) -> None:
+    if reps < 1:
+        raise ValueError(f"reps: must be >= 1, got {reps}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")

@@ -11,11 +11,13 @@
 
 A run's score is its mean evaluation return; the table gives, over the seeds of every policy,
 the mean and the interquartile mean (IQM) with 95 % stratified-bootstrap confidence intervals
-(:mod:`agents.stats`) and the number of seeds behind them. Baselines are evaluated by every job
-on that job's seed; jobs sharing an environment config, an evaluation protocol and a seed share
-the baseline scores. Jobs of one environment that differ in anything their baselines depend on
-(``env.<key>=...``, ``eval.<key>=...``, ``experiment=...`` overrides) get baseline rows of their
-own, labelled with those overrides as their agents are.
+(:mod:`agents.stats`), the number of seeds behind them and the evaluation episodes of a run.
+Baselines are evaluated by every job on that job's seed; jobs sharing an environment config, an
+evaluation protocol and a seed share the baseline scores. Jobs of one environment that differ in
+anything their baselines depend on (``env.<key>=...``, ``eval.<key>=...``, ``experiment=...``
+overrides) get baseline rows of their own, labelled with those overrides as their agents are.
+Runs whose saved configurations differ are never pooled in one row, whatever their overrides
+(e.g. seeds added after a default changed): the row labels name the keys that differ.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line, sweep_total
-from conf.resolvers import computing_overrides, covered, override_key, safe_name
+from conf.resolvers import RUN_ONLY_KEYS, computing_overrides, covered, override_key, safe_name
 
 REPORT_DIR = "report"
 
@@ -68,7 +70,7 @@ class Run:
 
 @dataclasses.dataclass
 class Row:
-    """One line of an environment's table."""
+    """One line of an environment's table (``confidence`` and ``reps``: those of its intervals)."""
 
     env: str
     policy: str
@@ -82,10 +84,21 @@ class Row:
     iqm_low: float
     iqm_high: float
     metrics: dict[str, float]
+    confidence: float = 0.95
+    reps: int = 2000
 
 
 BASELINE_KEYS = ("env", "eval", "experiment")
 """Overrides under these keys change what a job's baselines score (their env or evaluation)."""
+
+EVALUATION_KEYS = ("env", "eval")
+"""Configuration keys a baseline's scores depend on, besides its name and the seed."""
+
+CONFIDENCE = 0.95
+"""Coverage of the tables' intervals."""
+
+IGNORED_KEYS = RUN_ONLY_KEYS | {"seed"}
+"""Configuration keys in which the jobs pooled in one row may differ."""
 
 
 def _variants(finished: list[Job]) -> dict[Path, list[str]]:
@@ -106,12 +119,36 @@ def _label(policy: str, variant: list[str]) -> str:
     return f"{policy} ({', '.join(variant)})" if variant else policy
 
 
+@dataclasses.dataclass
+class _Finished:
+    """A finished job as the report reads it."""
+
+    job: Job
+    cfg: Any
+    variant: list[str]
+    baseline_variant: list[str]
+    metrics: dict[str, Any]
+    settings: dict[str, Any]
+
+    def overrides(self, kind: str) -> list[str]:
+        """The overrides that label a policy of ``kind`` (``agent`` or ``baseline``)."""
+        return self.variant if kind == "agent" else self.baseline_variant
+
+    def named(self, policy: str) -> tuple[str, str]:
+        """``(kind, label)`` of ``policy`` from its overrides alone."""
+        kind = "agent" if policy == self.cfg.agent.name else "baseline"
+        return kind, _label(policy, self.overrides(kind))
+
+
 def collect(sweep_dir: Path) -> list[Run]:
     """Every policy's results in the finished jobs of ``sweep_dir``.
 
     An agent's row label names all of its job's variant overrides, a baseline's only those
     that change its scores (:data:`BASELINE_KEYS`); a baseline evaluated by several jobs on the
-    same env config, evaluation protocol and seed is counted once.
+    same env config, evaluation protocol and seed is counted once. Jobs under one label whose
+    saved configurations still differ (beyond their seed and :data:`RUN_ONLY_KEYS`, e.g. seeds
+    added after a default changed) are never pooled: each label also names those keys, for a
+    baseline the ones under ``env`` and ``eval`` (:data:`EVALUATION_KEYS`).
     """
     finished = [
         j
@@ -121,26 +158,50 @@ def collect(sweep_dir: Path) -> list[Run]:
         and (j.folder / "metrics.json").is_file()
     ]
     variants = _variants(finished)
-    runs: list[Run] = []
-    seen_baselines: set[tuple[str, str, int, str]] = set()
+    loaded: list[_Finished] = []
     for job in finished:
         cfg: Any = OmegaConf.load(job.folder / "config.yaml")
-        env, env_id, agent, seed = cfg.env.name, cfg.env.id, cfg.agent.name, int(cfg.seed)
         variant = variants[job.folder]
-        baseline_variant = [o for o in variant if covered(override_key(o), BASELINE_KEYS)]
-        # what a baseline's scores depend on besides its name and the seed
-        evaluated_on = json.dumps(
-            OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["env", "eval"]), resolve=True),
-            sort_keys=True,
+        loaded.append(
+            _Finished(
+                job=job,
+                cfg=cfg,
+                variant=variant,
+                baseline_variant=[o for o in variant if covered(override_key(o), BASELINE_KEYS)],
+                metrics=json.loads((job.folder / "metrics.json").read_text()),
+                settings=_settings(cfg),
+            )
         )
-        metrics = json.loads((job.folder / "metrics.json").read_text())
-        episodes = _episode_returns(job.folder / "eval.csv")
-        curve = _curve(job.folder / "curve.csv")
-        for policy, summary in metrics.items():
-            kind = "agent" if policy == agent else "baseline"
-            label = _label(policy, variant if kind == "agent" else baseline_variant)
+    # the jobs of every row, and the config keys that still tell them apart
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for k, done in enumerate(loaded):
+        for policy in done.metrics:
+            groups[(done.cfg.env.name, *done.named(policy))].append(k)
+    apart: dict[tuple[str, str, str, int], list[str]] = {}
+    for (env, kind, label), members in groups.items():
+        settings = [
+            {
+                key: value
+                for key, value in loaded[k].settings.items()
+                if kind == "agent" or covered(key, EVALUATION_KEYS)
+            }
+            for k in members
+        ]
+        for k, extra in zip(members, _differences(settings), strict=True):
+            apart[(env, kind, label, k)] = extra
+    runs: list[Run] = []
+    seen_baselines: set[tuple[str, str, int]] = set()
+    for k, done in enumerate(loaded):
+        cfg = done.cfg
+        env, env_id, seed = cfg.env.name, cfg.env.id, int(cfg.seed)
+        episodes = _episode_returns(done.job.folder / "eval.csv")
+        curve = _curve(done.job.folder / "curve.csv")
+        for policy, summary in done.metrics.items():
+            kind, named = done.named(policy)
+            label = _label(policy, [*done.overrides(kind), *apart[(env, kind, named, k)]])
             if kind == "baseline":
-                key = (env, label, seed, evaluated_on)
+                # the label names every env and evaluation setting that differs: one per seed
+                key = (env, label, seed)
                 if key in seen_baselines:
                     continue
                 seen_baselines.add(key)
@@ -160,6 +221,41 @@ def collect(sweep_dir: Path) -> list[Run]:
                 )
             )
     return runs
+
+
+def _settings(cfg: Any) -> dict[str, Any]:
+    """A job's saved configuration as dotted keys, less its seed and :data:`RUN_ONLY_KEYS`.
+
+    A ``null`` value or an empty mapping is left out: it stands for the default, as an absent
+    key does.
+    """
+    data = OmegaConf.to_container(cfg, resolve=False)
+    return {
+        k: v
+        for k, v in _flatten(data)
+        if v is not None and v != {} and not covered(k, IGNORED_KEYS)
+    }
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict) and data:
+        return [
+            item
+            for key, value in data.items()
+            for item in _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        ]
+    return [(prefix, data)]
+
+
+def _differences(settings: list[dict[str, Any]]) -> list[list[str]]:
+    """For every member, ``key=value`` of each key whose value is not the same in all of them."""
+    keys = sorted({k for s in settings for k in s})
+    varying = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1]
+    return [[f"{k}={_value(s.get(k))}" for k in varying] for s in settings]
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _episode_returns(path: Path) -> dict[str, np.ndarray]:
@@ -187,8 +283,12 @@ def summarise(runs: list[Run], *, reps: int = 2000, seed: int = 0) -> list[Row]:
     rows = []
     for (env, kind, policy), members in groups.items():
         scores = np.array([r.score for r in members])
-        m, m_lo, m_hi = stratified_bootstrap([scores], mean, reps=reps, seed=seed)
-        q, q_lo, q_hi = stratified_bootstrap([scores], iqm, reps=reps, seed=seed)
+        m, m_lo, m_hi = stratified_bootstrap(
+            [scores], mean, reps=reps, confidence=CONFIDENCE, seed=seed
+        )
+        q, q_lo, q_hi = stratified_bootstrap(
+            [scores], iqm, reps=reps, confidence=CONFIDENCE, seed=seed
+        )
         keys = members[0].metrics.keys()
         rows.append(
             Row(
@@ -206,25 +306,32 @@ def summarise(runs: list[Run], *, reps: int = 2000, seed: int = 0) -> list[Row]:
                 metrics={
                     k: float(np.mean([r.metrics.get(k, np.nan) for r in members])) for k in keys
                 },
+                confidence=CONFIDENCE,
+                reps=reps,
             )
         )
-    rows.sort(key=lambda r: (r.env, r.kind != "agent", -r.iqm))
+    # a NaN IQM (a diverged run) goes last: as a key it compares false both ways and would
+    # scramble the ranking of the others
+    rows.sort(key=lambda r: (r.env, r.kind != "agent", bool(np.isnan(r.iqm)), -r.iqm))
     return rows
 
 
-def _interval(value: float, low: float, high: float) -> str:
+def _interval(value: float, low: float, high: float, seeds: int) -> str:
+    if seeds < 2:  # resampling one run gives it back: no interval, whatever the coverage
+        return f"{format_number(value)} [no CI: 1 seed]"
     return f"{format_number(value)} [{format_number(low)}, {format_number(high)}]"
 
 
 def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of one environment's table."""
-    metric_keys = [k for k in rows[0].metrics if k != "length"] if rows else []
+    metric_keys = list(dict.fromkeys(k for r in rows for k in r.metrics if k != "length"))
     header = [
         "policy",
         "kind",
         "seeds",
-        "IQM return [95% CI]",
-        "mean return [95% CI]",
+        "episodes",
+        f"IQM return [{CONFIDENCE:.0%} CI]",
+        f"mean return [{CONFIDENCE:.0%} CI]",
         *metric_keys,
     ]
     cells = [
@@ -232,9 +339,10 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
             r.policy,
             r.kind,
             str(r.seeds),
-            _interval(r.iqm, r.iqm_low, r.iqm_high),
-            _interval(r.mean, r.mean_low, r.mean_high),
-            *[format_number(r.metrics[k]) for k in metric_keys],
+            str(r.episodes),
+            _interval(r.iqm, r.iqm_low, r.iqm_high, r.seeds),
+            _interval(r.mean, r.mean_low, r.mean_high, r.seeds),
+            *[format_number(r.metrics[k]) if k in r.metrics else "-" for k in metric_keys],
         ]
         for r in rows
     ]
@@ -378,20 +486,22 @@ def write_report(sweep_dir: Path, *, reps: int = 2000, plots: bool = True) -> di
         env_runs = [r for r in runs if r.env == env]
         env_id = env_runs[0].env_id
         seeds = sorted({r.seed for r in env_runs})
+        episodes = sorted({r.episodes for r in env_rows})
         caption = (
-            f"{env} ({env_id}): score = mean evaluation return of a run over "
-            f"{env_rows[0].episodes} episodes; IQM and mean over the seeds in `seeds` "
-            f"(here {len(seeds)}: {', '.join(map(str, seeds))}), 95% stratified-bootstrap CIs "
-            f"({reps} resamples)"
+            f"{env} ({env_id}): score = mean evaluation return of a run over its `episodes` "
+            f"evaluation episodes (here {', '.join(map(str, episodes))}); IQM and mean over the "
+            f"seeds in `seeds` (here {len(seeds)}: {', '.join(map(str, seeds))}), "
+            f"{CONFIDENCE:.0%} percentile stratified-bootstrap CIs ({reps} resamples); the "
+            "other columns: mean over the seeds of a run's mean over its episodes"
         )
         header, cells = table_cells(env_rows)
         md += [f"## {env}", "", caption, "", _markdown(header, cells)]
         _print_table(header, cells, caption)
         if plots:
             curves = out / f"curves_{safe_name(env)}.png"
-            plot_curves(curves, env_runs, f"{env_id}: learning curves")
+            plot_curves(curves, env_runs, f"{env_id}: learning curves", reps=reps)
             profile = out / f"profile_{safe_name(env)}.png"
-            plot_profiles(profile, env_runs, f"{env_id}: performance profiles")
+            plot_profiles(profile, env_runs, f"{env_id}: performance profiles", reps=reps)
             files += [curves, profile]
             md += [
                 f"![learning curves]({curves.name})",

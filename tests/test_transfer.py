@@ -891,9 +891,9 @@ def test_the_steps_trained_are_reported_when_sb3_rounds_the_budget_up(make_cfg):
     assert (line["budget"], line["trained_timesteps"]) == ("500", "512")
 
 
-def _result(jump, ttt_transfer, ttt_scratch):
+def _result(jump, ttt_transfer, ttt_scratch, n=5):
     def iv(low, high):
-        return {"mean": (low + high) / 2, "low": low, "high": high}
+        return {"mean": (low + high) / 2, "low": low, "high": high, "n": n}
 
     return {
         "metrics": {
@@ -914,6 +914,8 @@ def test_report_claims_only_separated_intervals():
     assert "jumpstart interval not above 0" in claim(_result((-1, 2), (0, 10), (20, 30)))
     assert "intervals overlap" in claim(_result((1, 2), (0, 25), (20, 30)))
     assert "intervals overlap" in claim(_result((1, 2), (40, 50), (20, 30)))
+    # one seed: a degenerate interval is no evidence, however far from zero
+    assert claim(_result((1, 1), (0, 0), (20, 20), n=1)).startswith("not shown: one seed")
 
 
 def test_figure_axis_turns_symlog_only_when_a_start_dwarfs_the_curve():
