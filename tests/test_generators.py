@@ -3,7 +3,9 @@ synthetic ground truth, and an environment running from a generator source."""
 
 from __future__ import annotations
 
+import math
 import time
+from fractions import Fraction
 
 import gymnasium as gym
 import numpy as np
@@ -130,6 +132,24 @@ def test_parametric_from_ranges_and_unfitted_errors():
         ListGenerator(CODEC).fit_features(np.zeros((3, 5)))
 
 
+def test_numpy_labels_are_saved_and_loaded(tmp_path):
+    rates, labels = FAMILY.sample_rates(40, np.random.default_rng(0))  # labels: int64 array
+    gen = ListGenerator(CODEC).fit_features(rates, labels)
+    gen.save(tmp_path / "list.npz")
+    loaded = ScenarioGenerator.load(tmp_path / "list.npz", CODEC)
+    assert loaded.label_values == [0, 1]
+    weekend = {tuple(r) for r in rates[labels == 1]}
+    drawn = loaded.sample(10, np.random.default_rng(0), label=np.int64(1))
+    assert all(s.rates in weekend for s in drawn)
+
+
+def test_sample_refuses_a_negative_count(train_set):
+    gen = ListGenerator(CODEC).fit(train_set[0][:5])
+    assert gen.sample(0, np.random.default_rng(0)) == []
+    with pytest.raises(ValueError, match="n: must be >= 0"):
+        gen.sample(-1, np.random.default_rng(0))
+
+
 # --- codecs, repair and rejection --------------------------------------------------------
 def test_repair_rules():
     assert repair(np.array([1.0, np.nan])) is None
@@ -173,6 +193,18 @@ def test_inventory_codec_round_trip_and_validity():
         codec.encode(base)
 
 
+def test_inventory_codec_rounds_within_a_fractional_max_demand():
+    codec = InventoryDemandCodec(PRESETS["serial4"], max_demand=100.6, tolerance=0.5)
+    x = np.full(codec.dim, 100.9)  # inside the tolerance: clipped to 100.6, then rounded
+    x[0], x[1] = 100.4, 7.6
+    series = codec.decode(x).demand.series
+    assert series[:3] == (100.0, 8.0, 100.0)
+    assert max(series) <= codec.max_demand and all(v == int(v) for v in series)
+    # without rounding the clipped value itself is kept
+    exact = InventoryDemandCodec(PRESETS["serial4"], max_demand=100.6, integer=False)
+    assert exact.decode(np.full(exact.dim, 100.9)).demand.series[0] == 100.6
+
+
 # --- metrics ------------------------------------------------------------------------------
 def test_metrics_same_distribution_passes_shifted_fails(held_out):
     rng = np.random.default_rng(3)
@@ -195,6 +227,55 @@ def test_metrics_same_distribution_passes_shifted_fails(held_out):
     assert p > 0.05 and p_bad < 0.05 and stat_bad > stat
 
 
+def test_distances_match_closed_forms_for_gaussians():
+    rng = np.random.default_rng(0)
+    n, dim, shift, sigma = 2000, 3, 1.0, 1.5
+    x, y = rng.standard_normal((2, n, dim))
+    moved = y + np.eye(dim)[0] * shift
+    # N(0, I) against N(shift e1, I), RBF kernel of length scale sigma
+    a = (sigma**2 / (sigma**2 + 2.0)) ** (dim / 2)
+    mmd_true = 2.0 * a * (1.0 - math.exp(-(shift**2) / (2.0 * (sigma**2 + 2.0))))
+    assert abs(M.mmd(x, y, sigma)) < 0.005
+    assert M.mmd(x, moved, sigma) == pytest.approx(mmd_true, rel=0.2)
+    # 1-D energy distance: 2 E|X - Y| - E|X - X'| - E|Y - Y'|, with X - Y ~ N(-shift, 2)
+    phi = 0.5 * (1.0 + math.erf(-shift / 2.0))
+    e_xy = 2.0 / math.sqrt(math.pi) * math.exp(-(shift**2) / 4.0) + shift * (1.0 - 2.0 * phi)
+    energy_true = 2.0 * e_xy - 4.0 / math.sqrt(math.pi)
+    assert abs(M.energy_distance(x[:, :1], y[:, :1])) < 0.01
+    assert M.energy_distance(x[:, :1], moved[:, :1]) == pytest.approx(energy_true, rel=0.15)
+
+
+def test_binomial_tail_is_exact_for_large_samples():
+    n = 2000
+    # P[X >= n/2] = (1 + P[X = n/2]) / 2 for even n
+    exact = (1 + Fraction(math.comb(n, n // 2), 2**n)) / 2
+    assert M.binomial_tail(n // 2, n) == float(exact)
+    assert M.binomial_tail(n, n) == float(Fraction(1, 2**n))
+    assert M.binomial_tail(3, 5) == 0.5
+    # a classifier test on more than a thousand held-out samples
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 1200, 2))
+    result = M.classifier_test(x, y, rng)
+    assert result.n_test == 1200 and 0.0 < result.p_value <= 1.0
+
+
+def test_coverage_needs_k_other_real_points():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((5, 2))
+    far = real + 100.0
+    assert M.coverage(real, far, k=4) == 0.0
+    for k in (0, 5):
+        with pytest.raises(ValueError, match="k: must be between 1 and len\\(real\\) - 1 = 4"):
+            M.coverage(real, far, k=k)
+    # evaluate on five held-out scenarios: a generator far from all of them covers none
+    held = _features(CODEC, FAMILY.sample(5, np.random.default_rng(1)))
+    gen = ParametricGenerator.from_ranges(CODEC, 4000.0, 4000.0)
+    report = M.evaluate(gen, held, rng, splits=10)
+    assert report["coverage"] == 0.0 and report["coverage_k"] == 4
+    assert report["n_real"] == report["n_generated"] == 5
+    assert report["splits"] == 10 and report["alpha"] == 0.05
+
+
 def test_diversity_and_coverage(held_out):
     same = _features(CODEC, FAMILY.sample(400, np.random.default_rng(7)))
     collapsed = np.repeat(same[:3], 100, axis=0)
@@ -202,6 +283,36 @@ def test_diversity_and_coverage(held_out):
     assert M.coverage(held_out, collapsed) < 0.2
     assert M.diversity(collapsed, held_out) < 0.5 * M.diversity(same, held_out)
     assert M.binomial_tail(0, 10) == 1.0 and M.binomial_tail(10, 10) == 0.5**10
+
+
+# --- WGAN-GP training ----------------------------------------------------------------------
+def _weights(gen: WGANGenerator) -> np.ndarray:
+    assert gen.generator is not None
+    return np.concatenate([p.detach().numpy().ravel() for p in gen.generator.parameters()])
+
+
+def test_wgan_fit_is_reproducible_from_its_seed(train_set):
+    x = _features(CODEC, train_set[0][:100])
+    kw = dict(steps=20, hidden=(16,))
+    a = WGANGenerator(CODEC, seed=3, **kw).fit_features(x)
+    b = WGANGenerator(CODEC, seed=3, **kw).fit_features(x)
+    c = WGANGenerator(CODEC, seed=4, **kw).fit_features(x)
+    assert np.array_equal(_weights(a), _weights(b))
+    assert not np.array_equal(_weights(a), _weights(c))
+
+
+def test_wgan_history_logs_each_step_once(train_set):
+    x = _features(CODEC, train_set[0][:50])
+    # out of time after the first step, which is also a logged one
+    gen = WGANGenerator(CODEC, steps=50, hidden=(8,), max_seconds=1e-9).fit_features(x)
+    assert [step for step, *_ in gen.history] == [0]
+    gen = WGANGenerator(CODEC, steps=150, hidden=(8,)).fit_features(x)
+    assert [step for step, *_ in gen.history] == [0, 100, 149]
+
+
+def test_wgan_noise_before_fit_is_refused():
+    with pytest.raises(RuntimeError, match="fit"):
+        WGANGenerator(CODEC).features_from_noise(np.zeros((1, 16)))
 
 
 # --- the headline: WGAN-GP on the known distribution -------------------------------------

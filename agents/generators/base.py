@@ -160,6 +160,8 @@ class ScenarioGenerator(ABC, Generic[ScenarioT]):
                 raise ValueError(
                     f"labels: expected one label per scenario ({len(features)}), got {len(labels)}"
                 )
+            # numpy scalars (labels given as an array) become Python values, which save() writes
+            labels = [v.item() if isinstance(v, np.generic) else v for v in labels]
             self.label_values = sorted(set(labels), key=repr)
             lookup = {v: i for i, v in enumerate(self.label_values)}
             index = np.asarray([lookup[v] for v in labels], dtype=np.int64)
@@ -212,9 +214,12 @@ class ScenarioGenerator(ABC, Generic[ScenarioT]):
             label: draw from this label's distribution (conditional generators only).
 
         Raises:
+            ValueError: naming ``n`` if it is negative.
             RuntimeError: if ``max_rounds`` rounds of redraws still leave samples missing.
         """
         self._check_fitted()
+        if n < 0:
+            raise ValueError(f"n: must be >= 0 scenarios, got {n}")
         out: list[ScenarioT] = []
         for _ in range(self.max_rounds):
             need = n - len(out)

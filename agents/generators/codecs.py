@@ -72,7 +72,7 @@ class InventoryDemandCodec:
         max_demand: largest valid demand per period, units (default: four times the base's
             peak mean demand plus 50). Values above it by more than ``tolerance`` are rejected.
         tolerance: how far below 0 or above ``max_demand`` a value may lie and be clipped back.
-        integer: round decoded demands to whole units.
+        integer: round decoded demands to whole units (at most ``floor(max_demand)``).
     """
 
     def __init__(
@@ -132,7 +132,8 @@ class InventoryDemandCodec:
         if x is None or x.shape != (self.dim,):
             return None
         if self.integer:
-            x = np.rint(x)
+            # the nearest whole unit, kept at most max_demand when that is not a whole number
+            x = np.minimum(np.rint(x), math.floor(self.max_demand))
         try:
             return self._with_series(x)
         except ValueError:

@@ -240,12 +240,16 @@ class ClassifierResult:
 
 
 def binomial_tail(k: int, n: int) -> float:
-    """``P[Binomial(n, 1/2) >= k]``, computed exactly."""
+    """``P[Binomial(n, 1/2) >= k]``, computed exactly (in integers, for any ``n``)."""
     if k <= 0:
         return 1.0
     if k > n:
         return 0.0
-    return math.fsum(math.comb(n, i) for i in range(k, n + 1)) / 2.0**n
+    term, total = math.comb(n, k), 0
+    for i in range(k, n + 1):
+        total += term
+        term = term * (n - i) // (i + 1)
+    return total / 2**n
 
 
 def _quadratic(x: np.ndarray) -> np.ndarray:
@@ -336,7 +340,16 @@ def coverage(real: np.ndarray, generated: np.ndarray, k: int = 5) -> float:
     The ball of a real point has the radius of its ``k``-th nearest other real point
     (Naeem et al., 2020). 1 means every region of the real data is reached; a collapsed
     generator scores low.
+
+    Raises:
+        ValueError: naming ``k`` unless ``1 <= k <= len(real) - 1`` (each real point needs
+            ``k`` other real points).
     """
+    if not 1 <= k <= len(real) - 1:
+        raise ValueError(
+            f"k: must be between 1 and len(real) - 1 = {len(real) - 1} (each real point needs k "
+            f"other real points), got {k}"
+        )
     std = standardiser(real)
     r, g = std(real), std(generated)
     drr = np.sqrt(_sq_dists(r, r))
@@ -359,22 +372,26 @@ def evaluate(
     """Realism, diversity, coverage and invalid rate of ``generator`` against held-out ``real``.
 
     Generates ``n`` (default ``len(real)``) valid scenarios, encodes them and measures them;
-    the invalid rate counts only the draws of this call.
+    the invalid rate counts only the draws of this call. The report gives the sample sizes
+    (``n_real``, ``n_generated``), ``splits``, ``alpha`` and the neighbours ``k`` of the k-NN
+    test and of coverage (``coverage_k``: 5, fewer with under 6 real scenarios).
     """
     real = np.asarray(real, dtype=np.float64)
     n = len(real) if n is None else n
+    k = max(1, min(5, len(real) - 1))
     before = dataclasses.replace(generator.stats)
     scenarios = generator.sample(n, rng)
     proposed = generator.stats.proposed - before.proposed
     rejected = generator.stats.rejected - before.rejected
     gen = np.stack([generator.codec.encode(s) for s in scenarios])
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"n_real": len(real), "n_generated": n, "alpha": alpha, "splits": splits}
     out.update(band_tests(real, gen, rng, splits=splits, alpha=alpha))
     for name in ("logistic", "knn"):
-        c = classifier_test(real, gen, rng, classifier=name, alpha=alpha)
+        c = classifier_test(real, gen, rng, classifier=name, alpha=alpha, k=k)
         out[f"c2st_{name}"] = dataclasses.asdict(c)
     out["diversity"] = diversity(gen, real)
     out["diversity_real"] = diversity(real)
-    out["coverage"] = coverage(real, gen)
+    out["coverage"] = coverage(real, gen, k=k)
+    out["coverage_k"] = k
     out["invalid_rate"] = rejected / proposed if proposed else 0.0
     return out

@@ -231,10 +231,10 @@ class WGANGenerator(ScenarioGenerator[ScenarioT]):
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            if step % 100 == 0 or step == c.steps - 1:
+            out_of_time = c.max_seconds is not None and time.perf_counter() - start > c.max_seconds
+            if step % 100 == 0 or step == c.steps - 1 or out_of_time:
                 self.history.append((step, loss_d.item(), w.item()))
-            if c.max_seconds is not None and time.perf_counter() - start > c.max_seconds:
-                self.history.append((step, loss_d.item(), w.item()))
+            if out_of_time:
                 break
         self.fit_seconds = time.perf_counter() - start
         gen.eval()
@@ -265,6 +265,7 @@ class WGANGenerator(ScenarioGenerator[ScenarioT]):
                 training frequencies from ``rng``).
             rng: draws the labels of a conditional generator when ``label`` is ``None``.
         """
+        self._check_fitted()
         assert self.generator is not None
         z = np.asarray(z, dtype=np.float64)
         if z.ndim != 2 or z.shape[1] != self.config.noise_dim:
