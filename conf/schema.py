@@ -869,7 +869,8 @@ class FamilyParams:
             lie and be clipped back (synthetic 1 unit/hour, inventory 0.5 units, traffic half a
             vehicle per bin).
         max_demand: inventory: largest valid demand per period, units (four times the base's
-            peak mean demand plus 50).
+            peak mean demand plus 50, or its peak mean plus ten standard deviations plus 10
+            when larger).
         integer: inventory: round generated demand to whole units (true).
         bins: traffic: equal time bins of the window (12).
         seconds: traffic: window length, s (900).

@@ -205,6 +205,20 @@ def test_inventory_codec_rounds_within_a_fractional_max_demand():
     assert exact.decode(np.full(exact.dim, 100.9)).demand.series[0] == 100.6
 
 
+def test_inventory_codec_default_ceiling_holds_a_widely_spread_demand():
+    from envs.ops.inventory.scenario import make_scenario
+
+    spread = make_scenario(
+        {"preset": "serial4", "demand": {"kind": "normal", "mean": 10, "std": 40}}
+    )
+    codec = InventoryDemandCodec(spread)
+    assert codec.max_demand == 10 + 10 * 40 + 10  # not 4 x 10 + 50
+    for realised in realise_demand([spread], np.random.default_rng(0), per_scenario=50):
+        codec.encode(realised)  # the base's own realisations are valid
+    # a Poisson demand keeps four times its mean plus 50
+    assert InventoryDemandCodec(PRESETS["serial4"]).max_demand == 4 * 20 + 50
+
+
 # --- metrics ------------------------------------------------------------------------------
 def test_metrics_same_distribution_passes_shifted_fails(held_out):
     rng = np.random.default_rng(3)

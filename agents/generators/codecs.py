@@ -70,7 +70,10 @@ class InventoryDemandCodec:
     Args:
         base: the scenario the generated demand is put into; fixes the horizon.
         max_demand: largest valid demand per period, units (default: four times the base's
-            peak mean demand plus 50). Values above it by more than ``tolerance`` are rejected.
+            peak mean demand plus 50, or the peak mean plus ten standard deviations plus 10
+            when that is larger, as for a widely spread normal demand; a Poisson demand's
+            standard deviation is the square root of its mean). Values above it by more than
+            ``tolerance`` are rejected.
         tolerance: how far below 0 or above ``max_demand`` a value may lie and be clipped back.
         integer: round decoded demands to whole units (at most ``floor(max_demand)``).
     """
@@ -88,9 +91,11 @@ class InventoryDemandCodec:
         if max_demand is None:
             if d.kind == "series":
                 peak = max(d.series[: base.horizon], default=0.0)
+                spread = 0.0
             else:
                 peak = d.mean * (1.0 + (d.amplitude if d.kind == "seasonal" else 0.0))
-            max_demand = 4.0 * peak + 50.0
+                spread = d.std if d.kind == "normal" else math.sqrt(peak)
+            max_demand = max(4.0 * peak + 50.0, peak + 10.0 * spread + 10.0)
         if not math.isfinite(max_demand) or max_demand <= 0:
             raise ValueError(f"max_demand: must be a finite number > 0, got {max_demand}")
         if not (math.isfinite(tolerance) and tolerance >= 0):

@@ -289,7 +289,7 @@ class InventoryFamily(Family):
     realises the base with Poisson demand of mean ``m1``, ``m2``, ... units/period about
     ``n / k`` times each, in that order (demand regimes that differ between scenarios, where
     the presets all share one stationary Poisson demand). Parameters:
-    ``max_demand`` (default: the codec's, from the base's peak mean), ``tolerance`` (0.5
+    ``max_demand`` (default: the codec's, from the base's peak mean and spread), ``tolerance`` (0.5
     units), ``integer`` (round to whole units).
     """
 
