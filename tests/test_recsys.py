@@ -13,6 +13,7 @@ from scipy import stats
 
 import envs  # noqa: F401 - registers the lepton/ ids
 from envs.core.baselines import baseline_registry
+from envs.core.render import INK
 from envs.core.scenario import ScenarioList
 from envs.recsys import movielens
 from envs.recsys.baselines import BASELINES, GreedyMyopic, expected_watch, item_scores
@@ -677,6 +678,41 @@ def test_recsim_preset_mirrors_interest_evolution_defaults():
     assert sc.budget_quality_gain == pytest.approx(0.9 / 3.4)
 
 
+def test_recsim_preset_clicks_follow_the_interest_evolution_update():
+    # RecSim's IEvUserModel.update_state: with p = (x_h + 1) / 2 for the clicked topic h, the
+    # interests move by +-0.3 (1 - |x|) * topic * (topic - x), towards with probability p, and
+    # the budget loses watch * (1 - 0.9 / 3.4 * quality), watch = min(budget, 4)
+    sim = RecSim(8, RECSIM)
+    sim.reset(np.ones(8, bool), [np.random.default_rng(i) for i in range(8)], [RECSIM] * 8)
+    pick = np.random.default_rng(0)
+    towards, expected, clicks = 0, 0.0, 0
+    for _ in range(300):
+        snap = sim.snapshot()
+        old, budget = snap.interests.copy(), snap.budget.copy()
+        result = sim.step(np.argsort(pick.random((8, 10)), axis=1)[:, :2])
+        snap = sim.snapshot()
+        for b in np.flatnonzero(result.quantities["click"] > 0):
+            feats = snap.last_slate_features[b, snap.last_click[b]]
+            topic, quality, x = feats[:20], feats[20], old[b]
+            step = 0.3 * (1 - np.abs(x)) * topic * (topic - x)
+            up = np.clip(x + step, -1, 1)
+            assert np.array_equal(snap.interests[b], up) or np.array_equal(
+                snap.interests[b], np.clip(x - step, -1, 1)
+            )
+            towards += bool(np.array_equal(snap.interests[b], up))
+            expected += (x[int(np.argmax(topic))] + 1) / 2
+            clicks += 1
+            watch = min(budget[b], 4.0)
+            assert result.quantities["watch_time"][b] == watch
+            spent = min(watch * (1 - 0.9 / 3.4 * quality), budget[b])
+            assert budget[b] - snap.budget[b] == pytest.approx(spent, abs=1e-9)
+        done = result.terminated | result.truncated
+        if done.any():
+            sim.reset(done, sim.rngs, [None] * 8)
+    assert clicks > 1000
+    assert abs(towards - expected) < 4 * np.sqrt(expected * (1 - expected / clicks))
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -875,6 +911,31 @@ def test_render_shows_the_session():
     assert first.shape == (450, 800, 3) and first.dtype == np.uint8
     assert any(not np.array_equal(first, f) for f in frames)
     env.close()
+    env.close()
+
+
+def test_render_outlines_the_candidates_whose_items_the_last_slate_showed():
+    # a small corpus re-offers shown items, at other positions of the fresh candidate set
+    sc = dataclasses.replace(PRESETS["long_term"], num_items=10)
+    env = gym.make("lepton/RecSlate-v0", scenario=sc, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    lepton: RecSlateEnv = env.unwrapped
+    c = sc.num_candidates
+    width = min(60.0, (760 - 4 * c) / c)  # the candidate cards' layout (render.py)
+    reoffered = 0
+    for _ in range(6):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        frame = env.render()
+        snap = lepton.snapshot()
+        shown = set(snap.last_slate_items[0].tolist())
+        expected = [int(item) in shown for item in snap.candidates[0]]
+        outlined = [bool(np.all(frame[240, int(20 + j * (width + 4))] == INK)) for j in range(c)]
+        assert outlined == expected
+        reoffered += sum(expected)
+        if terminated or truncated:
+            env.reset()
+    assert reoffered > 0
     env.close()
 
 

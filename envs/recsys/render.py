@@ -1,10 +1,11 @@
 """Pygame drawing of one recommendation session (one replica's state snapshot).
 
 Top left, the user's interest profile (one bar per topic, coloured by topic); top right, the
-budget and satisfaction over the session so far; below, the candidates as small cards and the
-last slate as large cards coloured by their main topic, with quality and clickbait, the clicked
-card outlined. Imported lazily by ``LeptonEnv.draw``; drawing never changes the simulation (the
-renderer keeps its own history of the curves, restarted when a new session begins).
+budget and satisfaction over the session so far; below, the candidates as small cards (those
+whose item the last slate showed outlined) and the last slate as large cards coloured by their
+main topic, with quality and clickbait, the clicked card outlined. Imported lazily by
+``LeptonEnv.draw``; drawing never changes the simulation (the renderer keeps its own history of
+the curves, restarted when a new session begins).
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ class RecRenderer(PygameView):
         topics = np.asarray(s.candidate_topics[0])
         c = topics.shape[0]
         self.text(canvas, "candidates", (rect.left, rect.top - 14), color=MUTED, font=self.small)
-        shown = {int(v) for v in np.asarray(s.last_slate[0]) if v >= 0}
+        # the slate's positions point into the previous candidate set: compare items
+        shown = {int(v) for v in np.asarray(s.last_slate_items[0]) if v >= 0}
+        items = np.asarray(s.candidates[0])
         w = min(60.0, (rect.width - 4 * c) / max(c, 1))
         for j in range(min(c, int(rect.width // (w + 4)))):
             x = rect.left + j * (w + 4)
@@ -149,7 +152,7 @@ class RecRenderer(PygameView):
             pygame.draw.rect(
                 canvas, self.colors[self._main_topic(topics[j])], card, border_radius=4
             )
-            if j in shown:
+            if int(items[j]) in shown:
                 pygame.draw.rect(canvas, INK, card, 2, border_radius=4)
             q = float(s.candidate_quality[0, j])
             self.text(canvas, f"{q:+.1f}", card.center, color=INK, font=self.small, anchor="center")

@@ -63,7 +63,8 @@ class RecScenario:
         length_mean: mean item length, minutes.
         length_std: standard deviation of item length, minutes (lengths are at least 0.5).
         interest_kind: initial interests ``uniform`` on [-1, 1] per topic (RecSim's) or
-            ``normal`` (``N(0, interest_std^2)``, or the fitted MovieLens distribution).
+            ``normal`` (``N(0, interest_std^2)``, or the fitted MovieLens distribution),
+            clipped to [-1, 1].
         interest_std: standard deviation of ``normal`` interests.
         feature_noise: the user's observable features are the interests plus Gaussian noise of
             this standard deviation, drawn at the start of the session.
@@ -88,7 +89,8 @@ class RecScenario:
             budget never increases.
         drift_rate: interest drift step (RecSim's ``alpha_y_intercept``); the step towards a
             consumed topic shrinks linearly to 0 as the interest approaches +-1.
-        drift_quality: relative change of the drift step per unit of quality.
+        drift_quality: relative change of the drift step per unit of quality (the scaled step
+            is at least 0).
         initial_satisfaction: satisfaction at the start of a session.
         satisfaction_quality: satisfaction gained per unit of quality of a clicked item.
         satisfaction_clickbait: satisfaction lost per unit of clickbait of a clicked item.

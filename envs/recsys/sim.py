@@ -10,8 +10,8 @@ Every replica holds one user session. Each step, in order:
 3. a click yields watch time ``min(budget, length * fraction)`` with ``fraction = clip(watch_base
    + watch_quality * quality + watch_satisfaction * (satisfaction - 0.5), 0, 1)``, a rating in
    1..5, a drift of the interests towards (or, with probability ``1 - p``, away from) the item's
-   topic (RecSim's ``interest_evolution`` rule, the step scaled by ``1 + drift_quality *
-   quality``), a satisfaction change ``satisfaction_quality * quality - satisfaction_clickbait
+   topic (RecSim's ``interest_evolution`` rule, the step scaled by ``max(1 + drift_quality *
+   quality, 0)``), a satisfaction change ``satisfaction_quality * quality - satisfaction_clickbait
    * clickbait`` and a budget spend of ``watch * max(1 - budget_quality_gain * quality, 0.05)``;
    a step without a click spends ``skip_penalty`` minutes and ``satisfaction_skip``;
 4. the user leaves with probability ``leave_base + leave_scale * (1 - satisfaction)``;
