@@ -68,7 +68,9 @@ class HPABaseline(_Stateful):
 
     Recommendations are clamped to ``[min_replicas, max_replicas]`` and stabilised like the
     controller's default behaviour: scaling down goes no lower than the largest recommendation
-    of the last ``stabilisation_minutes``; scaling up is immediate. Kubernetes' default
+    of the last ``stabilisation_minutes``; scaling up is immediate. A step without metrics
+    records no recommendation (Kubernetes skips the whole reconciliation then), so a new
+    episode is not held at its initial count for a window. Kubernetes' default
     scale-up rate limit (double or +4 pods per 15 s, i.e. up to 16-fold per minute) is not
     modelled.
 
@@ -118,6 +120,15 @@ class HPABaseline(_Stateful):
             "metric": self.metric,
         }
 
+    @staticmethod
+    def has_metrics(snapshot: AutoscaleState) -> np.ndarray:
+        """``[B, K]`` bool: a step has been served by at least one ready replica.
+
+        Before the first step of an episode, or without a ready replica, there is no metric
+        and the rule keeps the current count.
+        """
+        return (snapshot.ready > 0) & (np.asarray(snapshot.t)[:, None] > 0)
+
     def recommend(self, snapshot: AutoscaleState) -> np.ndarray:
         """The unstabilised recommendation per service, ``[B, K]`` replicas."""
         ready = snapshot.ready.astype(np.float64)
@@ -130,8 +141,7 @@ class HPABaseline(_Stateful):
         ratio_up = np.divide(
             usage * ready, pods * self.target, out=np.zeros_like(usage), where=pods > 0
         )
-        # no metrics before the first step or without a ready replica: keep the current count
-        has_metrics = (ready > 0) & (np.asarray(snapshot.t)[:, None] > 0)
+        has_metrics = self.has_metrics(snapshot)
         up = has_metrics & (ratio > 1.0 + self.tolerance) & (ratio_up > 1.0 + self.tolerance)
         down = has_metrics & (ratio < 1.0 - self.tolerance)
         rec = current.copy()
@@ -159,13 +169,14 @@ class HPABaseline(_Stateful):
         self._recs[fresh] = -np.inf
         rec = self.recommend(snapshot)
         self._recs = np.roll(self._recs, 1, axis=2)
-        self._recs[:, :, 0] = rec
+        self._recs[:, :, 0] = np.where(self.has_metrics(snapshot), rec, -np.inf)
         current = snapshot.desired.astype(np.float64)
         # Kubernetes' stabilizeRecommendation: never below the scale-up recommendation (window
-        # 0: the current one), never above the largest recommendation of the scale-down window
+        # 0: the current one), never above the largest of it and the recommendations of the
+        # scale-down window
         in_window = np.arange(self._recs.shape[2])[None, :] < width[:, None]
         down_limit = np.where(in_window[:, None, :], self._recs, -np.inf).max(axis=2)
-        final = np.minimum(np.maximum(current, rec), down_limit)
+        final = np.minimum(np.maximum(current, rec), np.maximum(down_limit, rec))
         return self.lepton.targets_to_actions(final, snapshot)
 
 

@@ -257,9 +257,11 @@ class AutoscaleScenario:
             diurnal services, a uniform offset inside the trace segment for traces.
         services: the services, at least one.
         zones: availability zones the replicas are spread over (round robin).
-        outage_rate: expected zone outages per day (0: none). An outage takes down the
-            replicas of one zone at once and removes that zone's share of every replica cap
-            until it ends.
+        outage_rate: expected zone outages per day while all zones are up (0: none). An
+            outage takes down the replicas of one zone at once and removes that zone's share of
+            every replica cap until it ends. One zone is down at a time: an outage due while
+            another runs is skipped, so fewer occur per calendar day (about
+            ``outage_rate / (1 + outage_rate * outage_minutes / 1440)``).
         outage_minutes: mean duration of a zone outage (exponential), minutes.
         failure_detection_minutes: minutes before a failed replica is noticed and replaced
             (it holds its slot under the cap meanwhile, but is not billed).

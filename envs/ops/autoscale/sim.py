@@ -106,8 +106,9 @@ class AutoscaleState(Snapshot):
         rate: arrival rate of the last step and its means over the last 5 and 15 steps,
             ``[B, K, 3]`` requests/s (at step 0: the rate of the arrival profile).
         last: the last step per service, ``[B, K, 7]``: arrived, served, dropped (requests),
-            latency at the SLO percentile (s), utilisation (served / capacity), offered load
-            (arrival rate / ready capacity, at most ``LOAD_CAP``), SLO violated (0/1).
+            latency at the SLO percentile (s), utilisation (served / capacity, at most 1, and
+            1 while requests are left over), offered load (arrival rate / ready capacity, at
+            most ``LOAD_CAP``), SLO violated (0/1).
         history: the last ``HISTORY`` steps, ``[B, K, 6, HISTORY]``: arrival rate, ready
             capacity (requests/s), ready, starting, failed replicas, latency (s); step ``s`` is
             at index ``s % HISTORY``.
@@ -248,20 +249,57 @@ def sojourn_percentile(c: int, lam: float, mu: float, q: float) -> float:  # pra
     return x
 
 
+LOG_PMF_FLOOR = -700.0
+"""Below this ``log P(0)`` (``q ** n`` near underflow) the binomial inversion starts at the mode."""
+
+
 @numba.njit(cache=True)
 def _binomial_inverse(n: int, p: float, u: float) -> int:  # pragma: no cover - compiled
-    """The ``u`` quantile of Binomial(n, p): failures among ``n`` replicas from one uniform."""
+    """The ``u`` quantile of Binomial(n, p): failures among ``n`` replicas from one uniform.
+
+    The smallest ``k`` with ``P(X <= k) >= u``, summing the probabilities from ``k = 0``.
+    When ``P(X = 0) = q ** n`` would underflow (``n`` large or ``p`` near one), the sum
+    starts at the mode instead, whose probability (from ``lgamma``) is representable, and
+    walks down or up from there.
+    """
     if n <= 0 or p <= 0.0:
         return 0
     if p >= 1.0:
         return n
     q = 1.0 - p
-    pmf = q**n
-    cdf = pmf
-    k = 0
-    ratio = p / q
-    while u > cdf and k < n:
-        pmf *= (n - k) / (k + 1.0) * ratio
+    log_q = math.log1p(-p)
+    up = p / q
+    if n * log_q > LOG_PMF_FLOOR:
+        pmf = q**n
+        cdf = pmf
+        k = 0
+    else:
+        k = min(int((n + 1) * p), n)
+        pmf = math.exp(
+            math.lgamma(n + 1.0)
+            - math.lgamma(k + 1.0)
+            - math.lgamma(n - k + 1.0)
+            + k * math.log(p)
+            + (n - k) * log_q
+        )
+        # P(X <= mode): the probabilities below the mode fall off faster than geometrically
+        cdf = pmf
+        below = pmf
+        j = k
+        while j > 0 and below > 1e-18 * cdf:
+            below *= j / (n - j + 1.0) / up
+            j -= 1
+            cdf += below
+        if u <= cdf:
+            while k > 0:
+                cdf -= pmf
+                if u > cdf:
+                    return k
+                pmf *= k / (n - k + 1.0) / up
+                k -= 1
+            return 0
+    while u > cdf and k < n and pmf > 0.0:
+        pmf *= (n - k) / (k + 1.0) * up
         k += 1
         cdf += pmf
     return k
@@ -366,6 +404,7 @@ def _step(
         sum_dropped = 0.0
         sum_queue = 0.0
         sum_capacity = 0.0
+        sum_busy = 0.0
         sum_ready = 0
         sum_starting = 0
         sum_failed = 0
@@ -456,7 +495,9 @@ def _step(
                 latency = sojourn_percentile(c, lam_eff, m, percentile[b, k])
                 latency += queue[b, k] / (c * m)
                 latency = min(latency, latency_cap[b])
-                util = served / (c * m * sec)
+                # busy share: saturated while requests are left over (with a fractional
+                # capacity per step, the whole requests served may exceed that capacity)
+                util = 1.0 if left > 0.0 else min(served / (c * m * sec), 1.0)
                 load = min(lam / (c * m), LOAD_CAP)
             else:
                 latency = latency_cap[b] if work > 0.0 else 0.0
@@ -509,6 +550,7 @@ def _step(
             sum_dropped += dropped
             sum_queue += queue[b, k]
             sum_capacity += c * m * sec
+            sum_busy += util * c * m * sec
             sum_ready += c
             sum_starting += n_start
             sum_failed += n_failed
@@ -546,7 +588,7 @@ def _step(
         metrics[b, 11] = sum_queue
         metrics[b, 12] = ep_arrived
         metrics[b, 13] = ep_served
-        metrics[b, 14] = sum_served / sum_capacity if sum_capacity > 0.0 else 0.0
+        metrics[b, 14] = sum_busy / sum_capacity if sum_capacity > 0.0 else 0.0
         metrics[b, 15] = sum_ready
         metrics[b, 16] = sum_starting
         metrics[b, 17] = sum_failed
