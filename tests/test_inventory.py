@@ -4,7 +4,6 @@ baselines through every adapter, input validation and rendering."""
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -308,11 +307,9 @@ def test_baseline_registry() -> None:
 @pytest.fixture(scope="module")
 def fitted() -> dict[str, object]:
     env = InventoryEnv()
-    start = time.perf_counter()
     base = BaseStockBaseline(env).fit(TRAIN_SEEDS)
-    base_time = time.perf_counter() - start
     ss = SSBaseline(env).fit(TRAIN_SEEDS)
-    return {"env": env, "base": base, "ss": ss, "base_time": base_time}
+    return {"env": env, "base": base, "ss": ss}
 
 
 def _episode_returns(name: str, params: dict[str, object], mode: str = "continuous") -> np.ndarray:
@@ -329,9 +326,8 @@ def _episode_returns(name: str, params: dict[str, object], mode: str = "continuo
     return returns
 
 
-def test_fit_is_deterministic_fast_and_matches_the_env(fitted: dict) -> None:
+def test_fit_is_deterministic_and_matches_the_env(fitted: dict) -> None:
     base, ss = fitted["base"], fitted["ss"]
-    assert fitted["base_time"] < 30.0
     again = BaseStockBaseline(InventoryEnv()).fit(TRAIN_SEEDS)
     np.testing.assert_array_equal(again.levels, base.levels)
     assert np.all(np.diff(base.levels) > 0), "echelon levels grow up the chain"

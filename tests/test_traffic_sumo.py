@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -849,11 +848,9 @@ def sumolib_counts(net_file: Path) -> tuple[int, int, dict[str, int]]:
 )
 def test_sumo_rl_network_imports(nets_dir, name):
     cfg = read_sumocfg(nets_mod.sumocfg_path(name))
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(departPos|vClass 'bus')")
         sc = resco_scenario(name)
-    assert time.perf_counter() - start < 30.0
     assert (sc.begin, sc.end) == (cfg.begin, cfg.end)
     assert sc.name == name and sc.network.num_signals >= 1
     assert sc.vehicles or sc.flows
