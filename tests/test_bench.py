@@ -565,3 +565,15 @@ def test_a_workload_without_a_reference_says_so_for_its_ratio_targets():
     assert bench.reference_problem({"available": True, "params_match": False}) == (
         "parameters not compared with the reference's"
     )
+
+
+def test_recsim_faithfulness_draws_a_corpus_per_episode():
+    import gymnasium as gym
+
+    # RecSim samples fresh documents every step: our side must not stand on one corpus
+    venv = gym.make_vec("lepton/RecSimIE-v0", num_envs=16, **bench.RECSIM.policy_kwargs)
+    venv.reset(seed=1)
+    sim = venv.unwrapped.runner.sim
+    assert len({sc.corpus_seed for sc in sim.scenarios}) > 8
+    assert all(sc.name == "recsim_ie" for sc in sim.scenarios)
+    venv.close()

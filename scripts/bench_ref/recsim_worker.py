@@ -74,6 +74,9 @@ def params(env: Any, env_config: dict) -> dict:
         "alpha_x_intercept": float(user_model._alpha_x_intercept),
         "cluster_means": np.asarray(sampler.cluster_means, dtype=float).tolist(),
         "video_length": float(sampler._video_length),
+        # UtilityModelVideoSampler.sample_document draws quality ~ N(cluster mean, 0.1), a
+        # constant of its code rather than an attribute
+        "quality_std": 0.1,
         "choice_model": type(user_model.choice_model).__name__,
     }
 
