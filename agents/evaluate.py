@@ -52,7 +52,7 @@ from agents.report import (
     write_metrics,
 )
 from agents.runs import job_folder, run_folder, save_command, save_config
-from conf.resolvers import override_key
+from conf.resolvers import override_key, without_idle_preset
 from conf.schema import (
     AGENT_SCHEMAS,
     ENV_SCHEMAS,
@@ -530,7 +530,7 @@ def _env_identity(env: Any) -> dict[str, Any]:
     # a null argument is the constructor's default, as an absent one (a config that declares it)
     kwargs = {
         k: v
-        for k, v in (env.get("kwargs") or {}).items()
+        for k, v in without_idle_preset(env.get("kwargs") or {}).items()
         if k not in RUNTIME_ENV_KWARGS and v is not None
     }
     defaults = _default_reward_weights(env.get("id"))

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from conf.resolvers import RUN_ONLY_KEYS, covered
+from conf.resolvers import RUN_ONLY_KEYS, covered, without_idle_env_keys
 
 CONFIG_FILE = "config.yaml"
 """The resolved configuration of the run in a folder (:func:`save_config`)."""
@@ -147,7 +147,8 @@ def config_differences(
         OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True)), resolve=False
     )
     assert isinstance(now, dict)
-    old, new = dict(_flatten(saved)), dict(_flatten(now))
+    old = dict(_flatten(without_idle_env_keys(saved)))
+    new = dict(_flatten(without_idle_env_keys(now)))
     keys = [*old, *(k for k in new if k not in old)]
     out = [
         Difference(k, old.get(k, ABSENT), new.get(k, ABSENT))

@@ -36,7 +36,14 @@ from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line, sweep_total
-from conf.resolvers import RUN_ONLY_KEYS, computing_overrides, covered, override_key, safe_name
+from conf.resolvers import (
+    RUN_ONLY_KEYS,
+    computing_overrides,
+    covered,
+    override_key,
+    safe_name,
+    without_idle_env_keys,
+)
 
 REPORT_DIR = "report"
 
@@ -230,9 +237,10 @@ def _settings(cfg: Any) -> dict[str, Any]:
     key does.
     """
     data = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(data, dict)
     return {
         k: v
-        for k, v in _flatten(data)
+        for k, v in _flatten(without_idle_env_keys(data))
         if v is not None and v != {} and not covered(k, IGNORED_KEYS)
     }
 

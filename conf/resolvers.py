@@ -26,7 +26,7 @@ where the command line leaves them open::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -80,6 +80,29 @@ def override_key(override: str) -> str:
     """The config key of a command-line override (``+a.b=1`` -> ``a.b``, ``~a`` -> ``a``)."""
     key = override.split("=", 1)[0]
     return key.lstrip("+~")
+
+
+def without_idle_preset(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """An env's arguments without a ``preset`` that decides nothing.
+
+    ``preset`` only says where a ``scenario`` mapping that names no preset of its own starts
+    (``env.kwargs.scenario={horizon: 12}``). With a scenario named, or a mapping that names its
+    preset, it is idle; leaving it out there lets configurations compare by what they compute,
+    and runs saved before env presets declared it match those of now.
+    """
+    out = dict(env_kwargs)
+    scenario = out.get("scenario")
+    if not (isinstance(scenario, Mapping) and "preset" not in scenario):
+        out.pop("preset", None)
+    return out
+
+
+def without_idle_env_keys(config: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``config`` (a plain configuration) with ``env.kwargs`` as :func:`without_idle_preset`."""
+    env = config.get("env")
+    if not isinstance(env, Mapping) or not isinstance(env.get("kwargs"), Mapping):
+        return dict(config)
+    return {**config, "env": {**env, "kwargs": without_idle_preset(env["kwargs"])}}
 
 
 def covered(key: str, keys: Collection[str]) -> bool:

@@ -289,6 +289,39 @@ def test_default_reward_weights_given_or_not_are_no_difference():
     assert _env_identity(other) != ids[0]
 
 
+def test_an_idle_preset_is_no_difference():
+    from omegaconf import OmegaConf
+
+    from agents.evaluate import _env_identity
+    from agents.runs import config_differences
+
+    # runs saved before env presets declared ``preset`` match the configs of now
+    old = {"id": "lepton/Inventory-v0", "kwargs": {"scenario": "lost_sales"}}
+    named = {**old, "kwargs": {**old["kwargs"], "preset": "lost_sales"}}
+    own = {**old, "kwargs": {"scenario": {"preset": "lost_sales", "horizon": 12}}}
+    assert _env_identity(named) == _env_identity(old)
+    assert _env_identity({**own, "kwargs": {**own["kwargs"], "preset": "serial4"}}) == (
+        _env_identity(own)
+    )
+    assert config_differences({"env": old}, OmegaConf.create({"env": named})) == []
+    # where it decides the scenario it is compared
+    bare = {**old, "kwargs": {"scenario": {"horizon": 12}}}
+    other = {**bare, "kwargs": {**bare["kwargs"], "preset": "lost_sales"}}
+    assert _env_identity(other) != _env_identity(bare)
+    [difference] = config_differences({"env": bare}, OmegaConf.create({"env": other}))
+    assert difference.key == "env.kwargs.preset"
+
+
+def test_pretrained_models_evaluate_on_their_own_env_without_a_transfer(hydra_cfg, caplog):
+    with caplog.at_level(logging.WARNING):
+        evaluate.run(
+            hydra_cfg(
+                "evaluate", ["agent=pretrained/inventory", "env=inventory", "eval.episodes=2"]
+            )
+        )
+    assert "transfer evaluation" not in caplog.text
+
+
 def test_null_env_arguments_are_the_absent_defaults():
     from agents.evaluate import _env_identity
 
