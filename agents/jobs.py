@@ -28,6 +28,7 @@ planning functions (:func:`agents.evaluate.plan_evaluation`, :func:`agents.gener
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import errno
@@ -36,7 +37,7 @@ import logging
 import os
 import socket
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,6 +59,11 @@ from agents.runs import (
     job_folder,
     saved_config,
 )
+
+try:
+    import fcntl
+except ImportError:  # no advisory file locks on this platform (Windows)
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +164,35 @@ def _fsync_folder(folder: Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing) while the block runs.
+
+    The lock goes with the open file, so the system releases it when its process dies. A
+    platform without ``fcntl`` (Windows) locks nothing. The lock is not re-entrant.
+
+    Args:
+        path: the lock file.
+        on_wait: called when another process holds the lock, before waiting for it (to say
+            so in the caller's log).
+    """
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -97,7 +97,6 @@ import json
 import logging
 import shlex
 import shutil
-import sys
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -136,7 +135,7 @@ from agents.envs import (
     resolve_env_id,
 )
 from agents.evaluation import run_episodes
-from agents.jobs import write_json_atomic
+from agents.jobs import file_lock, write_json_atomic
 from agents.policies import baseline_names, make_baseline
 from agents.report import write_json
 from agents.runs import (
@@ -1141,23 +1140,12 @@ def source_lock(folder: Path) -> Iterator[None]:
     there nothing is locked, so jobs sharing a source must not start together (a sequential
     launcher).
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if sys.platform == "win32":
-        yield
-        return
-    import fcntl
 
-    path = folder.parent / f".{folder.name}.lock"
-    with path.open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for the source in %s: another job is training it", folder)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    def waiting() -> None:
+        log.info("waiting for the source in %s: another job is training it", folder)
+
+    with file_lock(folder.parent / f".{folder.name}.lock", waiting):
+        yield
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,14 +56,10 @@ from agents.callbacks import LearningCurveCallback
 from agents.config import as_config, check_curve_episodes, env_kwargs, make_seeds, plain
 from agents.envs import evaluation_env, make_training_env, resolve_env_id
 from agents.evaluation import run_episodes
+from agents.jobs import file_lock
 from agents.warmstart import start_from
 from conf.schema import ParamSpec, ParamType, SB3AgentConfig, TuneConfig
 from envs.core.registry import suggest
-
-try:
-    import fcntl
-except ImportError:  # no advisory file locks on this platform
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -499,20 +495,15 @@ def study_lock(url: str) -> Iterator[None]:
     it, and taking a waiting trial (SQLite has no ``SELECT ... FOR UPDATE``, so two workers
     reading a trial as waiting would both run it). The lock is held by an open file, so the
     system releases it when a worker dies. Nothing is held for other databases (they lock rows
-    themselves), for an in-memory one, or on a platform without ``fcntl``. The lock is not
-    re-entrant: a worker holding it must not take it again.
+    themselves), for an in-memory one, or where :func:`~agents.jobs.file_lock` cannot lock.
+    The lock is not re-entrant: a worker holding it must not take it again.
     """
     path = _sqlite_file(url)
-    if path is None or fcntl is None:
+    if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f"{path.name}.lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(path.with_name(f"{path.name}.lock")):
+        yield
 
 
 class SharedStorage(optuna.storages.RDBStorage):
