@@ -155,6 +155,13 @@ def write(
     return net_file, rou_file
 
 
+def _plain_network(tmp_path: Path):
+    """The hand-written network without a test's additions, imported (from ``tmp_path/plain``)."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    return load_sumo_network(write(folder, rou=None)[0])
+
+
 def conn_index(net, a: str, b: str) -> int:
     for c in range(net.num_connections):
         if (net.lane_ids[net.conn_from[c]], net.lane_ids[net.conn_to[c]]) == (a, b):
@@ -483,13 +490,10 @@ def test_metadata_elements_import_unchanged(tmp_path):
     except_cars = '<stopOffset value="2" exceptions="passenger"/>'
     net = net.replace(LANE_WC_1, f"{LANE_WC_1[:-2]}>{except_cars}</lane>")
     net_file, _ = write(tmp_path, net=net, rou=None)
-    plain_file = tmp_path / "plain" / "hand.net.xml"
-    plain_file.parent.mkdir()
-    plain_file.write_text(NET_XML)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert network_arrays(load_sumo_network(net_file)) == network_arrays(
-            load_sumo_network(plain_file)
+            _plain_network(tmp_path)
         )
         # a passenger speed limit on a type no imported edge has
         unused = with_type(NET_XML, '<restriction vClass="passenger" speed="5"/>')
@@ -615,12 +619,9 @@ def test_default_or_inert_net_attributes_import_unchanged(tmp_path):
     net = net.replace('<phase duration="3"  state="rryyy"/>',
                       '<phase duration="3"  state="rryyy" next="0"/>')  # fmt: skip
     net_file, _ = write(tmp_path, net=net, rou=None)
-    plain_file = tmp_path / "plain" / "hand.net.xml"
-    plain_file.parent.mkdir()
-    plain_file.write_text(NET_XML)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        plain = load_sumo_network(plain_file)
+        plain = _plain_network(tmp_path)
         assert network_arrays(load_sumo_network(net_file)) == network_arrays(plain)
         # the right-hand network mirrored by netconvert imports as well
         lefthand = NET_XML.replace("<net ", '<net lefthand="true" ')
