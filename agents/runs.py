@@ -147,8 +147,8 @@ def config_differences(
         OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True)), resolve=False
     )
     assert isinstance(now, dict)
-    old = dict(_flatten(without_idle_env_keys(saved)))
-    new = dict(_flatten(without_idle_env_keys(now)))
+    old = dict(flatten(without_idle_env_keys(saved)))
+    new = dict(flatten(without_idle_env_keys(now)))
     keys = [*old, *(k for k in new if k not in old)]
     out = [
         Difference(k, old.get(k, ABSENT), new.get(k, ABSENT))
@@ -222,10 +222,11 @@ def _null_and_absent(a: Any, b: Any) -> bool:
     return (a is ABSENT and b is None) or (a is None and b is ABSENT)
 
 
-def _flatten(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+def flatten(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf of a plain configuration (an empty mapping is one)."""
     if isinstance(data, Mapping) and data:
         for key, value in data.items():
-            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+            yield from flatten(value, f"{prefix}.{key}" if prefix else str(key))
     else:
         yield prefix, data
 

@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 
 from agents.jobs import FINISHED, STATUS_FILE, read_status
 from agents.report import format_number
+from agents.runs import flatten
 from agents.stats import iqm, mean, performance_profile, stratified_bootstrap
 from agents.sweeps import SWEEP_FILE, Job, describe, is_job, jobs, progress_line, sweep_total
 from conf.resolvers import (
@@ -240,19 +241,9 @@ def _settings(cfg: Any) -> dict[str, Any]:
     assert isinstance(data, dict)
     return {
         k: v
-        for k, v in _flatten(without_idle_env_keys(data))
+        for k, v in flatten(without_idle_env_keys(data))
         if v is not None and v != {} and not covered(k, IGNORED_KEYS)
     }
-
-
-def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(data, dict) and data:
-        return [
-            item
-            for key, value in data.items()
-            for item in _flatten(value, f"{prefix}.{key}" if prefix else str(key))
-        ]
-    return [(prefix, data)]
 
 
 def _differences(settings: list[dict[str, Any]]) -> list[list[str]]:
