@@ -386,6 +386,32 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
     np.testing.assert_array_equal(sim2.time, before[1])
 
 
+def test_threads_refill_the_uniforms_of_their_shares_as_one_thread_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each thread refills the uniforms of its own share: the streams stay the one-thread ones."""
+    import envs.traffic.sim as sim_module
+
+    monkeypatch.setattr(sim_module, "UNIFORM_BLOCK", 4096)  # a refill every few decisions
+    sc = builders.sumo_rl_single_intersection(seconds=3600)
+    sims = [TrafficSim(5, sc, threads=threads) for threads in (1, 2)]
+    sims[1].threaded_min_seconds = 0.0
+    for sim in sims:
+        sim.reset(np.ones(5, dtype=bool), [np.random.default_rng(i) for i in range(5)], [sc] * 5)
+    actions = np.random.default_rng(0).integers(0, 4, (60, 5, 1))
+    refills = 0
+    for a in actions:
+        before = sims[1].uni_ptr.copy()
+        for sim in sims:
+            sim.step(a)
+        refills += int((sims[1].uni_ptr < before).sum())
+        assert sims[1].threads_used == 2
+    assert refills >= 10
+    assert not sims[1].refill.any()
+    for name in ("vi", "vf", "uni", "uni_ptr", "acc"):
+        np.testing.assert_array_equal(getattr(sims[0], name), getattr(sims[1], name), err_msg=name)
+
+
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", np.int64(0)])
 def test_threads_must_be_a_positive_integer(bad: object) -> None:
     with pytest.raises(ValueError, match="threads: must be an integer >= 1"):

@@ -2529,7 +2529,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self.lane_stats[i] = 0.0
         self.pending[i] = 0
         self.program_mode[i] = False
-        self.uni[i] = rng.random(UNIFORM_BLOCK)
+        rng.random(out=self.uni[i])
         self.uni_ptr[i] = 0
         # metrics and per-signal quantities keep the last step's values: they are the final
         # info of an episode that ended in this step (autoreset), and every step rewrites them
@@ -2568,13 +2568,17 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             setattr(self, name, new)
 
     # --- step --------------------------------------------------------------------------------
-    def _refill_uniforms(self) -> None:
-        # the kernel flags replicas whose next decision could exhaust their uniforms; each
-        # draws fresh ones from its own generator
-        for i in np.flatnonzero(self.refill).tolist():
+    def _refill_uniforms(self, b0: int = 0, b1: int | None = None) -> None:
+        """Fresh uniforms for the replicas ``b0 .. b1 - 1`` that the kernel flagged.
+
+        The kernel flags a replica whose next decision could exhaust its uniforms; it draws
+        fresh ones from its own generator, in place (numpy releases the GIL while it fills, so
+        the threads of a threaded step refill their own shares side by side).
+        """
+        for i in (np.flatnonzero(self.refill[b0:b1]) + b0).tolist():
             rng = self.rngs[i]
             assert rng is not None
-            self.uni[i] = rng.random(UNIFORM_BLOCK)
+            rng.random(out=self.uni[i])
             self.uni_ptr[i] = 0
             self.refill[i] = 0
 
@@ -2626,11 +2630,19 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         else:
             self.threads_used = self.threads
             pool = _pool(self.threads - 1)
-            jobs = [pool.submit(_advance_share, *args, *share) for share in self._shares[:-1]]
-            codes = [_advance_share(*args, *self._shares[-1])] + [job.result() for job in jobs]
-            code = min(codes) if min(codes) < 0 else max(codes)
+            jobs = [pool.submit(self._step_share, args, *share) for share in self._shares[:-1]]
+            codes = [self._step_share(args, *self._shares[-1])] + [job.result() for job in jobs]
+            code = min(codes)
         if code >= 0:
             self._work = (_time.perf_counter() - start) * self.threads_used
+        return code
+
+    def _step_share(self, args: tuple, b0: int, b1: int) -> int:
+        """One decision of the replicas ``b0 .. b1 - 1`` and their refills (0, or -1: invalid)."""
+        code = int(_advance_share(*args, b0, b1))
+        if code == 1:
+            self._refill_uniforms(b0, b1)
+            code = 0
         return code
 
     def step(self, actions: np.ndarray) -> StepResult:
