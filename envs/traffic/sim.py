@@ -445,10 +445,13 @@ def _sort_order(
     An insertion sort (the order is nearly sorted from the sub-step before) over keys gathered
     once into ``klane`` and ``kpos``; lane ``l`` holds ``order[first[l]:first[l] + count[l]]``.
     """
+    count[:] = 0
     for k in range(n):
         v = order[k]
-        klane[k] = vi[v, I_LANE]
+        lane = vi[v, I_LANE]
+        klane[k] = lane
         kpos[k] = vf[v, F_POS]
+        count[lane] += 1
     for k in range(1, n):
         lane = klane[k]
         pos = kpos[k]
@@ -469,12 +472,11 @@ def _sort_order(
         order[j + 1] = v
         klane[j + 1] = lane
         kpos[j + 1] = pos
-    count[:] = 0
-    for k in range(n):
-        lane = klane[k]
-        if count[lane] == 0:
-            first[lane] = k
-        count[lane] += 1
+    # lanes ascend in the order: each starts where the ones before it end
+    start = 0
+    for lane in range(count.shape[0]):
+        first[lane] = start
+        start += count[lane]
 
 
 @numba.njit(cache=True, inline="always")
@@ -1113,13 +1115,15 @@ def _advance_replicas(
             # --- foe approach times (for yielding) ---
             conn_eta[:] = 1e9
             conn_busy[:] = 0
-            for k in range(n):
-                v = ob[k]
-                if vfb[v, F_POS] < 0.0:
-                    conn_busy[vib[v, I_INCONN]] = 1
             for lane in range(n_lanes):
                 if count[lane] == 0:
                     continue
+                # vehicles still inside the junction (negative positions) trail their lane
+                for k in range(first[lane] + count[lane] - 1, first[lane] - 1, -1):
+                    v = ob[k]
+                    if vfb[v, F_POS] >= 0.0:
+                        break
+                    conn_busy[vib[v, I_INCONN]] = 1
                 v = ob[first[lane]]
                 c = vib[v, I_CONN]
                 if c >= 0:
@@ -1145,6 +1149,11 @@ def _advance_replicas(
                     vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
                 else:
                     vt_set[lane] = 0
+            # the uniforms' cursor and the step's time loss stay in registers through the loop
+            uni_b = uni[b]
+            n_uni = uni.shape[1]
+            ptr = uni_ptr[b]
+            step_loss = acc[b, A_STEP_LOSS]
             for lane in range(n_lanes):
                 cnt = count[lane]
                 if cnt == 0:
@@ -1174,7 +1183,7 @@ def _advance_replicas(
                             tp,
                             t,
                             dt,
-                            uni[b, uni_ptr[b]],
+                            uni_b[ptr],
                         )
                     else:
                         dist = llen - pos
@@ -1189,7 +1198,7 @@ def _advance_replicas(
                                 tp,
                                 t,
                                 dt,
-                                uni[b, uni_ptr[b]],
+                                uni_b[ptr],
                             )
                         else:
                             allowed = False
@@ -1256,7 +1265,7 @@ def _advance_replicas(
                                         tp,
                                         t,
                                         dt,
-                                        uni[b, uni_ptr[b]],
+                                        uni_b[ptr],
                                     )
                                 else:
                                     vn = _next_speed(
@@ -1268,7 +1277,7 @@ def _advance_replicas(
                                         tp,
                                         t,
                                         dt,
-                                        uni[b, uni_ptr[b]],
+                                        uni_b[ptr],
                                     )
                                 vt_pos[to] = pos - llen - clen
                                 vt_len[to] = tp[t, T_LEN]
@@ -1284,13 +1293,13 @@ def _advance_replicas(
                                     tp,
                                     t,
                                     dt,
-                                    uni[b, uni_ptr[b]],
+                                    uni_b[ptr],
                                 )
                                 if pos + vn * dt > llen - 0.05:
                                     vn = max(0.0, (llen - 0.05 - pos) / dt)
-                    uni_ptr[b] += 1
-                    if uni_ptr[b] >= uni.shape[1]:
-                        uni_ptr[b] = 0
+                    ptr += 1
+                    if ptr >= n_uni:
+                        ptr = 0
                     lead_pos = pos
                     lead_speed = speed
                     lead_len = tp[t, T_LEN]
@@ -1300,13 +1309,15 @@ def _advance_replicas(
                     vfb[v, F_ROUTELEN] += vn * dt
                     loss = dt * max(0.0, 1.0 - vn / ideal)
                     vfb[v, F_LOSS] += loss
-                    acc[b, A_STEP_LOSS] += loss
+                    step_loss += loss
                     if vn < HALT_SPEED:
                         vfb[v, F_WAIT] += dt
                         vfb[v, F_LWAIT] += dt
                         vfb[v, F_STUCK] += dt
                     else:
                         vfb[v, F_STUCK] = 0.0
+            uni_ptr[b] = ptr
+            acc[b, A_STEP_LOSS] = step_loss
             # --- transfers and arrivals ---
             k = 0
             while k < n:
@@ -1425,7 +1436,7 @@ def _advance_replicas(
                     pick = -1
                     if mode == -3:
                         pick = int(uni[b, uni_ptr[b]] * n_cand)
-                        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+                        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
                     for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
                         cand = edge_lanes[jj]
                         idx = jj - edge_i[e0, 0]
@@ -1471,7 +1482,7 @@ def _advance_replicas(
                         v0 = vmax
                     elif code == -3.0:
                         v0 = vmax * uni[b, uni_ptr[b]]
-                        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+                        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
                     else:
                         v0 = min(code, vmax)
                     if count[best] > 0:
@@ -1580,6 +1591,13 @@ def _advance_replicas(
 
 
 @numba.njit(cache=True, inline="always")
+def _next_uniform(ptr: int, n: int) -> int:  # pragma: no cover
+    """The uniforms' cursor after ``ptr`` (a compare, not a division: it runs per draw)."""
+    ptr += 1
+    return 0 if ptr >= n else ptr
+
+
+@numba.njit(cache=True, inline="always")
 def _speed_factor(
     b: int,
     t: int,
@@ -1594,9 +1612,9 @@ def _speed_factor(
         return mean
     for _ in range(16):
         u1 = max(uni[b, uni_ptr[b]], 1e-12)
-        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
         u2 = uni[b, uni_ptr[b]]
-        uni_ptr[b] = (uni_ptr[b] + 1) % uni.shape[1]
+        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
         x = mean + dev * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
         if 0.2 <= x <= 2.0:
             return x
