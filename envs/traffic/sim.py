@@ -503,6 +503,42 @@ def _place_tail(
         first[m] += 1
 
 
+@numba.njit(cache=True, inline="always")
+def _move_head(
+    order: np.ndarray,
+    vf: np.ndarray,
+    k: int,
+    src: int,
+    dst: int,
+    first: np.ndarray,
+    count: np.ndarray,
+) -> None:  # pragma: no cover
+    """Move ``order[k]``, the head of lane ``src``, into lane ``dst`` by its (new) position.
+
+    It goes behind every vehicle of ``dst`` at least as far along, where a stable sort by (lane
+    ascending, position descending) would put it; the lane ranges follow.
+    """
+    v = order[k]
+    pos = vf[v, F_POS]
+    p = first[dst] + count[dst]  # before the first vehicle of dst behind it
+    while p > first[dst] and vf[order[p - 1], F_POS] < pos:
+        p -= 1
+    if dst > src:
+        for j in range(k, p - 1):
+            order[j] = order[j + 1]
+        order[p - 1] = v
+        for m in range(src + 1, dst + 1):
+            first[m] -= 1
+    else:
+        for j in range(k, p, -1):
+            order[j] = order[j - 1]
+        order[p] = v
+        for m in range(dst + 1, src + 1):
+            first[m] += 1
+    count[src] -= 1
+    count[dst] += 1
+
+
 # Helpers called per vehicle are inlined in Numba's IR (``inline="always"``): a compiled call
 # counts references on each array it passes, which cost about a fifth of the step. Inlining
 # alone still counts them: every inlined helper takes and drops a reference on each array
@@ -1154,12 +1190,16 @@ def _advance_replicas(
             n_uni = uni.shape[1]
             ptr = uni_ptr[b]
             step_loss = acc[b, A_STEP_LOSS]
+            # whether some vehicle moved ahead of the one before it on its lane (then the
+            # transfers below take the general path and a full sort)
+            disordered = False
             for lane in range(n_lanes):
                 cnt = count[lane]
                 if cnt == 0:
                     continue
                 llen = lane_f[lane, 0]
                 lead_pos = lead_speed = lead_len = 0.0  # the vehicle ahead, before its move
+                lead_new = math.inf  # ... and after it
                 for k in range(first[lane], first[lane] + cnt):
                     v = ob[k]
                     t = vib[v, I_TYPE]
@@ -1305,7 +1345,11 @@ def _advance_replicas(
                     lead_len = tp[t, T_LEN]
                     # --- move: every vehicle planned on the positions before this sub-step ---
                     vfb[v, F_SPEED] = vn
-                    vfb[v, F_POS] = pos + vn * dt
+                    new_pos = pos + vn * dt
+                    vfb[v, F_POS] = new_pos
+                    if new_pos > lead_new:
+                        disordered = True
+                    lead_new = new_pos
                     vfb[v, F_ROUTELEN] += vn * dt
                     loss = dt * max(0.0, 1.0 - vn / ideal)
                     vfb[v, F_LOSS] += loss
@@ -1319,20 +1363,43 @@ def _advance_replicas(
             uni_ptr[b] = ptr
             acc[b, A_STEP_LOSS] = step_loss
             # --- transfers and arrivals ---
+            # each lane's order held through the move: only the vehicles at the head of a lane
+            # past its end can leave it; they move (or arrive) one by one and the lane ranges
+            # follow, without a sort. Otherwise (or a vehicle held at the stop line) the general
+            # path updates every vehicle past its lane's end, then sorts.
             k = 0
-            while k < n:
-                v = ob[k]
-                lane = vib[v, I_LANE]
-                llen = lane_f[lane, 0]
-                if vfb[v, F_POS] >= llen:
-                    c = vib[v, I_CONN]
-                    if c == -2:
-                        _arrive(
-                            b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt
-                        )
-                        n -= 1
-                        continue
-                    if c >= 0 and vib[v, I_PASS] == 1:
+            if not disordered:
+                held = False
+                for lane in range(n_lanes):
+                    llen = lane_f[lane, 0]
+                    while count[lane] > 0:
+                        k = first[lane]
+                        v = ob[k]
+                        if vfb[v, F_POS] < llen:
+                            break
+                        c = vib[v, I_CONN]
+                        if c == -2:
+                            _arrive(
+                                b,
+                                v,
+                                k,
+                                vib,
+                                vfb,
+                                ob,
+                                n_alive,
+                                free_stack,
+                                n_free,
+                                acc,
+                                time[b] + dt,
+                            )
+                            n -= 1
+                            count[lane] -= 1
+                            for m in range(lane + 1, n_lanes):
+                                first[m] -= 1
+                            continue
+                        if c < 0 or vib[v, I_PASS] != 1:
+                            held = True  # held at the stop line
+                            break
                         to = conn_i[c, 1]
                         vfb[v, F_POS] = min(
                             vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01
@@ -1342,11 +1409,52 @@ def _advance_replicas(
                         vib[v, I_RPOS] += 1
                         vfb[v, F_LWAIT] = 0.0
                         vib[v, I_CONN] = -1
-                    else:
-                        vfb[v, F_POS] = llen - 0.01
-                        vfb[v, F_SPEED] = 0.0
-                k += 1
-            _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
+                        if to == lane:
+                            held = True  # back onto its own lane: only a sort places it
+                            break
+                        _move_head(ob, vfb, k, lane, to, first, count)
+                    if held:
+                        break
+                # the general path takes over from the vehicle at ``k``; those before it are done
+                disordered = held
+            if disordered:
+                while k < n:
+                    v = ob[k]
+                    lane = vib[v, I_LANE]
+                    llen = lane_f[lane, 0]
+                    if vfb[v, F_POS] >= llen:
+                        c = vib[v, I_CONN]
+                        if c == -2:
+                            _arrive(
+                                b,
+                                v,
+                                k,
+                                vib,
+                                vfb,
+                                ob,
+                                n_alive,
+                                free_stack,
+                                n_free,
+                                acc,
+                                time[b] + dt,
+                            )
+                            n -= 1
+                            continue
+                        if c >= 0 and vib[v, I_PASS] == 1:
+                            to = conn_i[c, 1]
+                            vfb[v, F_POS] = min(
+                                vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01
+                            )
+                            vib[v, I_LANE] = to
+                            vib[v, I_INCONN] = c
+                            vib[v, I_RPOS] += 1
+                            vfb[v, F_LWAIT] = 0.0
+                            vib[v, I_CONN] = -1
+                        else:
+                            vfb[v, F_POS] = llen - 0.01
+                            vfb[v, F_SPEED] = 0.0
+                    k += 1
+                _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
             _choose_pending(
                 n, ob, vib, vfb, False, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
             )
