@@ -919,7 +919,7 @@ def _advance_replicas(
                 else:
                     sig_int[b, s, S_CUR] = target
                     sig_float[b, s, S_GREEN] = 0.0
-        for sub in range(n_sub):
+        for _ in range(n_sub):
             t_now = time[b]
             # --- link states ---
             for s in range(n_sig):
@@ -950,10 +950,9 @@ def _advance_replicas(
                                 link_state[b, off + j] = YELLOW
                             else:
                                 link_state[b, off + j] = RED
+            # every sub-step starts from the order and lane ranges the one before left (a reset
+            # empties them)
             n = n_alive[b]
-            if sub == 0:
-                # later sub-steps start from the order and lane ranges the previous one left
-                _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
             # --- strategic lane changes ---
             changed = False
             # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
@@ -1460,12 +1459,15 @@ def _advance_replicas(
             )
             # --- teleports of vehicles stuck at the front of their lane ---
             if teleport > 0.0:
-                k = 0
-                while k < n:
+                lane = 0
+                while lane < n_lanes:
+                    if count[lane] == 0:
+                        lane += 1
+                        continue
+                    k = first[lane]
                     v = ob[k]
-                    lane = vib[v, I_LANE]
-                    if vfb[v, F_STUCK] < teleport or first[lane] != k or vfb[v, F_POS] < 0.0:
-                        k += 1
+                    if vfb[v, F_STUCK] < teleport or vfb[v, F_POS] < 0.0:
+                        lane += 1
                         continue
                     route = vib[v, I_ROUTE]
                     rs = route_i[route, 0]
@@ -1477,7 +1479,8 @@ def _advance_replicas(
                             b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, time[b] + dt
                         )
                         n -= 1
-                        # the lane ranges lost a vehicle: later teleports and insertions read them
+                        # the lane ranges lost a vehicle: later teleports and insertions read
+                        # them; the lane's next vehicle is checked next
                         _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
                         continue
                     nxt = route_edges[rs + rpos + 1]
@@ -1513,9 +1516,9 @@ def _advance_replicas(
                             route_edges,
                             count,
                         )
-                        k = 0
+                        lane = 0  # from the first lane again: the ranges changed
                         continue
-                    k += 1
+                    lane += 1
             # --- insertion ---
             t_next = t_now + dt
             # departures are grouped by source edge (time order within a group): each source
@@ -2648,6 +2651,8 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self.vi[i] = 0
         self.vf[i] = 0.0
         self.n_alive[i] = 0
+        self.first[i] = 0
+        self.count[i] = 0
         self.free_stack[i] = np.arange(self.capacity - 1, -1, -1, dtype=np.int32)
         self.n_free[i] = self.capacity
         self.time[i] = sc.begin
