@@ -44,7 +44,9 @@ seed whose two arms finished with the same ``total_timesteps`` and source model.
 it finishes (:class:`agents.checkpoints.ResumableCheckpoint`); a resumed arm continues from its
 latest one (:func:`train_arm`), a finished arm of an unfinished seed is kept as it is, and an arm
 without a checkpoint (``checkpoint_freq=0``, or killed before its first one) runs again from its
-start. Without ``resume`` a rerun in the folder starts afresh and drops the earlier attempt's
+start. A source being trained checkpoints the same way (``<source>/checkpoints``, removed when
+it finishes): an unfinished source of the same key continues from its latest checkpoint wherever
+a finished one would be reused (with ``resume=true``, or in a multirun's shared folder). Without ``resume`` a rerun in the folder starts afresh and drops the earlier attempt's
 seeds and arms.
 
 The learning-curve points an arm took up to its checkpoint are kept as they were recorded: the
@@ -118,6 +120,7 @@ from torch import nn
 from agents.algorithms import MODEL_FILE, as_sb3_agent, build_model
 from agents.callbacks import LearningCurveCallback
 from agents.checkpoints import (
+    CHECKPOINT_DIR,
     CheckpointError,
     ResumableCheckpoint,
     continuation_seed,
@@ -743,7 +746,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trained: TrainedSource | None = None
     if source.train is not None:
         home, reuse = source_home(folder, source_key(source_identity(source.train)), config.resume)
-        trained = cached_source(source.train, home, reuse=reuse, progress=progress)
+        trained = cached_source(
+            source.train,
+            home,
+            reuse=reuse,
+            progress=progress,
+            checkpoint_freq=config.checkpoint_freq,
+        )
         source_folder, source_points = trained.folder, trained.points
     assert source_folder is not None
     stats = load_source_stats(source_folder)
@@ -1080,6 +1089,10 @@ def _fingerprint(folder: Path) -> str:
 SOURCE_FILE = "source.json"
 """Written last into the folder of a source trained here: its key, configuration and digest."""
 
+SOURCE_PENDING_FILE = "source-pending.json"
+"""Written into the folder of a source before it trains: its key, so that a later attempt
+resumes the source from its checkpoint only when it trains the same one."""
+
 SOURCES_DIR = "sources"
 """Folder of a multirun's shared sources (``<sweep_dir>/sources/<key>/``)."""
 
@@ -1166,15 +1179,23 @@ class TrainedSource:
 
 
 def cached_source(
-    train: TrainConfig, folder: Path, *, reuse: bool, progress: bool = False
+    train: TrainConfig,
+    folder: Path,
+    *,
+    reuse: bool,
+    progress: bool = False,
+    checkpoint_freq: int = 0,
 ) -> TrainedSource:
     """The source of ``train`` in ``folder``: loaded when finished there and ``reuse``, else trained.
 
     Everything happens under :func:`source_lock`, so of concurrent jobs with the same
     ``folder`` one trains and the others wait and load. A source is finished when its
-    :data:`SOURCE_FILE` (written last) is there; an unfinished folder is trained again from the
-    start. A finished folder of a run from before :data:`SOURCE_FILE` existed (``curve.csv``
-    last) is adopted as it is.
+    :data:`SOURCE_FILE` (written last) is there. With ``checkpoint_freq > 0`` the source
+    writes a checkpoint every ``checkpoint_freq`` steps (``folder/checkpoints``, removed when it
+    finishes); an unfinished source of the same key (:data:`SOURCE_PENDING_FILE`) continues
+    from its latest checkpoint when ``reuse``, as an arm does (:func:`train_arm`). Any other
+    unfinished folder is trained again from the start. A finished folder of a run from before
+    :data:`SOURCE_FILE` existed (``curve.csv`` last) is adopted as it is.
 
     Raises:
         ValueError: naming ``source`` and the folder when the finished source there has
@@ -1189,11 +1210,36 @@ def cached_source(
             _check_source(folder, key)
             log.info("the source in %s (key %s) is reused", folder, key[:16])
             return TrainedSource(folder, _read_curve(folder / "curve.csv"), key, True)
-        if folder.exists():
+        if folder.exists() and not (reuse and _resumable_source(folder, key, checkpoint_freq)):
             shutil.rmtree(folder)  # an unfinished attempt, or a fresh run's
-        _, points = _train_source(train, folder, progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / SOURCE_PENDING_FILE, {"key": key})
+        _, points = _train_source(train, folder, progress, checkpoint_freq)
         _write_source_file(folder, key, identity)
+        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+        (folder / SOURCE_PENDING_FILE).unlink(missing_ok=True)
         return TrainedSource(folder, points, key, False)
+
+
+def _resumable_source(folder: Path, key: str, checkpoint_freq: int) -> bool:
+    """Whether the unfinished source in ``folder`` is ``key``'s with a checkpoint to go on from."""
+    if checkpoint_freq <= 0:
+        return False
+    try:
+        pending = json.loads((folder / SOURCE_PENDING_FILE).read_text())["key"]
+    except Exception:
+        return False
+    try:
+        found = pending == key and latest_checkpoint(folder) is not None
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}; or remove {folder} to train the source again from its start"
+        ) from exc
+    if found:
+        log.info(
+            "the unfinished source in %s (key %s) goes on from its checkpoint", folder, key[:16]
+        )
+    return found
 
 
 def _write_source_file(folder: Path, key: str, identity: Mapping[str, Any]) -> None:
@@ -1245,9 +1291,13 @@ def _read_curve(path: Path) -> list[dict[str, float]]:
 
 
 def _train_source(
-    train: TrainConfig, folder: Path, progress: bool
+    train: TrainConfig, folder: Path, progress: bool, checkpoint_freq: int = 0
 ) -> tuple[Path, list[dict[str, float]]]:
-    """Train the source agent of ``train`` into ``folder`` (a reusable run folder)."""
+    """Train the source agent of ``train`` into ``folder`` (a reusable run folder).
+
+    With ``checkpoint_freq > 0`` it checkpoints into ``folder`` and goes on from a checkpoint
+    found there (:func:`train_arm`).
+    """
     agent = as_sb3_agent(train.agent, "training a source agent")
     log.info(
         "training the source: %s on %s for %d steps -> %s",
@@ -1266,6 +1316,8 @@ def _train_source(
         ev=train.eval,
         device=train.device,
         progress_bar=progress,
+        folder=folder,
+        checkpoint_freq=checkpoint_freq,
     )
     arm.model.save(folder / "model.zip")
     if isinstance(arm.venv, VecNormalize):

@@ -22,6 +22,7 @@ from agents.envs import make_training_env, make_vec_env
 from agents.runs import RunMismatchError
 from agents.transfer import (
     SOURCE_FILE,
+    SOURCE_PENDING_FILE,
     IncompatibleSourceError,
     cached_source,
     check_spaces,
@@ -620,6 +621,51 @@ def test_resume_keeps_the_finished_seeds_and_the_trained_source(make_cfg, monkey
     assert not (folder / "seeds").exists()
 
 
+def test_an_interrupted_source_goes_on_from_its_checkpoint(make_cfg, monkeypatch, caplog):
+    import agents.transfer as transfer
+
+    class Interrupting(ResumableCheckpoint):
+        def save(self):
+            checkpoint = super().save()
+            if interrupt and self.folder.parent.name == "source":
+                raise KeyboardInterrupt  # the run is killed after the source's first checkpoint
+            return checkpoint
+
+    monkeypatch.setattr(transfer, "ResumableCheckpoint", Interrupting)
+    interrupt = True
+    overrides = transfer_overrides("checkpoint_freq=256")
+    cfg = make_cfg("transfer", overrides)
+    folder = Path(cfg.run_dir)
+    source = folder / "source"
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    assert (source / SOURCE_PENDING_FILE).is_file() and not (source / SOURCE_FILE).exists()
+    assert latest_checkpoint(source).num_timesteps == 256
+    assert not (folder / "seeds").exists()
+
+    interrupt = False
+    caplog.set_level(logging.INFO, logger="agents.transfer")
+    resumed = run(make_cfg("transfer", [*overrides, f"run_dir={folder}", "resume=true"]))
+    assert "goes on from its checkpoint" in caplog.text
+    assert f"{source}: resuming the arm at 256 steps" in caplog.text
+    # finished: recorded, and its checkpoints and pending record are gone
+    assert (source / SOURCE_FILE).is_file() and not (source / SOURCE_PENDING_FILE).exists()
+    assert not (source / "checkpoints").exists()
+    points = [float(r["timesteps"]) for r in csv.DictReader((source / "curve.csv").open())]
+    assert points[0] == 0 and points[-1] >= 512  # the curve before the checkpoint is kept
+    assert resumed["metrics"]["aggregate"]["jumpstart"]["n"] == 2
+
+    # without resume an unfinished source starts again (its checkpoint is not used)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg("transfer", [*overrides, f"run_dir={folder}"]))
+    caplog.clear()
+    interrupt = False
+    run(make_cfg("transfer", [*overrides, f"run_dir={folder}"]))
+    assert "goes on from its checkpoint" not in caplog.text
+    assert "resuming the arm" not in caplog.text
+
+
 # --- the source trained once per configuration ---------------------------------------------
 
 
@@ -664,7 +710,7 @@ def test_concurrent_jobs_train_a_shared_source_once(make_cfg, tmp_path, monkeypa
     folder = tmp_path / "sweep" / "sources" / "key"
     calls, started, release, waiting = [], threading.Event(), threading.Event(), threading.Event()
 
-    def train_source(train, folder, progress):
+    def train_source(train, folder, progress, checkpoint_freq=0):
         calls.append(folder)
         started.set()
         assert release.wait(60)  # the first job is still training when the second one starts
@@ -714,7 +760,7 @@ def test_a_source_of_another_configuration_or_model_is_never_reused(
 
     calls = []
 
-    def train_source(train, folder, progress):
+    def train_source(train, folder, progress, checkpoint_freq=0):
         calls.append(train)
         return _write_fake_source(folder, b"weights %d" % len(calls))
 
