@@ -504,6 +504,32 @@ def _place_tail(
 
 
 @numba.njit(cache=True, inline="always")
+def _cross(
+    v: int,
+    c: int,
+    llen: float,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    conn_i: np.ndarray,
+    conn_f: np.ndarray,
+    lane_f: np.ndarray,
+) -> int:  # pragma: no cover
+    """Vehicle ``v``, past the end (``llen``) of its lane, crosses the junction on connection ``c``.
+
+    It goes on by what it overshot along the connection onto the connection's lane, which it
+    returns, and chooses its next connection later.
+    """
+    to = conn_i[c, 1]
+    vfb[v, F_POS] = min(vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01)
+    vib[v, I_LANE] = to
+    vib[v, I_INCONN] = c
+    vib[v, I_RPOS] += 1
+    vfb[v, F_LWAIT] = 0.0
+    vib[v, I_CONN] = -1
+    return to
+
+
+@numba.njit(cache=True, inline="always")
 def _move_head(
     order: np.ndarray,
     vf: np.ndarray,
@@ -1362,6 +1388,7 @@ def _advance_replicas(
             uni_ptr[b] = ptr
             acc[b, A_STEP_LOSS] = step_loss
             # --- transfers and arrivals ---
+            t_next = t_now + dt  # the end of the sub-step
             # each lane's order held through the move: only the vehicles at the head of a lane
             # past its end can leave it; they move (or arrive) one by one and the lane ranges
             # follow, without a sort. Otherwise (or a vehicle held at the stop line) the general
@@ -1378,19 +1405,7 @@ def _advance_replicas(
                             break
                         c = vib[v, I_CONN]
                         if c == -2:
-                            _arrive(
-                                b,
-                                v,
-                                k,
-                                vib,
-                                vfb,
-                                ob,
-                                n_alive,
-                                free_stack,
-                                n_free,
-                                acc,
-                                time[b] + dt,
-                            )
+                            _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, t_next)
                             n -= 1
                             count[lane] -= 1
                             for m in range(lane + 1, n_lanes):
@@ -1399,15 +1414,7 @@ def _advance_replicas(
                         if c < 0 or vib[v, I_PASS] != 1:
                             held = True  # held at the stop line
                             break
-                        to = conn_i[c, 1]
-                        vfb[v, F_POS] = min(
-                            vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01
-                        )
-                        vib[v, I_LANE] = to
-                        vib[v, I_INCONN] = c
-                        vib[v, I_RPOS] += 1
-                        vfb[v, F_LWAIT] = 0.0
-                        vib[v, I_CONN] = -1
+                        to = _cross(v, c, llen, vib, vfb, conn_i, conn_f, lane_f)
                         if to == lane:
                             held = True  # back onto its own lane: only a sort places it
                             break
@@ -1424,31 +1431,11 @@ def _advance_replicas(
                     if vfb[v, F_POS] >= llen:
                         c = vib[v, I_CONN]
                         if c == -2:
-                            _arrive(
-                                b,
-                                v,
-                                k,
-                                vib,
-                                vfb,
-                                ob,
-                                n_alive,
-                                free_stack,
-                                n_free,
-                                acc,
-                                time[b] + dt,
-                            )
+                            _arrive(b, v, k, vib, vfb, ob, n_alive, free_stack, n_free, acc, t_next)
                             n -= 1
                             continue
                         if c >= 0 and vib[v, I_PASS] == 1:
-                            to = conn_i[c, 1]
-                            vfb[v, F_POS] = min(
-                                vfb[v, F_POS] - llen - conn_f[c, 0], lane_f[to, 0] - 0.01
-                            )
-                            vib[v, I_LANE] = to
-                            vib[v, I_INCONN] = c
-                            vib[v, I_RPOS] += 1
-                            vfb[v, F_LWAIT] = 0.0
-                            vib[v, I_CONN] = -1
+                            _cross(v, c, llen, vib, vfb, conn_i, conn_f, lane_f)
                         else:
                             vfb[v, F_POS] = llen - 0.01
                             vfb[v, F_SPEED] = 0.0
@@ -1520,7 +1507,6 @@ def _advance_replicas(
                         continue
                     lane += 1
             # --- insertion ---
-            t_next = t_now + dt
             # departures are grouped by source edge (time order within a group): each source
             # inserts its due vehicles in order until one does not fit (SUMO's insertion order);
             # a departure due by the end of the sub-step enters then, as SUMO inserts a vehicle
