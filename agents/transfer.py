@@ -46,8 +46,8 @@ latest one (:func:`train_arm`), a finished arm of an unfinished seed is kept as 
 without a checkpoint (``checkpoint_freq=0``, or killed before its first one) runs again from its
 start. A source being trained checkpoints the same way (``<source>/checkpoints``, removed when
 it finishes): an unfinished source of the same key continues from its latest checkpoint wherever
-a finished one would be reused (with ``resume=true``, or in a multirun's shared folder). Without ``resume`` a rerun in the folder starts afresh and drops the earlier attempt's
-seeds and arms.
+a finished one would be reused (with ``resume=true``, or in a multirun's shared folder). Without
+``resume`` a rerun in the folder starts afresh and drops the earlier attempt's seeds and arms.
 
 The learning-curve points an arm took up to its checkpoint are kept as they were recorded: the
 same records as an uninterrupted run. The checkpoint restores the model (weights and optimiser
