@@ -47,7 +47,7 @@ COMPARED = (
     "per_signal",
     "sig_int",
     "sig_float",
-    "uni_ptr",
+    "rng_state",
     "link_state",
     "n_alive",
 )
@@ -119,6 +119,8 @@ def compare(
             if not np.array_equal(a.order[i, :n], b.order[i, :n]):
                 return f"decision {step}: replica {i}'s vehicle order"
         for name in COMPARED:
+            if not (hasattr(a, name) and hasattr(b, name)):
+                return f"decision {step}: {name} (a state array of one core only)"
             if not np.array_equal(getattr(a, name), getattr(b, name)):
                 return f"decision {step}: {name}"
         ended = a.time >= scenario.end - 1e-9

@@ -373,7 +373,7 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
     assert lockstep(one, many, seed=1) == 5  # autoreset included
     assert sim2.threads_used == threads
     sim1 = one.unwrapped.runner.sim
-    for name in ("vi", "vf", "sig_int", "sig_float", "acc", "uni_ptr"):
+    for name in ("vi", "vf", "sig_int", "sig_float", "acc", "rng_state"):
         np.testing.assert_array_equal(getattr(sim1, name), getattr(sim2, name), err_msg=name)
     # an action out of range in one share changes nothing in any share
     before = sim2.vf.copy(), sim2.time.copy()
@@ -385,30 +385,38 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
     np.testing.assert_array_equal(sim2.time, before[1])
 
 
-def test_threads_refill_the_uniforms_of_their_shares_as_one_thread_does(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Each thread refills the uniforms of its own share: the streams stay the one-thread ones."""
+def test_random_streams_are_splitmix64() -> None:
+    """The compiled draws follow SplitMix64's reference outputs and are uniform on [0, 1)."""
+    import numba
+
     import envs.traffic.sim as sim_module
 
-    monkeypatch.setattr(sim_module, "UNIFORM_BLOCK", 4096)  # a refill every few decisions
-    sc = builders.sumo_rl_single_intersection(seconds=3600)
-    sims = [TrafficSim(5, sc, threads=threads) for threads in (1, 2)]
-    sims[1].threaded_min_seconds = 0.0
-    for sim in sims:
-        sim.reset(np.ones(5, dtype=bool), [np.random.default_rng(i) for i in range(5)], [sc] * 5)
-    actions = np.random.default_rng(0).integers(0, 4, (60, 5, 1))
-    refills = 0
-    for a in actions:
-        before = sims[1].uni_ptr.copy()
-        for sim in sims:
-            sim.step(a)
-        refills += int((sims[1].uni_ptr < before).sum())
-        assert sims[1].threads_used == 2
-    assert refills >= 10
-    assert not sims[1].refill.any()
-    for name in ("vi", "vf", "uni", "uni_ptr", "acc"):
-        np.testing.assert_array_equal(getattr(sims[0], name), getattr(sims[1], name), err_msg=name)
+    @numba.njit
+    def draws(seed: int, n: int) -> np.ndarray:
+        state = np.array([seed], dtype=np.int64)
+        out = np.empty(n)
+        for i in range(n):
+            out[i] = sim_module._draw(state, 0)
+        return out
+
+    # the first outputs of SplitMix64 seeded with 1234567 (its reference implementation)
+    reference = [6457827717110365317, 3203168211198807973, 9817491932198370423]
+    np.testing.assert_array_equal(draws(1234567, 3), [(x >> 11) * 2.0**-53 for x in reference])
+    u = draws(-5, 200_000)  # a negative int64 is a state with the top bit set
+    assert u.min() >= 0.0 and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    counts = np.histogram(u, bins=20, range=(0.0, 1.0))[0]
+    assert ((counts - 10_000) ** 2 / 10_000).sum() < 50  # chi-square, 19 dof: p ~ 1e-4
+
+
+def test_a_simulation_saved_with_other_state_arrays_is_refused() -> None:
+    """Unpickling a core whose buffers hold other arrays fails clearly instead of misreading."""
+    sc = builders.sumo_rl_single_intersection(seconds=600)
+    sim = TrafficSim(2, sc)
+    state = sim.__getstate__()
+    state["_i64"].specs = [("uni_ptr", (2,)), *state["_i64"].specs[1:]]
+    with pytest.raises(ValueError, match=r"i64.*'uni_ptr'.*create the environment again"):
+        TrafficSim.__new__(TrafficSim).__setstate__(state)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", np.int64(0)])

@@ -30,8 +30,9 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
   optional all-red; ``max_green`` is enforced by moving to the next green phase).
 
 Vehicles are conserved: ``inserted = on network + arrived``. The random draws of replica ``i``
-come from its own generator (through a buffer of uniforms refilled from it), so replica ``i`` of a
-batch equals a single simulation seeded the same way.
+come from its own stream (SplitMix64, drawn inside the compiled step and seeded from the replica's
+generator at every reset), so replica ``i`` of a batch equals a single simulation seeded the same
+way.
 """
 
 from __future__ import annotations
@@ -92,7 +93,16 @@ YIELD_GAP = 3.0
 """Seconds of clearance a yielding vehicle needs before a foe's arrival."""
 FORCE_CHANGE = 10.0
 """Seconds at the stop line after which a lane change ignores the follower's safety gap."""
-UNIFORM_BLOCK = 1 << 16
+
+# SplitMix64 (Steele, Lea and Flood, 2014; Java's ``SplittableRandom``): a replica's state moves
+# by the golden gamma per draw and the output mixes it. A draw is a dozen integer operations in
+# the compiled step, where a buffer of uniforms from numpy cost a refill every few hundred
+# decisions and 512 KiB per replica.
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = (np.uint64(k) for k in (11, 27, 30, 31))
+_TO_UNIT = 2.0**-53
 
 
 METRICS = (
@@ -856,8 +866,7 @@ def _advance_replicas(
     acc: np.ndarray,
     lane_stats: np.ndarray,
     pending: np.ndarray,
-    uni: np.ndarray,
-    uni_ptr: np.ndarray,
+    rng_state: np.ndarray,
     lane_f: np.ndarray,
     lane_i: np.ndarray,
     lout: np.ndarray,
@@ -1210,10 +1219,8 @@ def _advance_replicas(
                     vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
                 else:
                     vt_set[lane] = 0
-            # the uniforms' cursor and the step's time loss stay in registers through the loop
-            uni_b = uni[b]
-            n_uni = uni.shape[1]
-            ptr = uni_ptr[b]
+            # the random stream's state and the step's time loss stay in registers through the loop
+            rs_ = np.uint64(rng_state[b])
             step_loss = acc[b, A_STEP_LOSS]
             # whether some vehicle moved ahead of the one before it on its lane (then the
             # transfers below take the general path and a full sort)
@@ -1227,6 +1234,8 @@ def _advance_replicas(
                 lead_new = math.inf  # ... and after it
                 for k in range(first[lane], first[lane] + cnt):
                     v = ob[k]
+                    rs_ += _GAMMA  # one draw per vehicle and sub-step (its dawdling)
+                    u = _unit(rs_)
                     t = vib[v, I_TYPE]
                     pos = vfb[v, F_POS]
                     speed = vfb[v, F_SPEED]
@@ -1248,7 +1257,7 @@ def _advance_replicas(
                             tp,
                             t,
                             dt,
-                            uni_b[ptr],
+                            u,
                         )
                     else:
                         dist = llen - pos
@@ -1263,7 +1272,7 @@ def _advance_replicas(
                                 tp,
                                 t,
                                 dt,
-                                uni_b[ptr],
+                                u,
                             )
                         else:
                             allowed = False
@@ -1330,7 +1339,7 @@ def _advance_replicas(
                                         tp,
                                         t,
                                         dt,
-                                        uni_b[ptr],
+                                        u,
                                     )
                                 else:
                                     vn = _next_speed(
@@ -1342,7 +1351,7 @@ def _advance_replicas(
                                         tp,
                                         t,
                                         dt,
-                                        uni_b[ptr],
+                                        u,
                                     )
                                 vt_pos[to] = pos - llen - clen
                                 vt_len[to] = tp[t, T_LEN]
@@ -1358,13 +1367,10 @@ def _advance_replicas(
                                     tp,
                                     t,
                                     dt,
-                                    uni_b[ptr],
+                                    u,
                                 )
                                 if pos + vn * dt > llen - 0.05:
                                     vn = max(0.0, (llen - 0.05 - pos) / dt)
-                    ptr += 1
-                    if ptr >= n_uni:
-                        ptr = 0
                     lead_pos = pos
                     lead_speed = speed
                     lead_len = tp[t, T_LEN]
@@ -1385,7 +1391,7 @@ def _advance_replicas(
                         vfb[v, F_STUCK] += dt
                     else:
                         vfb[v, F_STUCK] = 0.0
-            uni_ptr[b] = ptr
+            rng_state[b] = np.int64(rs_)
             acc[b, A_STEP_LOSS] = step_loss
             # --- transfers and arrivals ---
             t_next = t_now + dt  # the end of the sub-step
@@ -1532,8 +1538,7 @@ def _advance_replicas(
                     n_cand = edge_i[e0, 1] - edge_i[e0, 0]
                     pick = -1
                     if mode == -3:
-                        pick = int(uni[b, uni_ptr[b]] * n_cand)
-                        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
+                        pick = int(_draw(rng_state, b) * n_cand)
                     for jj in range(edge_i[e0, 0], edge_i[e0, 1]):
                         cand = edge_lanes[jj]
                         idx = jj - edge_i[e0, 0]
@@ -1572,14 +1577,13 @@ def _advance_replicas(
                         break
                     # speed at insertion
                     vmax_t = tp[t, T_VMAX]
-                    sf = _speed_factor(b, t, tp, uni, uni_ptr)
+                    sf = _speed_factor(b, t, tp, rng_state)
                     vmax = min(lane_f[best, 1] * sf, vmax_t)
                     code = dep_speed[b, j]
                     if code == -1.0 or code == -2.0:
                         v0 = vmax
                     elif code == -3.0:
-                        v0 = vmax * uni[b, uni_ptr[b]]
-                        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
+                        v0 = vmax * _draw(rng_state, b)
                     else:
                         v0 = min(code, vmax)
                     if count[best] > 0:
@@ -1688,10 +1692,20 @@ def _advance_replicas(
 
 
 @numba.njit(cache=True, inline="always")
-def _next_uniform(ptr: int, n: int) -> int:  # pragma: no cover
-    """The uniforms' cursor after ``ptr`` (a compare, not a division: it runs per draw)."""
-    ptr += 1
-    return 0 if ptr >= n else ptr
+def _unit(state: np.uint64) -> float:  # pragma: no cover
+    """SplitMix64's output for ``state``, as a double in ``[0, 1)`` (its top 53 bits)."""
+    z = (state ^ (state >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return np.int64(z >> _S11) * _TO_UNIT
+
+
+@numba.njit(cache=True, inline="always")
+def _draw(rng_state: np.ndarray, b: int) -> float:  # pragma: no cover
+    """The next uniform of replica ``b``'s stream (its state is int64 bits in ``rng_state``)."""
+    state = np.uint64(rng_state[b]) + _GAMMA
+    rng_state[b] = np.int64(state)
+    return _unit(state)
 
 
 @numba.njit(cache=True, inline="always")
@@ -1699,8 +1713,7 @@ def _speed_factor(
     b: int,
     t: int,
     tp: np.ndarray,
-    uni: np.ndarray,
-    uni_ptr: np.ndarray,
+    rng_state: np.ndarray,
 ) -> float:  # pragma: no cover
     """A vehicle's speed factor: SUMO's ``normc(mean, dev, 0.2, 2)`` (redrawn when outside)."""
     mean = tp[t, T_SF_MEAN]
@@ -1708,10 +1721,8 @@ def _speed_factor(
     if dev <= 0.0:
         return mean
     for _ in range(16):
-        u1 = max(uni[b, uni_ptr[b]], 1e-12)
-        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
-        u2 = uni[b, uni_ptr[b]]
-        uni_ptr[b] = _next_uniform(uni_ptr[b], uni.shape[1])
+        u1 = max(_draw(rng_state, b), 1e-12)
+        u2 = _draw(rng_state, b)
         x = mean + dev * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
         if 0.2 <= x <= 2.0:
             return x
@@ -1911,7 +1922,6 @@ STATE_F64 = (
     "acc",
     "lane_stats",
     "sig_float",
-    "uni",
     "metrics",
     "per_signal",
     "last_wait",
@@ -1928,14 +1938,16 @@ STATE_I64 = (
     "seg_ptr",
     "seg_end",
     "pending",
-    "uni_ptr",
+    "rng_state",
     "first",
     "count",
     "conn_busy",
     "vt_set",
     "seg_due",
 )
-STATE_U8 = ("link_state", "program_mode", "refill", "truncated")
+STATE_U8 = ("link_state", "program_mode", "truncated")
+STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
+"""The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
 STATIC_I64 = (
     "lane_i",
     "lout",
@@ -2063,13 +2075,13 @@ def _step_replicas(
     episode: tuple,
     b0: int,
     b1: int,
-) -> bool:  # pragma: no cover - compiled
+) -> None:  # pragma: no cover - compiled
     """Advance replicas ``b0 .. b1 - 1`` by one decision and write their outputs.
 
     The views into the packed buffers are carved once per call, those of per-replica state
     holding the share's rows only (C-contiguous still, so the kernels compile as for the whole
-    batch), and the kernels it calls loop over the share's replicas themselves. Returns whether one of them
-    needs fresh uniforms (see :func:`_advance_all` for ``episode``).
+    batch), and the kernels it calls loop over the share's replicas themselves (see
+    :func:`_advance_all` for ``episode``).
     """
     nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards, terms, flags = episode
     episode_steps = episode_steps[b0:b1]
@@ -2087,15 +2099,14 @@ def _step_replicas(
     acc = _r2(f64, lay_f64, 2, b0, b1)
     lane_stats = _r3(f64, lay_f64, 3, b0, b1)
     sig_float = _r3(f64, lay_f64, 4, b0, b1)
-    uni = _r2(f64, lay_f64, 5, b0, b1)
-    metrics = _r2(f64, lay_f64, 6, b0, b1)
-    per_sig = _r3(f64, lay_f64, 7, b0, b1)
-    last_wait = _r2(f64, lay_f64, 8, b0, b1)
-    quantities = _r2(f64, lay_f64, 9, b0, b1)
-    conn_eta_all = _r2(f64, lay_f64, 10, b0, b1)
-    vt_pos_all = _r2(f64, lay_f64, 11, b0, b1)
-    vt_len_all = _r2(f64, lay_f64, 12, b0, b1)
-    vt_speed_all = _r2(f64, lay_f64, 13, b0, b1)
+    metrics = _r2(f64, lay_f64, 5, b0, b1)
+    per_sig = _r3(f64, lay_f64, 6, b0, b1)
+    last_wait = _r2(f64, lay_f64, 7, b0, b1)
+    quantities = _r2(f64, lay_f64, 8, b0, b1)
+    conn_eta_all = _r2(f64, lay_f64, 9, b0, b1)
+    vt_pos_all = _r2(f64, lay_f64, 10, b0, b1)
+    vt_len_all = _r2(f64, lay_f64, 11, b0, b1)
+    vt_speed_all = _r2(f64, lay_f64, 12, b0, b1)
     vi = _r3(i32, lay_i32, 0, b0, b1)
     order = _r2(i32, lay_i32, 1, b0, b1)
     free_stack = _r2(i32, lay_i32, 2, b0, b1)
@@ -2105,7 +2116,7 @@ def _step_replicas(
     seg_ptr = _r2(i64, lay_i64, 2, b0, b1)
     seg_end = _r2(i64, lay_i64, 3, b0, b1)
     pending = _r1(i64, lay_i64, 4, b0, b1)
-    uni_ptr = _r1(i64, lay_i64, 5, b0, b1)
+    rng_state = _r1(i64, lay_i64, 5, b0, b1)
     first_all = _r2(i64, lay_i64, 6, b0, b1)
     count_all = _r2(i64, lay_i64, 7, b0, b1)
     conn_busy_all = _r2(i64, lay_i64, 8, b0, b1)
@@ -2113,8 +2124,7 @@ def _step_replicas(
     seg_due = _r2(i64, lay_i64, 10, b0, b1)
     link_state = _r2(u8, lay_u8, 0, b0, b1)
     program_mode = _r2(u8, lay_u8, 1, b0, b1)
-    refill = _r1(u8, lay_u8, 2, b0, b1)
-    truncated = _r1(u8, lay_u8, 3, b0, b1)
+    truncated = _r1(u8, lay_u8, 2, b0, b1)
     lane_i = _v2(si, lay_si, 0)
     lout = _v1(si, lay_si, 1)
     conn_i = _v2(si, lay_si, 2)
@@ -2140,7 +2150,6 @@ def _step_replicas(
     params = _v1(sf, lay_sf, 3)
     tp = _v2(sf, lay_sf, 4)
     lane_cap = _v1(sf, lay_sf, 5)
-    refill_any = False
     # sort keys, scratch of this call's replicas (stepped one after the other)
     klane = np.empty(vi.shape[1], dtype=np.int32)
     kpos = np.empty(vi.shape[1])
@@ -2167,8 +2176,7 @@ def _step_replicas(
         acc,
         lane_stats,
         pending,
-        uni,
-        uni_ptr,
+        rng_state,
         lane_f,
         lane_i,
         lout,
@@ -2242,11 +2250,6 @@ def _step_replicas(
             flags[0, b] = False
             flags[1, b] = cut
             flags[2, b] = cut
-        # ask for fresh uniforms before the next decision could run out of them
-        if uni_ptr[b] + (n_alive[b] + 64) * 2 * n_sub + 256 > uni.shape[1]:
-            refill[b] = 1
-            refill_any = True
-    return refill_any
 
 
 @numba.njit(cache=True)
@@ -2293,44 +2296,41 @@ def _advance_all(
     reward (weighted sum), step count and ``flags`` (terminated, truncated, done) are written.
 
     Returns:
-        -1 for an action out of range, else 1 if some replica needs fresh uniforms, else 0.
+        -1 for an action out of range, else 0.
     """
     if episode[0].shape[0] > 0 and not _actions_valid(actions, episode[0]):
         return -1
-    return (
-        1
-        if _step_replicas(
-            n_sub,
-            actions,
-            f64,
-            lay_f64,
-            i32,
-            lay_i32,
-            i64,
-            lay_i64,
-            u8,
-            lay_u8,
-            signal_obs,
-            si,
-            lay_si,
-            sf,
-            lay_sf,
-            dep_time,
-            dep_i,
-            dep_speed,
-            episode,
-            b0,
-            b1,
-        )
-        else 0
+    _step_replicas(
+        n_sub,
+        actions,
+        f64,
+        lay_f64,
+        i32,
+        lay_i32,
+        i64,
+        lay_i64,
+        u8,
+        lay_u8,
+        signal_obs,
+        si,
+        lay_si,
+        sf,
+        lay_sf,
+        dep_time,
+        dep_i,
+        dep_speed,
+        episode,
+        b0,
+        b1,
     )
+    return 0
 
 
 @numba.njit(cache=True, nogil=True)
 def _advance_share(*args: Any) -> int:  # pragma: no cover - compiled
     """:func:`_advance_all` without the GIL, for threads that step shares of the replicas.
 
-    Shares are disjoint and each replica's state, uniforms and outputs are its own rows, the
+    Shares are disjoint and each replica's state, random stream and outputs are its own rows, the
     scratch per call. A separate entry point, so a one-thread step keeps the GIL.
     """
     return _advance_all(*args)
@@ -2436,7 +2436,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "acc": (b, NACC),
             "lane_stats": (b, n_l, NLS),
             "sig_float": (b, n_sig, 4),
-            "uni": (b, UNIFORM_BLOCK),
             "metrics": (b, len(METRICS)),
             "per_signal": (b, k, len(QUANTITIES)),
             "last_wait": (b, k),
@@ -2454,7 +2453,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "seg_ptr": (b, n_src),
             "seg_end": (b, n_src),
             "pending": (b,),
-            "uni_ptr": (b,),
+            "rng_state": (b,),
             "first": (b, n_l),
             "count": (b, n_l),
             "conn_busy": (b, n_c),
@@ -2462,7 +2461,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "seg_due": (b, n_src),
             "link_state": (b, max(c.num_links, 1)),
             "program_mode": (b, n_sig),
-            "refill": (b,),
             "truncated": (b,),
         }
         self._f64 = Arena(np.float64, [(n, shapes[n]) for n in STATE_F64])
@@ -2544,6 +2542,16 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # the compiled step finds each array by its place in a buffer: a simulation saved with
+        # other state arrays would be read wrongly, so it is refused
+        for name, names in zip(self.ARENAS, STATE_LAYOUT, strict=True):
+            saved = [spec[0] for spec in state[name].specs]
+            if saved != list(names):
+                raise ValueError(
+                    f"TrafficSim state {name[1:]}: saved with the arrays {saved}, but this "
+                    f"version steps {list(names)}; create the environment again instead of "
+                    "loading this pickle"
+                )
         self.__dict__.update(state)
         self._fits = weakref.WeakValueDictionary()
         self._bind_views()
@@ -2646,8 +2654,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self.lane_stats[i] = 0.0
         self.pending[i] = 0
         self.program_mode[i] = False
-        rng.random(out=self.uni[i])
-        self.uni_ptr[i] = 0
+        self.rng_state[i] = rng.integers(-(2**63), 2**63, dtype=np.int64)
         # metrics and per-signal quantities keep the last step's values: they are the final
         # info of an episode that ended in this step (autoreset), and every step rewrites them
         self.last_wait[i] = 0.0
@@ -2685,20 +2692,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             setattr(self, name, new)
 
     # --- step --------------------------------------------------------------------------------
-    def _refill_uniforms(self, b0: int = 0, b1: int | None = None) -> None:
-        """Fresh uniforms for the replicas ``b0 .. b1 - 1`` that the kernel flagged.
-
-        The kernel flags a replica whose next decision could exhaust its uniforms; it draws
-        fresh ones from its own generator, in place (numpy releases the GIL while it fills, so
-        the threads of a threaded step refill their own shares side by side).
-        """
-        for i in (np.flatnonzero(self.refill[b0:b1]) + b0).tolist():
-            rng = self.rngs[i]
-            assert rng is not None
-            rng.random(out=self.uni[i])
-            self.uni_ptr[i] = 0
-            self.refill[i] = 0
-
     def advance(self, actions: np.ndarray, episode: tuple | None = None) -> bool:
         """Run one decision of every replica (``actions``: ``[B, K]`` int64).
 
@@ -2730,8 +2723,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             code = _advance_all(*args, 0, self.batch_size)
         else:
             code = self._advance_threaded(args)
-        if code == 1:
-            self._refill_uniforms()
         return code >= 0
 
     def _advance_threaded(self, args: tuple) -> int:
@@ -2747,19 +2738,11 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         else:
             self.threads_used = self.threads
             pool = _pool(self.threads - 1)
-            jobs = [pool.submit(self._step_share, args, *share) for share in self._shares[:-1]]
-            codes = [self._step_share(args, *self._shares[-1])] + [job.result() for job in jobs]
-            code = min(codes)
+            jobs = [pool.submit(_advance_share, *args, *share) for share in self._shares[:-1]]
+            codes = [_advance_share(*args, *self._shares[-1])] + [job.result() for job in jobs]
+            code = int(min(codes))
         if code >= 0:
             self._work = (_time.perf_counter() - start) * self.threads_used
-        return code
-
-    def _step_share(self, args: tuple, b0: int, b1: int) -> int:
-        """One decision of the replicas ``b0 .. b1 - 1`` and their refills (0, or -1: invalid)."""
-        code = int(_advance_share(*args, b0, b1))
-        if code == 1:
-            self._refill_uniforms(b0, b1)
-            code = 0
         return code
 
     def step(self, actions: np.ndarray) -> StepResult:
