@@ -1178,10 +1178,22 @@ def _advance_replicas(
                         break
             if changed:
                 _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-            # re-evaluate connection choices of vehicles that changed lanes or wait for one
-            _choose_pending(
-                n, ob, vib, vfb, True, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
-            )
+                # choose connections for the vehicles that changed lanes (any other without one
+                # has a lane without a connection towards its next edge: it still has none)
+                _choose_pending(
+                    n,
+                    ob,
+                    vib,
+                    vfb,
+                    True,
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    count,
+                )
             # --- foe approach times (for yielding) ---
             conn_eta[:] = 1e9
             conn_busy[:] = 0
@@ -1378,19 +1390,18 @@ def _advance_replicas(
                     vfb[v, F_SPEED] = vn
                     new_pos = pos + vn * dt
                     vfb[v, F_POS] = new_pos
-                    if new_pos > lead_new:
-                        disordered = True
+                    disordered |= new_pos > lead_new
                     lead_new = new_pos
                     vfb[v, F_ROUTELEN] += vn * dt
                     loss = dt * max(0.0, 1.0 - vn / ideal)
                     vfb[v, F_LOSS] += loss
                     step_loss += loss
-                    if vn < HALT_SPEED:
-                        vfb[v, F_WAIT] += dt
-                        vfb[v, F_LWAIT] += dt
-                        vfb[v, F_STUCK] += dt
-                    else:
-                        vfb[v, F_STUCK] = 0.0
+                    # selects, not branches: whether a vehicle halts is hard to predict
+                    halted = vn < HALT_SPEED
+                    waited = dt if halted else 0.0
+                    vfb[v, F_WAIT] += waited
+                    vfb[v, F_LWAIT] += waited
+                    vfb[v, F_STUCK] = vfb[v, F_STUCK] + dt if halted else 0.0
             rng_state[b] = np.int64(rs_)
             acc[b, A_STEP_LOSS] = step_loss
             # --- transfers and arrivals ---
@@ -1400,6 +1411,9 @@ def _advance_replicas(
             # follow, without a sort. Otherwise (or a vehicle held at the stop line) the general
             # path updates every vehicle past its lane's end, then sorts.
             k = 0
+            crossed = (
+                False  # whether some vehicle entered a junction (it chooses its next connection)
+            )
             if not disordered:
                 held = False
                 for lane in range(n_lanes):
@@ -1421,6 +1435,7 @@ def _advance_replicas(
                             held = True  # held at the stop line
                             break
                         to = _cross(v, c, llen, vib, vfb, conn_i, conn_f, lane_f)
+                        crossed = True
                         if to == lane:
                             held = True  # back onto its own lane: only a sort places it
                             break
@@ -1442,14 +1457,27 @@ def _advance_replicas(
                             continue
                         if c >= 0 and vib[v, I_PASS] == 1:
                             _cross(v, c, llen, vib, vfb, conn_i, conn_f, lane_f)
+                            crossed = True
                         else:
                             vfb[v, F_POS] = llen - 0.01
                             vfb[v, F_SPEED] = 0.0
                     k += 1
                 _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-            _choose_pending(
-                n, ob, vib, vfb, False, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
-            )
+            if crossed:
+                _choose_pending(
+                    n,
+                    ob,
+                    vib,
+                    vfb,
+                    False,
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    count,
+                )
             # --- teleports of vehicles stuck at the front of their lane ---
             if teleport > 0.0:
                 lane = 0
