@@ -389,48 +389,100 @@ def _profile_factor(profile: tuple[tuple[float, float], ...], t: np.ndarray) -> 
     return np.where(idx >= 0, factors[np.maximum(idx, 0)], 1.0)
 
 
-def sample_demand(sc: TrafficScenario, rng: np.random.Generator) -> Demand:
-    """All departures of an episode: the fixed ones plus random draws of random flows."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class _DemandPlan:
+    """What an episode's departures are drawn from (cached on the scenario).
+
+    Rows of ``route``, ``vtype``, ``lane`` and ``speed`` describe the fixed departures first,
+    then one row per random flow; ``flows`` holds each random flow's draw: ``("probability",
+    times, p)`` (a Bernoulli trial per second) or ``("poisson", lo, hi, rate, peak, profile)``.
+    """
+
+    fixed: Demand
+    flows: tuple[tuple[Any, ...], ...]
+    route: np.ndarray
+    vtype: np.ndarray
+    lane: np.ndarray
+    speed: np.ndarray
+
+
+def _demand_plan(sc: TrafficScenario) -> _DemandPlan:
+    cached = sc.__dict__.get("_demand_plan")
+    if cached is not None:
+        return cached
     fixed = _fixed_demand(sc)
-    random_flows = [f for f in sc.flows if f.kind in ("probability", "poisson")]
-    if not random_flows:
-        return fixed
     routes = sc.route_index
     types = {t: i for i, t in enumerate(sc.vtypes)}
-    parts = [fixed.time]
-    meta = [np.stack([fixed.route, fixed.vtype, fixed.lane], axis=1)]
-    speeds = [fixed.speed]
-    for f in random_flows:
+    flows: list[tuple[Any, ...]] = []
+    rows: list[tuple[int, int, int, float]] = []
+    for f in sc.flows:
+        if f.kind not in ("probability", "poisson"):
+            continue
         lo, hi = max(f.begin, sc.begin), min(f.end, sc.end)
         if hi <= lo:
             continue
         if f.kind == "probability":
             t = np.arange(math.ceil(lo), math.ceil(hi), dtype=np.float64)
-            p = f.value * _profile_factor(f.profile, t)
-            times = t[rng.random(t.size) < p]
+            flows.append(("probability", t, f.value * _profile_factor(f.profile, t)))
         else:
             rate = f.value / 3600.0
             peak = rate * max([1.0] + [fac for _, fac in f.profile])
+            flows.append(("poisson", lo, hi, rate, peak, f.profile))
+        rows.append(
+            (
+                routes[f.route],
+                types[f.vtype],
+                _lane_code(f.depart_lane),
+                _speed_code(f.depart_speed),
+            )
+        )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    out = _DemandPlan(
+        fixed,
+        tuple(flows),
+        np.concatenate([fixed.route, table[:, 0].astype(np.int32)]),
+        np.concatenate([fixed.vtype, table[:, 1].astype(np.int32)]),
+        np.concatenate([fixed.lane, table[:, 2].astype(np.int32)]),
+        np.concatenate([fixed.speed, table[:, 3]]),
+    )
+    object.__setattr__(sc, "_demand_plan", out)
+    return out
+
+
+def _draw_departures(plan: _DemandPlan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An episode's departure times and their rows in ``plan``, fixed ones first (unsorted)."""
+    n_fixed = plan.fixed.time.size
+    times = [plan.fixed.time]
+    rows = [np.arange(n_fixed)]
+    for k, flow in enumerate(plan.flows):
+        if flow[0] == "probability":
+            _, t, p = flow
+            drawn = t[rng.random(t.size) < p]
+        else:
+            _, lo, hi, rate, peak, profile = flow
             n = rng.poisson(peak * (hi - lo))
             cand = np.sort(rng.uniform(lo, hi, size=n))
-            keep = rng.random(n) * peak < rate * _profile_factor(f.profile, cand)
-            times = np.floor(cand[keep])
-        parts.append(times)
-        m = np.empty((times.size, 3), dtype=np.int32)
-        m[:, 0] = routes[f.route]
-        m[:, 1] = types[f.vtype]
-        m[:, 2] = _lane_code(f.depart_lane)
-        meta.append(m)
-        speeds.append(np.full(times.size, _speed_code(f.depart_speed)))
-    time = np.concatenate(parts)
+            keep = rng.random(n) * peak < rate * _profile_factor(profile, cand)
+            drawn = np.floor(cand[keep])
+        times.append(drawn)
+        rows.append(np.full(drawn.size, n_fixed + k))
+    return np.concatenate(times), np.concatenate(rows)
+
+
+def sample_demand(sc: TrafficScenario, rng: np.random.Generator) -> Demand:
+    """All departures of an episode: the fixed ones plus random draws of random flows.
+
+    Sorted by time (the fixed ones first, then flow by flow, where times tie); a simulation
+    reset with the same generator draws the same departures.
+    """
+    plan = _demand_plan(sc)
+    if not plan.flows:
+        return plan.fixed
+    time, rows = _draw_departures(plan, rng)
     order = np.argsort(time, kind="stable")
-    m_all = np.concatenate(meta)[order]
+    rows = rows[order]
     return Demand(
-        time[order],
-        m_all[:, 0].copy(),
-        m_all[:, 1].copy(),
-        m_all[:, 2].copy(),
-        np.concatenate(speeds)[order],
+        time[order], plan.route[rows], plan.vtype[rows], plan.lane[rows], plan.speed[rows]
     )
 
 
@@ -2645,48 +2697,61 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
 
     # --- reset -------------------------------------------------------------------------------
     def _reset(self, idx: np.ndarray) -> None:
+        if idx.size == 0:
+            return
+        # the state every episode starts from, set for all these replicas at once; metrics and
+        # per-signal quantities keep the last step's values: they are the final info of an
+        # episode that ended in this step (autoreset), and every step rewrites them
+        for name in ("vi", "vf", "n_alive", "first", "count", "acc", "lane_stats", "pending"):
+            getattr(self, name)[idx] = 0
+        for name in ("last_wait", "link_state", "signal_obs", "program_mode"):
+            getattr(self, name)[idx] = 0
+        self.free_stack[idx] = np.arange(self.capacity - 1, -1, -1, dtype=np.int32)
+        self.n_free[idx] = self.capacity
+        if self.obs_phases:  # the first observation: green phase 0, no vehicles yet
+            self.signal_obs[idx[:, None], np.flatnonzero(self.num_greens > 0), 0] = 1.0
         for i in idx.tolist():
             self._reset_one(i)
 
     def _reset_one(self, i: int) -> None:
+        """Replica ``i``'s departures, clock, random stream and signals for a new episode."""
         sc = self.scenarios[i]
         rng = self.rngs[i]
         assert rng is not None
-        demand = sample_demand(sc, rng)
-        n = demand.time.size
+        plan = _demand_plan(sc)
+        time, rows = _draw_departures(plan, rng)
+        n = time.size
         if n > self.dep_time.shape[1]:
             self._grow_departures(n)
-        # group the departures by source edge, in time order within each group
-        src = self.route_src[demand.route]
-        order = np.argsort(src, kind="stable")
+        # grouped by source edge, in time order within each group (ties: as drawn)
+        src = self.route_src[plan.route[rows]]
+        order = np.lexsort((time, src))
+        rows = rows[order]
         src = src[order]
-        self.dep_time[i, :n] = demand.time[order]
+        self.dep_time[i, :n] = time[order]
         self.dep_time[i, n:] = np.inf
-        self.dep_i[i, :n, 0] = demand.route[order]
-        self.dep_i[i, :n, 1] = demand.vtype[order]
-        self.dep_i[i, :n, 2] = demand.lane[order]
-        self.dep_speed[i, :n] = demand.speed[order]
+        self.dep_i[i, :n, 0] = plan.route[rows]
+        self.dep_i[i, :n, 1] = plan.vtype[rows]
+        self.dep_i[i, :n, 2] = plan.lane[rows]
+        self.dep_speed[i, :n] = plan.speed[rows]
         sources = np.arange(self.seg_ptr.shape[1])
-        self.seg_ptr[i] = np.searchsorted(src, sources, side="left")
-        self.seg_due[i] = self.seg_ptr[i]
+        self.seg_ptr[i] = self.seg_due[i] = np.searchsorted(src, sources, side="left")
         self.seg_end[i] = np.searchsorted(src, sources, side="right")
-        self.vi[i] = 0
-        self.vf[i] = 0.0
-        self.n_alive[i] = 0
-        self.first[i] = 0
-        self.count[i] = 0
-        self.free_stack[i] = np.arange(self.capacity - 1, -1, -1, dtype=np.int32)
-        self.n_free[i] = self.capacity
         self.time[i] = sc.begin
-        self.acc[i] = 0.0
-        self.lane_stats[i] = 0.0
-        self.pending[i] = 0
-        self.program_mode[i] = False
         self.rng_state[i] = rng.integers(-(2**63), 2**63, dtype=np.int64)
-        # metrics and per-signal quantities keep the last step's values: they are the final
-        # info of an episode that ended in this step (autoreset), and every step rewrites them
-        self.last_wait[i] = 0.0
+        sig_int, sig_float = self._signal_start(sc)
+        self.sig_int[i] = sig_int
+        self.sig_float[i] = sig_float
+
+    def _signal_start(self, sc: TrafficScenario) -> tuple[np.ndarray, np.ndarray]:
+        """Every signal's state at ``sc.begin`` (its program's phase then; the first green)."""
+        cached = sc.__dict__.get("_signal_start")
+        if cached is not None:
+            return cached
         c = self.compiled
+        n_sig = len(sc.network.signals)
+        sig_int = np.zeros((n_sig, 4), dtype=np.int32)
+        sig_float = np.zeros((n_sig, 4))
         for s, sig in enumerate(sc.network.signals):
             start = int(c.sig_i[s, 2])
             pos = (sc.begin - sig.offset) % sig.cycle
@@ -2696,13 +2761,10 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
                 k = (k + 1) % len(sig.phases)
             greens = sig.green_phases
             cur = start + (greens[0] if greens else 0)
-            self.sig_int[i, s] = (start + k, 0, cur, cur)
-            self.sig_float[i, s] = (pos, 0.0, 0.0, 0.0)
-        self.link_state[i] = 0
-        # the first observation: green phase 0, no vehicles yet
-        self.signal_obs[i] = 0.0
-        if self.obs_phases:
-            self.signal_obs[i, self.num_greens > 0, 0] = 1.0
+            sig_int[s] = (start + k, 0, cur, cur)
+            sig_float[s] = (pos, 0.0, 0.0, 0.0)
+        object.__setattr__(sc, "_signal_start", (sig_int, sig_float))
+        return sig_int, sig_float
 
     def _grow_departures(self, n: int) -> None:
         b = self.batch_size
