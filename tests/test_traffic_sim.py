@@ -12,7 +12,7 @@ import envs  # noqa: F401  (registers the ids)
 from envs.traffic import builders
 from envs.traffic.env import make_scenario
 from envs.traffic.network import RED, Phase, SignalProgram
-from envs.traffic.scenario import SignalSettings, TrafficScenario
+from envs.traffic.scenario import Flow, SignalSettings, TrafficScenario
 from envs.traffic.sim import (
     A_TELEPORTS,
     F_INSERT,
@@ -26,6 +26,7 @@ from envs.traffic.sim import (
     T_GAP,
     T_LEN,
     TrafficSim,
+    sample_demand,
 )
 
 
@@ -407,6 +408,37 @@ def test_random_streams_are_splitmix64() -> None:
     assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
     counts = np.histogram(u, bins=20, range=(0.0, 1.0))[0]
     assert ((counts - 10_000) ** 2 / 10_000).sum() < 50  # chi-square, 19 dof: p ~ 1e-4
+
+
+def test_a_reset_queues_the_sampled_departures_by_source() -> None:
+    """Each source's queue holds its departures of ``sample_demand`` in order; streams seeded."""
+    sc = builders.build("single4")
+    r0, r1 = sc.routes[0].id, sc.routes[5].id
+    extra = (
+        Flow("p", r0, 0.0, 600.0, "probability", 0.1, profile=((0.0, 1.0), (300.0, 2.0))),
+        Flow("q", r1, 100.0, 500.0, "period", 20.0, depart_lane="random", depart_speed=3.0),
+    )
+    sc = sc.replace(flows=sc.flows + extra)
+    seeds = (3, 4, 3)
+    sim = TrafficSim(3, sc)
+    sim.reset(np.ones(3, dtype=bool), [np.random.default_rng(s) for s in seeds], [sc] * 3)
+    for i, seed in enumerate(seeds):
+        d = sample_demand(sc, np.random.default_rng(seed))
+        assert {"poisson", "probability", "period"} <= {f.kind for f in sc.flows}
+        src = sim.route_src[d.route]
+        assert np.isinf(sim.dep_time[i, d.time.size :]).all()
+        np.testing.assert_array_equal(sim.seg_due[i], sim.seg_ptr[i])
+        for s in range(sim.seg_ptr.shape[1]):
+            lo, hi = sim.seg_ptr[i, s], sim.seg_end[i, s]
+            mine = src == s
+            assert hi - lo == mine.sum() > 0
+            np.testing.assert_array_equal(sim.dep_time[i, lo:hi], d.time[mine])
+            np.testing.assert_array_equal(sim.dep_i[i, lo:hi, 0], d.route[mine])
+            np.testing.assert_array_equal(sim.dep_i[i, lo:hi, 1], d.vtype[mine])
+            np.testing.assert_array_equal(sim.dep_i[i, lo:hi, 2], d.lane[mine])
+            np.testing.assert_array_equal(sim.dep_speed[i, lo:hi], d.speed[mine])
+    # the random streams come from the generators: equal seeds, equal streams
+    assert sim.rng_state[0] == sim.rng_state[2] != sim.rng_state[1]
 
 
 def test_a_simulation_saved_with_other_state_arrays_is_refused() -> None:
