@@ -189,10 +189,16 @@ def test_metrics_are_consistent_within_an_episode():
     env.reset(seed=3)
     env.action_space.seed(3)
     watch, coverage, steps = 0.0, 0.0, 0
+    clicked_quality, no_clicks = [], 0
     while True:
         _, reward, terminated, truncated, info = env.step(env.action_space.sample())
         steps += 1
         watch += info["watch_time"]
+        if info["click"] == 0:
+            assert info["quality"] == 0.0  # no clicked item (documented)
+            no_clicks += 1
+        else:
+            clicked_quality.append(info["quality"])
         assert info["episode_watch_time"] == pytest.approx(watch)
         assert reward == pytest.approx(info["reward_terms"]["watch_time"])
         assert info["session_length"] == steps
@@ -204,6 +210,7 @@ def test_metrics_are_consistent_within_an_episode():
                                              "leave"}  # fmt: skip
         if terminated or truncated:
             break
+    assert no_clicks > 0 and any(q != 0.0 for q in clicked_quality)
 
 
 # --- batching and determinism ------------------------------------------------------------------

@@ -470,9 +470,10 @@ class RecSlateEnv(LeptonEnv):
       ``max_episode_steps``.
 
     ## Info
-    Per step: ``watch_time``, ``click``, ``rating``, ``quality`` (of the clicked item),
-    ``left``, ``budget``, ``satisfaction``, ``diversity`` (intra-list: mean ``1 - cosine`` of the
-    slate's topic vectors). Episode to date: ``episode_watch_time`` (engagement), ``clicks``,
+    Per step: ``watch_time``, ``click``, ``rating``, ``quality`` (of the clicked item; 0 on a
+    step without a click, so average it over the steps where ``click`` is 1), ``left``,
+    ``budget``, ``satisfaction``, ``diversity`` (intra-list: mean ``1 - cosine`` of the slate's
+    topic vectors). Episode to date: ``episode_watch_time`` (engagement), ``clicks``,
     ``ctr`` (clicks per slate), ``session_length`` (steps), ``mean_satisfaction``,
     ``mean_diversity``, ``coverage`` (share of the catalogue shown). The leave rate over
     episodes is the mean of ``left`` at episode ends. Plus ``reward_terms``.
