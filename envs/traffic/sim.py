@@ -304,7 +304,7 @@ DEPART_SPEED_CODES = {"max": -1.0, "desired": -2.0, "random": -3.0, "0": 0.0}
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Demand:
-    """The fixed part of a scenario's departures, sorted by time, as arrays."""
+    """Departures as arrays: time, route and vehicle type rows, lane and speed codes."""
 
     time: np.ndarray
     route: np.ndarray
@@ -317,33 +317,16 @@ def _fixed_demand(sc: TrafficScenario) -> Demand:
     cached = sc.__dict__.get("_fixed_demand")
     if cached is not None:
         return cached
-    routes = sc.route_index
-    types = {t: i for i, t in enumerate(sc.vtypes)}
+    codes = _departure_codes(sc)
     flows: list[tuple[float, int, int, int, float]] = []
     for v in sc.vehicles:
         if sc.begin <= v.depart < sc.end:
-            flows.append(
-                (
-                    v.depart,
-                    routes[v.route],
-                    types[v.vtype],
-                    _lane_code(v.depart_lane),
-                    _speed_code(v.depart_speed),
-                )
-            )
+            flows.append((v.depart, *codes(v)))
     for f in sc.flows:
         if f.kind in ("period", "vehs_per_hour", "number"):
             for t in _regular_times(f):
                 if sc.begin <= t < sc.end:
-                    flows.append(
-                        (
-                            t,
-                            routes[f.route],
-                            types[f.vtype],
-                            _lane_code(f.depart_lane),
-                            _speed_code(f.depart_speed),
-                        )
-                    )
+                    flows.append((t, *codes(f)))
     flows.sort(key=lambda x: x[0])
     arr = np.array(flows, dtype=np.float64).reshape(-1, 5)
     out = Demand(
@@ -355,6 +338,18 @@ def _fixed_demand(sc: TrafficScenario) -> Demand:
     )
     object.__setattr__(sc, "_fixed_demand", out)
     return out
+
+
+def _departure_codes(sc: TrafficScenario) -> Any:
+    """``codes(x)``: route row, vehicle type row, lane code and speed code of a vehicle or flow."""
+    routes = sc.route_index
+    types = {t: i for i, t in enumerate(sc.vtypes)}
+
+    def codes(x: Any) -> tuple[int, int, int, float]:
+        lane, speed = _lane_code(x.depart_lane), _speed_code(x.depart_speed)
+        return routes[x.route], types[x.vtype], lane, speed
+
+    return codes
 
 
 def _lane_code(lane: str | int) -> int:
@@ -390,29 +385,25 @@ def _profile_factor(profile: tuple[tuple[float, float], ...], t: np.ndarray) -> 
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class _DemandPlan:
+class _DeparturePlan:
     """What an episode's departures are drawn from (cached on the scenario).
 
-    Rows of ``route``, ``vtype``, ``lane`` and ``speed`` describe the fixed departures first,
-    then one row per random flow; ``flows`` holds each random flow's draw: ``("probability",
-    times, p)`` (a Bernoulli trial per second) or ``("poisson", lo, hi, rate, peak, profile)``.
+    ``rows`` describes the fixed departures first, then one row per random flow (whose
+    ``time`` is NaN); ``flows`` holds each random flow's draw: ``("probability", times, p)`` (a
+    Bernoulli trial per second) or ``("poisson", lo, hi, rate, peak, profile)``.
     """
 
     fixed: Demand
     flows: tuple[tuple[Any, ...], ...]
-    route: np.ndarray
-    vtype: np.ndarray
-    lane: np.ndarray
-    speed: np.ndarray
+    rows: Demand
 
 
-def _demand_plan(sc: TrafficScenario) -> _DemandPlan:
-    cached = sc.__dict__.get("_demand_plan")
+def _departure_plan(sc: TrafficScenario) -> _DeparturePlan:
+    cached = sc.__dict__.get("_departure_plan")
     if cached is not None:
         return cached
     fixed = _fixed_demand(sc)
-    routes = sc.route_index
-    types = {t: i for i, t in enumerate(sc.vtypes)}
+    codes = _departure_codes(sc)
     flows: list[tuple[Any, ...]] = []
     rows: list[tuple[int, int, int, float]] = []
     for f in sc.flows:
@@ -428,28 +419,23 @@ def _demand_plan(sc: TrafficScenario) -> _DemandPlan:
             rate = f.value / 3600.0
             peak = rate * max([1.0] + [fac for _, fac in f.profile])
             flows.append(("poisson", lo, hi, rate, peak, f.profile))
-        rows.append(
-            (
-                routes[f.route],
-                types[f.vtype],
-                _lane_code(f.depart_lane),
-                _speed_code(f.depart_speed),
-            )
-        )
+        rows.append(codes(f))
     table = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    out = _DemandPlan(
-        fixed,
-        tuple(flows),
+    rows_of = Demand(
+        np.concatenate([fixed.time, np.full(len(rows), np.nan)]),
         np.concatenate([fixed.route, table[:, 0].astype(np.int32)]),
         np.concatenate([fixed.vtype, table[:, 1].astype(np.int32)]),
         np.concatenate([fixed.lane, table[:, 2].astype(np.int32)]),
         np.concatenate([fixed.speed, table[:, 3]]),
     )
-    object.__setattr__(sc, "_demand_plan", out)
+    out = _DeparturePlan(fixed, tuple(flows), rows_of)
+    object.__setattr__(sc, "_departure_plan", out)
     return out
 
 
-def _draw_departures(plan: _DemandPlan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _draw_departures(
+    plan: _DeparturePlan, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """An episode's departure times and their rows in ``plan``, fixed ones first (unsorted)."""
     n_fixed = plan.fixed.time.size
     times = [plan.fixed.time]
@@ -475,15 +461,14 @@ def sample_demand(sc: TrafficScenario, rng: np.random.Generator) -> Demand:
     Sorted by time (the fixed ones first, then flow by flow, where times tie); a simulation
     reset with the same generator draws the same departures.
     """
-    plan = _demand_plan(sc)
+    plan = _departure_plan(sc)
     if not plan.flows:
         return plan.fixed
     time, rows = _draw_departures(plan, rng)
     order = np.argsort(time, kind="stable")
     rows = rows[order]
-    return Demand(
-        time[order], plan.route[rows], plan.vtype[rows], plan.lane[rows], plan.speed[rows]
-    )
+    t = plan.rows
+    return Demand(time[order], t.route[rows], t.vtype[rows], t.lane[rows], t.speed[rows])
 
 
 # --------------------------------------------------------------------------------------------
@@ -2718,22 +2703,23 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         sc = self.scenarios[i]
         rng = self.rngs[i]
         assert rng is not None
-        plan = _demand_plan(sc)
+        plan = _departure_plan(sc)
         time, rows = _draw_departures(plan, rng)
         n = time.size
         if n > self.dep_time.shape[1]:
             self._grow_departures(n)
         # grouped by source edge, in time order within each group (ties: as drawn)
-        src = self.route_src[plan.route[rows]]
+        table = plan.rows
+        src = self.route_src[table.route[rows]]
         order = np.lexsort((time, src))
         rows = rows[order]
         src = src[order]
         self.dep_time[i, :n] = time[order]
         self.dep_time[i, n:] = np.inf
-        self.dep_i[i, :n, 0] = plan.route[rows]
-        self.dep_i[i, :n, 1] = plan.vtype[rows]
-        self.dep_i[i, :n, 2] = plan.lane[rows]
-        self.dep_speed[i, :n] = plan.speed[rows]
+        self.dep_i[i, :n, 0] = table.route[rows]
+        self.dep_i[i, :n, 1] = table.vtype[rows]
+        self.dep_i[i, :n, 2] = table.lane[rows]
+        self.dep_speed[i, :n] = table.speed[rows]
         sources = np.arange(self.seg_ptr.shape[1])
         self.seg_ptr[i] = self.seg_due[i] = np.searchsorted(src, sources, side="left")
         self.seg_end[i] = np.searchsorted(src, sources, side="right")
