@@ -43,6 +43,7 @@ import numbers
 import os
 import time as _time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -340,7 +341,7 @@ def _fixed_demand(sc: TrafficScenario) -> Demand:
     return out
 
 
-def _departure_codes(sc: TrafficScenario) -> Any:
+def _departure_codes(sc: TrafficScenario) -> Callable[[Any], tuple[int, int, int, float]]:
     """``codes(x)``: route row, vehicle type row, lane code and speed code of a vehicle or flow."""
     routes = sc.route_index
     types = {t: i for i, t in enumerate(sc.vtypes)}
@@ -1269,7 +1270,7 @@ def _advance_replicas(
                 else:
                     vt_set[lane] = 0
             # the random stream's state and the step's time loss stay in registers through the loop
-            rs_ = np.uint64(rng_state[b])
+            stream = np.uint64(rng_state[b])
             step_loss = acc[b, A_STEP_LOSS]
             # whether some vehicle moved ahead of the one before it on its lane (then the
             # transfers below take the general path and a full sort)
@@ -1283,8 +1284,8 @@ def _advance_replicas(
                 lead_new = math.inf  # ... and after it
                 for k in range(first[lane], first[lane] + cnt):
                     v = ob[k]
-                    rs_ += _GAMMA  # one draw per vehicle and sub-step (its dawdling)
-                    u = _unit(rs_)
+                    stream += _GAMMA  # one draw per vehicle and sub-step (its dawdling)
+                    u = _unit(stream)
                     t = vib[v, I_TYPE]
                     pos = vfb[v, F_POS]
                     speed = vfb[v, F_SPEED]
@@ -1439,7 +1440,7 @@ def _advance_replicas(
                     vfb[v, F_WAIT] += waited
                     vfb[v, F_LWAIT] += waited
                     vfb[v, F_STUCK] = vfb[v, F_STUCK] + dt if halted else 0.0
-            rng_state[b] = np.int64(rs_)
+            rng_state[b] = np.int64(stream)
             acc[b, A_STEP_LOSS] = step_loss
             # --- transfers and arrivals ---
             t_next = t_now + dt  # the end of the sub-step
@@ -1448,9 +1449,8 @@ def _advance_replicas(
             # follow, without a sort. Otherwise (or a vehicle held at the stop line) the general
             # path updates every vehicle past its lane's end, then sorts.
             k = 0
-            crossed = (
-                False  # whether some vehicle entered a junction (it chooses its next connection)
-            )
+            # whether some vehicle entered a junction (it then chooses its next connection)
+            crossed = False
             if not disordered:
                 held = False
                 for lane in range(n_lanes):
@@ -2610,7 +2610,8 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         # the compiled step finds each array by its place in a buffer: a simulation saved with
         # other state arrays would be read wrongly, so it is refused
         for name, names in zip(self.ARENAS, STATE_LAYOUT, strict=True):
-            saved = [spec[0] for spec in state[name].specs]
+            arena = state.get(name)
+            saved = [spec[0] for spec in arena.specs] if isinstance(arena, Arena) else []
             if saved != list(names):
                 raise ValueError(
                     f"TrafficSim state {name[1:]}: saved with the arrays {saved}, but this "
