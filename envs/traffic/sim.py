@@ -38,6 +38,7 @@ way.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import os
@@ -45,7 +46,7 @@ import time as _time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -186,11 +187,34 @@ class Compiled:
     num_links: int
 
 
+_T = TypeVar("_T")
+
+
+def _cached_on_scenario(
+    key: str,
+) -> Callable[[Callable[[TrafficScenario], _T]], Callable[[TrafficScenario], _T]]:
+    """Build ``f(sc)`` once per scenario object and keep it there, under ``key``.
+
+    Scenarios are frozen, so what is derived from one stays valid while it lives.
+    """
+
+    def wrap(build: Callable[[TrafficScenario], _T]) -> Callable[[TrafficScenario], _T]:
+        @functools.wraps(build)
+        def cached(sc: TrafficScenario) -> _T:
+            out = sc.__dict__.get(key)
+            if out is None:
+                out = build(sc)
+                object.__setattr__(sc, key, out)
+            return out
+
+        return cached
+
+    return wrap
+
+
+@_cached_on_scenario("_compiled")
 def compile_scenario(sc: TrafficScenario) -> Compiled:
     """Flatten ``sc`` into the kernel's arrays (cached on the scenario object)."""
-    cached = sc.__dict__.get("_compiled")
-    if cached is not None:
-        return cached
     net = sc.network
     n_l, n_c = net.num_lanes, net.num_connections
     lane_f = np.stack([net.lane_length, net.lane_speed], axis=1).astype(np.float64)
@@ -275,7 +299,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         ],
         dtype=np.float64,
     )
-    out = Compiled(
+    return Compiled(
         lane_f=lane_f,
         lane_i=lane_i,
         lout=lout,
@@ -295,8 +319,6 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         vtypes=vtypes,
         num_links=int(offsets[-1]),
     )
-    object.__setattr__(sc, "_compiled", out)
-    return out
 
 
 DEPART_LANE_CODES = {"best": -1, "free": -2, "random": -3, "first": -4}
@@ -314,10 +336,8 @@ class Demand:
     speed: np.ndarray
 
 
+@_cached_on_scenario("_fixed_demand")
 def _fixed_demand(sc: TrafficScenario) -> Demand:
-    cached = sc.__dict__.get("_fixed_demand")
-    if cached is not None:
-        return cached
     codes = _departure_codes(sc)
     flows: list[tuple[float, int, int, int, float]] = []
     for v in sc.vehicles:
@@ -330,15 +350,13 @@ def _fixed_demand(sc: TrafficScenario) -> Demand:
                     flows.append((t, *codes(f)))
     flows.sort(key=lambda x: x[0])
     arr = np.array(flows, dtype=np.float64).reshape(-1, 5)
-    out = Demand(
+    return Demand(
         arr[:, 0].copy(),
         arr[:, 1].astype(np.int32),
         arr[:, 2].astype(np.int32),
         arr[:, 3].astype(np.int32),
         arr[:, 4].copy(),
     )
-    object.__setattr__(sc, "_fixed_demand", out)
-    return out
 
 
 def _departure_codes(sc: TrafficScenario) -> Callable[[Any], tuple[int, int, int, float]]:
@@ -399,10 +417,8 @@ class _DeparturePlan:
     rows: Demand
 
 
+@_cached_on_scenario("_departure_plan")
 def _departure_plan(sc: TrafficScenario) -> _DeparturePlan:
-    cached = sc.__dict__.get("_departure_plan")
-    if cached is not None:
-        return cached
     fixed = _fixed_demand(sc)
     codes = _departure_codes(sc)
     flows: list[tuple[Any, ...]] = []
@@ -429,9 +445,7 @@ def _departure_plan(sc: TrafficScenario) -> _DeparturePlan:
         np.concatenate([fixed.lane, table[:, 2].astype(np.int32)]),
         np.concatenate([fixed.speed, table[:, 3]]),
     )
-    out = _DeparturePlan(fixed, tuple(flows), rows_of)
-    object.__setattr__(sc, "_departure_plan", out)
-    return out
+    return _DeparturePlan(fixed, tuple(flows), rows_of)
 
 
 def _draw_departures(
@@ -534,15 +548,10 @@ def _place_tail(
     """Put vehicle ``v`` at the tail of ``lane`` in the sorted ``order[:n]`` (``n`` before it).
 
     The caller guarantees that ``v`` is behind every vehicle of the lane, so this is where a
-    sort would put it; lanes after ``lane`` shift by one.
+    sort would put it; lanes after ``lane`` shift by one. Every lane's start is the count of
+    the lanes before it, empty lanes' too.
     """
-    if count[lane] > 0:
-        p = first[lane] + count[lane]
-    else:
-        p = 0
-        for m in range(lane):
-            p += count[m]
-        first[lane] = p
+    p = first[lane] + count[lane]
     for j in range(n, p, -1):
         order[j] = order[j - 1]
     order[p] = v
