@@ -5,7 +5,8 @@ revision ``REV`` next to the working tree's and
 
 1. runs both on the same scenarios, seeds and random actions (``--replicas`` replicas,
    ``--decisions`` decisions, resetting replicas whose episode ends) and compares every state
-   array after every decision, bit for bit; it prints ``identical`` or the first difference;
+   array after every decision, bit for bit (the per-vehicle fields both cores have, when one
+   appends more); it prints ``identical`` or the first difference;
 2. with ``--rounds N``, times both at ``--batch`` replicas on sumo-rl's single intersection in
    ``N`` paired rounds (``--seconds`` of CPU time each, the base first) and prints each round's
    ratio and their median: the machine's speed drifts between runs, so only ratios taken
@@ -101,6 +102,19 @@ def _reset(sims: Sequence[Any], mask: np.ndarray, seeds: Sequence[Any]) -> None:
         sim.reset(mask, [np.random.default_rng(s) for s in seeds], [None] * len(seeds))
 
 
+def _common_fields(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b``, cut to the fields they share when one core has more per-vehicle fields.
+
+    Fields are the last axis and keep their places (new ones are appended), so an array of
+    the same leading shape compares on its first ``min`` fields; any other difference in
+    shape is left for the comparison to report.
+    """
+    if a.ndim == b.ndim and a.ndim > 0 and a.shape[:-1] == b.shape[:-1]:
+        width = min(a.shape[-1], b.shape[-1])
+        return a[..., :width], b[..., :width]
+    return a, b
+
+
 def compare(
     base: ModuleType, ours: ModuleType, scenario: Any, replicas: int, decisions: int
 ) -> str | None:
@@ -121,7 +135,7 @@ def compare(
         for name in COMPARED:
             if not (hasattr(a, name) and hasattr(b, name)):
                 return f"decision {step}: {name} (a state array of one core only)"
-            if not np.array_equal(getattr(a, name), getattr(b, name)):
+            if not np.array_equal(*_common_fields(getattr(a, name), getattr(b, name))):
                 return f"decision {step}: {name}"
         ended = a.time >= scenario.end - 1e-9
         if ended.any():

@@ -59,8 +59,8 @@ from envs.traffic.scenario import TrafficScenario
 F_POS, F_SPEED, F_SF, F_DEPART, F_INSERT, F_WAIT, F_LWAIT, F_LOSS, F_STUCK, F_ROUTELEN = range(10)
 NVF = 10
 # vehicle int fields
-I_ALIVE, I_LANE, I_ROUTE, I_RPOS, I_CONN, I_INCONN, I_TYPE, I_PASS = range(8)
-NVI = 8
+I_ALIVE, I_LANE, I_ROUTE, I_RPOS, I_CONN, I_INCONN, I_TYPE, I_PASS, I_KEEP = range(9)
+NVI = 9
 # vehicle-type fields
 T_LEN, T_GAP, T_ACC, T_DEC, T_SIGMA, T_TAU, T_VMAX, T_MODEL, T_SF_MEAN, T_SF_DEV = range(10)
 NTF = 10
@@ -583,6 +583,7 @@ def _cross(
     vib[v, I_RPOS] += 1
     vfb[v, F_LWAIT] = 0.0
     vib[v, I_CONN] = -1
+    vib[v, I_KEEP] = 0
     return to
 
 
@@ -681,6 +682,37 @@ def _choose_conn(
 
 
 @numba.njit(cache=True, inline="always")
+def _set_conn(
+    v: int,
+    c: int,
+    vib: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+) -> None:  # pragma: no cover
+    """Give vehicle ``v`` connection ``c`` and note whether it keeps its lane (``I_KEEP``).
+
+    A vehicle keeps its lane (wants no strategic change) on its route's last edge (``-2``) and on
+    a connection whose target lane leads on to the edge after its next one, or when there is no
+    such edge. That depends only on the connection, route and route position, so the
+    lane-change pass reads the flag instead of testing every vehicle in every sub-step; every
+    change of ``I_CONN`` goes through here or clears the flag.
+    """
+    vib[v, I_CONN] = c
+    keep = c == -2
+    if c >= 0:
+        route = vib[v, I_ROUTE]
+        k = route_i[route, 0] + vib[v, I_RPOS] + 2
+        keep = k >= route_i[route, 1] or _lane_continues(
+            conn_i[c, 1], route_edges[k], lane_i, lout, conn_i, conn_edge
+        )
+    vib[v, I_KEEP] = 1 if keep else 0
+
+
+@numba.njit(cache=True, inline="always")
 def _choose_pending(
     n: int,
     ob: np.ndarray,
@@ -702,7 +734,7 @@ def _choose_pending(
     for k in range(n):
         v = ob[k]
         if vib[v, I_CONN] == -1 and (not on_lane_only or vfb[v, F_POS] >= 0.0):
-            vib[v, I_CONN] = _choose_conn(
+            c = _choose_conn(
                 vib[v, I_LANE],
                 vib[v, I_ROUTE],
                 vib[v, I_RPOS],
@@ -714,6 +746,7 @@ def _choose_pending(
                 route_edges,
                 count,
             )
+            _set_conn(v, c, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
 
 
 @numba.njit(cache=True, inline="always")
@@ -1041,20 +1074,15 @@ def _advance_replicas(
             # leads there but not on to the edge after (two edges of lookahead) changes if it can
             for k in range(n):
                 v = ob[k]
-                c = vib[v, I_CONN]
-                if c == -2 or vfb[v, F_POS] < 0.0:
+                if vib[v, I_KEEP] == 1 or vfb[v, F_POS] < 0.0:
                     continue
+                c = vib[v, I_CONN]
                 lane = vib[v, I_LANE]
                 route = vib[v, I_ROUTE]
                 rpos = vib[v, I_RPOS]
                 rs = route_i[route, 0]
                 nxt = route_edges[rs + rpos + 1]
                 after = route_edges[rs + rpos + 2] if rs + rpos + 2 < route_i[route, 1] else -1
-                if c >= 0 and (
-                    after < 0
-                    or _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
-                ):
-                    continue
                 e = lane_i[lane, 0]
                 my_idx = lane_i[lane, 3]
                 best_d = 1 << 30
@@ -1122,6 +1150,7 @@ def _advance_replicas(
                 if ok:
                     vib[v, I_LANE] = target
                     vib[v, I_CONN] = -1
+                    vib[v, I_KEEP] = 0
                     vfb[v, F_LWAIT] = 0.0
                     changed = True
                 elif (
@@ -1154,7 +1183,7 @@ def _advance_replicas(
                         w = v if side == 0 else blocker
                         vfb[w, F_LWAIT] = 0.0
                         vfb[w, F_STUCK] = 0.0
-                        vib[w, I_CONN] = _choose_conn(
+                        wc = _choose_conn(
                             vib[w, I_LANE],
                             vib[w, I_ROUTE],
                             vib[w, I_RPOS],
@@ -1166,6 +1195,7 @@ def _advance_replicas(
                             route_edges,
                             count,
                         )
+                        _set_conn(w, wc, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
                     changed = True
             # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that
             # also leads to its next edge and holds at least two vehicles fewer ---
@@ -1220,6 +1250,7 @@ def _advance_replicas(
                     if ok:
                         vib[v, I_LANE] = target
                         vib[v, I_CONN] = -1
+                        vib[v, I_KEEP] = 0
                         vfb[v, F_LWAIT] = 0.0
                         changed = True
                         break
@@ -1570,8 +1601,9 @@ def _advance_replicas(
                         vfb[v, F_STUCK] = 0.0
                         vfb[v, F_LWAIT] = 0.0
                         vib[v, I_CONN] = -1
+                        vib[v, I_KEEP] = 0
                         _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-                        vib[v, I_CONN] = _choose_conn(
+                        c = _choose_conn(
                             dest,
                             route,
                             vib[v, I_RPOS],
@@ -1583,6 +1615,7 @@ def _advance_replicas(
                             route_edges,
                             count,
                         )
+                        _set_conn(v, c, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
                         lane = 0  # from the first lane again: the ranges changed
                         continue
                     lane += 1
@@ -1693,7 +1726,7 @@ def _advance_replicas(
                     acc[b, A_INSERTED] += 1.0
                     acc[b, A_DDELAY] += t_next - dep_time[b, j]
                     seg_ptr[b, src] += 1
-                    vib[v, I_CONN] = _choose_conn(
+                    c = _choose_conn(
                         best,
                         route,
                         0,
@@ -1705,6 +1738,7 @@ def _advance_replicas(
                         route_edges,
                         count,
                     )
+                    _set_conn(v, c, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
             # --- clock, signals, accumulators ---
             time[b] = t_next
             speed_sum = 0.0
