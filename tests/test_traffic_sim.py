@@ -449,6 +449,14 @@ def test_a_simulation_saved_with_other_state_arrays_is_refused() -> None:
     state["_i64"].specs = [("uni_ptr", (2,)), *state["_i64"].specs[1:]]
     with pytest.raises(ValueError, match=r"i64.*'uni_ptr'.*create the environment again"):
         TrafficSim.__new__(TrafficSim).__setstate__(state)
+    # the same arrays with fewer fields per vehicle (one saved before a field was added)
+    state = sim.__getstate__()
+    state["_i32"].specs = [
+        (name, (*shape[:-1], shape[-1] - 1) if name == "vi" else shape)
+        for name, shape in state["_i32"].specs
+    ]
+    with pytest.raises(ValueError, match=r"state vi: saved with \d+ fields per row"):
+        TrafficSim.__new__(TrafficSim).__setstate__(state)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", np.int64(0)])

@@ -2055,6 +2055,8 @@ STATE_I64 = (
 )
 STATE_U8 = ("link_state", "program_mode", "truncated")
 STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
+_FIELDS = {"vf": NVF, "vi": NVI, "acc": NACC, "lane_stats": NLS}
+"""State arrays whose last axis holds the fields named above (per vehicle, replica or lane)."""
 """The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
 STATIC_I64 = (
     "lane_i",
@@ -2656,13 +2658,23 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         # other state arrays would be read wrongly, so it is refused
         for name, names in zip(self.ARENAS, STATE_LAYOUT, strict=True):
             arena = state.get(name)
-            saved = [spec[0] for spec in arena.specs] if isinstance(arena, Arena) else []
+            specs = arena.specs if isinstance(arena, Arena) else []
+            saved = [spec[0] for spec in specs]
             if saved != list(names):
                 raise ValueError(
                     f"TrafficSim state {name[1:]}: saved with the arrays {saved}, but this "
                     f"version steps {list(names)}; create the environment again instead of "
                     "loading this pickle"
                 )
+            # ... and so would one with other fields per vehicle or replica
+            for array, shape in specs:
+                fields = _FIELDS.get(array)
+                if fields is not None and shape[-1] != fields:
+                    raise ValueError(
+                        f"TrafficSim state {array}: saved with {shape[-1]} fields per row, but "
+                        f"this version has {fields}; create the environment again instead of "
+                        "loading this pickle"
+                    )
         self.__dict__.update(state)
         self._fits = weakref.WeakValueDictionary()
         self._bind_views()
