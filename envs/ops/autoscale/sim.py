@@ -867,8 +867,8 @@ class AutoscaleSim(BatchedSim[AutoscaleScenario, AutoscaleState]):
             self.rate[i] = draws.rate0[:, None]
         for arr in (self.t, self.outage_left, self.starting, self.failed, self.queue, self.credit):
             arr[idx] = 0
-        for arr in (self.last, self.history, self.totals):
-            arr[idx] = 0.0
+        for stats in (self.last, self.history, self.totals):
+            stats[idx] = 0.0
         self.outage_zone[idx] = -1
 
     def step(self, actions: np.ndarray) -> StepResult:
