@@ -10,6 +10,8 @@
 - :mod:`agents.generators.codecs`: repair rules and the supply chain's demand-series codec;
 - :mod:`agents.generators.traffic`: the traffic family's per-route demand codec and real demand
   windows cut from route files (the RESCO city networks);
+- :mod:`agents.generators.autoscale`: the autoscaling family's request-load codec, load drawn
+  from arrival processes and the real days of the bank-calls trace;
 - :mod:`agents.generators.synthetic`: a ground-truth family with a known distribution;
 - :mod:`agents.generators.metrics`: MMD and energy distance with the real-vs-real band,
   classifier two-sample test, diversity, coverage;

@@ -23,6 +23,10 @@ inventory     ``env``: realised demand of the env's :class:`~agents.generators.c
               Poisson demand of those means
 traffic       ``resco:<net>``: windows of a RESCO    :class:`~agents.generators.traffic.TrafficDemandCodec`
               city's route file                     on the window scenario of ``<net>``
+autoscale     ``bank_calls``: the business days of  :class:`~agents.generators.autoscale.AutoscaleLoadCodec`
+              ``fpp3/bank_calls``; ``env``: load    on the env's scenario (default the
+              drawn from the env's scenario;        bank-calls ``trace`` preset)
+              ``presets:<a>+<b>``: from those
 ============  ====================================  ==========================================
 
 Errors name the field (``family``, ``data``, ``params.<key>``, ``env``) and the allowed values.
@@ -38,6 +42,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from agents.generators.autoscale import (
+    AutoscaleLoadCodec,
+    bank_calls_days,
+    realise_load,
+)
 from agents.generators.base import ScenarioCodec
 from agents.generators.codecs import InventoryDemandCodec, realise_demand
 from agents.generators.synthetic import ProfileCodec, SyntheticProfileFamily
@@ -46,6 +55,8 @@ from agents.generators.traffic import (
     TrafficDemandCodec,
     resco_demand_profiles,
 )
+from envs.ops.autoscale.scenario import PRESET_NAMES as AUTOSCALE_PRESETS
+from envs.ops.autoscale.scenario import AutoscaleScenario, make_scenario
 from envs.ops.inventory.scenario import PRESETS, DemandConfig, InventoryScenario
 from envs.traffic.scenario import TrafficScenario
 
@@ -554,8 +565,115 @@ class TrafficFamily(Family):
         }
 
 
+# --- autoscale ---------------------------------------------------------------------------------
+class AutoscaleFamily(Family):
+    """The request load of an autoscaled cluster: every service's rate over an episode.
+
+    The base is the env's scenario (default ``lepton/Autoscale-v0`` on the ``trace`` preset,
+    one business day of bank calls). Data ``bank_calls`` takes each of the 164 days of the
+    ``fpp3/bank_calls`` trace once (real load; the ``data`` extra); ``env`` draws ``n``
+    episodes of the base's own arrival process (profile or trace, noise and bursts);
+    ``presets:<a>+<b>`` draws about ``n / k`` episodes of each preset (they must share the
+    base's services count, horizon and step). Parameters: ``bins`` (bins of 5 minutes or
+    more that split the horizon), ``max_rate`` (twice the base's planning peak, requests/s),
+    ``tolerance`` (1 % of ``max_rate``).
+    """
+
+    name = "autoscale"
+    scenario_type = AutoscaleScenario
+    data_forms = ("bank_calls", "env", "presets:<preset>[+<preset>...]")
+    default_data = "bank_calls"
+    codec_defaults: ClassVar[Mapping[str, Any]] = {
+        "bins": None,
+        "max_rate": None,
+        "tolerance": None,
+    }
+    bounded = True
+
+    def _data_ok(self, spec: str) -> bool:
+        if spec in ("bank_calls", "env"):
+            return True
+        kind, sep, rest = spec.partition(":")
+        if kind != "presets" or not sep:
+            return False
+        names = _preset_names(rest)
+        unknown = [s for s in names if s not in AUTOSCALE_PRESETS]
+        if not rest or unknown:
+            raise ValueError(
+                f"data: unknown autoscale preset(s) {unknown or [rest]} in {spec!r}; allowed "
+                f"presets: {list(AUTOSCALE_PRESETS)}"
+            )
+        return True
+
+    def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
+        return EnvSpec("lepton/Autoscale-v0", {"scenario": "trace"}, "autoscale_trace")
+
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        return AutoscaleLoadCodec(
+            base,
+            bins=params.get("bins"),
+            max_rate=params.get("max_rate"),
+            tolerance=params.get("tolerance"),
+        )
+
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, AutoscaleLoadCodec)
+        return {"bins": codec.bins, "max_rate": codec.max_rate, "tolerance": codec.tolerance}
+
+    def load_data(
+        self,
+        spec: str,
+        codec: ScenarioCodec[Any],
+        rng: np.random.Generator,
+        *,
+        n: int,
+        **data_params: Any,
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        self.check_data(spec)
+        assert isinstance(codec, AutoscaleLoadCodec)
+        try:
+            if spec == "bank_calls":
+                return bank_calls_days(codec)
+            if spec == "env":
+                sources = [codec.base]
+            else:
+                sources = [make_scenario(p) for p in _preset_names(spec.partition(":")[2])]
+            per = max(1, math.ceil(n / len(sources)))
+            features, scenarios = realise_load(codec, sources, rng, per_scenario=per)
+        except ValueError as exc:
+            self._bad_data(spec, str(exc))
+        return features, scenarios
+
+    def profile(self, features: np.ndarray, codec: ScenarioCodec[Any]) -> Profile:
+        assert isinstance(codec, AutoscaleLoadCodec)
+        x = np.asarray(features).reshape(len(features), codec.num_services, codec.bins)
+        hours = codec.base.start_hour + np.arange(codec.bins) * codec.bin_minutes / 60.0
+        return Profile(x.sum(axis=1), hours, "hour of the day", "requests/s (all services)")
+
+    def describe(self, scenario: Any, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, AutoscaleLoadCodec)
+        rates = codec.rates(scenario)
+        seconds = 60.0 * codec.bin_minutes
+        return {
+            "base": codec.base.name,
+            "start_hour": codec.base.start_hour,
+            "bin_minutes": codec.bin_minutes,
+            "unit": "requests/s per service and time bin (Poisson arrivals)",
+            "services": [
+                {
+                    "name": s.name,
+                    "rate": [round(float(v), 4) for v in row],
+                    "mean": round(float(row.mean()), 4),
+                    "peak": round(float(row.max()), 4),
+                }
+                for s, row in zip(codec.base.services, rates, strict=True)
+            ],
+            "expected_requests": round(float(rates.sum() * seconds), 1),
+        }
+
+
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (SyntheticFamily(), InventoryFamily(), TrafficFamily())
+    f.name: f for f in (SyntheticFamily(), InventoryFamily(), TrafficFamily(), AutoscaleFamily())
 }
 """Family name -> its :class:`Family`."""
 
