@@ -132,8 +132,9 @@ class TrafficState(Snapshot):
 
     Attributes:
         time: ``[B]`` simulation clock, s.
-        veh_int: ``[B, V, 8]`` alive, lane, route, route position, next connection (-2 arriving,
-            -1 must change lanes), connection being driven, type, allowed to pass.
+        veh_int: ``[B, V, 9]`` alive, lane, route, route position, next connection (-2 arriving,
+            -1 must change lanes), connection being driven, type, allowed to pass, keeps its
+            lane (no strategic lane change wanted).
         veh_float: ``[B, V, 10]`` position (m, negative inside a junction), speed, speed factor,
             desired departure, insertion time, waiting time, waiting time on the current lane,
             time loss, time stopped, route length driven.
@@ -1071,7 +1072,8 @@ def _advance_replicas(
             # --- strategic lane changes ---
             changed = False
             # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
-            # leads there but not on to the edge after (two edges of lookahead) changes if it can
+            # leads there but not on to the edge after (two edges of lookahead) changes if it can;
+            # the others are flagged to keep their lane when their connection is set (_set_conn)
             for k in range(n):
                 v = ob[k]
                 if vib[v, I_KEEP] == 1 or vfb[v, F_POS] < 0.0:
