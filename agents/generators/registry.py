@@ -425,8 +425,30 @@ def _demand_levels(spec: str) -> list[float]:
     return levels
 
 
+class _BinnedRatesFamily(Family):
+    """A family whose codec takes rates in time ``bins`` below ``max_rate``, with a ``tolerance``.
+
+    ``codec_class`` is built as ``codec_class(base, bins=..., max_rate=..., tolerance=...)``
+    and has those three attributes (traffic, autoscale).
+    """
+
+    codec_class: ClassVar[type[Any]]
+
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        return self.codec_class(
+            base,
+            bins=params.get("bins", self.codec_defaults["bins"]),
+            max_rate=params.get("max_rate"),
+            tolerance=params.get("tolerance"),
+        )
+
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, self.codec_class)
+        return {"bins": codec.bins, "max_rate": codec.max_rate, "tolerance": codec.tolerance}
+
+
 # --- traffic -----------------------------------------------------------------------------------
-class TrafficFamily(Family):
+class TrafficFamily(_BinnedRatesFamily):
     """Per-route demand of a RESCO city network, from windows of its real route file.
 
     The base is the window scenario ``{resco: <net>, begin, end}`` of the traffic grid env
@@ -439,6 +461,7 @@ class TrafficFamily(Family):
 
     name = "traffic"
     scenario_type = TrafficScenario
+    codec_class = TrafficDemandCodec
     data_forms = tuple(f"resco:{net}" for net in RESCO_CITY_NETS)
     default_data = "resco:cologne1"
     codec_defaults: ClassVar[Mapping[str, Any]] = {"bins": 12, "max_rate": None, "tolerance": None}
@@ -492,18 +515,6 @@ class TrafficFamily(Family):
         # windows start every stride seconds: the ceil(seconds / stride) - 1 windows before a
         # window each share part of its time span
         return max(math.ceil(data_params["seconds"] / data_params["stride"] - 1e-9) - 1, 0)
-
-    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
-        return TrafficDemandCodec(
-            base,
-            bins=params.get("bins", 12),
-            max_rate=params.get("max_rate"),
-            tolerance=params.get("tolerance"),
-        )
-
-    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
-        assert isinstance(codec, TrafficDemandCodec)
-        return {"bins": codec.bins, "max_rate": codec.max_rate, "tolerance": codec.tolerance}
 
     def load_data(
         self,
@@ -566,7 +577,7 @@ class TrafficFamily(Family):
 
 
 # --- autoscale ---------------------------------------------------------------------------------
-class AutoscaleFamily(Family):
+class AutoscaleFamily(_BinnedRatesFamily):
     """The request load of an autoscaled cluster: every service's rate over an episode.
 
     The base is the env's scenario (default ``lepton/Autoscale-v0`` on the ``trace`` preset,
@@ -581,6 +592,7 @@ class AutoscaleFamily(Family):
 
     name = "autoscale"
     scenario_type = AutoscaleScenario
+    codec_class = AutoscaleLoadCodec
     data_forms = ("bank_calls", "env", "presets:<preset>[+<preset>...]")
     default_data = "bank_calls"
     codec_defaults: ClassVar[Mapping[str, Any]] = {
@@ -607,18 +619,6 @@ class AutoscaleFamily(Family):
 
     def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
         return EnvSpec("lepton/Autoscale-v0", {"scenario": "trace"}, "autoscale_trace")
-
-    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
-        return AutoscaleLoadCodec(
-            base,
-            bins=params.get("bins"),
-            max_rate=params.get("max_rate"),
-            tolerance=params.get("tolerance"),
-        )
-
-    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
-        assert isinstance(codec, AutoscaleLoadCodec)
-        return {"bins": codec.bins, "max_rate": codec.max_rate, "tolerance": codec.tolerance}
 
     def load_data(
         self,
