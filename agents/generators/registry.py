@@ -153,6 +153,19 @@ class Family(ABC):
     @abstractmethod
     def _data_ok(self, spec: str) -> bool: ...
 
+    def _presets_ok(self, spec: str, known: Sequence[str]) -> bool:
+        """Whether ``spec`` is ``presets:<a>+<b>...``; raises naming presets not in ``known``."""
+        kind, sep, rest = spec.partition(":")
+        if kind != "presets" or not sep:
+            return False
+        unknown = [s for s in _preset_names(rest) if s not in known]
+        if not rest or unknown:
+            raise ValueError(
+                f"data: unknown {self.name} preset(s) {unknown or [rest]} in {spec!r}; allowed "
+                f"presets: {list(known)}"
+            )
+        return True
+
     def _bad_data(self, spec: str, why: str = "") -> None:
         reason = f" ({why})" if why else ""
         raise ValueError(
@@ -317,20 +330,10 @@ class InventoryFamily(Family):
     def _data_ok(self, spec: str) -> bool:
         if spec == "env":
             return True
-        kind, sep, rest = spec.partition(":")
-        if kind == "levels" and sep:
+        if spec.startswith("levels:"):
             _demand_levels(spec)
             return True
-        if kind != "presets" or not sep:
-            return False
-        names = _preset_names(rest)
-        unknown = [s for s in names if s not in PRESETS]
-        if not rest or unknown:
-            raise ValueError(
-                f"data: unknown inventory preset(s) {unknown or [rest]} in {spec!r}; allowed "
-                f"presets: {sorted(PRESETS)}"
-            )
-        return True
+        return self._presets_ok(spec, sorted(PRESETS))
 
     def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
         return EnvSpec("lepton/Inventory-v0", {"scenario": "serial4"}, "inventory")
@@ -605,17 +608,7 @@ class AutoscaleFamily(_BinnedRatesFamily):
     def _data_ok(self, spec: str) -> bool:
         if spec in ("bank_calls", "env"):
             return True
-        kind, sep, rest = spec.partition(":")
-        if kind != "presets" or not sep:
-            return False
-        names = _preset_names(rest)
-        unknown = [s for s in names if s not in AUTOSCALE_PRESETS]
-        if not rest or unknown:
-            raise ValueError(
-                f"data: unknown autoscale preset(s) {unknown or [rest]} in {spec!r}; allowed "
-                f"presets: {list(AUTOSCALE_PRESETS)}"
-            )
-        return True
+        return self._presets_ok(spec, list(AUTOSCALE_PRESETS))
 
     def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
         return EnvSpec("lepton/Autoscale-v0", {"scenario": "trace"}, "autoscale_trace")
