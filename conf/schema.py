@@ -866,9 +866,10 @@ class FamilyParams:
         max_rate: synthetic: largest valid rate, units/hour (5000); traffic: largest valid
             route rate, vehicles/hour (the larger of 3600 and twice the base's peak);
             autoscale: largest valid request rate, requests/s (twice the base's planning peak).
-        tolerance: synthetic, inventory, traffic, autoscale: how far outside the valid range a
-            value may lie and be clipped back (synthetic 1 unit/hour, inventory 0.5 units,
-            traffic half a vehicle per bin, autoscale 1 % of ``max_rate``).
+        tolerance: synthetic, inventory, traffic, autoscale, recsys: how far outside the valid
+            range a value may lie and be clipped back (synthetic 1 unit/hour, inventory 0.5
+            units, traffic half a vehicle per bin, autoscale 1 % of ``max_rate``, recsys 0.2
+            of an interest).
         max_demand: inventory: largest valid demand per period, units (four times the base's
             peak mean demand plus 50, or its peak mean plus ten standard deviations plus 10
             when larger).
@@ -903,13 +904,14 @@ class GenerateConfig:
 
     Attributes:
         command: ``fit`` or ``sample``.
-        family: scenario family (``synthetic``, ``inventory``, ``traffic``, ``autoscale``; see
-            ``agents.generators.registry``).
+        family: scenario family (``synthetic``, ``inventory``, ``traffic``, ``autoscale``,
+            ``recsys``; see ``agents.generators.registry``).
         data: where the family's real scenarios come from (``null``: the family's default):
             synthetic ``truth``; inventory ``env`` (the env's scenario) or
             ``presets:<name>+<name>``; traffic ``resco:<net>``; autoscale ``bank_calls`` (the
             real call-centre days), ``env`` or ``presets:<name>+<name>`` (load drawn from
-            those scenarios' arrival processes).
+            those scenarios' arrival processes); recsys ``movielens`` (the real users'
+            interests) or ``env`` (users drawn from the env's scenario).
         params: family settings (``params.bins=6``; ``null``: the family's default).
         env: the environment whose scenario is the base of generated ones (``null``: the
             family's default; an env preset such as ``env=inventory_lost_sales``).
@@ -917,7 +919,8 @@ class GenerateConfig:
         wgan: WGAN-GP settings.
         parametric: parametric-generator settings.
         n_data: real scenarios drawn (synthetic, inventory, autoscale ``env`` and
-            ``presets``); traffic uses every window, autoscale ``bank_calls`` every day.
+            ``presets``, recsys ``env``); traffic uses every window, autoscale ``bank_calls``
+            every day, recsys ``movielens`` every user.
         held_out: fraction of the real scenarios held out for the realism tests.
         split: how they are held out: ``random`` (a seeded draw) or ``blocked`` (the last
             ones in the data's order, with the rows that overlap them left out of training,

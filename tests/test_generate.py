@@ -285,7 +285,7 @@ def test_blocked_split_holds_out_the_last_rows_and_leaves_out_their_overlap():
         (
             ["family=weather"],
             r"family: 'weather' is not allowed; allowed: "
-            r"\['autoscale', 'inventory', 'synthetic', 'traffic'\]",
+            r"\['autoscale', 'inventory', 'recsys', 'synthetic', 'traffic'\]",
         ),
         (
             ["family=synthetic", "data=history"],

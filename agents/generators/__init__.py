@@ -12,6 +12,8 @@
   windows cut from route files (the RESCO city networks);
 - :mod:`agents.generators.autoscale`: the autoscaling family's request-load codec, load drawn
   from arrival processes and the real days of the bank-calls trace;
+- :mod:`agents.generators.recsys`: the recommendation family's user codec (a session user's
+  initial interests), users drawn from a scenario and the real MovieLens users;
 - :mod:`agents.generators.synthetic`: a ground-truth family with a known distribution;
 - :mod:`agents.generators.metrics`: MMD and energy distance with the real-vs-real band,
   classifier two-sample test, diversity, coverage;

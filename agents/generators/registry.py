@@ -27,6 +27,9 @@ autoscale     ``bank_calls``: the business days of  :class:`~agents.generators.a
               ``fpp3/bank_calls``; ``env``: load    on the env's scenario (default the
               drawn from the env's scenario;        bank-calls ``trace`` preset)
               ``presets:<a>+<b>``: from those
+recsys        ``movielens``: the 671 MovieLens      :class:`~agents.generators.recsys.RecUserCodec`
+              users' interests; ``env``: users      on the env's scenario (default the
+              drawn from the env's scenario         ``movielens`` preset)
 ============  ====================================  ==========================================
 
 Errors name the field (``family``, ``data``, ``params.<key>``, ``env``) and the allowed values.
@@ -49,6 +52,7 @@ from agents.generators.autoscale import (
 )
 from agents.generators.base import ScenarioCodec
 from agents.generators.codecs import InventoryDemandCodec, realise_demand
+from agents.generators.recsys import RecUserCodec, movielens_users, realise_users
 from agents.generators.synthetic import ProfileCodec, SyntheticProfileFamily
 from agents.generators.traffic import (
     RESCO_CITY_NETS,
@@ -58,6 +62,7 @@ from agents.generators.traffic import (
 from envs.ops.autoscale.scenario import PRESET_NAMES as AUTOSCALE_PRESETS
 from envs.ops.autoscale.scenario import AutoscaleScenario, make_scenario
 from envs.ops.inventory.scenario import PRESETS, DemandConfig, InventoryScenario
+from envs.recsys.scenario import RecScenario
 from envs.traffic.scenario import TrafficScenario
 
 
@@ -665,8 +670,80 @@ class AutoscaleFamily(_BinnedRatesFamily):
         }
 
 
+# --- recommendation ----------------------------------------------------------------------------
+class RecsysFamily(Family):
+    """The users of a recommendation env: a session user's initial topic interests.
+
+    The base is the env's scenario (default ``lepton/RecMovieLens-v0`` on the ``movielens``
+    preset). Data ``movielens`` takes each of the 671 MovieLens users once (real users, in the
+    topics the MovieLens catalogue is fitted in; the ``data`` extra); ``env`` draws ``n`` users
+    from the base's own interest distribution. Parameter: ``tolerance`` (0.2: how far outside
+    [-1, 1] an interest may lie and be clipped back).
+    """
+
+    name = "recsys"
+    scenario_type = RecScenario
+    data_forms = ("movielens", "env")
+    default_data = "movielens"
+    codec_defaults: ClassVar[Mapping[str, Any]] = {"tolerance": None}
+
+    def _data_ok(self, spec: str) -> bool:
+        return spec in self.data_forms
+
+    def default_env(self, spec: str, data_params: Mapping[str, Any]) -> EnvSpec | None:
+        return EnvSpec("lepton/RecMovieLens-v0", {"scenario": "movielens"}, "movielens")
+
+    def _codec(self, base: Any, **params: Any) -> ScenarioCodec[Any]:
+        return RecUserCodec(base, tolerance=params.get("tolerance"))
+
+    def codec_params(self, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, RecUserCodec)
+        return {"tolerance": codec.tolerance}
+
+    def load_data(
+        self,
+        spec: str,
+        codec: ScenarioCodec[Any],
+        rng: np.random.Generator,
+        *,
+        n: int,
+        **data_params: Any,
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        self.check_data(spec)
+        assert isinstance(codec, RecUserCodec)
+        try:
+            if spec == "movielens":
+                return movielens_users(codec)
+            features, scenarios = realise_users(codec, [codec.base], rng, per_scenario=n)
+        except ValueError as exc:
+            self._bad_data(spec, str(exc))
+        return features, scenarios
+
+    def profile(self, features: np.ndarray, codec: ScenarioCodec[Any]) -> Profile:
+        x = np.arange(codec.dim, dtype=np.float64)
+        return Profile(np.asarray(features), x, "topic", "initial interest")
+
+    def describe(self, scenario: Any, codec: ScenarioCodec[Any]) -> dict[str, Any]:
+        assert isinstance(codec, RecUserCodec)
+        interests = codec.encode(scenario)
+        return {
+            "base": codec.base.name,
+            "catalogue": codec.base.catalogue,
+            "unit": "initial interest per topic, in [-1, 1]",
+            "interests": [round(float(v), 4) for v in interests],
+            "top_topics": [int(k) for k in np.argsort(-interests)[:3]],
+        }
+
+
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (SyntheticFamily(), InventoryFamily(), TrafficFamily(), AutoscaleFamily())
+    f.name: f
+    for f in (
+        SyntheticFamily(),
+        InventoryFamily(),
+        TrafficFamily(),
+        AutoscaleFamily(),
+        RecsysFamily(),
+    )
 }
 """Family name -> its :class:`Family`."""
 

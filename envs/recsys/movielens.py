@@ -32,7 +32,7 @@ from envs.recsys.scenario import RecScenario
 
 PACKAGE, ITEM = "dslabs", "movielens"
 REQUIRED_COLUMNS = ("userId", "movieId", "rating")
-FIT_VERSION = 1
+FIT_VERSION = 2
 """Bumped whenever the fit changes, so stale cache files are not reused."""
 SHRINKAGE = 10.0
 """Pseudo-ratings at the global mean added to every movie's mean rating."""
@@ -119,7 +119,8 @@ def fit_ratings(table: Any, num_items: int, num_topics: int) -> dict[str, np.nda
 
     Returns:
         Arrays ``movie_ids``, ``topics``, ``popularity``, ``quality``, ``interest_mean``,
-        ``interest_cov`` and ``score_gain`` (a 0-d array).
+        ``interest_cov``, ``score_gain`` (a 0-d array) and ``user_interests`` (every user's
+        interests ``[users, num_topics]``, clipped to [-1, 1] as drawn interests are).
     """
     validate_ratings(table)
     users = np.asarray(table["userId"]).astype(np.int64)
@@ -168,6 +169,7 @@ def fit_ratings(table: Any, num_items: int, num_topics: int) -> dict[str, np.nda
         "interest_mean": users_scaled.mean(axis=0),
         "interest_cov": np.cov(users_scaled, rowvar=False),
         "score_gain": np.asarray(item_scale * user_scale),
+        "user_interests": np.clip(users_scaled, -1.0, 1.0),
     }
 
 

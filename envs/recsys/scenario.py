@@ -66,6 +66,9 @@ class RecScenario:
             ``normal`` (``N(0, interest_std^2)``, or the fitted MovieLens distribution),
             clipped to [-1, 1].
         interest_std: standard deviation of ``normal`` interests.
+        interests: one user's initial interests (``num_topics`` values in [-1, 1]) that every
+            session starts from instead of drawing them by ``interest_kind``; empty: drawn. A
+            generated user population sets them (``lepton-generate fit family=recsys``).
         feature_noise: the user's observable features are the interests plus Gaussian noise of
             this standard deviation, drawn at the start of the session.
         budget: the user's time budget at the start of a session, minutes.
@@ -122,6 +125,7 @@ class RecScenario:
     length_std: float = 1.0
     interest_kind: str = "uniform"
     interest_std: float = 0.5
+    interests: tuple[float, ...] = ()
     feature_noise: float = 0.1
     budget: float = 60.0
     choice_model: str = "mnl"
@@ -205,6 +209,16 @@ class RecScenario:
         for i, v in enumerate(self.quality_means):
             if not _finite(v):
                 raise ValueError(f"quality_means[{i}]: must be a finite number, got {v!r}")
+        if not isinstance(self.interests, tuple) or (
+            self.interests and len(self.interests) != self.num_topics
+        ):
+            raise ValueError(
+                f"interests: expected a list of num_topics={self.num_topics} numbers in [-1, 1] "
+                f"(or an empty list: drawn by interest_kind), got {self.interests!r}"
+            )
+        for i, v in enumerate(self.interests):
+            if not (_finite(v) and -1.0 <= v <= 1.0):
+                raise ValueError(f"interests[{i}]: must be a number in [-1, 1], got {v!r}")
         if self.budget <= 0:
             raise ValueError(f"budget: must be > 0 minutes, got {self.budget}")
         nonneg = (

@@ -992,13 +992,35 @@ def popularity_weights(popularity: np.ndarray, exponent: float) -> np.ndarray:
     return np.power(p / top, exponent) + 1e-12
 
 
+def draw_interests(
+    scenario: RecScenario, catalogue: Catalogue, rng: np.random.Generator
+) -> np.ndarray:
+    """A session user's initial interests ``[T]``: the scenario's own, else drawn by its kind.
+
+    ``uniform`` draws ``uniform(-1, 1)`` per topic; ``normal`` draws from the catalogue's
+    interest distribution (``N(0, interest_std^2)`` or the fitted MovieLens one), clipped to
+    [-1, 1]. A scenario with ``interests`` draws nothing.
+    """
+    t = scenario.num_topics
+    if scenario.interests:
+        return np.asarray(scenario.interests, dtype=np.float64)
+    if scenario.interest_kind == "uniform":
+        return rng.uniform(-1.0, 1.0, t)
+    z = rng.standard_normal(t)
+    return np.clip(catalogue.interest_mean + catalogue.interest_chol @ z, -1.0, 1.0)
+
+
 def drawn_start(scenario: RecScenario) -> bool:
     """Whether a session's random start is the first ``T`` uniforms of its buffer alone.
 
     Uniform interests without feature noise are ``uniform(-1, 1)`` draws, which are ``-1 + 2 u``
     for the generator's next uniforms ``u``: the reset then draws them and the buffer in one call.
     """
-    return scenario.interest_kind == "uniform" and not scenario.feature_noise > 0
+    return (
+        scenario.interest_kind == "uniform"
+        and not scenario.interests
+        and not scenario.feature_noise > 0
+    )
 
 
 def draws_per_step(scenario: RecScenario) -> int:
@@ -1269,12 +1291,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             if self._drawn_start[i]:
                 rng.random(out=u[i])  # _start turns the first T into the interests
                 continue
-            if sc.interest_kind == "uniform":
-                interests[i] = rng.uniform(-1.0, 1.0, t)
-            else:
-                cat = self.catalogues[int(self.corpus_id[i])]
-                z = rng.standard_normal(t)
-                interests[i] = np.clip(cat.interest_mean + cat.interest_chol @ z, -1.0, 1.0)
+            interests[i] = draw_interests(sc, self.catalogues[int(self.corpus_id[i])], rng)
             if sc.feature_noise > 0:
                 noise[i] = sc.feature_noise * rng.standard_normal(t)
             else:
