@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import socket
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -62,10 +63,17 @@ from agents.runs import (
 
 try:
     import fcntl
-except ImportError:  # no advisory file locks on this platform (Windows)
+except ImportError:  # Windows: byte-range locks of msvcrt instead
     fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
+
+LOCK_POLL_SECONDS = 0.2
+"""How often :func:`file_lock` tries again on Windows while another process holds the lock."""
 
 STATUS_FILE = "status.json"
 """Name of the status record in a run folder."""
@@ -168,31 +176,54 @@ def _fsync_folder(folder: Path) -> None:
 
 @contextlib.contextmanager
 def file_lock(path: Path, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing) while the block runs.
+    """Hold an exclusive lock on ``path`` (created if missing) while the block runs.
 
-    The lock goes with the open file, so the system releases it when its process dies. A
-    platform without ``fcntl`` (Windows) locks nothing. The lock is not re-entrant.
+    ``fcntl.flock`` on POSIX; on Windows, ``msvcrt.locking`` of the file's first byte, polled
+    every :data:`LOCK_POLL_SECONDS` while another process holds it. Either lock goes with the
+    open file, so the system releases it when its process dies. The lock is not re-entrant. A
+    platform with neither locks nothing.
 
     Args:
         path: the lock file.
         on_wait: called when another process holds the lock, before waiting for it (to say
             so in the caller's log).
     """
-    if fcntl is None:
-        yield
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    with path.open("a+") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        if msvcrt is None:
+            yield
+            return
+        # msvcrt locks bytes from the file position: always the first one, which may lie
+        # beyond the end of the (empty) file
+        fd = handle.fileno()
+        waited = False
+        while True:
+            handle.seek(0)
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                break
+            except OSError:
+                if not waited and on_wait is not None:
+                    on_wait()
+                waited = True
+                time.sleep(LOCK_POLL_SECONDS)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.seek(0)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

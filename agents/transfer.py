@@ -25,8 +25,8 @@ run folder::
 
 A source trained here is keyed by a SHA-256 of its training configuration (:func:`source_key`:
 every key but the run-only ones of :data:`conf.resolvers.RUN_ONLY_KEYS`, ``device`` kept) and
-trained under an exclusive ``fcntl.flock`` lock on the hidden file ``.<folder name>.lock`` next
-to its folder (not on Windows, see :func:`source_lock`). In a multirun (``lepton-transfer -m
+trained under an exclusive lock on the hidden file ``.<folder name>.lock`` next to its folder
+(see :func:`source_lock`). In a multirun (``lepton-transfer -m
 mode=zero_shot,finetune,freeze_features``) every job shares ``<sweep_dir>/sources/<first 16 hex
 digits of the key>/``: the first job to take the lock trains the source, the others wait for the
 lock and load it, with any launcher (the joblib launcher's processes included; the lock needs a
@@ -1148,10 +1148,9 @@ def source_home(folder: Path, key: str, resume: bool) -> tuple[Path, bool]:
 def source_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on the source ``folder`` (``.<name>.lock`` next to it).
 
-    ``fcntl.flock``: a job that finds the lock taken logs that it waits and blocks until the
-    job holding it ends (or dies: the lock goes with its process). Windows has no ``flock``:
-    there nothing is locked, so jobs sharing a source must not start together (a sequential
-    launcher).
+    :func:`~agents.jobs.file_lock` (``fcntl.flock``; ``msvcrt.locking`` on Windows): a job
+    that finds the lock taken logs that it waits and blocks until the job holding it ends (or
+    dies: the lock goes with its process).
     """
 
     def waiting() -> None:
