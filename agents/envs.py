@@ -210,7 +210,7 @@ def _source(spec: str, env_id: str, kwargs: dict[str, Any]) -> ScenarioSource[An
     if kind == "adversarial":
         from agents.generators.adversarial import AdversarialSource
 
-        return AdversarialSource(loaded.generator.as_source(), structure=base)
+        return AdversarialSource(loaded.generator.as_source(), structure=base, family=loaded.family)
     from agents.generators.sources import RealScenarios
 
     structure = loaded.codec.structure

@@ -831,13 +831,13 @@ def adversarial(config: GenerateConfig, cfg: DictConfig | None = None) -> dict[s
         raise ValueError(f"n: must be >= 1, got {config.n}")
     if cfg is not None:
         _check_not_another_report(output_folder(config), cfg)
-    settings = config.adversarial
     agent = resolve_agent(config.model)
     env_id = lepton_envs.resolve_id(agent.env_id)
     kwargs = {k: v for k, v in agent.env_kwargs.items() if k != PARAMETER_SHARING}
     base = env_scenario(env_id, kwargs, field="model")
     loaded = load_generator(config.path, base=base, env_label=f"the model's env {env_id}")
     gen, family, codec = loaded.generator, loaded.family, loaded.codec
+    settings = family.adversarial_settings(config.adversarial)
     search = AdversarialSearch.from_settings(gen, settings)
     if settings.episodes < 1 or settings.batch_size < 1 or settings.fit_episodes < 1:
         raise ValueError(

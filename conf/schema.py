@@ -493,8 +493,11 @@ class AdversarialSettings:
         population: candidate scenarios per search iteration.
         iterations: search iterations.
         elite_frac: fraction of an iteration's candidates the CEM refits to.
-        lam: weight of the realism penalty ``||z||^2 / dim``, in return units.
-        episodes: episodes per scenario when scoring regret.
+        lam: weight of the realism penalty ``||z||^2 / dim``, in return units; ``null``: the
+            family's default (20; 0.5 for recommendation, whose regrets are minutes of watch
+            time).
+        episodes: episodes per scenario when scoring regret; ``null``: the family's default
+            (1; 32 for recommendation, whose sessions vary much more than one user's regret).
         fit_episodes: training episodes the baseline is fitted on.
         buffer_size: high-regret scenarios kept for replay.
         replay_prob: probability that a reset replays a buffered scenario.
@@ -507,8 +510,8 @@ class AdversarialSettings:
     population: int = 32
     iterations: int = 5
     elite_frac: float = 0.25
-    lam: float = 20.0
-    episodes: int = 1
+    lam: float | None = None
+    episodes: int | None = None
     fit_episodes: int = 16
     buffer_size: int = 16
     replay_prob: float = 0.5

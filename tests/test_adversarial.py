@@ -4,6 +4,7 @@ from a checkpoint) and `lepton-generate adversarial`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pickle
@@ -31,9 +32,10 @@ from agents.generators.adversarial import (
 )
 from agents.generators.base import ScenarioGenerator
 from agents.generators.codecs import realise_demand
+from agents.generators.registry import get_family
 from agents.generators.simple import ParametricGenerator
 from agents.policies import make_baseline, reference_baseline
-from conf.schema import TrainConfig
+from conf.schema import AdversarialSettings, TrainConfig
 from envs.core.baselines import baseline_registry
 from envs.core.sb3 import make_sb3_vec_env
 from envs.core.scenario import ScenarioList
@@ -226,6 +228,7 @@ def test_env_scenarios_adversarial_builds_an_env(parametric, tmp_path) -> None:
     source = venv.get_attr("source")[0]
     assert isinstance(source, AdversarialSource) and len(source.buffer) == 0
     assert source.structure.name == "serial4"  # the env's own: models trained on it fit
+    assert source.family is get_family("inventory")  # its defaults fill the search settings
     venv.reset()
     assert all(sc.demand.kind == "series" for sc in venv.runner.sim.scenarios)
     for spec, match in [
@@ -236,6 +239,21 @@ def test_env_scenarios_adversarial_builds_an_env(parametric, tmp_path) -> None:
         cfg = compose_root("config", [f"run_dir={tmp_path}", f"env.scenarios={spec}"])
         with pytest.raises(ValueError, match=match):
             make_vec_env(as_config(cfg, TrainConfig).env, 2)
+
+
+def test_search_settings_left_null_take_the_familys_defaults() -> None:
+    unset = AdversarialSettings()
+    assert unset.lam is None and unset.episodes is None
+    for name, lam, episodes in [
+        ("inventory", 20.0, 1),
+        ("autoscale", 20.0, 1),
+        ("recsys", 0.5, 32),
+    ]:
+        filled = get_family(name).adversarial_settings(unset)
+        assert (filled.lam, filled.episodes) == (lam, episodes), name
+        assert filled.population == unset.population  # the other settings as given
+    given = dataclasses.replace(unset, lam=3.0, episodes=2)
+    assert get_family("recsys").adversarial_settings(given) == given
 
 
 def test_training_alternates_search_and_updates(parametric, make_cfg) -> None:
@@ -474,6 +492,7 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
     report = run(compose_root("generate", [*search, "model=pretrained/inventory"]))
     saved = json.loads((out / "adversarial.json").read_text())
     assert saved["method"] == "random" and saved["invalid_draws"]["proposed"] == 12
+    assert (saved["settings"]["lam"], saved["settings"]["episodes"]) == (20.0, 1)  # inventory's
     assert saved["found"]["n"] == 2 and saved["ordinary"]["n"] == 8 and saved["real"]["n"] == 8
     assert saved["found"]["values"] == sorted(saved["found"]["values"], reverse=True)
     assert report["found"]["mean"] == saved["found"]["mean"]
@@ -483,7 +502,7 @@ def test_generate_adversarial_writes_report_figure_and_frames(parametric, tmp_pa
     # the same search may run again; another one must not replace the report
     assert run(compose_root("generate", [*search, "model=pretrained/inventory"])) == report
     with pytest.raises(
-        ValueError, match=r"out_dir: .* another configuration .*adversarial\.lam 20\.0 -> 5\.0"
+        ValueError, match=r"out_dir: .* another configuration .*adversarial\.lam None -> 5\.0"
     ):
         run(compose_root("generate", [*search, "model=pretrained/inventory", "adversarial.lam=5"]))
     for overrides, match in [

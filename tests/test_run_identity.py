@@ -417,7 +417,7 @@ def test_generate_adversarial_into_another_report_keeps_its_hydra_record(monkeyp
     argv = ["lepton-generate", "adversarial", *search, "adversarial.lam=5"]
     with pytest.raises(
         RunMismatchError,
-        match=r"out_dir: .* another configuration .*adversarial\.lam 20\.0 -> 5\.0",
+        match=r"out_dir: .* another configuration .*adversarial\.lam None -> 5\.0",
     ):
         _run_app(main, argv, monkeypatch)
     after = {**_snapshot(folder, ["config.yaml", ADVERSARIAL_FILE]), **_hydra_record(folder)}

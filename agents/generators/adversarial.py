@@ -460,6 +460,8 @@ class AdversarialSource(ScenarioSource[ScenarioT]):
         base: the ordinary source (usually ``generator.as_source()``).
         buffer: the scenarios to replay; filled by :class:`AdversarialCurriculum`.
         structure: the scenario that fixes the env's spaces (default: ``base``'s).
+        family: the generator's family (:class:`~agents.generators.registry.Family`), whose
+            defaults fill the search settings left ``None``.
     """
 
     def __init__(
@@ -467,8 +469,10 @@ class AdversarialSource(ScenarioSource[ScenarioT]):
         base: ScenarioSource[ScenarioT],
         buffer: ScenarioBuffer[ScenarioT] | None = None,
         structure: ScenarioT | None = None,
+        family: Any = None,
     ) -> None:
         self.base = base
+        self.family = family
         self.buffer: ScenarioBuffer[ScenarioT] = buffer if buffer is not None else ScenarioBuffer()
         self._structure = base.structure if structure is None else structure
         self.replayed = 0
@@ -635,7 +639,12 @@ def make_curriculum(config: Any, venv: VecEnv) -> AdversarialCurriculum | None:
     source = sources[0] if sources else None
     if not isinstance(source, AdversarialSource):
         return None
-    settings = config.adversarial
+    family = source.family
+    if family is None:
+        from agents.generators.registry import Family
+
+        family = Family
+    settings = family.adversarial_settings(config.adversarial)
     if env_kwargs(config.env).get("parameter_sharing", False):
         raise ValueError(
             "env.kwargs.parameter_sharing: not supported with env.scenarios=adversarial:<folder>; "
