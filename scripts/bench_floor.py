@@ -39,6 +39,7 @@ import numpy as np
 
 # SUMO's passenger defaults (Krauss): reaction time, accel, decel, imperfection, gap, length
 TAU, ACCEL, DECEL, SIGMA, MIN_GAP, LENGTH = 1.0, 2.6, 4.5, 0.5, 2.5, 5.0
+HALT_SPEED = 0.1  # m/s: SUMO counts a vehicle slower than this as halting (waiting)
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -50,12 +51,19 @@ def krauss_decisions(
     n_sub: int,
     uni: np.ndarray,
     k: int,
+    books: np.ndarray,
+    keep_books: bool,
 ) -> int:  # pragma: no cover - compiled
     """``n_sub`` Krauss sub-steps of every ring lane of every replica (``pos``: ``[B, L, n]``).
 
     Vehicles on a lane are ordered front to back; the first one follows the last (a ring of
     ``ring`` metres). All vehicles move together: each follows its leader's position and speed
     at the sub-step's start, as in SUMO. Returns the next index into the uniforms ``uni``.
+
+    With ``keep_books``, every update also keeps the per-vehicle accounts a simulator's move
+    keeps (``books``: ``[6, B, L, n]``): time loss against the vehicle's own desired speed (a
+    division by ``vmax`` times its speed factor, ``books[5]``), waiting time, waiting time on
+    the lane, time halted in a row and route length.
     """
     n_batch, n_lanes, n_veh = pos.shape
     for b in range(n_batch):
@@ -75,6 +83,14 @@ def krauss_decisions(
                     k += 1
                     if k == uni.shape[0]:
                         k = 0
+                    if keep_books:  # one-second sub-steps
+                        books[0, b, lane, j] += max(0.0, 1.0 - v / (vmax * books[5, b, lane, j]))
+                        halted = v < HALT_SPEED
+                        waited = 1.0 if halted else 0.0
+                        books[1, b, lane, j] += waited
+                        books[2, b, lane, j] += waited
+                        books[3, b, lane, j] = books[3, b, lane, j] + 1.0 if halted else 0.0
+                        books[4, b, lane, j] += v
                     # the follower sees this vehicle where it was at the sub-step's start
                     lead_pos = pos[b, lane, j]
                     lead_v = speed[b, lane, j]
@@ -103,9 +119,19 @@ def cpu_seconds_per_call(
 
 
 def measure(
-    batch: int, vehicles: int, lanes: int, n_sub: int, seconds: float, repeats: int
+    batch: int,
+    vehicles: int,
+    lanes: int,
+    n_sub: int,
+    seconds: float,
+    repeats: int,
+    keep_books: bool = False,
 ) -> dict[str, float]:
-    """CPU time per replica-decision (best and median of ``repeats`` runs of ``seconds``)."""
+    """CPU time per replica-decision (best and median of ``repeats`` runs of ``seconds``).
+
+    ``keep_books``: every update also keeps the per-vehicle accounts (see
+    :func:`krauss_decisions`).
+    """
     per_lane = max(1, round(vehicles / lanes))
     ring = 300.0
     spacing = ring / per_lane
@@ -113,10 +139,13 @@ def measure(
     pos[:] = ring - spacing * np.arange(per_lane)
     speed = np.zeros_like(pos)
     uni = np.random.default_rng(0).random(1 << 20)
-    k = [krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, 0)]  # compile and warm up
+    books = np.zeros((6, *pos.shape))
+    books[5] = 1.0  # speed factors
+    args = (ring, 13.89, n_sub, uni)
+    k = [krauss_decisions(pos, speed, *args, 0, books, keep_books)]  # compile and warm up
 
     def call(_: int) -> None:
-        k[0] = krauss_decisions(pos, speed, ring, 13.89, n_sub, uni, k[0])
+        k[0] = krauss_decisions(pos, speed, *args, k[0], books, keep_books)
 
     runs = [t / batch for t in cpu_seconds_per_call(call, seconds, repeats)]
     updates = per_lane * lanes * n_sub
@@ -205,8 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = bench.metadata(bench.Settings(seconds=args.seconds, repeats=args.repeats, warmup_s=0.0))
     given = sys.argv[1:] if argv is None else list(argv)
     meta["command"] = " ".join(["python scripts/bench_floor.py", *given])
-    out = measure(args.batch, args.vehicles, args.lanes, args.sub_steps, args.seconds, args.repeats)
-    result: dict[str, Any] = {"metadata": meta, "krauss_only": out}
+    shape = (args.batch, args.vehicles, args.lanes, args.sub_steps, args.seconds, args.repeats)
+    out = measure(*shape)
+    books = measure(*shape, keep_books=True)
+    result: dict[str, Any] = {"metadata": meta, "krauss_only": out, "krauss_with_books": books}
     if args.ours:
         result["ours"] = {
             name: measure_ours(args.batch, scale, args.seconds, args.repeats)
@@ -215,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reference_rate is not None and args.ratio is not None:
         budget = 1e6 / (args.reference_rate * args.ratio)
         result["budget_us_per_replica_decision"] = budget
-        for part in [out, *result.get("ours", {}).values()]:
+        for part in [out, books, *result.get("ours", {}).values()]:
             part["share_of_budget_best"] = part["us_per_replica_decision_best"] / budget
     meta["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     print(json.dumps(result, indent=2))

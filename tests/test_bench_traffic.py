@@ -258,20 +258,34 @@ def test_car_following_floor(capsys):
         pos[:] = 300.0 - spacing * np.arange(n)
         speed = np.zeros_like(pos)
         uni = np.random.default_rng(1).random(4096)
+        books = np.zeros((6, *pos.shape))
+        books[5] = 1.0
         k = 0
         for _ in range(200):
-            k = floor.krauss_decisions(pos, speed, 300.0, 13.89, 5, uni, k)
+            k = floor.krauss_decisions(pos, speed, 300.0, 13.89, 5, uni, k, books, True)
             ahead = np.concatenate([pos[..., -1:] + 300.0, pos[..., :-1]], axis=-1)
             assert (ahead - pos >= floor.LENGTH + floor.MIN_GAP - 1e-9).all()
             assert (speed >= 0.0).all() and (speed <= 13.89 + 1e-12).all()
         assert speed.mean() > moving
         assert 0 < k < uni.shape[0]
+        # the accounts: each one-second sub-step is either lost time or distance at vmax, the
+        # waits count halted sub-steps (no lane changes on a ring), the last run ends in them
+        loss, wait, lane_wait, stuck, route = books[:5]
+        assert np.allclose(loss + route / 13.89, 1000.0)
+        assert (
+            (wait == lane_wait).all() and (stuck <= wait).all() and (stuck == np.floor(stuck)).all()
+        )
+        assert ((stuck > 0) == (speed < floor.HALT_SPEED)).all()
+        assert (wait.sum() > 0) == (spacing < 50.0)  # only the dense ring stops
     # the command prints the timing and the budget share
     assert floor.main(["--batch", "2", "--seconds", "0.01", "--repeats", "1", "--ours",
                        "--reference-rate", "1000", "--ratio", "500"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
     assert out["budget_us_per_replica_decision"] == pytest.approx(2.0)
-    krauss, ours = out["krauss_only"], out["ours"]
+    krauss, books, ours = out["krauss_only"], out["krauss_with_books"], out["ours"]
+    assert books["vehicles"] == 40 and books["share_of_budget_best"] == pytest.approx(
+        books["us_per_replica_decision_best"] / 2.0
+    )
     assert (
         "--ours" in out["metadata"]["command"]
         and out["metadata"]["seconds_per_measurement"] == 0.01
