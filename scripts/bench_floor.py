@@ -9,7 +9,9 @@ lower bound. The defaults match sumo-rl's single intersection under random contr
 ``lepton/TrafficSignal-v0`` (about 38 vehicles on its 8 lanes, two 2-lane roads in and out,
 5 sub-steps per 5-s decision).
 
-It answers how much of a per-replica-decision time budget car-following alone uses::
+It answers how much of a per-replica-decision time budget car-following alone uses
+(``krauss_only``), and car-following with the per-vehicle accounts every move keeps: time
+loss, waiting times, time halted in a row and route length (``krauss_with_books``)::
 
     python scripts/bench_floor.py                       # B = 256, 40 vehicles, 8 lanes
     python scripts/bench_floor.py --reference-rate 735 --ratio 500
@@ -42,65 +44,80 @@ TAU, ACCEL, DECEL, SIGMA, MIN_GAP, LENGTH = 1.0, 2.6, 4.5, 0.5, 2.5, 5.0
 HALT_SPEED = 0.1  # m/s: SUMO counts a vehicle slower than this as halting (waiting)
 
 
-@numba.njit(cache=True, fastmath=True)
-def krauss_decisions(
-    pos: np.ndarray,
-    speed: np.ndarray,
-    ring: float,
-    vmax: float,
-    n_sub: int,
-    uni: np.ndarray,
-    k: int,
-    books: np.ndarray,
-    keep_books: bool,
-) -> int:  # pragma: no cover - compiled
-    """``n_sub`` Krauss sub-steps of every ring lane of every replica (``pos``: ``[B, L, n]``).
+def _krauss_kernel(keep_books: bool) -> Callable[..., int]:
+    """The compiled Krauss sub-steps, with the per-vehicle accounts or without.
 
-    Vehicles on a lane are ordered front to back; the first one follows the last (a ring of
-    ``ring`` metres). All vehicles move together: each follows its leader's position and speed
-    at the sub-step's start, as in SUMO. Returns the next index into the uniforms ``uni``.
-
-    With ``keep_books``, every update also keeps the per-vehicle accounts a simulator's move
-    keeps (``books``: ``[6, B, L, n]``): time loss against the vehicle's own desired speed (a
-    division by ``vmax`` times its speed factor, ``books[5]``), waiting time, waiting time on
-    the lane, time halted in a row and route length.
+    ``keep_books`` is a constant of the compiled code: the floor without the accounts carries
+    no test for them.
     """
-    n_batch, n_lanes, n_veh = pos.shape
-    for b in range(n_batch):
-        for _ in range(n_sub):
-            for lane in range(n_lanes):
-                lead_pos = pos[b, lane, n_veh - 1] + ring
-                lead_v = speed[b, lane, n_veh - 1]
-                for j in range(n_veh):
-                    gap = lead_pos - LENGTH - MIN_GAP - pos[b, lane, j]
-                    if gap < 0.0:
-                        gap = 0.0
-                    safe = -TAU * DECEL + np.sqrt(
-                        (TAU * DECEL) ** 2 + lead_v * lead_v + 2.0 * DECEL * gap
-                    )
-                    v = min(speed[b, lane, j] + ACCEL, safe, vmax)
-                    v = max(0.0, v - SIGMA * ACCEL * uni[k])
-                    k += 1
-                    if k == uni.shape[0]:
-                        k = 0
-                    if keep_books:  # one-second sub-steps
-                        books[0, b, lane, j] += max(0.0, 1.0 - v / (vmax * books[5, b, lane, j]))
-                        halted = v < HALT_SPEED
-                        waited = 1.0 if halted else 0.0
-                        books[1, b, lane, j] += waited
-                        books[2, b, lane, j] += waited
-                        books[3, b, lane, j] = books[3, b, lane, j] + 1.0 if halted else 0.0
-                        books[4, b, lane, j] += v
-                    # the follower sees this vehicle where it was at the sub-step's start
-                    lead_pos = pos[b, lane, j]
-                    lead_v = speed[b, lane, j]
-                    pos[b, lane, j] += v
-                    speed[b, lane, j] = v
-                # keep positions bounded (the ring's origin moves with the traffic)
-                if pos[b, lane, 0] > ring:
+
+    @numba.njit(cache=True, fastmath=True)
+    def decisions(
+        pos: np.ndarray,
+        speed: np.ndarray,
+        ring: float,
+        vmax: float,
+        n_sub: int,
+        uni: np.ndarray,
+        k: int,
+        books: np.ndarray,
+    ) -> int:  # pragma: no cover - compiled
+        n_batch, n_lanes, n_veh = pos.shape
+        for b in range(n_batch):
+            for _ in range(n_sub):
+                for lane in range(n_lanes):
+                    lead_pos = pos[b, lane, n_veh - 1] + ring
+                    lead_v = speed[b, lane, n_veh - 1]
                     for j in range(n_veh):
-                        pos[b, lane, j] -= ring
-    return k
+                        gap = lead_pos - LENGTH - MIN_GAP - pos[b, lane, j]
+                        if gap < 0.0:
+                            gap = 0.0
+                        safe = -TAU * DECEL + np.sqrt(
+                            (TAU * DECEL) ** 2 + lead_v * lead_v + 2.0 * DECEL * gap
+                        )
+                        v = min(speed[b, lane, j] + ACCEL, safe, vmax)
+                        v = max(0.0, v - SIGMA * ACCEL * uni[k])
+                        k += 1
+                        if k == uni.shape[0]:
+                            k = 0
+                        if keep_books:  # one-second sub-steps
+                            desired = vmax * books[5, b, lane, j]
+                            books[0, b, lane, j] += max(0.0, 1.0 - v / desired)
+                            halted = v < HALT_SPEED
+                            waited = 1.0 if halted else 0.0
+                            books[1, b, lane, j] += waited
+                            books[2, b, lane, j] += waited
+                            books[3, b, lane, j] = books[3, b, lane, j] + 1.0 if halted else 0.0
+                            books[4, b, lane, j] += v
+                        # the follower sees this vehicle where it was at the sub-step's start
+                        lead_pos = pos[b, lane, j]
+                        lead_v = speed[b, lane, j]
+                        pos[b, lane, j] += v
+                        speed[b, lane, j] = v
+                    # keep positions bounded (the ring's origin moves with the traffic)
+                    if pos[b, lane, 0] > ring:
+                        for j in range(n_veh):
+                            pos[b, lane, j] -= ring
+        return k
+
+    return decisions
+
+
+krauss_decisions = _krauss_kernel(False)
+"""``krauss_decisions(pos, speed, ring, vmax, n_sub, uni, k, books)``: ``n_sub`` Krauss
+sub-steps of every ring lane of every replica (``pos``: ``[B, L, n]``).
+
+Vehicles on a lane are ordered front to back; the first one follows the last (a ring of ``ring``
+metres). All vehicles move together: each follows its leader's position and speed at the
+sub-step's start, as in SUMO. Returns the next index into the uniforms ``uni``. ``books`` is
+not used.
+"""
+
+krauss_decisions_with_books = _krauss_kernel(True)
+""":data:`krauss_decisions` that also keeps the per-vehicle accounts a simulator's move keeps
+(``books``: ``[6, B, L, n]``): time loss against the vehicle's own desired speed (a division by
+``vmax`` times its speed factor, ``books[5]``), waiting time, waiting time on the lane, time
+halted in a row and route length."""
 
 
 def cpu_seconds_per_call(
@@ -130,7 +147,7 @@ def measure(
     """CPU time per replica-decision (best and median of ``repeats`` runs of ``seconds``).
 
     ``keep_books``: every update also keeps the per-vehicle accounts (see
-    :func:`krauss_decisions`).
+    :data:`krauss_decisions_with_books`).
     """
     per_lane = max(1, round(vehicles / lanes))
     ring = 300.0
@@ -142,10 +159,11 @@ def measure(
     books = np.zeros((6, *pos.shape))
     books[5] = 1.0  # speed factors
     args = (ring, 13.89, n_sub, uni)
-    k = [krauss_decisions(pos, speed, *args, 0, books, keep_books)]  # compile and warm up
+    kernel = krauss_decisions_with_books if keep_books else krauss_decisions
+    k = [kernel(pos, speed, *args, 0, books)]  # compile and warm up
 
     def call(_: int) -> None:
-        k[0] = krauss_decisions(pos, speed, *args, k[0], books, keep_books)
+        k[0] = kernel(pos, speed, *args, k[0], books)
 
     runs = [t / batch for t in cpu_seconds_per_call(call, seconds, repeats)]
     updates = per_lane * lanes * n_sub

@@ -262,7 +262,7 @@ def test_car_following_floor(capsys):
         books[5] = 1.0
         k = 0
         for _ in range(200):
-            k = floor.krauss_decisions(pos, speed, 300.0, 13.89, 5, uni, k, books, True)
+            k = floor.krauss_decisions_with_books(pos, speed, 300.0, 13.89, 5, uni, k, books)
             ahead = np.concatenate([pos[..., -1:] + 300.0, pos[..., :-1]], axis=-1)
             assert (ahead - pos >= floor.LENGTH + floor.MIN_GAP - 1e-9).all()
             assert (speed >= 0.0).all() and (speed <= 13.89 + 1e-12).all()
