@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Generic, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, runtime_checkable
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -38,6 +38,9 @@ from agents.evaluation import run_episodes
 from agents.generators.base import ScenarioGenerator, ScenarioT
 from agents.policies import Policy
 from envs.core.scenario import ScenarioSource
+
+if TYPE_CHECKING:
+    from agents.generators.registry import Family
 
 SEARCH_METHODS = ("auto", "cem", "random")
 """Allowed values of :attr:`AdversarialSearch.method` (``auto``: CEM when there is a latent)."""
@@ -460,8 +463,7 @@ class AdversarialSource(ScenarioSource[ScenarioT]):
         base: the ordinary source (usually ``generator.as_source()``).
         buffer: the scenarios to replay; filled by :class:`AdversarialCurriculum`.
         structure: the scenario that fixes the env's spaces (default: ``base``'s).
-        family: the generator's family (:class:`~agents.generators.registry.Family`), whose
-            defaults fill the search settings left ``None``.
+        family: the generator's family, whose defaults fill the search settings left ``None``.
     """
 
     def __init__(
@@ -469,7 +471,7 @@ class AdversarialSource(ScenarioSource[ScenarioT]):
         base: ScenarioSource[ScenarioT],
         buffer: ScenarioBuffer[ScenarioT] | None = None,
         structure: ScenarioT | None = None,
-        family: Any = None,
+        family: Family | None = None,
     ) -> None:
         self.base = base
         self.family = family
@@ -639,12 +641,9 @@ def make_curriculum(config: Any, venv: VecEnv) -> AdversarialCurriculum | None:
     source = sources[0] if sources else None
     if not isinstance(source, AdversarialSource):
         return None
-    family = source.family
-    if family is None:
-        from agents.generators.registry import Family
+    from agents.generators.registry import Family
 
-        family = Family
-    settings = family.adversarial_settings(config.adversarial)
+    settings = (source.family or Family).adversarial_settings(config.adversarial)
     if env_kwargs(config.env).get("parameter_sharing", False):
         raise ValueError(
             "env.kwargs.parameter_sharing: not supported with env.scenarios=adversarial:<folder>; "
