@@ -23,14 +23,8 @@ from agents.envs import env_scenario, load_normalization
 from agents.generate import load_generator, resolve_agent
 from agents.generators.adversarial import regret
 from agents.policies import make_baseline
+from agents.stats import mean, stratified_bootstrap
 from envs.core.sb3 import make_sb3_vec_env
-
-
-def bootstrap(values: np.ndarray, reps: int = 10_000, seed: int = 0) -> list[float]:
-    """95 % percentile bootstrap interval of the mean of ``values``."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(reps, values.size)).mean(axis=1)
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
 def main() -> None:
@@ -90,7 +84,7 @@ def main() -> None:
             "mean_distance": float(distance[rows].mean()),
             "regret": values.round(4).tolist(),
             "mean": float(values.mean()),
-            "ci95": bootstrap(values),
+            "ci95": list(stratified_bootstrap([values], mean, reps=10_000)[1:]),
         }
         print(f"{name}: mean regret {values.mean():+.2f} {out[name]['ci95']}")
     (search_dir / "segment.json").write_text(json.dumps(out, indent=2) + "\n")
