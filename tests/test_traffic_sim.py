@@ -386,6 +386,43 @@ def test_threads_step_shares_of_the_batch_with_the_same_results(threads: int) ->
     np.testing.assert_array_equal(sim2.time, before[1])
 
 
+@pytest.mark.parametrize("park", [False, True])
+def test_threaded_sims_sharing_helpers_keep_their_own_results(park: bool) -> None:
+    """Two threaded batches stepped in turn (each decision another job for the helpers), with
+    the helpers spinning or parked after every decision, equal their one-thread twins."""
+    from envs.core import team as team_mod
+    from envs.traffic.sim import _team_step
+
+    helpers = team_mod.team(2, _team_step)
+    budget = helpers.budget
+    if park:
+        helpers.budget = 0
+    try:
+        scenarios = [builders.build("grid2x2"), builders.build("single4")]
+        twins = []
+        for i, sc in enumerate(scenarios):
+            one, two = make_sim(sc, batch=6, seed=10 * i), TrafficSim(6, sc, threads=2)
+            two.threaded_min_seconds = 0.0
+            two.reset(
+                np.ones(6, dtype=bool),
+                [np.random.default_rng(10 * i + k) for k in range(6)],
+                [sc] * 6,
+            )
+            twins.append((one, two))
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            for one, two in twins:
+                acts = rng.integers(0, 2, size=(6, one.controlled.size))
+                one.step(acts)
+                two.step(acts)
+                assert two.threads_used == 2
+        for one, two in twins:
+            for name in ("vi", "vf", "sig_int", "sig_float", "acc", "rng_state", "metrics"):
+                np.testing.assert_array_equal(getattr(one, name), getattr(two, name), name)
+    finally:
+        helpers.budget = budget
+
+
 def test_random_streams_are_splitmix64() -> None:
     """The compiled draws follow SplitMix64's reference outputs and are uniform on [0, 1)."""
     import numba
@@ -490,7 +527,7 @@ def _step_in_child(conn, venv) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_threaded_batch_steps_in_a_forked_child() -> None:
-    """A child forked after the thread pool started builds its own (the parent's threads are
+    """A child forked after the helper threads started builds its own (the parent's threads are
     not in the child) instead of waiting on them forever."""
     import multiprocessing
 
@@ -507,7 +544,7 @@ def test_threaded_batch_steps_in_a_forked_child() -> None:
     venvs[1].unwrapped.runner.sim.threaded_min_seconds = 0.0
     for venv in venvs:
         venv.reset(seed=0)
-        venv.step(np.zeros((4, 4), dtype=np.int64))  # the pool of 2 is running from here
+        venv.step(np.zeros((4, 4), dtype=np.int64))  # the team of 2 is running from here
     parent, child = multiprocessing.get_context("fork").Pipe()
     proc = multiprocessing.get_context("fork").Process(
         target=_step_in_child, args=(child, venvs[1])

@@ -41,16 +41,15 @@ import dataclasses
 import functools
 import math
 import numbers
-import os
 import time as _time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numba
 import numpy as np
 
+from envs.core import team as team_mod
 from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
 from envs.traffic.network import state_codes
 from envs.traffic.scenario import TrafficScenario
@@ -2401,7 +2400,7 @@ def _advance_all(
 ) -> int:  # pragma: no cover - compiled
     """One decision of replicas ``b0 .. b1 - 1``, one after the other.
 
-    :func:`_advance_share` runs it without the GIL.
+    :func:`_team_step` runs it on chunks of the replicas, without the GIL.
 
     ``episode`` is ``(nvec, term_q, term_sign, term_weight, episode_steps, max_steps, rewards,
     terms, flags)`` for a fused environment step (empty ``nvec``: the core step alone): the
@@ -2441,13 +2440,76 @@ def _advance_all(
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance_share(*args: Any) -> int:  # pragma: no cover - compiled
-    """:func:`_advance_all` without the GIL, for threads that step shares of the replicas.
+def _team_step(
+    n_sub: int,
+    actions: np.ndarray,
+    f64: np.ndarray,
+    lay_f64: np.ndarray,
+    i32: np.ndarray,
+    lay_i32: np.ndarray,
+    i64: np.ndarray,
+    lay_i64: np.ndarray,
+    u8: np.ndarray,
+    lay_u8: np.ndarray,
+    signal_obs: np.ndarray,
+    si: np.ndarray,
+    lay_si: np.ndarray,
+    sf: np.ndarray,
+    lay_sf: np.ndarray,
+    dep_time: np.ndarray,
+    dep_i: np.ndarray,
+    dep_speed: np.ndarray,
+    episode: tuple,
+    bounds: np.ndarray,
+    ctrl: np.ndarray,
+    lead: bool,
+    seen: int,
+    job: int,
+    budget: int,
+) -> int:  # pragma: no cover - compiled
+    """A :class:`~envs.core.team.Team`'s compiled side: chunks ``bounds`` of one decision.
 
-    Shares are disjoint and each replica's state, random stream and outputs are its own rows, the
-    scratch per call. A separate entry point, so a one-thread step keeps the GIL.
+    The caller (``lead``) steps chunks until none is left and waits for the helpers' ones; a
+    helper serves every new decision of ``job`` until another job is published or it has been
+    idle for ``budget`` cycles, and returns the last one it served (see
+    :class:`~envs.core.team.Team`). The actions were checked
+    before the decision was published. Chunks are disjoint and each replica's state, random
+    stream and outputs are its own rows, the scratch per call.
     """
-    return _advance_all(*args)
+    n = bounds.shape[0] - 1
+    served = seen
+    g = team_mod.decision(ctrl, lead, -1 if lead else seen, n, job, budget)
+    while g >= 0:
+        served = g
+        i = team_mod.claim(ctrl, g, n)
+        while i >= 0:
+            _step_replicas(
+                n_sub,
+                actions,
+                f64,
+                lay_f64,
+                i32,
+                lay_i32,
+                i64,
+                lay_i64,
+                u8,
+                lay_u8,
+                signal_obs,
+                si,
+                lay_si,
+                sf,
+                lay_sf,
+                dep_time,
+                dep_i,
+                dep_speed,
+                episode,
+                bounds[i],
+                bounds[i + 1],
+            )
+            team_mod.finish(ctrl)
+            i = team_mod.claim(ctrl, g, n)
+        g = team_mod.decision(ctrl, lead, g, n, job, budget)
+    return served
 
 
 def vehicle_capacity(sc: TrafficScenario) -> int:
@@ -2475,11 +2537,14 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             of any controlled signal); signals with fewer phases are padded with zeros.
         obs_lanes: lane slots of the per-signal observation (default: the most incoming lanes
             of any controlled signal); a signal with more lanes than slots raises.
-        threads: threads that step the replicas, each a contiguous share of them (at most one
-            per replica). Replicas are independent and draw from their own generators, so the
-            results do not depend on it. Waking a thread costs some 0.1 ms on a small VM, more
-            than a few replicas of a small network take to step, so a decision runs on one
-            thread while the last one took less than :attr:`threaded_min_seconds` of work.
+        threads: threads that step the replicas (at most one per replica): this one and a
+            :class:`~envs.core.team.Team` of helpers, each claiming chunks of replicas until
+            none is left. Replicas are independent and draw from their own generators, so the
+            results do not depend on it. Helpers spin between decisions for a while
+            (:data:`envs.core.team.SPIN_SECONDS`), then park; waking a parked one costs some
+            0.1 ms on a small VM, more than a few replicas of a small network take to step, so
+            a decision runs on one thread while the last one took less than
+            :attr:`threaded_min_seconds` of work.
     """
 
     threaded_min_seconds: float = 5e-4
@@ -2496,8 +2561,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
     ) -> None:
         super().__init__(batch_size, scenario)
         self.threads = min(check_threads(threads), batch_size)
-        bounds = np.linspace(0, batch_size, self.threads + 1).round().astype(int).tolist()
-        self._shares = list(zip(bounds[:-1], bounds[1:], strict=True))
+        self._chunks = team_mod.chunk_bounds(batch_size, self.threads)
         self.threads_used = 1
         """Threads the last decision ran on."""
         self._work = 0.0  # seconds of the last decision, times the threads it ran on
@@ -2651,7 +2715,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for name in self.ARENAS:
             for view in getattr(self, name).views:
                 state.pop(view, None)
-        for name in ("program_mode", "_truncated", "_q_columns", "_m_columns", "_fits"):
+        for name in ("program_mode", "_truncated", "_q_columns", "_m_columns", "_fits", "_stage"):
             state.pop(name, None)
         return state
 
@@ -2679,6 +2743,9 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
                     )
         self.__dict__.update(state)
         self._fits = weakref.WeakValueDictionary()
+        if "_chunks" not in state:  # saved when each thread stepped a fixed share
+            self.__dict__.pop("_shares", None)
+            self._chunks = team_mod.chunk_bounds(self.batch_size, self.threads)
         self._bind_views()
 
     def check_compatible(self, scenario: TrafficScenario) -> None:
@@ -2862,24 +2929,43 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         return code >= 0
 
     def _advance_threaded(self, args: tuple) -> int:
-        """:func:`_advance_all` on the shares, the pool stepping all but the last (this thread's).
+        """:func:`_advance_all` on a :class:`~envs.core.team.Team` of ``threads``.
 
-        Every share checks all actions first, so an invalid one changes nothing in any share.
-        A decision whose predecessor was too little work runs on this thread alone.
+        The actions are checked first, so an invalid one changes nothing in any chunk. A
+        decision whose predecessor was too little work runs on this thread alone.
         """
         start = _time.perf_counter()
         if self._work < self.threaded_min_seconds:
             self.threads_used = 1
             code = int(_advance_all(*args, 0, self.batch_size))
         else:
+            nvec = args[-1][0]
+            if nvec.shape[0] > 0 and not _actions_valid(args[1], nvec):
+                return -1
             self.threads_used = self.threads
-            pool = _pool(self.threads - 1)
-            jobs = [pool.submit(_advance_share, *args, *share) for share in self._shares[:-1]]
-            codes = [_advance_share(*args, *self._shares[-1])] + [job.result() for job in jobs]
-            code = int(min(codes))
-        if code >= 0:
-            self._work = (_time.perf_counter() - start) * self.threads_used
+            # the team's helpers keep the arguments of the last decision while they are the
+            # same arrays: the actions and the episode's outputs go through buffers of their own
+            actions, episode = args[1], args[-1]
+            staged = self._staged(actions, episode)
+            np.copyto(staged[0], actions)
+            team_mod.team(self.threads, _team_step).run(
+                (args[0], staged[0], *args[2:-1], (*episode[:6], *staged[1:]), self._chunks)
+            )
+            for out, buf in zip(episode[6:], staged[1:], strict=True):
+                np.copyto(out, buf)
+            code = 0
+        self._work = (_time.perf_counter() - start) * self.threads_used
         return code
+
+    def _staged(self, actions: np.ndarray, episode: tuple) -> tuple[np.ndarray, ...]:
+        """Buffers shaped as ``actions`` and the episode's outputs (rewards, terms, flags)."""
+        like = (actions, *episode[6:])
+        found = self.__dict__.get("_stage")
+        if found is None or any(
+            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(found, like, strict=True)
+        ):
+            found = self._stage = tuple(np.zeros_like(a) for a in like)
+        return found
 
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.batch_size, -1)
@@ -2925,22 +3011,6 @@ def check_threads(threads: Any) -> int:
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
     return int(threads)
-
-
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """The threads that step shares of replicas: one pool per size, shared by the process.
-
-    Pools are kept per process id: a forked child has none of its parent's threads, and a pool
-    copied from the parent would wait on them forever.
-    """
-    key = (os.getpid(), threads)
-    pool = _POOLS.get(key)
-    if pool is None:
-        pool = _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="lepton-traffic")
-    return pool
 
 
 def _csr_ptr(lists: list[tuple[int, ...]]) -> np.ndarray:
