@@ -251,6 +251,7 @@ class Team:
         g = decision(ctrl, lead, -1 if lead else seen, n, job, budget)
         while g >= 0:
             served = g
+            # (set up what every chunk needs once, then)
             i = claim(ctrl, g, n)
             while i >= 0:
                 ...  # step replicas bounds[i] .. bounds[i + 1] - 1
