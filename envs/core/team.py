@@ -1,10 +1,10 @@
-"""Threads that step shares of a batch in compiled code, waking without the operating system.
+"""Threads that step chunks of a batch in compiled code, handed each decision without the OS.
 
 A batched core that steps its replicas on several threads hands each decision to its helper
-threads and waits for them. With a thread pool, that hand-off is the operating system's: a
-helper asleep on a lock is woken (some 20 µs to post, and the helper starts tens of µs later on
-a small VM), and the caller waits for the slower share. On a batch of a few hundred replicas
-stepped in about a millisecond, that was a tenth of the step.
+threads and waits for them. With a thread pool, that hand-off goes through the operating
+system: a helper asleep on a lock has to be woken, and the caller then waits for the slower of
+the fixed shares. Between two decisions of a vector env the caller runs Python for a while, so
+the helpers are asleep again by the next one.
 
 A :class:`Team` keeps its helpers inside compiled code between decisions instead: each spins on
 a generation counter (:data:`GO`) for up to :data:`SPIN_SECONDS` after its last work, then parks
@@ -15,12 +15,16 @@ step. Chunks shrink towards the end of the batch (:func:`chunk_bounds`), so the 
 together.
 
 The compiled side is a family's own function (it calls the family's kernel on a chunk), built
-from :func:`decision`, :func:`claim` and :func:`finish` (see :class:`Team`). A claim is a compare-and-swap on a counter that holds the generation in
-its high bits, so a helper that saw an older decision can never take a chunk of a newer one.
+from :func:`decision`, :func:`claim` and :func:`finish` (see :class:`Team`). A claim is a
+compare-and-swap on a counter that holds the generation in its high bits, so a helper that saw
+an older decision can never take a chunk of a newer one. The compiled side is told which
+arguments to run with by a job number (:data:`JOB`): when the caller's arguments change
+(another simulation, new arrays), a helper returns to Python to fetch them before it claims
+anything.
 
-The compiled side is told which arguments to run with by a job number (:data:`JOB`): when the
-caller's arguments change (another simulation, new arrays), a helper returns to Python to fetch
-them before it claims anything.
+Numba caches a compiled function with its own module only: a family's serve function that
+inlines these primitives is not recompiled when this file changes, so remove its module's
+numba cache (``__pycache__/*.nbi`` and ``*.nbc``) after changing them.
 """
 
 from __future__ import annotations
@@ -325,6 +329,15 @@ def _same(a: tuple, b: tuple) -> bool:
 
 _TEAMS: dict[tuple[int, int, Callable[..., int]], Team] = {}
 _TEAMS_LOCK = threading.Lock()
+
+
+def _after_fork() -> None:
+    global _TEAMS_LOCK
+    _TEAMS_LOCK = threading.Lock()  # a thread of the parent may have held it
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def team(threads: int, serve: Callable[..., int]) -> Team:

@@ -2485,9 +2485,9 @@ def _team_step(
     The caller (``lead``) steps chunks until none is left and waits for the helpers' ones; a
     helper serves every new decision of ``job`` until another job is published or it has been
     idle for ``budget`` cycles, and returns the last one it served (see
-    :class:`~envs.core.team.Team`). The actions were checked
-    before the decision was published. Chunks are disjoint and each replica's state, random
-    stream and outputs are its own rows, the scratch per call.
+    :class:`~envs.core.team.Team`). The actions were checked before the decision was
+    published. Chunks are disjoint and each replica's state, random stream and outputs are its
+    own rows, the scratch per thread.
     """
     served = seen
     g = team_mod.decision(ctrl, lead, -1 if lead else seen, bounds.shape[0] - 1, job, budget)
@@ -2968,7 +2968,8 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             for out, buf in zip(episode[6:], staged[1:], strict=True):
                 np.copyto(out, buf)
             code = 0
-        self._work = (_time.perf_counter() - start) * self.threads_used
+        if code >= 0:
+            self._work = (_time.perf_counter() - start) * self.threads_used
         return code
 
     def _staged(self, actions: np.ndarray, episode: tuple) -> tuple[np.ndarray, ...]:
