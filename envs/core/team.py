@@ -8,7 +8,10 @@ the helpers are asleep again by the next one.
 
 A :class:`Team` keeps its helpers inside compiled code between decisions instead: each spins on
 a generation counter (:data:`GO`) for up to :data:`SPIN_SECONDS` after its last work, then parks
-on a condition variable. The caller publishes a decision by bumping the counter, and every
+on a condition variable. Every turn of a spin yields the core (``sched_yield``), so a spinning
+thread gives way to any other thread that wants the core: two processes stepping two threads
+each on two cores ran 284,000 replica-steps per second in all, as with the thread pool (282,000),
+where spinning with the processor's ``pause`` alone ran 198,000. The caller publishes a decision by bumping the counter, and every
 thread, the caller included, claims chunks of replicas from a shared counter (:data:`CLAIM`)
 until none are left, so a helper that starts late takes fewer chunks instead of delaying the
 step. Chunks shrink towards the end of the batch (:func:`chunk_bounds`), so the threads finish
@@ -140,7 +143,10 @@ _PAUSE = {"x86_64": "llvm.x86.sse2.pause", "amd64": "llvm.x86.sse2.pause"}.get(
 
 
 def _pause(typingctx: Any) -> Any:
-    """A spin-wait hint to the processor (x86 ``pause``; nothing elsewhere)."""
+    """A spin-wait hint to the processor (x86 ``pause``; nothing elsewhere).
+
+    The fallback of :func:`yield_cpu` where there is no ``sched_yield``.
+    """
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         if _PAUSE is not None:
@@ -153,7 +159,25 @@ def _pause(typingctx: Any) -> Any:
     return types.void(), codegen
 
 
-pause: Any = intrinsic(_pause)
+_YIELD = "sched_yield" if hasattr(os, "sched_yield") else None
+
+
+def _yield_cpu(typingctx: Any) -> Any:
+    """Let another runnable thread have this core (``sched_yield``; a ``pause`` elsewhere)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        if _YIELD is None:
+            return _pause(typingctx)[1](context, builder, sig, args)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), []), _YIELD
+        )
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+yield_cpu: Any = intrinsic(_yield_cpu)
 
 
 @numba.njit(cache=True)
@@ -199,7 +223,7 @@ def decision(
         if last < 0:
             return atomic_load(ctrl, GO)
         while atomic_load(ctrl, DONE) < n:
-            pause()
+            yield_cpu()
         return -1
     since = cycles()
     while True:
@@ -208,7 +232,7 @@ def decision(
             return g if atomic_load(ctrl, JOB) == job else -1
         if cycles() - since >= budget:
             return -1
-        pause()
+        yield_cpu()
 
 
 def chunk_bounds(batch_size: int, threads: int, smallest: int = 2) -> np.ndarray:
