@@ -9,9 +9,9 @@ the helpers are asleep again by the next one.
 A :class:`Team` keeps its helpers inside compiled code between decisions instead: each spins on
 a generation counter (:data:`GO`) for up to :data:`SPIN_SECONDS` after its last work, then parks
 on a condition variable. Every turn of a spin yields the core (``sched_yield``), so a spinning
-thread gives way to any other thread that wants the core: two processes stepping two threads
-each on two cores ran 284,000 replica-steps per second in all, as with the thread pool (282,000),
-where spinning with the processor's ``pause`` alone ran 198,000. The caller publishes a decision by bumping the counter, and every
+thread gives way to any other thread that wants the core: with two processes stepping two
+threads each on two cores, spinning on the processor's ``pause`` alone lost a quarter of the
+throughput (``scripts/bench_threads.py --processes 2``). The caller publishes a decision by bumping the counter, and every
 thread, the caller included, claims chunks of replicas from a shared counter (:data:`CLAIM`)
 until none are left, so a helper that starts late takes fewer chunks instead of delaying the
 step. Chunks shrink towards the end of the batch (:func:`chunk_bounds`), so the threads finish
@@ -52,8 +52,12 @@ chunk to claim (``generation << 32 | chunk``), the chunks finished and the job n
 CONTROL_SIZE = 32
 _LOW = (1 << 32) - 1
 
-SPIN_SECONDS = 2e-3
-"""How long a helper spins for the next decision after its last work before it parks."""
+SPIN_SECONDS = 5e-4
+"""How long a helper spins for the next decision after its last work before it parks.
+
+Longer than the Python a vector env runs between two decisions of a few hundred replicas. With
+two processes of two threads each on two cores (``scripts/bench_threads.py --processes 2``),
+a 2-ms spin ran 4 % slower than the thread pool it replaced, and 0.5 ms as fast."""
 
 
 def _item_pointer(context: Any, builder: Any, aryty: Any, ary: Any, idx: Any) -> Any:
