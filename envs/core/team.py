@@ -8,14 +8,16 @@ the helpers are asleep again by the next one.
 
 A :class:`Team` keeps its helpers inside compiled code between decisions instead: each spins on
 a generation counter (:data:`GO`) for up to :data:`SPIN_SECONDS` after its last work, then parks
-on a condition variable. Every turn of a spin yields the core (``sched_yield``), so a spinning
-thread gives way to any other thread that wants the core: with two processes stepping two
-threads each on two cores, spinning on the processor's ``pause`` alone lost a quarter of the
-throughput (``scripts/bench_threads.py --processes 2``). The caller publishes a decision by bumping the counter, and every
+on a condition variable. The caller publishes a decision by bumping the counter, and every
 thread, the caller included, claims chunks of replicas from a shared counter (:data:`CLAIM`)
 until none are left, so a helper that starts late takes fewer chunks instead of delaying the
 step. Chunks shrink towards the end of the batch (:func:`chunk_bounds`), so the threads finish
 together.
+
+Every turn of a spin yields the core (``sched_yield``), so a spinning thread gives way to any
+other thread that wants the core: with two processes stepping two threads each on two cores,
+spinning on the processor's ``pause`` alone lost about a quarter of the throughput
+(``scripts/bench_threads.py --processes 2``).
 
 The compiled side is a family's own function (it calls the family's kernel on a chunk), built
 from :func:`decision`, :func:`claim` and :func:`finish` (see :class:`Team`). A claim is a
