@@ -2559,9 +2559,10 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
     threaded_min_seconds: float = 1e-4
     """Work (seconds on one thread) of a decision below which ``threads`` are not used.
 
-    On sumo-rl's single intersection with two threads, 16 replicas (about 0.07 ms of work)
-    step as fast on one thread as on two, 24 replicas 1.13 times and 64 replicas 1.42 times
-    faster on two.
+    On sumo-rl's single intersection, 16 replicas (about 0.07 ms of work) step as fast on one
+    thread as on two, and 24 replicas 1.13 times faster on two. 64 replicas, which the earlier
+    threshold of 0.5 ms kept on one thread, step 1.2 times faster now
+    (``scripts/bench_threads.py --batch 64``).
     """
 
     def __init__(
