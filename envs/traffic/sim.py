@@ -2123,48 +2123,26 @@ class Arena:
 
 
 @numba.njit(cache=True)
-def _r1(
-    buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
-) -> np.ndarray:  # pragma: no cover
-    """Rows ``b0 .. b1 - 1`` of per-replica state array ``k`` (``[B]``), carved in one slice."""
-    o = lay[k, 0]
-    return buf[o + b0 : o + b1]
-
-
-@numba.njit(cache=True)
-def _r2(
-    buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
-) -> np.ndarray:  # pragma: no cover
-    """Rows ``b0 .. b1 - 1`` of per-replica state array ``k`` (``[B, d1]``)."""
-    row = lay[k, 2]
-    o = lay[k, 0] + b0 * row
-    return buf[o : o + (b1 - b0) * row].reshape((b1 - b0, row))
-
-
-@numba.njit(cache=True)
-def _r3(
-    buf: np.ndarray, lay: np.ndarray, k: int, b0: int, b1: int
-) -> np.ndarray:  # pragma: no cover
-    """Rows ``b0 .. b1 - 1`` of per-replica state array ``k`` (``[B, d1, d2]``)."""
-    row = lay[k, 2] * lay[k, 3]
-    o = lay[k, 0] + b0 * row
-    return buf[o : o + (b1 - b0) * row].reshape((b1 - b0, lay[k, 2], lay[k, 3]))
-
-
-@numba.njit(cache=True)
 def _v1(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    """Array ``k`` of a packed buffer, all of it (``_r1`` from row 0 to the last)."""
-    return _r1(buf, lay, k, 0, lay[k, 1])
+    """Array ``k`` of a packed buffer (``[n]``), carved in one slice."""
+    o = lay[k, 0]
+    return buf[o : o + lay[k, 1]]
 
 
 @numba.njit(cache=True)
 def _v2(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    return _r2(buf, lay, k, 0, lay[k, 1])
+    """Array ``k`` of a packed buffer (``[n, d1]``)."""
+    n, row = lay[k, 1], lay[k, 2]
+    o = lay[k, 0]
+    return buf[o : o + n * row].reshape((n, row))
 
 
 @numba.njit(cache=True)
 def _v3(buf: np.ndarray, lay: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
-    return _r3(buf, lay, k, 0, lay[k, 1])
+    """Array ``k`` of a packed buffer (``[n, d1, d2]``)."""
+    n, row = lay[k, 1], lay[k, 2] * lay[k, 3]
+    o = lay[k, 0]
+    return buf[o : o + n * row].reshape((n, lay[k, 2], lay[k, 3]))
 
 
 @numba.njit(cache=True)
