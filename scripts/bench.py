@@ -118,6 +118,9 @@ class Settings:
             reported as ``paired`` and is what its target is checked against. Rounds pair
             measurements taken seconds apart, so a machine whose speed drifts between runs
             moves both sides of a ratio alike. ``0``: none (ratios of the best runs only).
+        threads: threads that step our batched envs (B > 1), the envs' own ``threads``
+            argument (families in :data:`THREADED`). The CPU-time basis then adds up the
+            threads' CPU time.
     """
 
     seconds: float = 2.0
@@ -131,6 +134,7 @@ class Settings:
     reference_python: str | None = None
     ppo: PPOSettings | None = PPOSettings()
     rounds: int = 0
+    threads: int = 1
 
 
 # --- reference implementations -------------------------------------------------------------
@@ -496,9 +500,14 @@ def measure_vector(
 def measure_ours(
     env_id: str, kwargs: Mapping[str, Any], num_envs: int, settings: Settings
 ) -> dict[str, Any]:
-    """:func:`measure_single` for ``num_envs == 1``, else :func:`measure_vector`."""
+    """:func:`measure_single` for ``num_envs == 1``, else :func:`measure_vector`.
+
+    The batched env steps on ``settings.threads`` threads (passed only when more than one).
+    """
     if num_envs == 1:
         return measure_single(env_id, kwargs, settings)
+    if settings.threads > 1:
+        kwargs = {**kwargs, "threads": settings.threads}
     return measure_vector(env_id, kwargs, num_envs, settings)
 
 
@@ -1142,6 +1151,7 @@ def run_workload(
     result: dict[str, Any] = {
         "env_id": workload.env_id,
         "kwargs": kwargs,
+        "threads": settings.threads,
         "ours_steps_per_s": ours,
         "ours_detail": detail,
         "reference_steps_per_s": ref_sps,
@@ -1345,6 +1355,8 @@ def format_report(report: Mapping[str, Any]) -> str:
                 )
             else:
                 lines.append(f"{name} reference: {ref['name']} unavailable: {ref['reason']}")
+        if w.get("threads", 1) > 1:
+            lines.append(f"{name}: our batched envs stepped on {w['threads']} threads")
         cpu = w["cpu_time_basis"]
         parts = [f"ours B={b} {cpu['ours_steps_per_s'][str(b)]:,.0f}" for b in sizes]
         parts.append(f"reference {_num(cpu['reference_steps_per_s'], ',.0f')}")
@@ -1457,6 +1469,9 @@ LIMITS: dict[str, tuple[str, Callable[[float], bool], str]] = {
 DELEGATED = {"traffic": "scripts.bench_traffic", "traffic-fidelity": "scripts.bench_traffic"}
 """Families benchmarked by their own module, whose ``main`` gets the whole command line."""
 
+THREADED = ("recsys",)
+"""Families here whose batched envs take ``threads`` (``--threads``)."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
@@ -1492,6 +1507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference-python", help="interpreter with the reference installed")
     parser.add_argument("--no-ppo", action="store_true", help="skip the PPO overhead measurement")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help=f"threads that step our batched envs ({', '.join(THREADED)}; default 1)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=0,
@@ -1508,6 +1529,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, dest)
         if not (math.isfinite(value) and allowed(value)):
             parser.error(f"{option}: must be {text}, got {value:g}")
+    if args.threads < 1:
+        parser.error(f"--threads: must be >= 1, got {args.threads}")
+    if args.threads > 1 and args.family not in THREADED:
+        parser.error(
+            f"--threads: {args.family} envs step on one thread (allowed values: 1; "
+            f"more for {', '.join(THREADED)})"
+        )
     if args.ppo_envs * args.ppo_n_steps < 2:
         parser.error("--ppo-envs x --ppo-n-steps: must be >= 2 (frames per PPO rollout)")
     try:
@@ -1536,6 +1564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reference_python=args.reference_python,
         ppo=ppo,
         rounds=args.rounds,
+        threads=args.threads,
     )
 
     def log(message: str) -> None:

@@ -306,6 +306,8 @@ def _tiny_ops_argv(out: Path) -> list[str]:
         ("--ppo-batch-size", "1"),
         ("--ppo-timesteps", "0"),
         ("--workload", "Nope-v0"),
+        ("--threads", "0"),
+        ("--threads", "2"),  # the ops envs take no threads
     ],
 )
 def test_bad_option_values_are_refused_naming_the_option(option, value, tmp_path, capsys):

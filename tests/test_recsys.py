@@ -1016,3 +1016,87 @@ def test_baselines_answer_a_dict_wrapped_single_env_with_one_action():
         env.step(action)
         actions, _ = baseline_registry(venv).get(name)(venv, seed=0).predict(vobs)
         assert actions.shape == (2, *env.action_space.shape), name
+
+
+def _slates(pick, batch, k=2, c=10):
+    return np.stack([pick.permutation(c)[:k] for _ in range(batch)]).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "threads", "kwargs"),
+    [
+        ("lepton/RecSimIE-v0", 2, {}),  # episodes restart inside the compiled step
+        ("lepton/RecSimIE-v0", 3, {"max_episode_steps": 7}),
+        ("lepton/RecLongTerm-v0", 2, {"reward_weights": {"watch_time": 1.0, "leave": 2.0}}),
+    ],
+)
+def test_threaded_vector_step_equals_one_thread(env_id, threads, kwargs, monkeypatch):
+    """Chunks of the batch stepped on several threads give the one-thread results, bit for bit.
+
+    Seven replicas make uneven chunks; every step goes to the threads (no threshold), and the
+    results, infos and final observations of ended episodes equal one thread's.
+    """
+    monkeypatch.setattr(RecSlateEnv, "threaded_min_seconds", 0.0)
+    one = gym.make_vec(env_id, num_envs=7, **kwargs)
+    many = gym.make_vec(env_id, num_envs=7, threads=threads, **kwargs)
+    np.testing.assert_array_equal(one.reset(seed=5)[0], many.reset(seed=5)[0])
+    pick = np.random.default_rng(3)
+    structure = one.unwrapped.env.structure
+    ends = threaded = 0
+    for _ in range(120):
+        slates = _slates(pick, 7, structure.slate_size, structure.num_candidates)
+        a, b = one.step(slates), many.step(slates)
+        threaded += many.unwrapped.env.threads_used == threads
+        for x, y in zip(a[:4], b[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert list(a[4]) == list(b[4])
+        for key in a[4]:
+            if isinstance(a[4][key], dict):
+                for name in a[4][key]:
+                    np.testing.assert_array_equal(a[4][key][name], b[4][key][name])
+            else:
+                np.testing.assert_array_equal(a[4][key], b[4][key])
+        ends += int((a[2] | a[3]).sum())
+    assert ends >= 5 and threaded >= 119  # the first step measures its work on one thread
+
+
+def test_threaded_steps_fall_back_to_one_thread_when_replicas_share_a_generator(monkeypatch):
+    """Replicas drawing from one generator draw in replica order: only one thread keeps it."""
+    monkeypatch.setattr(RecSlateEnv, "threaded_min_seconds", 0.0)
+    venvs = [gym.make_vec("lepton/RecSimIE-v0", num_envs=4, threads=t) for t in (1, 2)]
+    pick = np.random.default_rng(1)
+    for venv in venvs:
+        venv.reset(seed=0)
+        shared = np.random.default_rng(9)
+        venv.unwrapped.runner.sim.reset(np.ones(4, dtype=bool), [shared] * 4, [None] * 4)
+    assert not venvs[1].unwrapped.runner.sim.distinct_generators()
+    for _ in range(60):
+        slates = _slates(pick, 4)
+        a, b = (venv.step(slates) for venv in venvs)
+        assert venvs[1].unwrapped.env.threads_used == 1
+        for x, y in zip(a[:4], b[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_threaded_step_with_an_invalid_slate_changes_nothing(monkeypatch):
+    monkeypatch.setattr(RecSlateEnv, "threaded_min_seconds", 0.0)
+    venv = gym.make_vec("lepton/RecSimIE-v0", num_envs=6, threads=2)
+    venv.reset(seed=0)
+    pick = np.random.default_rng(0)
+    venv.step(_slates(pick, 6))
+    venv.step(_slates(pick, 6))
+    assert venv.unwrapped.env.threads_used == 2
+    sim = venv.unwrapped.runner.sim
+    before = (sim.fstate.copy(), sim.istate.copy(), sim.bstate.copy())
+    bad = _slates(pick, 6)
+    bad[4, 1] = 10
+    with pytest.raises(ValueError, match="10"):
+        venv.step(bad)
+    for x, y in zip(before, (sim.fstate, sim.istate, sim.bstate), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_threads_must_be_a_positive_integer(threads):
+    with pytest.raises(ValueError, match=r"threads: must be an integer >= 1"):
+        gym.make_vec("lepton/RecSimIE-v0", num_envs=4, threads=threads)

@@ -126,3 +126,51 @@ def test_no_spinning_without_a_core_per_thread(monkeypatch: pytest.MonkeyPatch) 
 
 def test_the_cycle_counter_counts() -> None:
     assert team._cycles_per_second() > 1e6
+
+
+@numba.njit
+def _through_addresses(stage: np.ndarray, n: int) -> float:
+    """Sum the float64 array at ``stage[0]`` into the one at ``stage[1]``, through a borrowed view."""
+    src = numba.carray(team.pointer(stage[0]), n, np.float64)
+    dst = team.borrowed(numba.carray(team.pointer(stage[1]), n, np.float64))
+    total = 0.0
+    for i in range(n):
+        dst[i] += src[i]
+        total += dst[i]
+    return total
+
+
+@numba.njit
+def _address(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def test_arrays_reached_by_address_and_borrowed_views_are_the_arrays() -> None:
+    """``pointer`` + ``numba.carray`` read an array by its address; ``borrowed`` writes through."""
+    src, dst = np.arange(5.0), np.ones(5)
+    stage = np.array([_address(src), _address(dst)], dtype=np.int64)
+    assert stage[0] == src.ctypes.data
+    assert _through_addresses(stage, 5) == pytest.approx(15.0)
+    np.testing.assert_array_equal(dst, np.arange(5.0) + 1.0)
+    np.testing.assert_array_equal(src, np.arange(5.0))
+
+
+@numba.njit
+def _borrowed_sum(a: np.ndarray) -> float:
+    return team.borrowed(a)[1:].sum()
+
+
+def test_a_borrowed_view_leaves_the_array_alive_and_its_own() -> None:
+    a = np.arange(4.0)
+    ref = weakref.ref(a)
+    assert _borrowed_sum(a) == 6.0
+    del a
+    gc.collect()
+    assert ref() is None  # no reference was taken or leaked
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.0, True, None])
+def test_check_threads_names_the_field(threads: object) -> None:
+    with pytest.raises(ValueError, match=r"threads: must be an integer >= 1"):
+        team.check_threads(threads)
+    assert team.check_threads(np.int64(3)) == 3

@@ -34,6 +34,7 @@ numba cache (``__pycache__/*.nbi`` and ``*.nbc``) after changing them.
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import threading
@@ -186,6 +187,53 @@ def _yield_cpu(typingctx: Any) -> Any:
 yield_cpu: Any = intrinsic(_yield_cpu)
 
 
+def _pointer(typingctx: Any, address: Any) -> Any:
+    """The integer ``address`` as a pointer, for ``numba.carray(pointer(a), shape, dtype)``.
+
+    For arrays that are new every decision (fresh outputs): the caller writes their addresses
+    (``array.ctypes.data``, which compiled code reads as well) into an array the helpers hold,
+    so the helpers' arguments stay the same arrays and they need not return to Python to fetch
+    new ones. The caller holds the arrays until the decision is done.
+    """
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(types.int64), codegen
+
+
+pointer: Any = intrinsic(_pointer)
+
+
+def _borrowed(typingctx: Any, ary: Any) -> Any:
+    """``ary`` as an array that counts no references: the same data, shape and strides.
+
+    Every view numba makes of an array, and every call that passes one, takes and drops a
+    reference on the array's memory. Threads that step chunks of one batch at once do so on
+    the same counters, which then bounce between the cores: a serve function lends its
+    threads borrowed arrays instead. The caller holds the arrays until the decision is done.
+    """
+    if not isinstance(ary, types.Array):
+        return None
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        src = make_array(sig.args[0])(context, builder, args[0])
+        dst = make_array(sig.return_type)(context, builder)
+        dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+        dst.parent = cgutils.get_null_value(dst.parent.type)
+        dst.nitems = src.nitems
+        dst.itemsize = src.itemsize
+        dst.data = src.data
+        dst.shape = src.shape
+        dst.strides = src.strides
+        return dst._getvalue()
+
+    return ary(ary), codegen
+
+
+borrowed: Any = intrinsic(_borrowed)
+
+
 @numba.njit(cache=True)
 def publish(ctrl: np.ndarray, job: int) -> int:  # pragma: no cover - compiled
     """Open the next decision for ``job``; returns its generation."""
@@ -239,6 +287,13 @@ def decision(
         if cycles() - since >= budget:
             return -1
         yield_cpu()
+
+
+def check_threads(threads: Any) -> int:
+    """``threads`` as an int, or a ``ValueError`` naming the field unless it is an integer >= 1."""
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
+    return int(threads)
 
 
 def chunk_bounds(batch_size: int, threads: int, smallest: int = 2) -> np.ndarray:

@@ -1231,6 +1231,19 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             rng = self.rngs[i]
             assert rng is not None
             self.gens[i] = generator_address(rng)
+        self._distinct = None
+
+    def distinct_generators(self) -> bool:
+        """Whether no two replicas draw from one generator, so their steps may run at once.
+
+        One generator for several replicas is allowed; their draws then follow the replicas'
+        order, which only a step on one thread keeps.
+        """
+        distinct = self.__dict__.get("_distinct")
+        if distinct is None:
+            ids = [id(rng) for rng in self.rngs if rng is not None]
+            distinct = self._distinct = len(set(ids)) == len(ids)
+        return distinct
 
     def catalogue(self, i: int) -> Catalogue:
         """The catalogue replica ``i`` draws its candidates from."""

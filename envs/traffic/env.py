@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from envs.core import team as team_mod
 from envs.core.env import BatchRunner, BatchStep, LeptonEnv
 from envs.core.features import ObservationBuilder, QuantityTerm, RewardTerm
 from envs.core.registry import Registry
@@ -26,7 +27,6 @@ from envs.traffic.sim import (
     QUANTITIES,
     TrafficSim,
     TrafficState,
-    check_threads,
 )
 
 OBSERVATIONS: Registry[type[ObservationBuilder]] = Registry("observation")
@@ -305,7 +305,7 @@ class TrafficSignalEnv(LeptonEnv):
         obs_lanes: int | None = None,
         threads: int = 1,
     ) -> None:
-        self.threads = check_threads(threads)
+        self.threads = team_mod.check_threads(threads)
         _check_preset(preset)
         self.preset = preset
         super().__init__(

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 import time as _time
 import weakref
 from collections.abc import Callable
@@ -2553,7 +2552,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         threads: int = 1,
     ) -> None:
         super().__init__(batch_size, scenario)
-        self.threads = min(check_threads(threads), batch_size)
+        self.threads = min(team_mod.check_threads(threads), batch_size)
         self._chunks = team_mod.chunk_bounds(batch_size, self.threads)
         self.threads_used = 1
         """Threads the last decision ran on."""
@@ -2998,13 +2997,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
     def conservation(self) -> np.ndarray:
         """``[B]`` inserted - on network - arrived (zero when vehicles are conserved)."""
         return self.acc[:, A_INSERTED] - self.n_alive - self.acc[:, A_ARRIVED]
-
-
-def check_threads(threads: Any) -> int:
-    """``threads`` as an int, or a ``ValueError`` naming the field unless it is an integer >= 1."""
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
-    return int(threads)
 
 
 def _csr_ptr(lists: list[tuple[int, ...]]) -> np.ndarray:
