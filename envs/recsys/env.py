@@ -33,13 +33,13 @@ from envs.recsys.sim import (
     QUANTITIES,
     RecSim,
     RecState,
-    advance,
     check_positions,
     copy_items,
     draw_candidates,
     draw_row,
     missing_generator,
     start_row,
+    step_rows,
     unpack_state,
 )
 
@@ -306,28 +306,15 @@ def _encode_rows(
     episode_steps, final = episode_steps[b0:b1], final[b0:b1]
     out, flags, obs = out[b0:b1], flags[:, b0:b1], obs[b0:b1]
     rows = b1 - b0
-    advance(
+    step_rows(
         slate_in[b0 * k : b1 * k],
-        params,
-        user,
-        acc,
-        slate_feats,
-        u,
-        ints,
-        cands,
-        slots,
-        gens,
-        shown,
-        left,
+        (params, user, acc, slate_feats, u, ints, cands, slots, gens, shown, left, perm),
         corpus_f,
         hot,
+        cdfs,
         out,
         flags,
     )
-    goes_on = np.empty(rows, dtype=np.bool_)
-    for b in range(rows):
-        goes_on[b] = not (flags[0, b] or flags[1, b])
-    draw_candidates(goes_on, params, u, ints, cands, perm, cdfs)
     n_out = N_OUT
     n_terms = np.int64(plan[0]) if plan.shape[0] > 0 else -1
     done = 0

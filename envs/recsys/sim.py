@@ -902,6 +902,35 @@ def step_all(
     status = missing_generator(ints, gens, width, DRAWS_FIXED + c)
     if status > 0:
         return status
+    step_rows(
+        slate_in,
+        (params, user, acc, slate_feats, u, ints, cands, slots, gens, shown, left, perm),
+        corpus_f,
+        hot,
+        cdfs,
+        out,
+        flags,
+    )
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step_rows(
+    slate_in: np.ndarray,
+    rows: tuple,
+    corpus_f: np.ndarray,
+    hot: np.ndarray,
+    cdfs: np.ndarray,
+    out: np.ndarray,
+    flags: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`advance` the replicas of ``rows``, then draw the next candidates where episodes go on.
+
+    ``rows``: the state arrays ``(params, user, acc, slate_feats, u, ints, cands, slots, gens,
+    shown, left, perm)`` of these replicas (all of a batch, or views of some of them), whose
+    slates ``slate_in`` holds, flat; ``out`` and ``flags`` are theirs too.
+    """
+    params, user, acc, slate_feats, u, ints, cands, slots, gens, shown, left, perm = rows
     advance(
         slate_in,
         params,
@@ -920,11 +949,10 @@ def step_all(
         out,
         flags,
     )
-    goes_on = np.empty(b_size, dtype=np.bool_)
-    for b in range(b_size):
+    goes_on = np.empty(ints.shape[0], dtype=np.bool_)
+    for b in range(ints.shape[0]):
         goes_on[b] = not (flags[0, b] or flags[1, b])
     draw_candidates(goes_on, params, u, ints, cands, perm, cdfs)
-    return 0
 
 
 @numba.njit(cache=True, error_model="numpy")
