@@ -1100,3 +1100,30 @@ def test_a_threaded_step_with_an_invalid_slate_changes_nothing(monkeypatch):
 def test_threads_must_be_a_positive_integer(threads):
     with pytest.raises(ValueError, match=r"threads: must be an integer >= 1"):
         gym.make_vec("lepton/RecSimIE-v0", num_envs=4, threads=threads)
+
+
+def test_a_replica_reset_with_another_generator_draws_from_it():
+    """A replica keeps its generator's addresses across resets only while it is the same one.
+
+    The first sim starts on one set of generators and is reset with fresh ones; the second
+    starts on copies of the fresh ones. Every later draw, refills of the uniforms inside the
+    kernel included, comes from the fresh generators in both.
+    """
+    sims = [RecSim(2, RECSIM), RecSim(2, RECSIM)]
+    every = np.ones(2, dtype=bool)
+    sims[0].reset(every, [np.random.default_rng(i) for i in (7, 8)], [None] * 2)
+    sims[0].step(np.zeros((2, 2), dtype=np.int64) + [0, 1])
+    sims[0].reset(every, [np.random.default_rng(i) for i in (1, 2)], [None] * 2)
+    sims[1].reset(every, [np.random.default_rng(i) for i in (1, 2)], [None] * 2)
+    pick = np.random.default_rng(3)
+    refills = 0
+    for _ in range(300):
+        slate = np.stack([pick.permutation(10)[:2] for _ in range(2)])
+        before = sims[0].cursor.copy()
+        a, b = (sim.step(slate) for sim in sims)
+        np.testing.assert_array_equal(a.quantities.array, b.quantities.array)
+        done = a.terminated | a.truncated
+        refills += int(((sims[0].cursor < before) & ~done).sum())
+        for sim in sims:
+            sim.reset(done, sim.rngs, [None] * 2)
+    assert refills >= 2

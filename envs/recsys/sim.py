@@ -1034,8 +1034,10 @@ def draw_interests(
         return np.asarray(scenario.interests, dtype=np.float64)
     if scenario.interest_kind == "uniform":
         return rng.uniform(-1.0, 1.0, t)
-    z = rng.standard_normal(t)
-    return np.clip(catalogue.interest_mean + catalogue.interest_chol @ z, -1.0, 1.0)
+    x = catalogue.interest_chol @ rng.standard_normal(t)
+    x += catalogue.interest_mean
+    # np.clip's own overhead is most of a reset's cost at this size; these are its results
+    return np.minimum(np.maximum(x, -1.0, out=x), 1.0, out=x)
 
 
 def drawn_start(scenario: RecScenario) -> bool:
@@ -1252,13 +1254,21 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self._bind()
         # the generators are new objects: point the kernels at them
         self.gens[:] = 0
+        self._gen_of = None
         self._set_generators([i for i, rng in enumerate(self.rngs) if rng is not None])
 
     def _set_generators(self, idx: list[int]) -> None:
+        # a replica reset with the generator it had keeps its addresses (a vector env resets
+        # each replica with its own generator every episode)
+        had = self.__dict__.get("_gen_of")
+        if had is None:
+            had = self._gen_of = [None] * self.batch_size
         for i in idx:
             rng = self.rngs[i]
             assert rng is not None
-            self.gens[i] = generator_address(rng)
+            if had[i] is not rng:
+                self.gens[i] = generator_address(rng)
+                had[i] = rng
         self._distinct = None
 
     def distinct_generators(self) -> bool:
