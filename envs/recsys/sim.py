@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+from numba.np.random import _constants as _zig
 
 from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
 from envs.recsys.catalogue import Catalogue, load_catalogue
@@ -293,6 +295,58 @@ def next_double(typingctx, fn, state):  # type: ignore[no-untyped-def]  # pragma
 
 
 @intrinsic
+def next_uint64(typingctx, fn, state):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``fn(state)``: the next 64 random bits of a bit generator (its ``ctypes.next_uint64``)."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(64), [ptr])
+        call = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(call, [builder.inttoptr(args[1], ptr)])
+
+    return types.uint64(types.int64, types.int64), codegen
+
+
+_ZIG_KI = np.ascontiguousarray(_zig.ki_double, dtype=np.uint64)
+_ZIG_WI = np.ascontiguousarray(_zig.wi_double, dtype=np.float64)
+_ZIG_FI = np.ascontiguousarray(_zig.fi_double, dtype=np.float64)
+_ZIG_R = _zig.ziggurat_nor_r
+_ZIG_INV_R = _zig.ziggurat_nor_inv_r
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def standard_normal(fn64: int, fnd: int, state: int) -> float:  # pragma: no cover - compiled
+    """The next ``Generator.standard_normal()`` of a bit generator: numpy's ziggurat, exactly.
+
+    ``fn64`` and ``fnd`` are its ``ctypes.next_uint64`` and ``next_double``, ``state`` its
+    ``ctypes.state_address`` (:func:`generator_address`). numpy's ``random_standard_normal``
+    (the tables are numba's copies of numpy's).
+    """
+    while True:
+        r = next_uint64(fn64, state)
+        idx = np.int64(r & np.uint64(0xFF))
+        r >>= np.uint64(8)
+        sign = r & np.uint64(1)
+        rabs = (r >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
+        x = np.float64(rabs) * _ZIG_WI[idx]
+        if sign:
+            x = -x
+        if rabs < _ZIG_KI[idx]:
+            return x  # 99.3 % of the draws
+        if idx == 0:
+            while True:
+                # 1 - U, not U, so the logarithm never sees 0 (numpy's GH 13361)
+                xx = -_ZIG_INV_R * math.log1p(-next_double(fnd, state))
+                yy = -math.log1p(-next_double(fnd, state))
+                if yy + yy > xx * xx:
+                    return -(_ZIG_R + xx) if (rabs >> np.uint64(8)) & np.uint64(1) else _ZIG_R + xx
+        elif (_ZIG_FI[idx - 1] - _ZIG_FI[idx]) * next_double(fnd, state) + _ZIG_FI[idx] < math.exp(
+            -0.5 * x * x
+        ):
+            return x
+
+
+@intrinsic
 def prefetch(typingctx, array, index):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Hint the cache to load element ``index`` of C-contiguous ``array`` (flat), soon read."""
 
@@ -339,6 +393,13 @@ def generator_address(rng: np.random.Generator) -> tuple[int, int]:
     fn = ctypes.cast(c.next_double, ctypes.c_void_p).value
     assert fn is not None
     return fn, int(c.state_address)
+
+
+def generator_u64(rng: np.random.Generator) -> int:
+    """The address of ``rng``'s bit generator's ``next_uint64`` (see :func:`standard_normal`)."""
+    fn = ctypes.cast(rng.bit_generator.ctypes.next_uint64, ctypes.c_void_p).value
+    assert fn is not None
+    return fn
 
 
 # The kernels use numpy's error model (no division-by-zero checks): every divisor is positive by
@@ -561,6 +622,68 @@ def draw_row(b: int, u: np.ndarray, gens: np.ndarray, start: int) -> None:  # pr
     fn, state = gens[b, G_NEXT_DOUBLE], gens[b, G_STATE]
     for i in range(start, u.shape[1]):
         u[b, i] = next_double(fn, state)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def normal_interests(
+    mean: np.ndarray, chol: np.ndarray, z: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``out = clip(mean + chol @ z, -1, 1)``, each sum taken in column order.
+
+    The same bits on every machine and in every path (a BLAS product's order of summation
+    depends on the library and the processor).
+    """
+    for r in range(mean.shape[0]):
+        total = 0.0
+        for j in range(mean.shape[0]):
+            total += chol[r, j] * z[j]
+        out[r] = min(max(mean[r] + total, -1.0), 1.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def normal_interests_of(
+    mean: np.ndarray, chol: np.ndarray, z: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`normal_interests` as a new array."""
+    out = np.empty(mean.shape[0])
+    normal_interests(mean, chol, z, out)
+    return out
+
+
+START_DRAWN, START_UNIFORM, START_NORMAL = range(3)
+_NO_START = np.zeros(0)
+"""Kinds of a session's random start (:meth:`RecSim.start_plan`): the interests are the first
+``T`` uniforms of the buffer (no feature noise), ``uniform(-1, 1)`` draws, or normal draws."""
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def draw_start(
+    b: int, start: np.ndarray, gens: np.ndarray, gen64: np.ndarray, u: np.ndarray, user: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Replica ``b``'s draws for a new session, as :meth:`RecSim._reset` makes them.
+
+    ``start`` is :meth:`RecSim.start_plan`; the interests go to ``user[b, :T]``, the feature
+    noise to ``user[b, T:2T]`` and the uniforms to the buffer, in the generator's order:
+    interests, noise, uniforms (a drawn start: the whole buffer, see :func:`start_row`).
+    """
+    kind = np.int64(start[0])
+    if kind == START_DRAWN:
+        draw_row(b, u, gens, 0)
+        return
+    t = user.shape[1] // 3
+    fn, state, fn64 = gens[b, G_NEXT_DOUBLE], gens[b, G_STATE], gen64[b]
+    if kind == START_UNIFORM:
+        for d in range(t):
+            user[b, d] = -1.0 + 2.0 * next_double(fn, state)  # numpy's uniform(-1, 1)
+    else:
+        for d in range(t):  # z, in the noise's place until the interests are made of it
+            user[b, t + d] = standard_normal(fn64, fn, state)
+        chol = start[2 + t : 2 + t + t * t].reshape((t, t))
+        normal_interests(start[2 : 2 + t], chol, user[b, t : 2 * t], user[b, :t])
+    noise = start[1]
+    for d in range(t):
+        user[b, t + d] = noise * standard_normal(fn64, fn, state) if noise > 0.0 else 0.0
+    draw_row(b, u, gens, t)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -1034,10 +1157,8 @@ def draw_interests(
         return np.asarray(scenario.interests, dtype=np.float64)
     if scenario.interest_kind == "uniform":
         return rng.uniform(-1.0, 1.0, t)
-    x = catalogue.interest_chol @ rng.standard_normal(t)
-    x += catalogue.interest_mean
-    # np.clip's own overhead is most of a reset's cost at this size; these are its results
-    return np.minimum(np.maximum(x, -1.0, out=x), 1.0, out=x)
+    z = rng.standard_normal(t)
+    return normal_interests_of(catalogue.interest_mean, catalogue.interest_chol, z)
 
 
 def drawn_start(scenario: RecScenario) -> bool:
@@ -1091,9 +1212,12 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         self.cdfs = np.zeros((0, n))
         self._loaded: list[RecScenario | None] = [None] * b
         self._drawn_start = [False] * b
-        # (changes to _loaded, the scenario every replica starts from or None), see common_start
+        # (changes to _loaded, the scenario every replica starts from or None, its start plan),
+        # see common_start
         self._loads = 0
-        self._common: tuple[int, RecScenario | None] = (-1, None)
+        self._common: tuple[int, RecScenario | None, np.ndarray] = (-1, None, _NO_START)
+        self.gen64 = np.zeros(b, dtype=np.int64)
+        """``[B]``: the address of each replica's generator's ``next_uint64`` (normal draws)."""
         self.features_stale = False
         """Whether steps drew candidates whose features are not copied yet (the step's
         results never need them): :meth:`snapshot` and :meth:`linear_slates` copy them first."""
@@ -1255,6 +1379,10 @@ class RecSim(BatchedSim[RecScenario, RecState]):
         # the generators are new objects: point the kernels at them
         self.gens[:] = 0
         self._gen_of = None
+        if "gen64" not in state:  # pickled before the kernels drew normals
+            self.gen64 = np.zeros(self.batch_size, dtype=np.int64)
+        if len(self._common) == 2:
+            self._common = (-1, None, _NO_START)
         self._set_generators([i for i, rng in enumerate(self.rngs) if rng is not None])
 
     def _set_generators(self, idx: list[int]) -> None:
@@ -1268,6 +1396,7 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             assert rng is not None
             if had[i] is not rng:
                 self.gens[i] = generator_address(rng)
+                self.gen64[i] = generator_u64(rng)
                 had[i] = rng
         self._distinct = None
 
@@ -1304,17 +1433,47 @@ class RecSim(BatchedSim[RecScenario, RecState]):
             )
 
     def common_start(self) -> RecScenario | None:
-        """The scenario every replica is loaded with, if it is one whose start is all drawn.
+        """The scenario every replica is loaded with, if its sessions' start is all drawn.
 
-        Such a replica's reset draws its buffer and nothing else (:func:`drawn_start`), which a
-        kernel can do itself (:func:`draw_row`, :func:`start_row`, :func:`draw_candidates`).
-        ``None`` otherwise.
+        Such a replica's reset draws its interests, feature noise and buffer and nothing else,
+        which a kernel can do itself (:func:`draw_start`, :func:`start_row`,
+        :func:`draw_candidates`) with :meth:`start_plan`. ``None`` otherwise, and for a
+        scenario that gives its own ``interests``.
         """
         if self._common[0] != self._loads:
             first = self._loaded[0]
             same = first is not None and all(sc is first for sc in self._loaded)
-            self._common = (self._loads, first if same and self._drawn_start[0] else None)
+            common, plan = None, _NO_START
+            if same and first is not None and not first.interests:
+                common = first
+                plan = self._start_plan(first, self.catalogues[int(self.corpus_id[0])])
+            self._common = (self._loads, common, plan)
         return self._common[1]
+
+    def start_plan(self) -> np.ndarray:
+        """How a session of :meth:`common_start` starts, for :func:`draw_start` (empty: none).
+
+        ``[kind, feature noise, interest mean (T), Cholesky factor (T x T, row by row)]``, kind
+        one of ``START_*``.
+        """
+        self.common_start()
+        return self._common[2]
+
+    @staticmethod
+    def _start_plan(scenario: RecScenario, catalogue: Catalogue) -> np.ndarray:
+        if drawn_start(scenario):
+            kind = START_DRAWN
+        elif scenario.interest_kind == "uniform":
+            kind = START_UNIFORM
+        else:
+            kind = START_NORMAL
+        return np.concatenate(
+            [
+                [float(kind), float(scenario.feature_noise)],
+                np.asarray(catalogue.interest_mean, dtype=np.float64).reshape(-1),
+                np.asarray(catalogue.interest_chol, dtype=np.float64).reshape(-1),
+            ]
+        )
 
     def refill_missing(self, status: int) -> None:
         """Raise for a kernel's status ``1 + b``: replica ``b`` has no generator to draw from."""
