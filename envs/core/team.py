@@ -27,6 +27,10 @@ arguments to run with by a job number (:data:`JOB`): when the caller's arguments
 (another simulation, new arrays), a helper returns to Python to fetch them before it claims
 anything.
 
+Arrays that are new every decision (a step's fresh outputs) reach the helpers by address
+(:data:`pointer`), and a serve function can lend its threads views that count no references
+(:data:`borrowed`).
+
 Numba caches a compiled function with its own module only: a family's serve function that
 inlines these primitives is not recompiled when this file changes, so remove its module's
 numba cache (``__pycache__/*.nbi`` and ``*.nbc``) after changing them.
@@ -211,7 +215,8 @@ def _borrowed(typingctx: Any, ary: Any) -> Any:
     Every view numba makes of an array, and every call that passes one, takes and drops a
     reference on the array's memory. Threads that step chunks of one batch at once do so on
     the same counters, which then bounce between the cores: a serve function lends its
-    threads borrowed arrays instead. The caller holds the arrays until the decision is done.
+    threads borrowed arrays instead (3 % of a two-thread ``lepton/RecSimIE-v0`` step at
+    B = 256). The caller holds the arrays until the decision is done.
     """
     if not isinstance(ary, types.Array):
         return None

@@ -932,7 +932,7 @@ class RecSlateEnv(LeptonEnv):
         Applies to the ``default`` observation, reward terms that are signed quantities and
         slates of int64 positions ``[B, k]``; returns ``None`` (nothing changed) otherwise and
         for an invalid slate, which the generic path then reports. When every reset would only
-        draw the replica's buffer (a fixed scenario whose start is drawn, see
+        draw (a fixed scenario whose sessions' start is drawn, see
         :meth:`~envs.recsys.sim.RecSim.common_start`), the compiled call also resets the ended
         episodes, as :meth:`~envs.core.env.BatchRunner.reset_rows` would.
 
@@ -1042,6 +1042,9 @@ class RecSlateEnv(LeptonEnv):
             or found[1] != (threads, shape)
             or found[2] is not start
         ):
+            # one chunk per thread: each chunk starts its passes (and their prefetching) cold,
+            # and RecSimIE at B = 256 on two threads ran 4.6 M replica-steps/s on two chunks
+            # against 3.2 M on the team's shrinking ones
             b = args[3].shape[0]
             bounds = team_mod.chunk_bounds(b, threads, -(-b // threads))
             team_args = (

@@ -319,8 +319,8 @@ def standard_normal(fn64: int, fnd: int, state: int) -> float:  # pragma: no cov
     """The next ``Generator.standard_normal()`` of a bit generator: numpy's ziggurat, exactly.
 
     ``fn64`` and ``fnd`` are its ``ctypes.next_uint64`` and ``next_double``, ``state`` its
-    ``ctypes.state_address`` (:func:`generator_address`). numpy's ``random_standard_normal``
-    (the tables are numba's copies of numpy's).
+    ``ctypes.state_address`` (:func:`generator_address`). This is numpy's
+    ``random_standard_normal``, with numba's copies of its tables.
     """
     while True:
         r = next_uint64(fn64, state)
@@ -651,9 +651,9 @@ def normal_interests_of(
 
 
 START_DRAWN, START_UNIFORM, START_NORMAL = range(3)
-_NO_START = np.zeros(0)
 """Kinds of a session's random start (:meth:`RecSim.start_plan`): the interests are the first
 ``T`` uniforms of the buffer (no feature noise), ``uniform(-1, 1)`` draws, or normal draws."""
+_NO_START = np.zeros(0)
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
