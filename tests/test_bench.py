@@ -579,3 +579,24 @@ def test_recsim_faithfulness_draws_a_corpus_per_episode():
     assert len({sc.corpus_seed for sc in sim.scenarios}) > 8
     assert all(sc.name == "recsim_ie" for sc in sim.scenarios)
     venv.close()
+
+
+def test_recsys_batched_envs_run_on_the_threads_asked_for(tmp_path, monkeypatch):
+    """``--threads 2`` reaches the batched envs (B > 1) and the report; the single env has none."""
+    seen = []
+    make_vec = bench.gym.make_vec
+
+    def spy(env_id, num_envs, **kwargs):
+        seen.append((num_envs, kwargs.get("threads")))
+        return make_vec(env_id, num_envs=num_envs, **kwargs)
+
+    monkeypatch.setattr(bench.gym, "make_vec", spy)
+    out = tmp_path / "bench.json"
+    argv = ["recsys", "--workload", "RecLongTerm-v0", "--no-reference", "--no-ppo"]
+    argv += ["--threads", "2", "--out", str(out), "--seconds", "0.02", "--repeats", "1"]
+    assert bench.main([*argv, "--warmup", "0.01"]) == 0
+    report = json.loads(out.read_text())
+    workload = report["workloads"]["RecLongTerm-v0"]
+    assert workload["threads"] == 2
+    assert all(workload["ours_steps_per_s"][b] > 0 for b in ("1", "16", "256"))
+    assert seen == [(16, 2), (256, 2)]
