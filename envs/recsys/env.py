@@ -177,7 +177,7 @@ def _step_encode(
     :meth:`FlatObservation.encode` reads from the snapshot; the candidates' block is copied from
     ``table``, the encoded corpus (:func:`encoded_corpus`), since a candidate's features are its
     corpus item's. With ``final`` given, an episode that ends is reset here as the runner's
-    autoreset would (the caller ensures every replica's reset is draws alone, see
+    autoreset would (the caller ensures that every replica's reset only draws, see
     :meth:`envs.recsys.sim.RecSim.common_start`): its last observation goes to ``final``, its
     generator draws the new session's start (:func:`envs.recsys.sim.draw_start`) and a fresh
     buffer, its step count restarts and ``obs`` gets the first observation of the new episode.
