@@ -160,7 +160,7 @@ def _borrowed_sum(a: np.ndarray) -> float:
     return team.borrowed(a)[1:].sum()
 
 
-def test_a_borrowed_view_leaves_the_array_alive_and_its_own() -> None:
+def test_a_borrowed_view_takes_no_reference_on_the_array() -> None:
     a = np.arange(4.0)
     ref = weakref.ref(a)
     assert _borrowed_sum(a) == 6.0

@@ -216,7 +216,8 @@ def _borrowed(typingctx: Any, ary: Any) -> Any:
     reference on the array's memory. Threads that step chunks of one batch at once do so on
     the same counters, which then bounce between the cores: a serve function lends its
     threads borrowed arrays instead (3 % of a two-thread ``lepton/RecSimIE-v0`` step at
-    B = 256). The caller holds the arrays until the decision is done.
+    B = 256, measured with the team's shrinking chunks). The caller holds the arrays until the
+    decision is done.
     """
     if not isinstance(ary, types.Array):
         return None
