@@ -57,16 +57,12 @@ another configuration of the same env; the agent preset's own hyperparameters ap
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import logging
-import shutil
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, make_output_format
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -92,7 +88,7 @@ from agents.envs import (
 )
 from agents.evaluation import Episodes, run_episodes
 from agents.generators.adversarial import make_curriculum
-from agents.jobs import write_atomic
+from agents.logs import training_logger
 from agents.policies import baseline_names, make_baseline
 from agents.report import (
     Metrics,
@@ -171,13 +167,15 @@ def run(cfg: DictConfig) -> Metrics:
     folder = run_folder(cfg)  # written once everything is known to fit together
     if checkpoint is None:
         clear_checkpoints(folder)  # of an earlier run in this folder
-        _clear_logs(folder)
     save_config(folder, cfg)
     save_command(folder)
-    if checkpoint is not None:  # keep the earlier log up to the checkpoint
-        _keep_progress(folder, checkpoint.num_timesteps)
     model.set_logger(
-        _logger(folder, config, checkpoint.num_timesteps if checkpoint is not None else None)
+        training_logger(
+            folder,
+            tensorboard=config.tensorboard,
+            verbose=config.verbose,
+            resumed_at=checkpoint.num_timesteps if checkpoint is not None else None,
+        )
     )
     curve = LearningCurveCallback(
         curve_env,
@@ -216,12 +214,15 @@ def run(cfg: DictConfig) -> Metrics:
     )
     if checkpoint is None:  # before learn's first reset updates normalisation statistics
         curve.evaluate_before_training(model)
-    model.learn(
-        total_timesteps=max(config.total_timesteps - done, 0),
-        callback=callbacks,
-        progress_bar=config.progress_bar and _progress_bar_available(),
-        reset_num_timesteps=checkpoint is None,
-    )
+    try:
+        model.learn(
+            total_timesteps=max(config.total_timesteps - done, 0),
+            callback=callbacks,
+            progress_bar=config.progress_bar and _progress_bar_available(),
+            reset_num_timesteps=checkpoint is None,
+        )
+    finally:
+        model.logger.close()  # its files and TensorBoard's writer thread
     model.save(folder / "model.zip")
     if isinstance(venv, VecNormalize):
         venv.save(str(folder / VECNORMALIZE_FILE))
@@ -287,8 +288,6 @@ def run(cfg: DictConfig) -> Metrics:
     return metrics
 
 
-PROGRESS_FILE = "progress.csv"
-TENSORBOARD_DIR = "tb"
 CURRICULUM_STATE = "adversarial"
 """Name of the adversarial curriculum's state in a checkpoint."""
 
@@ -310,102 +309,6 @@ def _restore_state(checkpoint: Checkpoint, state: dict[str, Stateful]) -> None:
             name,
             FRESH_STATE.get(name, "it starts afresh"),
         )
-
-
-def _logger(folder: Path, config: TrainConfig, resumed_at: int | None = None) -> Logger:
-    """SB3 logger: ``progress.csv`` in the run folder, TensorBoard in ``tb/``, stdout if verbose.
-
-    A run resumed at step ``resumed_at`` hides in TensorBoard what the killed attempt logged
-    after that step (those steps are trained and logged again).
-    """
-    formats = [make_output_format("csv", str(folder))]
-    if config.tensorboard:
-        purge_step = resumed_at + 1 if resumed_at is not None else None
-        formats.append(_TensorBoard(str(folder / TENSORBOARD_DIR), purge_step))
-    if config.verbose > 0:
-        formats.append(make_output_format("stdout", str(folder)))
-    return Logger(str(folder), formats)
-
-
-class _TensorBoard(TensorBoardOutputFormat):
-    """SB3's TensorBoard output with ``SummaryWriter``'s ``purge_step``.
-
-    With ``purge_step`` the writer starts with a restart marker: TensorBoard then hides the
-    events that earlier event files of the folder logged at that step or later.
-    """
-
-    def __init__(self, folder: str, purge_step: int | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
-        self._is_closed = False
-
-
-def _clear_logs(folder: Path) -> None:
-    """Remove the TensorBoard logs and resumed logs of an earlier run (a fresh run replaces it)."""
-    shutil.rmtree(folder / TENSORBOARD_DIR, ignore_errors=True)
-    for path in folder.glob("progress_until_*.csv"):
-        path.unlink()
-
-
-def _keep_progress(folder: Path, num_timesteps: int) -> None:
-    """Before a run resumes at ``num_timesteps``: its SB3 log so far into ``progress_until_<n>.csv``.
-
-    That file gets the log up to the checkpoint: the rows of the newest such file of an earlier
-    resume (``progress_until_<k>.csv``, ``k <= n``: the log up to ``k``) and the rows of
-    ``progress.csv`` after step ``k`` up to ``n``. The rows the killed attempt logged after ``n``
-    are dropped (those steps are trained again); the other ``progress_until_*.csv`` and
-    ``progress.csv`` are removed. Written through a temporary file synced to disk
-    (:func:`agents.jobs.write_atomic`), so a process killed meanwhile, or a power loss, leaves a
-    log that the next resume completes the same way.
-    """
-    earlier = {}
-    for path in folder.glob("progress_until_*.csv"):
-        step = path.stem.removeprefix("progress_until_")
-        if step.isdigit() and int(step) <= num_timesteps:
-            earlier[int(step)] = path
-    columns: dict[str, None] = {}
-    rows: list[dict[str, str]] = []
-    start = -1
-    if earlier:
-        start = max(earlier)
-        rows += _read_log(earlier[start], columns)
-    current = folder / PROGRESS_FILE
-    if current.is_file():
-        rows += [
-            row
-            for row in _read_log(current, columns)
-            if (logged := _log_step(row)) is None or start < logged <= num_timesteps
-        ]
-    target = folder / f"progress_until_{num_timesteps}.csv"
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns), restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(target, write)
-    for path in earlier.values():
-        if path != target:
-            path.unlink()
-    current.unlink(missing_ok=True)
-
-
-def _read_log(path: Path, columns: dict[str, None]) -> list[dict[str, str]]:
-    """The rows of an SB3 ``progress.csv``; its columns are added to ``columns`` in order."""
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns.update(dict.fromkeys(reader.fieldnames or ()))
-        return list(reader)
-
-
-def _log_step(row: dict[str, str]) -> int | None:
-    """The step a row of SB3's log was written at (``None``: the row does not say)."""
-    try:
-        return int(float(row.get("time/total_timesteps") or ""))
-    except ValueError:
-        return None
 
 
 def _progress_bar_available() -> bool:

@@ -11,8 +11,9 @@ run folder::
     <run_dir>/config.yaml   resolved configuration
     <run_dir>/command.txt   working directory and exact command line
     <run_dir>/source/       the source run when it was trained here (model.zip, config.yaml,
-                            vecnormalize.pkl, curve.csv, source.json): pass it as ``source=``
-                            next time; in a multirun, ``<sweep_dir>/sources/<key>/`` instead
+                            vecnormalize.pkl, curve.csv, progress.csv, tb/, source.json): pass
+                            it as ``source=`` next time; in a multirun,
+                            ``<sweep_dir>/sources/<key>/`` instead
     <run_dir>/transfer.json zero-shot scores, baselines, threshold, metrics per seed and over
                             seeds (mean and bootstrap interval), verdicts, commands
     <run_dir>/seeds/<seed>.json  both arms of a finished seed (curves, zero-shot score), written
@@ -20,6 +21,9 @@ run folder::
     <run_dir>/arms/<seed>/<arm>/ an unfinished arm: ``arm.json`` (its budget and source model),
                             ``checkpoints/`` (see :mod:`agents.checkpoints`), and for the
                             transfer arm ``zero_shot.json``; removed when the seed finishes
+    <run_dir>/logs/<seed>/<arm>/ SB3's training log of an arm (``progress.csv``; TensorBoard in
+                            ``tb/`` with ``tensorboard=true``; SB3's tables on stdout with
+                            ``verbose=1``), kept like ``lepton-train``'s across a resume
     <run_dir>/curves.csv    arm, seed, timesteps, mean and std of the evaluation return
     <run_dir>/curves.png    transfer against scratch: mean over seeds with interval bands
 
@@ -139,6 +143,7 @@ from agents.envs import (
 )
 from agents.evaluation import run_episodes
 from agents.jobs import file_lock, write_json_atomic
+from agents.logs import training_logger
 from agents.policies import baseline_names, make_baseline
 from agents.report import write_json
 from agents.runs import (
@@ -542,6 +547,9 @@ def train_arm(
     progress_bar: bool = False,
     folder: Path | None = None,
     checkpoint_freq: int = 0,
+    logs: Path | None = None,
+    tensorboard: bool = False,
+    verbose: int = 0,
 ) -> Arm:
     """Build ``agent`` on ``env`` with seed ``seed`` and train it, recording the learning curve.
 
@@ -581,6 +589,11 @@ def train_arm(
         progress_bar: show SB3's progress bar.
         folder: the arm's folder (its checkpoints); ``None``: none are written or read.
         checkpoint_freq: environment steps between checkpoints (0: none).
+        logs: the folder of its training logs (:func:`agents.logs.training_logger`:
+            ``progress.csv``, TensorBoard in ``tb/`` with ``tensorboard``); a resumed arm
+            keeps the log up to its checkpoint. ``None``: none are written.
+        tensorboard: write TensorBoard logs into ``logs``.
+        verbose: print SB3's training tables.
     """
     seeds = make_seeds(seed, n_envs, ev, episodes=ev.curve_episodes)
     with _arm_checkpoint(folder):
@@ -620,6 +633,14 @@ def train_arm(
         points=checkpoint.curve if checkpoint is not None else (),
     )
     if learn:
+        model.set_logger(
+            training_logger(
+                logs,
+                tensorboard=tensorboard,
+                verbose=verbose,
+                resumed_at=checkpoint.num_timesteps if checkpoint is not None else None,
+            )
+        )
         callbacks: list[BaseCallback] = [curve]
         saver = None
         if folder is not None and checkpoint_freq > 0:
@@ -629,12 +650,15 @@ def train_arm(
             # the step-0 point scores the policy on the statistics it starts from (the
             # source's): learn's first reset updates them
             curve.evaluate_before_training(model)
-        model.learn(
-            total_timesteps=max(total_timesteps - model.num_timesteps, 0),
-            callback=callbacks,
-            progress_bar=progress_bar,
-            reset_num_timesteps=checkpoint is None,
-        )
+        try:
+            model.learn(
+                total_timesteps=max(total_timesteps - model.num_timesteps, 0),
+                callback=callbacks,
+                progress_bar=progress_bar,
+                reset_num_timesteps=checkpoint is None,
+            )
+        finally:
+            model.logger.close()  # its files and TensorBoard's writer thread
         if saver is not None:
             saver.save()  # the finished arm: a resumed run keeps it as it is
         points = curve.points
@@ -752,6 +776,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             reuse=reuse,
             progress=progress,
             checkpoint_freq=config.checkpoint_freq,
+            tensorboard=config.tensorboard,
+            verbose=config.verbose,
         )
         source_folder, source_points = trained.folder, trained.points
     assert source_folder is not None
@@ -810,9 +836,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             device=config.device,
             progress_bar=progress,
             checkpoint_freq=config.checkpoint_freq,
+            tensorboard=config.tensorboard,
+            verbose=config.verbose,
         )
+        logs = folder / LOGS_DIR / str(seed)
         log.info("seed %d: scratch arm (%d steps on %s)", seed, config.total_timesteps, env_id)
-        scratch = arm(agent, folder=_arm_folder(folder, seed, "scratch", config, None))
+        scratch = arm(
+            agent,
+            folder=_arm_folder(folder, seed, "scratch", config, None),
+            logs=logs / "scratch",
+        )
         scratch.venv.close()
         curves["scratch"][seed] = scratch.points
         if trained_timesteps(scratch.points) != config.total_timesteps:
@@ -854,6 +887,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             restore=restore,
             learn=mode is not TransferMode.zero_shot,
             folder=arm_folder,
+            logs=logs / "transfer",
         )
         transfer.venv.close()
         points = transfer.points
@@ -1012,11 +1046,12 @@ def _finished_seeds(
 
     A seed is kept only when its record was made with the same budget and the same source
     model; otherwise it runs again. Without ``resume`` the records and arm checkpoints of
-    earlier attempts are removed, so that a later resume cannot mix them with this attempt's.
+    earlier attempts are removed (and their training logs), so that a later resume cannot mix
+    them with this attempt's.
     """
     records = folder / SEEDS_DIR
     if not config.resume:
-        for earlier in (records, folder / ARMS_DIR):
+        for earlier in (records, folder / ARMS_DIR, folder / LOGS_DIR):
             if earlier.is_dir():
                 shutil.rmtree(earlier)
         return {}
@@ -1042,6 +1077,9 @@ def _finished_seeds(
 
 ARMS_DIR = "arms"
 """Folder of a run's unfinished arms (``arms/<seed>/<arm>/``: checkpoints and what they need)."""
+
+LOGS_DIR = "logs"
+"""Folder of the arms' training logs (``logs/<seed>/<arm>/``: ``progress.csv``, ``tb/``)."""
 
 ARM_FILE = "arm.json"
 """What an arm's checkpoints continue: seed, arm, ``total_timesteps`` and source model."""
@@ -1184,6 +1222,8 @@ def cached_source(
     reuse: bool,
     progress: bool = False,
     checkpoint_freq: int = 0,
+    tensorboard: bool = False,
+    verbose: int = 0,
 ) -> TrainedSource:
     """The source of ``train`` in ``folder``: loaded when finished there and ``reuse``, else trained.
 
@@ -1194,7 +1234,9 @@ def cached_source(
     finishes); an unfinished source of the same key (:data:`SOURCE_PENDING_FILE`) continues
     from its latest checkpoint when ``reuse``, as an arm does (:func:`train_arm`). Any other
     unfinished folder is trained again from the start. A finished folder of a run from before
-    :data:`SOURCE_FILE` existed (``curve.csv`` last) is adopted as it is.
+    :data:`SOURCE_FILE` existed (``curve.csv`` last) is adopted as it is. Its training logs are
+    written into ``folder`` as a ``lepton-train`` run's (``progress.csv``, TensorBoard in
+    ``tb/`` with ``tensorboard``).
 
     Raises:
         ValueError: naming ``source`` and the folder when the finished source there has
@@ -1213,7 +1255,9 @@ def cached_source(
             shutil.rmtree(folder)  # an unfinished attempt, or a fresh run's
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / SOURCE_PENDING_FILE, {"key": key})
-        _, points = _train_source(train, folder, progress, checkpoint_freq)
+        _, points = _train_source(
+            train, folder, progress, checkpoint_freq, tensorboard=tensorboard, verbose=verbose
+        )
         _write_source_file(folder, key, identity)
         shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
         (folder / SOURCE_PENDING_FILE).unlink(missing_ok=True)
@@ -1290,7 +1334,13 @@ def _read_curve(path: Path) -> list[dict[str, float]]:
 
 
 def _train_source(
-    train: TrainConfig, folder: Path, progress: bool, checkpoint_freq: int = 0
+    train: TrainConfig,
+    folder: Path,
+    progress: bool,
+    checkpoint_freq: int = 0,
+    *,
+    tensorboard: bool = False,
+    verbose: int = 0,
 ) -> tuple[Path, list[dict[str, float]]]:
     """Train the source agent of ``train`` into ``folder`` (a reusable run folder).
 
@@ -1317,6 +1367,9 @@ def _train_source(
         progress_bar=progress,
         folder=folder,
         checkpoint_freq=checkpoint_freq,
+        logs=folder,
+        tensorboard=tensorboard,
+        verbose=verbose,
     )
     arm.model.save(folder / "model.zip")
     if isinstance(arm.venv, VecNormalize):

@@ -19,6 +19,9 @@ A trial:
    pruner, which stops trials below the median of earlier trials at the same step;
 3. scores the mean return over ``eval.episodes`` evaluation episodes.
 
+Each trial logs its training into ``<run_dir>/trials/<number>/`` (SB3's ``progress.csv``, and
+TensorBoard in ``tb/`` with ``tensorboard=true``).
+
 With ``init_model=<run folder>`` every trial starts from that run's policy, so the study tunes
 the hyperparameters of training it further. The curve and the score run on ``eval.scenarios``
 when it is set, as in ``lepton-train``. The
@@ -57,6 +60,7 @@ from agents.config import as_config, check_curve_episodes, env_kwargs, make_seed
 from agents.envs import evaluation_env, make_training_env, resolve_env_id
 from agents.evaluation import run_episodes
 from agents.jobs import file_lock
+from agents.logs import training_logger
 from agents.warmstart import start_from
 from conf.schema import ParamSpec, ParamType, SB3AgentConfig, TuneConfig
 from envs.core.registry import suggest
@@ -381,8 +385,20 @@ class PruningCurve(LearningCurveCallback):
             super()._on_training_end()
 
 
+TRIALS_DIR = "trials"
+"""Folder of the trials' training logs in ``run_dir`` (``trials/<number>/``)."""
+
+
+def trial_logs(config: TuneConfig, number: int) -> Path:
+    """The folder of trial ``number``'s training logs: ``<run_dir>/trials/<number>/``."""
+    return Path(config.run_dir) / TRIALS_DIR / str(number)
+
+
 def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dict[str, float]]]:
     """Train the configured agent and return its mean evaluation return and learning curve.
+
+    A trial's SB3 log goes to :func:`trial_logs` (``progress.csv``, TensorBoard in ``tb/``
+    with ``tensorboard``); without a trial only ``verbose`` prints it.
 
     Raises:
         optuna.TrialPruned: when ``trial`` is given and the pruner stops it.
@@ -406,6 +422,8 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
     )
     if config.init_model is not None:  # every trial starts from the saved policy
         start_from(model, venv, agent, config.init_model, config.device)
+    logs = trial_logs(config, trial.number) if trial is not None else None
+    model.set_logger(training_logger(logs, tensorboard=config.tensorboard, verbose=config.verbose))
     # the curve and the score run on eval.scenarios when set (a validation source)
     curve_env = evaluation_env(config.env, config.eval, curve_episodes, venv, seeds.eval_start)
     eval_env = evaluation_env(config.env, config.eval, config.eval.episodes, venv, seeds.eval_start)
@@ -432,6 +450,7 @@ def train_and_score(cfg: DictConfig, trial: Any = None) -> tuple[float, list[dic
             deterministic=config.eval.deterministic,
         )
     finally:
+        model.logger.close()  # its files and TensorBoard's writer thread
         for env in (venv, curve_env, eval_env):
             env.close()
     return float(result.returns.mean()), curve.points

@@ -623,6 +623,7 @@ class ZeroCostVecEnv(VecEnv):
 def _ppo_model(venv: VecEnv, ppo: PPOSettings, seed: int) -> Any:
     """A PPO model on ``venv``, warmed up with one rollout and one update."""
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     model = PPO(
         "MlpPolicy",
@@ -634,6 +635,7 @@ def _ppo_model(venv: VecEnv, ppo: PPOSettings, seed: int) -> Any:
         device="cpu",
         verbose=0,
     )
+    model.set_logger(Logger(None, []))  # SB3's default makes a temporary folder every learn
     model.learn(ppo.n_steps * ppo.n_envs)
     return model
 

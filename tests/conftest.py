@@ -14,6 +14,19 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A model given no logger logs into this session's folder, not the temporary folder.
+
+    SB3's default logger makes a new folder in the system's temporary folder at every
+    ``learn``; the tests that train a bare SB3 model would leave thousands there.
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3")))
+    yield
+    patch.undo()
+
+
 # --- composed configurations (agents layer) --------------------------------------------------
 
 TINY_BUDGETS = (

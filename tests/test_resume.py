@@ -36,6 +36,7 @@ from agents.jobs import (
     write_json_atomic,
     write_status,
 )
+from agents.logs import keep_progress
 from agents.runs import RunMismatchError
 
 KILLED = ("total_timesteps=384", "checkpoint_freq=256", "eval.eval_freq=128")
@@ -355,7 +356,7 @@ def test_checkpoint_files_are_synced_before_and_after_their_rename(monkeypatch, 
 def test_a_resumed_runs_earlier_log_is_synced_before_and_after_its_rename(monkeypatch, tmp_path):
     (tmp_path / "progress.csv").write_text("time/total_timesteps,x\n128,1\n256,2\n384,3\n")
     synced = SyncRecorder(monkeypatch, tmp_path)
-    train._keep_progress(tmp_path, 256)
+    keep_progress(tmp_path, 256)
     synced.assert_synced_around_renames("progress_until_256.csv")
     assert _steps(tmp_path / "progress_until_256.csv", "x") == [128, 256]
 

@@ -487,14 +487,32 @@ def metrics_threshold(saved, seed):
     return saved["metrics"]["per_seed"][seed]["threshold"]
 
 
+def _logged_steps(folder, name="progress.csv"):
+    """The steps of the rows of an SB3 log in ``folder``."""
+    with open(folder / name, newline="") as fh:
+        return [int(float(row["time/total_timesteps"])) for row in csv.DictReader(fh)]
+
+
+def _tensorboard_events(folder):
+    return list((folder / "tb").glob("events.out.tfevents.*"))
+
+
 def test_tiny_transfer_run_writes_the_folder(make_cfg):
-    cfg = make_cfg("transfer", transfer_overrides())
+    cfg = make_cfg("transfer", transfer_overrides("tensorboard=true"))
     result = run(cfg)
     folder = Path(cfg.run_dir)
     for name in ("transfer.json", "curves.csv", "curves.png", "config.yaml", "command.txt"):
         assert (folder / name).is_file(), name
-    for name in ("model.zip", "vecnormalize.pkl", "config.yaml", "curve.csv"):
+    for name in ("model.zip", "vecnormalize.pkl", "config.yaml", "curve.csv", "progress.csv"):
         assert (folder / "source" / name).is_file(), name
+    assert _tensorboard_events(folder / "source")
+    # every arm's SB3 log (rollouts and curve points), with TensorBoard, kept after the seed
+    assert not (folder / "arms").exists()
+    for seed in ("0", "1"):
+        for arm in ("scratch", "transfer"):
+            logs = folder / "logs" / seed / arm
+            assert _logged_steps(logs)[-1] == 512, logs
+            assert _tensorboard_events(logs), logs
     saved = json.loads((folder / "transfer.json").read_text())
     assert saved["mode"] == "finetune" and saved["seeds"] == [0, 1]
     assert saved["source"]["trained_here"] is True
@@ -534,6 +552,10 @@ def test_tiny_transfer_run_writes_the_folder(make_cfg):
         transfer_overrides(f"source={folder / 'source'}", "mode=zero_shot", "seeds=[0]"),
     )
     flat = run(cfg)
+    # a zero-shot arm does not train: only the scratch arm logs, and without TensorBoard
+    logs = Path(cfg.run_dir) / "logs" / "0"
+    assert sorted(p.name for p in logs.iterdir()) == ["scratch"]
+    assert _logged_steps(logs / "scratch") and not _tensorboard_events(logs / "scratch")
     values = [
         row.split(",")[3]
         for row in (Path(cfg.run_dir) / "curves.csv").read_text().splitlines()[1:]
@@ -886,6 +908,13 @@ def test_an_interrupted_arm_resumes_from_its_checkpoint(make_cfg, monkeypatch):
     assert record["zero_shot"] == uninterrupted["zero_shot"]
     assert resumed["parameters"] == reference["parameters"]
     assert not (folder / "arms").exists()  # the finished seed keeps its record only
+    # the transfer arm's log: up to the checkpoint as the killed attempt wrote it, then on
+    logs = folder / "logs" / "0"
+    # (training rollouts and curve points)
+    until = _logged_steps(logs / "transfer", "progress_until_256.csv")
+    after = _logged_steps(logs / "transfer")
+    assert {0, 128, 256} == set(until) and {384, 512} == set(after)
+    assert _logged_steps(logs / "scratch")[-1] == 512  # finished: kept as it was
     # the layers frozen before the interruption stay frozen after it
     policy_net = arms["transfer"].model.policy.mlp_extractor.policy_net
     assert not policy_net[0].weight.requires_grad
@@ -915,6 +944,34 @@ def test_a_damaged_arm_checkpoint_names_the_arm_to_remove(make_cfg, tmp_path):
             folder=arm,
             checkpoint_freq=128,
         )
+
+
+def test_an_arm_without_a_log_folder_writes_no_log_anywhere(
+    make_cfg, tmp_path, monkeypatch, capsys
+):
+    import tempfile
+
+    from agents.transfer import train_arm
+
+    # SB3's own default logger would make a folder in the temporary folder at every learn
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = as_config(make_cfg("config"), TrainConfig)
+    for verbose in (0, 1):
+        arm = train_arm(
+            config.agent,
+            config.env,
+            seed=0,
+            n_envs=2,
+            total_timesteps=128,
+            ev=config.eval,
+            verbose=verbose,
+        )
+        arm.venv.close()
+        assert arm.model.num_timesteps == 128
+        tables = capsys.readouterr().out
+        assert ("total_timesteps" in tables) == (verbose == 1)  # SB3's tables
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("SB3-")]
 
 
 # --- the budget -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """lepton-tune: search spaces from config, Optuna sampling, the shared study, preset writing."""
 
 import contextlib
+import csv
 import json
 import multiprocessing
 import threading
@@ -158,10 +159,22 @@ def test_two_runs_share_one_study_and_write_the_best_preset(make_cfg, tmp_path):
                 del cfg.search_space[key]
         return tune.run(cfg)
 
-    first = worker()
+    first = worker(f"run_dir={tmp_path / 'first'}")
     assert first["trials"] == 2 and first["default_value"] is not None
-    second = worker("tune.n_trials=3")  # joins the study
+    # joins the study
+    second = worker("tune.n_trials=3", f"run_dir={tmp_path / 'second'}", "tensorboard=true")
     assert second["trials"] == 3
+    # each trial's SB3 log is in its worker's run folder, with TensorBoard where asked for
+    logs = {"first": ["0", "1"], "second": ["2"]}
+    for run_dir, numbers in logs.items():
+        trials = tmp_path / run_dir / "trials"
+        assert sorted(p.name for p in trials.iterdir()) == numbers
+        for number in numbers:
+            with open(trials / number / "progress.csv") as fh:
+                steps = [float(row["time/total_timesteps"]) for row in csv.DictReader(fh)]
+            assert steps and max(steps) <= 128
+            events = list((trials / number).glob("tb/events.out.tfevents.*"))
+            assert bool(events) == (run_dir == "second")
     study = optuna.load_study(study_name="ppo_inventory", storage=storage)
     assert len(study.trials) == 3
     assert study.trials[0].params == {"learning_rate": 3e-4}  # the preset's own value first

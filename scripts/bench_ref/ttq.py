@@ -78,6 +78,7 @@ def time_to_quality(
     import numpy as np
     import torch
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -113,6 +114,7 @@ def time_to_quality(
             raise ValueError(f"ppo.n_steps: {steps} is not a multiple of {vec.num_envs} replicas")
         ppo_kwargs["n_steps"] = steps // vec.num_envs
     model = PPO("MlpPolicy", vec, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
+    model.set_logger(Logger(None, []))  # SB3's default makes a temporary folder every learn
 
     curve: list[list[float | None]] = []
     evals: list[dict[str, Any]] = []
