@@ -600,9 +600,9 @@ def test_resume_keeps_the_finished_seeds_and_the_trained_source(make_cfg, monkey
             raise KeyboardInterrupt  # the run is killed during seed 1's transfer arm
         return train_arm(agent, **kwargs)
 
-    def counted_source(*args):
+    def counted_source(*args, **kwargs):
         sources.append(args)
-        return train_source(*args)
+        return train_source(*args, **kwargs)
 
     monkeypatch.setattr(transfer, "train_arm", counted_arm)
     monkeypatch.setattr(transfer, "_train_source", counted_source)
@@ -732,7 +732,7 @@ def test_concurrent_jobs_train_a_shared_source_once(make_cfg, tmp_path, monkeypa
     folder = tmp_path / "sweep" / "sources" / "key"
     calls, started, release, waiting = [], threading.Event(), threading.Event(), threading.Event()
 
-    def train_source(train, folder, progress, checkpoint_freq=0):
+    def train_source(train, folder, progress, checkpoint_freq=0, **logs):
         calls.append(folder)
         started.set()
         assert release.wait(60)  # the first job is still training when the second one starts
@@ -782,7 +782,7 @@ def test_a_source_of_another_configuration_or_model_is_never_reused(
 
     calls = []
 
-    def train_source(train, folder, progress, checkpoint_freq=0):
+    def train_source(train, folder, progress, checkpoint_freq=0, **logs):
         calls.append(train)
         return _write_fake_source(folder, b"weights %d" % len(calls))
 
