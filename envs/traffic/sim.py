@@ -216,7 +216,10 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     """Flatten ``sc`` into the kernel's arrays (cached on the scenario object)."""
     net = sc.network
     n_l, n_c = net.num_lanes, net.num_connections
-    lane_f = np.stack([net.lane_length, net.lane_speed], axis=1).astype(np.float64)
+    # [length, speed limit, whether a connection leads onto the lane]
+    entered = np.zeros(n_l)
+    entered[np.asarray(net.conn_to, dtype=np.int64)] = 1.0
+    lane_f = np.stack([net.lane_length, net.lane_speed, entered], axis=1).astype(np.float64)
     lout_lists = net.lane_outgoing
     lout = np.array([c for cs in lout_lists for c in cs], dtype=np.int32)
     lane_i = np.zeros((n_l, 4), dtype=np.int32)
@@ -921,6 +924,92 @@ def _next_speed(
     return max(vmin, vd)
 
 
+@numba.njit(cache=True, inline="always")
+def _space_till_standing(
+    lane: int,
+    f: int,
+    n: int,
+    ob: np.ndarray,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    tp: np.ndarray,
+    lane_f: np.ndarray,
+    room: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Room on ``lane`` for vehicles entering it: ``room[lane] = (metres, whether one stands)``.
+
+    SUMO's ``MSLane::getSpaceTillLastStanding``: the lane's vehicles ``ob[f : f + n]`` (front
+    first) are walked from the back; the first one that stands (on the lane, not inside the
+    junction before it) leaves the room behind its rear, and every vehicle behind it takes its
+    length and minimum gap of that room. With none standing, the lane's length less all of them.
+    """
+    lengths = 0.0
+    for k in range(f + n - 1, f - 1, -1):
+        u = ob[k]
+        t = vib[u, I_TYPE]
+        if vfb[u, F_SPEED] < HALT_SPEED and vfb[u, F_POS] >= 0.0:
+            room[lane, 0] = vfb[u, F_POS] - tp[t, T_LEN] - lengths
+            room[lane, 1] = 1.0
+            return
+        lengths += tp[t, T_LEN] + tp[t, T_GAP]
+    room[lane, 0] = lane_f[lane, 0] - lengths
+    room[lane, 1] = 0.0
+
+
+LOOKAHEAD_LANES = 4
+"""Lanes beyond a junction whose room a vehicle about to enter it adds up (:func:`_room_ahead`)."""
+
+
+@numba.njit(cache=True, inline="always")
+def _room_ahead(
+    room: float,
+    to: int,
+    route: int,
+    rpos: int,
+    need: float,
+    links: np.ndarray,
+    lane_room: np.ndarray,
+    count: np.ndarray,
+    lane_f: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """The room a vehicle entering lane ``to`` (route position ``rpos``) finds to leave the junction.
+
+    SUMO's ``checkRewindLinkLanes``: ``room`` on ``to``, and while no vehicle stands there and
+    the next link of the route is open (not red or yellow), the room on the lane after it,
+    and so on for up to :data:`LOOKAHEAD_LANES` lanes, until ``need`` is found. ``inf`` when
+    none of those lanes holds a vehicle: a vehicle keeps off a junction only for a queue.
+    """
+    seen = room
+    had = count[to] > 0 or room < lane_f[to, 0]
+    stopped = lane_room[to, 1] > 0.0
+    lane = to
+    r = rpos
+    for _ in range(LOOKAHEAD_LANES):
+        if stopped or seen >= need:
+            break
+        c = _choose_conn(
+            lane, route, r, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
+        )
+        if c < 0:
+            break
+        gl = conn_i[c, 2]
+        st = links[gl] if gl >= 0 else conn_i[c, 3]
+        if st in (RED, YELLOW):
+            break
+        lane = conn_i[c, 1]
+        seen += lane_room[lane, 0]
+        stopped = lane_room[lane, 1] > 0.0
+        had = had or count[lane] > 0
+        r += 1
+    return seen if had else math.inf
+
+
 @numba.njit(cache=True, _nrt=False)
 def _advance_replicas(
     n_sub: int,
@@ -970,6 +1059,7 @@ def _advance_replicas(
     vt_pos_all: np.ndarray,
     vt_len_all: np.ndarray,
     vt_speed_all: np.ndarray,
+    vt_room_all: np.ndarray,
     vt_set_all: np.ndarray,
     seg_due: np.ndarray,
     klane: np.ndarray,
@@ -991,6 +1081,7 @@ def _advance_replicas(
         vt_pos = vt_pos_all[b]
         vt_len = vt_len_all[b]
         vt_speed = vt_speed_all[b]
+        vt_room = vt_room_all[b]
         vt_set = vt_set_all[b]
         dt = params[0]
         yellow = params[2]
@@ -1274,6 +1365,24 @@ def _advance_replicas(
                     route_edges,
                     count,
                 )
+            # the tail of every lane as seen by vehicles entering it; a vehicle granted entry
+            # becomes the tail for the next one, so two streams never merge into the same space
+            for lane in range(n_lanes):
+                if count[lane] > 0:
+                    u = ob[first[lane] + count[lane] - 1]
+                    vt_pos[lane] = vfb[u, F_POS]
+                    vt_len[lane] = tp[vib[u, I_TYPE], T_LEN]
+                    vt_speed[lane] = vfb[u, F_SPEED]
+                    # 1: a tail on the lane; c + 2: a tail inside the junction on connection c
+                    vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
+                    if lane_f[lane, 2] > 0.0:  # only vehicles entering a lane look at its room
+                        _space_till_standing(
+                            lane, first[lane], count[lane], ob, vib, vfb, tp, lane_f, vt_room
+                        )
+                else:
+                    vt_set[lane] = 0
+                    vt_room[lane, 0] = lane_f[lane, 0]
+                    vt_room[lane, 1] = 0.0
             # --- foe approach times (for yielding) ---
             conn_eta[:] = 1e9
             conn_busy[:] = 0
@@ -1296,21 +1405,36 @@ def _advance_replicas(
                         st = link_state[b, gl] if gl >= 0 else conn_i[c, 3]
                         if dist > 1.0 or st == RED or st == YELLOW or _yields(st):  # noqa: SIM109
                             eta = 1e8
+                        else:
+                            # a head kept off the junction by the queue beyond it is not coming
+                            to = conn_i[c, 1]
+                            t = vib[v, I_TYPE]
+                            need = tp[t, T_LEN] + tp[t, T_GAP]
+                            if (
+                                vt_room[to, 0] < need
+                                and _room_ahead(
+                                    vt_room[to, 0],
+                                    to,
+                                    vib[v, I_ROUTE],
+                                    vib[v, I_RPOS] + 1,
+                                    need,
+                                    link_state[b],
+                                    vt_room,
+                                    count,
+                                    lane_f,
+                                    lane_i,
+                                    lout,
+                                    conn_i,
+                                    conn_edge,
+                                    route_i,
+                                    route_edges,
+                                )
+                                < need
+                            ):
+                                eta = 1e8
                     if eta < conn_eta[c]:
                         conn_eta[c] = eta
             # --- plan speeds ---
-            # the tail of every lane as seen by vehicles entering it; a vehicle granted entry
-            # becomes the tail for the next one, so two streams never merge into the same space
-            for lane in range(n_lanes):
-                if count[lane] > 0:
-                    u = ob[first[lane] + count[lane] - 1]
-                    vt_pos[lane] = vfb[u, F_POS]
-                    vt_len[lane] = tp[vib[u, I_TYPE], T_LEN]
-                    vt_speed[lane] = vfb[u, F_SPEED]
-                    # 1: a tail on the lane; c + 2: a tail inside the junction on connection c
-                    vt_set[lane] = 1 if vfb[u, F_POS] >= 0.0 else vib[u, I_INCONN] + 2
-                else:
-                    vt_set[lane] = 0
             # the random stream's state and the step's time loss stay in registers through the loop
             stream = np.uint64(rng_state[b])
             step_loss = acc[b, A_STEP_LOSS]
@@ -1394,10 +1518,8 @@ def _advance_replicas(
                                 to = conn_i[c, 1]
                                 if allowed:
                                     # room on the target lane for the whole vehicle
-                                    room = lane_f[to, 0]
-                                    # a moving tail makes room; only a halting one blocks
-                                    if vt_set[to] >= 1 and vt_speed[to] < HALT_SPEED:
-                                        room = vt_pos[to] - vt_len[to]
+                                    need = tp[t, T_LEN] + tp[t, T_GAP]
+                                    room = vt_room[to, 0]
                                     # a vehicle still inside the junction on another path into
                                     # the same lane merges first
                                     if (
@@ -1407,8 +1529,27 @@ def _advance_replicas(
                                     ):
                                         allowed = False
                                     if (
-                                        room < tp[t, T_LEN] + tp[t, T_GAP]
-                                        and dist > 0.5 * tp[t, T_LEN]
+                                        room < need
+                                        and dist > 0.0
+                                        and (dist >= _brake_gap(speed, dec, dt) or speed < dec * dt)
+                                        and _room_ahead(
+                                            room,
+                                            to,
+                                            vib[v, I_ROUTE],
+                                            vib[v, I_RPOS] + 1,
+                                            need,
+                                            link_state[b],
+                                            vt_room,
+                                            count,
+                                            lane_f,
+                                            lane_i,
+                                            lout,
+                                            conn_i,
+                                            conn_edge,
+                                            route_i,
+                                            route_edges,
+                                        )
+                                        < need
                                     ):
                                         allowed = False
                             if allowed:
@@ -1449,6 +1590,7 @@ def _advance_replicas(
                                 vt_len[to] = tp[t, T_LEN]
                                 vt_speed[to] = speed
                                 vt_set[to] = c + 2
+                                vt_room[to, 0] -= tp[t, T_LEN] + tp[t, T_GAP]
                             else:
                                 vn = _next_speed(
                                     speed,
@@ -2042,6 +2184,7 @@ STATE_F64 = (
     "vt_pos",
     "vt_len",
     "vt_speed",
+    "vt_room",
 )
 STATE_I32 = ("vi", "order", "free_stack", "sig_int")
 STATE_I64 = (
@@ -2192,6 +2335,7 @@ def _step_replicas(
     vt_pos_all = _v2(f64, lay_f64, 10)
     vt_len_all = _v2(f64, lay_f64, 11)
     vt_speed_all = _v2(f64, lay_f64, 12)
+    vt_room_all = _v3(f64, lay_f64, 13)
     vi = _v3(i32, lay_i32, 0)
     # unsigned: a vehicle index read from the order then indexes without Numba's negative-index
     # wraparound (a shift, an and and an add per access; 5 % of the step)
@@ -2294,6 +2438,7 @@ def _step_replicas(
             vt_pos_all,
             vt_len_all,
             vt_speed_all,
+            vt_room_all,
             vt_set_all,
             seg_due,
             klane,
@@ -2614,6 +2759,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "vt_pos": (b, n_l),
             "vt_len": (b, n_l),
             "vt_speed": (b, n_l),
+            "vt_room": (b, n_l, 2),
             "vi": (b, v, NVI),
             "order": (b, v),
             "free_stack": (b, v),
