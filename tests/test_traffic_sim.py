@@ -175,6 +175,38 @@ def test_queues_spill_back_and_junctions_are_not_blocked() -> None:
     assert np.all(sim.conservation() == 0)
 
 
+def test_a_vehicle_waits_before_a_junction_while_the_queue_beyond_leaves_it_no_room() -> None:
+    """SUMO keeps junctions clear: a vehicle enters only when the lane beyond has room for it
+    behind its last standing vehicle, less the vehicles moving up to that one. So while the
+    link beyond fills up no vehicle stands inside the junction, and the crossing streams flow."""
+    base = builders.arterial(n=2, spacing=120.0, main_inflow=900.0, side_inflow=300.0, seconds=900)
+    net = base.network
+    east = next(i for i, s in enumerate(net.signals) if s.id.startswith("B"))
+    blocked = SignalProgram(net.signals[east].id, (Phase(60.0, "r" * net.signals[east].num_links),))
+    signals = tuple(blocked if i == east else s for i, s in enumerate(net.signals))
+    sc = base.replace(network=dataclasses.replace(net, signals=signals))
+    sim = make_sim(sc)
+    standing_inside = 0
+    for _ in range(180):
+        sim.program_mode[:] = True
+        sim.step(np.zeros((1, len(sim.controlled)), dtype=np.int64))
+        check_no_overlap(sim)
+        vi, vf = sim.vi[0], sim.vf[0]
+        inside = (vi[:, I_ALIVE] == 1) & (vf[:, F_POS] < 0.0)
+        standing_inside += int(np.sum(inside & (vf[:, F_SPEED] < 0.1)))
+    link = [
+        lane
+        for lane, edge in enumerate(net.lane_edge)
+        if net.edge_from[edge].startswith("A") and net.edge_to[edge].startswith("B")
+    ]
+    capacity = net.lane_length[link] / 7.5 + 1
+    assert sim.lane_stats[0, link, 0].sum() >= 0.8 * (capacity - 1).sum()  # it filled up
+    # (entering whenever the lane's last vehicle moved, 399 vehicle-seconds were spent
+    # standing inside a junction here)
+    assert standing_inside == 0
+    assert sim.metrics[0, list(METRICS).index("arrived_total")] > 30  # side streams cross
+
+
 def signal_trace(sim: TrafficSim, actions: list[int]) -> list[str]:
     out = []
     chars = "rysgGoOmM="

@@ -11,10 +11,14 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
 - **Junctions**: a vehicle at the end of its lane crosses along its chosen connection when the
   link allows it: green ``G``/``M`` always; permissive ``g``/``m``/``s``/``=`` only if no vehicle
   on a foe connection is in the junction or due at its stop line within the vehicle's own
-  arrival time plus a 3 s gap; yellow if it cannot stop comfortably; red never. It never enters
-  a connection whose target lane has no room for it (no junction blocking), so queues spill back
-  and grids can lock up. Vehicles slow down to the connection's speed before the stop line and
-  drive the internal path (negative positions on the target lane).
+  arrival time plus a 3 s gap; yellow if it cannot stop comfortably; red never. It keeps off
+  the junction while the target lane has no room for it (SUMO's ``checkRewindLinkLanes``: the
+  room behind the lane's last standing vehicle, less the vehicles moving up to it; a lane with
+  none standing adds the room of the lanes after it along the route while their links are
+  open), unless it could no longer stop; such a vehicle is no foe for the others. So queues
+  spill back, junctions stay clear and grids can lock up. Vehicles slow down to the
+  connection's speed before the stop line and drive the internal path (negative positions on
+  the target lane).
 - **Routes and lanes**: at every junction a vehicle takes the connection towards its route's next
   edge whose target lane continues best; a vehicle on a lane without such a connection changes
   to the adjacent lane when the gaps allow it (forced after 10 s at the stop line). Two vehicles
@@ -1517,7 +1521,8 @@ def _advance_replicas(
                                                 break
                                 to = conn_i[c, 1]
                                 if allowed:
-                                    # room on the target lane for the whole vehicle
+                                    # room on the target lane for the whole vehicle and its gap
+                                    # (less what the vehicles granted entry before took)
                                     need = tp[t, T_LEN] + tp[t, T_GAP]
                                     room = vt_room[to, 0]
                                     # a vehicle still inside the junction on another path into
@@ -1528,6 +1533,9 @@ def _advance_replicas(
                                         and vt_pos[to] - vt_len[to] - tp[t, T_GAP] < -conn_f[c, 0]
                                     ):
                                         allowed = False
+                                    # none: the vehicle waits before the junction, unless it
+                                    # can no longer stop there, or the lanes beyond it have
+                                    # room enough
                                     if (
                                         room < need
                                         and dist > 0.0
