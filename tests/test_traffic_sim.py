@@ -142,14 +142,22 @@ def test_no_vehicle_enters_a_junction_on_red() -> None:
     assert crossings > 200
 
 
-def test_queues_spill_back_and_junctions_are_not_blocked() -> None:
-    base = builders.arterial(n=2, spacing=120.0, main_inflow=900.0, side_inflow=0.0, seconds=900)
+def blocked_arterial(side_inflow: float) -> TrafficScenario:
+    """Two junctions 120 m apart; the east one never gives green, so the link to it fills up."""
+    base = builders.arterial(
+        n=2, spacing=120.0, main_inflow=900.0, side_inflow=side_inflow, seconds=900
+    )
     net = base.network
-    # the east junction never gives green: its approaches fill up and block the west junction
     east = next(i for i, s in enumerate(net.signals) if s.id.startswith("B"))
     blocked = SignalProgram(net.signals[east].id, (Phase(60.0, "r" * net.signals[east].num_links),))
     signals = tuple(blocked if i == east else s for i, s in enumerate(net.signals))
-    sc = base.replace(network=dataclasses.replace(net, signals=signals))
+    return base.replace(network=dataclasses.replace(net, signals=signals))
+
+
+def test_queues_spill_back_and_junctions_are_not_blocked() -> None:
+    # the east junction's approaches fill up and block the west junction
+    sc = blocked_arterial(side_inflow=0.0)
+    net = sc.network
     sim = make_sim(sc)
     sim.program_mode[:] = True
     for _ in range(180):
@@ -179,12 +187,8 @@ def test_a_vehicle_waits_before_a_junction_while_the_queue_beyond_leaves_it_no_r
     """SUMO keeps junctions clear: a vehicle enters only when the lane beyond has room for it
     behind its last standing vehicle, less the vehicles moving up to that one. So while the
     link beyond fills up no vehicle stands inside the junction, and the crossing streams flow."""
-    base = builders.arterial(n=2, spacing=120.0, main_inflow=900.0, side_inflow=300.0, seconds=900)
-    net = base.network
-    east = next(i for i, s in enumerate(net.signals) if s.id.startswith("B"))
-    blocked = SignalProgram(net.signals[east].id, (Phase(60.0, "r" * net.signals[east].num_links),))
-    signals = tuple(blocked if i == east else s for i, s in enumerate(net.signals))
-    sc = base.replace(network=dataclasses.replace(net, signals=signals))
+    sc = blocked_arterial(side_inflow=300.0)
+    net = sc.network
     sim = make_sim(sc)
     standing_inside = 0
     for _ in range(180):

@@ -1014,6 +1014,48 @@ def _room_ahead(
     return seen if had else math.inf
 
 
+@numba.njit(cache=True, inline="always")
+def _no_room(
+    v: int,
+    to: int,
+    need: float,
+    vib: np.ndarray,
+    links: np.ndarray,
+    lane_room: np.ndarray,
+    count: np.ndarray,
+    lane_f: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+) -> bool:  # pragma: no cover - compiled
+    """Whether vehicle ``v`` finds less than ``need`` metres beyond the junction into ``to``."""
+    room = lane_room[to, 0]
+    return (
+        room < need
+        and _room_ahead(
+            room,
+            to,
+            vib[v, I_ROUTE],
+            vib[v, I_RPOS] + 1,
+            need,
+            links,
+            lane_room,
+            count,
+            lane_f,
+            lane_i,
+            lout,
+            conn_i,
+            conn_edge,
+            route_i,
+            route_edges,
+        )
+        < need
+    )
+
+
 @numba.njit(cache=True, _nrt=False)
 def _advance_replicas(
     n_sub: int,
@@ -1414,26 +1456,21 @@ def _advance_replicas(
                             to = conn_i[c, 1]
                             t = vib[v, I_TYPE]
                             need = tp[t, T_LEN] + tp[t, T_GAP]
-                            if (
-                                vt_room[to, 0] < need
-                                and _room_ahead(
-                                    vt_room[to, 0],
-                                    to,
-                                    vib[v, I_ROUTE],
-                                    vib[v, I_RPOS] + 1,
-                                    need,
-                                    link_state[b],
-                                    vt_room,
-                                    count,
-                                    lane_f,
-                                    lane_i,
-                                    lout,
-                                    conn_i,
-                                    conn_edge,
-                                    route_i,
-                                    route_edges,
-                                )
-                                < need
+                            if _no_room(
+                                v,
+                                to,
+                                need,
+                                vib,
+                                link_state[b],
+                                vt_room,
+                                count,
+                                lane_f,
+                                lane_i,
+                                lout,
+                                conn_i,
+                                conn_edge,
+                                route_i,
+                                route_edges,
                             ):
                                 eta = 1e8
                     if eta < conn_eta[c]:
@@ -1524,7 +1561,6 @@ def _advance_replicas(
                                     # room on the target lane for the whole vehicle and its gap
                                     # (less what the vehicles granted entry before took)
                                     need = tp[t, T_LEN] + tp[t, T_GAP]
-                                    room = vt_room[to, 0]
                                     # a vehicle still inside the junction on another path into
                                     # the same lane merges first
                                     if (
@@ -1537,15 +1573,14 @@ def _advance_replicas(
                                     # can no longer stop there, or the lanes beyond it have
                                     # room enough
                                     if (
-                                        room < need
+                                        vt_room[to, 0] < need
                                         and dist > 0.0
                                         and (dist >= _brake_gap(speed, dec, dt) or speed < dec * dt)
-                                        and _room_ahead(
-                                            room,
+                                        and _no_room(
+                                            v,
                                             to,
-                                            vib[v, I_ROUTE],
-                                            vib[v, I_RPOS] + 1,
                                             need,
+                                            vib,
                                             link_state[b],
                                             vt_room,
                                             count,
@@ -1557,7 +1592,6 @@ def _advance_replicas(
                                             route_i,
                                             route_edges,
                                         )
-                                        < need
                                     ):
                                         allowed = False
                             if allowed:
