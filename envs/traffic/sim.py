@@ -170,7 +170,7 @@ class TrafficState(Snapshot):
 class Compiled:
     """A scenario's network, routes and signals as flat arrays for the kernel."""
 
-    lane_f: np.ndarray  # [L, 2] length, speed
+    lane_f: np.ndarray  # [L, 3] length, speed, 1 where a connection leads onto the lane
     lane_i: np.ndarray  # [L, 4] edge, out start, out end, lane index
     lout: np.ndarray  # connection ids, CSR
     conn_f: np.ndarray  # [C, 2] length, speed
@@ -220,7 +220,6 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     """Flatten ``sc`` into the kernel's arrays (cached on the scenario object)."""
     net = sc.network
     n_l, n_c = net.num_lanes, net.num_connections
-    # [length, speed limit, whether a connection leads onto the lane]
     entered = np.zeros(n_l)
     entered[np.asarray(net.conn_to, dtype=np.int64)] = 1.0
     lane_f = np.stack([net.lane_length, net.lane_speed, entered], axis=1).astype(np.float64)
