@@ -19,6 +19,7 @@ Exit status 1 when some scenario differs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import statistics
@@ -118,8 +119,15 @@ def _common_fields(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def compare(
     base: ModuleType, ours: ModuleType, scenario: Any, replicas: int, decisions: int
 ) -> str | None:
-    """Run both cores side by side; ``None`` when identical, else where they first differ."""
-    sims = [base.TrafficSim(replicas, scenario), ours.TrafficSim(replicas, scenario)]
+    """Run both cores side by side; ``None`` when identical, else where they first differ.
+
+    Each core gets its own copy of ``scenario``: a core keeps what it compiles from a scenario
+    on the scenario object, and the other core's arrays may have another layout.
+    """
+    sims = [
+        base.TrafficSim(replicas, dataclasses.replace(scenario)),
+        ours.TrafficSim(replicas, dataclasses.replace(scenario)),
+    ]
     _reset(sims, np.ones(replicas, dtype=bool), [[7, i] for i in range(replicas)])
     rng = np.random.default_rng(1)
     nvec = sims[0].num_greens

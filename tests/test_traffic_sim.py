@@ -717,3 +717,55 @@ def test_insertion_speed_is_sumos(leader_speed: float, gap: float, sumo: float) 
     from envs.traffic.sim import _insertion_speed
 
     assert _insertion_speed(leader_speed, gap, 1.0, 4.5, 1.0) == pytest.approx(sumo, abs=0.01)
+
+
+def test_best_departure_lane_leads_farthest_along_the_route() -> None:
+    """``departLane="best"`` inserts on a lane that reaches farthest along the route without a
+    lane change (SUMO's best lanes), not just onto the next edge: a vehicle turning left at
+    the second junction of an arterial starts on the left lane."""
+    from envs.traffic.scenario import Departure
+
+    sc = builders.arterial(3)
+    net = sc.network
+    routes = {r.id: r for r in sc.routes}
+    left, right = routes["route_left0A0_4"], routes["route_left0A0_3"]
+    assert left.edges[:2] == right.edges[:2]  # both go straight on at A0 (from either lane)
+    for route, lane_index in ((left, 1), (right, 0)):
+        one = sc.replace(flows=(), vehicles=(Departure("v", 0.0, route.id, depart_lane="best"),))
+        sim = make_sim(every_second(one))
+        sim.advance(np.zeros((1, len(one.controlled_signals)), dtype=np.int64))
+        (v,) = vehicles(sim)
+        assert int(net.lane_index[sim.vi[0, v, I_LANE]]) == lane_index
+
+
+def test_avg_departure_speed_is_the_lanes_mean_speed() -> None:
+    """``departSpeed="avg"`` (SUMO's default): the lane's speed limit on an empty lane, at most
+    the vehicle's own desired speed; behind others, their mean speed."""
+    from envs.traffic.scenario import Departure, VehicleType
+
+    sc = every_second(builders.PRESETS["single4"]())
+    route = sc.routes[0].id
+    slow, fast = (VehicleType(sigma=0.0, speed_factor=f, speed_dev=0.0) for f in (0.8, 1.2))
+    sc = sc.replace(
+        flows=(),
+        vtypes={"slow": slow, "fast": fast},
+        vehicles=tuple(
+            Departure(name, t, route, vtype=vtype, depart_speed="avg")
+            for name, t, vtype in (("a", 0.0, "fast"), ("b", 20.0, "slow"), ("c", 23.0, "fast"))
+        ),
+    )
+    sim = make_sim(sc)
+    inserted = []  # (speed at insertion, lane limit, mean speed of the others on the lane)
+    for _ in range(25):
+        before = set(vehicles(sim).tolist())
+        sim.advance(np.zeros((1, len(sc.controlled_signals)), dtype=np.int64))
+        for v in sorted(set(vehicles(sim).tolist()) - before):
+            lane = sim.vi[0, v, I_LANE]
+            others = [u for u in before if sim.vi[0, u, I_LANE] == lane]
+            mean = float(np.mean(sim.vf[0, others, F_SPEED])) if others else None
+            limit = float(sim.compiled.lane_f[lane, 1])
+            inserted.append((float(sim.vf[0, v, F_SPEED]), limit, mean))
+    (a, limit_a, none), (b, limit_b, _), (c, _, mean_c) = inserted
+    assert none is None and a == pytest.approx(limit_a)  # an empty lane: its limit, not 1.2x
+    assert b == pytest.approx(0.8 * limit_b)  # at most its own desired speed
+    assert mean_c is not None and 0.0 < mean_c < limit_b and c == pytest.approx(mean_c)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -259,8 +261,8 @@ def test_vehicles_trips_and_flows(hand):
     assert list(veh) == ["v0", "v1", "t0", "t1"]  # "late" departs after the window
     assert (veh["v0"].route, veh["v0"].vtype) == ("r_we", "car")
     assert (veh["v0"].depart_lane, veh["v0"].depart_speed) == ("best", "max")
-    # unset departLane / departSpeed take SUMO's defaults
-    assert (veh["v1"].depart_lane, veh["v1"].depart_speed) == ("first", 0.0)
+    # unset departLane / departSpeed take SUMO's defaults (best_prob, imported as best; avg)
+    assert (veh["v1"].depart_lane, veh["v1"].depart_speed) == ("best", "avg")
     assert routes[veh["v1"].route] == ("ME", "EX")
     assert routes[veh["t0"].route] == ("SC", "CE", "EX") and veh["t0"].vtype == "bus"
     assert routes[veh["t1"].route] == ("WC", "CN") and veh["t1"].depart_lane == "free"
@@ -879,6 +881,60 @@ def test_foes_match_libsumo(nets_dir):
             assert mine == theirs, (a, b)
     finally:
         libsumo.close()
+
+
+def test_default_departure_options_are_sumos(tmp_path):
+    """The importer's defaults for a missing departLane / departSpeed are SUMO's own."""
+    sumo = pytest.importorskip("sumo", reason="reading SUMO's option defaults needs sumo")
+    binary = Path(sumo.SUMO_HOME) / "bin" / "sumo"
+    if not binary.is_file():
+        pytest.skip("the sumo binary is not installed")
+    template = tmp_path / "template.sumocfg"
+    subprocess.run(
+        [str(binary), "--save-template", str(template)],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "SUMO_HOME": str(sumo.SUMO_HOME)},
+    )
+    defaults = {el.tag: el.get("value") for el in ET.parse(template).iter()}
+    assert defaults["default.departlane"] == "best_prob"  # imported as best (see below)
+    assert defaults["default.departspeed"] == "avg"
+
+
+def test_best_departure_lanes_match_libsumo(nets_dir):
+    """SUMO's lane for every departure of cologne1 and grid4x4 is one of our best lanes."""
+    libsumo = pytest.importorskip("libsumo", reason="cross-check against SUMO needs libsumo")
+    from envs.traffic.sim import _best_lanes
+
+    for name in ("cologne1", "grid4x4"):
+        cfg = read_sumocfg(nets_mod.sumocfg_path(name))
+        net = load_sumo_network(cfg.net_file)
+        begin = int(cfg.begin or 0)
+        libsumo.start(
+            [
+                "sumo",
+                "-n",
+                str(cfg.net_file),
+                "-r",
+                str(cfg.route_files[0]),
+                "-b",
+                str(begin),
+                "--no-step-log",
+                "--no-warnings",
+            ]  # fmt: skip
+        )
+        departures = 0
+        try:
+            while libsumo.simulation.getTime() < begin + 600:
+                libsumo.simulationStep()
+                for v in libsumo.simulation.getDepartedIDList():
+                    edges = [net.edge_index[e] for e in libsumo.vehicle.getRoute(v)]
+                    lane = libsumo.vehicle.getLaneIndex(v)
+                    assert _best_lanes(net, edges) >> lane & 1, (name, v, lane)
+                    departures += 1
+        finally:
+            libsumo.close()
+        assert departures > 100
 
 
 def test_unknown_network_name():

@@ -11,7 +11,9 @@ from envs.traffic.network import Network
 
 DEPART_LANES = ("best", "free", "random", "first")
 """Lane choice at insertion (SUMO ``departLane``), or a lane index."""
-DEPART_SPEEDS = ("max", "desired", "random", "0")
+DEPART_SPEEDS = ("max", "desired", "avg", "random", "0")
+"""Speed at insertion (SUMO ``departSpeed``), or a number: ``avg`` is the mean speed of the
+vehicles on the lane, at most the lane's limit and the vehicle's own (SUMO's default)."""
 FLOW_KINDS = ("probability", "period", "vehs_per_hour", "poisson", "number")
 """How a flow spaces its vehicles (SUMO flow attributes, plus ``poisson`` arrivals at a rate)."""
 

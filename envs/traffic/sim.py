@@ -178,7 +178,7 @@ class Compiled:
     foes: np.ndarray
     edge_i: np.ndarray  # [E, 2] lane start, end into edge_lanes
     edge_lanes: np.ndarray
-    route_i: np.ndarray  # [R, 2]
+    route_i: np.ndarray  # [R, 3] start, end into route_edges; best first lanes (bit mask)
     route_edges: np.ndarray
     sig_i: np.ndarray  # [S, 6] link offset, links, phase start, phases, green start, greens
     phase_state: np.ndarray  # [P, max links] uint8
@@ -249,11 +249,15 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     for e, ls in enumerate(net.edge_lanes):
         edge_i[e] = (pos, pos + len(ls))
         pos += len(ls)
-    route_i = np.zeros((len(sc.routes), 2), dtype=np.int32)
+    route_i = np.zeros((len(sc.routes), 3), dtype=np.int32)
     route_edges_l: list[int] = []
     for r, route in enumerate(sc.routes):
         ids = [net.edge_index[e] for e in route.edges]
-        route_i[r] = (len(route_edges_l), len(route_edges_l) + len(ids))
+        route_i[r] = (
+            len(route_edges_l),
+            len(route_edges_l) + len(ids),
+            _best_lanes(net, ids),
+        )
         route_edges_l.extend(ids)
     max_links = max([sig.num_links for sig in net.signals] or [1])
     phases = [p for sig in net.signals for p in sig.phases]
@@ -326,8 +330,46 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     )
 
 
+BEST_LANE_LOOKAHEAD = 3000.0
+"""Metres along its route over which a vehicle compares lanes (SUMO's ``BEST_LANE_LOOKAHEAD``)."""
+
+
+def _best_lanes(net: Any, edges: list[int]) -> int:
+    """Bit mask, over lane indices, of the lanes of ``edges[0]`` that lead farthest along a route.
+
+    A lane's reach is how far a vehicle gets along ``edges`` from it without a lane change
+    (SUMO's best lanes), up to :data:`BEST_LANE_LOOKAHEAD`; ``departLane="best"`` inserts on
+    the freest of the lanes of the longest reach.
+    """
+    outgoing, lane_edge, length = net.lane_outgoing, net.lane_edge, net.lane_length
+    conn_to = net.conn_to
+    memo: dict[tuple[int, int], float] = {}
+
+    def reach(lane: int, k: int) -> float:
+        # metres driven from the start of ``lane`` (route edge ``k``) without changing lanes
+        key = (lane, k)
+        if key not in memo:
+            on = 0.0
+            if k + 1 < len(edges):
+                for c in outgoing[lane]:
+                    to = int(conn_to[c])
+                    if lane_edge[to] == edges[k + 1]:
+                        on = max(on, reach(to, k + 1))
+            memo[key] = float(length[lane]) + on
+        return memo[key]
+
+    lanes = net.edge_lanes[edges[0]]
+    reach_of = [min(reach(lane, 0), BEST_LANE_LOOKAHEAD) for lane in lanes]
+    top = max(reach_of)
+    mask = 0
+    for lane, r in zip(lanes, reach_of, strict=True):
+        if r >= top - 1e-9:
+            mask |= 1 << int(net.lane_index[lane])
+    return mask
+
+
 DEPART_LANE_CODES = {"best": -1, "free": -2, "random": -3, "first": -4}
-DEPART_SPEED_CODES = {"max": -1.0, "desired": -2.0, "random": -3.0, "0": 0.0}
+DEPART_SPEED_CODES = {"max": -1.0, "desired": -2.0, "random": -3.0, "avg": -4.0, "0": 0.0}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -1840,11 +1882,8 @@ def _advance_replicas(
                             continue
                         if mode == -3 and idx != pick:
                             continue
-                        if (
-                            mode == -1
-                            and nxt >= 0
-                            and not _lane_continues(cand, nxt, lane_i, lout, conn_i, conn_edge)
-                        ):
+                        # best: one of the lanes that lead farthest along the route
+                        if mode == -1 and not (route_i[route, 2] >> lane_i[cand, 3]) & 1:
                             continue
                         room = lane_f[cand, 0]
                         if count[cand] > 0:
@@ -1876,6 +1915,15 @@ def _advance_replicas(
                         v0 = vmax
                     elif code == -3.0:
                         v0 = vmax * _draw(rng_state, b)
+                    elif code == -4.0:
+                        # SUMO's departSpeed="avg": the mean speed on the lane (its limit when
+                        # empty), at most the vehicle's own
+                        v0 = min(vmax, lane_f[best, 1])
+                        if count[best] > 0:
+                            total = 0.0
+                            for jj in range(first[best], first[best] + count[best]):
+                                total += vfb[ob[jj], F_SPEED]
+                            v0 = min(v0, total / count[best])
                     else:
                         v0 = min(code, vmax)
                     if count[best] > 0:

@@ -74,8 +74,10 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   ``<vTypeDistribution>``/``<routeDistribution>`` are resolved without randomness: vehicles
   are assigned to members in proportion to the probabilities (largest deficit first) and
   flows are split into one flow per member with the rate scaled by its probability.
-  Missing ``departLane``/``departSpeed`` take SUMO's defaults (``first``, 0); ``allowed``
-  becomes ``random`` (only allowed lanes are imported). ``departPos`` ``base`` is the only
+  Missing ``departLane``/``departSpeed`` take SUMO 1.28's defaults (its options
+  ``--default.departlane best_prob`` and ``--default.departspeed avg``): ``best``, which
+  places the vehicles exactly as SUMO's ``best_prob`` does on the RESCO networks, and ``avg``;
+  ``allowed`` becomes ``random`` (only allowed lanes are imported). ``departPos`` ``base`` is the only
   exact position; ``random``, ``free`` and ``random_free`` are inserted at the lane start with
   one warning per file. Vehicles are kept when ``begin <= depart < end``; flows are clipped to
   the window keeping the phase of evenly spaced departures. Only routes that a kept vehicle
@@ -1286,22 +1288,24 @@ def _route_edges(el: ET.Element, path: Path) -> tuple[str, ...]:
 
 def _depart(el: ET.Element, path: Path, demand: _Demand) -> _Depart:
     owner = _owner(el, path)
-    raw_lane = el.get("departLane", "first")
+    raw_lane = el.get("departLane", "best")
     lane: str | int
     if raw_lane in ("best", "free", "random", "first"):
         lane = raw_lane
+    elif raw_lane == "best_prob":
+        lane = "best"
     elif raw_lane == "allowed":
         lane = "random"
     elif raw_lane.isdigit():
         lane = int(raw_lane)
     else:
         raise ValueError(
-            f"{owner}: departLane={raw_lane!r} is not supported; supported: best, free, "
-            "random, first, allowed or a lane index"
+            f"{owner}: departLane={raw_lane!r} is not supported; supported: best, best_prob, "
+            "free, random, first, allowed or a lane index"
         )
-    raw_speed = el.get("departSpeed", "0")
+    raw_speed = el.get("departSpeed", "avg")
     speed: str | float
-    if raw_speed in ("max", "desired", "random"):
+    if raw_speed in ("max", "desired", "avg", "random"):
         speed = raw_speed
     else:
         try:
@@ -1311,7 +1315,7 @@ def _depart(el: ET.Element, path: Path, demand: _Demand) -> _Depart:
         if not (math.isfinite(speed) and speed >= 0):
             raise ValueError(
                 f"{owner}: departSpeed={raw_speed!r} is not supported; supported: max, "
-                "desired, random or a speed >= 0"
+                "desired, avg, random or a speed >= 0"
             )
     pos = el.get("departPos", "base")
     if pos in ("random", "free", "random_free"):
