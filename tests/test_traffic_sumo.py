@@ -910,19 +910,8 @@ def test_best_departure_lanes_match_libsumo(nets_dir):
         cfg = read_sumocfg(nets_mod.sumocfg_path(name))
         net = load_sumo_network(cfg.net_file)
         begin = int(cfg.begin or 0)
-        libsumo.start(
-            [
-                "sumo",
-                "-n",
-                str(cfg.net_file),
-                "-r",
-                str(cfg.route_files[0]),
-                "-b",
-                str(begin),
-                "--no-step-log",
-                "--no-warnings",
-            ]  # fmt: skip
-        )
+        files = ["-n", str(cfg.net_file), "-r", str(cfg.route_files[0])]
+        libsumo.start(["sumo", *files, "-b", str(begin), "--no-step-log", "--no-warnings"])
         departures = 0
         try:
             while libsumo.simulation.getTime() < begin + 600:
