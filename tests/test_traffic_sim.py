@@ -21,6 +21,7 @@ from envs.traffic.sim import (
     I_ALIVE,
     I_INCONN,
     I_LANE,
+    I_ROUTE,
     I_TYPE,
     METRICS,
     T_GAP,
@@ -769,3 +770,50 @@ def test_avg_departure_speed_is_the_lanes_mean_speed() -> None:
     assert none is None and a == pytest.approx(limit_a)  # an empty lane: its limit, not 1.2x
     assert b == pytest.approx(0.8 * limit_b)  # at most its own desired speed
     assert mean_c is not None and 0.0 < mean_c < limit_b and c == pytest.approx(mean_c)
+
+
+def test_a_yielding_vehicle_grows_impatient_like_sumo() -> None:
+    """A permissive left turn facing an opposing stream 3.5 s apart never finds the gap a
+    patient vehicle needs, yet SUMO lets it go after a while: waiting makes a vehicle impatient
+    (``--time-to-impatience``), so it counts on foes that can still brake to do so."""
+    from envs.traffic.scenario import Departure, VehicleType
+    from envs.traffic.sim import F_STUCK, YIELD_GAP
+
+    headway = 3.5
+    sc = builders.single_intersection(
+        4, lanes_per_arm=1, movement_flows={"ne": 1.0, "sn": 1.0}, seconds=300.0
+    )
+    sc = every_second(sc, max_green=1e9, min_green=1.0).replace(
+        flows=(),
+        vtypes={"DEFAULT_VEHTYPE": VehicleType(sigma=0.0, speed_dev=0.0)},
+        vehicles=(
+            *(Departure(f"s{k}", headway * k, "route_sn", depart_speed="max") for k in range(80)),
+            Departure("left", 20.0, "route_ne", depart_speed="max"),
+        ),
+        teleport_time=-1.0,
+    )
+    left_route = [r.id for r in sc.routes].index("route_ne")
+    sim = make_sim(sc)
+    waited = None
+    for _ in range(200):
+        before = {int(v): float(sim.vf[0, v, F_STUCK]) for v in vehicles(sim)}
+        sim.advance(np.zeros((1, len(sc.controlled_signals)), dtype=np.int64))  # NS green
+        for v in vehicles(sim):
+            if sim.vi[0, v, I_ROUTE] == left_route and sim.vi[0, v, I_INCONN] >= 0:
+                waited = before.get(int(v), 0.0)
+        if waited is not None:
+            break
+    # the opposing stream leaves gaps shorter than a patient vehicle accepts ...
+    assert headway < YIELD_GAP + 1.0
+    # ... so the left turn went only once it had waited a while
+    assert waited is not None, "the left turn never went"
+    assert 3.0 <= waited <= 60.0, waited
+
+
+def test_foe_approach_is_skipped_only_where_no_link_ever_yields() -> None:
+    from envs.traffic.sim import compile_scenario
+
+    # sumo-rl's single intersection has only protected greens: nobody ever yields
+    assert compile_scenario(builders.sumo_rl_single_intersection()).params[10] == 0.0
+    # permissive left turns ("g") yield to the opposing stream
+    assert compile_scenario(builders.PRESETS["single4"]()).params[10] == 1.0

@@ -93,8 +93,17 @@ S_ELAPSED, S_TSC, S_GREEN, S_STAGE_T = range(4)
 RED, YELLOW, STOP, MINOR_GREEN, GREEN, OFF_MINOR, OFF, MINOR, MAJOR, ALLWAY = range(10)
 HALT_SPEED = 0.1
 """Vehicles slower than this (m/s) are halting (SUMO's waiting threshold)."""
+YIELDING = np.array([MINOR_GREEN, OFF_MINOR, MINOR, STOP, ALLWAY], dtype=np.uint8)
+"""Link states whose vehicles yield to foes (:func:`_yields`)."""
 YIELD_GAP = 3.0
 """Seconds of clearance a yielding vehicle needs before a foe's arrival."""
+TIME_TO_IMPATIENCE = 180.0
+"""Seconds of waiting after which a yielding vehicle is fully impatient (SUMO's
+``--time-to-impatience``): it takes a foe that can still stop as arriving
+:data:`IMPATIENCE_DELAY` later, in proportion to the time it has waited."""
+IMPATIENCE_DELAY = 30.0
+"""How much later a foe that brakes now arrives, for an impatient vehicle (SUMO's
+``arrivalTimeBraking``)."""
 FORCE_CHANGE = 10.0
 """Seconds at the stop line after which a lane change ignores the follower's safety gap."""
 
@@ -185,7 +194,8 @@ class Compiled:
     phase_dur: np.ndarray  # [P]
     greens: np.ndarray  # program phase index of every green, CSR by sig_i[:, 4:6]
     sig_offset: np.ndarray  # [S]
-    params: np.ndarray  # dt, delta, yellow, all red, min green, max green, teleport, end, begin
+    params: np.ndarray  # dt, delta, yellow, all red, min green, max green, teleport, end, begin,
+    # sources, whether some link ever yields
     vtypes: np.ndarray  # [T, 8]
     num_links: int
 
@@ -287,6 +297,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
             sc.end,
             sc.begin,
             len({r.edges[0] for r in sc.routes}),
+            1.0 if _some_link_yields(phase_state, conn_i) else 0.0,
         ],
         dtype=np.float64,
     )
@@ -328,6 +339,15 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         vtypes=vtypes,
         num_links=int(offsets[-1]),
     )
+
+
+def _some_link_yields(phase_state: np.ndarray, conn_i: np.ndarray) -> bool:
+    """Whether some link of a program phase, or some link without a signal, makes vehicles yield.
+
+    Without one, no vehicle ever waits for foes, and the kernel skips their approach times.
+    """
+    states = np.concatenate([phase_state.ravel(), conn_i[conn_i[:, 2] < 0, 3].astype(np.uint8)])
+    return bool(np.isin(states, YIELDING).any())
 
 
 BEST_LANE_LOOKAHEAD = 3000.0
@@ -1177,6 +1197,7 @@ def _advance_replicas(
         max_green = params[5]
         teleport = params[6]
         n_sources = int(params[9])
+        some_yield = params[10] > 0.0
         n_lanes = lane_f.shape[0]
         n_sig = sig_i.shape[0]
         acc[b, A_STEP_ARRIVED] = 0.0
@@ -1470,10 +1491,10 @@ def _advance_replicas(
                     vt_set[lane] = 0
                     vt_room[lane, 0] = lane_f[lane, 0]
                     vt_room[lane, 1] = 0.0
-            # --- foe approach times (for yielding) ---
-            conn_eta[:] = 1e9
+            # --- foe approach times (for yielding; none where no link ever yields) ---
+            conn_eta[:, :] = 1e9
             conn_busy[:] = 0
-            for lane in range(n_lanes):
+            for lane in range(n_lanes if some_yield else 0):
                 if count[lane] == 0:
                     continue
                 # vehicles still inside the junction (negative positions) trail their lane
@@ -1514,8 +1535,14 @@ def _advance_replicas(
                                 route_edges,
                             ):
                                 eta = 1e8
-                    if eta < conn_eta[c]:
-                        conn_eta[c] = eta
+                    if eta < conn_eta[c, 0]:
+                        conn_eta[c, 0] = eta
+                    # ... and if it brakes now: SUMO's arrivalTimeBraking, 30 s later for a
+                    # vehicle that can still stop before the junction (impatience below)
+                    if dist >= _brake_gap(vfb[v, F_SPEED], tp[vib[v, I_TYPE], T_DEC], dt):
+                        eta += IMPATIENCE_DELAY
+                    if eta < conn_eta[c, 1]:
+                        conn_eta[c, 1] = eta
             # --- plan speeds ---
             # the random stream's state and the step's time loss stay in registers through the loop
             stream = np.uint64(rng_state[b])
@@ -1588,13 +1615,19 @@ def _advance_replicas(
                                         if st == STOP and dist > 1.0 + speed:
                                             allowed = False
                                         own = dist / max(speed, 1.0)
+                                        # SUMO's impatience: after waiting, a vehicle counts on
+                                        # foes that can still brake to do so
+                                        imp = min(1.0, vfb[v, F_STUCK] / TIME_TO_IMPATIENCE)
                                         for j in range(conn_i[c, 4], conn_i[c, 5]):
                                             f = foes[j]
                                             gf = conn_i[f, 2]
                                             sf_ = link_state[b, gf] if gf >= 0 else conn_i[f, 3]
                                             if sf_ == RED:
                                                 continue
-                                            if conn_busy[f] == 1 or conn_eta[f] < own + YIELD_GAP:
+                                            eta_f = conn_eta[f, 0] + imp * (
+                                                conn_eta[f, 1] - conn_eta[f, 0]
+                                            )
+                                            if conn_busy[f] == 1 or eta_f < own + YIELD_GAP:
                                                 allowed = False
                                                 break
                                 to = conn_i[c, 1]
@@ -2420,7 +2453,7 @@ def _step_replicas(
     per_sig = _v3(f64, lay_f64, 6)
     last_wait = _v2(f64, lay_f64, 7)
     quantities = _v2(f64, lay_f64, 8)
-    conn_eta_all = _v2(f64, lay_f64, 9)
+    conn_eta_all = _v3(f64, lay_f64, 9)
     vt_pos_all = _v2(f64, lay_f64, 10)
     vt_len_all = _v2(f64, lay_f64, 11)
     vt_speed_all = _v2(f64, lay_f64, 12)
@@ -2844,7 +2877,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "per_signal": (b, k, len(QUANTITIES)),
             "last_wait": (b, k),
             "quantities": (b, len(QUANTITIES)),
-            "conn_eta": (b, n_c),
+            "conn_eta": (b, n_c, 2),
             "vt_pos": (b, n_l),
             "vt_len": (b, n_l),
             "vt_speed": (b, n_l),
