@@ -11,7 +11,9 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
 - **Junctions**: a vehicle at the end of its lane crosses along its chosen connection when the
   link allows it: green ``G``/``M`` always; permissive ``g``/``m``/``s``/``=`` only if no vehicle
   on a foe connection is in the junction or due at its stop line within the vehicle's own
-  arrival time plus a 3 s gap; yellow if it cannot stop comfortably; red never. It keeps off
+  arrival time plus a 3 s gap, where a vehicle that has waited counts on foes that can still
+  stop to do so (SUMO's impatience: such a foe arrives up to 30 s later, in proportion to the
+  wait over 180 s); yellow if it cannot stop comfortably; red never. It keeps off
   the junction while the target lane has no room for it (SUMO's ``checkRewindLinkLanes``: the
   room behind the lane's last standing vehicle, less the vehicles moving up to it; a lane with
   none standing adds the room of the lanes after it along the route while their links are
