@@ -68,9 +68,12 @@ def test_network_runs_fixed_time_and_renders(nets: None, name: str) -> None:
 def test_a_city_network_flows_where_sumo_s_does(nets: None) -> None:
     """ingolstadt7 for its hour under its fixed-time program, set up like sumo-rl (teleports off).
 
-    SUMO 1.28 arrives 2,832 vehicles on seed 0 (``docs/results/bench_traffic_fidelity.json``).
-    Vehicles that entered a junction without room beyond it, and yielded to heads held back by
-    a queue, locked its central corridor up: 2,091 arrived on seed 0. Now 2,540 do.
+    SUMO 1.28 arrives 2,832, 2,742 and 2,814 vehicles on seeds 0-2
+    (``docs/results/bench_traffic_fidelity.json``). Our runs either flow like SUMO's or lock
+    part of the network up. Vehicles that entered a junction without room beyond it, yielded to
+    heads held back by a queue, entered the first lane at rest and never grew impatient at
+    yielding links locked it up on every seed (2,540, 2,692 and 2,369 arrived); now at least
+    two of the three seeds flow.
     """
     from envs.traffic.scenario import SignalSettings
     from scripts.bench_traffic import LIKE_SUMO_RL, TELEPORT_TIME
@@ -80,10 +83,14 @@ def test_a_city_network_flows_where_sumo_s_does(nets: None) -> None:
     )
     env = gym.make("lepton/TrafficSignal-v0", scenario=sc)
     policy = BASELINES.get("fixed_time")(env)
-    obs, info = env.reset(seed=0)
-    done = False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(policy.predict(obs)[0])
-        done = terminated or truncated
+    arrived = []
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy.predict(obs)[0])
+            done = terminated or truncated
+        arrived.append(info["arrived_total"])
     env.close()
-    assert info["arrived_total"] >= 2400
+    assert sum(a >= 2700 for a in arrived) >= 2, arrived
+    assert min(arrived) >= 2000, arrived
