@@ -1901,7 +1901,6 @@ def _advance_replicas(
                     mode = dep_i[b, j, 2]
                     length = tp[t, T_LEN]
                     mingap = tp[t, T_GAP]
-                    nxt = route_edges[rs + 1] if route_i[route, 1] - rs > 1 else -1
                     best = -1
                     best_room = -1e18
                     n_cand = edge_i[e0, 1] - edge_i[e0, 0]

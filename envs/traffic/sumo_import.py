@@ -76,12 +76,12 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   flows are split into one flow per member with the rate scaled by its probability.
   Missing ``departLane``/``departSpeed`` take SUMO 1.28's defaults (its options
   ``--default.departlane best_prob`` and ``--default.departspeed avg``): ``best``, which
-  places the vehicles exactly as SUMO's ``best_prob`` does on the RESCO networks, and ``avg``;
-  ``allowed`` becomes ``random`` (only allowed lanes are imported). ``departPos`` ``base`` is the only
-  exact position; ``random``, ``free`` and ``random_free`` are inserted at the lane start with
-  one warning per file. Vehicles are kept when ``begin <= depart < end``; flows are clipped to
-  the window keeping the phase of evenly spaced departures. Only routes that a kept vehicle
-  or flow uses are imported.
+  places the vehicles exactly as SUMO's ``best_prob`` does on the RESCO networks, and
+  ``avg``; ``allowed`` becomes ``random`` (only allowed lanes are imported). ``departPos``
+  ``base`` is the only exact position; ``random``, ``free`` and ``random_free`` are inserted
+  at the lane start with one warning per file. Vehicles are kept when
+  ``begin <= depart < end``; flows are clipped to the window keeping the phase of evenly
+  spaced departures. Only routes that a kept vehicle or flow uses are imported.
 """
 
 from __future__ import annotations
