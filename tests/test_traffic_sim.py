@@ -803,14 +803,16 @@ def test_a_yielding_vehicle_grows_impatient_like_sumo() -> None:
                 waited = before.get(int(v), 0.0)
         if waited is not None:
             break
-    # the opposing stream leaves gaps shorter than a patient vehicle accepts ...
+    # a patient vehicle needs a foe YIELD_GAP s beyond its own arrival; the next foe, a
+    # headway behind the one crossing, is nearer once that one has left the junction ...
     assert headway < YIELD_GAP + 1.0
-    # ... so the left turn went only once it had waited a while
+    # ... so the left turn went only once it had waited a while (the old core never let it go)
     assert waited is not None, "the left turn never went"
     assert 3.0 <= waited <= 60.0, waited
 
 
 def test_foe_approach_is_skipped_only_where_no_link_ever_yields() -> None:
+    """The compiled flag that lets the kernel skip the foes' approach times."""
     from envs.traffic.sim import compile_scenario
 
     # sumo-rl's single intersection has only protected greens: nobody ever yields
