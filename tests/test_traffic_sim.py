@@ -531,6 +531,11 @@ def test_a_simulation_saved_with_other_state_arrays_is_refused() -> None:
     ]
     with pytest.raises(ValueError, match=r"state vi: saved with \d+ fields per row"):
         TrafficSim.__new__(TrafficSim).__setstate__(state)
+    # arrays of other shapes under the same names (one saved before the layout changed)
+    state = sim.__getstate__()
+    del state["_layout"]
+    with pytest.raises(ValueError, match=r"saved with array layout 1, but this version steps"):
+        TrafficSim.__new__(TrafficSim).__setstate__(state)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2", np.int64(0)])

@@ -2325,6 +2325,10 @@ STATE_I64 = (
 )
 STATE_U8 = ("link_state", "program_mode", "truncated")
 STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
+LAYOUT_VERSION = 2
+"""Version of the shapes and meaning of the state and static arrays, saved with a pickled
+simulation; raised with every change to them (2: ``route_i`` holds the best first lanes,
+``conn_eta`` the braking arrival times, ``params`` whether some link yields)."""
 _FIELDS = {"vf": NVF, "vi": NVI, "acc": NACC, "lane_stats": NLS}
 """State arrays whose last axis holds the fields named above (per vehicle, replica or lane)."""
 """The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
@@ -2973,6 +2977,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
+        state["_layout"] = LAYOUT_VERSION
         for name in self.ARENAS:
             for view in getattr(self, name).views:
                 state.pop(view, None)
@@ -2982,7 +2987,13 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # the compiled step finds each array by its place in a buffer: a simulation saved with
-        # other state arrays would be read wrongly, so it is refused
+        # other state arrays, or arrays of another shape, would be read wrongly, so it is refused
+        if state.get("_layout") != LAYOUT_VERSION:
+            raise ValueError(
+                f"TrafficSim state: saved with array layout {state.get('_layout', 1)}, but this "
+                f"version steps layout {LAYOUT_VERSION}; create the environment again instead "
+                "of loading this pickle"
+            )
         for name, names in zip(self.ARENAS, STATE_LAYOUT, strict=True):
             arena = state.get(name)
             specs = arena.specs if isinstance(arena, Arena) else []
