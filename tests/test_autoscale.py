@@ -42,6 +42,7 @@ from envs.ops.autoscale.sim import (
     L_ARRIVED,
     L_DROPPED,
     L_LATENCY,
+    L_LOAD,
     L_SERVED,
     L_UTIL,
     AutoscaleSim,
@@ -601,7 +602,7 @@ def test_hpa_not_ready_pods_never_turn_a_scale_up_into_a_scale_down() -> None:
 
 def test_hpa_steps_without_metrics_record_no_recommendation() -> None:
     # a new episode with 40 replicas for 60 requests/s (utilisation 0.15): Kubernetes has no
-    # recommendation before the first metric, so it scales down at once to ceil(0.15 / 0.6 * 40)
+    # recommendation before the first metric, so it scales down at once to ceil(15 / 60 * 40)
     service = ServiceConfig(
         max_replicas=60,
         initial_replicas=40,
@@ -620,8 +621,9 @@ def test_hpa_steps_without_metrics_record_no_recommendation() -> None:
         targets.append(int(env.actions_to_sim(action)[0, 0]))
         env.step(action[0])
     assert targets[0] == 40  # no metrics yet
-    assert targets[1] == math.ceil(utils[1] / 0.6 * 40) == 11
-    assert targets[2] == 11
+    # utilisation 15.1 % counts as 15 % (Kubernetes truncates to a whole percent)
+    assert targets[1] == math.ceil(math.floor(100 * utils[1]) / 60 * 40) == 10
+    assert targets[2] == 10
     # a step without a ready replica keeps the count but does not hold it for a window
     env = AutoscaleEnv(one_service(max_replicas=60), action_mode="target")
     env.reset(seed=0)
@@ -1035,3 +1037,29 @@ def test_renderer_human_mode_headless() -> None:
     assert env.render() is None
     env.close()
     env.close()
+
+
+def test_hpa_utilisation_is_a_whole_percentage_like_kubernetes() -> None:
+    """Kubernetes truncates resource utilisation to a whole percent before the ratio."""
+    env = AutoscaleEnv(one_service(max_replicas=60), action_mode="target")
+    env.reset(seed=0)
+    hpa = HPABaseline(env)  # target 60 %, tolerance 0.1
+
+    def recommended(util: float) -> int:
+        s = _fake(env, t=[1], ready=[[10]], desired=[[10]], last=_util(env, util))
+        return int(hpa.recommend(s)[0, 0])
+
+    # 66.99 % counts as 66 %: ratio 1.1, within the tolerance (1.1165 would scale to 12)
+    assert recommended(0.6699) == 10
+    # 90.49 % counts as 90 %: ceil(10 * 90 / 60) = 15 (ceil(10 * 0.9049 / 0.6) would be 16)
+    assert recommended(0.9049) == 15
+    assert recommended(0.9101) == 16  # 91 %: ceil(15.17)
+    # a load metric (requests per second) stays continuous
+    load = HPABaseline(env, metric="load")
+    last = _util(env, 0.0)
+    last[0, 0, L_LOAD] = 0.9049
+    s = _fake(env, t=[1], ready=[[10]], desired=[[10]], last=last)
+    assert int(load.recommend(s)[0, 0]) == 16
+    with pytest.raises(ValueError, match="target_utilisation: .*whole percentage.*0.655"):
+        HPABaseline(env, target_utilisation=0.655)
+    HPABaseline(env, target_utilisation=0.655, metric="load")  # any fraction for a load target

@@ -54,7 +54,9 @@ class HPABaseline(_Stateful):
     """The Kubernetes Horizontal Pod Autoscaler rule on replica utilisation.
 
     Each step, per service, with ``R`` ready replicas, ``S`` starting ones, ``u`` the mean
-    utilisation of the ready replicas over the last step and ``ratio = u / target``:
+    utilisation of the ready replicas over the last step and ``ratio = u / target``, where for
+    the ``utilisation`` metric both are whole percentages and ``u`` is truncated, as Kubernetes
+    computes resource utilisation (``int32(100 * usage / requests)``):
 
     - within the tolerance (``|ratio - 1| <= tolerance``) the recommendation is the current
       desired count;
@@ -106,6 +108,11 @@ class HPABaseline(_Stateful):
             )
         if metric not in HPA_METRICS:
             raise ValueError(f"metric: {metric!r} is not allowed; allowed: {HPA_METRICS}")
+        if metric == "utilisation" and abs(100.0 * self.target - round(100.0 * self.target)) > 1e-9:
+            raise ValueError(
+                "target_utilisation: the utilisation metric's target is a whole percentage "
+                f"(Kubernetes' averageUtilization), e.g. 0.6; got {target_utilisation}"
+            )
         self.tolerance = float(tolerance)
         self.window_minutes = float(stabilisation_minutes)
         self.metric = metric
@@ -136,11 +143,18 @@ class HPABaseline(_Stateful):
         current = snapshot.desired.astype(np.float64)
         channel = L_UTIL if self.metric == "utilisation" else L_LOAD
         usage = snapshot.last[:, :, channel]
-        ratio = usage / self.target
         pods = ready + starting
-        ratio_up = np.divide(
-            usage * ready, pods * self.target, out=np.zeros_like(usage), where=pods > 0
-        )
+        # starting pods count as idle when scaling up
+        usage_up = np.divide(usage * ready, pods, out=np.zeros_like(usage), where=pods > 0)
+        if self.metric == "utilisation":
+            # Kubernetes' resource utilisation is a whole percentage, truncated, against a
+            # whole-percent target (GetResourceUtilizationRatio)
+            target = round(100.0 * self.target)
+            ratio = np.floor(100.0 * usage + 1e-9) / target
+            ratio_up = np.floor(100.0 * usage_up + 1e-9) / target
+        else:
+            ratio = usage / self.target
+            ratio_up = usage_up / self.target
         has_metrics = self.has_metrics(snapshot)
         up = has_metrics & (ratio > 1.0 + self.tolerance) & (ratio_up > 1.0 + self.tolerance)
         down = has_metrics & (ratio < 1.0 - self.tolerance)
