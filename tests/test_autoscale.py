@@ -1049,11 +1049,16 @@ def test_hpa_utilisation_is_a_whole_percentage_like_kubernetes() -> None:
         s = _fake(env, t=[1], ready=[[10]], desired=[[10]], last=_util(env, util))
         return int(hpa.recommend(s)[0, 0])
 
-    # 66.99 % counts as 66 %: ratio 1.1, within the tolerance (1.1165 would scale to 12)
-    assert recommended(0.6699) == 10
     # 90.49 % counts as 90 %: ceil(10 * 90 / 60) = 15 (ceil(10 * 0.9049 / 0.6) would be 16)
     assert recommended(0.9049) == 15
     assert recommended(0.9101) == 16  # 91 %: ceil(15.17)
+    # 30.99 % counts as 30 %: ceil(10 * 30 / 60) = 5 (ceil(5.165) would be 6)
+    assert recommended(0.3099) == 5
+    # the controller's own floating point: 66 % / 60 % = 1.1, and |1.0 - 1.1| is
+    # 0.10000000000000009, just outside the tolerance: ceil(1.1 * 10) = 11 (the continuous
+    # rule scaled 66.99 % to ceil(11.165) = 12)
+    assert recommended(0.6699) == 11
+    assert recommended(0.6599) == 10  # 65 %: inside the tolerance
     # a load metric (requests per second) stays continuous
     load = HPABaseline(env, metric="load")
     last = _util(env, 0.0)

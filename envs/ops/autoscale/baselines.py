@@ -148,22 +148,28 @@ class HPABaseline(_Stateful):
         usage_up = np.divide(usage * ready, pods, out=np.zeros_like(usage), where=pods > 0)
         if self.metric == "utilisation":
             # Kubernetes' resource utilisation is a whole percentage, truncated, against a
-            # whole-percent target (GetResourceUtilizationRatio)
+            # whole-percent target (GetResourceUtilizationRatio); the ratios and counts below
+            # then come out of the same floating-point operations as the controller's
             target = round(100.0 * self.target)
             ratio = np.floor(100.0 * usage + 1e-9) / target
             ratio_up = np.floor(100.0 * usage_up + 1e-9) / target
+            slack = 0.0
         else:
             ratio = usage / self.target
             ratio_up = usage_up / self.target
+            slack = 1e-9  # a continuous ratio's rounding must not add a replica
         has_metrics = self.has_metrics(snapshot)
-        up = has_metrics & (ratio > 1.0 + self.tolerance) & (ratio_up > 1.0 + self.tolerance)
-        down = has_metrics & (ratio < 1.0 - self.tolerance)
+        # Kubernetes' dead band: math.Abs(1.0 - usageRatio) <= tolerance keeps the count
+        outside = np.abs(1.0 - ratio) > self.tolerance
+        up = has_metrics & (ratio > 1.0) & outside
+        up &= (ratio_up > 1.0) & (np.abs(1.0 - ratio_up) > self.tolerance)
+        down = has_metrics & (ratio < 1.0) & outside
         rec = current.copy()
-        grow = np.ceil(ratio_up * pods - 1e-9)
+        grow = np.ceil(ratio_up * pods - slack)
         # with not-ready pods a scale-up recommendation never falls below the current count
         grow = np.where(starting > 0, np.maximum(grow, current), grow)
         rec = np.where(up, grow, rec)
-        rec = np.where(down, np.ceil(ratio * ready - 1e-9), rec)
+        rec = np.where(down, np.ceil(ratio * ready - slack), rec)
         return np.clip(rec, snapshot.min_replicas, snapshot.max_replicas)
 
     def act(self, snapshot: AutoscaleState) -> np.ndarray:  # type: ignore[override]
