@@ -56,7 +56,7 @@ import numpy as np
 
 from envs.core import team as team_mod
 from envs.core.sim import BatchedSim, Columns, Snapshot, StepResult, readonly
-from envs.traffic.network import state_codes
+from envs.traffic.network import YIELDING, state_codes
 from envs.traffic.scenario import TrafficScenario
 
 # vehicle float fields
@@ -95,8 +95,6 @@ S_ELAPSED, S_TSC, S_GREEN, S_STAGE_T = range(4)
 RED, YELLOW, STOP, MINOR_GREEN, GREEN, OFF_MINOR, OFF, MINOR, MAJOR, ALLWAY = range(10)
 HALT_SPEED = 0.1
 """Vehicles slower than this (m/s) are halting (SUMO's waiting threshold)."""
-YIELDING = np.array([MINOR_GREEN, OFF_MINOR, MINOR, STOP, ALLWAY], dtype=np.uint8)
-"""Link states whose vehicles yield to foes (:func:`_yields`)."""
 YIELD_GAP = 3.0
 """Seconds of clearance a yielding vehicle needs before a foe's arrival."""
 TIME_TO_IMPATIENCE = 180.0
@@ -349,7 +347,7 @@ def _some_link_yields(phase_state: np.ndarray, conn_i: np.ndarray) -> bool:
     Without one, no vehicle ever waits for foes, and the kernel skips their approach times.
     """
     states = np.concatenate([phase_state.ravel(), conn_i[conn_i[:, 2] < 0, 3].astype(np.uint8)])
-    return bool(np.isin(states, YIELDING).any())
+    return not YIELDING.isdisjoint(np.unique(states).tolist())
 
 
 BEST_LANE_LOOKAHEAD = 3000.0
