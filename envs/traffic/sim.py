@@ -60,8 +60,20 @@ from envs.traffic.network import YIELDING, state_codes
 from envs.traffic.scenario import TrafficScenario
 
 # vehicle float fields
-F_POS, F_SPEED, F_SF, F_DEPART, F_INSERT, F_WAIT, F_LWAIT, F_LOSS, F_STUCK, F_ROUTELEN = range(10)
-NVF = 10
+(
+    F_POS,
+    F_SPEED,
+    F_SF,
+    F_DEPART,
+    F_INSERT,
+    F_WAIT,
+    F_LWAIT,
+    F_LOSS,
+    F_STUCK,
+    F_ROUTELEN,
+    F_LCPOS,
+) = range(11)
+NVF = 11
 # vehicle int fields
 I_ALIVE, I_LANE, I_ROUTE, I_RPOS, I_CONN, I_INCONN, I_TYPE, I_PASS, I_KEEP = range(9)
 NVI = 9
@@ -106,6 +118,11 @@ IMPATIENCE_DELAY = 30.0
 ``arrivalTimeBraking``)."""
 FORCE_CHANGE = 10.0
 """Seconds at the stop line after which a lane change ignores the follower's safety gap."""
+LC_LOOK_FORWARD = 10.0
+"""Seconds of driving at the lane's speed a vehicle keeps in hand, per lane to cross, for a
+strategic lane change towards its best lanes (SUMO LC2013's ``LOOK_FORWARD``)."""
+LC_LOOKAHEAD_LEFT = 2.0
+"""Factor on that distance for a change to the left (SUMO LC2013's ``lcLookaheadLeft``)."""
 
 # SplitMix64 (Steele, Lea and Flood, 2014; Java's ``SplittableRandom``): a replica's state moves
 # by the golden gamma per draw and the output mixes it. A draw is a dozen integer operations in
@@ -187,8 +204,8 @@ class Compiled:
     foes: np.ndarray
     edge_i: np.ndarray  # [E, 2] lane start, end into edge_lanes
     edge_lanes: np.ndarray
-    route_i: np.ndarray  # [R, 3] start, end into route_edges; best first lanes (bit mask)
-    route_edges: np.ndarray
+    route_i: np.ndarray  # [R, 2] start, end into route_edges
+    route_edges: np.ndarray  # [K, 2] edge, its best lanes for the rest of the route (bit mask)
     sig_i: np.ndarray  # [S, 6] link offset, links, phase start, phases, green start, greens
     phase_state: np.ndarray  # [P, max links] uint8
     phase_dur: np.ndarray  # [P]
@@ -259,16 +276,12 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     for e, ls in enumerate(net.edge_lanes):
         edge_i[e] = (pos, pos + len(ls))
         pos += len(ls)
-    route_i = np.zeros((len(sc.routes), 3), dtype=np.int32)
-    route_edges_l: list[int] = []
+    route_i = np.zeros((len(sc.routes), 2), dtype=np.int32)
+    route_edges_l: list[tuple[int, int]] = []
     for r, route in enumerate(sc.routes):
         ids = [net.edge_index[e] for e in route.edges]
-        route_i[r] = (
-            len(route_edges_l),
-            len(route_edges_l) + len(ids),
-            _best_lanes(net, ids),
-        )
-        route_edges_l.extend(ids)
+        route_i[r] = (len(route_edges_l), len(route_edges_l) + len(ids))
+        route_edges_l.extend(zip(ids, _best_lanes(net, ids), strict=True))
     max_links = max([sig.num_links for sig in net.signals] or [1])
     phases = [p for sig in net.signals for p in sig.phases]
     phase_state = np.full((max(len(phases), 1), max_links), RED, dtype=np.uint8)
@@ -329,7 +342,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         edge_i=edge_i,
         edge_lanes=edge_lanes,
         route_i=route_i,
-        route_edges=np.array(route_edges_l, dtype=np.int32),
+        route_edges=np.array(route_edges_l, dtype=np.int32).reshape(-1, 2),
         sig_i=sig_i,
         phase_state=phase_state,
         phase_dur=phase_dur,
@@ -354,38 +367,35 @@ BEST_LANE_LOOKAHEAD = 3000.0
 """Metres along its route over which a vehicle compares lanes (SUMO's ``BEST_LANE_LOOKAHEAD``)."""
 
 
-def _best_lanes(net: Any, edges: list[int]) -> int:
-    """Bit mask, over lane indices, of the lanes of ``edges[0]`` that lead farthest along a route.
+def _best_lanes(net: Any, edges: list[int]) -> list[int]:
+    """Bit masks, over lane indices, of the lanes of each of ``edges`` that lead farthest along it.
 
-    A lane's reach is how far a vehicle gets along ``edges`` from it without a lane change
-    (SUMO's best lanes), up to :data:`BEST_LANE_LOOKAHEAD`; ``departLane="best"`` inserts on
-    the freest of the lanes of the longest reach.
+    A lane's reach is how far a vehicle gets along the rest of the route from it without a
+    lane change, up to :data:`BEST_LANE_LOOKAHEAD` (SUMO's best lanes). ``departLane="best"``
+    inserts on the freest of the first edge's best lanes, and a vehicle crossing a junction
+    takes a connection onto one of the next edge's best lanes where it can.
     """
     outgoing, lane_edge, length = net.lane_outgoing, net.lane_edge, net.lane_length
     conn_to = net.conn_to
-    memo: dict[tuple[int, int], float] = {}
-
-    def reach(lane: int, k: int) -> float:
-        # metres driven from the start of ``lane`` (route edge ``k``) without changing lanes
-        key = (lane, k)
-        if key not in memo:
+    masks = [0] * len(edges)
+    reach: dict[int, float] = {}  # lane of the edge after this one: metres from its start
+    for k in range(len(edges) - 1, -1, -1):
+        here: dict[int, float] = {}
+        for lane in net.edge_lanes[edges[k]]:
             on = 0.0
             if k + 1 < len(edges):
                 for c in outgoing[lane]:
                     to = int(conn_to[c])
                     if lane_edge[to] == edges[k + 1]:
-                        on = max(on, reach(to, k + 1))
-            memo[key] = float(length[lane]) + on
-        return memo[key]
-
-    lanes = net.edge_lanes[edges[0]]
-    reach_of = [min(reach(lane, 0), BEST_LANE_LOOKAHEAD) for lane in lanes]
-    top = max(reach_of)
-    mask = 0
-    for lane, r in zip(lanes, reach_of, strict=True):
-        if r >= top - 1e-9:
-            mask |= 1 << int(net.lane_index[lane])
-    return mask
+                        on = max(on, reach[to])
+            here[lane] = float(length[lane]) + on
+        capped = {lane: min(r, BEST_LANE_LOOKAHEAD) for lane, r in here.items()}
+        top = max(capped.values())
+        for lane, r in capped.items():
+            if r >= top - 1e-9:
+                masks[k] |= 1 << int(net.lane_index[lane])
+        reach = here
+    return masks
 
 
 DEPART_LANE_CODES = {"best": -1, "free": -2, "random": -3, "first": -4}
@@ -725,13 +735,17 @@ def _choose_conn(
     route_edges: np.ndarray,
     lane_count: np.ndarray,
 ) -> int:  # pragma: no cover
-    """The connection from ``lane`` towards the route's next edge (-2 last edge, -1 none)."""
+    """The connection from ``lane`` towards the route's next edge (-2 last edge, -1 none).
+
+    It leads onto one of the next edge's best lanes if one does, else onto a lane that
+    continues to the edge after, else onto any; the least occupied lane among equals.
+    """
     start = route_i[route, 0]
     n_edges = route_i[route, 1] - start
     if rpos >= n_edges - 1:
         return -2
-    nxt = route_edges[start + rpos + 1]
-    after = route_edges[start + rpos + 2] if rpos + 2 < n_edges else -1
+    nxt = route_edges[start + rpos + 1, 0]
+    after = route_edges[start + rpos + 2, 0] if rpos + 2 < n_edges else -1
     best = -1
     best_score = -1e18
     for j in range(lane_i[lane, 1], lane_i[lane, 2]):
@@ -740,6 +754,8 @@ def _choose_conn(
             continue
         to = conn_i[c, 1]
         score = -float(lane_count[to])
+        if (route_edges[start + rpos + 1, 1] >> lane_i[to, 3]) & 1:
+            score += 2e6
         if after >= 0 and _lane_continues(to, after, lane_i, lout, conn_i, conn_edge):
             score += 1e6
         if score > best_score:
@@ -749,33 +765,140 @@ def _choose_conn(
 
 
 @numba.njit(cache=True, inline="always")
-def _set_conn(
-    v: int,
-    c: int,
-    vib: np.ndarray,
+def _reach(
+    lane: int,
+    route: int,
+    rpos: int,
     lane_i: np.ndarray,
     lout: np.ndarray,
     conn_i: np.ndarray,
     conn_edge: np.ndarray,
     route_i: np.ndarray,
     route_edges: np.ndarray,
+    lane_f: np.ndarray,
+    count: np.ndarray,
+) -> float:  # pragma: no cover
+    """Metres a vehicle drives along its route from the start of ``lane`` without changing lanes.
+
+    It follows the connections :func:`_choose_conn` takes from route edge ``rpos`` on, up to
+    :data:`BEST_LANE_LOOKAHEAD` (also where the route ends first).
+    """
+    total = lane_f[lane, 0]
+    r = rpos
+    while total < BEST_LANE_LOOKAHEAD:
+        c = _choose_conn(
+            lane, route, r, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
+        )
+        if c == -2:
+            return BEST_LANE_LOOKAHEAD
+        if c < 0:
+            break
+        lane = conn_i[c, 1]
+        r += 1
+        total += lane_f[lane, 0]
+    return total
+
+
+@numba.njit(cache=True, inline="always")
+def _set_conn(
+    v: int,
+    c: int,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    lane_f: np.ndarray,
+    tp: np.ndarray,
+    count: np.ndarray,
 ) -> None:  # pragma: no cover
     """Give vehicle ``v`` connection ``c`` and note whether it keeps its lane (``I_KEEP``).
 
     A vehicle keeps its lane (wants no strategic change) on its route's last edge (``-2``) and on
     a connection whose target lane leads on to the edge after its next one, or when there is no
-    such edge. That depends only on the connection, route and route position, so the
+    such edge, unless its lane is not one of the edge's best lanes and leads too short a way
+    along the route. That is SUMO LC2013's strategic rule: a vehicle ``n`` lanes away from its
+    best lanes changes once the distance left on its lane, less the queue on the nearest best
+    lane, is under ``n`` times its look-ahead, :data:`LC_LOOK_FORWARD` seconds at the lane's
+    speed (twice that to the left) plus twice its length and gap. ``F_LCPOS`` is the position
+    on the lane from which it wants to change (0: at once). That depends only on the
+    connection, route, route position and the queue when the connection is set, so the
     lane-change pass reads the flag instead of testing every vehicle in every sub-step; every
     change of ``I_CONN`` goes through here or clears the flag.
     """
     vib[v, I_CONN] = c
+    vfb[v, F_LCPOS] = 0.0
     keep = c == -2
     if c >= 0:
         route = vib[v, I_ROUTE]
-        k = route_i[route, 0] + vib[v, I_RPOS] + 2
+        rpos = vib[v, I_RPOS]
+        k = route_i[route, 0] + rpos + 2
         keep = k >= route_i[route, 1] or _lane_continues(
-            conn_i[c, 1], route_edges[k], lane_i, lout, conn_i, conn_edge
+            conn_i[c, 1], route_edges[k, 0], lane_i, lout, conn_i, conn_edge
         )
+        lane = vib[v, I_LANE]
+        here = route_edges[route_i[route, 0] + rpos, 1]
+        mine = lane_i[lane, 3]
+        if keep and not (here >> mine) & 1:
+            e = lane_i[lane, 0]
+            target = -1
+            for j in range(edge_i[e, 0], edge_i[e, 1]):
+                other = edge_lanes[j]
+                if (here >> lane_i[other, 3]) & 1 and (
+                    target < 0 or abs(lane_i[other, 3] - mine) < abs(lane_i[target, 3] - mine)
+                ):
+                    target = other
+            if target >= 0:
+                t = vib[v, I_TYPE]
+                lanes = abs(lane_i[target, 3] - mine)
+                speed = min(lane_f[lane, 1] * vfb[v, F_SF], tp[t, T_VMAX])
+                look = speed * LC_LOOK_FORWARD * (
+                    LC_LOOKAHEAD_LEFT if lane_i[target, 3] > mine else 1.0
+                ) + 2.0 * (tp[t, T_LEN] + tp[t, T_GAP])
+                reach = _reach(
+                    lane,
+                    route,
+                    rpos,
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    lane_f,
+                    count,
+                )
+                # the queue along the best lanes over that distance (SUMO's occupation)
+                queued = 0
+                ahead = 0.0
+                r = rpos
+                best = target
+                while best >= 0 and ahead < reach:
+                    queued += count[best]
+                    ahead += lane_f[best, 0]
+                    nc = _choose_conn(
+                        best,
+                        route,
+                        r,
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        route_i,
+                        route_edges,
+                        count,
+                    )
+                    best = conn_i[nc, 1] if nc >= 0 else -1
+                    r += 1
+                at = reach - queued * (tp[t, T_LEN] + tp[t, T_GAP]) - lanes * look
+                if at < lane_f[lane, 0]:
+                    keep = False
+                    vfb[v, F_LCPOS] = max(at, 0.0)
     vib[v, I_KEEP] = 1 if keep else 0
 
 
@@ -790,8 +913,12 @@ def _choose_pending(
     lout: np.ndarray,
     conn_i: np.ndarray,
     conn_edge: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
     route_i: np.ndarray,
     route_edges: np.ndarray,
+    lane_f: np.ndarray,
+    tp: np.ndarray,
     count: np.ndarray,
 ) -> None:  # pragma: no cover
     """Choose a connection for every vehicle without one (-1), in order.
@@ -813,7 +940,23 @@ def _choose_pending(
                 route_edges,
                 count,
             )
-            _set_conn(v, c, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
+            _set_conn(
+                v,
+                c,
+                vib,
+                vfb,
+                lane_i,
+                lout,
+                conn_i,
+                conn_edge,
+                edge_i,
+                edge_lanes,
+                route_i,
+                route_edges,
+                lane_f,
+                tp,
+                count,
+            )
 
 
 @numba.njit(cache=True, inline="always")
@@ -836,7 +979,7 @@ def _continues_as_well(
     k = vib[v, I_RPOS] + 2
     if start + k >= route_i[route, 1]:
         return True
-    after = route_edges[start + k]
+    after = route_edges[start + k, 0]
     mine = _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
     other = _choose_conn(
         target, route, vib[v, I_RPOS], lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
@@ -844,6 +987,55 @@ def _continues_as_well(
     if other < 0:
         return False
     return _lane_continues(conn_i[other, 1], after, lane_i, lout, conn_i, conn_edge) or not mine
+
+
+@numba.njit(cache=True, inline="always")
+def _change_blockers(
+    v: int,
+    target: int,
+    forced: bool,
+    first: np.ndarray,
+    count: np.ndarray,
+    ob: np.ndarray,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    tp: np.ndarray,
+    lane_i: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover
+    """The vehicles on lane ``target`` too close for ``v`` to change onto it: (count, the last).
+
+    ``v`` needs its gap to the vehicle ahead and the one behind its safe gap at its speed
+    (both 0 when ``forced``). Vehicles that changed onto ``target`` earlier in the same pass are
+    still in the ranges of the lanes beside it, which are read as well.
+    """
+    pos = vfb[v, F_POS]
+    t = vib[v, I_TYPE]
+    length = tp[t, T_LEN]
+    blockers = 0
+    blocker = -1
+    side = lane_i[target, 3]
+    e = lane_i[target, 0]
+    for jj in range(edge_i[e, 0], edge_i[e, 1]):
+        src = edge_lanes[jj]
+        if abs(lane_i[src, 3] - side) > 1:
+            continue
+        for j in range(first[src], first[src] + count[src]):
+            u = ob[j]
+            if u == v or vib[u, I_LANE] != target:
+                continue
+            up = vfb[u, F_POS]
+            ut = vib[u, I_TYPE]
+            if up >= pos:  # ahead
+                blocked = up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP])
+            else:  # behind
+                need = 0.0 if forced else tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]
+                blocked = pos - length - up < need
+            if blocked:
+                blockers += 1
+                blocker = u
+    return blockers, blocker
 
 
 @numba.njit(cache=True, inline="always")
@@ -877,7 +1069,7 @@ def _swaps(
     k = route_i[route, 0] + vib[u, I_RPOS] + 1
     if k >= route_i[route, 1]:
         return False
-    nxt = route_edges[k]
+    nxt = route_edges[k, 0]
     if _lane_continues(target, nxt, lane_i, lout, conn_i, conn_edge) or not _lane_continues(
         lane, nxt, lane_i, lout, conn_i, conn_edge
     ):
@@ -1272,18 +1464,27 @@ def _advance_replicas(
             changed = False
             # a vehicle whose lane does not lead to its next edge must change lanes; one whose lane
             # leads there but not on to the edge after (two edges of lookahead) changes if it can;
-            # the others are flagged to keep their lane when their connection is set (_set_conn)
+            # one on a lane that leads too short a way along its route moves towards its best
+            # lanes from F_LCPOS on; the others are flagged to keep their lane when their
+            # connection is set (_set_conn)
             for k in range(n):
                 v = ob[k]
                 if vib[v, I_KEEP] == 1 or vfb[v, F_POS] < 0.0:
                     continue
                 c = vib[v, I_CONN]
+                if c >= 0 and vfb[v, F_POS] < vfb[v, F_LCPOS]:
+                    continue
                 lane = vib[v, I_LANE]
                 route = vib[v, I_ROUTE]
                 rpos = vib[v, I_RPOS]
                 rs = route_i[route, 0]
-                nxt = route_edges[rs + rpos + 1]
-                after = route_edges[rs + rpos + 2] if rs + rpos + 2 < route_i[route, 1] else -1
+                nxt = route_edges[rs + rpos + 1, 0]
+                after = route_edges[rs + rpos + 2, 0] if rs + rpos + 2 < route_i[route, 1] else -1
+                here = route_edges[rs + rpos, 1]
+                towards_best = c >= 0 and (
+                    after < 0
+                    or _lane_continues(conn_i[c, 1], after, lane_i, lout, conn_i, conn_edge)
+                )
                 e = lane_i[lane, 0]
                 my_idx = lane_i[lane, 3]
                 best_d = 1 << 30
@@ -1294,7 +1495,10 @@ def _advance_replicas(
                         other, nxt, lane_i, lout, conn_i, conn_edge
                     ):
                         continue
-                    if c >= 0:
+                    if towards_best:
+                        if not (here >> lane_i[other, 3]) & 1:
+                            continue
+                    elif c >= 0:
                         oc = _choose_conn(
                             other,
                             route,
@@ -1327,27 +1531,10 @@ def _advance_replicas(
                 pos = vfb[v, F_POS]
                 length = tp[t, T_LEN]
                 forced = c == -1 and vfb[v, F_STUCK] >= FORCE_CHANGE
-                ok = pos <= lane_f[target, 0]
-                blockers = 0
-                blocker = -1
-                # neighbours on the target lane (sorted by position descending)
-                for j in range(first[target], first[target] + count[target]):
-                    if count[target] == 0:
-                        break
-                    u = ob[j]
-                    if vib[u, I_LANE] != target:
-                        continue
-                    up = vfb[u, F_POS]
-                    ut = vib[u, I_TYPE]
-                    if up >= pos:  # ahead
-                        blocked = up - tp[ut, T_LEN] - pos < (0.0 if forced else tp[t, T_GAP])
-                    else:  # behind
-                        need = 0.0 if forced else tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]
-                        blocked = pos - length - up < need
-                    if blocked:
-                        ok = False
-                        blockers += 1
-                        blocker = u
+                blockers, blocker = _change_blockers(
+                    v, target, forced, first, count, ob, vib, vfb, tp, lane_i, edge_i, edge_lanes
+                )
+                ok = pos <= lane_f[target, 0] and blockers == 0
                 if ok:
                     vib[v, I_LANE] = target
                     vib[v, I_CONN] = -1
@@ -1396,7 +1583,23 @@ def _advance_replicas(
                             route_edges,
                             count,
                         )
-                        _set_conn(w, wc, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
+                        _set_conn(
+                            w,
+                            wc,
+                            vib,
+                            vfb,
+                            lane_i,
+                            lout,
+                            conn_i,
+                            conn_edge,
+                            edge_i,
+                            edge_lanes,
+                            route_i,
+                            route_edges,
+                            lane_f,
+                            tp,
+                            count,
+                        )
                     changed = True
             # --- queue balancing: the last vehicle of a lane moves to a neighbouring lane that
             # also leads to its next edge and holds at least two vehicles fewer ---
@@ -1410,7 +1613,7 @@ def _advance_replicas(
                 if c < 0 or pos < 0.0 or vib[v, I_LANE] != lane:
                     continue
                 route = vib[v, I_ROUTE]
-                nxt = route_edges[route_i[route, 0] + vib[v, I_RPOS] + 1]
+                nxt = route_edges[route_i[route, 0] + vib[v, I_RPOS] + 1, 0]
                 e = lane_i[lane, 0]
                 my_idx = lane_i[lane, 3]
                 t = vib[v, I_TYPE]
@@ -1438,17 +1641,10 @@ def _advance_replicas(
                         count,
                     ):
                         continue
-                    ok = True
-                    for jj in range(first[target], first[target] + count[target]):
-                        u = ob[jj]
-                        up = vfb[u, F_POS]
-                        ut = vib[u, I_TYPE]
-                        if up >= pos:
-                            if up - tp[ut, T_LEN] - pos < tp[t, T_GAP]:
-                                ok = False
-                        elif pos - length - up < tp[ut, T_GAP] + vfb[u, F_SPEED] * tp[ut, T_TAU]:
-                            ok = False
-                    if ok:
+                    blockers, _ = _change_blockers(
+                        v, target, False, first, count, ob, vib, vfb, tp, lane_i, edge_i, edge_lanes
+                    )
+                    if blockers == 0:
                         vib[v, I_LANE] = target
                         vib[v, I_CONN] = -1
                         vib[v, I_KEEP] = 0
@@ -1469,8 +1665,12 @@ def _advance_replicas(
                     lout,
                     conn_i,
                     conn_edge,
+                    edge_i,
+                    edge_lanes,
                     route_i,
                     route_edges,
+                    lane_f,
+                    tp,
                     count,
                 )
             # the tail of every lane as seen by vehicles entering it; a vehicle granted entry
@@ -1627,7 +1827,13 @@ def _advance_replicas(
                                             eta_f = conn_eta[f, 0] + imp * (
                                                 conn_eta[f, 1] - conn_eta[f, 0]
                                             )
-                                            if conn_busy[f] == 1 or eta_f < own + YIELD_GAP:
+                                            # a foe inside the junction blocks a crossing; one
+                                            # merging into the same lane is a leader to follow
+                                            # (the merge check below)
+                                            busy = (
+                                                conn_busy[f] == 1 and conn_i[f, 1] != conn_i[c, 1]
+                                            )
+                                            if busy or eta_f < own + YIELD_GAP:
                                                 allowed = False
                                                 break
                                 to = conn_i[c, 1]
@@ -1811,8 +2017,12 @@ def _advance_replicas(
                     lout,
                     conn_i,
                     conn_edge,
+                    edge_i,
+                    edge_lanes,
                     route_i,
                     route_edges,
+                    lane_f,
+                    tp,
                     count,
                 )
             # --- teleports of vehicles stuck at the front of their lane ---
@@ -1841,7 +2051,7 @@ def _advance_replicas(
                         # them; the lane's next vehicle is checked next
                         _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
                         continue
-                    nxt = route_edges[rs + rpos + 1]
+                    nxt = route_edges[rs + rpos + 1, 0]
                     dest = -1
                     for j in range(edge_i[nxt, 0], edge_i[nxt, 1]):
                         cand = edge_lanes[j]
@@ -1875,7 +2085,23 @@ def _advance_replicas(
                             route_edges,
                             count,
                         )
-                        _set_conn(v, c, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
+                        _set_conn(
+                            v,
+                            c,
+                            vib,
+                            vfb,
+                            lane_i,
+                            lout,
+                            conn_i,
+                            conn_edge,
+                            edge_i,
+                            edge_lanes,
+                            route_i,
+                            route_edges,
+                            lane_f,
+                            tp,
+                            count,
+                        )
                         lane = 0  # from the first lane again: the ranges changed
                         continue
                     lane += 1
@@ -1894,7 +2120,7 @@ def _advance_replicas(
                     j = seg_ptr[b, src]
                     route = dep_i[b, j, 0]
                     rs = route_i[route, 0]
-                    e0 = route_edges[rs]
+                    e0 = route_edges[rs, 0]
                     t = dep_i[b, j, 1]
                     mode = dep_i[b, j, 2]
                     length = tp[t, T_LEN]
@@ -1915,7 +2141,7 @@ def _advance_replicas(
                         if mode == -3 and idx != pick:
                             continue
                         # best: one of the lanes that lead farthest along the route
-                        if mode == -1 and not (route_i[route, 2] >> lane_i[cand, 3]) & 1:
+                        if mode == -1 and not (route_edges[rs, 1] >> lane_i[cand, 3]) & 1:
                             continue
                         room = lane_f[cand, 0]
                         if count[cand] > 0:
@@ -2003,7 +2229,23 @@ def _advance_replicas(
                         route_edges,
                         count,
                     )
-                    _set_conn(v, c, vib, lane_i, lout, conn_i, conn_edge, route_i, route_edges)
+                    _set_conn(
+                        v,
+                        c,
+                        vib,
+                        vfb,
+                        lane_i,
+                        lout,
+                        conn_i,
+                        conn_edge,
+                        edge_i,
+                        edge_lanes,
+                        route_i,
+                        route_edges,
+                        lane_f,
+                        tp,
+                        count,
+                    )
             # --- clock, signals, accumulators ---
             time[b] = t_next
             speed_sum = 0.0
@@ -2323,10 +2565,11 @@ STATE_I64 = (
 )
 STATE_U8 = ("link_state", "program_mode", "truncated")
 STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 """Version of the shapes and meaning of the state and static arrays, saved with a pickled
 simulation; raised with every change to them (2: ``route_i`` holds the best first lanes,
-``conn_eta`` the braking arrival times, ``params`` whether some link yields)."""
+``conn_eta`` the braking arrival times, ``params`` whether some link yields; 3: ``route_edges``
+holds every route edge's best lanes, ``route_i`` only the ranges)."""
 _FIELDS = {"vf": NVF, "vi": NVI, "acc": NACC, "lane_stats": NLS}
 """State arrays whose last axis holds the fields named above (per vehicle, replica or lane)."""
 """The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
@@ -2489,7 +2732,7 @@ def _step_replicas(
     edge_i = _v2(si, lay_si, 5)
     edge_lanes = _v1(si, lay_si, 6)
     route_i = _v2(si, lay_si, 7)
-    route_edges = _v1(si, lay_si, 8)
+    route_edges = _v2(si, lay_si, 8)
     sig_i = _v2(si, lay_si, 9)
     phase_state = _v2(si, lay_si, 10)
     greens = _v1(si, lay_si, 11)
