@@ -824,3 +824,35 @@ def test_foe_approach_is_skipped_only_where_no_link_ever_yields() -> None:
     assert compile_scenario(builders.sumo_rl_single_intersection()).params[10] == 0.0
     # permissive left turns ("g") yield to the opposing stream
     assert compile_scenario(builders.PRESETS["single4"]()).params[10] == 1.0
+
+
+def test_a_lane_change_sees_vehicles_that_changed_onto_the_target_in_the_same_pass() -> None:
+    """Two vehicles changing onto the middle lane from either side in one sub-step never overlap.
+
+    Lane changes are made one vehicle after the other and the lane ranges are sorted again
+    after the pass, so a vehicle that already moved onto lane 1 is still listed with lane 2.
+    The gap check reads the lanes beside the target too: with lane 1's own range alone, the
+    vehicle on lane 0 at 42.9 m would have changed beside the one at 45.5 m (as on
+    ingolstadt7's ``201963537#1``).
+    """
+    from envs.traffic.sim import NTF, NVF, NVI, _change_blockers
+
+    # three lanes of edge 0, lane ids = lane indices; vehicle 0 on lane 0, vehicle 1 moved from
+    # lane 2 onto lane 1 earlier in the pass (it is still in lane 2's range), vehicle 2 far ahead
+    lane_i = np.array([[0, 0, 0, k] for k in range(3)], dtype=np.int32)
+    edge_i = np.array([[0, 3]], dtype=np.int32)
+    edge_lanes = np.arange(3, dtype=np.int32)
+    vib = np.zeros((3, NVI), dtype=np.int32)
+    vfb = np.zeros((3, NVF))
+    vib[:, I_LANE] = (0, 1, 1)
+    vfb[:, F_POS] = (42.9, 45.5, 120.0)
+    order = np.array([0, 2, 1], dtype=np.uint32)  # lane 0: [0]; lane 1: [2]; lane 2: [1]
+    first = np.array([0, 1, 2], dtype=np.int64)
+    count = np.array([1, 1, 1], dtype=np.int64)
+    tp = np.zeros((1, NTF))
+    tp[0, T_LEN], tp[0, T_GAP] = 5.0, 2.5
+    args = (first, count, order, vib, vfb, tp, lane_i, edge_i, edge_lanes)
+    assert _change_blockers(0, 1, False, *args) == (1, 1)
+    assert _change_blockers(0, 1, True, *args) == (1, 1)  # overlapping even without gaps
+    vfb[1, F_POS] = 60.0  # far enough ahead: 60 - 5 - 42.9 >= 2.5
+    assert _change_blockers(0, 1, False, *args) == (0, -1)
