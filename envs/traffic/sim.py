@@ -903,6 +903,55 @@ def _set_conn(
 
 
 @numba.njit(cache=True, inline="always")
+def _take_conn(
+    v: int,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    conn_edge: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    lane_f: np.ndarray,
+    tp: np.ndarray,
+    count: np.ndarray,
+) -> None:  # pragma: no cover
+    """Choose vehicle ``v``'s connection from its lane and route position and set it."""
+    c = _choose_conn(
+        vib[v, I_LANE],
+        vib[v, I_ROUTE],
+        vib[v, I_RPOS],
+        lane_i,
+        lout,
+        conn_i,
+        conn_edge,
+        route_i,
+        route_edges,
+        count,
+    )
+    _set_conn(
+        v,
+        c,
+        vib,
+        vfb,
+        lane_i,
+        lout,
+        conn_i,
+        conn_edge,
+        edge_i,
+        edge_lanes,
+        route_i,
+        route_edges,
+        lane_f,
+        tp,
+        count,
+    )
+
+
+@numba.njit(cache=True, inline="always")
 def _choose_pending(
     n: int,
     ob: np.ndarray,
@@ -928,21 +977,8 @@ def _choose_pending(
     for k in range(n):
         v = ob[k]
         if vib[v, I_CONN] == -1 and (not on_lane_only or vfb[v, F_POS] >= 0.0):
-            c = _choose_conn(
-                vib[v, I_LANE],
-                vib[v, I_ROUTE],
-                vib[v, I_RPOS],
-                lane_i,
-                lout,
-                conn_i,
-                conn_edge,
-                route_i,
-                route_edges,
-                count,
-            )
-            _set_conn(
+            _take_conn(
                 v,
-                c,
                 vib,
                 vfb,
                 lane_i,
@@ -1571,21 +1607,8 @@ def _advance_replicas(
                         w = v if side == 0 else blocker
                         vfb[w, F_LWAIT] = 0.0
                         vfb[w, F_STUCK] = 0.0
-                        wc = _choose_conn(
-                            vib[w, I_LANE],
-                            vib[w, I_ROUTE],
-                            vib[w, I_RPOS],
-                            lane_i,
-                            lout,
-                            conn_i,
-                            conn_edge,
-                            route_i,
-                            route_edges,
-                            count,
-                        )
-                        _set_conn(
+                        _take_conn(
                             w,
-                            wc,
                             vib,
                             vfb,
                             lane_i,
@@ -2073,21 +2096,8 @@ def _advance_replicas(
                         vib[v, I_CONN] = -1
                         vib[v, I_KEEP] = 0
                         _sort_order(vib, vfb, ob, n, first, count, klane, kpos)
-                        c = _choose_conn(
-                            dest,
-                            route,
-                            vib[v, I_RPOS],
-                            lane_i,
-                            lout,
-                            conn_i,
-                            conn_edge,
-                            route_i,
-                            route_edges,
-                            count,
-                        )
-                        _set_conn(
+                        _take_conn(
                             v,
-                            c,
                             vib,
                             vfb,
                             lane_i,
@@ -2217,21 +2227,8 @@ def _advance_replicas(
                     acc[b, A_INSERTED] += 1.0
                     acc[b, A_DDELAY] += t_next - dep_time[b, j]
                     seg_ptr[b, src] += 1
-                    c = _choose_conn(
-                        best,
-                        route,
-                        0,
-                        lane_i,
-                        lout,
-                        conn_i,
-                        conn_edge,
-                        route_i,
-                        route_edges,
-                        count,
-                    )
-                    _set_conn(
+                    _take_conn(
                         v,
-                        c,
                         vib,
                         vfb,
                         lane_i,
