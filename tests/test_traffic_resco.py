@@ -70,11 +70,11 @@ def test_a_city_network_flows_where_sumo_s_does(nets: None) -> None:
     """ingolstadt7 for its hour under its fixed-time program, set up like sumo-rl (teleports off).
 
     SUMO 1.28 arrives 2,832, 2,742 and 2,814 vehicles on seeds 0-2
-    (``docs/results/bench_traffic_fidelity.json``). Our runs used to lock part of the network
-    up on some seeds: vehicles that looked only two edges ahead reached the 144 m
-    ``201963537#1`` on the lane of the other turn and blocked each other at its end (2,320,
-    2,809 and 2,842 arrived). Choosing and moving to SUMO's best lanes for the rest of the
-    route, every seed flows.
+    (``docs/results/bench_traffic_fidelity.json``). A run of ours either flows like SUMO's or
+    locks the 144 m ``201963537#1`` up: the heads of its three lanes stand on the lane of the
+    other turn and cannot swap (a bus beside a car). Before vehicles chose and moved to SUMO's
+    best lanes for the rest of their route and an impatient merging vehicle could go before a
+    priority one that can stop, 6 of seeds 0-23 locked (2,062 to 2,528 arrived); now 2 do.
     """
     from envs.traffic.scenario import SignalSettings
     from scripts.bench_traffic import LIKE_SUMO_RL, TELEPORT_TIME
@@ -85,7 +85,7 @@ def test_a_city_network_flows_where_sumo_s_does(nets: None) -> None:
     env = gym.make("lepton/TrafficSignal-v0", scenario=sc)
     policy = BASELINES.get("fixed_time")(env)
     arrived = []
-    for seed in range(3):
+    for seed in range(24):
         obs, info = env.reset(seed=seed)
         done = False
         while not done:
@@ -93,7 +93,8 @@ def test_a_city_network_flows_where_sumo_s_does(nets: None) -> None:
             done = terminated or truncated
         arrived.append(info["arrived_total"])
     env.close()
-    assert min(arrived) >= 2700, arrived
+    assert sum(a >= 2700 for a in arrived) >= 21, arrived
+    assert min(arrived) >= 2000, arrived
 
 
 def test_vehicles_cross_onto_their_best_lanes(nets: None) -> None:

@@ -894,3 +894,53 @@ def test_a_lane_change_sees_vehicles_that_changed_onto_the_target_in_the_same_pa
     assert _change_blockers(0, 1, True, *args) == (1, 1)  # overlapping even without gaps
     vfb[1, F_POS] = 60.0  # far enough ahead: 60 - 5 - 42.9 >= 2.5
     assert _change_blockers(0, 1, False, *args) == (0, -1)
+
+
+def test_an_impatient_merging_vehicle_goes_before_a_major_one_that_can_stop() -> None:
+    """SUMO's impatient vehicle counts on a priority vehicle that can still brake to let it go.
+
+    Where a priority stream and a yielding one merge into the same lane whose queue frees a
+    vehicle's length at a time, the priority head standing at its line used to take every
+    gap, and the minor road waited for good (ingolstadt21). The priority head now leaves the
+    gap to a yielding head waiting at its line once that one's impatience, with the priority
+    head's braking arrival time, clears all its foes, as the yielding side decides it.
+    """
+    from envs.traffic.network import MAJOR, MINOR
+    from envs.traffic.sim import F_STUCK, I_CONN, NVF, NVI, TIME_TO_IMPATIENCE, _merger_goes
+
+    # lane 0 (priority approach) and lane 1 (yielding approach) merge into lane 2: connection
+    # 0 is the priority one, connection 1 yields to it (its foe) and is its merging yielder
+    conn_i = np.array(
+        [[0, 2, -1, MAJOR, 0, 0, 0, 1], [1, 2, -1, MINOR, 0, 1, 1, 1]], dtype=np.int32
+    )
+    yielders = np.array([1], dtype=np.int32)
+    foes = np.array([0], dtype=np.int32)
+    links = np.zeros(1, dtype=np.uint8)
+    conn_eta = np.array([[0.5, 30.5], [1e9, 1e9]])  # the priority head stands at its line
+    conn_busy = np.zeros(2, dtype=np.int64)
+    lane_f = np.array([[100.0, 13.9, 0.0], [50.0, 13.9, 0.0], [100.0, 13.9, 1.0]])
+    order = np.array([0, 1], dtype=np.uint32)
+    first = np.array([0, 1, 2], dtype=np.int64)
+    count = np.array([1, 1, 0], dtype=np.int64)
+    vib = np.zeros((2, NVI), dtype=np.int32)
+    vfb = np.zeros((2, NVF))
+    vib[:, I_LANE] = (0, 1)
+    vib[:, I_CONN] = (0, 1)
+    vfb[:, F_POS] = (99.95, 49.95)
+
+    def goes(stuck: float, speed: float = 0.0) -> bool:
+        vfb[1, F_STUCK], vfb[1, F_SPEED] = stuck, speed
+        return bool(
+            _merger_goes(
+                0, yielders, conn_i, foes, links, conn_eta, conn_busy,
+                order, first, count, vib, vfb, lane_f,
+            )
+        )  # fmt: skip
+
+    assert not goes(0.0)  # patient: it needs the priority head 3 s away
+    # impatience i takes the head as arriving 0.5 + 30 i s from now: enough once i > 0.085
+    assert not goes(0.08 * TIME_TO_IMPATIENCE)
+    assert goes(0.09 * TIME_TO_IMPATIENCE)
+    assert not goes(60.0, speed=2.0)  # not waiting at its line
+    conn_eta[0, 1] = conn_eta[0, 0]  # a priority head that can no longer stop
+    assert not goes(TIME_TO_IMPATIENCE)

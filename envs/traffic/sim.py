@@ -200,8 +200,10 @@ class Compiled:
     lane_i: np.ndarray  # [L, 4] edge, out start, out end, lane index
     lout: np.ndarray  # connection ids, CSR
     conn_f: np.ndarray  # [C, 2] length, speed
-    conn_i: np.ndarray  # [C, 6] from, to, global link, static state, foe start, foe end
+    conn_i: np.ndarray  # [C, 8] from, to, global link, static state, foe start, foe end,
+    # merging yielder start, end
     foes: np.ndarray
+    yielders: np.ndarray  # connections that yield to one and enter the same lane, CSR by conn_i
     edge_i: np.ndarray  # [E, 2] lane start, end into edge_lanes
     edge_lanes: np.ndarray
     route_i: np.ndarray  # [R, 2] start, end into route_edges
@@ -261,15 +263,30 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
     for s, sig in enumerate(net.signals):
         offsets[s + 1] = offsets[s] + sig.num_links
     conn_f = np.stack([net.conn_length, net.conn_speed], axis=1).astype(np.float64)
-    conn_i = np.zeros((n_c, 6), dtype=np.int32)
+    conn_i = np.zeros((n_c, 8), dtype=np.int32)
     foes = np.array([f for fs in net.conn_foes for f in fs], dtype=np.int32)
-    pos = 0
+    merging: list[list[int]] = [[] for _ in range(n_c)]
+    for f in range(n_c):
+        for c in net.conn_foes[f]:
+            if net.conn_to[c] == net.conn_to[f]:
+                merging[int(c)].append(f)
+    pos = ypos = 0
     for c in range(n_c):
         s = int(net.conn_tls[c])
         glink = offsets[s] + int(net.conn_link[c]) if s >= 0 else -1
-        nf = len(net.conn_foes[c])
-        conn_i[c] = (net.conn_from[c], net.conn_to[c], glink, net.conn_state[c], pos, pos + nf)
+        nf, ny = len(net.conn_foes[c]), len(merging[c])
+        conn_i[c] = (
+            net.conn_from[c],
+            net.conn_to[c],
+            glink,
+            net.conn_state[c],
+            pos,
+            pos + nf,
+            ypos,
+            ypos + ny,
+        )
         pos += nf
+        ypos += ny
     edge_lanes = np.array([lane for ls in net.edge_lanes for lane in ls], dtype=np.int32)
     edge_i = np.zeros((net.num_edges, 2), dtype=np.int32)
     pos = 0
@@ -339,6 +356,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         conn_f=conn_f,
         conn_i=conn_i,
         foes=foes,
+        yielders=np.array([f for fs in merging for f in fs], dtype=np.int32),
         edge_i=edge_i,
         edge_lanes=edge_lanes,
         route_i=route_i,
@@ -1131,6 +1149,73 @@ def _yields(st: int) -> bool:  # pragma: no cover
 
 
 @numba.njit(cache=True, inline="always")
+def _foes_clear(
+    c: int,
+    own: float,
+    imp: float,
+    conn_i: np.ndarray,
+    foes: np.ndarray,
+    links: np.ndarray,
+    conn_eta: np.ndarray,
+    conn_busy: np.ndarray,
+) -> bool:  # pragma: no cover
+    """Whether a vehicle ``own`` seconds from yielding link ``c`` may go before its foes.
+
+    Every foe not at red must be ``YIELD_GAP`` seconds behind it, and none crossing its path
+    inside the junction. With impatience ``imp`` (0 to 1, SUMO's), a foe that can still brake
+    is taken as arriving that share of :data:`IMPATIENCE_DELAY` later; a foe inside the
+    junction on a path into the same lane is a leader to follow, not a block.
+    """
+    for j in range(conn_i[c, 4], conn_i[c, 5]):
+        f = foes[j]
+        gf = conn_i[f, 2]
+        if (links[gf] if gf >= 0 else conn_i[f, 3]) == RED:
+            continue
+        eta_f = conn_eta[f, 0] + imp * (conn_eta[f, 1] - conn_eta[f, 0])
+        if (conn_busy[f] == 1 and conn_i[f, 1] != conn_i[c, 1]) or eta_f < own + YIELD_GAP:
+            return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _merger_goes(
+    c: int,
+    yielders: np.ndarray,
+    conn_i: np.ndarray,
+    foes: np.ndarray,
+    links: np.ndarray,
+    conn_eta: np.ndarray,
+    conn_busy: np.ndarray,
+    ob: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    vib: np.ndarray,
+    vfb: np.ndarray,
+    lane_f: np.ndarray,
+) -> bool:  # pragma: no cover
+    """Whether a head waiting at a link that yields to ``c`` into the same lane goes now.
+
+    Its impatience counts on the vehicles of ``c`` that can still stop to let it go first.
+    """
+    for j in range(conn_i[c, 6], conn_i[c, 7]):
+        f = yielders[j]
+        fl = conn_i[f, 0]
+        if count[fl] == 0:
+            continue
+        h = ob[first[fl]]
+        dist = lane_f[fl, 0] - vfb[h, F_POS]
+        if vib[h, I_CONN] != f or vfb[h, F_SPEED] >= HALT_SPEED or dist > 1.0:
+            continue
+        gf = conn_i[f, 2]
+        if not _yields(links[gf] if gf >= 0 else conn_i[f, 3]):
+            continue
+        imp = min(1.0, vfb[h, F_STUCK] / TIME_TO_IMPATIENCE)
+        if imp > 0.0 and _foes_clear(f, dist, imp, conn_i, foes, links, conn_eta, conn_busy):
+            return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
 def _safe_speed(v: float, vl: float, gap: float, tau: float, b: float) -> float:  # pragma: no cover
     g = max(gap, 0.0)
     bt = b * tau
@@ -1377,6 +1462,7 @@ def _advance_replicas(
     conn_i: np.ndarray,
     conn_edge: np.ndarray,
     foes: np.ndarray,
+    yielders: np.ndarray,
     edge_i: np.ndarray,
     edge_lanes: np.ndarray,
     route_i: np.ndarray,
@@ -1835,30 +1921,41 @@ def _advance_replicas(
                                 else:
                                     allowed = True
                                     if _yields(st):
-                                        if st == STOP and dist > 1.0 + speed:
-                                            allowed = False
-                                        own = dist / max(speed, 1.0)
                                         # SUMO's impatience: after waiting, a vehicle counts on
                                         # foes that can still brake to do so
-                                        imp = min(1.0, vfb[v, F_STUCK] / TIME_TO_IMPATIENCE)
-                                        for j in range(conn_i[c, 4], conn_i[c, 5]):
-                                            f = foes[j]
-                                            gf = conn_i[f, 2]
-                                            sf_ = link_state[b, gf] if gf >= 0 else conn_i[f, 3]
-                                            if sf_ == RED:
-                                                continue
-                                            eta_f = conn_eta[f, 0] + imp * (
-                                                conn_eta[f, 1] - conn_eta[f, 0]
-                                            )
-                                            # a foe inside the junction blocks a crossing; one
-                                            # merging into the same lane is a leader to follow
-                                            # (the merge check below)
-                                            busy = (
-                                                conn_busy[f] == 1 and conn_i[f, 1] != conn_i[c, 1]
-                                            )
-                                            if busy or eta_f < own + YIELD_GAP:
-                                                allowed = False
-                                                break
+                                        stop_far = st == STOP and dist > 1.0 + speed
+                                        if stop_far or not _foes_clear(
+                                            c,
+                                            dist / max(speed, 1.0),
+                                            min(1.0, vfb[v, F_STUCK] / TIME_TO_IMPATIENCE),
+                                            conn_i,
+                                            foes,
+                                            link_state[b],
+                                            conn_eta,
+                                            conn_busy,
+                                        ):
+                                            allowed = False
+                                    elif conn_i[c, 7] > conn_i[c, 6] and (
+                                        dist >= _brake_gap(speed, dec, dt) or speed < dec * dt
+                                    ):
+                                        # an impatient vehicle waiting at a link that yields to
+                                        # this one into the same lane counts on this one, which
+                                        # can still stop, to let it go first (SUMO's impatience)
+                                        allowed = not _merger_goes(
+                                            c,
+                                            yielders,
+                                            conn_i,
+                                            foes,
+                                            link_state[b],
+                                            conn_eta,
+                                            conn_busy,
+                                            ob,
+                                            first,
+                                            count,
+                                            vib,
+                                            vfb,
+                                            lane_f,
+                                        )
                                 to = conn_i[c, 1]
                                 if allowed:
                                     # room on the target lane for the whole vehicle and its gap
@@ -2562,11 +2659,12 @@ STATE_I64 = (
 )
 STATE_U8 = ("link_state", "program_mode", "truncated")
 STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 """Version of the shapes and meaning of the state and static arrays, saved with a pickled
 simulation; raised with every change to them (2: ``route_i`` holds the best first lanes,
 ``conn_eta`` the braking arrival times, ``params`` whether some link yields; 3: ``route_edges``
-holds every route edge's best lanes, ``route_i`` only the ranges)."""
+holds every route edge's best lanes, ``route_i`` only the ranges, vehicles ``F_LCPOS``; 4:
+``conn_i`` the ranges of ``yielders``)."""
 _FIELDS = {"vf": NVF, "vi": NVI, "acc": NACC, "lane_stats": NLS}
 """State arrays whose last axis holds the fields named above (per vehicle, replica or lane)."""
 """The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
@@ -2590,6 +2688,7 @@ STATIC_I64 = (
     "green_of_phase",
     "obs_dims",
     "controlled",
+    "yielders",
 )
 STATIC_F64 = ("lane_f", "conn_f", "phase_dur", "params", "tp", "lane_cap")
 
@@ -2740,6 +2839,7 @@ def _step_replicas(
     green_of_phase = _v1(si, lay_si, 16)
     obs_dims = _v1(si, lay_si, 17)
     controlled = _v1(si, lay_si, 18)
+    yielders = _v1(si, lay_si, 19)
     lane_f = _v2(sf, lay_sf, 0)
     conn_f = _v2(sf, lay_sf, 1)
     phase_dur = _v1(sf, lay_sf, 2)
@@ -2786,6 +2886,7 @@ def _step_replicas(
             conn_i,
             conn_edge,
             foes,
+            yielders,
             edge_i,
             edge_lanes,
             route_i,
@@ -3173,6 +3274,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "green_of_phase": green_of_phase,
             "obs_dims": np.array([self.obs_phases, self.obs_lanes]),
             "controlled": self.controlled,
+            "yielders": c.yielders,
         }
         static_f = {
             "lane_f": c.lane_f,
