@@ -777,37 +777,53 @@ def test_avg_departure_speed_is_the_lanes_mean_speed() -> None:
     assert mean_c is not None and 0.0 < mean_c < limit_b and c == pytest.approx(mean_c)
 
 
-def test_a_yielding_vehicle_grows_impatient_like_sumo() -> None:
-    """A permissive left turn facing an opposing stream 3.5 s apart never finds the gap a
-    patient vehicle needs, yet SUMO lets it go after a while: waiting makes a vehicle impatient
-    (``--time-to-impatience``), so it counts on foes that can still brake to do so."""
-    from envs.traffic.scenario import Departure, VehicleType
-    from envs.traffic.sim import F_STUCK, YIELD_GAP
+def left_turn_wait(
+    stream: str, headway: float, vehicles_in_stream: int, steps: int, no_overlap: bool = False
+) -> float | None:
+    """Seconds a permissive left turn from the north waited at its line before it went.
 
-    headway = 3.5
+    One lane per arm, the north-south green held; a stream on route ``stream`` departs every
+    ``headway`` s from 0 and the left turn at 20 s. ``None``: it did not go in ``steps`` s.
+    """
+    from envs.traffic.scenario import Departure, VehicleType
+    from envs.traffic.sim import F_STUCK
+
     sc = builders.single_intersection(
-        4, lanes_per_arm=1, movement_flows={"ne": 1.0, "sn": 1.0}, seconds=300.0
+        4, lanes_per_arm=1, movement_flows={"ne": 1.0, stream[-2:]: 1.0}, seconds=300.0
     )
     sc = every_second(sc, max_green=1e9, min_green=1.0).replace(
         flows=(),
         vtypes={"DEFAULT_VEHTYPE": VehicleType(sigma=0.0, speed_dev=0.0)},
         vehicles=(
-            *(Departure(f"s{k}", headway * k, "route_sn", depart_speed="max") for k in range(80)),
+            *(
+                Departure(f"s{k}", headway * k, stream, depart_speed="max")
+                for k in range(vehicles_in_stream)
+            ),
             Departure("left", 20.0, "route_ne", depart_speed="max"),
         ),
         teleport_time=-1.0,
     )
     left_route = [r.id for r in sc.routes].index("route_ne")
     sim = make_sim(sc)
-    waited = None
-    for _ in range(200):
+    for _ in range(steps):
         before = {int(v): float(sim.vf[0, v, F_STUCK]) for v in vehicles(sim)}
         sim.advance(np.zeros((1, len(sc.controlled_signals)), dtype=np.int64))  # NS green
+        if no_overlap:
+            check_no_overlap(sim)
         for v in vehicles(sim):
             if sim.vi[0, v, I_ROUTE] == left_route and sim.vi[0, v, I_INCONN] >= 0:
-                waited = before.get(int(v), 0.0)
-        if waited is not None:
-            break
+                return before.get(int(v), 0.0)
+    return None
+
+
+def test_a_yielding_vehicle_grows_impatient_like_sumo() -> None:
+    """A permissive left turn facing an opposing stream 3.5 s apart never finds the gap a
+    patient vehicle needs, yet SUMO lets it go after a while: waiting makes a vehicle impatient
+    (``--time-to-impatience``), so it counts on foes that can still brake to do so."""
+    from envs.traffic.sim import YIELD_GAP
+
+    headway = 3.5
+    waited = left_turn_wait("route_sn", headway, vehicles_in_stream=80, steps=200)
     # a patient vehicle needs a foe YIELD_GAP s beyond its own arrival; the next foe, a
     # headway behind the one crossing, is nearer once that one has left the junction ...
     assert headway < YIELD_GAP + 1.0
@@ -823,33 +839,7 @@ def test_a_foe_merging_into_the_same_lane_is_followed_not_waited_for() -> None:
     conflict. Counting it as a block (the old core) kept the left turn waiting 18 s here
     instead of 8, and on city networks kept impatient minor vehicles off a main road for good.
     """
-    from envs.traffic.scenario import Departure, VehicleType
-    from envs.traffic.sim import F_STUCK
-
-    sc = builders.single_intersection(
-        4, lanes_per_arm=1, movement_flows={"ne": 1.0, "se": 1.0}, seconds=300.0
-    )
-    sc = every_second(sc, max_green=1e9, min_green=1.0).replace(
-        flows=(),
-        vtypes={"DEFAULT_VEHTYPE": VehicleType(sigma=0.0, speed_dev=0.0)},
-        vehicles=(
-            *(Departure(f"r{k}", 1.5 * k, "route_se", depart_speed="max") for k in range(100)),
-            Departure("left", 20.0, "route_ne", depart_speed="max"),
-        ),
-        teleport_time=-1.0,
-    )
-    left_route = [r.id for r in sc.routes].index("route_ne")
-    sim = make_sim(sc)
-    waited = None
-    for _ in range(120):
-        before = {int(v): float(sim.vf[0, v, F_STUCK]) for v in vehicles(sim)}
-        sim.advance(np.zeros((1, len(sc.controlled_signals)), dtype=np.int64))  # NS green
-        check_no_overlap(sim)  # the merge itself keeps them apart
-        for v in vehicles(sim):
-            if sim.vi[0, v, I_ROUTE] == left_route and sim.vi[0, v, I_INCONN] >= 0:
-                waited = before.get(int(v), 0.0)
-        if waited is not None:
-            break
+    waited = left_turn_wait("route_se", 1.5, vehicles_in_stream=100, steps=120, no_overlap=True)
     assert waited is not None, "the left turn never went"
     assert waited <= 12.0, waited
 
