@@ -163,6 +163,9 @@ class Network:
         nodes: ``{node: (x, y)}``.
         junction_shapes: ``{node: polygon [P, 2]}`` (drawing only; may be empty).
         name: label for messages and rendering.
+        conn_waits: ``[C]`` 1 where the path through the junction has a waiting point inside
+            it without priority (a SUMO internal junction, where a left turn waits for the
+            opposing stream); empty means none (routing only).
     """
 
     lane_ids: tuple[str, ...]
@@ -189,6 +192,7 @@ class Network:
     nodes: dict[str, tuple[float, float]]
     junction_shapes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     name: str = "network"
+    conn_waits: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.uint8))
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -199,6 +203,11 @@ class Network:
         state = np.array(self.conn_state, dtype=np.uint8)
         state.flags.writeable = False
         set_(self, "conn_state", state)
+        waits = np.array(self.conn_waits, dtype=np.uint8).reshape(-1)
+        if waits.size == 0:
+            waits = np.zeros(len(state), dtype=np.uint8)
+        waits.flags.writeable = False
+        set_(self, "conn_waits", waits)
         set_(self, "lane_shapes", tuple(np.asarray(s, dtype=np.float64) for s in self.lane_shapes))
         set_(self, "conn_shapes", tuple(np.asarray(s, dtype=np.float64) for s in self.conn_shapes))
         self.validate()
@@ -248,7 +257,15 @@ class Network:
                 f"lane_speed: lane {self.lane_ids[bad[0]]!r} has speed "
                 f"{self.lane_speed[bad[0]]}; speed limits must be > 0"
             )
-        for f in ("conn_to", "conn_length", "conn_speed", "conn_tls", "conn_link", "conn_state"):
+        for f in (
+            "conn_to",
+            "conn_length",
+            "conn_speed",
+            "conn_tls",
+            "conn_link",
+            "conn_state",
+            "conn_waits",
+        ):
             if getattr(self, f).shape != (n_c,):
                 raise ValueError(f"{f}: expected {n_c} entries, got {getattr(self, f).shape}")
         for f in ("conn_dir", "conn_foes", "conn_shapes"):

@@ -70,7 +70,12 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   ``<trip from to [via]>`` and ``<flow>`` (``vehsPerHour``, ``period`` including
   ``exp(rate)``, ``probability``, ``number``; with a route or ``from``/``to``). Trips and
   ``from``/``to`` flows are routed by the fastest free-flow path over the imported
-  (``vclass``) network, at the speed limits capped by the type's ``maxSpeed``.
+  (``vclass``) network, at the speed limits capped by the type's ``maxSpeed``, with SUMO's
+  routing penalties (``--weights.minor-penalty`` 1.5 s for an unsignalled link without
+  priority and for a waiting point without priority inside a junction,
+  ``--weights.turnaround-penalty`` 5 s for an unsignalled turnaround): the routes SUMO's
+  ``findRoute`` gives in the empty network. SUMO routes a trip when it departs, on the
+  travel times of that moment, so under congestion its routes can differ from these.
   ``<vTypeDistribution>``/``<routeDistribution>`` are resolved without randomness: vehicles
   are assigned to members in proportion to the probabilities (largest deficit first) and
   flows are split into one flow per member with the rate scaled by its probability.
@@ -819,6 +824,18 @@ def _via_chain(net: Any, conn: Any, where: str) -> list[Any]:
     return chain
 
 
+def _waits_inside(chain: list[Any], target: str) -> bool:
+    """Whether a path through a junction has a waiting point without priority inside it.
+
+    ``chain`` is its internal lanes; a link from one to the next is an internal junction.
+    """
+    for lane in chain[:-1]:
+        nxt = [c for c in lane.getOutgoing() if c.getToLane().getID() == target]
+        if nxt and nxt[0].getState().islower():
+            return True
+    return False
+
+
 def load_sumo_network(
     net_file: PathLike, *, vclass: str = "passenger", name: str | None = None
 ) -> Network:
@@ -970,6 +987,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
                     "link": conn.getTLLinkIndex() if tls else -1,
                     "state": _map_conn_state(conn.getState(), where),
                     "junction": junction_link.get(conn),
+                    "waits": _waits_inside(chain, to_id),
                     "where": where,
                     "keep_clear_off": keep_clear_off,
                 }
@@ -1050,6 +1068,7 @@ def _load_network(path_str: str, _mtime: int, _size: int, vclass: str, name: str
             nodes=nodes,
             junction_shapes=junction_shapes,
             name=name,
+            conn_waits=[c["waits"] for c in conns],
         )
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
@@ -1477,8 +1496,28 @@ class _Quota:
         return k
 
 
+MINOR_PENALTY = 1.5
+"""Seconds SUMO's router adds for a link without priority (``--weights.minor-penalty``)."""
+TURNAROUND_PENALTY = 5.0
+"""Seconds SUMO's router adds for a turnaround (``--weights.turnaround-penalty``)."""
+
+
+def _link_penalties(net: Network) -> np.ndarray:
+    """SUMO's routing time penalty of every connection, seconds.
+
+    An unsignalled link without priority costs :data:`TURNAROUND_PENALTY` as a turnaround,
+    else :data:`MINOR_PENALTY`; a waiting point without priority inside the junction (a left
+    turn's internal junction, also at a signal) costs :data:`MINOR_PENALTY` more.
+    """
+    lower = [c for c in range(len(LINK_STATES)) if LINK_STATES[c].islower()]
+    minor = (np.asarray(net.conn_tls) < 0) & np.isin(net.conn_state, lower)
+    turn = np.array([d == "t" for d in net.conn_dir], dtype=bool)
+    own = np.where(turn, TURNAROUND_PENALTY, MINOR_PENALTY) * minor
+    return own + MINOR_PENALTY * (net.conn_waits > 0)
+
+
 class _Router:
-    """Fastest free-flow paths between edges of a network."""
+    """Fastest free-flow paths between edges of a network, as SUMO's router takes them."""
 
     def __init__(self, net: Network) -> None:
         n = net.num_edges
@@ -1490,7 +1529,7 @@ class _Router:
         self.top_speed = max(self.speed, default=1.0)
         self.succ: list[dict[int, float]] = [{} for _ in range(n)]
         edge_of = net.lane_edge.tolist()
-        times = (net.conn_length / net.conn_speed).tolist()
+        times = (net.conn_length / net.conn_speed + _link_penalties(net)).tolist()
         for a_lane, b_lane, t in zip(
             net.conn_from.tolist(), net.conn_to.tolist(), times, strict=True
         ):
