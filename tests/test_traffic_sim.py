@@ -934,3 +934,49 @@ def test_an_impatient_merging_vehicle_goes_before_a_major_one_that_can_stop() ->
     assert not goes(60.0, speed=2.0)  # not waiting at its line
     conn_eta[0, 1] = conn_eta[0, 0]  # a priority head that can no longer stop
     assert not goes(TIME_TO_IMPATIENCE)
+
+
+def test_a_vehicle_changes_towards_its_best_lanes_by_sumos_look_ahead() -> None:
+    """SUMO LC2013's strategic rule: a vehicle on a lane that leads too short a way along its
+    route changes towards its best lanes once the distance left on its lane is under its
+    look-ahead (10 s at the lane's speed, twice that to the left, plus twice its length and
+    gap), however many edges ahead the turn is.
+
+    On an arterial with junctions 100 m apart, a vehicle on the right lane that turns left at
+    the third or fourth junction has its right lane lead 364 or 450 m; it changes on the first
+    edge, 293 m before that. Looking two edges ahead, it changed only on the edge before the
+    turn's (at 20 m of the second edge, or 17 m of the third).
+    """
+    from envs.traffic.scenario import Departure, VehicleType
+    from envs.traffic.sim import F_POS, I_RPOS, LC_LOOK_FORWARD, LC_LOOKAHEAD_LEFT
+
+    sc = builders.arterial(4, spacing=100.0)
+    net = sc.network
+    routes = {r.id: r for r in sc.routes}
+    vt = VehicleType(sigma=0.0, speed_dev=0.0)
+    for rid, straight_edges in (("route_left0A0_6", 3), ("route_left0A0_8", 4)):
+        route = routes[rid]
+        right = [net.edge_lanes[net.edge_index[e]][0] for e in route.edges[:straight_edges]]
+        reach = float(sum(net.lane_length[lane] for lane in right))
+        speed = float(net.lane_speed[right[0]])
+        look = speed * LC_LOOK_FORWARD * LC_LOOKAHEAD_LEFT + 2 * (vt.length + vt.min_gap)
+        one = sc.replace(
+            flows=(),
+            vtypes={"DEFAULT_VEHTYPE": vt},
+            vehicles=(Departure("v", 0.0, rid, depart_lane=0, depart_speed="max"),),
+        )
+        one = every_second(one, max_green=1e9, min_green=1.0)
+        sim = make_sim(one)
+        changed = None
+        for _ in range(60):
+            sim.advance(np.full((1, len(one.controlled_signals)), 2, dtype=np.int64))  # EW green
+            (v,) = vehicles(sim)
+            if int(net.lane_index[sim.vi[0, v, I_LANE]]) == 1:
+                changed = (int(sim.vi[0, v, I_RPOS]), float(sim.vf[0, v, F_POS]))
+                break
+        assert changed is not None, rid
+        edge, pos = changed
+        assert edge == 0, (rid, changed)
+        # decided in the first sub-step that starts at or past the point, then driven on by at
+        # most a second at the lane's speed
+        assert reach - look <= pos <= reach - look + 2 * speed, (rid, changed, reach - look)
