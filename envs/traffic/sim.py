@@ -783,10 +783,11 @@ def _choose_conn(
 
 
 @numba.njit(cache=True, inline="always")
-def _reach(
+def _along(
     lane: int,
     route: int,
     rpos: int,
+    limit: float,
     lane_i: np.ndarray,
     lout: np.ndarray,
     conn_i: np.ndarray,
@@ -795,26 +796,28 @@ def _reach(
     route_edges: np.ndarray,
     lane_f: np.ndarray,
     count: np.ndarray,
-) -> float:  # pragma: no cover
-    """Metres a vehicle drives along its route from the start of ``lane`` without changing lanes.
+) -> tuple[float, int]:  # pragma: no cover
+    """Metres and vehicles on the lanes a vehicle drives from ``lane`` without changing lanes.
 
-    It follows the connections :func:`_choose_conn` takes from route edge ``rpos`` on, up to
-    :data:`BEST_LANE_LOOKAHEAD` (also where the route ends first).
+    From the start of ``lane`` (route edge ``rpos``) it follows the connections
+    :func:`_choose_conn` takes until ``limit`` metres (also where the route ends first).
     """
     total = lane_f[lane, 0]
+    vehicles = count[lane]
     r = rpos
-    while total < BEST_LANE_LOOKAHEAD:
+    while total < limit:
         c = _choose_conn(
             lane, route, r, lane_i, lout, conn_i, conn_edge, route_i, route_edges, count
         )
         if c == -2:
-            return BEST_LANE_LOOKAHEAD
+            return limit, vehicles
         if c < 0:
             break
         lane = conn_i[c, 1]
         r += 1
         total += lane_f[lane, 0]
-    return total
+        vehicles += count[lane]
+    return total, vehicles
 
 
 @numba.njit(cache=True, inline="always")
@@ -878,10 +881,11 @@ def _set_conn(
                 look = speed * LC_LOOK_FORWARD * (
                     LC_LOOKAHEAD_LEFT if lane_i[target, 3] > mine else 1.0
                 ) + 2.0 * (tp[t, T_LEN] + tp[t, T_GAP])
-                reach = _reach(
+                reach, _ = _along(
                     lane,
                     route,
                     rpos,
+                    BEST_LANE_LOOKAHEAD,
                     lane_i,
                     lout,
                     conn_i,
@@ -892,27 +896,20 @@ def _set_conn(
                     count,
                 )
                 # the queue along the best lanes over that distance (SUMO's occupation)
-                queued = 0
-                ahead = 0.0
-                r = rpos
-                best = target
-                while best >= 0 and ahead < reach:
-                    queued += count[best]
-                    ahead += lane_f[best, 0]
-                    nc = _choose_conn(
-                        best,
-                        route,
-                        r,
-                        lane_i,
-                        lout,
-                        conn_i,
-                        conn_edge,
-                        route_i,
-                        route_edges,
-                        count,
-                    )
-                    best = conn_i[nc, 1] if nc >= 0 else -1
-                    r += 1
+                _, queued = _along(
+                    target,
+                    route,
+                    rpos,
+                    reach,
+                    lane_i,
+                    lout,
+                    conn_i,
+                    conn_edge,
+                    route_i,
+                    route_edges,
+                    lane_f,
+                    count,
+                )
                 at = reach - queued * (tp[t, T_LEN] + tp[t, T_GAP]) - lanes * look
                 if at < lane_f[lane, 0]:
                     keep = False
