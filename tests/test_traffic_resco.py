@@ -112,7 +112,7 @@ def test_vehicles_cross_onto_their_best_lanes(nets: None) -> None:
     obs, _ = env.reset(seed=0)
     policy = BASELINES.get("fixed_time")(env)
     sim = env.unwrapped.runner.sim
-    net, c = sc.network, sim.compiled
+    net = sc.network
     edge, nxt, after = (net.edge_index[e] for e in ("-201201945#0.78", "-174800513", "201201950#0"))
     entered: dict[tuple[int, float], int] = {}
     done = False
@@ -122,12 +122,12 @@ def test_vehicles_cross_onto_their_best_lanes(nets: None) -> None:
         vi, vf = sim.vi[0], sim.vf[0]
         for v in np.nonzero(vi[:, I_ALIVE] == 1)[0]:
             lane = vi[v, I_LANE]
-            start, end = c.route_i[vi[v, I_ROUTE]]
+            start, end = sim.route_i[0, vi[v, I_ROUTE]]  # the routes of replica 0's trips
             k = start + vi[v, I_RPOS]
             if (
                 net.lane_edge[lane] == edge
                 and k + 2 < end
-                and tuple(c.route_edges[k + 1 : k + 3, 0]) == (nxt, after)
+                and tuple(sim.route_edges[0, k + 1 : k + 3, 0]) == (nxt, after)
             ):
                 entered.setdefault((int(v), float(vf[v, F_DEPART])), int(net.lane_index[lane]))
     env.close()

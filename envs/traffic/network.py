@@ -21,6 +21,7 @@ Everything here is plain numpy and Python; the simulation core reads the arrays 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -127,6 +128,26 @@ def _i32(values: Sequence[int] | np.ndarray) -> np.ndarray:
     out = np.array(values, dtype=np.int32)
     out.flags.writeable = False
     return out
+
+
+MINOR_PENALTY = 1.5
+"""Seconds SUMO's router adds for a link without priority (``--weights.minor-penalty``)."""
+TURNAROUND_PENALTY = 5.0
+"""Seconds SUMO's router adds for a turnaround (``--weights.turnaround-penalty``)."""
+
+
+def link_penalties(net: Network) -> np.ndarray:
+    """SUMO's routing time penalty of every connection, seconds.
+
+    An unsignalled link without priority costs :data:`TURNAROUND_PENALTY` as a turnaround,
+    else :data:`MINOR_PENALTY`; a waiting point without priority inside the junction (a left
+    turn's internal junction, also at a signal) costs :data:`MINOR_PENALTY` more.
+    """
+    lower = [c for c in range(len(LINK_STATES)) if LINK_STATES[c].islower()]
+    minor = (np.asarray(net.conn_tls) < 0) & np.isin(net.conn_state, lower)
+    turn = np.array([d == "t" for d in net.conn_dir], dtype=bool)
+    own = np.where(turn, TURNAROUND_PENALTY, MINOR_PENALTY) * minor
+    return own + MINOR_PENALTY * (net.conn_waits > 0)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -328,6 +349,29 @@ class Network:
         for a, b in zip(self.conn_from.tolist(), self.conn_to.tolist(), strict=True):
             succ[int(self.lane_edge[a])].add(int(self.lane_edge[b]))
         return tuple(tuple(sorted(s)) for s in succ)
+
+    @cached_property
+    def routing_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Edge-to-edge links as SUMO's router weighs them: ``(ptr, to, seconds)``.
+
+        ``ptr`` (``[E + 1]``) indexes, for every edge, its successors ``to`` and the seconds
+        spent crossing the junction to each: the fastest connection's internal length over its
+        speed plus SUMO's routing penalties (:func:`link_penalties`).
+        """
+        times = self.conn_length / self.conn_speed + link_penalties(self)
+        best: list[dict[int, float]] = [{} for _ in range(self.num_edges)]
+        for a, b, t in zip(
+            self.lane_edge[self.conn_from].tolist(),
+            self.lane_edge[self.conn_to].tolist(),
+            times.tolist(),
+            strict=True,
+        ):
+            best[a][b] = min(best[a].get(b, math.inf), t)
+        ptr = np.zeros(self.num_edges + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(d) for d in best])
+        to = np.array([b for d in best for b in sorted(d)], dtype=np.int64)
+        secs = np.array([d[b] for d in best for b in sorted(d)], dtype=np.float64)
+        return ptr, to, secs
 
     @cached_property
     def signal_links(self) -> tuple[tuple[tuple[int, ...], ...], ...]:

@@ -74,10 +74,17 @@ class VehicleType:
 
 @dataclasses.dataclass(frozen=True)
 class Route:
-    """A sequence of edge names driven in order."""
+    """A sequence of edge names driven in order.
+
+    ``at_departure``: the route of a trip (SUMO ``<trip from to>``): ``edges`` is the fastest
+    path from the first edge to the last in the empty network, and each departure on it takes
+    the fastest path on the travel times of its departure instead (see
+    :data:`envs.traffic.sim.ROUTING_STEPS`), as SUMO routes trips when they depart.
+    """
 
     id: str
     edges: tuple[str, ...]
+    at_departure: bool = False
 
     def __post_init__(self) -> None:
         if not self.edges:

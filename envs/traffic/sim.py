@@ -25,6 +25,12 @@ at a fixed sub-step (SUMO's ``--step-length``, 1 s by default):
   edge whose target lane continues best; a vehicle on a lane without such a connection changes
   to the adjacent lane when the gaps allow it (forced after 10 s at the stop line). Two vehicles
   stuck side by side, each on the lane the other needs, swap lanes (SUMO's lane-change swap).
+- **Routing at departure**: a trip's departure (a route with ``at_departure``, SUMO's
+  ``<trip>``) takes the fastest path to its destination on the travel times of that moment, as
+  SUMO's rerouting device routes trips: an edge's time is its length over the mean of its mean
+  speed sampled each second over the last :data:`ROUTING_STEPS` seconds, at least the drive at
+  the speed limit, plus the junction's internal path and SUMO's routing penalties. A replica
+  keeps the routes its departures found, with their best lanes, until it is reset.
 - **Insertion**: departures wait in a queue until their first lane has room
   (SUMO's insertion), counted as depart delay; ``departSpeed=max`` inserts at SUMO's insertion
   speed (its discrete safe speed behind the lane's last vehicle, ``insertionFollowSpeed``).
@@ -208,6 +214,11 @@ class Compiled:
     edge_lanes: np.ndarray
     route_i: np.ndarray  # [R, 2] start, end into route_edges
     route_edges: np.ndarray  # [K, 2] edge, its best lanes for the rest of the route (bit mask)
+    route_dyn: np.ndarray  # [R] 1 where a departure takes the fastest path of its time
+    esucc_ptr: np.ndarray  # [E + 1] successor edges for routing, CSR
+    esucc: np.ndarray  # successor edge
+    esucc_t: np.ndarray  # seconds through the junction to it, with SUMO's routing penalties
+    edge_f: np.ndarray  # [E, 2] length, speed limit (the longest and fastest lane's)
     sig_i: np.ndarray  # [S, 6] link offset, links, phase start, phases, green start, greens
     phase_state: np.ndarray  # [P, max links] uint8
     phase_dur: np.ndarray  # [P]
@@ -299,6 +310,10 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         ids = [net.edge_index[e] for e in route.edges]
         route_i[r] = (len(route_edges_l), len(route_edges_l) + len(ids))
         route_edges_l.extend(zip(ids, _best_lanes(net, ids), strict=True))
+    esucc_ptr, esucc, esucc_t = net.routing_links
+    edge_f = np.zeros((net.num_edges, 2))
+    np.maximum.at(edge_f[:, 0], net.lane_edge, net.lane_length)
+    np.maximum.at(edge_f[:, 1], net.lane_edge, net.lane_speed)
     max_links = max([sig.num_links for sig in net.signals] or [1])
     phases = [p for sig in net.signals for p in sig.phases]
     phase_state = np.full((max(len(phases), 1), max_links), RED, dtype=np.uint8)
@@ -361,6 +376,11 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         edge_lanes=edge_lanes,
         route_i=route_i,
         route_edges=np.array(route_edges_l, dtype=np.int32).reshape(-1, 2),
+        route_dyn=np.array([r.at_departure for r in sc.routes], dtype=np.int32),
+        esucc_ptr=esucc_ptr,
+        esucc=esucc,
+        esucc_t=esucc_t,
+        edge_f=edge_f,
         sig_i=sig_i,
         phase_state=phase_state,
         phase_dur=phase_dur,
@@ -1427,6 +1447,234 @@ def _no_room(
     )
 
 
+ROUTING_STEPS = 180
+"""Samples, one a second, of every edge's mean speed that the travel times a trip is routed on
+at departure average (SUMO's rerouting device: ``--device.rerouting.adaptation-steps`` 180 at
+``--device.rerouting.adaptation-interval`` 1 s)."""
+ROUTING_MIN_SPEED = 0.001
+"""m/s: the least mean speed the router divides an edge's length by (SUMO's NUMERICAL_EPS)."""
+
+
+@numba.njit(cache=True, inline="always")
+def _edge_mean_speed(
+    e: int,
+    vfb: np.ndarray,
+    ob: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    lane_f: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """SUMO's ``MSEdge::getMeanSpeed`` of edge ``e``.
+
+    The lanes' mean speeds weighted by their vehicles: an empty lane counts once, at its speed
+    limit; vehicles still inside the junction are not on it.
+    """
+    total = 0.0
+    weight = 0.0
+    for j in range(edge_i[e, 0], edge_i[e, 1]):
+        lane = edge_lanes[j]
+        n = 0
+        for k in range(first[lane], first[lane] + count[lane]):
+            u = ob[k]
+            if vfb[u, F_POS] >= 0.0:  # not still inside the junction
+                total += vfb[u, F_SPEED]
+                n += 1
+        if n == 0:
+            total += lane_f[lane, 1]
+            n = 1
+        weight += n
+    return total / weight if weight > 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def _sample_edge_speeds(
+    b: int,
+    samples: int,
+    vfb: np.ndarray,
+    ob: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    lane_f: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+    edge_speed: np.ndarray,
+    edge_hist: np.ndarray,
+    route_fill: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Push ``samples`` copies of every edge's mean speed into replica ``b``'s moving average."""
+    steps = edge_hist.shape[2]
+    for _ in range(samples):
+        at = route_fill[b, 2]
+        for e in range(edge_speed.shape[1]):
+            cur = _edge_mean_speed(e, vfb, ob, first, count, lane_f, edge_i, edge_lanes)
+            edge_speed[b, e] += (cur - edge_hist[b, e, at]) / steps
+            edge_hist[b, e, at] = cur
+        route_fill[b, 2] = (at + 1) % steps
+
+
+@numba.njit(cache=True, inline="always")
+def _same_path(
+    q: int, path: np.ndarray, n: int, route_i: np.ndarray, route_edges: np.ndarray
+) -> bool:  # pragma: no cover - compiled
+    """Whether route ``q`` is the ``n`` edges of ``path``, which holds them last first."""
+    if route_i[q, 1] - route_i[q, 0] != n:
+        return False
+    for k in range(n):  # noqa: SIM110 - a loop compiles, a generator does not
+        if route_edges[route_i[q, 0] + k, 0] != path[n - 1 - k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _route_at_departure(
+    r: int,
+    b: int,
+    n_static: int,
+    vmax: float,
+    edge_speed: np.ndarray,
+    edge_f: np.ndarray,
+    esucc_ptr: np.ndarray,
+    esucc: np.ndarray,
+    esucc_t: np.ndarray,
+    route_i: np.ndarray,
+    route_edges: np.ndarray,
+    route_fill: np.ndarray,
+    lane_f: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+    dist: np.ndarray,
+    reach: np.ndarray,
+    prev: np.ndarray,
+    heap_key: np.ndarray,
+    heap_node: np.ndarray,
+    path: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """The route a trip on route ``r`` takes when it departs in replica ``b``.
+
+    The fastest path from ``r``'s first edge to its last on replica ``b``'s edge travel times
+    (SUMO's rerouting effort: length over the moving-average mean speed, at least the drive at
+    the speed limit capped by ``vmax``, plus the junction times and penalties of
+    ``esucc_t``), by Dijkstra with ties to the lower edge index (as the import's router).
+    It is ``r`` itself, a route an earlier departure took, or a new one appended to the
+    replica's routes (after the ``n_static`` of the scenario) with its best lanes; ``r`` when
+    the replica's route space is full.
+    """
+    rs, re_ = route_i[r, 0], route_i[r, 1]
+    src = route_edges[rs, 0]
+    dst = route_edges[re_ - 1, 0]
+    for e in range(dist.shape[0]):
+        dist[e] = np.inf
+        prev[e] = -1
+    dist[src] = 0.0
+    heap_key[0] = 0.0
+    heap_node[0] = src
+    size = 1
+    while size > 0:
+        d = heap_key[0]
+        a = heap_node[0]
+        size -= 1
+        if size > 0:  # sift the last entry down from the root
+            kx, nx = heap_key[size], heap_node[size]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= size:
+                    break
+                if c + 1 < size and (
+                    heap_key[c + 1] < heap_key[c]
+                    or (heap_key[c + 1] == heap_key[c] and heap_node[c + 1] < heap_node[c])
+                ):
+                    c += 1
+                if heap_key[c] < kx or (heap_key[c] == kx and heap_node[c] < nx):
+                    heap_key[i] = heap_key[c]
+                    heap_node[i] = heap_node[c]
+                    i = c
+                else:
+                    break
+            heap_key[i] = kx
+            heap_node[i] = nx
+        if a == dst:
+            break
+        if d > dist[a]:
+            continue
+        for j in range(esucc_ptr[a], esucc_ptr[a + 1]):
+            e = esucc[j]
+            length = edge_f[e, 0]
+            effort = max(
+                length / max(edge_speed[b, e], ROUTING_MIN_SPEED),
+                length / min(edge_f[e, 1], vmax),
+            )
+            nd = d + esucc_t[j] + effort
+            if nd < dist[e]:
+                dist[e] = nd
+                prev[e] = a
+                i = size  # sift up
+                size += 1
+                while i > 0:
+                    p = (i - 1) // 2
+                    if heap_key[p] > nd or (heap_key[p] == nd and heap_node[p] > e):
+                        heap_key[i] = heap_key[p]
+                        heap_node[i] = heap_node[p]
+                        i = p
+                    else:
+                        break
+                heap_key[i] = nd
+                heap_node[i] = e
+    if src != dst and prev[dst] < 0:
+        return r
+    n = 0
+    x = dst
+    while True:
+        path[n] = x
+        n += 1
+        if x == src:
+            break
+        x = prev[x]
+    # path holds the edges last first: r itself, or a route an earlier departure took
+    if _same_path(r, path, n, route_i, route_edges):
+        return r
+    for q in range(n_static, route_fill[b, 0]):
+        if _same_path(q, path, n, route_i, route_edges):
+            return q
+    q = route_fill[b, 0]
+    start = route_fill[b, 1]
+    if q >= route_i.shape[0] or start + n > route_edges.shape[0]:
+        return r
+    for k in range(n):
+        route_edges[start + k, 0] = path[n - 1 - k]
+    # best lanes, as _best_lanes: a lane's reach along the rest of the route, capped
+    for k in range(n - 1, -1, -1):
+        e = route_edges[start + k, 0]
+        top = -1.0
+        for j in range(edge_i[e, 0], edge_i[e, 1]):
+            lane = edge_lanes[j]
+            on = 0.0
+            if k + 1 < n:
+                nxt = route_edges[start + k + 1, 0]
+                for jj in range(lane_i[lane, 1], lane_i[lane, 2]):
+                    to = conn_i[lout[jj], 1]
+                    if lane_i[to, 0] == nxt:
+                        on = max(on, reach[to])
+            reach[lane] = lane_f[lane, 0] + on
+            top = max(top, min(reach[lane], BEST_LANE_LOOKAHEAD))
+        mask = 0
+        for j in range(edge_i[e, 0], edge_i[e, 1]):
+            lane = edge_lanes[j]
+            if min(reach[lane], BEST_LANE_LOOKAHEAD) >= top - 1e-9:
+                mask |= 1 << lane_i[lane, 3]
+        route_edges[start + k, 1] = mask
+    route_i[q, 0] = start
+    route_i[q, 1] = start + n
+    route_fill[b, 0] = q + 1
+    route_fill[b, 1] = start + n
+    return q
+
+
 @numba.njit(cache=True, _nrt=False)
 def _advance_replicas(
     n_sub: int,
@@ -1462,8 +1710,8 @@ def _advance_replicas(
     yielders: np.ndarray,
     edge_i: np.ndarray,
     edge_lanes: np.ndarray,
-    route_i: np.ndarray,
-    route_edges: np.ndarray,
+    route_i_all: np.ndarray,
+    route_edges_all: np.ndarray,
     sig_i: np.ndarray,
     phase_state: np.ndarray,
     phase_dur: np.ndarray,
@@ -1482,6 +1730,16 @@ def _advance_replicas(
     seg_due: np.ndarray,
     klane: np.ndarray,
     kpos: np.ndarray,
+    route_fill: np.ndarray,
+    route_dyn: np.ndarray,
+    esucc_ptr: np.ndarray,
+    esucc: np.ndarray,
+    esucc_t: np.ndarray,
+    edge_f: np.ndarray,
+    edge_speed: np.ndarray,
+    edge_hist: np.ndarray,
+    scratch_f: np.ndarray,
+    scratch_i: np.ndarray,
     b0: int,
     b1: int,
 ) -> None:  # pragma: no cover - compiled
@@ -1491,9 +1749,21 @@ def _advance_replicas(
     each of its ~50 arrays as a struct and counts references on it, about 1,600 cycles, which
     cost some 7 % of the step while it was called once per replica (so is :func:`_summarise`).
     """
+    # routing at departure: Dijkstra's and the best lanes' scratch (see _route_at_departure)
+    n_edges_r = edge_speed.shape[1]
+    rt_dist = scratch_f[:n_edges_r]
+    rt_reach = scratch_f[n_edges_r : n_edges_r + lane_f.shape[0]]
+    rt_heap_key = scratch_f[n_edges_r + lane_f.shape[0] :]
+    rt_prev = scratch_i[:n_edges_r]
+    rt_path = scratch_i[n_edges_r : 2 * n_edges_r]
+    rt_heap_node = scratch_i[2 * n_edges_r :]
+    routing = n_edges_r > 0
+    n_static = route_dyn.shape[0]
     for b in range(b0, b1):
         first = first_all[b]
         count = count_all[b]
+        route_i = route_i_all[b]
+        route_edges = route_edges_all[b]
         conn_eta = conn_eta_all[b]
         conn_busy = conn_busy_all[b]
         vt_pos = vt_pos_all[b]
@@ -2219,6 +2489,36 @@ def _advance_replicas(
                     seg_due[b, src] < seg_end[b, src]
                     and dep_time[b, seg_due[b, src]] <= t_next + 1e-9
                 ):
+                    j = seg_due[b, src]
+                    r = dep_i[b, j, 0]
+                    if routing and r < n_static and route_dyn[r]:
+                        # a trip takes the fastest path on the travel times of its departure
+                        dep_i[b, j, 0] = _route_at_departure(
+                            r,
+                            b,
+                            n_static,
+                            tp[dep_i[b, j, 1], T_VMAX],
+                            edge_speed,
+                            edge_f,
+                            esucc_ptr,
+                            esucc,
+                            esucc_t,
+                            route_i,
+                            route_edges,
+                            route_fill,
+                            lane_f,
+                            lane_i,
+                            lout,
+                            conn_i,
+                            edge_i,
+                            edge_lanes,
+                            rt_dist,
+                            rt_reach,
+                            rt_prev,
+                            rt_heap_key,
+                            rt_heap_node,
+                            rt_path,
+                        )
                     seg_due[b, src] += 1
                 while seg_ptr[b, src] < seg_due[b, src]:
                     j = seg_ptr[b, src]
@@ -2339,6 +2639,26 @@ def _advance_replicas(
                     )
             # --- clock, signals, accumulators ---
             time[b] = t_next
+            if routing and acc[b, A_INSERTED] > 0.0:
+                # the edge speeds trips are routed on: one sample a second, from the first
+                # departure on (SUMO's rerouting device samples at the end of each step)
+                since = t_next - params[8] + 1e-9
+                samples = int(math.floor(since)) - int(math.floor(since - dt))
+                if samples > 0:
+                    _sample_edge_speeds(
+                        b,
+                        samples,
+                        vfb,
+                        ob,
+                        first,
+                        count,
+                        lane_f,
+                        edge_i,
+                        edge_lanes,
+                        edge_speed,
+                        edge_hist,
+                        route_fill,
+                    )
             speed_sum = 0.0
             for k in range(n):
                 speed_sum += vfb[ob[k], F_SPEED]
@@ -2639,8 +2959,10 @@ STATE_F64 = (
     "vt_len",
     "vt_speed",
     "vt_room",
+    "edge_speed",
+    "edge_hist",
 )
-STATE_I32 = ("vi", "order", "free_stack", "sig_int")
+STATE_I32 = ("vi", "order", "free_stack", "sig_int", "route_i", "route_edges")
 STATE_I64 = (
     "n_alive",
     "n_free",
@@ -2653,15 +2975,17 @@ STATE_I64 = (
     "conn_busy",
     "vt_set",
     "seg_due",
+    "route_fill",
 )
 STATE_U8 = ("link_state", "program_mode", "truncated")
 STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 """Version of the shapes and meaning of the state and static arrays, saved with a pickled
 simulation; raised with every change to them (2: ``route_i`` holds the best first lanes,
 ``conn_eta`` the braking arrival times, ``params`` whether some link yields; 3: ``route_edges``
 holds every route edge's best lanes, ``route_i`` only the ranges, vehicles ``F_LCPOS``; 4:
-``conn_i`` the ranges of ``yielders``)."""
+``conn_i`` the ranges of ``yielders``; 5: every replica holds its routes, with those its trips
+took at departure, and the edge speeds they were routed on)."""
 _FIELDS = {"vf": NVF, "vi": NVI, "acc": NACC, "lane_stats": NLS}
 """State arrays whose last axis holds the fields named above (per vehicle, replica or lane)."""
 """The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
@@ -2673,8 +2997,8 @@ STATIC_I64 = (
     "foes",
     "edge_i",
     "edge_lanes",
-    "route_i",
-    "route_edges",
+    "route_dyn",
+    "esucc_ptr",
     "sig_i",
     "phase_state",
     "greens",
@@ -2686,8 +3010,9 @@ STATIC_I64 = (
     "obs_dims",
     "controlled",
     "yielders",
+    "esucc",
 )
-STATIC_F64 = ("lane_f", "conn_f", "phase_dur", "params", "tp", "lane_cap")
+STATIC_F64 = ("lane_f", "conn_f", "phase_dur", "params", "tp", "lane_cap", "esucc_t", "edge_f")
 
 
 class Arena:
@@ -2797,12 +3122,16 @@ def _step_replicas(
     vt_len_all = _v2(f64, lay_f64, 11)
     vt_speed_all = _v2(f64, lay_f64, 12)
     vt_room_all = _v3(f64, lay_f64, 13)
+    edge_speed = _v2(f64, lay_f64, 14)
+    edge_hist = _v3(f64, lay_f64, 15)
     vi = _v3(i32, lay_i32, 0)
     # unsigned: a vehicle index read from the order then indexes without Numba's negative-index
     # wraparound (a shift, an and and an add per access; 5 % of the step)
     order = _v2(i32, lay_i32, 1).view(np.uint32)
     free_stack = _v2(i32, lay_i32, 2)
     sig_int = _v3(i32, lay_i32, 3)
+    route_i_all = _v3(i32, lay_i32, 4)
+    route_edges_all = _v3(i32, lay_i32, 5)
     n_alive = _v1(i64, lay_i64, 0)
     n_free = _v1(i64, lay_i64, 1)
     seg_ptr = _v2(i64, lay_i64, 2)
@@ -2814,6 +3143,7 @@ def _step_replicas(
     conn_busy_all = _v2(i64, lay_i64, 8)
     vt_set_all = _v2(i64, lay_i64, 9)
     seg_due = _v2(i64, lay_i64, 10)
+    route_fill = _v2(i64, lay_i64, 11)
     link_state = _v2(u8, lay_u8, 0)
     program_mode = _v2(u8, lay_u8, 1)
     truncated = _v1(u8, lay_u8, 2)
@@ -2824,8 +3154,8 @@ def _step_replicas(
     foes = _v1(si, lay_si, 4)
     edge_i = _v2(si, lay_si, 5)
     edge_lanes = _v1(si, lay_si, 6)
-    route_i = _v2(si, lay_si, 7)
-    route_edges = _v2(si, lay_si, 8)
+    route_dyn = _v1(si, lay_si, 7)
+    esucc_ptr = _v1(si, lay_si, 8)
     sig_i = _v2(si, lay_si, 9)
     phase_state = _v2(si, lay_si, 10)
     greens = _v1(si, lay_si, 11)
@@ -2837,15 +3167,21 @@ def _step_replicas(
     obs_dims = _v1(si, lay_si, 17)
     controlled = _v1(si, lay_si, 18)
     yielders = _v1(si, lay_si, 19)
+    esucc = _v1(si, lay_si, 20)
     lane_f = _v2(sf, lay_sf, 0)
     conn_f = _v2(sf, lay_sf, 1)
     phase_dur = _v1(sf, lay_sf, 2)
     params = _v1(sf, lay_sf, 3)
     tp = _v2(sf, lay_sf, 4)
     lane_cap = _v1(sf, lay_sf, 5)
+    esucc_t = _v1(sf, lay_sf, 6)
+    edge_f = _v2(sf, lay_sf, 7)
     # sort keys, scratch of this call's replicas (stepped one after the other)
     klane = np.empty(vi.shape[1], dtype=np.int32)
     kpos = np.empty(vi.shape[1])
+    n_er = edge_speed.shape[1]
+    scratch_f = np.empty(n_er + lane_f.shape[0] + esucc.shape[0] + 1 if n_er else 0)
+    scratch_i = np.empty(2 * n_er + esucc.shape[0] + 1 if n_er else 0, dtype=np.int64)
     n = bounds.shape[0] - 1
     shared = ctrl.shape[0] > 0
     i = team_mod.claim(ctrl, g, n) if shared else 0
@@ -2886,8 +3222,8 @@ def _step_replicas(
             yielders,
             edge_i,
             edge_lanes,
-            route_i,
-            route_edges,
+            route_i_all,
+            route_edges_all,
             sig_i,
             phase_state,
             phase_dur,
@@ -2906,6 +3242,16 @@ def _step_replicas(
             seg_due,
             klane,
             kpos,
+            route_fill,
+            route_dyn,
+            esucc_ptr,
+            esucc,
+            esucc_t,
+            edge_f,
+            edge_speed,
+            edge_hist,
+            scratch_f,
+            scratch_i,
             b0,
             b1,
         )
@@ -3202,6 +3548,12 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             for g, p in enumerate(c.greens[c.sig_i[s, 4] : c.sig_i[s, 4] + c.sig_i[s, 5]]):
                 green_of_phase[p] = g
         n_l, n_c = net.num_lanes, max(net.num_connections, 1)
+        # routes: the scenario's, then those departures take on the travel times of their time
+        n_r, n_k = c.route_i.shape[0], c.route_edges.shape[0]
+        dyn = c.route_dyn.astype(bool)
+        n_e = net.num_edges if dyn.any() else 0
+        more_r = int(dyn.sum()) + (64 if n_e else 0)
+        more_k = 2 * int(np.diff(c.route_i[dyn], axis=1).sum()) + (256 if n_e else 0)
         firsts = sorted({r.edges[0] for r in scenario.routes})
         self.route_src = np.array(
             [firsts.index(r.edges[0]) for r in scenario.routes], dtype=np.int64
@@ -3223,6 +3575,11 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "vt_len": (b, n_l),
             "vt_speed": (b, n_l),
             "vt_room": (b, n_l, 2),
+            "edge_speed": (b, n_e),
+            "edge_hist": (b, n_e, ROUTING_STEPS),
+            "route_i": (b, n_r + more_r, 2),
+            "route_edges": (b, n_k + more_k, 2),
+            "route_fill": (b, 3),
             "vi": (b, v, NVI),
             "order": (b, v),
             "free_stack": (b, v),
@@ -3247,6 +3604,16 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self._i64 = Arena(np.int64, [(n, shapes[n]) for n in STATE_I64])
         self._u8 = Arena(np.uint8, [(n, shapes[n]) for n in STATE_U8])
         self._bind_views()
+        # every replica holds the scenario's routes, then those its departures found
+        self.route_i[:, :n_r] = c.route_i
+        self.route_edges[:, :n_k] = c.route_edges
+        self._route_start = (n_r, n_k)
+        # an empty edge's mean speed: the mean of its lanes' limits
+        lanes = np.bincount(net.lane_edge, minlength=net.num_edges)
+        self._empty_speed = (
+            np.bincount(net.lane_edge, weights=net.lane_speed, minlength=net.num_edges)
+            / np.maximum(lanes, 1)
+        )[:n_e]
         self.signal_obs = np.zeros((b, k, self.obs_width), dtype=np.float32)
         self.dep_time = np.full((b, 1), np.inf, dtype=np.float64)
         self.dep_i = np.zeros((b, 1, 3), dtype=np.int32)
@@ -3259,8 +3626,9 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "foes": c.foes,
             "edge_i": c.edge_i,
             "edge_lanes": c.edge_lanes,
-            "route_i": c.route_i,
-            "route_edges": c.route_edges,
+            "route_dyn": c.route_dyn,
+            "esucc_ptr": c.esucc_ptr,
+            "esucc": c.esucc,
             "sig_i": c.sig_i,
             "phase_state": c.phase_state,
             "greens": c.greens,
@@ -3280,6 +3648,8 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "params": c.params,
             "tp": c.vtypes,
             "lane_cap": net.lane_length / 7.5,  # sumo-rl: lane length / (min gap + length)
+            "esucc_t": c.esucc_t,
+            "edge_f": c.edge_f,
         }
         self._si = Arena(np.int64, [(n, np.shape(static_i[n])) for n in STATIC_I64])
         self._sf = Arena(np.float64, [(n, np.shape(static_f[n])) for n in STATIC_F64])
@@ -3428,6 +3798,10 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         for name in ("last_wait", "link_state", "signal_obs", "program_mode"):
             getattr(self, name)[idx] = 0
         self.free_stack[idx] = np.arange(self.capacity - 1, -1, -1, dtype=np.int32)
+        # the routes departures found and the edge speeds they were found on start again
+        self.route_fill[idx] = (*self._route_start, 0)
+        self.edge_speed[idx] = self._empty_speed
+        self.edge_hist[idx] = self._empty_speed[:, None]
         self.n_free[idx] = self.capacity
         if self.obs_phases:  # the first observation: green phase 0, no vehicles yet
             self.signal_obs[idx[:, None], np.flatnonzero(self.num_greens > 0), 0] = 1.0

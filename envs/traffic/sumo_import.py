@@ -74,8 +74,8 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   routing penalties (``--weights.minor-penalty`` 1.5 s for an unsignalled link without
   priority and for a waiting point without priority inside a junction,
   ``--weights.turnaround-penalty`` 5 s for an unsignalled turnaround): the routes SUMO's
-  ``findRoute`` gives in the empty network. SUMO routes a trip when it departs, on the
-  travel times of that moment, so under congestion its routes can differ from these.
+  ``findRoute`` gives in the empty network. A trip without ``via`` is routed again when it
+  departs, on the travel times of that moment, as SUMO routes trips (``Route.at_departure``).
   ``<vTypeDistribution>``/``<routeDistribution>`` are resolved without randomness: vehicles
   are assigned to members in proportion to the probabilities (largest deficit first) and
   flows are split into one flow per member with the rate scaled by its probability.
@@ -1496,26 +1496,6 @@ class _Quota:
         return k
 
 
-MINOR_PENALTY = 1.5
-"""Seconds SUMO's router adds for a link without priority (``--weights.minor-penalty``)."""
-TURNAROUND_PENALTY = 5.0
-"""Seconds SUMO's router adds for a turnaround (``--weights.turnaround-penalty``)."""
-
-
-def _link_penalties(net: Network) -> np.ndarray:
-    """SUMO's routing time penalty of every connection, seconds.
-
-    An unsignalled link without priority costs :data:`TURNAROUND_PENALTY` as a turnaround,
-    else :data:`MINOR_PENALTY`; a waiting point without priority inside the junction (a left
-    turn's internal junction, also at a signal) costs :data:`MINOR_PENALTY` more.
-    """
-    lower = [c for c in range(len(LINK_STATES)) if LINK_STATES[c].islower()]
-    minor = (np.asarray(net.conn_tls) < 0) & np.isin(net.conn_state, lower)
-    turn = np.array([d == "t" for d in net.conn_dir], dtype=bool)
-    own = np.where(turn, TURNAROUND_PENALTY, MINOR_PENALTY) * minor
-    return own + MINOR_PENALTY * (net.conn_waits > 0)
-
-
 class _Router:
     """Fastest free-flow paths between edges of a network, as SUMO's router takes them."""
 
@@ -1527,14 +1507,17 @@ class _Router:
             self.length[e] = max(self.length[e], float(net.lane_length[lane]))
             self.speed[e] = max(self.speed[e], float(net.lane_speed[lane]))
         self.top_speed = max(self.speed, default=1.0)
-        self.succ: list[dict[int, float]] = [{} for _ in range(n)]
-        edge_of = net.lane_edge.tolist()
-        times = (net.conn_length / net.conn_speed + _link_penalties(net)).tolist()
-        for a_lane, b_lane, t in zip(
-            net.conn_from.tolist(), net.conn_to.tolist(), times, strict=True
-        ):
-            a, b = edge_of[a_lane], edge_of[b_lane]
-            self.succ[a][b] = min(self.succ[a].get(b, math.inf), t)
+        ptr, to, secs = net.routing_links
+        self.succ: list[dict[int, float]] = [
+            dict(
+                zip(
+                    to[ptr[a] : ptr[a + 1]].tolist(),
+                    secs[ptr[a] : ptr[a + 1]].tolist(),
+                    strict=True,
+                )
+            )
+            for a in range(n)
+        ]
         self._adjacency: dict[float, list[list[tuple[int, float]]]] = {}
         self._trees: dict[tuple[int, float], list[int]] = {}
 
@@ -1594,6 +1577,7 @@ class _Resolver:
     by_edges: dict[tuple[str, ...], str] = dataclasses.field(default_factory=dict)
     quotas: dict[str, _Quota] = dataclasses.field(default_factory=dict)
     router: _Router | None = None
+    trips: set[str] = dataclasses.field(default_factory=set)
 
     def check_route(self, rid: str, edges: tuple[str, ...], owner: str) -> None:
         net = self.net
@@ -1695,7 +1679,14 @@ class _Resolver:
                     f"for vClass {self.vclass!r}"
                 )
             edges = tuple(self.net.edge_ids[e] for e in path)
-            return self.add_route(f"!{item.id}", edges, owner)
+            if len(stops) > 2:  # a trip with vias keeps its path: it is routed through them
+                return self.add_route(f"!{item.id}", edges, owner)
+            key = ("<trip>", *edges)
+            if key not in self.by_edges:
+                self.routes[f"!{item.id}"] = edges
+                self.by_edges[key] = f"!{item.id}"
+                self.trips.add(f"!{item.id}")
+            return self.by_edges[key]
         rid = member if member is not None else item.route
         assert rid is not None
         if rid not in self.demand.routes:
@@ -1875,7 +1866,7 @@ def load_sumo(
     vtypes.setdefault("DEFAULT_VEHTYPE", VehicleType())
     return TrafficScenario(
         network=net,
-        routes=tuple(Route(rid, edges) for rid, edges in res.routes.items()),
+        routes=tuple(Route(rid, edges, rid in res.trips) for rid, edges in res.routes.items()),
         flows=tuple(flows),
         vehicles=tuple(vehicles),
         vtypes=vtypes,
