@@ -97,6 +97,33 @@ def test_a_city_network_flows_where_sumo_s_does(nets: None) -> None:
     assert min(arrived) >= 2000, arrived
 
 
+def test_trips_routed_at_departure_arrive_as_sumo_s_do(nets: None) -> None:
+    """ingolstadt21's hour under its fixed-time program, set up like sumo-rl (teleports off).
+
+    SUMO 1.28 arrives 4,005, 4,006 and 4,013 vehicles on seeds 0-2
+    (``docs/results/bench_traffic_fidelity.json``): it routes each trip when it departs, on the
+    travel times of that moment. Routed once on the empty network's times, our trips arrived
+    3,654 on seed 0: queues built where SUMO's trips went around them.
+    """
+    from envs.traffic.scenario import SignalSettings
+    from scripts.bench_traffic import LIKE_SUMO_RL, TELEPORT_TIME
+
+    sc = resco_scenario(
+        "ingolstadt21", signals=SignalSettings(**LIKE_SUMO_RL), teleport_time=TELEPORT_TIME
+    )
+    env = gym.make("lepton/TrafficSignal-v0", scenario=sc)
+    policy = BASELINES.get("fixed_time")(env)
+    obs, info = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(policy.predict(obs)[0])
+        done = terminated or truncated
+    sim = env.unwrapped.runner.sim
+    env.close()
+    assert abs(info["arrived_total"] / 4008 - 1.0) < 0.03, info["arrived_total"]
+    assert sim.route_fill[0, 0] > len(sc.routes)  # some trips went another way
+
+
 def test_vehicles_cross_onto_their_best_lanes(nets: None) -> None:
     """A vehicle crossing a junction takes a connection onto one of the next edge's best lanes.
 

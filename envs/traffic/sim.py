@@ -1450,42 +1450,11 @@ def _no_room(
 ROUTING_STEPS = 180
 """Samples, one a second, of every edge's mean speed that the travel times a trip is routed on
 at departure average (SUMO's rerouting device: ``--device.rerouting.adaptation-steps`` 180 at
-``--device.rerouting.adaptation-interval`` 1 s)."""
+``--device.rerouting.adaptation-interval`` 1 s). A simulation whose scenario has trips keeps
+them for every replica and edge: ``8 * 180`` bytes per edge and replica (1.2 MB a replica on
+ingolstadt21's 853 edges)."""
 ROUTING_MIN_SPEED = 0.001
 """m/s: the least mean speed the router divides an edge's length by (SUMO's NUMERICAL_EPS)."""
-
-
-@numba.njit(cache=True, inline="always")
-def _edge_mean_speed(
-    e: int,
-    vfb: np.ndarray,
-    ob: np.ndarray,
-    first: np.ndarray,
-    count: np.ndarray,
-    lane_f: np.ndarray,
-    edge_i: np.ndarray,
-    edge_lanes: np.ndarray,
-) -> float:  # pragma: no cover - compiled
-    """SUMO's ``MSEdge::getMeanSpeed`` of edge ``e``.
-
-    The lanes' mean speeds weighted by their vehicles: an empty lane counts once, at its speed
-    limit; vehicles still inside the junction are not on it.
-    """
-    total = 0.0
-    weight = 0.0
-    for j in range(edge_i[e, 0], edge_i[e, 1]):
-        lane = edge_lanes[j]
-        n = 0
-        for k in range(first[lane], first[lane] + count[lane]):
-            u = ob[k]
-            if vfb[u, F_POS] >= 0.0:  # not still inside the junction
-                total += vfb[u, F_SPEED]
-                n += 1
-        if n == 0:
-            total += lane_f[lane, 1]
-            n = 1
-        weight += n
-    return total / weight if weight > 0.0 else 0.0
 
 
 @numba.njit(cache=True)
@@ -1503,15 +1472,36 @@ def _sample_edge_speeds(
     edge_hist: np.ndarray,
     route_fill: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Push ``samples`` copies of every edge's mean speed into replica ``b``'s moving average."""
+    """Push ``samples`` copies of every edge's mean speed into replica ``b``'s moving average.
+
+    An edge's mean speed is SUMO's ``MSEdge::getMeanSpeed``: its lanes' mean speeds weighted by
+    their vehicles, where an empty lane counts once, at its speed limit, and vehicles still
+    inside the junction are not on the lane.
+    """
     steps = edge_hist.shape[2]
-    for _ in range(samples):
-        at = route_fill[b, 2]
-        for e in range(edge_speed.shape[1]):
-            cur = _edge_mean_speed(e, vfb, ob, first, count, lane_f, edge_i, edge_lanes)
+    start = route_fill[b, 2]
+    for e in range(edge_speed.shape[1]):
+        total = 0.0
+        weight = 0.0
+        for j in range(edge_i[e, 0], edge_i[e, 1]):
+            lane = edge_lanes[j]
+            n = 0
+            for k in range(first[lane], first[lane] + count[lane]):
+                u = ob[k]
+                if vfb[u, F_POS] >= 0.0:
+                    total += vfb[u, F_SPEED]
+                    n += 1
+            if n == 0:
+                total += lane_f[lane, 1]
+                n = 1
+            weight += n
+        cur = total / weight if weight > 0.0 else 0.0
+        at = start
+        for _ in range(samples):
             edge_speed[b, e] += (cur - edge_hist[b, e, at]) / steps
             edge_hist[b, e, at] = cur
-        route_fill[b, 2] = (at + 1) % steps
+            at = (at + 1) % steps
+    route_fill[b, 2] = (start + samples) % steps
 
 
 @numba.njit(cache=True, inline="always")
@@ -1525,6 +1515,12 @@ def _same_path(
         if route_edges[route_i[q, 0] + k, 0] != path[n - 1 - k]:
             return False
     return True
+
+
+@numba.njit(cache=True, inline="always")
+def _first(ka: float, na: int, kb: float, nb: int) -> bool:  # pragma: no cover - compiled
+    """Whether heap entry ``(ka, na)`` comes before ``(kb, nb)``: time, then edge index."""
+    return ka < kb or (ka == kb and na < nb)
 
 
 @numba.njit(cache=True)
@@ -1585,17 +1581,14 @@ def _route_at_departure(
                 c = 2 * i + 1
                 if c >= size:
                     break
-                if c + 1 < size and (
-                    heap_key[c + 1] < heap_key[c]
-                    or (heap_key[c + 1] == heap_key[c] and heap_node[c + 1] < heap_node[c])
+                if c + 1 < size and _first(
+                    heap_key[c + 1], heap_node[c + 1], heap_key[c], heap_node[c]
                 ):
                     c += 1
-                if heap_key[c] < kx or (heap_key[c] == kx and heap_node[c] < nx):
-                    heap_key[i] = heap_key[c]
-                    heap_node[i] = heap_node[c]
-                    i = c
-                else:
+                if not _first(heap_key[c], heap_node[c], kx, nx):
                     break
+                heap_key[i], heap_node[i] = heap_key[c], heap_node[c]
+                i = c
             heap_key[i] = kx
             heap_node[i] = nx
         if a == dst:
@@ -1615,14 +1608,10 @@ def _route_at_departure(
                 prev[e] = a
                 i = size  # sift up
                 size += 1
-                while i > 0:
+                while i > 0 and _first(nd, e, heap_key[(i - 1) // 2], heap_node[(i - 1) // 2]):
                     p = (i - 1) // 2
-                    if heap_key[p] > nd or (heap_key[p] == nd and heap_node[p] > e):
-                        heap_key[i] = heap_key[p]
-                        heap_node[i] = heap_node[p]
-                        i = p
-                    else:
-                        break
+                    heap_key[i], heap_node[i] = heap_key[p], heap_node[p]
+                    i = p
                 heap_key[i] = nd
                 heap_node[i] = e
     if src != dst and prev[dst] < 0:
