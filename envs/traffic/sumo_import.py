@@ -74,8 +74,9 @@ Mapping rules (SUMO → :mod:`envs.traffic.network` / :mod:`envs.traffic.scenari
   routing penalties (``--weights.minor-penalty`` 1.5 s for an unsignalled link without
   priority and for a waiting point without priority inside a junction,
   ``--weights.turnaround-penalty`` 5 s for an unsignalled turnaround): the routes SUMO's
-  ``findRoute`` gives in the empty network. A trip without ``via`` is routed again when it
-  departs, on the travel times of that moment, as SUMO routes trips (``Route.at_departure``).
+  ``findRoute`` gives in the empty network. Each vehicle of a trip or flow without ``via`` is
+  routed again when it departs, on the travel times of that moment, as SUMO routes trips
+  (``Route.at_departure``).
   ``<vTypeDistribution>``/``<routeDistribution>`` are resolved without randomness: vehicles
   are assigned to members in proportion to the probabilities (largest deficit first) and
   flows are split into one flow per member with the rate scaled by its probability.
