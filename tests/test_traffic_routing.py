@@ -187,6 +187,33 @@ def test_departures_drive_the_routes_they_found_and_replicas_keep_their_own() ->
                 assert sc.network.lane_edge[vi[v, I_LANE]] == edge
             found = max(found, int(sim.route_fill[0, 0]) - n_static)
             np.testing.assert_array_equal(batch.vf[b], sim.vf[0])
-            np.testing.assert_array_equal(batch.route_i[b], sim.route_i[0])
-            np.testing.assert_array_equal(batch.route_edges[b], sim.route_edges[0])
+            used_r, used_k, _ = sim.route_fill[0]
+            np.testing.assert_array_equal(batch.route_fill[b], sim.route_fill[0])
+            np.testing.assert_array_equal(batch.route_i[b, :used_r], sim.route_i[0, :used_r])
+            np.testing.assert_array_equal(
+                batch.route_edges[b, :used_k], sim.route_edges[0, :used_k]
+            )
     assert found > 0  # congestion sent some departures another way
+
+
+def test_route_space_grows_before_a_decision_could_fill_it() -> None:
+    sc = trips(builders.grid(3, 3, lanes=2, inflow=900, seconds=900))
+    grown, kept = make_sim(sc, seed=3), make_sim(sc, seed=3)
+    assert grown._route_margin[0] > 0  # the most trips one decision routes
+    actions = np.zeros((1, len(kept.controlled)), dtype=np.int64)
+    for step in range(120):
+        if step == 60:
+            # as if the next decision could route as many trips as there are routes
+            size = grown.route_i.shape[1]
+            before = grown.route_i[0, : grown.route_fill[0, 0]].copy()
+            grown._route_margin = (size, grown._route_margin[1])
+            grown.step(actions)
+            kept.step(actions)
+            assert grown.route_i.shape[1] >= 2 * size
+            np.testing.assert_array_equal(grown.route_i[0, : before.shape[0]], before)
+            continue
+        grown.step(actions)
+        kept.step(actions)
+        np.testing.assert_array_equal(grown.vf, kept.vf)
+    assert kept.route_fill[0, 0] > len(sc.routes)
+    np.testing.assert_array_equal(grown.route_fill, kept.route_fill)

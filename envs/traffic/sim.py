@@ -1557,8 +1557,8 @@ def _route_at_departure(
     the speed limit capped by ``vmax``, plus the junction times and penalties of
     ``esucc_t``), by Dijkstra with ties to the lower edge index (as the import's router).
     It is ``r`` itself, a route an earlier departure took, or a new one appended to the
-    replica's routes (after the ``n_static`` of the scenario) with its best lanes; ``r`` when
-    the replica's route space is full.
+    replica's routes (after the ``n_static`` of the scenario) with its best lanes; ``r`` if the
+    replica's route space were full (:meth:`TrafficSim._room_for_routes` grows it first).
     """
     rs, re_ = route_i[r, 0], route_i[r, 1]
     src = route_edges[rs, 0]
@@ -2951,7 +2951,7 @@ STATE_F64 = (
     "edge_speed",
     "edge_hist",
 )
-STATE_I32 = ("vi", "order", "free_stack", "sig_int", "route_i", "route_edges")
+STATE_I32 = ("vi", "order", "free_stack", "sig_int")
 STATE_I64 = (
     "n_alive",
     "n_free",
@@ -2964,7 +2964,6 @@ STATE_I64 = (
     "conn_busy",
     "vt_set",
     "seg_due",
-    "route_fill",
 )
 STATE_U8 = ("link_state", "program_mode", "truncated")
 STATE_LAYOUT = (STATE_F64, STATE_I32, STATE_I64, STATE_U8)
@@ -2974,7 +2973,8 @@ simulation; raised with every change to them (2: ``route_i`` holds the best firs
 ``conn_eta`` the braking arrival times, ``params`` whether some link yields; 3: ``route_edges``
 holds every route edge's best lanes, ``route_i`` only the ranges, vehicles ``F_LCPOS``; 4:
 ``conn_i`` the ranges of ``yielders``; 5: every replica holds its routes, with those its trips
-took at departure, and the edge speeds they were routed on)."""
+took at departure (``route_i``, ``route_edges``, ``route_fill``, beside the buffers), and the
+edge speeds they were routed on)."""
 _FIELDS = {"vf": NVF, "vi": NVI, "acc": NACC, "lane_stats": NLS}
 """State arrays whose last axis holds the fields named above (per vehicle, replica or lane)."""
 """The state arrays of :attr:`TrafficSim.ARENAS`, buffer by buffer."""
@@ -3082,6 +3082,7 @@ def _step_replicas(
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
+    routes: tuple,
     episode: tuple,
     bounds: np.ndarray,
     ctrl: np.ndarray,
@@ -3119,8 +3120,6 @@ def _step_replicas(
     order = _v2(i32, lay_i32, 1).view(np.uint32)
     free_stack = _v2(i32, lay_i32, 2)
     sig_int = _v3(i32, lay_i32, 3)
-    route_i_all = _v3(i32, lay_i32, 4)
-    route_edges_all = _v3(i32, lay_i32, 5)
     n_alive = _v1(i64, lay_i64, 0)
     n_free = _v1(i64, lay_i64, 1)
     seg_ptr = _v2(i64, lay_i64, 2)
@@ -3132,7 +3131,7 @@ def _step_replicas(
     conn_busy_all = _v2(i64, lay_i64, 8)
     vt_set_all = _v2(i64, lay_i64, 9)
     seg_due = _v2(i64, lay_i64, 10)
-    route_fill = _v2(i64, lay_i64, 11)
+    route_i_all, route_edges_all, route_fill = routes
     link_state = _v2(u8, lay_u8, 0)
     program_mode = _v2(u8, lay_u8, 1)
     truncated = _v1(u8, lay_u8, 2)
@@ -3326,6 +3325,7 @@ def _advance_all(
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
+    routes: tuple,
     episode: tuple,
     b0: int,
     b1: int,
@@ -3364,6 +3364,7 @@ def _advance_all(
         dep_time,
         dep_i,
         dep_speed,
+        routes,
         episode,
         np.array([b0, b1]),
         np.zeros(0, dtype=np.int64),
@@ -3392,6 +3393,7 @@ def _team_step(
     dep_time: np.ndarray,
     dep_i: np.ndarray,
     dep_speed: np.ndarray,
+    routes: tuple,
     episode: tuple,
     bounds: np.ndarray,
     ctrl: np.ndarray,
@@ -3432,6 +3434,7 @@ def _team_step(
             dep_time,
             dep_i,
             dep_speed,
+            routes,
             episode,
             bounds,
             ctrl,
@@ -3566,9 +3569,6 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             "vt_room": (b, n_l, 2),
             "edge_speed": (b, n_e),
             "edge_hist": (b, n_e, ROUTING_STEPS),
-            "route_i": (b, n_r + more_r, 2),
-            "route_edges": (b, n_k + more_k, 2),
-            "route_fill": (b, 3),
             "vi": (b, v, NVI),
             "order": (b, v),
             "free_stack": (b, v),
@@ -3593,10 +3593,16 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self._i64 = Arena(np.int64, [(n, shapes[n]) for n in STATE_I64])
         self._u8 = Arena(np.uint8, [(n, shapes[n]) for n in STATE_U8])
         self._bind_views()
-        # every replica holds the scenario's routes, then those its departures found
+        # every replica holds the scenario's routes, then those its departures found (grown
+        # before a decision could fill them, see _room_for_routes)
+        self.route_i = np.zeros((b, n_r + more_r, 2), dtype=np.int32)
+        self.route_edges = np.zeros((b, n_k + more_k, 2), dtype=np.int32)
+        self.route_fill = np.zeros((b, 3), dtype=np.int64)
+        """``[B, 3]`` per replica: routes in use, route edges in use, next edge-speed sample."""
         self.route_i[:, :n_r] = c.route_i
         self.route_edges[:, :n_k] = c.route_edges
         self._route_start = (n_r, n_k)
+        self._route_margin = (0, 0)  # routes and edges one decision can add, at most
         # an empty edge's mean speed: the mean of its lanes' limits
         lanes = np.bincount(net.lane_edge, minlength=net.num_edges)
         self._empty_speed = (
@@ -3819,6 +3825,14 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         self.dep_i[i, :n, 1] = table.vtype[rows]
         self.dep_i[i, :n, 2] = table.lane[rows]
         self.dep_speed[i, :n] = table.speed[rows]
+        trips = self.compiled.route_dyn[self.dep_i[i, :n, 0]] > 0
+        if trips.any():
+            # the most trips one decision routes: each adds at most a route of at most every edge
+            t = np.sort(self.dep_time[i, :n][trips])
+            window = self.n_sub * sc.step_length + 1e-9
+            most = int((np.searchsorted(t, t + window, side="right") - np.arange(t.size)).max())
+            more_r, more_k = self._route_margin
+            self._route_margin = (max(more_r, most), max(more_k, most * self.edge_speed.shape[1]))
         sources = np.arange(self.seg_ptr.shape[1])
         self.seg_ptr[i] = self.seg_due[i] = np.searchsorted(src, sources, side="left")
         self.seg_end[i] = np.searchsorted(src, sources, side="right")
@@ -3827,6 +3841,26 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         sig_int, sig_float = self._signal_start(sc)
         self.sig_int[i] = sig_int
         self.sig_float[i] = sig_float
+
+    def _room_for_routes(self) -> None:
+        """Grow the replicas' route space where the next decision could fill what is left.
+
+        A trip's departure adds at most one route, of at most one entry per edge of the network,
+        when it falls due, so the kernel's fallback to the trip's own route never happens.
+        """
+        more_r, more_k = self._route_margin
+        if more_r == 0:
+            return
+        need = {
+            "route_i": int(self.route_fill[:, 0].max()) + more_r,
+            "route_edges": int(self.route_fill[:, 1].max()) + more_k,
+        }
+        for name, size in need.items():
+            old = getattr(self, name)
+            if size > old.shape[1]:
+                new = np.zeros((old.shape[0], max(size, 2 * old.shape[1]), 2), dtype=old.dtype)
+                new[:, : old.shape[1]] = old
+                setattr(self, name, new)
 
     def _signal_start(self, sc: TrafficScenario) -> tuple[np.ndarray, np.ndarray]:
         """Every signal's state at ``sc.begin`` (its program's phase then; the first green)."""
@@ -3873,6 +3907,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
         ``episode`` makes it a fused environment step (see :func:`_advance_all`); returns
         ``False`` (and changes nothing) when an action is out of range there.
         """
+        self._room_for_routes()
         args = (
             self.n_sub,
             actions,
@@ -3892,6 +3927,7 @@ class TrafficSim(BatchedSim[TrafficScenario, TrafficState]):
             self.dep_time,
             self.dep_i,
             self.dep_speed,
+            (self.route_i, self.route_edges, self.route_fill),
             self._no_episode if episode is None else episode,
         )
         if self.threads == 1:
