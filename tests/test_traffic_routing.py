@@ -10,7 +10,7 @@ import numpy as np
 from test_traffic_sim import check_lane_lists, every_second, make_sim
 
 from envs.traffic import builders
-from envs.traffic.scenario import TrafficScenario
+from envs.traffic.scenario import TrafficScenario, VehicleType
 from envs.traffic.sim import (
     A_INSERTED,
     F_POS,
@@ -26,7 +26,7 @@ from envs.traffic.sim import (
     _route_at_departure,
 )
 
-VMAX = 55.55
+VMAX = VehicleType().max_speed  # the builders' vehicles
 
 
 def trips(sc: TrafficScenario) -> TrafficScenario:
