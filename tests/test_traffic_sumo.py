@@ -280,6 +280,18 @@ def test_vehicles_trips_and_flows(hand):
     assert routes[f1.route] == ("WC", "CE", "EX")
     # 6 vehicles evenly over [0, 600) clipped to [0, 300): one every 100 s from 0
     assert (f2.kind, f2.value, f2.begin, f2.end) == ("period", 100.0, 0.0, 300.0)
+    # trips and from/to flows are routed again at departure; routes given as edges are not,
+    # even where a trip's free-flow path is a defined route's (f1's is r_we's)
+    dyn = {r.id: r.at_departure for r in hand.routes}
+    assert dyn[veh["t0"].route] and dyn[veh["t1"].route] and dyn[f1.route]
+    assert not dyn["r_we"] and not dyn["r_sn"] and not dyn[veh["v1"].route]
+
+
+def test_a_trip_with_vias_keeps_its_path(tmp_path):
+    rou = '<routes><trip id="tv" depart="1" from="WC" to="EX" via="CE"/></routes>'
+    sc = load_sumo(*write(tmp_path, rou=rou), begin=0, end=10)
+    (route,) = sc.routes
+    assert route.edges == ("WC", "CE", "EX") and not route.at_departure
 
 
 def test_default_window_and_network_only(tmp_path):
