@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+from typing import Any
 
 import numpy as np
 from test_traffic_sim import check_lane_lists, every_second, make_sim
@@ -13,6 +14,7 @@ from envs.traffic import builders
 from envs.traffic.scenario import TrafficScenario, VehicleType
 from envs.traffic.sim import (
     A_INSERTED,
+    BEST_LANE_LOOKAHEAD,
     F_POS,
     F_SPEED,
     I_ALIVE,
@@ -22,7 +24,6 @@ from envs.traffic.sim import (
     ROUTING_MIN_SPEED,
     ROUTING_STEPS,
     TrafficSim,
-    _best_lanes,
     _route_at_departure,
 )
 
@@ -92,6 +93,27 @@ def fastest(sim: TrafficSim, src: int, dst: int, speed: np.ndarray) -> list[int]
     return path[::-1]
 
 
+def best_lanes_plainly(net: Any, edges: list[int]) -> list[int]:
+    """Every edge's lanes that lead farthest along the rest of ``edges`` (SUMO's best lanes)."""
+    masks = [0] * len(edges)
+    reach: dict[int, float] = {}  # lane of the next edge: metres on from its start
+    for k in range(len(edges) - 1, -1, -1):
+        here = {}
+        for lane in net.edge_lanes[edges[k]]:
+            on = [
+                reach[int(net.conn_to[c])]
+                for c in net.lane_outgoing[lane]
+                if k + 1 < len(edges) and net.lane_edge[net.conn_to[c]] == edges[k + 1]
+            ]
+            here[lane] = float(net.lane_length[lane]) + max(on, default=0.0)
+        top = max(min(r, BEST_LANE_LOOKAHEAD) for r in here.values())
+        for lane, r in here.items():
+            if min(r, BEST_LANE_LOOKAHEAD) >= top - 1e-9:
+                masks[k] |= 1 << int(net.lane_index[lane])
+        reach = here
+    return masks
+
+
 def edges_of(sim: TrafficSim, q: int, b: int = 0) -> list[int]:
     start, end = sim.route_i[b, q]
     return sim.route_edges[b, start:end, 0].tolist()
@@ -117,7 +139,7 @@ def test_a_trip_takes_the_fastest_path_on_the_edge_speeds_of_its_departure() -> 
     for a, b in zip(path, path[1:], strict=False):
         assert b in net.edge_successors[a]
     start, end = sim.route_i[0, q]
-    assert sim.route_edges[0, start:end, 1].tolist() == _best_lanes(net, path)
+    assert sim.route_edges[0, start:end, 1].tolist() == best_lanes_plainly(net, path)
     # the next departure on these speeds takes that route again, without a copy
     assert route_now(sim, r) == q and sim.route_fill[0, 0] == n_static + 1
     # once the edge flows again, the scenario's route

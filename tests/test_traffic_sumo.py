@@ -916,11 +916,13 @@ def test_default_departure_options_are_sumos(tmp_path):
 def test_best_departure_lanes_match_libsumo(nets_dir):
     """SUMO's lane for every departure of cologne1 and grid4x4 is one of our best lanes."""
     libsumo = pytest.importorskip("libsumo", reason="cross-check against SUMO needs libsumo")
-    from envs.traffic.sim import _best_lanes
+    from envs.traffic.scenario import TrafficScenario
+    from envs.traffic.sim import best_lanes, compile_scenario
 
     for name in ("cologne1", "grid4x4"):
         cfg = read_sumocfg(nets_mod.sumocfg_path(name))
         net = load_sumo_network(cfg.net_file)
+        compiled = compile_scenario(TrafficScenario(network=net))
         begin = int(cfg.begin or 0)
         files = ["-n", str(cfg.net_file), "-r", str(cfg.route_files[0])]
         libsumo.start(["sumo", *files, "-b", str(begin), "--no-step-log", "--no-warnings"])
@@ -931,7 +933,7 @@ def test_best_departure_lanes_match_libsumo(nets_dir):
                 for v in libsumo.simulation.getDepartedIDList():
                     edges = [net.edge_index[e] for e in libsumo.vehicle.getRoute(v)]
                     lane = libsumo.vehicle.getLaneIndex(v)
-                    assert _best_lanes(net, edges)[0] >> lane & 1, (name, v, lane)
+                    assert best_lanes(compiled, edges)[0] >> lane & 1, (name, v, lane)
                     departures += 1
         finally:
             libsumo.close()

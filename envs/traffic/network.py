@@ -351,6 +351,15 @@ class Network:
         return tuple(tuple(sorted(s)) for s in succ)
 
     @cached_property
+    def edge_extent(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every edge's length and speed limit: its longest lane's and its fastest lane's."""
+        length = np.zeros(self.num_edges)
+        speed = np.zeros(self.num_edges)
+        np.maximum.at(length, self.lane_edge, self.lane_length)
+        np.maximum.at(speed, self.lane_edge, self.lane_speed)
+        return length, speed
+
+    @cached_property
     def routing_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Edge-to-edge links as SUMO's router weighs them: ``(ptr, to, seconds)``.
 

@@ -305,15 +305,28 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         edge_i[e] = (pos, pos + len(ls))
         pos += len(ls)
     route_i = np.zeros((len(sc.routes), 2), dtype=np.int32)
-    route_edges_l: list[tuple[int, int]] = []
+    ids = [net.edge_index[e] for route in sc.routes for e in route.edges]
+    route_edges = np.zeros((len(ids), 2), dtype=np.int32)
+    route_edges[:, 0] = ids
+    reach = np.zeros(n_l)
+    start = 0
     for r, route in enumerate(sc.routes):
-        ids = [net.edge_index[e] for e in route.edges]
-        route_i[r] = (len(route_edges_l), len(route_edges_l) + len(ids))
-        route_edges_l.extend(zip(ids, _best_lanes(net, ids), strict=True))
+        route_i[r] = (start, start + len(route.edges))
+        _mark_best_lanes(
+            route_edges,
+            start,
+            len(route.edges),
+            lane_f,
+            lane_i,
+            lout,
+            conn_i,
+            edge_i,
+            edge_lanes,
+            reach,
+        )
+        start += len(route.edges)
     esucc_ptr, esucc, esucc_t = net.routing_links
-    edge_f = np.zeros((net.num_edges, 2))
-    np.maximum.at(edge_f[:, 0], net.lane_edge, net.lane_length)
-    np.maximum.at(edge_f[:, 1], net.lane_edge, net.lane_speed)
+    edge_f = np.stack(net.edge_extent, axis=1)
     max_links = max([sig.num_links for sig in net.signals] or [1])
     phases = [p for sig in net.signals for p in sig.phases]
     phase_state = np.full((max(len(phases), 1), max_links), RED, dtype=np.uint8)
@@ -375,7 +388,7 @@ def compile_scenario(sc: TrafficScenario) -> Compiled:
         edge_i=edge_i,
         edge_lanes=edge_lanes,
         route_i=route_i,
-        route_edges=np.array(route_edges_l, dtype=np.int32).reshape(-1, 2),
+        route_edges=route_edges,
         route_dyn=np.array([r.at_departure for r in sc.routes], dtype=np.int32),
         esucc_ptr=esucc_ptr,
         esucc=esucc,
@@ -405,35 +418,66 @@ BEST_LANE_LOOKAHEAD = 3000.0
 """Metres along its route over which a vehicle compares lanes (SUMO's ``BEST_LANE_LOOKAHEAD``)."""
 
 
-def _best_lanes(net: Any, edges: list[int]) -> list[int]:
-    """Bit masks, over lane indices, of the lanes of each of ``edges`` that lead farthest along it.
+@numba.njit(cache=True)
+def _mark_best_lanes(
+    route_edges: np.ndarray,
+    start: int,
+    n: int,
+    lane_f: np.ndarray,
+    lane_i: np.ndarray,
+    lout: np.ndarray,
+    conn_i: np.ndarray,
+    edge_i: np.ndarray,
+    edge_lanes: np.ndarray,
+    reach: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Write the best lanes of the ``n`` route edges from ``route_edges[start]`` on.
 
-    A lane's reach is how far a vehicle gets along the rest of the route from it without a
-    lane change, up to :data:`BEST_LANE_LOOKAHEAD` (SUMO's best lanes). ``departLane="best"``
-    inserts on the freest of the first edge's best lanes, and a vehicle crossing a junction
-    takes a connection onto one of the next edge's best lanes where it can.
+    Each edge's entry gets the bit mask, over lane indices, of its lanes that lead farthest
+    along the rest of the route without a lane change, up to :data:`BEST_LANE_LOOKAHEAD`
+    (SUMO's best lanes). ``departLane="best"`` inserts on the freest of the first edge's best
+    lanes, and a vehicle crossing a junction takes a connection onto one of the next edge's
+    best lanes where it can. ``reach`` (one entry per lane) is scratch.
     """
-    outgoing, lane_edge, length = net.lane_outgoing, net.lane_edge, net.lane_length
-    conn_to = net.conn_to
-    masks = [0] * len(edges)
-    reach: dict[int, float] = {}  # lane of the edge after this one: metres from its start
-    for k in range(len(edges) - 1, -1, -1):
-        here: dict[int, float] = {}
-        for lane in net.edge_lanes[edges[k]]:
-            on = 0.0
-            if k + 1 < len(edges):
-                for c in outgoing[lane]:
-                    to = int(conn_to[c])
-                    if lane_edge[to] == edges[k + 1]:
+    for k in range(n - 1, -1, -1):
+        e = route_edges[start + k, 0]
+        top = -1.0
+        for j in range(edge_i[e, 0], edge_i[e, 1]):
+            lane = edge_lanes[j]
+            on = 0.0  # metres on from the lane's end: the best connected lane of the next edge
+            if k + 1 < n:
+                nxt = route_edges[start + k + 1, 0]
+                for jj in range(lane_i[lane, 1], lane_i[lane, 2]):
+                    to = conn_i[lout[jj], 1]
+                    if lane_i[to, 0] == nxt:
                         on = max(on, reach[to])
-            here[lane] = float(length[lane]) + on
-        capped = {lane: min(r, BEST_LANE_LOOKAHEAD) for lane, r in here.items()}
-        top = max(capped.values())
-        for lane, r in capped.items():
-            if r >= top - 1e-9:
-                masks[k] |= 1 << int(net.lane_index[lane])
-        reach = here
-    return masks
+            reach[lane] = lane_f[lane, 0] + on
+            top = max(top, min(reach[lane], BEST_LANE_LOOKAHEAD))
+        mask = 0
+        for j in range(edge_i[e, 0], edge_i[e, 1]):
+            lane = edge_lanes[j]
+            if min(reach[lane], BEST_LANE_LOOKAHEAD) >= top - 1e-9:
+                mask |= 1 << lane_i[lane, 3]
+        route_edges[start + k, 1] = mask
+
+
+def best_lanes(c: Compiled, edges: list[int]) -> np.ndarray:
+    """The best lanes' bit masks of a route along ``edges`` (see :func:`_mark_best_lanes`)."""
+    route = np.zeros((len(edges), 2), dtype=np.int32)
+    route[:, 0] = edges
+    _mark_best_lanes(
+        route,
+        0,
+        len(edges),
+        c.lane_f,
+        c.lane_i,
+        c.lout,
+        c.conn_i,
+        c.edge_i,
+        c.edge_lanes,
+        np.zeros(c.lane_f.shape[0]),
+    )
+    return route[:, 1]
 
 
 DEPART_LANE_CODES = {"best": -1, "free": -2, "random": -3, "first": -4}
@@ -1636,27 +1680,7 @@ def _route_at_departure(
         return r
     for k in range(n):
         route_edges[start + k, 0] = path[n - 1 - k]
-    # best lanes, as _best_lanes: a lane's reach along the rest of the route, capped
-    for k in range(n - 1, -1, -1):
-        e = route_edges[start + k, 0]
-        top = -1.0
-        for j in range(edge_i[e, 0], edge_i[e, 1]):
-            lane = edge_lanes[j]
-            on = 0.0
-            if k + 1 < n:
-                nxt = route_edges[start + k + 1, 0]
-                for jj in range(lane_i[lane, 1], lane_i[lane, 2]):
-                    to = conn_i[lout[jj], 1]
-                    if lane_i[to, 0] == nxt:
-                        on = max(on, reach[to])
-            reach[lane] = lane_f[lane, 0] + on
-            top = max(top, min(reach[lane], BEST_LANE_LOOKAHEAD))
-        mask = 0
-        for j in range(edge_i[e, 0], edge_i[e, 1]):
-            lane = edge_lanes[j]
-            if min(reach[lane], BEST_LANE_LOOKAHEAD) >= top - 1e-9:
-                mask |= 1 << lane_i[lane, 3]
-        route_edges[start + k, 1] = mask
+    _mark_best_lanes(route_edges, start, n, lane_f, lane_i, lout, conn_i, edge_i, edge_lanes, reach)
     route_i[q, 0] = start
     route_i[q, 1] = start + n
     route_fill[b, 0] = q + 1

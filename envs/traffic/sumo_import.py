@@ -1502,11 +1502,7 @@ class _Router:
 
     def __init__(self, net: Network) -> None:
         n = net.num_edges
-        self.length = [0.0] * n
-        self.speed = [0.0] * n
-        for lane, e in enumerate(net.lane_edge.tolist()):
-            self.length[e] = max(self.length[e], float(net.lane_length[lane]))
-            self.speed[e] = max(self.speed[e], float(net.lane_speed[lane]))
+        self.length, self.speed = (x.tolist() for x in net.edge_extent)
         self.top_speed = max(self.speed, default=1.0)
         ptr, to, secs = net.routing_links
         self.succ: list[dict[int, float]] = [
